@@ -1,0 +1,184 @@
+/*
+ * queue: the durable mail queue, one LMDB environment in queue_dir.
+ *
+ * Only this module touches LMDB; nobody above sees MDB_* codes.  Errors are
+ * rl codes: RL_EQFULL when the map is full (the caller answers 452 4.3.1),
+ * RL_EQUEUE for any other storage failure, RL_ENOTFOUND for an unknown ID,
+ * -EEXIST only when no free ID could be found (an explicit ID that is taken
+ * is replaced, see queue_msg_insert()), RL_EVERSION for a record or queue
+ * written by a newer version, negated errno values for system errors.
+ *
+ * After a write operation fails, the transaction is failed: later calls on
+ * it return the same code and queue_txn_commit() aborts and returns it, so
+ * half of an operation is never committed.
+ *
+ * Layout (named databases in one environment):
+ *   "msg"   queue ID -> envelope record (versioned binary, see queue_rec.c)
+ *   "body"  queue ID -> message content, CRLF lines, not dot-stuffed
+ *   "sched" 8-byte big-endian next-attempt time + queue ID -> empty;
+ *           every message that is neither held nor finished has exactly one
+ *           entry, so due work is found by a cursor from the start and
+ *           never by scanning the queue
+ *   "meta"  small named values (format version, control generation)
+ *
+ * Threads and processes: a struct queue may be used from one thread at a
+ * time.  A transaction begins and ends inside one function call of the
+ * caller and on one thread (LMDB binds write transactions to their thread);
+ * never keep one across an event loop turn.  Several processes (the relay,
+ * mailq, sendmail, queue control) open the same directory at once; LMDB's
+ * lock file serialises their writers.
+ *
+ * Durability: queue_txn_commit() returns only after the data is on disk
+ * (fsync), unless the queue was opened with QUEUE_O_NOSYNC (tests only).
+ */
+#ifndef QUEUE_H
+#define QUEUE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "rl.h"
+
+struct queue;
+struct queue_txn;
+
+/* Queue IDs are 10 upper-case hex digits (Postfix short-ID style), so that
+ * an ID plus its mailq marker fits the 11-column field. */
+#define QUEUE_ID_LEN 10
+#define QUEUE_ID_SIZE (QUEUE_ID_LEN + 1)
+
+enum queue_rcpt_state {
+	QUEUE_RCPT_PENDING = 0, /* not yet attempted */
+	QUEUE_RCPT_DEFERRED,    /* attempted, temporary failure; reason set */
+	QUEUE_RCPT_SENT,        /* delivered; kept until the message is done */
+	QUEUE_RCPT_BOUNCED,     /* permanent failure; reason set */
+};
+
+/* Message flags (persisted). */
+#define QUEUE_F_HOLD 0x01     /* on hold: not scheduled until released */
+#define QUEUE_F_8BITMIME 0x02 /* MAIL FROM had BODY=8BITMIME */
+#define QUEUE_F_SMTPUTF8 0x04 /* MAIL FROM had SMTPUTF8 */
+#define QUEUE_F_BOUNCE 0x08   /* a DSN made by the relay: never bounce it */
+
+struct queue_rcpt {
+	char *address;  /* without angle brackets */
+	int state;      /* enum queue_rcpt_state */
+	char dsn[12];   /* last enhanced status, "4.7.5"; "" if none */
+	char *reason;   /* last reason text; NULL if none */
+};
+
+/*
+ * A decoded envelope.  Strings and the recipient array belong to the
+ * struct: queue_msg_free() releases them.  A caller building a message for
+ * queue_msg_insert() may fill it with its own (borrowed) pointers instead and
+ * must then not call queue_msg_free() on it.
+ */
+struct queue_msg {
+	char id[QUEUE_ID_SIZE]; /* "" to let queue_msg_insert() pick one */
+	char *sender;           /* "" for the null sender */
+	int64_t arrival;        /* epoch seconds */
+	int64_t next_attempt;   /* epoch seconds; meaningful when scheduled */
+	uint32_t attempts;      /* delivery attempts so far */
+	uint32_t flags;         /* QUEUE_F_* */
+	uint64_t size;          /* bytes of content */
+	size_t nrcpt;
+	struct queue_rcpt *rcpt;
+};
+
+/* queue_open() flags */
+#define QUEUE_O_RDONLY 0x01 /* read-only (mailq, queue show) */
+#define QUEUE_O_NOSYNC 0x02 /* no fsync at commit: tests and benchmarks only */
+
+/*
+ * Open (creating if needed, mode 0700) the queue in dir.  mapsize is the
+ * most bytes the queue may ever hold (0: the default, 4 GiB); an existing
+ * queue keeps a larger size that an earlier open recorded (LMDB never
+ * shrinks it).  QUEUE_O_RDONLY needs an existing queue and a writable lock
+ * file.  On failure *out is NULL and why (if given) says what went wrong.
+ * One process must open a directory only once at a time (an LMDB rule).
+ */
+int queue_open(const char *dir, uint64_t mapsize, unsigned flags,
+	       struct queue **out, struct rl_why *why) RL_WUR;
+void queue_close(struct queue *q);
+
+/*
+ * Begin a transaction; write != 0 for a write transaction (-EROFS on a
+ * read-only queue).  If another process grew the map, the new size is
+ * adopted first, which needs this process to have no other transaction
+ * open (-EBUSY otherwise).
+ */
+int queue_txn_begin(struct queue *q, int write, struct queue_txn **out) RL_WUR;
+/* Commit (and for a write transaction sync); frees t whatever the result.
+ * A failed transaction (see above) is aborted and its failure returned. */
+int queue_txn_commit(struct queue_txn *t) RL_WUR;
+/* Abandon; frees t.  queue_txn_abort(NULL) is a no-op. */
+void queue_txn_abort(struct queue_txn *t);
+
+/*
+ * Make a fresh queue ID from a time (seconds, microseconds).  The result is
+ * unique among IDs made in one process; queue_msg_insert() still checks.
+ */
+void queue_id_make(char out[QUEUE_ID_SIZE], int64_t sec, long usec);
+
+/*
+ * Store a new message: envelope and content.  If m->id is "" an ID is made
+ * from the clock; if m->id is set but taken, a fresh ID is made and written
+ * back to m->id (so callers always learn the final ID there).  The message
+ * is scheduled at m->next_attempt unless QUEUE_F_HOLD is set (or no
+ * recipient is PENDING or DEFERRED, as for queue_msg_update()).  m->size is
+ * set to len.  An explicit m->id must be QUEUE_ID_LEN upper-case hex digits
+ * (-EINVAL otherwise).  Borrowed: m's strings and body.
+ */
+int queue_msg_insert(struct queue_txn *t, struct queue_msg *m,
+		     const void *body, size_t len) RL_WUR;
+
+/*
+ * Rewrite an existing message's envelope (recipient states, attempts,
+ * flags, next_attempt) and move its schedule entry to match: removed when
+ * held or when no recipient is PENDING or DEFERRED, else at next_attempt.
+ */
+int queue_msg_update(struct queue_txn *t, const struct queue_msg *m) RL_WUR;
+
+/* Remove a message, its content and its schedule entry. */
+int queue_msg_delete(struct queue_txn *t, const char *id) RL_WUR;
+
+/* Decode one message's envelope; *out is freed with queue_msg_free(). */
+int queue_msg_load(struct queue_txn *t, const char *id,
+		   struct queue_msg **out) RL_WUR;
+void queue_msg_free(struct queue_msg *m);
+
+/* Content of a message; the pointer is valid until the transaction ends
+ * (in a write transaction: until its next change). */
+int queue_body_get(struct queue_txn *t, const char *id, const void **data,
+		   size_t *len) RL_WUR;
+
+/*
+ * Visit every message in ID order; stops early and returns cb's value when
+ * cb returns non-zero.  m is valid only during the call.
+ */
+int queue_foreach(struct queue_txn *t,
+		  int (*cb)(void *arg, const struct queue_msg *m), void *arg);
+
+/*
+ * Due work: fill ids[] with up to max IDs whose next attempt is <= now, in
+ * order of next attempt, and set *n.  *next is set to the time of the first
+ * entry not returned (INT64_MAX when none), so the caller can arm a timer.
+ * Cost is proportional to what is returned, not to the queue's size.
+ */
+int queue_due(struct queue_txn *t, int64_t now, size_t max,
+	      char (*ids)[QUEUE_ID_SIZE], size_t *n, int64_t *next) RL_WUR;
+
+/* Number of messages and total content bytes (for statistics). */
+int queue_stat(struct queue_txn *t, uint64_t *nmsg, uint64_t *bytes) RL_WUR;
+
+/*
+ * A counter that queue control commands (flush, hold, release, delete) bump
+ * so the running relay notices their changes without scanning.
+ */
+int queue_ctl_bump(struct queue_txn *t) RL_WUR;
+int queue_ctl_get(struct queue_txn *t, uint64_t *gen) RL_WUR;
+
+/* Text of a recipient state for listings: "pending", "deferred", ... */
+const char *queue_rcpt_state_name(int state);
+
+#endif

@@ -1,0 +1,95 @@
+/*
+ * queue_int: declarations shared by queue.c (LMDB) and queue_rec.c (the
+ * envelope record codec).  Other modules never include this file; the fuzz
+ * target and the unit test do, to reach the codec directly.
+ *
+ * Record format, version 1 (all integers little-endian, fixed width):
+ *
+ *   u8   version                  QUEUE_REC_VERSION
+ *   u32  flags                    QUEUE_F_*
+ *   u32  attempts
+ *   i64  arrival                  two's complement
+ *   i64  next_attempt             two's complement
+ *   u64  size
+ *   str  sender                   0..QUEUE_REC_ADDR_MAX bytes
+ *   u32  nrcpt                    0..QUEUE_REC_RCPT_MAX
+ *   nrcpt times:
+ *     u8   state                  enum queue_rcpt_state
+ *     u8   dsn length, then bytes 0..QUEUE_REC_DSN_MAX
+ *     str  address                1..QUEUE_REC_ADDR_MAX bytes
+ *     str  reason                 0..QUEUE_REC_REASON_MAX bytes; 0 = none
+ *
+ * where str is a u32 length followed by that many bytes, none of them NUL.
+ * The queue ID is the LMDB key and is not repeated in the record.  The
+ * encoding is canonical: decode accepts exactly the byte strings that encode
+ * can produce, so encode(decode(x)) == x for every accepted x.
+ */
+#ifndef QUEUE_INT_H
+#define QUEUE_INT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "queue.h"
+#include "rl.h"
+
+#define QUEUE_REC_VERSION 1
+/* RFC 5321 4.5.3.1.3 caps a path at 256 octets; leave room for SMTPUTF8 and
+ * for whatever an older relay accepted, but keep a hard bound. */
+#define QUEUE_REC_ADDR_MAX 1024
+#define QUEUE_REC_REASON_MAX 4096
+#define QUEUE_REC_DSN_MAX (sizeof(((struct queue_rcpt *)0)->dsn) - 1)
+#define QUEUE_REC_RCPT_MAX 100000
+/* Fixed part before the sender: version, flags, attempts, three 64-bit. */
+#define QUEUE_REC_HEAD_LEN (1 + 4 + 4 + 8 + 8 + 8)
+/* Smallest encoded recipient: state, dsn length, 1-byte address, reason. */
+#define QUEUE_REC_RCPT_MIN (1 + 1 + 4 + 1 + 4)
+#define QUEUE_REC_RCPT_BIG                                                  \
+	(1 + 1 + QUEUE_REC_DSN_MAX + 4 + QUEUE_REC_ADDR_MAX + 4 + QUEUE_REC_REASON_MAX)
+/* Largest record encode can produce: the rl_buf limit for encoding. */
+#define QUEUE_REC_MAX                                                       \
+	(QUEUE_REC_HEAD_LEN + 4 + QUEUE_REC_ADDR_MAX + 4 +                  \
+	 (size_t)QUEUE_REC_RCPT_MAX * QUEUE_REC_RCPT_BIG)
+
+/* The fixed part of a record, readable without decoding the rest. */
+struct queue_rec_head {
+	unsigned version;
+	uint32_t flags;
+	uint32_t attempts;
+	int64_t arrival;
+	int64_t next_attempt;
+	uint64_t size;
+};
+
+/*
+ * Append the record for m to out (the ID is not part of it).  An empty
+ * reason is written as "none".  Returns RL_ETOOBIG when a string or the
+ * recipient count exceeds the format's limits, or out's own limit is hit;
+ * -EINVAL for an empty recipient address; -ENOMEM.  On failure out is left as it was.  Requires m->sender and each
+ * address to be non-NULL and each state to be valid (programmer bugs).
+ */
+int queue_rec_encode(const struct queue_msg *m, struct rl_buf *out) RL_WUR;
+
+/*
+ * Decode n bytes at p into a new message (id left ""), freed with
+ * queue_msg_free().  Safe on arbitrary bytes.  Returns RL_EPARSE for
+ * anything malformed (short, long, bad length, NUL in a string, unknown
+ * state), RL_EVERSION for a newer record version, -ENOMEM.  *out is NULL on
+ * failure.
+ */
+int queue_rec_decode(const void *p, size_t n, struct queue_msg **out) RL_WUR;
+
+/*
+ * Read only the fixed part of a record (cheap; no allocation).  RL_EPARSE
+ * when shorter than the fixed part or version 0, RL_EVERSION when newer.
+ */
+int queue_rec_peek(const void *p, size_t n, struct queue_rec_head *h) RL_WUR;
+
+/* Whether m must have a schedule entry: not held, and some recipient is
+ * still PENDING or DEFERRED. */
+int queue_msg_is_scheduled(const struct queue_msg *m);
+
+/* Whether id is exactly QUEUE_ID_LEN upper-case hex digits. */
+int queue_id_valid(const char *id);
+
+#endif

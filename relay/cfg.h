@@ -1,0 +1,111 @@
+/*
+ * cfg: the relay's configuration file (INTERFACE.md, "Configuration file").
+ *
+ * cfg_parse() is a pure function over the file's bytes: no I/O, no logging,
+ * no globals.  It fills a struct cfg whose strings and arrays it owns
+ * (cfg_fini() releases them).  Every key of the contract is parsed and its
+ * value validated; an unknown key or a bad value fails with RL_ECONFIG and
+ * cfg_error names the line.  cfg_load() reads a file and calls cfg_parse().
+ *
+ * Keys beyond the contract (documented in README.md):
+ *   smtpd_timeout          idle time allowed between client commands (300s)
+ *   smtpd_max_session_time longest inbound session (1h)
+ *   smtpd_max_connections  simultaneous inbound sessions (1000)
+ *   smtpd_max_recipients   recipients per message (1000)
+ *   queue_max_size         most bytes the LMDB queue may hold (4294967296)
+ */
+#ifndef CFG_H
+#define CFG_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include "rl.h"
+
+#define CFG_MAX_LISTEN 16
+#define CFG_MAX_NETWORKS 64
+#define CFG_MAX_DNS 8
+
+/* A socket address to listen on or to query (sockaddr_in or _in6). */
+struct cfg_addr {
+	struct sockaddr_storage sa;
+	socklen_t len;
+};
+
+/* A client network: family AF_INET or AF_INET6, address bytes, prefix. */
+struct cfg_net {
+	int family;
+	unsigned char addr[16];
+	unsigned prefix;
+};
+
+/* Protocol bits for tls_protocols. */
+#define CFG_TLS1_0 0x01
+#define CFG_TLS1_1 0x02
+#define CFG_TLS1_2 0x04
+#define CFG_TLS1_3 0x08
+
+struct cfg {
+	struct cfg_addr listen[CFG_MAX_LISTEN];
+	size_t nlisten;
+	char *myhostname;
+	struct cfg_net mynetworks[CFG_MAX_NETWORKS];
+	size_t nmynetworks;
+	char *queue_dir;
+	char *policy_file;
+	int default_tls_level; /* enum pol_level */
+	unsigned remote_port;
+	int dns_system;        /* dns_servers = system */
+	struct cfg_addr dns[CFG_MAX_DNS];
+	size_t ndns;
+	char *dns_trust_anchor_file;
+	char *dns_unbound_config;  /* NULL if unset */
+	char *tls_ca_file;         /* NULL: system trust store */
+	char *tls_cert_file;       /* NULL if unset */
+	char *tls_key_file;
+	unsigned tls_protocols;    /* CFG_TLS* bits allowed outbound */
+	char *tls_protocols_text;  /* as written, for messages */
+	char *tls_priority;        /* GnuTLS priority string */
+	char *smtpd_tls_cert_file; /* NULL if unset */
+	char *smtpd_tls_key_file;
+	int tls_loglevel;          /* 0..4 */
+	uint64_t max_message_size;
+	int64_t retry_min;         /* seconds */
+	int64_t retry_max;
+	int64_t queue_lifetime;
+	int64_t smtpd_timeout;
+	int64_t smtpd_max_session_time;
+	unsigned smtpd_max_connections;
+	unsigned smtpd_max_recipients;
+	uint64_t queue_max_size;
+	char *path; /* the file this came from ("(defaults)" if none) */
+};
+
+/* Where a parse failed: line number (1-based) and a message. */
+struct cfg_error {
+	unsigned line;
+	char msg[256];
+};
+
+/* Fill c with the defaults of the contract (myhostname from the system). */
+int cfg_defaults(struct cfg *c) RL_WUR;
+void cfg_fini(struct cfg *c);
+
+/*
+ * Parse a file's text over the defaults already in c.  On failure returns
+ * RL_ECONFIG with err set; c is then in an unspecified (but finishable) state.
+ */
+int cfg_parse(struct cfg *c, const char *text, size_t len,
+	      struct cfg_error *err) RL_WUR;
+
+/*
+ * cfg_defaults() + read path + cfg_parse().  On failure err->msg holds one
+ * line ready to print: "PATH:LINE: message" (or "PATH: strerror").
+ */
+int cfg_load(struct cfg *c, const char *path, struct cfg_error *err) RL_WUR;
+
+/* Is addr (sockaddr_in/_in6, v4-mapped v6 treated as v4) in mynetworks? */
+int cfg_net_match(const struct cfg *c, const struct sockaddr *addr);
+
+#endif

@@ -1,0 +1,1099 @@
+/*
+ * cfg_parse: the relay's configuration file (INTERFACE.md, "Configuration
+ * file").
+ *
+ * The syntax is Postfix main.cf's, so that administrators find no surprises:
+ * "key = value" lines; a line whose first non-blank character is '#' is a
+ * comment (a '#' later in a value belongs to the value); a line that starts
+ * with a blank continues the previous key's value; blank lines are ignored.
+ * Unlike Postfix, "$name" is not expanded and an unknown key is an error,
+ * because a typo in a TLS setting must stop the relay, not be ignored.
+ *
+ * The file is read in two passes: the first checks the raw bytes of every
+ * line (NUL, control characters, length), the second joins continuation
+ * lines and hands each "key = value" to the handler of its key in cfg_keys[].
+ * Cross-key checks (retry_min <= retry_max, certificate/key pairs) run last.
+ *
+ * cfg_parse() and its helpers do no I/O and keep no state outside the struct
+ * cfg they fill; only cfg_defaults() (gethostname) and cfg_load() (reading
+ * the file) at the end of this file touch the system.
+ */
+#include "cfg.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+#include "pol.h"
+
+/* One physical line, without its LF or CRLF (the contract's limit). */
+#define CFG_LINE_MAX 4096
+/* A key line joined with its continuation lines. */
+#define CFG_LOGICAL_MAX 65536
+/* cfg_load() refuses larger files: a configuration is a few KB. */
+#define CFG_FILE_MAX (1024 * 1024)
+/* How much of an offending value an error message quotes. */
+#define CFG_QUOTE_MAX 80
+/*
+ * Longest time value, in seconds (about 68 years).  The relay converts
+ * times to milliseconds and adds them to time_t values; this bound keeps
+ * that arithmetic far from overflow.
+ */
+#define CFG_TIME_MAX INT32_MAX
+/* The protocols tls_protocols can enable. */
+#define CFG_TLS_ALL (CFG_TLS1_0 | CFG_TLS1_1 | CFG_TLS1_2 | CFG_TLS1_3)
+/* Entries of cfg_keys[]; checked by a static assertion below it. */
+#define CFG_NKEYS 27
+
+struct cfg_state {
+	struct cfg *c;
+	struct cfg_error *err;
+	unsigned line;		      /* line of the key being applied */
+	unsigned key_line[CFG_NKEYS]; /* where each key was last set, 0 = not */
+};
+
+struct cfg_key {
+	const char *name;
+	int (*set)(struct cfg_state *st, const struct cfg_key *k, const char *v, size_t n);
+	size_t off;   /* offset of the field, for the generic handlers */
+	uint64_t min; /* range, for the numeric handlers */
+	uint64_t max;
+	int empty_ok; /* an empty value is meaningful (mynetworks) */
+};
+
+static int cfg_fail(struct cfg_state *st, const char *fmt, ...) RL_PRINTF(2, 3);
+
+static int cfg_fail(struct cfg_state *st, const char *fmt, ...)
+{
+	va_list ap;
+
+	st->err->line = st->line;
+	va_start(ap, fmt);
+	vsnprintf(st->err->msg, sizeof(st->err->msg), fmt, ap);
+	va_end(ap);
+	return RL_ECONFIG;
+}
+
+/* Translate an allocation or buffer failure into an error message. */
+static int cfg_fail_code(struct cfg_state *st, int rc)
+{
+	if (rc == RL_ETOOBIG)
+		return cfg_fail(st, "line too long with its continuation lines (over %d bytes)",
+				CFG_LOGICAL_MAX);
+	if (rc < 0) {
+		cfg_fail(st, "%s", rl_strerror(rc));
+		return rc;
+	}
+	return 0;
+}
+
+/* Length of a value to quote in a message ("%.*s"), capped. */
+static int qlen(size_t n)
+{
+	return (int)(n < CFG_QUOTE_MAX ? n : CFG_QUOTE_MAX);
+}
+
+static int is_blank(char ch)
+{
+	return ch == ' ' || ch == '\t';
+}
+
+static void trim(const char **s, size_t *n)
+{
+	while (*n && is_blank(**s)) {
+		(*s)++;
+		(*n)--;
+	}
+	while (*n && is_blank((*s)[*n - 1]))
+		(*n)--;
+}
+
+/*
+ * The next physical line from *pos: its start and its length without the
+ * LF or CRLF that ends it.  The last line need not end in LF.
+ */
+static int line_next(const char *text, size_t len, size_t *pos, const char **line, size_t *n)
+{
+	const char *s, *nl;
+	size_t l;
+
+	if (*pos >= len)
+		return 0;
+	s = text + *pos;
+	nl = memchr(s, '\n', len - *pos);
+	l = nl ? (size_t)(nl - s) : len - *pos;
+	*pos += l + (nl ? 1 : 0);
+	if (l && s[l - 1] == '\r')
+		l--;
+	*line = s;
+	*n = l;
+	return 1;
+}
+
+/*
+ * The next item of a comma-separated list, trimmed of blanks.  An item may
+ * be empty ("a,,b"), which callers reject.  *p is NULL after the last item.
+ */
+static int list_next(const char **p, const char *end, const char **item, size_t *n)
+{
+	const char *s = *p, *comma;
+
+	if (!s)
+		return 0;
+	comma = memchr(s, ',', (size_t)(end - s));
+	*p = comma ? comma + 1 : NULL;
+	*item = s;
+	*n = (size_t)((comma ? comma : end) - s);
+	trim(item, n);
+	return 1;
+}
+
+static int is_sep(const char *seps, char ch)
+{
+	return ch != '\0' && strchr(seps, ch) != NULL;
+}
+
+/* The next token separated by any run of the characters in seps. */
+static int tok_next(const char **p, const char *end, const char *seps, const char **tok, size_t *n)
+{
+	const char *s = *p;
+
+	while (s < end && is_sep(seps, *s))
+		s++;
+	if (s == end)
+		return 0;
+	*tok = s;
+	while (s < end && !is_sep(seps, *s))
+		s++;
+	*n = (size_t)(s - *tok);
+	*p = s;
+	return 1;
+}
+
+/* Decimal digits only, no sign, at most max; RL_ETOOBIG above it. */
+static int parse_u64(const char *s, size_t n, uint64_t max, uint64_t *out)
+{
+	uint64_t v = 0;
+
+	if (n == 0)
+		return RL_EPARSE;
+	for (size_t i = 0; i < n; i++) {
+		unsigned d = (unsigned)(unsigned char)s[i] - '0';
+
+		if (d > 9)
+			return RL_EPARSE;
+		/* v * 10 + d <= max, written so that nothing wraps. */
+		if (d > max || v > (max - d) / 10)
+			return RL_ETOOBIG;
+		v = v * 10 + d;
+	}
+	*out = v;
+	return 0;
+}
+
+static int parse_port(const char *s, size_t n, unsigned *port)
+{
+	uint64_t v;
+
+	if (parse_u64(s, n, 65535, &v) < 0 || v == 0)
+		return RL_EPARSE;
+	*port = (unsigned)v;
+	return 0;
+}
+
+/* inet_pton() over a slice: af's address bytes into out (4 or 16). */
+static int addr_pton(int af, const char *s, size_t n, unsigned char *out)
+{
+	char buf[64];
+
+	if (n >= sizeof(buf))
+		return RL_EPARSE;
+	memcpy(buf, s, n);
+	buf[n] = '\0';
+	return inet_pton(af, buf, out) == 1 ? 0 : RL_EPARSE;
+}
+
+static void addr_fill(struct cfg_addr *a, int af, const unsigned char *bytes, unsigned port)
+{
+	memset(a, 0, sizeof(*a));
+	if (af == AF_INET) {
+		struct sockaddr_in *sin = (struct sockaddr_in *)&a->sa;
+
+		sin->sin_family = AF_INET;
+		sin->sin_port = htons((uint16_t)port);
+		memcpy(&sin->sin_addr, bytes, 4);
+		a->len = sizeof(*sin);
+	} else {
+		struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&a->sa;
+
+		sin6->sin6_family = AF_INET6;
+		sin6->sin6_port = htons((uint16_t)port);
+		memcpy(&sin6->sin6_addr, bytes, 16);
+		a->len = sizeof(*sin6);
+	}
+}
+
+/* "IPv4:PORT" or "[IPv6]:PORT" (listen). */
+static int parse_hostport(const char *s, size_t n, struct cfg_addr *a)
+{
+	const char *end = s + n, *host = s, *colon;
+	unsigned char bytes[16];
+	unsigned port;
+	int af = AF_INET;
+
+	if (n && s[0] == '[') {
+		const char *rb = memchr(s, ']', n);
+
+		if (!rb)
+			return RL_EPARSE;
+		af = AF_INET6;
+		host = s + 1;
+		colon = rb + 1 < end && rb[1] == ':' ? rb + 1 : NULL;
+		n = (size_t)(rb - host);
+	} else {
+		colon = memchr(s, ':', n);
+		n = colon ? (size_t)(colon - s) : n;
+	}
+	if (!colon)
+		return RL_EPARSE;
+	if (parse_port(colon + 1, (size_t)(end - colon - 1), &port) < 0)
+		return RL_EPARSE;
+	if (addr_pton(af, host, n, bytes) < 0)
+		return RL_EPARSE;
+	addr_fill(a, af, bytes, port);
+	return 0;
+}
+
+/* "IP[@PORT]" with a bare IPv4 or IPv6 address (dns_servers). */
+static int parse_server(const char *s, size_t n, struct cfg_addr *a)
+{
+	const char *at = memchr(s, '@', n);
+	size_t hlen = at ? (size_t)(at - s) : n;
+	unsigned char bytes[16];
+	unsigned port = 53;
+	int af = memchr(s, ':', hlen) ? AF_INET6 : AF_INET;
+
+	if (at && parse_port(at + 1, n - hlen - 1, &port) < 0)
+		return RL_EPARSE;
+	if (addr_pton(af, s, hlen, bytes) < 0)
+		return RL_EPARSE;
+	addr_fill(a, af, bytes, port);
+	return 0;
+}
+
+/* Do the first bits bits of a and b agree? */
+static int prefix_eq(const unsigned char *a, const unsigned char *b, unsigned bits)
+{
+	size_t full = bits / 8;
+	unsigned rest = bits % 8;
+	unsigned char mask;
+
+	if (memcmp(a, b, full) != 0)
+		return 0;
+	if (rest == 0)
+		return 1;
+	mask = (unsigned char)(0xff << (8 - rest));
+	return (a[full] & mask) == (b[full] & mask);
+}
+
+/* Clear every bit of addr (alen bytes) beyond the first bits bits. */
+static void mask_host(unsigned char *addr, size_t alen, unsigned bits)
+{
+	for (size_t i = 0; i < alen; i++) {
+		if (bits >= 8) {
+			bits -= 8;
+			continue;
+		}
+		addr[i] &= (unsigned char)(0xff << (8 - bits));
+		bits = 0;
+	}
+}
+
+/*
+ * One mynetworks entry: "a.b.c.d[/n]", "[v6][/n]" or bare "v6[/n]" (Postfix
+ * accepts both IPv6 forms).  Returns NULL or why the entry was refused.
+ */
+static const char *parse_net(const char *s, size_t n, struct cfg_net *net)
+{
+	const char *slash = memchr(s, '/', n);
+	size_t alen = slash ? (size_t)(slash - s) : n;
+	const char *a = s;
+	unsigned width;
+	uint64_t prefix;
+
+	memset(net, 0, sizeof(*net));
+	net->family = memchr(s, ':', alen) || (alen && s[0] == '[') ? AF_INET6 : AF_INET;
+	if (alen >= 2 && s[0] == '[' && s[alen - 1] == ']') {
+		a = s + 1;
+		alen -= 2;
+	}
+	if (addr_pton(net->family, a, alen, net->addr) < 0)
+		return "bad address";
+	width = net->family == AF_INET ? 32 : 128;
+	prefix = width;
+	if (slash && parse_u64(slash + 1, (size_t)(s + n - slash - 1), width, &prefix) < 0)
+		return "bad prefix length";
+	net->prefix = (unsigned)prefix;
+	return NULL;
+}
+
+/* Handlers, one per kind of value.  v is trimmed and n > 0 unless empty_ok. */
+
+static void *field(struct cfg_state *st, const struct cfg_key *k)
+{
+	return (char *)st->c + k->off;
+}
+
+static int set_str(struct cfg_state *st, const struct cfg_key *k, const char *v, size_t n)
+{
+	char **dst = field(st, k);
+	char *copy = strndup(v, n);
+
+	if (!copy)
+		return cfg_fail_code(st, -ENOMEM);
+	free(*dst);
+	*dst = copy;
+	return 0;
+}
+
+/* A number within [k->min, k->max] for the unsigned and int fields. */
+static int get_range(struct cfg_state *st, const struct cfg_key *k, const char *v, size_t n,
+		     uint64_t *out)
+{
+	if (parse_u64(v, n, k->max, out) < 0 || *out < k->min)
+		return cfg_fail(st, "%s: expected a number from %llu to %llu, got \"%.*s\"",
+				k->name, (unsigned long long)k->min, (unsigned long long)k->max,
+				qlen(n), v);
+	return 0;
+}
+
+static int set_uint(struct cfg_state *st, const struct cfg_key *k, const char *v, size_t n)
+{
+	uint64_t x = 0;
+	int rc = get_range(st, k, v, n, &x);
+
+	if (rc < 0)
+		return rc;
+	*(unsigned *)field(st, k) = (unsigned)x;
+	return 0;
+}
+
+static int set_int(struct cfg_state *st, const struct cfg_key *k, const char *v, size_t n)
+{
+	uint64_t x = 0;
+	int rc = get_range(st, k, v, n, &x);
+
+	if (rc < 0)
+		return rc;
+	*(int *)field(st, k) = (int)x;
+	return 0;
+}
+
+/* Bytes: digits only.  "50M" is refused rather than misread as 50. */
+static int set_size(struct cfg_state *st, const struct cfg_key *k, const char *v, size_t n)
+{
+	uint64_t x = 0;
+	int rc = parse_u64(v, n, UINT64_MAX, &x);
+
+	if (rc == RL_EPARSE && v[n - 1] >= '0' && v[n - 1] <= '9')
+		return cfg_fail(st, "%s: bad size \"%.*s\" (expected bytes)", k->name, qlen(n), v);
+	if (rc == RL_EPARSE)
+		return cfg_fail(st, "%s: sizes are in bytes, without a unit: \"%.*s\"", k->name,
+				qlen(n), v);
+	if (rc < 0)
+		return cfg_fail(st, "%s: size \"%.*s\" is too large", k->name, qlen(n), v);
+	if (x < k->min)
+		return cfg_fail(st, "%s: must be at least %llu bytes, got %llu", k->name,
+				(unsigned long long)k->min, (unsigned long long)x);
+	*(uint64_t *)field(st, k) = x;
+	return 0;
+}
+
+static const struct {
+	char unit;
+	uint64_t seconds;
+} cfg_units[] = {
+    {'s', 1}, {'m', 60}, {'h', 3600}, {'d', 86400}, {'w', 604800},
+};
+
+/* A time: digits and exactly one unit, as Postfix time values. */
+static int set_time(struct cfg_state *st, const struct cfg_key *k, const char *v, size_t n)
+{
+	char unit = v[n - 1];
+	uint64_t mult = 0, x = 0;
+	int rc;
+
+	for (size_t i = 0; i < sizeof(cfg_units) / sizeof(cfg_units[0]); i++)
+		if (cfg_units[i].unit == unit)
+			mult = cfg_units[i].seconds;
+	if (unit >= '0' && unit <= '9')
+		return cfg_fail(st, "%s: times take a unit (s, m, h, d, w): \"%.*s\"", k->name,
+				qlen(n), v);
+	if (mult == 0)
+		return cfg_fail(
+		    st, "%s: bad time \"%.*s\" (expected a number and one unit: s, m, h, d, w)",
+		    k->name, qlen(n), v);
+	rc = parse_u64(v, n - 1, k->max / mult, &x);
+	if (rc == RL_EPARSE)
+		return cfg_fail(
+		    st, "%s: bad time \"%.*s\" (expected a number and one unit: s, m, h, d, w)",
+		    k->name, qlen(n), v);
+	if (rc < 0)
+		return cfg_fail(st, "%s: time \"%.*s\" is too large (at most %llus)", k->name,
+				qlen(n), v, (unsigned long long)k->max);
+	if (x == 0)
+		return cfg_fail(st, "%s: must be greater than 0", k->name);
+	*(int64_t *)field(st, k) = (int64_t)(x * mult);
+	return 0;
+}
+
+static int set_listen(struct cfg_state *st, const struct cfg_key *k, const char *v, size_t n)
+{
+	struct cfg_addr tmp[CFG_MAX_LISTEN];
+	const char *p = v, *item;
+	size_t count = 0, ilen;
+
+	while (list_next(&p, v + n, &item, &ilen)) {
+		if (count == CFG_MAX_LISTEN)
+			return cfg_fail(st, "%s: too many addresses (at most %d)", k->name,
+					CFG_MAX_LISTEN);
+		if (parse_hostport(item, ilen, &tmp[count]) < 0)
+			return cfg_fail(
+			    st, "%s: bad address \"%.*s\" (expected IPv4:PORT or [IPv6]:PORT)",
+			    k->name, qlen(ilen), item);
+		/* A second bind() to the same address would fail at start-up. */
+		for (size_t i = 0; i < count; i++)
+			if (memcmp(&tmp[i], &tmp[count], sizeof(tmp[i])) == 0)
+				return cfg_fail(st, "%s: \"%.*s\" is listed twice", k->name,
+						qlen(ilen), item);
+		count++;
+	}
+	memcpy(st->c->listen, tmp, count * sizeof(tmp[0]));
+	st->c->nlisten = count;
+	return 0;
+}
+
+/* RFC 1123 section 2.1 host name, written without the root's dot. */
+static const char *hostname_problem(const char *s, size_t n)
+{
+	size_t label = 0;
+
+	if (n > 253)
+		return "longer than 253 characters";
+	if (s[n - 1] == '.')
+		return "trailing dot";
+	for (size_t i = 0; i <= n; i++) {
+		char ch = i < n ? s[i] : '.';
+
+		if (ch == '.' && label == 0)
+			return "empty label";
+		if (ch == '.' && (s[i - 1] == '-' || s[i - label] == '-'))
+			return "label starts or ends with a hyphen";
+		if (ch == '.') {
+			label = 0;
+			continue;
+		}
+		if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+		      (ch >= '0' && ch <= '9') || ch == '-'))
+			return "only letters, digits, hyphens and dots are allowed";
+		if (++label > 63)
+			return "label longer than 63 characters";
+	}
+	return NULL;
+}
+
+static int set_hostname(struct cfg_state *st, const struct cfg_key *k, const char *v, size_t n)
+{
+	const char *why = hostname_problem(v, n);
+
+	if (why)
+		return cfg_fail(st, "%s: bad host name \"%.*s\": %s", k->name, qlen(n), v, why);
+	return set_str(st, k, v, n);
+}
+
+/* "a.b.c.d/n" or "[v6]/n" for a message, from a network's bytes. */
+static void net_format(const struct cfg_net *net, char *buf, size_t size)
+{
+	char a[INET6_ADDRSTRLEN];
+
+	inet_ntop(net->family, net->addr, a, sizeof(a));
+	if (net->family == AF_INET)
+		snprintf(buf, size, "%s/%u", a, net->prefix);
+	else
+		snprintf(buf, size, "[%s]/%u", a, net->prefix);
+}
+
+static int set_networks(struct cfg_state *st, const struct cfg_key *k, const char *v, size_t n)
+{
+	struct cfg_net tmp[CFG_MAX_NETWORKS], masked;
+	const char *p = v, *tok, *why;
+	size_t count = 0, tlen;
+	char hint[64];
+
+	while (tok_next(&p, v + n, ", \t", &tok, &tlen)) {
+		if (count == CFG_MAX_NETWORKS)
+			return cfg_fail(st, "%s: too many networks (at most %d)", k->name,
+					CFG_MAX_NETWORKS);
+		why = parse_net(tok, tlen, &tmp[count]);
+		if (why)
+			return cfg_fail(st, "%s: %s in \"%.*s\" (expected a.b.c.d/n or [ipv6]/n)",
+					k->name, why, qlen(tlen), tok);
+		/* 10.1.2.3/8 is most likely a typo; Postfix warns, we refuse. */
+		masked = tmp[count];
+		mask_host(masked.addr, sizeof(masked.addr), masked.prefix);
+		net_format(&masked, hint, sizeof(hint));
+		if (memcmp(masked.addr, tmp[count].addr, sizeof(masked.addr)) != 0)
+			return cfg_fail(
+			    st,
+			    "%s: \"%.*s\" has host bits set beyond the prefix (did you mean %s?)",
+			    k->name, qlen(tlen), tok, hint);
+		count++;
+	}
+	memcpy(st->c->mynetworks, tmp, count * sizeof(tmp[0]));
+	st->c->nmynetworks = count;
+	return 0;
+}
+
+static int set_level(struct cfg_state *st, const struct cfg_key *k, const char *v, size_t n)
+{
+	int level = pol_level_from_name(v, n);
+	char names[128] = "";
+
+	if (level >= 0) {
+		*(int *)field(st, k) = level;
+		return 0;
+	}
+	/* The names come from the one table of levels, pol_level.c. */
+	for (int i = 0; i < POL_LEVEL_COUNT; i++) {
+		size_t used = strlen(names);
+
+		snprintf(names + used, sizeof(names) - used, "%s%s", i ? ", " : "",
+			 pol_level_name(i));
+	}
+	return cfg_fail(st, "%s: unknown level \"%.*s\" (expected one of %s)", k->name, qlen(n), v,
+			names);
+}
+
+static int set_dns(struct cfg_state *st, const struct cfg_key *k, const char *v, size_t n)
+{
+	struct cfg_addr tmp[CFG_MAX_DNS];
+	const char *p = v, *item;
+	size_t count = 0, ilen;
+
+	if (n == 6 && memcmp(v, "system", 6) == 0) {
+		st->c->dns_system = 1;
+		st->c->ndns = 0;
+		return 0;
+	}
+	while (list_next(&p, v + n, &item, &ilen)) {
+		if (count == CFG_MAX_DNS)
+			return cfg_fail(st, "%s: too many servers (at most %d)", k->name,
+					CFG_MAX_DNS);
+		if (parse_server(item, ilen, &tmp[count]) < 0)
+			return cfg_fail(st,
+					"%s: bad server \"%.*s\" (expected system or IP[@PORT])",
+					k->name, qlen(ilen), item);
+		count++;
+	}
+	memcpy(st->c->dns, tmp, count * sizeof(tmp[0]));
+	st->c->ndns = count;
+	st->c->dns_system = 0;
+	return 0;
+}
+
+/* Protocol names in version order; SSLv2/SSLv3 have no bit: never enabled. */
+static const struct {
+	const char *name;
+	unsigned bit;
+} cfg_protos[] = {
+    {"SSLv2", 0},
+    {"SSLv3", 0},
+    {"TLSv1", CFG_TLS1_0},
+    {"TLSv1.1", CFG_TLS1_1},
+    {"TLSv1.2", CFG_TLS1_2},
+    {"TLSv1.3", CFG_TLS1_3},
+};
+
+/* Postfix compares protocol names without regard to case. */
+static int proto_find(const char *s, size_t n)
+{
+	for (size_t i = 0; i < sizeof(cfg_protos) / sizeof(cfg_protos[0]); i++)
+		if (strlen(cfg_protos[i].name) == n && strncasecmp(cfg_protos[i].name, s, n) == 0)
+			return (int)i;
+	return -1;
+}
+
+struct proto_acc {
+	unsigned incl;	/* named protocols: only these */
+	unsigned excl;	/* !name: all but these */
+	unsigned bound; /* what >= and <= leave */
+};
+
+static int proto_token(struct cfg_state *st, const struct cfg_key *k, const char *t, size_t n,
+		       struct proto_acc *acc)
+{
+	int ge = n >= 2 && memcmp(t, ">=", 2) == 0;
+	int le = n >= 2 && memcmp(t, "<=", 2) == 0;
+	int ex = n >= 1 && t[0] == '!';
+	size_t skip = ge || le ? 2 : ex ? 1 : 0;
+	int i = proto_find(t + skip, n - skip);
+	unsigned bit = i >= 0 ? cfg_protos[i].bit : 0;
+
+	if (i < 0)
+		return cfg_fail(st,
+				"%s: unknown protocol \"%.*s\" (expected SSLv2, SSLv3, TLSv1, "
+				"TLSv1.1, TLSv1.2 or TLSv1.3)",
+				k->name, qlen(n), t);
+	if (!ex && bit == 0)
+		return cfg_fail(st, "%s: %s is never enabled; it may only be excluded (!%s)",
+				k->name, cfg_protos[i].name, cfg_protos[i].name);
+	if (ge)
+		acc->bound &= ~(bit - 1);
+	else if (le)
+		acc->bound &= (bit << 1) - 1;
+	else if (ex)
+		acc->excl |= bit;
+	else
+		acc->incl |= bit;
+	return 0;
+}
+
+/*
+ * Postfix smtp_tls_protocols: ">=TLSv1.2", "<=TLSv1.3", a list of names
+ * (only those) or exclusions ("!TLSv1"); all forms combine.
+ */
+static int set_protocols(struct cfg_state *st, const struct cfg_key *k, const char *v, size_t n)
+{
+	struct proto_acc acc = {0, 0, CFG_TLS_ALL};
+	const char *p = v, *tok;
+	size_t tlen;
+	unsigned mask, ntok = 0;
+	char *text;
+	int rc;
+
+	while (tok_next(&p, v + n, " \t,:", &tok, &tlen)) {
+		rc = proto_token(st, k, tok, tlen, &acc);
+		if (rc < 0)
+			return rc;
+		ntok++;
+	}
+	mask = (acc.incl ? acc.incl : CFG_TLS_ALL) & ~acc.excl & acc.bound & CFG_TLS_ALL;
+	/* Postfix reads an empty list as "all"; we refuse to guess. */
+	if (ntok == 0 || mask == 0)
+		return cfg_fail(st, "%s: no protocol left in \"%.*s\"", k->name, qlen(n), v);
+	text = strndup(v, n);
+	if (!text)
+		return cfg_fail_code(st, -ENOMEM);
+	free(st->c->tls_protocols_text);
+	st->c->tls_protocols_text = text;
+	st->c->tls_protocols = mask;
+	return 0;
+}
+
+#define F(name) offsetof(struct cfg, name)
+
+static const struct cfg_key cfg_keys[] = {
+    {"listen", set_listen, 0, 0, 0, 0},
+    {"myhostname", set_hostname, F(myhostname), 0, 0, 0},
+    {"mynetworks", set_networks, 0, 0, 0, 1},
+    {"queue_dir", set_str, F(queue_dir), 0, 0, 0},
+    {"policy_file", set_str, F(policy_file), 0, 0, 0},
+    {"default_tls_level", set_level, F(default_tls_level), 0, 0, 0},
+    {"remote_port", set_uint, F(remote_port), 1, 65535, 0},
+    {"dns_servers", set_dns, 0, 0, 0, 0},
+    {"dns_trust_anchor_file", set_str, F(dns_trust_anchor_file), 0, 0, 0},
+    {"dns_unbound_config", set_str, F(dns_unbound_config), 0, 0, 0},
+    {"tls_ca_file", set_str, F(tls_ca_file), 0, 0, 0},
+    {"tls_cert_file", set_str, F(tls_cert_file), 0, 0, 0},
+    {"tls_key_file", set_str, F(tls_key_file), 0, 0, 0},
+    {"tls_protocols", set_protocols, 0, 0, 0, 0},
+    {"tls_priority", set_str, F(tls_priority), 0, 0, 0},
+    {"smtpd_tls_cert_file", set_str, F(smtpd_tls_cert_file), 0, 0, 0},
+    {"smtpd_tls_key_file", set_str, F(smtpd_tls_key_file), 0, 0, 0},
+    {"tls_loglevel", set_int, F(tls_loglevel), 0, 4, 0},
+    {"max_message_size", set_size, F(max_message_size), 1024, 0, 0},
+    {"retry_min", set_time, F(retry_min), 0, CFG_TIME_MAX, 0},
+    {"retry_max", set_time, F(retry_max), 0, CFG_TIME_MAX, 0},
+    {"queue_lifetime", set_time, F(queue_lifetime), 0, CFG_TIME_MAX, 0},
+    {"smtpd_timeout", set_time, F(smtpd_timeout), 0, CFG_TIME_MAX, 0},
+    {"smtpd_max_session_time", set_time, F(smtpd_max_session_time), 0, CFG_TIME_MAX, 0},
+    {"smtpd_max_connections", set_uint, F(smtpd_max_connections), 1, 1000000, 0},
+    {"smtpd_max_recipients", set_uint, F(smtpd_max_recipients), 1, 100000, 0},
+    {"queue_max_size", set_size, F(queue_max_size), 1048576, 0, 0},
+};
+
+#undef F
+
+_Static_assert(sizeof(cfg_keys) / sizeof(cfg_keys[0]) == CFG_NKEYS, "CFG_NKEYS is stale");
+
+/* Keys are case-sensitive, as in Postfix. */
+static const struct cfg_key *key_find(const char *s, size_t n)
+{
+	for (size_t i = 0; i < CFG_NKEYS; i++)
+		if (strlen(cfg_keys[i].name) == n && memcmp(cfg_keys[i].name, s, n) == 0)
+			return &cfg_keys[i];
+	return NULL;
+}
+
+/* Apply one logical line, "key = value" with continuations joined. */
+static int cfg_apply(struct cfg_state *st, const char *s, size_t n)
+{
+	const char *eq = memchr(s, '=', n), *key = s, *val;
+	size_t klen, vlen;
+	const struct cfg_key *k;
+	int rc;
+
+	if (!eq)
+		return cfg_fail(st, "expected \"key = value\", got \"%.*s\"", qlen(n), s);
+	klen = (size_t)(eq - s);
+	trim(&key, &klen);
+	val = eq + 1;
+	vlen = (size_t)(s + n - val);
+	trim(&val, &vlen);
+	if (klen == 0)
+		return cfg_fail(st, "missing key before \"=\"");
+	k = key_find(key, klen);
+	if (!k)
+		return cfg_fail(st, "unknown configuration key \"%.*s\"", qlen(klen), key);
+	if (vlen == 0 && !k->empty_ok)
+		return cfg_fail(st, "%s: empty value", k->name);
+	rc = k->set(st, k, val, vlen);
+	if (rc < 0)
+		return rc;
+	st->key_line[k - cfg_keys] = st->line;
+	return 0;
+}
+
+/* Pass 1: the bytes of each line, before any of them is interpreted. */
+static int cfg_check_bytes(struct cfg_state *st, const char *text, size_t len)
+{
+	size_t pos = 0, n;
+	const char *s;
+
+	st->line = 0;
+	while (line_next(text, len, &pos, &s, &n)) {
+		st->line++;
+		if (n > CFG_LINE_MAX)
+			return cfg_fail(st, "line too long (over %d bytes)", CFG_LINE_MAX);
+		for (size_t i = 0; i < n; i++) {
+			unsigned char ch = (unsigned char)s[i];
+
+			if (ch == '\0')
+				return cfg_fail(st, "NUL byte in line");
+			/* Values reach log lines and the EHLO greeting. */
+			if ((ch < 0x20 && ch != '\t') || ch == 0x7f)
+				return cfg_fail(st, "control character 0x%02x in line", ch);
+		}
+	}
+	return 0;
+}
+
+/*
+ * Pass 2, one physical line: skip blank and comment lines, append a
+ * continuation line to the pending logical line in lb, or apply the pending
+ * line and start a new one.  *start is the pending line's number (0: none).
+ */
+static int cfg_scan_line(struct cfg_state *st, struct rl_buf *lb, unsigned *start, unsigned lineno,
+			 const char *s, size_t n)
+{
+	const char *t = s;
+	size_t tn = n;
+	int rc;
+
+	trim(&t, &tn);
+	if (tn == 0 || t[0] == '#')
+		return 0;
+	st->line = lineno;
+	if (t != s) {
+		if (*start == 0)
+			return cfg_fail(st, "continuation line (starts with a blank) without a "
+					    "\"key = value\" line before it");
+		rc = rl_buf_append(lb, " ", 1);
+		if (rc == 0)
+			rc = rl_buf_append(lb, t, tn);
+		return cfg_fail_code(st, rc);
+	}
+	if (*start) {
+		st->line = *start;
+		rc = cfg_apply(st, lb->data, lb->len);
+		if (rc < 0)
+			return rc;
+		st->line = lineno;
+	}
+	rl_buf_reset(lb);
+	*start = lineno;
+	return cfg_fail_code(st, rl_buf_append(lb, t, tn));
+}
+
+static int cfg_scan(struct cfg_state *st, const char *text, size_t len)
+{
+	struct rl_buf lb;
+	size_t pos = 0, n;
+	const char *s;
+	unsigned lineno = 0, start = 0;
+	int rc = 0;
+
+	rl_buf_init(&lb, CFG_LOGICAL_MAX);
+	while (rc == 0 && line_next(text, len, &pos, &s, &n))
+		rc = cfg_scan_line(st, &lb, &start, ++lineno, s, n);
+	if (rc == 0 && start) {
+		st->line = start;
+		rc = cfg_apply(st, lb.data, lb.len);
+	}
+	rl_buf_fini(&lb);
+	return rc;
+}
+
+static unsigned key_line(const struct cfg_state *st, const char *name)
+{
+	const struct cfg_key *k = key_find(name, strlen(name));
+
+	RL_REQUIRE(k);
+	return st->key_line[k - cfg_keys];
+}
+
+static int cfg_check_retry(struct cfg_state *st)
+{
+	unsigned lmin = key_line(st, "retry_min"), lmax = key_line(st, "retry_max");
+
+	if (st->c->retry_min <= st->c->retry_max)
+		return 0;
+	/* Blame whichever of the two was written last. */
+	st->line = lmin > lmax ? lmin : lmax;
+	return cfg_fail(st, "retry_min (%llds) must not be greater than retry_max (%llds)",
+			(long long)st->c->retry_min, (long long)st->c->retry_max);
+}
+
+/* A certificate without its key (or the reverse) cannot be loaded. */
+static int cfg_check_pair(struct cfg_state *st, const char *cert, const char *key)
+{
+	const struct cfg_key *kc = key_find(cert, strlen(cert));
+	const struct cfg_key *kk = key_find(key, strlen(key));
+	int has_cert = *(char **)field(st, kc) != NULL;
+	int has_key = *(char **)field(st, kk) != NULL;
+
+	if (has_cert == has_key)
+		return 0;
+	st->line = key_line(st, has_cert ? cert : key);
+	return cfg_fail(st, "%s is set but %s is not (set both or neither)", has_cert ? cert : key,
+			has_cert ? key : cert);
+}
+
+int cfg_parse(struct cfg *c, const char *text, size_t len, struct cfg_error *err)
+{
+	struct cfg_error dummy;
+	struct cfg_state st = {.c = c, .err = err ? err : &dummy};
+	int rc;
+
+	RL_REQUIRE(text || len == 0);
+	st.err->line = 0;
+	st.err->msg[0] = '\0';
+	rc = cfg_check_bytes(&st, text, len);
+	if (rc < 0)
+		return rc;
+	rc = cfg_scan(&st, text, len);
+	if (rc < 0)
+		return rc;
+	rc = cfg_check_retry(&st);
+	if (rc < 0)
+		return rc;
+	rc = cfg_check_pair(&st, "tls_cert_file", "tls_key_file");
+	if (rc < 0)
+		return rc;
+	return cfg_check_pair(&st, "smtpd_tls_cert_file", "smtpd_tls_key_file");
+}
+
+int cfg_net_match(const struct cfg *c, const struct sockaddr *addr)
+{
+	static const unsigned char v4mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+	unsigned char a4[4], a6[16];
+	int has4 = 0, has6 = 0;
+
+	if (addr->sa_family == AF_INET) {
+		memcpy(a4, &((const struct sockaddr_in *)addr)->sin_addr, 4);
+		has4 = 1;
+	} else if (addr->sa_family == AF_INET6) {
+		memcpy(a6, &((const struct sockaddr_in6 *)addr)->sin6_addr, 16);
+		has6 = 1;
+		/* A dual-stack listener sees IPv4 clients as ::ffff:a.b.c.d. */
+		has4 = memcmp(a6, v4mapped, sizeof(v4mapped)) == 0;
+		memcpy(a4, a6 + 12, 4);
+	}
+	for (size_t i = 0; i < c->nmynetworks; i++) {
+		const struct cfg_net *net = &c->mynetworks[i];
+
+		if (net->family == AF_INET && has4 && prefix_eq(net->addr, a4, net->prefix))
+			return 1;
+		if (net->family == AF_INET6 && has6 && prefix_eq(net->addr, a6, net->prefix))
+			return 1;
+	}
+	return 0;
+}
+
+void cfg_fini(struct cfg *c)
+{
+	char **strs[] = {
+	    &c->myhostname,
+	    &c->queue_dir,
+	    &c->policy_file,
+	    &c->dns_trust_anchor_file,
+	    &c->dns_unbound_config,
+	    &c->tls_ca_file,
+	    &c->tls_cert_file,
+	    &c->tls_key_file,
+	    &c->tls_protocols_text,
+	    &c->tls_priority,
+	    &c->smtpd_tls_cert_file,
+	    &c->smtpd_tls_key_file,
+	    &c->path,
+	};
+
+	for (size_t i = 0; i < sizeof(strs) / sizeof(strs[0]); i++) {
+		free(*strs[i]);
+		*strs[i] = NULL;
+	}
+}
+
+/* The rest of this file touches the system: the host name and the file. */
+
+static int cfg_default_strings(struct cfg *c)
+{
+	char host[256];
+
+	/* POSIX leaves a truncated name unterminated; terminate it. */
+	if (gethostname(host, sizeof(host) - 1) < 0)
+		return -errno;
+	host[sizeof(host) - 1] = '\0';
+	/* Used as is, even without a dot, as Postfix does. */
+	c->myhostname = strdup(host);
+	c->queue_dir = strdup("/var/spool/tlsrelay");
+	c->policy_file = strdup("/etc/tlsrelay/tls_policy");
+	c->dns_trust_anchor_file = strdup("/usr/share/dns/root.key");
+	c->tls_protocols_text = strdup(">=TLSv1.2");
+	/* Strong AEAD ciphers with forward secrecy only; the relay checks it with GnuTLS. */
+	c->tls_priority = strdup("NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2:-CIPHER-ALL:"
+				 "+AES-256-GCM:+AES-128-GCM:+CHACHA20-POLY1305:-MAC-ALL:+AEAD:"
+				 "-KX-ALL:+ECDHE-ECDSA:+ECDHE-RSA:+DHE-RSA:-RSA");
+	c->path = strdup("(defaults)");
+	if (!c->myhostname || !c->queue_dir || !c->policy_file || !c->dns_trust_anchor_file ||
+	    !c->tls_protocols_text || !c->tls_priority || !c->path)
+		return -ENOMEM;
+	return 0;
+}
+
+int cfg_defaults(struct cfg *c)
+{
+	static const unsigned char lo4[4] = {127, 0, 0, 1};
+	static const unsigned char lo6[16] = {[15] = 1};
+	int rc;
+
+	memset(c, 0, sizeof(*c));
+	addr_fill(&c->listen[0], AF_INET, lo4, 25);
+	c->nlisten = 1;
+	c->mynetworks[0] = (struct cfg_net){AF_INET, {127}, 8};
+	c->mynetworks[1].family = AF_INET6;
+	memcpy(c->mynetworks[1].addr, lo6, 16);
+	c->mynetworks[1].prefix = 128;
+	c->nmynetworks = 2;
+	c->default_tls_level = POL_LEVEL_ENCRYPT;
+	c->remote_port = 25;
+	c->dns_system = 1;
+	c->tls_protocols = CFG_TLS1_2 | CFG_TLS1_3;
+	c->tls_loglevel = 1;
+	c->max_message_size = 52428800;
+	c->retry_min = 5 * 60;
+	c->retry_max = 60 * 60;
+	c->queue_lifetime = 5 * 86400;
+	c->smtpd_timeout = 300;
+	c->smtpd_max_session_time = 60 * 60;
+	c->smtpd_max_connections = 1000;
+	c->smtpd_max_recipients = 1000;
+	c->queue_max_size = 4294967296ULL;
+	rc = cfg_default_strings(c);
+	if (rc < 0)
+		cfg_fini(c);
+	return rc;
+}
+
+/* Read a whole file of at most CFG_FILE_MAX bytes into b. */
+static int read_file(const char *path, struct rl_buf *b)
+{
+	char chunk[8192];
+	ssize_t got;
+	int fd, rc = 0;
+
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	for (;;) {
+		got = read(fd, chunk, sizeof(chunk));
+		if (got < 0 && errno == EINTR)
+			continue;
+		if (got <= 0) {
+			rc = got < 0 ? -errno : 0;
+			break;
+		}
+		rc = rl_buf_append(b, chunk, (size_t)got);
+		if (rc < 0)
+			break;
+	}
+	close(fd);
+	return rc;
+}
+
+/* Put "PATH:LINE: " (or "PATH: " when no line is to blame) before err->msg. */
+static int load_fail(struct cfg_error *err, const char *path, int rc)
+{
+	char msg[sizeof(err->msg)];
+	int w;
+
+	rl_strlcpy(msg, err->msg, sizeof(msg));
+	if (err->line)
+		w = snprintf(err->msg, sizeof(err->msg), "%s:%u: %s", path, err->line, msg);
+	else
+		w = snprintf(err->msg, sizeof(err->msg), "%s: %s", path, msg);
+	/* A very long path pushes the message out; show that it was cut. */
+	if (w >= (int)sizeof(err->msg))
+		memcpy(err->msg + sizeof(err->msg) - 4, "...", 4);
+	return rc;
+}
+
+int cfg_load(struct cfg *c, const char *path, struct cfg_error *err)
+{
+	struct rl_buf b;
+	int rc;
+
+	err->line = 0;
+	rc = cfg_defaults(c);
+	if (rc < 0) {
+		rl_strlcpy(err->msg, rl_strerror(rc), sizeof(err->msg));
+		return load_fail(err, path, rc);
+	}
+	rl_buf_init(&b, CFG_FILE_MAX);
+	rc = read_file(path, &b);
+	if (rc == RL_ETOOBIG)
+		snprintf(err->msg, sizeof(err->msg), "file too large (over %d bytes)",
+			 CFG_FILE_MAX);
+	else if (rc < 0)
+		rl_strlcpy(err->msg, rl_strerror(rc), sizeof(err->msg));
+	if (rc == 0)
+		rc = cfg_parse(c, b.data, b.len, err);
+	rl_buf_fini(&b);
+	if (rc < 0)
+		return load_fail(err, path, rc);
+	free(c->path);
+	c->path = strdup(path);
+	if (!c->path) {
+		rl_strlcpy(err->msg, rl_strerror(-ENOMEM), sizeof(err->msg));
+		return load_fail(err, path, -ENOMEM);
+	}
+	return 0;
+}

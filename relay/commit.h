@@ -1,0 +1,39 @@
+/*
+ * commit: group commit of new messages into the queue.
+ *
+ * Sessions hand in finished messages; the committer writes every message
+ * that is waiting in one LMDB write transaction with one fsync, on a libuv
+ * worker thread so the loop never blocks on the disk.  While one batch is
+ * being written the next one gathers.  A batch that fails (map full) is
+ * retried one message per transaction so that one oversized message cannot
+ * fail its neighbours.  Each request's done() runs on the loop thread after
+ * its message is durable (result 0) or known not to be (result < 0).
+ */
+#ifndef COMMIT_H
+#define COMMIT_H
+
+#include <stddef.h>
+
+#include <uv.h>
+
+#include "queue.h"
+
+struct commit_req {
+	struct queue_msg msg; /* borrowed strings; msg.id may be changed */
+	const char *body;     /* borrowed until done() */
+	size_t len;
+	int result;           /* set before done() */
+	void (*done)(struct commit_req *r);
+	struct commit_req *next; /* private */
+};
+
+struct committer;
+
+struct committer *committer_new(uv_loop_t *loop, struct queue *q);
+/* Free; only when committer_idle(). committer_free(NULL) is a no-op. */
+void committer_free(struct committer *c);
+/* Queue r; r and what it points to must stay valid until r->done(). */
+void committer_submit(struct committer *c, struct commit_req *r);
+int committer_idle(const struct committer *c);
+
+#endif

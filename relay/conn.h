@@ -1,0 +1,98 @@
+/*
+ * conn: one TCP connection on the libuv loop, optionally wrapped in TLS.
+ *
+ * The connection owns its uv_tcp_t, its timer and its gnutls_session_t.
+ * GnuTLS reads and writes through in-memory queues (push/pull callbacks): the
+ * uv read callback fills the ciphertext queue, and GnuTLS's output is
+ * collected and handed to uv_write.  The owner sees plaintext only, through
+ * one callback with a small set of events, and an input buffer it consumes.
+ *
+ * Lifetime: conn_close() is idempotent; it flushes what is queued (bounded
+ * by a short timer), closes the handles, delivers CONN_EV_CLOSED as the very
+ * last event and then frees the connection.  Events are never delivered
+ * after CONN_EV_CLOSED, and a connection is never freed inside one of its
+ * own callbacks.  Loop thread only.
+ */
+#ifndef CONN_H
+#define CONN_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <gnutls/gnutls.h>
+#include <uv.h>
+
+#include "rl.h"
+
+struct conn;
+
+enum conn_event {
+	CONN_EV_CONNECTED, /* outbound connect finished */
+	CONN_EV_TLS_READY, /* handshake finished */
+	CONN_EV_READABLE,  /* new plaintext in conn_in() */
+	CONN_EV_DRAINED,   /* every queued byte was written */
+	CONN_EV_TIMEOUT,   /* the timer of conn_set_timeout() fired */
+	CONN_EV_EOF,       /* the peer closed its side */
+	CONN_EV_ERROR,     /* I/O or TLS failure; conn_error() says which */
+	CONN_EV_CLOSED,    /* last event: the connection is gone after it */
+};
+
+struct conn_ops {
+	void (*event)(struct conn *c, int event, void *arg);
+};
+
+/*
+ * A new, unconnected connection.  in_limit bounds the plaintext input
+ * buffer; a peer that sends more without the owner consuming it gets an
+ * error.  ops and arg are borrowed for the connection's whole life.
+ */
+struct conn *conn_new(uv_loop_t *loop, const struct conn_ops *ops, void *arg,
+		      size_t in_limit);
+
+/* Accept a pending connection on server and start reading. */
+int conn_accept(struct conn *c, uv_stream_t *server) RL_WUR;
+
+/* The peer's and our own address. */
+int conn_peer(struct conn *c, struct sockaddr_storage *ss) RL_WUR;
+int conn_local(struct conn *c, struct sockaddr_storage *ss) RL_WUR;
+
+/* Received plaintext not yet consumed; the owner calls rl_buf_consume(). */
+struct rl_buf *conn_in(struct conn *c);
+
+/* Queue bytes for the peer (encrypted when TLS is up); sent by conn_flush(). */
+int conn_write(struct conn *c, const void *p, size_t n) RL_WUR;
+int conn_printf(struct conn *c, const char *fmt, ...) RL_PRINTF(2, 3) RL_WUR;
+/* Start writing everything queued. */
+void conn_flush(struct conn *c);
+/* Bytes queued or in flight. */
+size_t conn_pending(const struct conn *c);
+
+/* Stop and restart reading from the socket (back-pressure). */
+void conn_pause(struct conn *c);
+void conn_resume(struct conn *c);
+
+/*
+ * Start a server-side TLS handshake.  Plaintext input not yet consumed is
+ * discarded first: a client must not pipeline across STARTTLS (RFC 3207 4.2,
+ * command injection).  cred and prio are borrowed and must outlive c.
+ * CONN_EV_TLS_READY or CONN_EV_ERROR follows.
+ */
+int conn_tls_server(struct conn *c, gnutls_certificate_credentials_t cred,
+		    gnutls_priority_t prio) RL_WUR;
+int conn_tls_active(const struct conn *c);
+/* "TLSv1.3 with cipher TLS_AES_256_GCM_SHA384 (256/256 bits)"; "" if none. */
+void conn_tls_summary(const struct conn *c, char *out, size_t size);
+
+/* (Re)arm the connection's timer; 0 stops it.  CONN_EV_TIMEOUT on expiry. */
+void conn_set_timeout(struct conn *c, uint64_t ms);
+
+/* Last error: a negative rl code or negated errno, and a static text. */
+int conn_error(const struct conn *c, const char **text);
+
+/* Flush what is queued, then close; CONN_EV_CLOSED follows.  Idempotent. */
+void conn_close(struct conn *c);
+/* Close at once, dropping queued output. */
+void conn_abort(struct conn *c);
+int conn_closing(const struct conn *c);
+
+#endif

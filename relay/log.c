@@ -1,0 +1,70 @@
+/*
+ * log: Postfix-style lines on stderr.
+ */
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "log.h"
+
+static struct {
+	char program[32];
+	char host[256];
+	int level;
+} log_state = { "tlsrelay", "localhost", LOG_INFO };
+
+void log_init(const char *program, const char *hostname, int level)
+{
+	snprintf(log_state.program, sizeof(log_state.program), "%s", program);
+	snprintf(log_state.host, sizeof(log_state.host), "%s", hostname ? hostname : "localhost");
+	log_state.level = level;
+}
+
+void log_set_level(int level)
+{
+	log_state.level = level;
+}
+
+int log_enabled(int level)
+{
+	return level <= log_state.level;
+}
+
+void log_msg(int level, const char *fmt, ...)
+{
+	static const char *const prefix[] = { "error: ", "warning: ", "", "debug: " };
+	char stamp[32], line[2048];
+	struct tm tm;
+	time_t now;
+	va_list ap;
+	int n;
+
+	if (!log_enabled(level))
+		return;
+	now = time(NULL);
+	localtime_r(&now, &tm);
+	strftime(stamp, sizeof(stamp), "%b %e %H:%M:%S", &tm);
+	va_start(ap, fmt);
+	n = vsnprintf(line, sizeof(line), fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		return;
+	/* One write per line keeps lines whole when several processes log. */
+	fprintf(stderr, "%s %s tlsrelay/%s[%ld]: %s%s\n", stamp, log_state.host,
+		log_state.program, (long)getpid(), prefix[level], line);
+	fflush(stderr);
+}
+
+char *log_sanitize(char *out, size_t size, const char *p, size_t n)
+{
+	size_t cap = size - 1 < 200 ? size - 1 : 200, o = 0;
+
+	for (size_t i = 0; i < n && o < cap; i++)
+		out[o++] = (p[i] >= 32 && p[i] < 127) ? p[i] : '?';
+	if (n > cap && cap >= 3)
+		memcpy(out + cap - 3, "...", 3);
+	out[o] = '\0';
+	return out;
+}

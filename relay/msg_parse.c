@@ -1,0 +1,169 @@
+/*
+ * msg_parse: RFC 5322 header fields and address lists.
+ */
+#include <string.h>
+
+#include "msg.h"
+
+#define MSG_ADDR_MAX 1024 /* longest addr-spec we pass on */
+
+size_t msg_header_end(const char *p, size_t len)
+{
+	size_t i = 0;
+
+	while (i < len) {
+		const char *lf = memchr(p + i, '\n', len - i);
+
+		if (!lf)
+			return len;
+		if ((lf == p + i + 1 && p[i] == '\r') || lf == p + i)
+			return (size_t)(lf - p) + 1;
+		i = (size_t)(lf - p) + 1;
+	}
+	return len;
+}
+
+static size_t line_end(const char *p, size_t n, size_t i)
+{
+	const char *lf = memchr(p + i, '\n', n - i);
+
+	return lf ? (size_t)(lf - p) + 1 : n;
+}
+
+int msg_header_next(const char *p, size_t hlen, size_t *pos, struct msg_field *f)
+{
+	size_t i = *pos, colon, end;
+
+	if (i >= hlen || p[i] == '\r' || p[i] == '\n')
+		return 0;
+	for (colon = i; colon < hlen && p[colon] != ':'; colon++) {
+		/* Field names are printable ASCII without space (3.6.8). */
+		if ((unsigned char)p[colon] <= 32 || (unsigned char)p[colon] >= 127)
+			return RL_EPARSE;
+	}
+	if (colon == i || colon >= hlen)
+		return RL_EPARSE;
+	end = line_end(p, hlen, colon);
+	while (end < hlen && (p[end] == ' ' || p[end] == '\t'))
+		end = line_end(p, hlen, end);
+	f->name = p + i;
+	f->namelen = colon - i;
+	f->value = p + colon + 1;
+	f->valuelen = end - colon - 1;
+	f->start = i;
+	f->end = end;
+	*pos = end;
+	return 1;
+}
+
+int msg_field_is(const struct msg_field *f, const char *name)
+{
+	size_t n = strlen(name);
+
+	if (f->namelen != n)
+		return 0;
+	for (size_t i = 0; i < n; i++) {
+		char a = f->name[i], b = name[i];
+
+		if (a >= 'A' && a <= 'Z')
+			a = (char)(a + 32);
+		if (b >= 'A' && b <= 'Z')
+			b = (char)(b + 32);
+		if (a != b)
+			return 0;
+	}
+	return 1;
+}
+
+struct addr_scan {
+	char seg[MSG_ADDR_MAX]; /* bare addr-spec text, whitespace removed */
+	size_t seglen;
+	char angle[MSG_ADDR_MAX]; /* last <angle-addr> of the mailbox */
+	size_t anglelen;
+	int has_angle;
+	int overflow;
+};
+
+static void scan_put(char *buf, size_t *len, char c, int *overflow)
+{
+	if (*len + 1 < MSG_ADDR_MAX)
+		buf[(*len)++] = c;
+	else
+		*overflow = 1;
+}
+
+static int scan_emit(struct addr_scan *s, int (*cb)(void *, const char *, size_t), void *arg)
+{
+	const char *a = s->has_angle ? s->angle : s->seg;
+	size_t n = s->has_angle ? s->anglelen : s->seglen;
+	int rc = 0;
+
+	if (n && !s->overflow)
+		rc = cb(arg, a, n);
+	s->seglen = s->anglelen = 0;
+	s->has_angle = s->overflow = 0;
+	return rc;
+}
+
+/* Index just past a quoted string or comment starting at v[i]. */
+static size_t skip_quoted(const char *v, size_t n, size_t i, struct addr_scan *s, int keep)
+{
+	char close = v[i] == '"' ? '"' : ')';
+	int depth = 1;
+
+	if (keep)
+		scan_put(s->seg, &s->seglen, v[i], &s->overflow);
+	for (i++; i < n && depth; i++) {
+		if (v[i] == '\\' && i + 1 < n) {
+			if (keep) {
+				scan_put(s->seg, &s->seglen, v[i], &s->overflow);
+				scan_put(s->seg, &s->seglen, v[i + 1], &s->overflow);
+			}
+			i++;
+			continue;
+		}
+		if (close == ')' && v[i] == '(')
+			depth++;
+		else if (v[i] == close)
+			depth--;
+		if (keep)
+			scan_put(s->seg, &s->seglen, v[i], &s->overflow);
+	}
+	return i;
+}
+
+int msg_addr_list(const char *v, size_t n, int (*cb)(void *arg, const char *addr, size_t len),
+		  void *arg)
+{
+	struct addr_scan s;
+	size_t i = 0;
+	int rc = 0;
+
+	memset(&s, 0, sizeof(s));
+	while (i < n && rc == 0) {
+		char c = v[i];
+
+		if (c == '"' || c == '(') {
+			i = skip_quoted(v, n, i, &s, c == '"');
+		} else if (c == '<') {
+			s.anglelen = 0;
+			for (i++; i < n && v[i] != '>'; i++) {
+				if (v[i] != ' ' && v[i] != '\t' && v[i] != '\r' && v[i] != '\n')
+					scan_put(s.angle, &s.anglelen, v[i], &s.overflow);
+			}
+			s.has_angle = 1;
+			i++;
+		} else if (c == ':' && !s.has_angle) {
+			s.seglen = 0; /* a group's display name */
+			i++;
+		} else if (c == ',' || c == ';') {
+			rc = scan_emit(&s, cb, arg);
+			i++;
+		} else {
+			if (c != ' ' && c != '\t' && c != '\r' && c != '\n')
+				scan_put(s.seg, &s.seglen, c, &s.overflow);
+			i++;
+		}
+	}
+	return rc ? rc : scan_emit(&s, cb, arg);
+}

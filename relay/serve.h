@@ -1,0 +1,45 @@
+/*
+ * serve: the daemon context of `tlsrelay serve`, passed explicitly to every
+ * session (no hidden globals).  Loop thread only.
+ */
+#ifndef SERVE_H
+#define SERVE_H
+
+#include <gnutls/gnutls.h>
+#include <uv.h>
+
+#include "cfg.h"
+#include "commit.h"
+#include "queue.h"
+
+struct smtpd;
+
+struct serve {
+	uv_loop_t *loop;
+	struct cfg cfg;       /* current settings; replaced whole on SIGHUP */
+	char *cfg_path;
+	struct queue *q;
+	struct committer *commit;
+	gnutls_certificate_credentials_t smtpd_cred; /* NULL: no STARTTLS */
+	gnutls_priority_t smtpd_prio;
+	uv_tcp_t listen[CFG_MAX_LISTEN];
+	size_t nlisten;
+	uv_signal_t sig_term, sig_int, sig_hup;
+	uv_timer_t stop_timer;
+	struct smtpd *sessions; /* every live inbound session */
+	unsigned nsessions;
+	int stopping;
+};
+
+/* Run `tlsrelay serve` with the configuration at path; returns exit code. */
+int serve_main(const char *path);
+
+/* Called by smtpd when a session is gone, so shutdown can finish. */
+void serve_session_gone(struct serve *srv);
+
+/* smtpd.c: accept one connection from server (listener's data = srv). */
+void smtpd_accept(struct serve *srv, uv_stream_t *server);
+/* smtpd.c: ask every session to finish (SIGTERM). */
+void smtpd_stop_all(struct serve *srv);
+
+#endif

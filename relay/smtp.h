@@ -1,0 +1,124 @@
+/*
+ * smtp: the pure SMTP codec shared by the inbound server and (later) the
+ * outbound client.  No I/O, no logging, no allocation beyond the bounded
+ * buffers the caller passes in; every function here takes untrusted bytes
+ * and has a table-driven unit test and a fuzz target.
+ *
+ * Limits follow RFC 5321 section 4.5.3.1, except the command line limit,
+ * which is Postfix's line_length_limit: SIZE, BODY and SMTPUTF8 parameters
+ * plus a 256-octet path do not fit the RFC's 512 octets comfortably.
+ */
+#ifndef SMTP_H
+#define SMTP_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "rl.h"
+
+#define SMTP_CMD_LINE_MAX 2048 /* octets incl. CRLF; RFC 5321 says 512 */
+#define SMTP_TEXT_LINE_MAX 998 /* octets excl. CRLF, 4.5.3.1.6 */
+#define SMTP_PATH_MAX 256      /* octets incl. brackets, 4.5.3.1.3 */
+#define SMTP_DOMAIN_MAX 255    /* 4.5.3.1.2 */
+#define SMTP_REPLY_LINE_MAX 512 /* 4.5.3.1.5 */
+
+enum smtp_verb {
+	SMTP_V_UNKNOWN = 0,
+	SMTP_V_HELO,
+	SMTP_V_EHLO,
+	SMTP_V_MAIL,
+	SMTP_V_RCPT,
+	SMTP_V_DATA,
+	SMTP_V_RSET,
+	SMTP_V_NOOP,
+	SMTP_V_QUIT,
+	SMTP_V_VRFY,
+	SMTP_V_EXPN,
+	SMTP_V_HELP,
+	SMTP_V_STARTTLS,
+	SMTP_V_BDAT,
+	SMTP_V_AUTH,
+};
+
+/*
+ * Find the next complete line in buf.  Returns 1 and sets *linelen (without
+ * the CRLF) and *consumed (with it) when a CRLF-terminated line is there;
+ * 0 when more input is needed; RL_EPROTO when a bare LF, or a CR followed by
+ * anything but LF, appears (RFC 5321 2.3.8: only CRLF ends a line).
+ */
+int smtp_line_next(const char *buf, size_t len, size_t *linelen,
+		   size_t *consumed) RL_WUR;
+
+/* A command line split into verb and argument (a slice of the line). */
+struct smtp_cmd {
+	int verb;        /* enum smtp_verb */
+	const char *arg; /* after the verb and one space; "" if none */
+	size_t arglen;
+};
+
+/* Split a command line (without CRLF).  RL_EPARSE on NUL or 8-bit bytes
+ * in the verb, or a verb not followed by space or end of line. */
+int smtp_cmd_parse(const char *line, size_t len, struct smtp_cmd *out,
+		   struct rl_why *why) RL_WUR;
+
+/* A mailbox from a reverse-path or forward-path, without brackets. */
+struct smtp_path {
+	char addr[SMTP_PATH_MAX + 1]; /* "" for the null path <> */
+	size_t len;
+	int utf8; /* contains octets >= 0x80 (needs SMTPUTF8) */
+};
+
+#define SMTP_BODY_NONE 0
+#define SMTP_BODY_7BIT 1
+#define SMTP_BODY_8BITMIME 2
+
+struct smtp_mail_params {
+	int64_t size; /* SIZE=, -1 when absent */
+	int body;     /* SMTP_BODY_* */
+	int smtputf8; /* SMTPUTF8 given */
+};
+
+/*
+ * "FROM:<path> [params]" (the argument of MAIL).  The null path is allowed.
+ * Source routes (<@a,@b:user@d>) are accepted and dropped (RFC 5321 4.1.2,
+ * C.).  Unknown parameters are RL_EPARSE ("555 5.5.4" at the caller).
+ */
+int smtp_mail_parse(const char *arg, size_t len, struct smtp_path *from,
+		    struct smtp_mail_params *p, struct rl_why *why) RL_WUR;
+
+/* "TO:<path> [params]" (the argument of RCPT); the path needs a domain. */
+int smtp_rcpt_parse(const char *arg, size_t len, struct smtp_path *to,
+		    struct rl_why *why) RL_WUR;
+
+/* Is this a syntactically valid EHLO/HELO argument (domain or literal)? */
+int smtp_helo_valid(const char *arg, size_t len);
+
+/*
+ * Resumable decoder of the DATA stream (RFC 5321 4.1.1.4, 4.5.2).  It removes
+ * dot-stuffing, keeps CRLF line ends, and stops exactly after CRLF.CRLF.  A
+ * bare CR or LF anywhere is an error, so <LF>.<LF> and its variants can never
+ * end the data (SMTP smuggling).  Content beyond the output buffer's limit is
+ * counted and dropped, so the caller can answer 552 after the end.
+ */
+struct smtp_data {
+	int bol;        /* at the beginning of a line */
+	int dot;        /* the line so far is a single leading dot */
+	int cr;         /* the previous octet was CR */
+	int done;       /* the end of data was seen */
+	int overflow;   /* content did not fit the output buffer */
+	int long_line;  /* a line was longer than SMTP_TEXT_LINE_MAX */
+	int eightbit;   /* an octet >= 0x80 was seen */
+	size_t linelen; /* octets in the current line */
+	uint64_t total; /* content octets, including dropped ones */
+};
+
+void smtp_data_init(struct smtp_data *d);
+/*
+ * Feed n octets.  Content goes to out.  Sets *consumed to the octets used:
+ * all of them, or fewer when the end of data came first (d->done) or an
+ * error stopped it.  Returns 0, RL_EPROTO on a bare CR or LF, or -ENOMEM.
+ */
+int smtp_data_feed(struct smtp_data *d, const char *p, size_t n,
+		   struct rl_buf *out, size_t *consumed) RL_WUR;
+
+#endif

@@ -1,0 +1,466 @@
+/*
+ * smtp_parse: pure parsers of what SMTP peers send (RFC 5321).
+ *
+ * Every function validates straight-line: it rejects at the first failed
+ * check and reaches success only at its end.  Nothing here allocates except
+ * through the caller's bounded rl_buf.
+ */
+#include <errno.h>
+#include <string.h>
+
+#include "smtp.h"
+
+static int ascii_lower(int c)
+{
+	return c >= 'A' && c <= 'Z' ? c + ('a' - 'A') : c;
+}
+
+static int ascii_ieq(const char *a, const char *b, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		if (ascii_lower((unsigned char)a[i]) != ascii_lower((unsigned char)b[i]))
+			return 0;
+	}
+	return 1;
+}
+
+static int is_digit(int c)
+{
+	return c >= '0' && c <= '9';
+}
+
+static int is_alnum(int c)
+{
+	return is_digit(c) || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z');
+}
+
+int smtp_line_next(const char *buf, size_t len, size_t *linelen, size_t *consumed)
+{
+	const char *lf = memchr(buf, '\n', len);
+	const char *cr = memchr(buf, '\r', lf ? (size_t)(lf - buf) : len);
+
+	/* A CR is legal only immediately before the LF that ends the line. */
+	if (cr && (size_t)(cr - buf) + 1 < len && cr + 1 != lf)
+		return RL_EPROTO;
+	if (!lf)
+		return 0;
+	if (lf == buf || lf[-1] != '\r')
+		return RL_EPROTO;
+	*linelen = (size_t)(lf - buf) - 1;
+	*consumed = (size_t)(lf - buf) + 1;
+	return 1;
+}
+
+static const struct {
+	const char *name;
+	int verb;
+} smtp_verbs[] = {
+	{ "HELO", SMTP_V_HELO }, { "EHLO", SMTP_V_EHLO },
+	{ "MAIL", SMTP_V_MAIL }, { "RCPT", SMTP_V_RCPT },
+	{ "DATA", SMTP_V_DATA }, { "RSET", SMTP_V_RSET },
+	{ "NOOP", SMTP_V_NOOP }, { "QUIT", SMTP_V_QUIT },
+	{ "VRFY", SMTP_V_VRFY }, { "EXPN", SMTP_V_EXPN },
+	{ "HELP", SMTP_V_HELP }, { "STARTTLS", SMTP_V_STARTTLS },
+	{ "BDAT", SMTP_V_BDAT }, { "AUTH", SMTP_V_AUTH },
+};
+
+int smtp_cmd_parse(const char *line, size_t len, struct smtp_cmd *out, struct rl_why *why)
+{
+	size_t n = 0;
+
+	if (memchr(line, '\0', len))
+		return rl_fail(why, RL_EPARSE, "NUL in command", 0);
+	while (n < len && line[n] != ' ')
+		n++;
+	out->verb = SMTP_V_UNKNOWN;
+	out->arg = n < len ? line + n + 1 : line + len;
+	out->arglen = n < len ? len - n - 1 : 0;
+	for (size_t i = 0; i < sizeof(smtp_verbs) / sizeof(smtp_verbs[0]); i++) {
+		if (strlen(smtp_verbs[i].name) == n && ascii_ieq(line, smtp_verbs[i].name, n))
+			out->verb = smtp_verbs[i].verb;
+	}
+	/* RFC 5321 4.1.1: trailing spaces are tolerated by most servers. */
+	while (out->arglen && out->arg[out->arglen - 1] == ' ')
+		out->arglen--;
+	return 0;
+}
+
+/*
+ * Length of a well-formed UTF-8 sequence of non-ASCII octets at p (at most
+ * n octets), or 0 if malformed (overlong, surrogate, beyond U+10FFFF).
+ */
+static size_t utf8_seq(const unsigned char *p, size_t n)
+{
+	size_t want;
+	unsigned cp;
+
+	if (p[0] >= 0xC2 && p[0] <= 0xDF)
+		want = 2, cp = p[0] & 0x1F;
+	else if (p[0] >= 0xE0 && p[0] <= 0xEF)
+		want = 3, cp = p[0] & 0x0F;
+	else if (p[0] >= 0xF0 && p[0] <= 0xF4)
+		want = 4, cp = p[0] & 0x07;
+	else
+		return 0;
+	if (n < want)
+		return 0;
+	for (size_t i = 1; i < want; i++) {
+		if ((p[i] & 0xC0) != 0x80)
+			return 0;
+		cp = (cp << 6) | (p[i] & 0x3F);
+	}
+	if ((want == 3 && cp < 0x800) || (want == 4 && cp < 0x10000) || cp > 0x10FFFF ||
+	    (cp >= 0xD800 && cp <= 0xDFFF))
+		return 0;
+	return want;
+}
+
+/* RFC 5322 atext (RFC 5321 4.1.2 Atom). */
+static int is_atext(int c)
+{
+	return is_alnum(c) || (c && strchr("!#$%&'*+-/=?^_`{|}~", c));
+}
+
+/* Local-part: Dot-string or Quoted-string (4.1.2), UTF-8 allowed (RFC 6531). */
+static int parse_local(const unsigned char *p, size_t n, size_t *used, int *utf8)
+{
+	size_t i = 0;
+
+	if (n && p[0] == '"') {
+		for (i = 1; i < n && p[i] != '"'; i++) {
+			if (p[i] == '\\' && i + 1 < n && p[i + 1] >= 32 && p[i + 1] <= 126)
+				i++;
+			else if (p[i] >= 0x80) {
+				size_t k = utf8_seq(p + i, n - i);
+				if (!k)
+					return RL_EPARSE;
+				*utf8 = 1;
+				i += k - 1;
+			} else if (p[i] < 32 || p[i] > 126 || p[i] == '\\')
+				return RL_EPARSE;
+		}
+		if (i >= n || i == 1)
+			return RL_EPARSE;
+		*used = i + 1;
+		return 0;
+	}
+	/* Dot-string, leniently allowing empty atoms between dots as most MTAs do. */
+	while (i < n && (is_atext(p[i]) || p[i] == '.' || p[i] >= 0x80)) {
+		if (p[i] >= 0x80) {
+			size_t k = utf8_seq(p + i, n - i);
+			if (!k)
+				return RL_EPARSE;
+			*utf8 = 1;
+			i += k;
+		} else {
+			i++;
+		}
+	}
+	if (i == 0)
+		return RL_EPARSE;
+	*used = i;
+	return 0;
+}
+
+/* Domain (LDH labels, UTF-8 U-labels) or an address literal in brackets. */
+static int parse_domain(const unsigned char *p, size_t n, size_t *used, int *utf8)
+{
+	size_t i = 0, label = 0;
+
+	if (n && p[0] == '[') {
+		for (i = 1; i < n && p[i] != ']'; i++) {
+			if (!(is_alnum(p[i]) || p[i] == '.' || p[i] == ':' || p[i] == '-'))
+				return RL_EPARSE;
+		}
+		if (i >= n || i == 1)
+			return RL_EPARSE;
+		*used = i + 1;
+		return 0;
+	}
+	for (; i < n && p[i] != '>' && p[i] != ' '; i++) {
+		if (p[i] == '.') {
+			if (label == 0 || p[i - 1] == '-')
+				return RL_EPARSE;
+			label = 0;
+			continue;
+		}
+		if (p[i] >= 0x80) {
+			size_t k = utf8_seq(p + i, n - i);
+			if (!k)
+				return RL_EPARSE;
+			*utf8 = 1;
+			i += k - 1;
+			label += k;
+		} else if (is_alnum(p[i]) || (p[i] == '-' && label > 0)) {
+			label++;
+		} else {
+			return RL_EPARSE;
+		}
+		if (label > 63)
+			return RL_EPARSE;
+	}
+	if (label == 0 || p[i - 1] == '-' || i > SMTP_DOMAIN_MAX)
+		return RL_EPARSE;
+	*used = i;
+	return 0;
+}
+
+/* Skip an obsolete source route "@a,@b:" (RFC 5321 4.1.2 A-d-l, C). */
+static size_t skip_route(const unsigned char *p, size_t n)
+{
+	size_t i = 0;
+
+	if (n == 0 || p[0] != '@')
+		return 0;
+	while (i < n && p[i] != ':' && p[i] != '>')
+		i++;
+	return i < n && p[i] == ':' ? i + 1 : 0;
+}
+
+/*
+ * "<mailbox>" at the start of p; sets *used past '>'.  The null path "<>"
+ * is accepted when allow_null.
+ */
+static int parse_path(const char *s, size_t n, int allow_null, struct smtp_path *path,
+		      size_t *used, struct rl_why *why)
+{
+	const unsigned char *p = (const unsigned char *)s;
+	size_t i, k = 0, start;
+	int rc;
+
+	path->utf8 = 0;
+	path->len = 0;
+	path->addr[0] = '\0';
+	if (n < 2 || p[0] != '<')
+		return rl_fail(why, RL_EPARSE, "path must be in angle brackets", 0);
+	if (p[1] == '>') {
+		if (!allow_null)
+			return rl_fail(why, RL_EPARSE, "null path not allowed", 1);
+		*used = 2;
+		return 0;
+	}
+	i = 1 + skip_route(p + 1, n - 1);
+	start = i;
+	rc = parse_local(p + i, n - i, &k, &path->utf8);
+	if (rc < 0)
+		return rl_fail(why, RL_EPARSE, "bad local part", i);
+	i += k;
+	if (i >= n || p[i] != '@')
+		return rl_fail(why, RL_EPARSE, "address needs a domain", i);
+	i++;
+	rc = parse_domain(p + i, n - i, &k, &path->utf8);
+	if (rc < 0)
+		return rl_fail(why, RL_EPARSE, "bad domain", i);
+	i += k;
+	if (i >= n || p[i] != '>')
+		return rl_fail(why, RL_EPARSE, "missing closing bracket", i);
+	if (i - start + 2 > SMTP_PATH_MAX)
+		return rl_fail(why, RL_EPARSE, "path too long", i);
+	memcpy(path->addr, p + start, i - start);
+	path->len = i - start;
+	path->addr[path->len] = '\0';
+	*used = i + 1;
+	return 0;
+}
+
+/* Skip "FROM:" / "TO:" and optional spaces after the colon (Postfix-lenient). */
+static int skip_keyword(const char *arg, size_t len, const char *kw, size_t *pos)
+{
+	size_t k = strlen(kw);
+
+	if (len < k || !ascii_ieq(arg, kw, k))
+		return RL_EPARSE;
+	while (k < len && arg[k] == ' ')
+		k++;
+	*pos = k;
+	return 0;
+}
+
+static int parse_number(const char *p, size_t n, int64_t *out)
+{
+	int64_t v = 0;
+
+	if (n == 0 || n > 18)
+		return RL_EPARSE;
+	for (size_t i = 0; i < n; i++) {
+		if (!is_digit((unsigned char)p[i]))
+			return RL_EPARSE;
+		v = v * 10 + (p[i] - '0');
+	}
+	*out = v;
+	return 0;
+}
+
+/* One ESMTP parameter "KEY[=VALUE]" of MAIL FROM (RFC 1870, 6152, 6531). */
+static int mail_param(const char *p, size_t n, struct smtp_mail_params *mp, struct rl_why *why,
+		      size_t off)
+{
+	const char *eq = memchr(p, '=', n);
+	size_t kl = eq ? (size_t)(eq - p) : n;
+	const char *v = eq ? eq + 1 : NULL;
+	size_t vl = eq ? n - kl - 1 : 0;
+
+	if (kl == 4 && ascii_ieq(p, "SIZE", 4) && v) {
+		if (parse_number(v, vl, &mp->size) < 0)
+			return rl_fail(why, RL_EPARSE, "bad SIZE value", off);
+		return 0;
+	}
+	if (kl == 4 && ascii_ieq(p, "BODY", 4) && v) {
+		if (vl == 4 && ascii_ieq(v, "7BIT", 4))
+			mp->body = SMTP_BODY_7BIT;
+		else if (vl == 8 && ascii_ieq(v, "8BITMIME", 8))
+			mp->body = SMTP_BODY_8BITMIME;
+		else
+			return rl_fail(why, -ENOTSUP, "unsupported BODY type", off);
+		return 0;
+	}
+	if (kl == 8 && ascii_ieq(p, "SMTPUTF8", 8) && !v) {
+		mp->smtputf8 = 1;
+		return 0;
+	}
+	return rl_fail(why, -ENOTSUP, "unsupported parameter", off);
+}
+
+int smtp_mail_parse(const char *arg, size_t len, struct smtp_path *from,
+		    struct smtp_mail_params *p, struct rl_why *why)
+{
+	size_t pos, used, end;
+	int rc;
+
+	p->size = -1;
+	p->body = SMTP_BODY_NONE;
+	p->smtputf8 = 0;
+	if (skip_keyword(arg, len, "FROM:", &pos) < 0)
+		return rl_fail(why, RL_EPARSE, "expected FROM:<address>", 0);
+	rc = parse_path(arg + pos, len - pos, 1, from, &used, why);
+	if (rc < 0)
+		return rc;
+	for (pos += used; pos < len; pos = end) {
+		if (arg[pos] != ' ')
+			return rl_fail(why, RL_EPARSE, "garbage after address", pos);
+		while (pos < len && arg[pos] == ' ')
+			pos++;
+		for (end = pos; end < len && arg[end] != ' ';)
+			end++;
+		if (end > pos && (rc = mail_param(arg + pos, end - pos, p, why, pos)) < 0)
+			return rc;
+	}
+	if (from->utf8 && !p->smtputf8)
+		return rl_fail(why, RL_EPARSE, "non-ASCII address without SMTPUTF8", 0);
+	return 0;
+}
+
+int smtp_rcpt_parse(const char *arg, size_t len, struct smtp_path *to, struct rl_why *why)
+{
+	size_t pos, used;
+	int rc;
+
+	if (skip_keyword(arg, len, "TO:", &pos) < 0)
+		return rl_fail(why, RL_EPARSE, "expected TO:<address>", 0);
+	rc = parse_path(arg + pos, len - pos, 0, to, &used, why);
+	if (rc < 0)
+		return rc;
+	pos += used;
+	while (pos < len && arg[pos] == ' ')
+		pos++;
+	/* No RCPT parameters are offered (DSN comes later). */
+	if (pos < len)
+		return rl_fail(why, -ENOTSUP, "unsupported parameter", pos);
+	return 0;
+}
+
+int smtp_helo_valid(const char *arg, size_t len)
+{
+	size_t used = 0;
+	int utf8 = 0;
+
+	if (len == 0 || len > SMTP_DOMAIN_MAX)
+		return 0;
+	if (parse_domain((const unsigned char *)arg, len, &used, &utf8) < 0)
+		return 0;
+	return used == len;
+}
+
+void smtp_data_init(struct smtp_data *d)
+{
+	memset(d, 0, sizeof(*d));
+	d->bol = 1;
+}
+
+/* Append content unless the message already overflowed its limit. */
+static int data_emit(struct smtp_data *d, struct rl_buf *out, const char *p, size_t n)
+{
+	int rc;
+
+	d->total += n;
+	if (d->overflow || n == 0)
+		return 0;
+	rc = rl_buf_append(out, p, n);
+	if (rc == RL_ETOOBIG) {
+		d->overflow = 1;
+		return 0;
+	}
+	return rc;
+}
+
+/* A complete line ended (CRLF seen): either the end of data or a line break. */
+static int data_eol(struct smtp_data *d, struct rl_buf *out)
+{
+	if (d->dot) {
+		d->done = 1;
+		return 0;
+	}
+	d->bol = 1;
+	d->linelen = 0;
+	return data_emit(d, out, "\r\n", 2);
+}
+
+int smtp_data_feed(struct smtp_data *d, const char *p, size_t n, struct rl_buf *out,
+		   size_t *consumed)
+{
+	size_t i = 0, span;
+	int rc = 0;
+
+	while (i < n && !d->done && rc == 0) {
+		unsigned char c = (unsigned char)p[i];
+
+		if (d->cr) {
+			d->cr = 0;
+			if (c != '\n')
+				break;
+			i++;
+			rc = data_eol(d, out);
+			continue;
+		}
+		if (c == '\r') {
+			d->cr = 1;
+			i++;
+			continue;
+		}
+		if (c == '\n')
+			break;
+		if (d->bol && c == '.') {
+			/* The first dot of a line is stuffing or the end marker. */
+			d->bol = 0;
+			d->dot = 1;
+			i++;
+			continue;
+		}
+		/* Copy a run of ordinary octets at once. */
+		for (span = i; span < n && p[span] != '\r' && p[span] != '\n'; span++)
+			d->eightbit |= (unsigned char)p[span] >= 0x80;
+		d->bol = 0;
+		d->dot = 0;
+		d->linelen += span - i;
+		if (d->linelen > SMTP_TEXT_LINE_MAX)
+			d->long_line = 1;
+		rc = data_emit(d, out, p + i, span - i);
+		i = span;
+	}
+	*consumed = i;
+	if (rc < 0)
+		return rc;
+	if (!d->done && i < n)
+		return RL_EPROTO;
+	return 0;
+}

@@ -1,0 +1,650 @@
+/*
+ * smtpd: the inbound ESMTP server (RFC 5321, 1870, 2920, 3207, 6152, 6531,
+ * 2034).  One struct smtpd per client connection, driven by conn events.
+ *
+ * Acceptance rule: 250 after DATA is sent only after the committer says the
+ * message is on disk.  Line rule: only CRLF ends a line; a bare CR or LF
+ * anywhere ends the session with 521 (as Postfix's smtpd_forbid_bare_newline
+ * = reject), so no variant of <LF>.<LF> can end DATA or smuggle a message.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "conn.h"
+#include "log.h"
+#include "serve.h"
+#include "smtp.h"
+
+#define SMTPD_ERROR_LIMIT 20 /* Postfix smtpd_hard_error_limit */
+#define SMTPD_IN_LIMIT (64 * 1024)
+#define SMTPD_RECEIVED_MAX 1024
+
+enum smtpd_state {
+	SMTPD_S_CMD = 0, /* reading commands */
+	SMTPD_S_DATA,    /* reading message content */
+	SMTPD_S_COMMIT,  /* waiting for the queue to make it durable */
+	SMTPD_S_TLS,     /* TLS handshake after STARTTLS */
+	SMTPD_S_DONE,    /* closing */
+};
+
+struct smtpd {
+	struct serve *srv;
+	struct conn *conn;
+	struct smtpd *prev, *next;
+	int state;
+	char addr[INET6_ADDRSTRLEN];
+	char helo[SMTP_DOMAIN_MAX + 1];
+	int said_helo; /* 0 none, 1 HELO, 2 EHLO */
+	int relay_ok;
+	int skip_line; /* discarding the rest of an over-long command line */
+	int in_mail;
+	struct smtp_path from;
+	struct smtp_mail_params mp;
+	struct queue_rcpt *rcpt;
+	size_t nrcpt, rcap;
+	struct rl_buf msg;
+	struct smtp_data data;
+	struct commit_req creq;
+	int commit_pending;
+	int conn_gone; /* CONN_EV_CLOSED seen */
+	unsigned errors;
+	uint64_t deadline; /* uv_now() limit for the whole session */
+	char tls[160];     /* summary of the inbound TLS session */
+};
+
+static void smtpd_process(struct smtpd *s);
+
+static void smtpd_set_state(struct smtpd *s, int state)
+{
+	log_debug("smtpd %s: state %d -> %d", s->addr, s->state, state);
+	s->state = state;
+}
+
+static void smtpd_reply(struct smtpd *s, const char *fmt, ...) RL_PRINTF(2, 3);
+
+static void smtpd_reply(struct smtpd *s, const char *fmt, ...)
+{
+	char line[SMTP_REPLY_LINE_MAX];
+	va_list ap;
+	int n;
+
+	va_start(ap, fmt);
+	n = vsnprintf(line, sizeof(line) - 2, fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		return;
+	if ((size_t)n > sizeof(line) - 3)
+		n = (int)sizeof(line) - 3;
+	memcpy(line + n, "\r\n", 2);
+	if (conn_write(s->conn, line, (size_t)n + 2) < 0)
+		conn_abort(s->conn);
+	if (line[0] == '4' || line[0] == '5')
+		s->errors++;
+}
+
+static void smtpd_close(struct smtpd *s)
+{
+	if (s->state != SMTPD_S_DONE)
+		smtpd_set_state(s, SMTPD_S_DONE);
+	conn_close(s->conn);
+}
+
+/* 421 and close: a timeout, too many errors, shutdown. */
+static void smtpd_bye(struct smtpd *s, const char *code, const char *text)
+{
+	smtpd_reply(s, "%s %s %s", code, s->srv->cfg.myhostname, text);
+	smtpd_close(s);
+}
+
+static void smtpd_tx_reset(struct smtpd *s)
+{
+	for (size_t i = 0; i < s->nrcpt; i++)
+		free(s->rcpt[i].address);
+	s->nrcpt = 0;
+	s->in_mail = 0;
+	rl_buf_fini(&s->msg);
+}
+
+static void smtpd_free(struct smtpd *s)
+{
+	struct serve *srv = s->srv;
+
+	smtpd_tx_reset(s);
+	free(s->rcpt);
+	if (s->prev)
+		s->prev->next = s->next;
+	else
+		srv->sessions = s->next;
+	if (s->next)
+		s->next->prev = s->prev;
+	srv->nsessions--;
+	free(s);
+	serve_session_gone(srv);
+}
+
+static void smtpd_arm_timer(struct smtpd *s)
+{
+	uint64_t now = uv_now(s->srv->loop);
+	uint64_t idle = (uint64_t)s->srv->cfg.smtpd_timeout * 1000;
+	uint64_t left = s->deadline > now ? s->deadline - now : 1;
+
+	conn_set_timeout(s->conn, idle < left ? idle : left);
+}
+
+/* --- commands ------------------------------------------------------------ */
+
+static void cmd_helo(struct smtpd *s, const struct smtp_cmd *c, int esmtp)
+{
+	const struct cfg *cfg = &s->srv->cfg;
+
+	if (c->arglen == 0) {
+		smtpd_reply(s, "501 5.5.4 Syntax: %s hostname", esmtp ? "EHLO" : "HELO");
+		return;
+	}
+	smtpd_tx_reset(s);
+	log_sanitize(s->helo, sizeof(s->helo), c->arg, c->arglen);
+	s->said_helo = esmtp ? 2 : 1;
+	if (!esmtp) {
+		smtpd_reply(s, "250 %s", cfg->myhostname);
+		return;
+	}
+	smtpd_reply(s, "250-%s", cfg->myhostname);
+	smtpd_reply(s, "250-PIPELINING");
+	smtpd_reply(s, "250-SIZE %llu", (unsigned long long)cfg->max_message_size);
+	if (s->srv->smtpd_cred && !conn_tls_active(s->conn))
+		smtpd_reply(s, "250-STARTTLS");
+	smtpd_reply(s, "250-ENHANCEDSTATUSCODES");
+	smtpd_reply(s, "250-8BITMIME");
+	smtpd_reply(s, "250 SMTPUTF8");
+}
+
+static void cmd_mail(struct smtpd *s, const struct smtp_cmd *c)
+{
+	struct rl_why why = { 0 };
+	int rc;
+
+	if (!s->said_helo) {
+		smtpd_reply(s, "503 5.5.1 Error: send HELO/EHLO first");
+		return;
+	}
+	if (s->in_mail) {
+		smtpd_reply(s, "503 5.5.1 Error: nested MAIL command");
+		return;
+	}
+	rc = smtp_mail_parse(c->arg, c->arglen, &s->from, &s->mp, &why);
+	if (rc == -ENOTSUP) {
+		smtpd_reply(s, "555 5.5.4 Unsupported option: %s", why.reason);
+		return;
+	}
+	if (rc < 0) {
+		smtpd_reply(s, "501 5.1.7 Bad sender address syntax (%s)", why.reason);
+		return;
+	}
+	if (s->mp.size > 0 && (uint64_t)s->mp.size > s->srv->cfg.max_message_size) {
+		smtpd_reply(s, "552 5.3.4 Message size exceeds fixed limit");
+		return;
+	}
+	s->in_mail = 1;
+	smtpd_reply(s, "250 2.1.0 Ok");
+}
+
+static void smtpd_log_reject(struct smtpd *s, const char *what, const char *reply,
+			     const char *to)
+{
+	log_info("NOQUEUE: reject: %s from unknown[%s]: %s; from=<%s> to=<%s> proto=%s helo=<%s>",
+		 what, s->addr, reply, s->from.addr, to, s->said_helo == 2 ? "ESMTP" : "SMTP",
+		 s->helo);
+}
+
+static void cmd_rcpt(struct smtpd *s, const struct smtp_cmd *c)
+{
+	struct rl_why why = { 0 };
+	struct smtp_path to;
+	char reply[SMTP_REPLY_LINE_MAX];
+	int rc;
+
+	if (!s->in_mail) {
+		smtpd_reply(s, "503 5.5.1 Error: need MAIL command");
+		return;
+	}
+	rc = smtp_rcpt_parse(c->arg, c->arglen, &to, &why);
+	if (rc == -ENOTSUP) {
+		smtpd_reply(s, "555 5.5.4 Unsupported option: %s", why.reason);
+		return;
+	}
+	if (rc < 0) {
+		smtpd_reply(s, "501 5.1.3 Bad recipient address syntax (%s)", why.reason);
+		return;
+	}
+	if (!s->relay_ok) {
+		snprintf(reply, sizeof(reply), "554 5.7.1 <%s>: Relay access denied", to.addr);
+		smtpd_log_reject(s, "RCPT", reply, to.addr);
+		smtpd_reply(s, "%s", reply);
+		return;
+	}
+	if (to.utf8 && !s->mp.smtputf8) {
+		smtpd_reply(s, "553 5.6.7 Must declare SMTPUTF8 to send UTF8 addresses");
+		return;
+	}
+	if (s->nrcpt >= s->srv->cfg.smtpd_max_recipients) {
+		smtpd_reply(s, "452 4.5.3 Error: too many recipients");
+		return;
+	}
+	if (s->nrcpt == s->rcap) {
+		size_t cap = s->rcap ? s->rcap * 2 : 8;
+		struct queue_rcpt *r = realloc(s->rcpt, cap * sizeof(*r));
+
+		if (!r) {
+			smtpd_reply(s, "451 4.3.0 Error: out of memory");
+			return;
+		}
+		s->rcpt = r;
+		s->rcap = cap;
+	}
+	memset(&s->rcpt[s->nrcpt], 0, sizeof(s->rcpt[0]));
+	s->rcpt[s->nrcpt].address = strdup(to.addr);
+	if (!s->rcpt[s->nrcpt].address) {
+		smtpd_reply(s, "451 4.3.0 Error: out of memory");
+		return;
+	}
+	s->nrcpt++;
+	smtpd_reply(s, "250 2.1.5 Ok");
+}
+
+/* RFC 5322 date-time of now, in the C locale. */
+static void smtpd_date(char *out, size_t size)
+{
+	time_t now = time(NULL);
+	struct tm tm;
+
+	localtime_r(&now, &tm);
+	strftime(out, size, "%a, %d %b %Y %H:%M:%S %z", &tm);
+}
+
+/*
+ * Our Received header (RFC 5321 4.4), first line of the stored message.
+ * The protocol keyword follows RFC 3848; the TLS clause follows Postfix.
+ */
+static int smtpd_received(struct smtpd *s, const char *id)
+{
+	char date[64];
+	const char *proto = s->said_helo == 2 ? (s->tls[0] ? "ESMTPS" : "ESMTP") : "SMTP";
+	int rc;
+
+	smtpd_date(date, sizeof(date));
+	rc = rl_buf_printf(&s->msg, "Received: from %s (unknown [%s])\r\n", s->helo, s->addr);
+	if (rc == 0 && s->tls[0])
+		rc = rl_buf_printf(&s->msg, "\t(using %s)\r\n", s->tls);
+	if (rc == 0)
+		rc = rl_buf_printf(&s->msg, "\tby %s (tlsrelay) with %s id %s", s->srv->cfg.myhostname,
+				   proto, id);
+	if (rc == 0 && s->nrcpt == 1)
+		rc = rl_buf_printf(&s->msg, "\r\n\tfor <%s>", s->rcpt[0].address);
+	if (rc == 0)
+		rc = rl_buf_printf(&s->msg, "; %s\r\n", date);
+	return rc;
+}
+
+static void cmd_data(struct smtpd *s, const struct smtp_cmd *c)
+{
+	struct timespec ts;
+
+	if (!s->in_mail) {
+		smtpd_reply(s, "503 5.5.1 Error: need MAIL command");
+		return;
+	}
+	if (s->nrcpt == 0) {
+		smtpd_reply(s, "503 5.5.1 Error: need RCPT command");
+		return;
+	}
+	if (c->arglen) {
+		smtpd_reply(s, "501 5.5.4 Syntax: DATA");
+		return;
+	}
+	clock_gettime(CLOCK_REALTIME, &ts);
+	memset(&s->creq, 0, sizeof(s->creq));
+	queue_id_make(s->creq.msg.id, ts.tv_sec, ts.tv_nsec / 1000);
+	s->creq.msg.arrival = ts.tv_sec;
+	/* The header is ours; the limit applies to what the client sends. */
+	rl_buf_init(&s->msg, SMTPD_RECEIVED_MAX + s->srv->cfg.max_message_size);
+	if (smtpd_received(s, s->creq.msg.id) < 0) {
+		smtpd_reply(s, "451 4.3.0 Error: out of memory");
+		return;
+	}
+	smtp_data_init(&s->data);
+	smtpd_reply(s, "354 End data with <CR><LF>.<CR><LF>");
+	smtpd_set_state(s, SMTPD_S_DATA);
+}
+
+static void smtpd_commit_done(struct commit_req *r)
+{
+	struct smtpd *s = (struct smtpd *)((char *)r - offsetof(struct smtpd, creq));
+
+	s->commit_pending = 0;
+	if (r->result == 0)
+		log_info("%s: from=<%s>, size=%llu, nrcpt=%zu", r->msg.id,
+			 s->from.addr, (unsigned long long)r->msg.size, s->nrcpt);
+	else
+		log_warn("unknown[%s]: queue write failed: %s", s->addr, rl_strerror(r->result));
+	if (s->conn_gone) {
+		smtpd_free(s);
+		return;
+	}
+	if (r->result == 0)
+		smtpd_reply(s, "250 2.0.0 Ok: queued as %s", r->msg.id);
+	else if (r->result == RL_EQFULL || r->result == -ENOSPC)
+		smtpd_reply(s, "452 4.3.1 Insufficient system storage");
+	else
+		smtpd_reply(s, "451 4.3.0 Error: queue file write error");
+	smtpd_tx_reset(s);
+	if (s->state == SMTPD_S_DONE) {
+		conn_close(s->conn);
+		return;
+	}
+	smtpd_set_state(s, SMTPD_S_CMD);
+	conn_resume(s->conn);
+	smtpd_arm_timer(s);
+	smtpd_process(s);
+}
+
+/* The end of data was seen: refuse, or hand the message to the queue. */
+static void smtpd_data_end(struct smtpd *s)
+{
+	struct queue_msg *m = &s->creq.msg;
+
+	smtpd_set_state(s, SMTPD_S_CMD);
+	if (s->data.overflow) {
+		smtpd_reply(s, "552 5.3.4 Message size exceeds fixed limit");
+		smtpd_tx_reset(s);
+		return;
+	}
+	if (s->data.long_line) {
+		smtpd_reply(s, "554 5.6.0 Message has lines too long for transport "
+			       "(RFC 5322 limit is 998 octets)");
+		smtpd_tx_reset(s);
+		return;
+	}
+	m->sender = s->from.addr;
+	m->next_attempt = m->arrival;
+	m->flags = (s->mp.body == SMTP_BODY_8BITMIME ? QUEUE_F_8BITMIME : 0) |
+		   (s->mp.smtputf8 ? QUEUE_F_SMTPUTF8 : 0);
+	m->size = s->msg.len;
+	m->nrcpt = s->nrcpt;
+	m->rcpt = s->rcpt;
+	s->creq.body = s->msg.data;
+	s->creq.len = s->msg.len;
+	s->creq.done = smtpd_commit_done;
+	s->commit_pending = 1;
+	smtpd_set_state(s, SMTPD_S_COMMIT);
+	/* Pipelined input waits in the buffer; read no more until we reply. */
+	conn_pause(s->conn);
+	conn_set_timeout(s->conn, 0);
+	committer_submit(s->srv->commit, &s->creq);
+}
+
+static void cmd_starttls(struct smtpd *s, const struct smtp_cmd *c)
+{
+	if (!s->srv->smtpd_cred) {
+		smtpd_reply(s, "502 5.5.1 Error: command not implemented");
+		return;
+	}
+	if (conn_tls_active(s->conn)) {
+		smtpd_reply(s, "554 5.5.1 Error: TLS already active");
+		return;
+	}
+	if (c->arglen) {
+		smtpd_reply(s, "501 5.5.4 Syntax: STARTTLS");
+		return;
+	}
+	smtpd_reply(s, "220 2.0.0 Ready to start TLS");
+	conn_flush(s->conn);
+	/* RFC 3207 4.2: forget everything said before the handshake. */
+	smtpd_tx_reset(s);
+	s->said_helo = 0;
+	s->helo[0] = '\0';
+	if (conn_tls_server(s->conn, s->srv->smtpd_cred, s->srv->smtpd_prio) < 0) {
+		log_warn("unknown[%s]: cannot start TLS", s->addr);
+		smtpd_close(s);
+		return;
+	}
+	smtpd_set_state(s, SMTPD_S_TLS);
+}
+
+static void smtpd_command(struct smtpd *s, const char *line, size_t len)
+{
+	struct smtp_cmd c;
+
+	if (smtp_cmd_parse(line, len, &c, NULL) < 0) {
+		smtpd_reply(s, "500 5.5.2 Error: bad syntax");
+		return;
+	}
+	switch (c.verb) {
+	case SMTP_V_EHLO: cmd_helo(s, &c, 1); break;
+	case SMTP_V_HELO: cmd_helo(s, &c, 0); break;
+	case SMTP_V_MAIL: cmd_mail(s, &c); break;
+	case SMTP_V_RCPT: cmd_rcpt(s, &c); break;
+	case SMTP_V_DATA: cmd_data(s, &c); break;
+	case SMTP_V_STARTTLS: cmd_starttls(s, &c); break;
+	case SMTP_V_RSET:
+		smtpd_tx_reset(s);
+		smtpd_reply(s, "250 2.0.0 Ok");
+		break;
+	case SMTP_V_NOOP: smtpd_reply(s, "250 2.0.0 Ok"); break;
+	case SMTP_V_QUIT:
+		smtpd_reply(s, "221 2.0.0 Bye");
+		smtpd_close(s);
+		break;
+	case SMTP_V_VRFY: smtpd_reply(s, "502 5.5.1 VRFY command is disabled"); break;
+	case SMTP_V_EXPN: smtpd_reply(s, "502 5.5.1 EXPN command is disabled"); break;
+	case SMTP_V_HELP: smtpd_reply(s, "214 2.0.0 See RFC 5321"); break;
+	case SMTP_V_AUTH: smtpd_reply(s, "502 5.5.1 Error: authentication not enabled"); break;
+	default: smtpd_reply(s, "502 5.5.2 Error: command not recognized"); break;
+	}
+}
+
+/* Bare CR or LF: the only safe answer is to stop listening (smuggling). */
+static void smtpd_bare_eol(struct smtpd *s)
+{
+	log_warn("unknown[%s]: bare <CR> or <LF> received, disconnecting", s->addr);
+	smtpd_tx_reset(s);
+	smtpd_reply(s, "521 5.5.2 %s Error: bare <LF> received", s->srv->cfg.myhostname);
+	smtpd_close(s);
+}
+
+/* One step in command state; returns 0 when more input is needed. */
+static int smtpd_step_cmd(struct smtpd *s, struct rl_buf *in)
+{
+	char line[SMTP_CMD_LINE_MAX];
+	size_t linelen, used;
+	int rc;
+
+	if (s->skip_line) {
+		const char *lf = memchr(in->data, '\n', in->len);
+
+		rl_buf_consume(in, lf ? (size_t)(lf - in->data) + 1 : in->len);
+		s->skip_line = !lf;
+		return lf != NULL;
+	}
+	rc = smtp_line_next(in->data, in->len, &linelen, &used);
+	if (rc < 0) {
+		smtpd_bare_eol(s);
+		return 0;
+	}
+	if (rc == 0 || used > SMTP_CMD_LINE_MAX) {
+		if (in->len < SMTP_CMD_LINE_MAX && rc == 0)
+			return 0;
+		smtpd_reply(s, "500 5.5.2 Error: line too long");
+		s->skip_line = 1;
+		return 1;
+	}
+	/* Consume first: STARTTLS drops whatever follows the command. */
+	memcpy(line, in->data, linelen);
+	rl_buf_consume(in, used);
+	smtpd_command(s, line, linelen);
+	return 1;
+}
+
+static int smtpd_step_data(struct smtpd *s, struct rl_buf *in)
+{
+	size_t used = 0;
+	int rc = smtp_data_feed(&s->data, in->data, in->len, &s->msg, &used);
+
+	rl_buf_consume(in, used);
+	if (rc == RL_EPROTO) {
+		smtpd_bare_eol(s);
+		return 0;
+	}
+	if (rc < 0) {
+		smtpd_reply(s, "451 4.3.0 Error: out of memory");
+		smtpd_close(s);
+		return 0;
+	}
+	if (!s->data.done)
+		return 0;
+	smtpd_data_end(s);
+	return 1;
+}
+
+static void smtpd_process(struct smtpd *s)
+{
+	struct rl_buf *in = conn_in(s->conn);
+	int more = 1;
+
+	while (more && in->len > 0 && s->errors < SMTPD_ERROR_LIMIT) {
+		if (s->state == SMTPD_S_CMD)
+			more = smtpd_step_cmd(s, in);
+		else if (s->state == SMTPD_S_DATA)
+			more = smtpd_step_data(s, in);
+		else
+			more = 0;
+	}
+	if (s->errors >= SMTPD_ERROR_LIMIT && s->state == SMTPD_S_CMD)
+		smtpd_bye(s, "421 4.7.0", "Error: too many errors");
+	/* RFC 2920: replies to a pipelined group go out together. */
+	conn_flush(s->conn);
+}
+
+static void smtpd_on_timeout(struct smtpd *s)
+{
+	if (uv_now(s->srv->loop) >= s->deadline)
+		smtpd_bye(s, "421 4.4.2", "Error: session time limit exceeded");
+	else
+		smtpd_bye(s, "421 4.4.2", "Error: timeout exceeded");
+	log_info("timeout after %s from unknown[%s]",
+		 s->state == SMTPD_S_DATA ? "DATA" : "command", s->addr);
+}
+
+static void smtpd_event(struct conn *c, int ev, void *arg)
+{
+	struct smtpd *s = arg;
+	const char *text;
+
+	switch (ev) {
+	case CONN_EV_READABLE:
+		if (s->state == SMTPD_S_DONE)
+			return;
+		smtpd_arm_timer(s);
+		smtpd_process(s);
+		break;
+	case CONN_EV_TLS_READY:
+		conn_tls_summary(c, s->tls, sizeof(s->tls));
+		log_info("Anonymous TLS connection established from unknown[%s]: %s", s->addr,
+			 s->tls);
+		smtpd_set_state(s, SMTPD_S_CMD);
+		break;
+	case CONN_EV_TIMEOUT: smtpd_on_timeout(s); break;
+	case CONN_EV_EOF:
+		if (s->state == SMTPD_S_DATA)
+			log_info("lost connection after DATA from unknown[%s]", s->addr);
+		smtpd_close(s);
+		break;
+	case CONN_EV_ERROR:
+		conn_error(c, &text);
+		log_info("%s from unknown[%s]: %s",
+			 s->state == SMTPD_S_TLS ? "SSL_accept error" : "lost connection", s->addr,
+			 text);
+		conn_abort(c);
+		break;
+	case CONN_EV_CLOSED:
+		log_info("disconnect from unknown[%s]", s->addr);
+		s->conn_gone = 1;
+		if (!s->commit_pending)
+			smtpd_free(s);
+		break;
+	default: break;
+	}
+}
+
+static const struct conn_ops smtpd_conn_ops = { smtpd_event };
+
+static void smtpd_addr_text(const struct sockaddr_storage *ss, char *out, size_t size)
+{
+	const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)ss;
+
+	if (ss->ss_family == AF_INET)
+		inet_ntop(AF_INET, &((const struct sockaddr_in *)ss)->sin_addr, out, (socklen_t)size);
+	else if (IN6_IS_ADDR_V4MAPPED(&s6->sin6_addr))
+		inet_ntop(AF_INET, &s6->sin6_addr.s6_addr[12], out, (socklen_t)size);
+	else
+		inet_ntop(AF_INET6, &s6->sin6_addr, out, (socklen_t)size);
+}
+
+void smtpd_accept(struct serve *srv, uv_stream_t *server)
+{
+	struct smtpd *s = calloc(1, sizeof(*s));
+	struct sockaddr_storage ss;
+
+	if (!s)
+		return;
+	s->srv = srv;
+	s->conn = conn_new(srv->loop, &smtpd_conn_ops, s, SMTPD_IN_LIMIT);
+	if (!s->conn) {
+		free(s);
+		return;
+	}
+	s->next = srv->sessions;
+	if (s->next)
+		s->next->prev = s;
+	srv->sessions = s;
+	srv->nsessions++;
+	s->deadline = uv_now(srv->loop) + (uint64_t)srv->cfg.smtpd_max_session_time * 1000;
+	rl_strlcpy(s->addr, "unknown", sizeof(s->addr));
+	if (conn_accept(s->conn, server) < 0) {
+		conn_abort(s->conn);
+		return;
+	}
+	if (conn_peer(s->conn, &ss) == 0) {
+		smtpd_addr_text(&ss, s->addr, sizeof(s->addr));
+		s->relay_ok = cfg_net_match(&srv->cfg, (struct sockaddr *)&ss);
+	}
+	log_info("connect from unknown[%s]", s->addr);
+	if (srv->nsessions > srv->cfg.smtpd_max_connections || srv->stopping) {
+		log_warn("unknown[%s]: too many connections", s->addr);
+		smtpd_bye(s, "421 4.7.0", "Error: too many connections");
+		return;
+	}
+	smtpd_reply(s, "220 %s ESMTP tlsrelay", srv->cfg.myhostname);
+	conn_flush(s->conn);
+	smtpd_arm_timer(s);
+}
+
+void smtpd_stop_all(struct serve *srv)
+{
+	for (struct smtpd *s = srv->sessions; s; s = s->next) {
+		if (s->state == SMTPD_S_DONE)
+			continue;
+		if (s->state == SMTPD_S_COMMIT) {
+			/* Answer the message first; the commit callback closes. */
+			smtpd_set_state(s, SMTPD_S_DONE);
+			continue;
+		}
+		smtpd_bye(s, "421 4.3.2", "Service shutting down");
+	}
+}
