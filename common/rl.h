@@ -81,7 +81,7 @@ void rl_buf_reset(struct rl_buf *b);
 int rl_buf_append(struct rl_buf *b, const void *p, size_t n) RL_WUR;
 int rl_buf_puts(struct rl_buf *b, const char *s) RL_WUR;
 int rl_buf_printf(struct rl_buf *b, const char *fmt, ...) RL_PRINTF(2, 3) RL_WUR;
-int rl_buf_vprintf(struct rl_buf *b, const char *fmt, va_list ap) RL_WUR;
+int rl_buf_vprintf(struct rl_buf *b, const char *fmt, va_list ap) RL_PRINTF(2, 0) RL_WUR;
 /*
  * Room for at least want more bytes at the end (within the limit): returns
  * a pointer to it and sets *avail, or NULL (limit reached or no memory).

@@ -15,8 +15,8 @@
  * Cross-key checks (retry_min <= retry_max, certificate/key pairs) run last.
  *
  * cfg_parse() and its helpers do no I/O and keep no state outside the struct
- * cfg they fill; only cfg_defaults() (gethostname) and cfg_load() (reading
- * the file) at the end of this file touch the system.
+ * cfg they fill; cfg.c holds the parts that touch the system (cfg_defaults()
+ * and cfg_load()) and the address matcher.
  */
 #include "cfg.h"
 
@@ -32,14 +32,13 @@
 #include <strings.h>
 #include <unistd.h>
 
+#include "cfg_int.h"
 #include "pol.h"
 
 /* One physical line, without its LF or CRLF (the contract's limit). */
 #define CFG_LINE_MAX 4096
 /* A key line joined with its continuation lines. */
 #define CFG_LOGICAL_MAX 65536
-/* cfg_load() refuses larger files: a configuration is a few KB. */
-#define CFG_FILE_MAX (1024 * 1024)
 /* How much of an offending value an error message quotes. */
 #define CFG_QUOTE_MAX 80
 /*
@@ -221,7 +220,7 @@ static int addr_pton(int af, const char *s, size_t n, unsigned char *out)
 	return inet_pton(af, buf, out) == 1 ? 0 : RL_EPARSE;
 }
 
-static void addr_fill(struct cfg_addr *a, int af, const unsigned char *bytes, unsigned port)
+void cfg_addr_fill(struct cfg_addr *a, int af, const unsigned char *bytes, unsigned port)
 {
 	memset(a, 0, sizeof(*a));
 	if (af == AF_INET) {
@@ -268,7 +267,7 @@ static int parse_hostport(const char *s, size_t n, struct cfg_addr *a)
 		return RL_EPARSE;
 	if (addr_pton(af, host, n, bytes) < 0)
 		return RL_EPARSE;
-	addr_fill(a, af, bytes, port);
+	cfg_addr_fill(a, af, bytes, port);
 	return 0;
 }
 
@@ -285,12 +284,12 @@ static int parse_server(const char *s, size_t n, struct cfg_addr *a)
 		return RL_EPARSE;
 	if (addr_pton(af, s, hlen, bytes) < 0)
 		return RL_EPARSE;
-	addr_fill(a, af, bytes, port);
+	cfg_addr_fill(a, af, bytes, port);
 	return 0;
 }
 
 /* Do the first bits bits of a and b agree? */
-static int prefix_eq(const unsigned char *a, const unsigned char *b, unsigned bits)
+int cfg_prefix_eq(const unsigned char *a, const unsigned char *b, unsigned bits)
 {
 	size_t full = bits / 8;
 	unsigned rest = bits % 8;
@@ -909,191 +908,4 @@ int cfg_parse(struct cfg *c, const char *text, size_t len, struct cfg_error *err
 	if (rc < 0)
 		return rc;
 	return cfg_check_pair(&st, "smtpd_tls_cert_file", "smtpd_tls_key_file");
-}
-
-int cfg_net_match(const struct cfg *c, const struct sockaddr *addr)
-{
-	static const unsigned char v4mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
-	unsigned char a4[4], a6[16];
-	int has4 = 0, has6 = 0;
-
-	if (addr->sa_family == AF_INET) {
-		memcpy(a4, &((const struct sockaddr_in *)addr)->sin_addr, 4);
-		has4 = 1;
-	} else if (addr->sa_family == AF_INET6) {
-		memcpy(a6, &((const struct sockaddr_in6 *)addr)->sin6_addr, 16);
-		has6 = 1;
-		/* A dual-stack listener sees IPv4 clients as ::ffff:a.b.c.d. */
-		has4 = memcmp(a6, v4mapped, sizeof(v4mapped)) == 0;
-		memcpy(a4, a6 + 12, 4);
-	}
-	for (size_t i = 0; i < c->nmynetworks; i++) {
-		const struct cfg_net *net = &c->mynetworks[i];
-
-		if (net->family == AF_INET && has4 && prefix_eq(net->addr, a4, net->prefix))
-			return 1;
-		if (net->family == AF_INET6 && has6 && prefix_eq(net->addr, a6, net->prefix))
-			return 1;
-	}
-	return 0;
-}
-
-void cfg_fini(struct cfg *c)
-{
-	char **strs[] = {
-	    &c->myhostname,
-	    &c->queue_dir,
-	    &c->policy_file,
-	    &c->dns_trust_anchor_file,
-	    &c->dns_unbound_config,
-	    &c->tls_ca_file,
-	    &c->tls_cert_file,
-	    &c->tls_key_file,
-	    &c->tls_protocols_text,
-	    &c->tls_priority,
-	    &c->smtpd_tls_cert_file,
-	    &c->smtpd_tls_key_file,
-	    &c->path,
-	};
-
-	for (size_t i = 0; i < sizeof(strs) / sizeof(strs[0]); i++) {
-		free(*strs[i]);
-		*strs[i] = NULL;
-	}
-}
-
-/* The rest of this file touches the system: the host name and the file. */
-
-static int cfg_default_strings(struct cfg *c)
-{
-	char host[256];
-
-	/* POSIX leaves a truncated name unterminated; terminate it. */
-	if (gethostname(host, sizeof(host) - 1) < 0)
-		return -errno;
-	host[sizeof(host) - 1] = '\0';
-	/* Used as is, even without a dot, as Postfix does. */
-	c->myhostname = strdup(host);
-	c->queue_dir = strdup("/var/spool/tlsrelay");
-	c->policy_file = strdup("/etc/tlsrelay/tls_policy");
-	c->dns_trust_anchor_file = strdup("/usr/share/dns/root.key");
-	c->tls_protocols_text = strdup(">=TLSv1.2");
-	/* Strong AEAD ciphers with forward secrecy only; the relay checks it with GnuTLS. */
-	c->tls_priority = strdup("NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2:-CIPHER-ALL:"
-				 "+AES-256-GCM:+AES-128-GCM:+CHACHA20-POLY1305:-MAC-ALL:+AEAD:"
-				 "-KX-ALL:+ECDHE-ECDSA:+ECDHE-RSA:+DHE-RSA:-RSA");
-	c->path = strdup("(defaults)");
-	if (!c->myhostname || !c->queue_dir || !c->policy_file || !c->dns_trust_anchor_file ||
-	    !c->tls_protocols_text || !c->tls_priority || !c->path)
-		return -ENOMEM;
-	return 0;
-}
-
-int cfg_defaults(struct cfg *c)
-{
-	static const unsigned char lo4[4] = {127, 0, 0, 1};
-	static const unsigned char lo6[16] = {[15] = 1};
-	int rc;
-
-	memset(c, 0, sizeof(*c));
-	addr_fill(&c->listen[0], AF_INET, lo4, 25);
-	c->nlisten = 1;
-	c->mynetworks[0] = (struct cfg_net){AF_INET, {127}, 8};
-	c->mynetworks[1].family = AF_INET6;
-	memcpy(c->mynetworks[1].addr, lo6, 16);
-	c->mynetworks[1].prefix = 128;
-	c->nmynetworks = 2;
-	c->default_tls_level = POL_LEVEL_ENCRYPT;
-	c->remote_port = 25;
-	c->dns_system = 1;
-	c->tls_protocols = CFG_TLS1_2 | CFG_TLS1_3;
-	c->tls_loglevel = 1;
-	c->max_message_size = 52428800;
-	c->retry_min = 5 * 60;
-	c->retry_max = 60 * 60;
-	c->queue_lifetime = 5 * 86400;
-	c->smtpd_timeout = 300;
-	c->smtpd_max_session_time = 60 * 60;
-	c->smtpd_max_connections = 1000;
-	c->smtpd_max_recipients = 1000;
-	c->queue_max_size = 4294967296ULL;
-	rc = cfg_default_strings(c);
-	if (rc < 0)
-		cfg_fini(c);
-	return rc;
-}
-
-/* Read a whole file of at most CFG_FILE_MAX bytes into b. */
-static int read_file(const char *path, struct rl_buf *b)
-{
-	char chunk[8192];
-	ssize_t got;
-	int fd, rc = 0;
-
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return -errno;
-	for (;;) {
-		got = read(fd, chunk, sizeof(chunk));
-		if (got < 0 && errno == EINTR)
-			continue;
-		if (got <= 0) {
-			rc = got < 0 ? -errno : 0;
-			break;
-		}
-		rc = rl_buf_append(b, chunk, (size_t)got);
-		if (rc < 0)
-			break;
-	}
-	close(fd);
-	return rc;
-}
-
-/* Put "PATH:LINE: " (or "PATH: " when no line is to blame) before err->msg. */
-static int load_fail(struct cfg_error *err, const char *path, int rc)
-{
-	char msg[sizeof(err->msg)];
-	int w;
-
-	rl_strlcpy(msg, err->msg, sizeof(msg));
-	if (err->line)
-		w = snprintf(err->msg, sizeof(err->msg), "%s:%u: %s", path, err->line, msg);
-	else
-		w = snprintf(err->msg, sizeof(err->msg), "%s: %s", path, msg);
-	/* A very long path pushes the message out; show that it was cut. */
-	if (w >= (int)sizeof(err->msg))
-		memcpy(err->msg + sizeof(err->msg) - 4, "...", 4);
-	return rc;
-}
-
-int cfg_load(struct cfg *c, const char *path, struct cfg_error *err)
-{
-	struct rl_buf b;
-	int rc;
-
-	err->line = 0;
-	rc = cfg_defaults(c);
-	if (rc < 0) {
-		rl_strlcpy(err->msg, rl_strerror(rc), sizeof(err->msg));
-		return load_fail(err, path, rc);
-	}
-	rl_buf_init(&b, CFG_FILE_MAX);
-	rc = read_file(path, &b);
-	if (rc == RL_ETOOBIG)
-		snprintf(err->msg, sizeof(err->msg), "file too large (over %d bytes)",
-			 CFG_FILE_MAX);
-	else if (rc < 0)
-		rl_strlcpy(err->msg, rl_strerror(rc), sizeof(err->msg));
-	if (rc == 0)
-		rc = cfg_parse(c, b.data, b.len, err);
-	rl_buf_fini(&b);
-	if (rc < 0)
-		return load_fail(err, path, rc);
-	free(c->path);
-	c->path = strdup(path);
-	if (!c->path) {
-		rl_strlcpy(err->msg, rl_strerror(-ENOMEM), sizeof(err->msg));
-		return load_fail(err, path, -ENOMEM);
-	}
-	return 0;
 }

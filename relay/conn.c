@@ -24,6 +24,7 @@ struct conn {
 	struct rl_buf in;  /* plaintext for the owner */
 	struct rl_buf cin; /* ciphertext for GnuTLS */
 	struct rl_buf out; /* bytes for the socket, not yet handed to uv_write */
+	struct rl_buf pout; /* plaintext waiting to be encrypted at conn_flush() */
 	size_t inflight;   /* bytes handed to uv_write, not yet written */
 	unsigned writes;   /* uv_write requests in flight */
 	gnutls_session_t tls;
@@ -46,6 +47,7 @@ struct conn_wreq {
 
 static void conn_read_start(struct conn *c);
 static void conn_close_handles(struct conn *c);
+static int conn_encrypt(struct conn *c);
 
 static void conn_emit(struct conn *c, int ev)
 {
@@ -73,6 +75,7 @@ struct conn *conn_new(uv_loop_t *loop, const struct conn_ops *ops, void *arg, si
 	rl_buf_init(&c->in, in_limit);
 	rl_buf_init(&c->cin, CONN_CIPHER_LIMIT);
 	rl_buf_init(&c->out, CONN_OUT_LIMIT);
+	rl_buf_init(&c->pout, CONN_OUT_LIMIT);
 	uv_tcp_init(loop, &c->tcp);
 	uv_timer_init(loop, &c->timer);
 	c->tcp.data = c;
@@ -268,7 +271,13 @@ void conn_flush(struct conn *c)
 	uv_buf_t buf;
 	int rc;
 
-	if (c->out.len == 0 || c->closed)
+	if (c->closed)
+		return;
+	if (c->pout.len && conn_encrypt(c) < 0) {
+		conn_fail(c, RL_ETLS, "TLS record error");
+		return;
+	}
+	if (c->out.len == 0)
 		return;
 	w = malloc(sizeof(*w));
 	if (!w) {
@@ -291,28 +300,31 @@ void conn_flush(struct conn *c)
 
 size_t conn_pending(const struct conn *c)
 {
-	return c->out.len + c->inflight;
+	return c->pout.len + c->out.len + c->inflight;
 }
 
 int conn_write(struct conn *c, const void *p, size_t n)
 {
-	const char *s = p;
-
 	if (c->closed)
 		return RL_EPROTO;
-	if (c->tls_state != CONN_TLS_ON)
-		return rl_buf_append(&c->out, p, n);
-	/* Our push callback never blocks, so GnuTLS takes everything. */
-	while (n > 0) {
-		ssize_t k = gnutls_record_send(c->tls, s, n);
+	/* With TLS, replies gather and are encrypted together at the flush. */
+	return rl_buf_append(c->tls_state == CONN_TLS_ON ? &c->pout : &c->out, p, n);
+}
+
+/* Encrypt the gathered plaintext; our push callback never blocks. */
+static int conn_encrypt(struct conn *c)
+{
+	size_t off = 0;
+
+	while (off < c->pout.len) {
+		ssize_t k = gnutls_record_send(c->tls, c->pout.data + off, c->pout.len - off);
 
 		if (k < 0 && gnutls_error_is_fatal((int)k))
 			return RL_ETLS;
-		if (k < 0)
-			continue;
-		s += k;
-		n -= (size_t)k;
+		if (k > 0)
+			off += (size_t)k;
 	}
+	rl_buf_reset(&c->pout);
 	return 0;
 }
 
@@ -445,6 +457,7 @@ static void conn_close_cb(uv_handle_t *h)
 	rl_buf_fini(&c->in);
 	rl_buf_fini(&c->cin);
 	rl_buf_fini(&c->out);
+	rl_buf_fini(&c->pout);
 	free(c);
 }
 

@@ -1,7 +1,9 @@
 """Configuration errors, -c placement, $TLSRELAY_CONFIG, usage errors."""
 
 import os
+import re
 import shutil
+import signal
 import sys
 import tempfile
 import time
@@ -149,6 +151,43 @@ class ConfigFiles(unittest.TestCase):
         r.port = self.port
         r.start()
         self.assertTrue(port_open(self.port))
+
+
+class Reload(unittest.TestCase):
+
+    def ehlo_size(self, r):
+        s = r.smtp()
+        try:
+            s.ehlo()
+            return s.esmtp_features.get('size')
+        finally:
+            s.close()
+
+    def test_sighup_applies_good_config(self):
+        r = harness.Relay(self, max_message_size=100000)
+        self.assertEqual(self.ehlo_size(r), '100000')
+        keys = dict(r.keys, max_message_size='200000')
+        harness.write_config(r.conf, keys)
+        r.proc.send_signal(signal.SIGHUP)
+        self.assertEqual(harness.wait_for(
+            lambda: self.ehlo_size(r) == '200000', 5.0), True)
+        self.assertTrue(r.alive())
+
+    def test_sighup_keeps_old_config_on_error(self):
+        r = harness.Relay(self, max_message_size=100000)
+        lines = ['%s = %s' % kv for kv in r.keys.items()]
+        lines[1:1] = ['max_message_size = 200000', 'bogus_key = 1']
+        with open(r.conf, 'w') as f:
+            f.write('\n'.join(lines) + '\n')
+        r.proc.send_signal(signal.SIGHUP)
+        self.assertTrue(r.wait_log(re.escape('%s:3:' % r.conf)),
+                        r.log_text())
+        self.assertTrue(r.alive())
+        self.assertEqual(self.ehlo_size(r), '100000')
+        code, reply, qid = harness.smtp_send(r, 'a@client.test',
+                                             ['b@dest.test'],
+                                             harness.make_message())
+        self.assertEqual(code, 250, reply)
 
 
 class Usage(unittest.TestCase):

@@ -117,14 +117,27 @@ class Durability(RelayTestCase):
             c.greet()
             c.expect_cmd('NOOP', 250)
         self.assertEqual(r.queue_ids(), set(accepted))
-        # room again after a delete: the queue is not stuck
-        if accepted:
-            d = r.cli('queue', 'delete', 'ALL')
-            self.assertEqual(d.returncode, 0, d.stderr)
-            code, reply, qid = harness.smtp_send(r, 'again@client.test',
-                                                 ['again@dest.test'],
-                                                 sized_message(200 * 1024))
-            self.assertQueued(code, reply, qid)
+
+    def test_queue_full_recovers_after_delete(self):
+        """Once the full queue is emptied, messages as large as before are
+        accepted again (the queue does not stay full)."""
+        r = self.relay(queue_max_size=1048576)
+        big = sized_message(200 * 1024)
+        codes = []
+        for i in range(20):
+            code, reply, qid = harness.smtp_send(r, 'fill@client.test',
+                                                 ['fill@dest.test'], big)
+            codes.append(code)
+            if code != 250:
+                break
+        self.assertEqual(codes[-1], 452, codes)
+        d = r.cli('queue', 'delete', 'ALL')
+        self.assertEqual(d.returncode, 0, d.stderr)
+        self.assertEqual(r.mailq_json(), [])
+        code, reply, qid = harness.smtp_send(r, 'again@client.test',
+                                             ['again@dest.test'], big)
+        self.assertQueued(code, reply, qid)
+        self.assertEqual(r.queue_ids(), {qid})
 
 
 if __name__ == '__main__':

@@ -130,6 +130,13 @@ class QueueCli(RelayTestCase):
         self.assertEqual(r.returncode, 0, r.stderr)
         self.assertNotIn('hold', {m['queue_name'] for m in self.r.mailq_json()})
 
+    def test_flush_existing(self):
+        qid = self.send()
+        for args in (('flush', qid), ('flush',)):
+            r = self.r.cli('queue', *args)
+            self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(self.r.queue_ids(), {qid})
+
     def test_delete(self):
         a = self.send()
         b = self.send()

@@ -156,6 +156,12 @@ class Acceptance(RelayTestCase):
                             % head)
         self.assertIn(b'by relay.test', head)
         self.assertEqual(head.count(b'Received:'), 1, head)
+        # With a postcat-style listing, the contents start right after
+        # its "*** MESSAGE CONTENTS" line: the Received header is first.
+        m = re.search(rb'\*\*\* MESSAGE CONTENTS[^\n]*\n', show)
+        if m:
+            self.assertTrue(show[m.end():].startswith(b'Received: '),
+                            show[m.end():m.end() + 200])
 
     def test_acceptance_log_line(self):
         r = self.relay()
@@ -174,6 +180,195 @@ class Acceptance(RelayTestCase):
         self.assertQueued(code, reply, qid)
         self.assertTrue(r.wait_log(r'\b%s: from=<>, size=\d+, nrcpt=1\b'
                                    % qid), r.log_text())
+
+
+class Unusual(RelayTestCase):
+
+    def test_smtputf8_sender_and_json(self):
+        r = self.relay()
+        code, reply, qid = smtp_send(
+            r, 'j\u00fcrgen@m\u00fcller.test', ['\u00e5sa@dest.test'],
+            'Subject: utf8\r\n\r\nh\u00e9llo\r\n'.encode('utf-8'),
+            mail_options=['SMTPUTF8', 'BODY=8BITMIME'])
+        self.assertQueued(code, reply, qid)
+        m = r.find(qid)
+        self.assertEqual(m['sender'], 'j\u00fcrgen@m\u00fcller.test')
+        self.assertEqual(m['recipients'][0]['address'], '\u00e5sa@dest.test')
+
+    def test_quoted_local_part_json(self):
+        r = self.relay()
+        sender = '"odd \\"quoted\\" name"@client.test'
+        with r.raw() as c:
+            c.greet()
+            c.expect_cmd('MAIL FROM:<%s>' % sender, 250)
+            c.expect_cmd('RCPT TO:<"x y"@dest.test>', 250)
+            c.expect_cmd('DATA', 354)
+            c.send(make_message() + b'.\r\n')
+            rep = c.expect(250)
+        q = r.mailq_json()  # must still be valid JSON
+        self.assertEqual(len(q), 1)
+        self.assertIn('quoted', q[0]['sender'])
+        self.assertIn('"', q[0]['sender'])
+        self.assertIn('queued as %s' % q[0]['queue_id'], rep.text)
+
+    def test_concurrent_sessions(self):
+        import threading
+        r = self.relay()
+        results = []
+
+        def one(i):
+            try:
+                results.append(smtp_send(r, 'c%d@client.test' % i,
+                                         ['r%d@dest.test' % i],
+                                         make_message(subject=str(i))))
+            except Exception as e:  # noqa: BLE001
+                results.append((None, repr(e).encode(), None))
+
+        threads = [threading.Thread(target=one, args=(i,))
+                   for i in range(20)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(30)
+        self.assertEqual(len(results), 20)
+        for code, reply, qid in results:
+            self.assertQueued(code, reply, qid)
+        self.assertEqual(r.queue_ids(), {x[2] for x in results})
+
+
+class Protocol(RelayTestCase):
+
+    def setUp(self):
+        self.r = self.relay()
+
+    def test_dot_stuffing_removed(self):
+        code, reply, qid = smtp_send(self.r, 'dot@client.test',
+                                     ['dot@dest.test'],
+                                     make_message(body='.leading dot\r\n'
+                                                  '..two dots\r\n.\r\n'
+                                                  'end\r\n'))
+        self.assertQueued(code, reply, qid)
+        show = self.r.queue_show(qid)
+        # smtplib stuffed each leading dot; the relay must unstuff once
+        self.assertRegex(show, rb'(?m)^\.leading dot\r?$')
+        self.assertRegex(show, rb'(?m)^\.\.two dots\r?$')
+        self.assertRegex(show, rb'(?m)^\.\r?\nend\r?$')
+
+    def test_two_messages_pipelined_after_end_of_data(self):
+        with self.r.raw() as c:
+            c.greet()
+            c.expect_cmd('MAIL FROM:<one@client.test>', 250)
+            c.expect_cmd('RCPT TO:<one@dest.test>', 250)
+            c.expect_cmd('DATA', 354)
+            c.send(make_message(subject='one') + b'.\r\n'
+                   b'MAIL FROM:<two@client.test>\r\nRCPT TO:<two@dest.test>'
+                   b'\r\nDATA\r\n')
+            got = [c.read_reply() for _ in range(4)]
+            self.assertNotIn(None, got, got)
+            self.assertEqual([x.code for x in got], [250, 250, 250, 354], got)
+            c.send(make_message(subject='two') + b'.\r\nQUIT\r\n')
+            c.expect(250)
+            c.expect(221)
+        self.assertEqual(sorted(m['sender'] for m in self.r.mailq_json()),
+                         ['one@client.test', 'two@client.test'])
+
+    def test_crlf_split_across_writes(self):
+        import time as _t
+        with self.r.raw() as c:
+            c.greet()
+            for piece in (b'NOOP\r', b'\n'):
+                c.send(piece)
+                _t.sleep(0.05)
+            c.expect(250)
+            c.expect_cmd('MAIL FROM:<split@client.test>', 250)
+            c.expect_cmd('RCPT TO:<split@dest.test>', 250)
+            c.expect_cmd('DATA', 354)
+            for piece in (b'Subject: split\r', b'\n\r', b'\nbody\r',
+                          b'\n.', b'\r', b'\n'):
+                c.send(piece)
+                _t.sleep(0.05)
+            rep = c.expect(250)
+            self.assertIn('queued as', rep.text)
+        (m,) = self.r.mailq_json()
+        self.assertEqual(m['sender'], 'split@client.test')
+        show = self.r.queue_show(m['queue_id'])
+        self.assertRegex(show, rb'(?m)^body\r?$')
+
+    def test_byte_at_a_time(self):
+        import time as _t
+        with self.r.raw() as c:
+            c.expect(220)
+            data = (b'EHLO client.test\r\nMAIL FROM:<drip@client.test>\r\n'
+                    b'RCPT TO:<drip@dest.test>\r\nDATA\r\n')
+            for i in range(len(data)):
+                c.send(data[i:i + 1])
+                if i % 8 == 0:
+                    _t.sleep(0.002)
+            self.assertEqual(c.read_reply().code, 250)
+            got = [c.read_reply() for _ in range(3)]
+            self.assertNotIn(None, got)
+            self.assertEqual([x.code for x in got], [250, 250, 354])
+            body = make_message(subject='drip') + b'.\r\n'
+            for i in range(len(body)):
+                c.send(body[i:i + 1])
+                if i % 8 == 0:
+                    _t.sleep(0.002)
+            c.expect(250)
+        self.assertEqual([m['sender'] for m in self.r.mailq_json()],
+                         ['drip@client.test'])
+
+    def test_disconnect_mid_data(self):
+        before = self.r.log_text().count('disconnect from')
+        with self.r.raw() as c:
+            c.greet()
+            c.expect_cmd('MAIL FROM:<gone@client.test>', 250)
+            c.expect_cmd('RCPT TO:<gone@dest.test>', 250)
+            c.expect_cmd('DATA', 354)
+            c.send(b'Subject: cut\r\n\r\npartial body\r\n')
+        # the relay notices the close; nothing may be queued
+        harness.wait_for(lambda: self.r.log_text().count('disconnect from')
+                         > before, 2.0)
+        self.assertEqual(self.r.mailq_json(), [])
+        self.assertTrue(self.r.alive())
+        code, reply, qid = smtp_send(self.r, 'next@client.test',
+                                     ['n@dest.test'], make_message())
+        self.assertQueued(code, reply, qid)
+
+    def test_long_data_line(self):
+        # RFC 5321 allows 1000 octets; longer lines must not break the relay
+        line = b'L' * 60000
+        code, reply, qid = smtp_send(self.r, 'long@client.test',
+                                     ['long@dest.test'],
+                                     b'Subject: long\r\n\r\n' + line +
+                                     b'\r\nafter\r\n')
+        self.assertTrue(self.r.alive())
+        if code == 250:
+            show = self.r.queue_show(qid)
+            self.assertGreaterEqual(show.count(b'L'), 60000)
+            self.assertIn(b'after', show)
+        else:
+            self.assertGreaterEqual(code, 500, reply)
+            self.assertEqual(self.r.mailq_json(), [])
+
+    def test_command_errors(self):
+        with self.r.raw() as c:
+            c.expect(220)
+            rep = c.cmd('EHLO')
+            self.assertEqual(rep.code, 501, rep)
+            c.ehlo()
+            c.expect_cmd('MAIL FROM:<a@client.test>', 250)
+            rep = c.cmd('MAIL FROM:<b@client.test>')
+            self.assertEqual(rep.code, 503, rep)   # nested MAIL
+            rep = c.cmd('RCPT TO:<no closing bracket@dest.test')
+            self.assertEqual(rep.code // 100, 5, rep)
+            rep = c.cmd('FROBNICATE')
+            self.assertIn(rep.code, (500, 502), rep)
+            rep = c.cmd('STARTTLS')    # not configured here
+            self.assertIn(rep.code, (454, 502), rep)
+            rep = c.cmd('NOOP ' + 'x' * 1000)  # long but legal
+            self.assertEqual(rep.code, 250, rep)
+            c.expect_cmd('QUIT', 221)
+            self.assertTrue(c.eof(2.0))
 
 
 class Limits(RelayTestCase):

@@ -791,17 +791,23 @@ static void test_map_full(void)
 }
 
 static unsigned char fork_body[1024 * 1024];
+static const char *self_path; /* argv[0], to run the child mode */
 
-/* The child opens the directory itself: LMDB handles must not cross a
- * fork().  It uses a larger map and a body that does not fit the parent's
- * map, so the parent must follow the growth. */
-static _Noreturn void fork_child(void)
+/*
+ * The child mode (test_queue --child DIR): another process opens the queue
+ * with a larger map and inserts a body that does not fit the parent's map,
+ * so the parent must follow the growth.  It is exec'd rather than just
+ * forked: LMDB handles must not cross a fork(), and a fresh process is what
+ * mailq or sendmail are.
+ */
+static int fork_child(const char *dir)
 {
 	struct queue_msg m = rec_cases[0].m;
 	struct queue *q = NULL;
 	int rc;
 
-	rc = queue_open(subdir("fork"), 4 * 1024 * 1024, QUEUE_O_NOSYNC, &q, NULL);
+	fill(fork_body, sizeof(fork_body), 3);
+	rc = queue_open(dir, 4 * 1024 * 1024, QUEUE_O_NOSYNC, &q, NULL);
 	if (rc == 0) {
 		memcpy(m.id, "00000C0DE1", QUEUE_ID_SIZE);
 		rc = insert_one(q, &m, fork_body, sizeof(fork_body));
@@ -811,7 +817,25 @@ static _Noreturn void fork_child(void)
 	if (rc < 0)
 		fprintf(stderr, "child: %s\n", rl_strerror(rc));
 	queue_close(q);
-	_exit(rc == 0 ? 0 : 1);
+	return rc == 0 ? 0 : 1;
+}
+
+static void run_child(void)
+{
+	int status = -1;
+	pid_t pid;
+
+	fflush(NULL);
+	pid = fork();
+	if (pid == 0) {
+		execl(self_path, self_path, "--child", subdir("fork"), (char *)NULL);
+		_exit(127);
+	}
+	CHECK(pid > 0, "fork: %s", strerror(errno));
+	if (pid > 0)
+		CHECK(waitpid(pid, &status, 0) == pid && WIFEXITED(status) &&
+			      WEXITSTATUS(status) == 0,
+		      "child status %d", status);
 }
 
 static void test_fork(void)
@@ -820,23 +844,14 @@ static void test_fork(void)
 	struct queue_msg m = rec_cases[0].m, *got = NULL;
 	struct queue_txn *t;
 	const void *data;
-	int status = -1;
 	size_t len;
-	pid_t pid;
 
 	if (!q)
 		return;
 	fill(fork_body, sizeof(fork_body), 3);
 	CHECK_INT(insert_one(q, &m, "parent", 6), 0);
-	fflush(NULL);
-	pid = fork();
-	if (pid == 0)
-		fork_child();
-	CHECK(pid > 0, "fork: %s", strerror(errno));
-	if (pid > 0)
-		CHECK(waitpid(pid, &status, 0) == pid && WIFEXITED(status) &&
-			      WEXITSTATUS(status) == 0,
-		      "child status %d", status);
+	/* The parent keeps its queue open while the child writes. */
+	run_child();
 	CHECK_INT(queue_txn_begin(q, 0, &t), 0);
 	if (t) {
 		CHECK_INT(queue_msg_load(t, "00000C0DE1", &got), 0);
@@ -949,8 +964,11 @@ static void test_damaged(void)
 	CHECK_INT(queue_open(subdir("damaged"), 0, QUEUE_O_RDONLY, &q, &why), RL_EVERSION);
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
+	if (argc == 3 && !strcmp(argv[1], "--child"))
+		return fork_child(argv[2]);
+	self_path = argv[0];
 	memset(long_addr, 'a', QUEUE_REC_ADDR_MAX);
 	memset(long_reason, 'r', QUEUE_REC_REASON_MAX);
 	if (!mkdtemp(tmpdir)) {

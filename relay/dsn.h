@@ -1,0 +1,43 @@
+/*
+ * dsn: delivery status notifications (RFC 3464, RFC 3461 section 6, RFC 6522
+ * multipart/report), built as a complete message ready to queue with the
+ * null sender.  Pure: no I/O, output into a bounded buffer.
+ */
+#ifndef DSN_H
+#define DSN_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "rl.h"
+
+struct dsn_rcpt {
+	const char *address;    /* the recipient, as in the envelope */
+	const char *action;     /* "failed" or "delayed" */
+	const char *status;     /* enhanced status code, "5.1.1" */
+	const char *remote_mta; /* host name of the MX that answered; NULL if none */
+	const char *diagnostic; /* the MX's reply ("550 5.1.1 ... unknown user"),
+				   or our reason when no MX answered */
+	int smtp_reply;         /* diagnostic is an SMTP reply (Diagnostic-Code: smtp;) */
+};
+
+struct dsn_info {
+	const char *reporting_mta; /* myhostname */
+	const char *queue_id;      /* of the original message */
+	const char *sender;        /* original envelope sender: the DSN's To: */
+	int64_t arrival;           /* original arrival time */
+	int64_t now;               /* time of the report (Date:) */
+	const char *boundary;      /* unique MIME boundary, e.g. "ID.time/host" */
+	const char *message_id;    /* Message-ID for the DSN, without <> */
+};
+
+/*
+ * Append a whole DSN message (headers, CRLF lines) to out: a human-readable
+ * part, the message/delivery-status part with one block per recipient, and
+ * the original message's header section as text/rfc822-headers (RFC 3462).
+ * orig/origlen is the original message content; only its headers are used.
+ */
+int dsn_build(struct rl_buf *out, const struct dsn_info *info, const struct dsn_rcpt *rcpt,
+	      size_t nrcpt, const char *orig, size_t origlen) RL_WUR;
+
+#endif
