@@ -158,6 +158,8 @@ void rl_buf_commit(struct rl_buf *b, size_t n)
 void rl_buf_consume(struct rl_buf *b, size_t n)
 {
 	RL_REQUIRE(n <= b->len);
+	if (n == 0)
+		return;
 	memmove(b->data, b->data + n, b->len - n);
 	b->len -= n;
 	if (b->data)

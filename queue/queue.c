@@ -25,24 +25,23 @@
 #define QUEUE_FORMAT 1
 /* 4 GiB of address space costs nothing on 64-bit systems; LMDB does not
  * grow the file until the data does. */
-#define QUEUE_MAPSIZE_DEFAULT                                               \
-	(SIZE_MAX > 0xffffffffu ? (uint64_t)4 << 30 : (uint64_t)1 << 30)
-#define QUEUE_MAXDBS 8
+#define QUEUE_MAPSIZE_DEFAULT (SIZE_MAX > 0xffffffffu ? (uint64_t)4 << 30 : (uint64_t)1 << 30)
+#define QUEUE_MAXDBS	      8
 /* Inserts retry on ID collisions with other processes; each try uses a
  * later ID, so a handful always suffices unless something is broken. */
-#define QUEUE_ID_TRIES 100
-#define QUEUE_RESIZE_TRIES 4
+#define QUEUE_ID_TRIES	    100
+#define QUEUE_RESIZE_TRIES  4
 #define QUEUE_SCHED_KEY_LEN (8 + QUEUE_ID_LEN)
 
 struct queue {
 	MDB_env *env;
-	MDB_dbi msg, body, sched, meta;
+	MDB_dbi msg, body, sched, meta, active;
 	unsigned flags;
 	/* Transactions open in this process.  The map may be moved (after
 	 * another process grew it) only at zero, since moving it would leave
-	 * their pointers dangling.  A plain int: the header allows one thread
-	 * at a time per struct queue. */
-	int ntxn;
+	 * their pointers dangling.  Atomic: the relay reads on the loop thread
+	 * while its committer writes on a worker thread. */
+	_Atomic int ntxn;
 };
 
 struct queue_txn {
@@ -262,8 +261,8 @@ static int queue_mdb_begin(struct queue *q, unsigned f, MDB_txn **txn)
 
 static int queue_dbs_open(struct queue *q, MDB_txn *txn)
 {
-	static const char *const names[] = {"msg", "body", "sched", "meta"};
-	MDB_dbi *dbis[] = {&q->msg, &q->body, &q->sched, &q->meta};
+	static const char *const names[] = {"msg", "body", "sched", "meta", "active"};
+	MDB_dbi *dbis[] = {&q->msg, &q->body, &q->sched, &q->meta, &q->active};
 	unsigned f = (q->flags & QUEUE_O_RDONLY) ? 0 : MDB_CREATE;
 	size_t i;
 	int rc = 0;
@@ -580,8 +579,7 @@ int queue_msg_insert(struct queue_txn *t, struct queue_msg *m, const void *body,
  * caller purges by scanning).  A record of a newer version is refused: its
  * layout is unknown, and rewriting it would drop what that version added.
  */
-static int msg_old_head(struct queue_txn *t, const char *id, struct queue_rec_head *h,
-			int *damaged)
+static int msg_old_head(struct queue_txn *t, const char *id, struct queue_rec_head *h, int *damaged)
 {
 	MDB_val k = mdb_val(id, QUEUE_ID_LEN), v;
 	int rc;
@@ -615,8 +613,8 @@ int queue_msg_update(struct queue_txn *t, const struct queue_msg *m)
 	rc = queue_rec_encode(m, &rec);
 	if (rc < 0)
 		goto out;
-	/* Remove the old entry whatever the old flags said; an entry left
-	 * by an earlier inconsistency goes too. */
+	/* Remove the entry at the old time even if the old flags say there
+	 * is none, in case an earlier inconsistency left one there. */
 	rc = damaged ? sched_purge(t, m->id) : sched_del(t, old.next_attempt, m->id);
 	k = mdb_val(m->id, QUEUE_ID_LEN);
 	v = mdb_val(rec.data, rec.len);
@@ -649,6 +647,10 @@ int queue_msg_delete(struct queue_txn *t, const char *id)
 		/* Content may be missing after an earlier inconsistency; the
 		 * envelope is what makes the message exist. */
 		rc = mdb_del(t->txn, t->q->body, &k, NULL);
+		rc = rc == MDB_NOTFOUND ? 0 : txn_fail(t, rc);
+	}
+	if (!rc) {
+		rc = mdb_del(t->txn, t->q->active, &k, NULL);
 		rc = rc == MDB_NOTFOUND ? 0 : txn_fail(t, rc);
 	}
 	return txn_poison(t, rc);
@@ -741,8 +743,8 @@ int queue_foreach(struct queue_txn *t, int (*cb)(void *arg, const struct queue_m
 	return rc;
 }
 
-int queue_due(struct queue_txn *t, int64_t now, size_t max, char (*ids)[QUEUE_ID_SIZE],
-	      size_t *n, int64_t *next)
+int queue_due(struct queue_txn *t, int64_t now, size_t max, char (*ids)[QUEUE_ID_SIZE], size_t *n,
+	      int64_t *next)
 {
 	MDB_cursor *c;
 	MDB_val k, v;
@@ -851,4 +853,104 @@ int queue_ctl_bump(struct queue_txn *t)
 	le_store(buf, gen + 1, sizeof(buf));
 	v = mdb_val(buf, sizeof(buf));
 	return txn_fail(t, mdb_put(t->txn, t->q->meta, &k, &v, 0));
+}
+
+/* --- in-delivery marks ---------------------------------------------------- */
+
+int queue_active_set(struct queue_txn *t, const char *id, uint32_t pid)
+{
+	unsigned char buf[4];
+	MDB_val k = mdb_val(id, QUEUE_ID_LEN), v;
+
+	RL_REQUIRE(t->write);
+	if (t->err)
+		return t->err;
+	le_store(buf, pid, sizeof(buf));
+	v = mdb_val(buf, sizeof(buf));
+	return txn_poison(t, txn_fail(t, mdb_put(t->txn, t->q->active, &k, &v, 0)));
+}
+
+int queue_active_get(struct queue_txn *t, const char *id, uint32_t *pid)
+{
+	MDB_val k = mdb_val(id, QUEUE_ID_LEN), v;
+	int rc = mdb_get(t->txn, t->q->active, &k, &v);
+
+	if (rc)
+		return queue_mdb_err(rc);
+	if (v.mv_size != 4)
+		return RL_EQUEUE;
+	*pid = (uint32_t)le_load(v.mv_data, 4);
+	return 0;
+}
+
+int queue_active_clear(struct queue_txn *t, const char *id)
+{
+	MDB_val k = mdb_val(id, QUEUE_ID_LEN);
+	int rc;
+
+	RL_REQUIRE(t->write);
+	if (t->err)
+		return t->err;
+	rc = mdb_del(t->txn, t->q->active, &k, NULL);
+	return rc == MDB_NOTFOUND ? 0 : txn_poison(t, txn_fail(t, rc));
+}
+
+int queue_active_clear_all(struct queue_txn *t)
+{
+	RL_REQUIRE(t->write);
+	if (t->err)
+		return t->err;
+	/* Empties the database but keeps it: cost is the marks, not the queue. */
+	return txn_poison(t, txn_fail(t, mdb_drop(t->txn, t->q->active, 0)));
+}
+
+int queue_body_read(struct queue *q, const char *id, uint64_t off, void *buf, size_t len,
+		    size_t *got)
+{
+	struct queue_txn *t;
+	const void *data;
+	size_t total;
+	int rc = queue_txn_begin(q, 0, &t);
+
+	*got = 0;
+	if (rc < 0)
+		return rc;
+	rc = queue_body_get(t, id, &data, &total);
+	if (rc == 0 && off < total) {
+		*got = total - off < len ? (size_t)(total - off) : len;
+		memcpy(buf, (const char *)data + off, *got);
+	}
+	queue_txn_abort(t);
+	return rc;
+}
+
+int queue_reclaim(struct queue *q)
+{
+	static const char key[] = "reclaim";
+
+	/*
+	 * LMDB 0.9 reuses the pages a transaction frees only after two more
+	 * write transactions; a queue emptied while full would refuse every
+	 * big message until then.  Two tiny commits make the space usable.
+	 */
+	for (int i = 0; i < 2; i++) {
+		struct queue_txn *t;
+		unsigned char buf[8];
+		MDB_val k = mdb_val(key, sizeof(key) - 1), v;
+		int rc = queue_txn_begin(q, 1, &t);
+
+		if (rc < 0)
+			return rc;
+		le_store(buf, (uint64_t)i, sizeof(buf));
+		v = mdb_val(buf, sizeof(buf));
+		rc = txn_fail(t, mdb_put(t->txn, q->meta, &k, &v, 0));
+		if (rc < 0) {
+			queue_txn_abort(t);
+			return rc;
+		}
+		rc = queue_txn_commit(t);
+		if (rc < 0)
+			return rc;
+	}
+	return 0;
 }

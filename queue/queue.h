@@ -178,6 +178,31 @@ int queue_stat(struct queue_txn *t, uint64_t *nmsg, uint64_t *bytes) RL_WUR;
 int queue_ctl_bump(struct queue_txn *t) RL_WUR;
 int queue_ctl_get(struct queue_txn *t, uint64_t *gen) RL_WUR;
 
+/*
+ * In-delivery marks ("active" database): the relay marks a message while it
+ * delivers it so that mailq can show '*'; pid names the relay process, so a
+ * mark left by a process that died is recognisably stale.  Deleting a
+ * message removes its mark.  clear_all empties the marks (relay start).
+ */
+int queue_active_set(struct queue_txn *t, const char *id, uint32_t pid) RL_WUR;
+int queue_active_get(struct queue_txn *t, const char *id, uint32_t *pid) RL_WUR;
+int queue_active_clear(struct queue_txn *t, const char *id) RL_WUR;
+int queue_active_clear_all(struct queue_txn *t) RL_WUR;
+
+/*
+ * Copy up to len content bytes from offset off into buf, in a read
+ * transaction of its own (so nothing stays open across loop turns); *got is
+ * 0 at the end.  Safe on any thread.
+ */
+int queue_body_read(struct queue *q, const char *id, uint64_t off, void *buf, size_t len,
+		    size_t *got) RL_WUR;
+
+/*
+ * Make space freed by deletions usable again (LMDB reuses freed pages only
+ * two write transactions later); call after RL_EQFULL, then retry once.
+ */
+int queue_reclaim(struct queue *q) RL_WUR;
+
 /* Text of a recipient state for listings: "pending", "deferred", ... */
 const char *queue_rcpt_state_name(int state);
 

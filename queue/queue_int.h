@@ -36,19 +36,19 @@
 #define QUEUE_REC_VERSION 1
 /* RFC 5321 4.5.3.1.3 caps a path at 256 octets; leave room for SMTPUTF8 and
  * for whatever an older relay accepted, but keep a hard bound. */
-#define QUEUE_REC_ADDR_MAX 1024
+#define QUEUE_REC_ADDR_MAX   1024
 #define QUEUE_REC_REASON_MAX 4096
-#define QUEUE_REC_DSN_MAX (sizeof(((struct queue_rcpt *)0)->dsn) - 1)
-#define QUEUE_REC_RCPT_MAX 100000
+#define QUEUE_REC_DSN_MAX    (sizeof(((struct queue_rcpt *)0)->dsn) - 1)
+#define QUEUE_REC_RCPT_MAX   100000
 /* Fixed part before the sender: version, flags, attempts, three 64-bit. */
 #define QUEUE_REC_HEAD_LEN (1 + 4 + 4 + 8 + 8 + 8)
 /* Smallest encoded recipient: state, dsn length, 1-byte address, reason. */
 #define QUEUE_REC_RCPT_MIN (1 + 1 + 4 + 1 + 4)
-#define QUEUE_REC_RCPT_BIG                                                  \
+#define QUEUE_REC_RCPT_BIG                                                                         \
 	(1 + 1 + QUEUE_REC_DSN_MAX + 4 + QUEUE_REC_ADDR_MAX + 4 + QUEUE_REC_REASON_MAX)
 /* Largest record encode can produce: the rl_buf limit for encoding. */
-#define QUEUE_REC_MAX                                                       \
-	(QUEUE_REC_HEAD_LEN + 4 + QUEUE_REC_ADDR_MAX + 4 +                  \
+#define QUEUE_REC_MAX                                                                              \
+	(QUEUE_REC_HEAD_LEN + 4 + QUEUE_REC_ADDR_MAX + 4 +                                         \
 	 (size_t)QUEUE_REC_RCPT_MAX * QUEUE_REC_RCPT_BIG)
 
 /* The fixed part of a record, readable without decoding the rest. */
@@ -65,8 +65,9 @@ struct queue_rec_head {
  * Append the record for m to out (the ID is not part of it).  An empty
  * reason is written as "none".  Returns RL_ETOOBIG when a string or the
  * recipient count exceeds the format's limits, or out's own limit is hit;
- * -EINVAL for an empty recipient address; -ENOMEM.  On failure out is left as it was.  Requires m->sender and each
- * address to be non-NULL and each state to be valid (programmer bugs).
+ * -EINVAL for an empty recipient address; -ENOMEM.  On failure out is
+ * left as it was.  Requires m->sender and each address to be non-NULL and
+ * each state to be valid (programmer bugs).
  */
 int queue_rec_encode(const struct queue_msg *m, struct rl_buf *out) RL_WUR;
 

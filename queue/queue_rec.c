@@ -144,8 +144,7 @@ static struct queue_rcpt *rec_rcpts_read(struct rec_cur *c, size_t *nrcpt)
 	size_t i;
 
 	*nrcpt = 0;
-	if (!c->err && (count > QUEUE_REC_RCPT_MAX ||
-			count > (c->n - c->off) / QUEUE_REC_RCPT_MIN))
+	if (!c->err && (count > QUEUE_REC_RCPT_MAX || count > (c->n - c->off) / QUEUE_REC_RCPT_MIN))
 		c->err = RL_EPARSE;
 	if (c->err || count == 0)
 		return NULL;
@@ -337,10 +336,10 @@ const char *queue_rcpt_state_name(int state)
 {
 	/* The one table mapping states to their listing names. */
 	static const char *const names[] = {
-		[QUEUE_RCPT_PENDING] = "pending",
-		[QUEUE_RCPT_DEFERRED] = "deferred",
-		[QUEUE_RCPT_SENT] = "sent",
-		[QUEUE_RCPT_BOUNCED] = "bounced",
+	    [QUEUE_RCPT_PENDING] = "pending",
+	    [QUEUE_RCPT_DEFERRED] = "deferred",
+	    [QUEUE_RCPT_SENT] = "sent",
+	    [QUEUE_RCPT_BOUNCED] = "bounced",
 	};
 
 	if (state < 0 || (size_t)state >= sizeof(names) / sizeof(names[0]))

@@ -125,6 +125,8 @@ int cfg_defaults(struct cfg *c)
 	c->smtpd_max_connections = 1000;
 	c->smtpd_max_recipients = 1000;
 	c->queue_max_size = 4294967296ULL;
+	c->smtp_max_connections = 100;
+	c->smtp_destination_concurrency_limit = 20;
 	rc = cfg_default_strings(c);
 	if (rc < 0)
 		cfg_fini(c);

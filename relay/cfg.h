@@ -13,6 +13,9 @@
  *   smtpd_max_connections  simultaneous inbound sessions (1000)
  *   smtpd_max_recipients   recipients per message (1000)
  *   queue_max_size         most bytes the LMDB queue may hold (4294967296)
+ *   smtp_max_connections   outbound SMTP sessions at once, in all (100)
+ *   smtp_destination_concurrency_limit
+ *                          outbound sessions at once to one domain (20)
  */
 #ifndef CFG_H
 #define CFG_H
@@ -79,6 +82,8 @@ struct cfg {
 	unsigned smtpd_max_connections;
 	unsigned smtpd_max_recipients;
 	uint64_t queue_max_size;
+	unsigned smtp_max_connections;
+	unsigned smtp_destination_concurrency_limit;
 	char *path; /* the file this came from ("(defaults)" if none) */
 };
 

@@ -50,7 +50,7 @@
 /* The protocols tls_protocols can enable. */
 #define CFG_TLS_ALL (CFG_TLS1_0 | CFG_TLS1_1 | CFG_TLS1_2 | CFG_TLS1_3)
 /* Entries of cfg_keys[]; checked by a static assertion below it. */
-#define CFG_NKEYS 27
+#define CFG_NKEYS 29
 
 struct cfg_state {
 	struct cfg *c;
@@ -727,6 +727,8 @@ static const struct cfg_key cfg_keys[] = {
     {"smtpd_max_connections", set_uint, F(smtpd_max_connections), 1, 1000000, 0},
     {"smtpd_max_recipients", set_uint, F(smtpd_max_recipients), 1, 100000, 0},
     {"queue_max_size", set_size, F(queue_max_size), 1048576, 0, 0},
+    {"smtp_max_connections", set_uint, F(smtp_max_connections), 1, 100000, 0},
+    {"smtp_destination_concurrency_limit", set_uint, F(smtp_destination_concurrency_limit), 1, 10000, 0},
 };
 
 #undef F

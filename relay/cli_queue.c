@@ -5,6 +5,7 @@
  * the relay notices them without scanning.
  */
 #include <errno.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -39,16 +40,28 @@ int cli_open_queue(const struct cfg *c, unsigned flags, struct queue **q)
 }
 
 struct listing {
+	struct queue_txn *t;
 	struct rl_buf out;
 	int json;
 	uint64_t count, bytes;
 	int rc;
 };
 
+/* Is a relay process delivering this message right now? */
+static int msg_active(struct queue_txn *t, const char *id)
+{
+	uint32_t pid;
+
+	if (queue_active_get(t, id, &pid) < 0)
+		return 0;
+	/* A mark left by a relay that died is stale. */
+	return kill((pid_t)pid, 0) == 0 || errno == EPERM;
+}
+
 static int list_one(void *arg, const struct queue_msg *m)
 {
 	struct listing *l = arg;
-	int rc;
+	int rc, active = msg_active(l->t, m->id);
 
 	if (!l->json && l->count == 0)
 		rc = rl_buf_puts(&l->out, "-Queue ID-  --Size-- ----Arrival Time---- "
@@ -56,7 +69,8 @@ static int list_one(void *arg, const struct queue_msg *m)
 	else
 		rc = 0;
 	if (rc == 0)
-		rc = l->json ? mailq_format_json(&l->out, m, 0) : mailq_format_text(&l->out, m, 0);
+		rc = l->json ? mailq_format_json(&l->out, m, active) :
+			       mailq_format_text(&l->out, m, active);
 	if (rc == 0 && !l->json)
 		rc = rl_buf_puts(&l->out, "\n");
 	l->count++;
@@ -94,6 +108,7 @@ int cli_mailq(const char *cfgpath, int argc, char **argv)
 		return CLI_EX_FAIL;
 	rl_buf_init(&l.out, SIZE_MAX / 2);
 	rc = queue_txn_begin(q, 0, &t);
+	l.t = t;
 	if (rc == 0)
 		rc = queue_foreach(t, list_one, &l);
 	queue_txn_abort(t);
@@ -160,7 +175,7 @@ static int show_msg(struct queue_txn *t, const char *id)
 		return rc;
 	}
 	printf("*** ENVELOPE RECORDS %s ***\n", id);
-	printf("queue_name: %s\n", mailq_queue_name(m, 0));
+	printf("queue_name: %s\n", mailq_queue_name(m, msg_active(t, id)));
 	printf("message_size: %llu\n", (unsigned long long)m->size);
 	show_time("message_arrival_time", m->arrival);
 	printf("sender: %s\n", m->sender);

@@ -218,12 +218,29 @@ static int build_message(struct submit *s, const char *sender, const char *id,
 	return rc;
 }
 
+/* One write transaction: the message and a nudge for the running relay. */
+static int store_once(struct queue *q, struct queue_msg *m, const struct rl_buf *content)
+{
+	struct queue_txn *t;
+	int rc = queue_txn_begin(q, 1, &t);
+
+	if (rc < 0)
+		return rc;
+	rc = queue_msg_insert(t, m, content->data, content->len);
+	if (rc == 0)
+		rc = queue_ctl_bump(t);
+	if (rc < 0) {
+		queue_txn_abort(t);
+		return rc;
+	}
+	return queue_txn_commit(t);
+}
+
 static int submit_store(struct submit *s, const char *sender, struct rl_buf *in, int eightbit)
 {
 	struct queue_rcpt *r = calloc(s->nrcpt, sizeof(*r));
 	struct queue_msg m = { .sender = (char *)sender, .nrcpt = s->nrcpt, .rcpt = r };
 	struct rl_buf content;
-	struct queue_txn *t = NULL;
 	struct queue *q = NULL;
 	struct timespec ts;
 	int rc;
@@ -239,14 +256,11 @@ static int submit_store(struct submit *s, const char *sender, struct rl_buf *in,
 	rl_buf_init(&content, s->cfg->max_message_size + 4096);
 	rc = build_message(s, sender, m.id, in, &content);
 	m.size = content.len;
-	if (rc == 0 && (rc = cli_open_queue(s->cfg, 0, &q)) == 0)
-		rc = queue_txn_begin(q, 1, &t);
-	if (rc == 0 && (rc = queue_msg_insert(t, &m, content.data, content.len)) == 0)
-		rc = queue_ctl_bump(t);
-	if (rc == 0)
-		rc = queue_txn_commit(t);
-	else
-		queue_txn_abort(t);
+	if (rc == 0 && (rc = cli_open_queue(s->cfg, 0, &q)) == 0) {
+		rc = store_once(q, &m, &content);
+		if (rc == RL_EQFULL && queue_reclaim(q) == 0)
+			rc = store_once(q, &m, &content);
+	}
 	queue_close(q);
 	rl_buf_fini(&content);
 	free(r);

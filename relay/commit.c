@@ -50,7 +50,7 @@ static int commit_batch(struct queue *q, struct commit_req *list)
 	if (rc < 0)
 		return rc;
 	for (struct commit_req *r = list; r; r = r->next) {
-		rc = queue_msg_insert(t, &r->msg, r->body, r->len);
+		rc = r->apply ? r->apply(t, r) : queue_msg_insert(t, &r->msg, r->body, r->len);
 		if (rc < 0) {
 			queue_txn_abort(t);
 			return rc;
@@ -65,12 +65,16 @@ static void commit_work_cb(uv_work_t *w)
 	struct committer *c = w->data;
 	int rc = commit_batch(c->q, c->batch);
 
+	if (rc == RL_EQFULL && !c->batch->next && queue_reclaim(c->q) == 0)
+		rc = commit_batch(c->q, c->batch);
 	if (rc == 0 || !c->batch->next) {
 		for (struct commit_req *r = c->batch; r; r = r->next)
 			r->result = rc;
 		return;
 	}
-	/* Isolate the message that does not fit. */
+	/* Isolate the message that does not fit, after freeing what we can. */
+	if (rc == RL_EQFULL && queue_reclaim(c->q) < 0)
+		rc = RL_EQFULL; /* nothing more to try; the singles below will say */
 	for (struct commit_req *r = c->batch; r; r = r->next) {
 		struct commit_req *next = r->next;
 

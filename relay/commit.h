@@ -19,6 +19,14 @@
 #include "queue.h"
 
 struct commit_req {
+	/*
+	 * The write to make, on the worker thread, inside the batch's write
+	 * transaction.  NULL means "insert msg with body".  apply must touch
+	 * only what the request points to: the loop thread leaves that alone
+	 * until done() runs.  An error fails the request (and makes the batch
+	 * be retried one request per transaction).
+	 */
+	int (*apply)(struct queue_txn *t, struct commit_req *r);
 	struct queue_msg msg; /* borrowed strings; msg.id may be changed */
 	const char *body;     /* borrowed until done() */
 	size_t len;

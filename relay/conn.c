@@ -38,6 +38,11 @@ struct conn {
 	const char *errtext;
 };
 
+struct conn_creq {
+	uv_connect_t req;
+	struct conn *c;
+};
+
 struct conn_wreq {
 	uv_write_t req;
 	struct conn *c;
@@ -93,6 +98,37 @@ int conn_accept(struct conn *c, uv_stream_t *server)
 	uv_tcp_nodelay(&c->tcp, 1);
 	conn_read_start(c);
 	return 0;
+}
+
+static void conn_connect_cb(uv_connect_t *req, int status)
+{
+	struct conn_creq *r = (struct conn_creq *)req;
+	struct conn *c = r->c;
+
+	free(r);
+	if (c->closed || c->closing)
+		return;
+	if (status < 0) {
+		conn_fail(c, status, uv_strerror(status));
+		return;
+	}
+	uv_tcp_nodelay(&c->tcp, 1);
+	conn_read_start(c);
+	conn_emit(c, CONN_EV_CONNECTED);
+}
+
+int conn_connect(struct conn *c, const struct sockaddr *sa)
+{
+	struct conn_creq *r = malloc(sizeof(*r));
+	int rc;
+
+	if (!r)
+		return -ENOMEM;
+	r->c = c;
+	rc = uv_tcp_connect(&r->req, &c->tcp, sa, conn_connect_cb);
+	if (rc < 0)
+		free(r);
+	return rc;
 }
 
 int conn_peer(struct conn *c, struct sockaddr_storage *ss)
@@ -389,6 +425,36 @@ int conn_tls_server(struct conn *c, gnutls_certificate_credentials_t cred,
 	gnutls_transport_set_pull_function(c->tls, conn_tls_pull);
 	c->tls_state = CONN_TLS_HANDSHAKE;
 	return 0;
+}
+
+int conn_tls_client(struct conn *c, gnutls_certificate_credentials_t cred,
+		    gnutls_priority_t prio, const char *servername)
+{
+	int rc;
+
+	RL_REQUIRE(c->tls_state == CONN_TLS_OFF);
+	rl_buf_reset(&c->in);
+	rc = gnutls_init(&c->tls, GNUTLS_CLIENT | GNUTLS_NONBLOCK | GNUTLS_NO_SIGNAL);
+	if (rc < 0)
+		return RL_ETLS;
+	if (gnutls_priority_set(c->tls, prio) < 0 ||
+	    gnutls_credentials_set(c->tls, GNUTLS_CRD_CERTIFICATE, cred) < 0)
+		return RL_ETLS;
+	if (servername && gnutls_server_name_set(c->tls, GNUTLS_NAME_DNS, servername,
+						 strlen(servername)) < 0)
+		return RL_ETLS;
+	gnutls_transport_set_ptr(c->tls, c);
+	gnutls_transport_set_push_function(c->tls, conn_tls_push);
+	gnutls_transport_set_pull_function(c->tls, conn_tls_pull);
+	c->tls_state = CONN_TLS_HANDSHAKE;
+	/* The client speaks first: send the ClientHello now. */
+	conn_tls_handshake(c);
+	return 0;
+}
+
+gnutls_session_t conn_tls_session(const struct conn *c)
+{
+	return c->tls_state == CONN_TLS_ON ? c->tls : NULL;
 }
 
 int conn_tls_active(const struct conn *c)

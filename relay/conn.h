@@ -52,6 +52,12 @@ struct conn *conn_new(uv_loop_t *loop, const struct conn_ops *ops, void *arg,
 /* Accept a pending connection on server and start reading. */
 int conn_accept(struct conn *c, uv_stream_t *server) RL_WUR;
 
+/*
+ * Connect to sa (sockaddr_in/_in6) and start reading once connected;
+ * CONN_EV_CONNECTED or CONN_EV_ERROR follows.  The caller arms a timeout.
+ */
+int conn_connect(struct conn *c, const struct sockaddr *sa) RL_WUR;
+
 /* The peer's and our own address. */
 int conn_peer(struct conn *c, struct sockaddr_storage *ss) RL_WUR;
 int conn_local(struct conn *c, struct sockaddr_storage *ss) RL_WUR;
@@ -79,7 +85,16 @@ void conn_resume(struct conn *c);
  */
 int conn_tls_server(struct conn *c, gnutls_certificate_credentials_t cred,
 		    gnutls_priority_t prio) RL_WUR;
+/*
+ * Start a client-side TLS handshake (after the 220 reply to STARTTLS).
+ * servername (may be NULL) is sent as SNI.  Any plaintext the server sent
+ * after its 220 reply is discarded (RFC 3207 5: it cannot be trusted).
+ */
+int conn_tls_client(struct conn *c, gnutls_certificate_credentials_t cred,
+		    gnutls_priority_t prio, const char *servername) RL_WUR;
 int conn_tls_active(const struct conn *c);
+/* The GnuTLS session for peer-certificate checks; NULL before TLS. */
+gnutls_session_t conn_tls_session(const struct conn *c);
 /* "TLSv1.3 with cipher TLS_AES_256_GCM_SHA384 (256/256 bits)"; "" if none. */
 void conn_tls_summary(const struct conn *c, char *out, size_t size);
 

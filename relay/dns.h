@@ -9,11 +9,26 @@
  * Lifetime: dns_free() cancels outstanding queries; their callbacks are not
  * called.  dns_cancel() cancels one.  Callbacks run on the loop thread, never
  * inside dns_mx()/dns_addrs() themselves.  Loop thread only.
+ *
+ * Loop handles: the resolver owns a uv_poll_t and a uv_timer_t.  They keep
+ * the loop alive only while lookups are outstanding, so a short-lived tool
+ * can uv_run() until its lookups are done.  dns_free() starts closing them
+ * and the memory is released from the last close callback, so the loop
+ * must run once more before uv_loop_close() (which then returns 0).
+ *
+ * Every lookup is bounded in time (DNS_TIMEOUT_MS, see dns_set_timeout()):
+ * a lookup that takes longer completes with DNS_TEMPFAIL.
+ *
+ * Errors: dns_new() fails with a negative code and a message; dns_mx() and
+ * dns_addrs() return -EINVAL for a name that is not a host name, RL_ETOOBIG
+ * when DNS_PENDING_MAX lookups are outstanding, -ENOMEM, or -EIO when the
+ * resolver is unusable.  Lookup outcomes come back in the result's status.
  */
 #ifndef DNS_H
 #define DNS_H
 
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/socket.h>
 
 #include <uv.h>
@@ -24,6 +39,8 @@
 #define DNS_NAME_MAX 256 /* text form, without the trailing dot */
 #define DNS_MX_MAX 32
 #define DNS_ADDR_MAX 16
+#define DNS_TIMEOUT_MS 30000   /* default bound on one lookup */
+#define DNS_PENDING_MAX 65536  /* outstanding lookups per resolver */
 
 enum dns_status {
 	DNS_OK = 0,    /* records found */
@@ -71,9 +88,20 @@ struct dns;
  */
 int dns_new(uv_loop_t *loop, const struct cfg *cfg, struct dns **out, char *err,
 	    size_t errlen) RL_WUR;
+/*
+ * Cancel every outstanding lookup (no callback runs) and close the handles;
+ * d is released from the last close callback and must not be used after
+ * this call.  Safe inside a dns callback.  dns_free(NULL) is a no-op.
+ */
 void dns_free(struct dns *d);
 
-/* MX lookup with implicit-MX and null-MX handling; returns a query id >= 0. */
+/* Bound lookups started from now on to ms milliseconds (0: no bound). */
+void dns_set_timeout(struct dns *d, uint64_t ms);
+
+/*
+ * MX lookup with implicit-MX and null-MX handling; returns a query id >= 0.
+ * domain is a host name in ASCII (A-labels), with or without the final dot.
+ */
 int dns_mx(struct dns *d, const char *domain,
 	   void (*cb)(void *arg, const struct dns_mx_result *r), void *arg) RL_WUR;
 
@@ -92,5 +120,11 @@ void dns_cancel(struct dns *d, int id);
 int dns_parse_mx(const unsigned char *rdata, size_t len, struct dns_mx_host *out) RL_WUR;
 int dns_parse_name(const unsigned char *p, size_t len, size_t *used, char *out,
 		   size_t outlen) RL_WUR;
+/*
+ * Check a host name in text form (letters, digits, '-', '_'; labels of 1 to
+ * 63 octets; at most 253 octets) and copy it to out without a final dot.
+ * RL_EPARSE for anything else, RL_ETOOBIG if out is too small.
+ */
+int dns_parse_host(const char *s, size_t len, char *out, size_t outlen) RL_WUR;
 
 #endif

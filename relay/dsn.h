@@ -15,7 +15,9 @@ struct dsn_rcpt {
 	const char *address;    /* the recipient, as in the envelope */
 	const char *action;     /* "failed" or "delayed" */
 	const char *status;     /* enhanced status code, "5.1.1" */
-	const char *remote_mta; /* host name of the MX that answered; NULL if none */
+	const char *remote_mta; /* host name of the MX that answered, or
+				   "name[address]" (Remote-MTA then shows the
+				   name); NULL if none */
 	const char *diagnostic; /* the MX's reply ("550 5.1.1 ... unknown user"),
 				   or our reason when no MX answered */
 	int smtp_reply;         /* diagnostic is an SMTP reply (Diagnostic-Code: smtp;) */
@@ -36,6 +38,21 @@ struct dsn_info {
  * part, the message/delivery-status part with one block per recipient, and
  * the original message's header section as text/rfc822-headers (RFC 3462).
  * orig/origlen is the original message content; only its headers are used.
+ *
+ * All strings are borrowed.  Text from outside (addresses, diagnostics, the
+ * original headers) is made printable US-ASCII (CR/LF in a diagnostic become
+ * spaces, other control and 8-bit bytes '?') and long values are cut, so
+ * every line ends in CRLF and is at most 998 octets.  An invalid status
+ * becomes the action's generic code (5.0.0, 4.0.0, 2.0.0).  The boundary is
+ * info->boundary reduced to MIME boundary characters, with a suffix added
+ * when it occurs in the content.  The Subject says "Delayed Mail" when every
+ * action is "delayed".  info->message_id NULL or empty: one is made from the
+ * queue ID, time and reporting_mta.
+ *
+ * Returns 0; -EINVAL when the sender is empty (never notify the null
+ * sender), nrcpt is 0 or an action is not one of RFC 3464's; -EOVERFLOW for
+ * a time outside years 1900-9999; RL_ETOOBIG or -ENOMEM from out.  On error
+ * out is left as it was.
  */
 int dsn_build(struct rl_buf *out, const struct dsn_info *info, const struct dsn_rcpt *rcpt,
 	      size_t nrcpt, const char *orig, size_t origlen) RL_WUR;

@@ -132,6 +132,46 @@ static size_t skip_quoted(const char *v, size_t n, size_t i, struct addr_scan *s
 	return i;
 }
 
+/* Copy a domain literal "[...]" verbatim into buf; index past ']'. */
+static size_t copy_literal(const char *v, size_t n, size_t i, char *buf, size_t *len, int *overflow)
+{
+	for (; i < n && v[i] != ']'; i++)
+		scan_put(buf, len, v[i], overflow);
+	if (i < n)
+		scan_put(buf, len, v[i++], overflow);
+	return i;
+}
+
+/* Inside <...>: keep quoted strings and literals, drop comments and space. */
+static size_t scan_angle(const char *v, size_t n, size_t i, struct addr_scan *s)
+{
+	s->anglelen = 0;
+	for (i++; i < n && v[i] != '>';) {
+		if (v[i] == '(') {
+			struct addr_scan junk;
+
+			memset(&junk, 0, sizeof(junk));
+			i = skip_quoted(v, n, i, &junk, 0);
+		} else if (v[i] == '"') {
+			size_t before = s->seglen;
+
+			/* Reuse the quoted-string copier, then move its output. */
+			i = skip_quoted(v, n, i, s, 1);
+			for (size_t k = before; k < s->seglen; k++)
+				scan_put(s->angle, &s->anglelen, s->seg[k], &s->overflow);
+			s->seglen = before;
+		} else if (v[i] == '[') {
+			i = copy_literal(v, n, i, s->angle, &s->anglelen, &s->overflow);
+		} else {
+			if (v[i] != ' ' && v[i] != '\t' && v[i] != '\r' && v[i] != '\n')
+				scan_put(s->angle, &s->anglelen, v[i], &s->overflow);
+			i++;
+		}
+	}
+	s->has_angle = 1;
+	return i + 1;
+}
+
 int msg_addr_list(const char *v, size_t n, int (*cb)(void *arg, const char *addr, size_t len),
 		  void *arg)
 {
@@ -146,13 +186,9 @@ int msg_addr_list(const char *v, size_t n, int (*cb)(void *arg, const char *addr
 		if (c == '"' || c == '(') {
 			i = skip_quoted(v, n, i, &s, c == '"');
 		} else if (c == '<') {
-			s.anglelen = 0;
-			for (i++; i < n && v[i] != '>'; i++) {
-				if (v[i] != ' ' && v[i] != '\t' && v[i] != '\r' && v[i] != '\n')
-					scan_put(s.angle, &s.anglelen, v[i], &s.overflow);
-			}
-			s.has_angle = 1;
-			i++;
+			i = scan_angle(v, n, i, &s);
+		} else if (c == '[') {
+			i = copy_literal(v, n, i, s.seg, &s.seglen, &s.overflow);
 		} else if (c == ':' && !s.has_angle) {
 			s.seglen = 0; /* a group's display name */
 			i++;

@@ -11,10 +11,12 @@
 #include <sys/stat.h>
 
 #include "log.h"
+#include "qmgr.h"
 #include "serve.h"
 
 #define SERVE_BACKLOG 511
 #define SERVE_STOP_POLL_MS 50
+#define SERVE_DELIVERY_GRACE_MS 10000 /* deliveries in flight may finish */
 
 /* Inbound TLS: what any current MTA speaks, nothing older than TLS 1.2. */
 #define SERVE_SMTPD_PRIORITY "NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2:%SERVER_PRECEDENCE"
@@ -132,13 +134,18 @@ static void serve_stop_tick(uv_timer_t *t)
 	struct serve *srv = t->data;
 
 	/* Sessions close within conn's drain bound; commits in flight finish. */
-	if (srv->nsessions > 0 || !committer_idle(srv->commit))
+	if (srv->nsessions > 0 || !committer_idle(srv->commit) || !srv->qmgr_stopped)
 		return;
 	uv_timer_stop(t);
 	uv_close((uv_handle_t *)t, NULL);
 	uv_close((uv_handle_t *)&srv->sig_term, NULL);
 	uv_close((uv_handle_t *)&srv->sig_int, NULL);
 	uv_close((uv_handle_t *)&srv->sig_hup, NULL);
+}
+
+static void serve_qmgr_stopped(struct serve *srv)
+{
+	srv->qmgr_stopped = 1;
 }
 
 static void serve_stop(struct serve *srv)
@@ -150,6 +157,10 @@ static void serve_stop(struct serve *srv)
 	for (size_t i = 0; i < srv->nlisten; i++)
 		uv_close((uv_handle_t *)&srv->listen[i], NULL);
 	smtpd_stop_all(srv);
+	if (srv->qmgr)
+		qmgr_stop(srv->qmgr, SERVE_DELIVERY_GRACE_MS, serve_qmgr_stopped);
+	else
+		srv->qmgr_stopped = 1;
 	uv_timer_init(srv->loop, &srv->stop_timer);
 	srv->stop_timer.data = srv;
 	uv_timer_start(&srv->stop_timer, serve_stop_tick, 0, SERVE_STOP_POLL_MS);
@@ -194,11 +205,14 @@ static int serve_open(struct serve *srv)
 		return rc;
 	}
 	srv->commit = committer_new(srv->loop, srv->q);
-	return srv->commit ? 0 : -ENOMEM;
+	if (!srv->commit)
+		return -ENOMEM;
+	return qmgr_start(srv, &srv->qmgr);
 }
 
 static void serve_cleanup(struct serve *srv)
 {
+	qmgr_free(srv->qmgr);
 	committer_free(srv->commit);
 	queue_close(srv->q);
 	if (srv->smtpd_cred)
@@ -232,6 +246,8 @@ int serve_main(const char *path)
 	} else {
 		for (size_t i = 0; i < srv.nlisten; i++)
 			uv_close((uv_handle_t *)&srv.listen[i], NULL);
+		if (srv.qmgr)
+			qmgr_stop(srv.qmgr, 0, serve_qmgr_stopped);
 		uv_run(srv.loop, UV_RUN_DEFAULT);
 	}
 	if (uv_loop_close(srv.loop) != 0)

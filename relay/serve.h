@@ -13,6 +13,7 @@
 #include "queue.h"
 
 struct smtpd;
+struct qmgr;
 
 struct serve {
 	uv_loop_t *loop;
@@ -20,6 +21,8 @@ struct serve {
 	char *cfg_path;
 	struct queue *q;
 	struct committer *commit;
+	struct qmgr *qmgr;    /* delivery; NULL until started */
+	int qmgr_stopped;
 	gnutls_certificate_credentials_t smtpd_cred; /* NULL: no STARTTLS */
 	gnutls_priority_t smtpd_prio;
 	uv_tcp_t listen[CFG_MAX_LISTEN];

@@ -121,4 +121,48 @@ void smtp_data_init(struct smtp_data *d);
 int smtp_data_feed(struct smtp_data *d, const char *p, size_t n,
 		   struct rl_buf *out, size_t *consumed) RL_WUR;
 
+/*
+ * Replies (RFC 5321 4.2): one complete reply, possibly multi-line, with
+ * its lines kept (joined by '\n') for EHLO keywords, logs and DSNs.  Lines
+ * ending in a bare LF are accepted from servers, as most clients do.
+ */
+#define SMTP_REPLY_TEXT_MAX 4096 /* all lines together; more is cut */
+#define SMTP_REPLY_LINES_MAX 100 /* a longer reply is refused */
+
+struct smtp_reply {
+	int code;                          /* 200..599 */
+	char enh[16];                      /* enhanced status "5.1.1" or "" */
+	char text[SMTP_REPLY_TEXT_MAX];    /* the lines without codes, '\n'-joined */
+	size_t textlen;
+	unsigned nlines;
+};
+
+/*
+ * Assemble the next complete reply from buf.  Returns 1 with *r filled and
+ * *consumed set, 0 when more input is needed, RL_EPARSE on a malformed reply
+ * (bad code, codes that differ between lines, too many lines, a line over
+ * SMTP_REPLY_LINE_MAX while incomplete).  Non-printable octets in the text
+ * are replaced by '?'.
+ */
+int smtp_reply_parse(const char *buf, size_t len, struct smtp_reply *r, size_t *consumed) RL_WUR;
+
+/* "250 2.0.0 text text2" on one line for logs and reasons, into out. */
+void smtp_reply_oneline(const struct smtp_reply *r, char *out, size_t size);
+
+#define SMTP_EXT_STARTTLS 0x01
+#define SMTP_EXT_PIPELINING 0x02
+#define SMTP_EXT_SIZE 0x04
+#define SMTP_EXT_8BITMIME 0x08
+#define SMTP_EXT_SMTPUTF8 0x10
+#define SMTP_EXT_ENHANCEDSTATUSCODES 0x20
+#define SMTP_EXT_REQUIRETLS 0x40
+
+struct smtp_ehlo {
+	unsigned ext;      /* SMTP_EXT_* */
+	uint64_t size_max; /* SIZE value; 0 when none or unlimited */
+};
+
+/* The extensions of a 250 reply to EHLO (keywords from line 2 on). */
+void smtp_ehlo_parse(const struct smtp_reply *r, struct smtp_ehlo *out);
+
 #endif

@@ -6,6 +6,7 @@
  * through the caller's bounded rl_buf.
  */
 #include <errno.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "smtp.h"
@@ -70,8 +71,12 @@ int smtp_cmd_parse(const char *line, size_t len, struct smtp_cmd *out, struct rl
 
 	if (memchr(line, '\0', len))
 		return rl_fail(why, RL_EPARSE, "NUL in command", 0);
-	while (n < len && line[n] != ' ')
+	/* A verb is letters only (RFC 5321 4.1.1), ended by a space or the line. */
+	while (n < len && line[n] != ' ') {
+		if (!is_alnum((unsigned char)line[n]) || is_digit((unsigned char)line[n]))
+			return rl_fail(why, RL_EPARSE, "bad command verb", n);
 		n++;
+	}
 	out->verb = SMTP_V_UNKNOWN;
 	out->arg = n < len ? line + n + 1 : line + len;
 	out->arglen = n < len ? len - n - 1 : 0;
@@ -463,4 +468,138 @@ int smtp_data_feed(struct smtp_data *d, const char *p, size_t n, struct rl_buf *
 	if (!d->done && i < n)
 		return RL_EPROTO;
 	return 0;
+}
+
+/* Three digits, first 2..5 (RFC 5321 4.2). */
+static int reply_code(const char *p)
+{
+	if (p[0] < '2' || p[0] > '5' || !is_digit((unsigned char)p[1]) ||
+	    !is_digit((unsigned char)p[2]))
+		return -1;
+	return (p[0] - '0') * 100 + (p[1] - '0') * 10 + (p[2] - '0');
+}
+
+/* "x.y.z" at the start of text, with class matching the reply (RFC 3463). */
+static size_t reply_enh(const char *t, size_t n, int code, char out[16])
+{
+	size_t i = 0, parts = 0, digits = 0;
+
+	if (n < 5 || t[0] - '0' != code / 100 || t[1] != '.')
+		return 0;
+	for (; i < n && i < 15; i++) {
+		if (is_digit((unsigned char)t[i])) {
+			if (++digits > 3)
+				return 0;
+		} else if (t[i] == '.' && digits) {
+			parts++;
+			digits = 0;
+		} else {
+			break;
+		}
+	}
+	if (parts != 2 || digits == 0 || (i < n && t[i] != ' '))
+		return 0;
+	memcpy(out, t, i);
+	out[i] = '\0';
+	return i;
+}
+
+static void reply_add_text(struct smtp_reply *r, const char *t, size_t n)
+{
+	if (r->nlines > 1 && r->textlen + 1 < sizeof(r->text))
+		r->text[r->textlen++] = '\n';
+	for (size_t i = 0; i < n && r->textlen + 1 < sizeof(r->text); i++) {
+		unsigned char c = (unsigned char)t[i];
+
+		r->text[r->textlen++] = (c >= 32 && c < 127) ? (char)c : '?';
+	}
+	r->text[r->textlen] = '\0';
+}
+
+int smtp_reply_parse(const char *buf, size_t len, struct smtp_reply *r, size_t *consumed)
+{
+	size_t pos = 0;
+
+	memset(r, 0, sizeof(*r));
+	for (;;) {
+		const char *lf = memchr(buf + pos, '\n', len - pos);
+		size_t n, skip;
+		int code;
+
+		if (!lf)
+			return len - pos > SMTP_REPLY_LINE_MAX ? RL_EPARSE : 0;
+		n = (size_t)(lf - (buf + pos));
+		skip = n + 1;
+		if (n && buf[pos + n - 1] == '\r')
+			n--;
+		if (n < 3 || (code = reply_code(buf + pos)) < 0 || (n > 3 && buf[pos + 3] != ' ' &&
+								    buf[pos + 3] != '-'))
+			return RL_EPARSE;
+		if (r->nlines && code != r->code)
+			return RL_EPARSE;
+		if (++r->nlines > SMTP_REPLY_LINES_MAX)
+			return RL_EPARSE;
+		r->code = code;
+		if (n > 4) {
+			size_t e = r->nlines == 1 ? reply_enh(buf + pos + 4, n - 4, code, r->enh) : 0;
+
+			if (r->nlines > 1 && r->enh[0] && n - 4 > strlen(r->enh) &&
+			    memcmp(buf + pos + 4, r->enh, strlen(r->enh)) == 0)
+				e = strlen(r->enh);
+			while (e < n - 4 && buf[pos + 4 + e] == ' ')
+				e++;
+			reply_add_text(r, buf + pos + 4 + e, n - 4 - e);
+		} else {
+			reply_add_text(r, "", 0);
+		}
+		pos += skip;
+		if (n == 3 || buf[pos - skip + 3] == ' ') {
+			*consumed = pos;
+			return 1;
+		}
+	}
+}
+
+void smtp_reply_oneline(const struct smtp_reply *r, char *out, size_t size)
+{
+	int n = snprintf(out, size, "%d%s%s %s", r->code, r->enh[0] ? " " : "", r->enh, r->text);
+
+	for (int i = 0; i < n && (size_t)i < size; i++) {
+		if (out[i] == '\n')
+			out[i] = ' ';
+	}
+}
+
+void smtp_ehlo_parse(const struct smtp_reply *r, struct smtp_ehlo *out)
+{
+	static const struct {
+		const char *kw;
+		unsigned bit;
+	} kws[] = {
+		{ "STARTTLS", SMTP_EXT_STARTTLS }, { "PIPELINING", SMTP_EXT_PIPELINING },
+		{ "SIZE", SMTP_EXT_SIZE },         { "8BITMIME", SMTP_EXT_8BITMIME },
+		{ "SMTPUTF8", SMTP_EXT_SMTPUTF8 }, { "ENHANCEDSTATUSCODES", SMTP_EXT_ENHANCEDSTATUSCODES },
+		{ "REQUIRETLS", SMTP_EXT_REQUIRETLS },
+	};
+	const char *p = memchr(r->text, '\n', r->textlen);
+
+	memset(out, 0, sizeof(*out));
+	while (p) {
+		const char *line = p + 1, *end = memchr(line, '\n', r->text + r->textlen - line);
+		size_t n = end ? (size_t)(end - line) : (size_t)(r->text + r->textlen - line), k = 0;
+
+		while (k < n && line[k] != ' ')
+			k++;
+		for (size_t i = 0; i < sizeof(kws) / sizeof(kws[0]); i++) {
+			if (strlen(kws[i].kw) == k && ascii_ieq(line, kws[i].kw, k))
+				out->ext |= kws[i].bit;
+		}
+		if (k == 4 && ascii_ieq(line, "SIZE", 4) && k + 1 < n) {
+			int64_t v;
+
+			if (parse_number(line + 5, n - 5, &v) == 0)
+				out->size_max = (uint64_t)v;
+		}
+		p = end;
+	}
 }

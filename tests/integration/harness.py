@@ -9,6 +9,7 @@ Set TLSRELAY_KEEP_TMP=1 to keep the temporary directories (and the relay's
 log) of a run for inspection.
 """
 
+import atexit
 import json
 import os
 import re
@@ -37,6 +38,18 @@ ID_RE = re.compile(r'^[0-9A-F]{10}$')
 # relay's log fails the test that ran it.
 SANITIZER_MARKERS = ('ERROR: AddressSanitizer', 'ERROR: LeakSanitizer',
                      'runtime error:', 'ThreadSanitizer')
+
+
+_LIVE = set()
+
+
+@atexit.register
+def _kill_leftovers():
+    """Last resort: no relay outlives the test process."""
+    for p in list(_LIVE):
+        if p.poll() is None:
+            p.kill()
+            p.wait()
 
 
 def require_binary():
@@ -134,6 +147,16 @@ class Relay:
             'default_tls_level': 'may',
             'dns_servers': '127.0.0.1@%d' % unused_udp_port(),
         }
+        if 'dns_unbound_config' not in extra:
+            # Without this, unbound answers NXDOMAIN for the special-use
+            # name test. at once and every test message would bounce; with
+            # it, lookups go to the dead forwarder above and delivery defers,
+            # so accepted mail stays visible in the queue.
+            ub = os.path.join(self.dir, 'unbound.conf')
+            with open(ub, 'w') as f:
+                f.write('server:\n    local-zone: "test." nodefault\n'
+                        '    do-not-query-localhost: no\n')
+            self.keys['dns_unbound_config'] = ub
         self.keys.update({k: str(v) for k, v in extra.items()})
         write_config(self.conf, self.keys)
         self.proc = None
@@ -153,6 +176,7 @@ class Relay:
         self.proc = subprocess.Popen(
             [BIN, 'serve', '-c', self.conf], stdin=subprocess.DEVNULL,
             stdout=self._log, stderr=self._log, env=base_env())
+        _LIVE.add(self.proc)
         self._expect_dead = False
         deadline = time.monotonic() + START_TIMEOUT
         while time.monotonic() < deadline:
@@ -179,6 +203,7 @@ class Relay:
         if self.proc is None:
             return None
         p = self.proc
+        _LIVE.discard(p)
         if p.poll() is not None:
             if not self._expect_dead:
                 self.problems.append('relay had exited by itself with status '
@@ -211,6 +236,7 @@ class Relay:
         except ProcessLookupError:
             pass
         self.proc.wait()
+        _LIVE.discard(self.proc)
         self.proc = None
         if self._log:
             self._log.close()

@@ -10,7 +10,7 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
-from harness import (Relay, RelayTestCase, make_message, sized_message,  # noqa: E402
+from harness import (RelayTestCase, make_message, sized_message,  # noqa: E402
                      smtp_send, unverified_context, run)
 
 harness.require_binary()

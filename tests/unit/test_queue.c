@@ -102,27 +102,27 @@ static char long_addr[QUEUE_REC_ADDR_MAX + 2];
 static char long_reason[QUEUE_REC_REASON_MAX + 2];
 
 static struct queue_rcpt rc_one[] = {
-	{"a@example.org", QUEUE_RCPT_PENDING, "", NULL},
+    {"a@example.org", QUEUE_RCPT_PENDING, "", NULL},
 };
 static struct queue_rcpt rc_mix[] = {
-	{"b@example.net", QUEUE_RCPT_DEFERRED, "4.7.5", "TLS required but not offered"},
-	{"c@example.net", QUEUE_RCPT_SENT, "2.0.0", ""},
-	{"d@example.com", QUEUE_RCPT_BOUNCED, "5.1.1", "user unknown"},
-	{"\xc3\xa9@example.com", QUEUE_RCPT_PENDING, "", NULL},
+    {"b@example.net", QUEUE_RCPT_DEFERRED, "4.7.5", "TLS required but not offered"},
+    {"c@example.net", QUEUE_RCPT_SENT, "2.0.0", ""},
+    {"d@example.com", QUEUE_RCPT_BOUNCED, "5.1.1", "user unknown"},
+    {"\xc3\xa9@example.com", QUEUE_RCPT_PENDING, "", NULL},
 };
 static struct queue_rcpt rc_big[] = {
-	{long_addr, QUEUE_RCPT_DEFERRED, "4.4.1", long_reason},
+    {long_addr, QUEUE_RCPT_DEFERRED, "4.4.1", long_reason},
 };
 
 static const struct rec_case {
 	const char *name;
 	struct queue_msg m;
 } rec_cases[] = {
-	{"one", {"", "s@example.org", 1700000000, 1700000300, 0, 0, 120, 1, rc_one}},
-	{"null sender", {"", "", 1, 2, 3, QUEUE_F_BOUNCE, 4, 1, rc_one}},
-	{"mixed", {"", "x@y", -1, INT64_MIN, UINT32_MAX, 0xffffffffu, UINT64_MAX, 4, rc_mix}},
-	{"no rcpt", {"", "z@example.org", INT64_MAX, 0, 7, QUEUE_F_HOLD, 0, 0, NULL}},
-	{"limits", {"", long_addr, 5, 6, 1, QUEUE_F_SMTPUTF8, 99, 1, rc_big}},
+    {"one", {"", "s@example.org", 1700000000, 1700000300, 0, 0, 120, 1, rc_one}},
+    {"null sender", {"", "", 1, 2, 3, QUEUE_F_BOUNCE, 4, 1, rc_one}},
+    {"mixed", {"", "x@y", -1, INT64_MIN, UINT32_MAX, 0xffffffffu, UINT64_MAX, 4, rc_mix}},
+    {"no rcpt", {"", "z@example.org", INT64_MAX, 0, 7, QUEUE_F_HOLD, 0, 0, NULL}},
+    {"limits", {"", long_addr, 5, 6, 1, QUEUE_F_SMTPUTF8, 99, 1, rc_big}},
 };
 
 static void test_rec_roundtrip(void)
@@ -148,7 +148,8 @@ static void test_rec_roundtrip(void)
 			CHECK_STR(m->id, "");
 			/* Canonical: the decoded message encodes to the same bytes. */
 			CHECK_INT(queue_rec_encode(m, &b), 0);
-			CHECK(a.len == b.len && !memcmp(a.data, b.data, a.len), "%s: re-encode", c->name);
+			CHECK(a.len == b.len && !memcmp(a.data, b.data, a.len), "%s: re-encode",
+			      c->name);
 		}
 		queue_msg_free(m);
 		rl_buf_fini(&a);
@@ -200,13 +201,24 @@ static void test_rec_limits(void)
 	rl_buf_fini(&b);
 }
 
-/* version, flags, attempts, arrival, next_attempt, size, sender "s", one
- * recipient: state, dsn "", address "r", no reason. */
+/* The smallest useful record: sender "s", one pending recipient "r" with
+ * no DSN and no reason; one field per line, offsets on the right. */
+/* clang-format off */
 static const unsigned char rec_min[] = {
-	1,    0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0,
-	3,    0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 's', 1, 0, 0, 0, 0, 0, 1, 0, 0, 0, 'r',
-	0,    0, 0, 0,
+	1,                              /*  0 version */
+	0, 0, 0, 0,                     /*  1 flags */
+	0, 0, 0, 0,                     /*  5 attempts */
+	1, 0, 0, 0, 0, 0, 0, 0,         /*  9 arrival */
+	2, 0, 0, 0, 0, 0, 0, 0,         /* 17 next_attempt */
+	3, 0, 0, 0, 0, 0, 0, 0,         /* 25 size */
+	1, 0, 0, 0, 's',                /* 33 sender */
+	1, 0, 0, 0,                     /* 38 nrcpt */
+	0,                              /* 42 state */
+	0,                              /* 43 dsn length */
+	1, 0, 0, 0, 'r',                /* 44 address */
+	0, 0, 0, 0,                     /* 49 reason */
 };
+/* clang-format on */
 
 static void test_rec_mutations(void)
 {
@@ -215,22 +227,22 @@ static void test_rec_mutations(void)
 		unsigned char byte;
 		int want;
 	} cases[] = {
-		{0, 0, RL_EPARSE},     /* version 0 */
-		{0, 2, RL_EVERSION},   /* newer */
-		{0, 255, RL_EVERSION}, /* newer */
-		{33, 255, RL_EPARSE},  /* sender longer than the record */
-		{36, 1, RL_EPARSE},    /* sender length above 2^24 */
-		{37, 0, RL_EPARSE},    /* NUL in sender */
-		{38, 2, RL_EPARSE},    /* two recipients, one present */
-		{41, 255, RL_EPARSE},  /* absurd recipient count */
-		{42, 4, RL_EPARSE},    /* unknown state */
-		{43, 12, RL_EPARSE},   /* DSN too long */
-		{43, 1, RL_EPARSE},    /* DSN shifts the rest */
-		{44, 0, RL_EPARSE},    /* empty address */
-		{48, 0, RL_EPARSE},    /* NUL in address */
-		{49, 1, RL_EPARSE},    /* reason past the end */
-		{42, 3, 0},            /* bounced is fine */
-		{1, 0xff, 0},          /* unknown flags survive */
+	    {0, 0, RL_EPARSE},	   /* version 0 */
+	    {0, 2, RL_EVERSION},   /* newer */
+	    {0, 255, RL_EVERSION}, /* newer */
+	    {33, 255, RL_EPARSE},  /* sender longer than the record */
+	    {36, 1, RL_EPARSE},	   /* sender length above 2^24 */
+	    {37, 0, RL_EPARSE},	   /* NUL in sender */
+	    {38, 2, RL_EPARSE},	   /* two recipients, one present */
+	    {41, 255, RL_EPARSE},  /* absurd recipient count */
+	    {42, 4, RL_EPARSE},	   /* unknown state */
+	    {43, 12, RL_EPARSE},   /* DSN too long */
+	    {43, 1, RL_EPARSE},	   /* DSN shifts the rest */
+	    {44, 0, RL_EPARSE},	   /* empty address */
+	    {48, 0, RL_EPARSE},	   /* NUL in address */
+	    {49, 1, RL_EPARSE},	   /* reason past the end */
+	    {42, 3, 0},		   /* bounced is fine */
+	    {1, 0xff, 0},	   /* unknown flags survive */
 	};
 	unsigned char buf[sizeof(rec_min) + 1];
 	struct queue_msg *m;
@@ -327,18 +339,18 @@ static void test_id_make(void)
 		long usec;
 		const char *want;
 	} cases[] = {
-		{1, 2, "0000100002"},
-		{0x100005, 999999, "00005F423F"}, /* seconds wrap at 2^20 */
-		{0x100005, 999999, "0000600000"}, /* same time: bump carries */
-		{3, 0, "0000600001"},             /* clock went back */
-		{-5, -1, "0000600002"},           /* clamped, still later */
+	    {1, 2, "0000100002"},
+	    {0x100005, 999999, "00005F423F"}, /* seconds wrap at 2^20 */
+	    {0x100005, 999999, "0000600000"}, /* same time: bump carries */
+	    {3, 0, "0000600001"},	      /* clock went back */
+	    {-5, -1, "0000600002"},	      /* clamped, still later */
 	};
 	static const struct {
 		const char *id;
 		int valid;
 	} ids[] = {
-		{"0000600002", 1}, {"ABCDEF0123", 1}, {"0000a00002", 0}, {"000060000", 0},
-		{"00006000021", 0}, {"", 0}, {"G000000000", 0}, {"00006 0002", 0},
+	    {"0000600002", 1},	{"ABCDEF0123", 1}, {"0000a00002", 0}, {"000060000", 0},
+	    {"00006000021", 0}, {"", 0},	   {"G000000000", 0}, {"00006 0002", 0},
 	};
 	char id[QUEUE_ID_SIZE], prev[QUEUE_ID_SIZE];
 	struct timespec ts;
@@ -365,9 +377,12 @@ static void test_state_names(void)
 		int state;
 		const char *want;
 	} cases[] = {
-		{QUEUE_RCPT_PENDING, "pending"}, {QUEUE_RCPT_DEFERRED, "deferred"},
-		{QUEUE_RCPT_SENT, "sent"},       {QUEUE_RCPT_BOUNCED, "bounced"},
-		{-1, "unknown"},                 {4, "unknown"},
+	    {QUEUE_RCPT_PENDING, "pending"},
+	    {QUEUE_RCPT_DEFERRED, "deferred"},
+	    {QUEUE_RCPT_SENT, "sent"},
+	    {QUEUE_RCPT_BOUNCED, "bounced"},
+	    {-1, "unknown"},
+	    {4, "unknown"},
 	};
 	size_t i;
 
@@ -445,22 +460,22 @@ static void test_insert_load(void)
 static struct queue_rcpt rc_pending[] = {{"p@x", QUEUE_RCPT_PENDING, "", NULL}};
 static struct queue_rcpt rc_deferred[] = {{"d@x", QUEUE_RCPT_DEFERRED, "4.4.1", "timeout"}};
 static struct queue_rcpt rc_partly[] = {{"s@x", QUEUE_RCPT_SENT, "2.0.0", NULL},
-					 {"p@x", QUEUE_RCPT_PENDING, "", NULL}};
+					{"p@x", QUEUE_RCPT_PENDING, "", NULL}};
 static struct queue_rcpt rc_done[] = {{"s@x", QUEUE_RCPT_SENT, "", NULL},
-				       {"b@x", QUEUE_RCPT_BOUNCED, "5.1.1", "no"}};
+				      {"b@x", QUEUE_RCPT_BOUNCED, "5.1.1", "no"}};
 static struct queue_rcpt rc_allsent[] = {{"s@x", QUEUE_RCPT_SENT, "", NULL},
-					  {"t@x", QUEUE_RCPT_SENT, "", NULL}};
+					 {"t@x", QUEUE_RCPT_SENT, "", NULL}};
 
 static struct sched_msg {
 	const char *label;
 	struct queue_msg m;
 } sched_msgs[] = {
-	{"t300", {"", "f@x", 0, 300, 0, 0, 0, 1, rc_pending}},
-	{"t100", {"", "f@x", 0, 100, 1, 0, 0, 1, rc_deferred}},
-	{"t200", {"", "f@x", 0, 200, 1, 0, 0, 2, rc_partly}},
-	{"held", {"", "f@x", 0, 50, 0, QUEUE_F_HOLD, 0, 1, rc_pending}},
-	{"done", {"", "f@x", 0, 10, 2, 0, 0, 2, rc_done}},
-	{"neg", {"", "f@x", 0, -5, 0, 0, 0, 1, rc_pending}},
+    {"t300", {"", "f@x", 0, 300, 0, 0, 0, 1, rc_pending}},
+    {"t100", {"", "f@x", 0, 100, 1, 0, 0, 1, rc_deferred}},
+    {"t200", {"", "f@x", 0, 200, 1, 0, 0, 2, rc_partly}},
+    {"held", {"", "f@x", 0, 50, 0, QUEUE_F_HOLD, 0, 1, rc_pending}},
+    {"done", {"", "f@x", 0, 10, 2, 0, 0, 2, rc_done}},
+    {"neg", {"", "f@x", 0, -5, 0, 0, 0, 1, rc_pending}},
 };
 #define NSCHED (sizeof(sched_msgs) / sizeof(sched_msgs[0]))
 
@@ -505,8 +520,8 @@ static void check_due(struct queue *q, const char *step, const struct due_case *
 
 	due_list(q, c->now, c->max, ids, &n, &next);
 	for (i = 0; c->want[i]; i++)
-		CHECK(i < n && !strcmp(ids[i], sched_find(c->want[i])->id), "%s now=%lld: #%zu not %s",
-		      step, (long long)c->now, i, c->want[i]);
+		CHECK(i < n && !strcmp(ids[i], sched_find(c->want[i])->id),
+		      "%s now=%lld: #%zu not %s", step, (long long)c->now, i, c->want[i]);
 	CHECK(n == i, "%s now=%lld: got %zu want %zu", step, (long long)c->now, n, i);
 	CHECK(next == c->next, "%s now=%lld: next %lld want %lld", step, (long long)c->now,
 	      (long long)next, (long long)c->next);
@@ -530,15 +545,15 @@ static int update_one(struct queue *q, const struct queue_msg *m)
 static void test_schedule(void)
 {
 	static const struct due_case before[] = {
-		{1000, 16, {"neg", "t100", "t200", "t300"}, INT64_MAX},
-		{150, 16, {"neg", "t100"}, 200},
-		{1000, 2, {"neg", "t100"}, 200},
-		{-1, 16, {NULL}, 0},
-		{1000, 0, {NULL}, 0},
+	    {1000, 16, {"neg", "t100", "t200", "t300"}, INT64_MAX},
+	    {150, 16, {"neg", "t100"}, 200},
+	    {1000, 2, {"neg", "t100"}, 200},
+	    {-1, 16, {NULL}, 0},
+	    {1000, 0, {NULL}, 0},
 	};
 	static const struct due_case after[] = {
-		{1000, 16, {"neg", "t300", "held", "t200"}, INT64_MAX},
-		{55, 16, {"neg", "t300"}, 60},
+	    {1000, 16, {"neg", "t300", "held", "t200"}, INT64_MAX},
+	    {55, 16, {"neg", "t300"}, 60},
 	};
 	static const char *const moved[] = {"t300", "t100", "held", "t200"};
 	struct queue *q = open_q("sched", 0, QUEUE_O_NOSYNC);
@@ -834,7 +849,7 @@ static void run_child(void)
 	CHECK(pid > 0, "fork: %s", strerror(errno));
 	if (pid > 0)
 		CHECK(waitpid(pid, &status, 0) == pid && WIFEXITED(status) &&
-			      WEXITSTATUS(status) == 0,
+			  WEXITSTATUS(status) == 0,
 		      "child status %d", status);
 }
 
@@ -868,8 +883,8 @@ static void test_fork(void)
 }
 
 /* Write straight into one of the queue's databases, as damage would. */
-static void raw_put(const char *dir, const char *db, const void *key, size_t klen,
-		    const void *val, size_t vlen)
+static void raw_put(const char *dir, const char *db, const void *key, size_t klen, const void *val,
+		    size_t vlen)
 {
 	MDB_val k = {klen, (void *)key}, v = {vlen, (void *)val};
 	MDB_env *env;

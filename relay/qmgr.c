@@ -1,0 +1,1041 @@
+/*
+ * qmgr: due messages -> jobs per destination -> smtpc sessions -> one
+ * durable write per finished message.
+ */
+#include <ctype.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "dns.h"
+#include "dsn.h"
+#include "log.h"
+#include "mailq.h"
+#include "pol.h"
+#include "qmgr.h"
+#include "serve.h"
+#include "smtpc.h"
+
+#define QMGR_POLL_MS 500        /* schedule poll: queue control acts within 1 s */
+#define QMGR_ACTIVE_LIMIT 10000 /* messages in memory at once (Postfix: 20000) */
+#define QMGR_MSG_BUCKETS 4096
+#define QMGR_DEST_BUCKETS 1024
+#define QMGR_DUE_BATCH 1000     /* messages taken per poll */
+#define QMGR_DSN_HEADERS_MAX 65536
+#define QMGR_RELAY_MAX 320
+
+enum qdest_state { QD_IDLE = 0, QD_MX, QD_ADDR, QD_READY };
+
+struct qmsg {
+	struct qmsg *hnext;
+	struct qmgr *q;
+	struct queue_msg *m;
+	struct smtpc_rcpt *res;            /* per recipient of m; NONE: not tried */
+	char (*relay)[QMGR_RELAY_MAX];     /* per recipient: where it was tried */
+	struct queue_rcpt *upd;            /* new states, for the final write */
+	unsigned jobs;                     /* jobs not yet finished */
+	int64_t now;                       /* time of the final write */
+	int64_t next_attempt;
+	int tried;
+	struct rl_buf dsn;                 /* a DSN to queue with the update */
+	struct queue_msg dsnmsg;
+	struct queue_rcpt dsnrcpt;
+	struct commit_req mark;            /* the in-delivery mark */
+	struct commit_req fin;             /* the final write */
+};
+
+struct qjob {
+	struct qjob *next;
+	struct qmsg *qm;
+	struct qdest *d;
+	struct smtpc_msg sm;
+	size_t *idx; /* index in qm->m->rcpt of each sm.rcpt */
+};
+
+struct addr_ctx {
+	struct qdest *d;
+	size_t host;
+};
+
+struct qtarget {
+	char host[DNS_NAME_MAX];
+	struct sockaddr_storage addr;
+};
+
+struct qdest {
+	struct qdest *hnext;
+	struct qmgr *q;
+	char domain[DNS_NAME_MAX];
+	struct qjob *head, **tail;
+	unsigned nwait;
+	unsigned nsess;
+	int state;
+	int mxq;                       /* MX query in flight, -1 none */
+	struct dns_mx_result mx;
+	struct dns_addr_result *addrs; /* per MX host */
+	int *addrq;                    /* address queries in flight, -1 done */
+	struct addr_ctx *actx;         /* callback arguments of those queries */
+	size_t addr_pending;
+	struct qtarget *targets;
+	size_t ntargets, cursor;
+	int fail_class;
+	char fail_reason[SMTPC_REASON_MAX];
+};
+
+struct qsess {
+	struct qsess *next, *prev;
+	struct qdest *d;
+	struct smtpc *s;
+	struct qjob *job;
+	size_t target;
+	struct smtpc_target t;
+};
+
+struct qmgr {
+	struct serve *srv;
+	uv_timer_t timer;
+	struct dns *dns;
+	struct smtpc_tls tls;
+	struct qmsg *msgs[QMGR_MSG_BUCKETS];
+	unsigned nmsgs;
+	struct qdest *dests[QMGR_DEST_BUCKETS];
+	struct qsess *sessions;
+	unsigned nsess;
+	uint32_t pid;
+	int stopping;
+	void (*stop_done)(struct serve *srv);
+	uv_timer_t grace;
+	int timers_open;
+};
+
+static void dest_kick(struct qdest *d);
+static void qmsg_finish(struct qmsg *qm);
+static void qmgr_check_stopped(struct qmgr *q);
+
+static unsigned hash_str(const char *s, unsigned buckets)
+{
+	unsigned h = 2166136261u;
+
+	for (; *s; s++)
+		h = (h ^ (unsigned char)*s) * 16777619u;
+	return h % buckets;
+}
+
+static struct qmsg *qmsg_find(struct qmgr *q, const char *id)
+{
+	struct qmsg *m = q->msgs[hash_str(id, QMGR_MSG_BUCKETS)];
+
+	while (m && strcmp(m->m->id, id) != 0)
+		m = m->hnext;
+	return m;
+}
+
+static struct qdest *dest_get(struct qmgr *q, const char *domain)
+{
+	unsigned h = hash_str(domain, QMGR_DEST_BUCKETS);
+	struct qdest *d = q->dests[h];
+
+	while (d && strcmp(d->domain, domain) != 0)
+		d = d->hnext;
+	if (d)
+		return d;
+	d = calloc(1, sizeof(*d));
+	if (!d)
+		return NULL;
+	d->q = q;
+	rl_strlcpy(d->domain, domain, sizeof(d->domain));
+	d->tail = &d->head;
+	d->mxq = -1;
+	d->hnext = q->dests[h];
+	q->dests[h] = d;
+	return d;
+}
+
+/* "1.23" seconds since arrival, as Postfix prints delay=. */
+static void fmt_delay(char *out, size_t size, int64_t arrival)
+{
+	struct timespec ts;
+	double d;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	d = (double)(ts.tv_sec - arrival) + ts.tv_nsec / 1e9;
+	if (d < 0)
+		d = 0;
+	snprintf(out, size, d < 10 ? "%.2f" : d < 100 ? "%.1f" : "%.0f", d);
+}
+
+static const char *class_status(int class)
+{
+	switch (class) {
+	case SMTPC_DELIVERED: return "sent";
+	case SMTPC_PERMFAIL: return "bounced";
+	default: return "deferred";
+	}
+}
+
+/* --- jobs --------------------------------------------------------------- */
+
+static void job_free(struct qjob *j)
+{
+	if (!j)
+		return;
+	free(j->sm.rcpt);
+	free(j->idx);
+	free(j);
+}
+
+/* Results of a job go to its message; the last job finishes the message. */
+static void job_done(struct qjob *j, const char *relay)
+{
+	struct qmsg *qm = j->qm;
+	char delay[32];
+
+	fmt_delay(delay, sizeof(delay), qm->m->arrival);
+	for (size_t i = 0; i < j->sm.nrcpt; i++) {
+		struct smtpc_rcpt *r = &j->sm.rcpt[i];
+		size_t k = j->idx[i];
+
+		if (r->result == SMTPC_NONE)
+			continue; /* cut short by shutdown: stays queued as it was */
+		qm->res[k] = *r;
+		rl_strlcpy(qm->relay[k], relay, sizeof(qm->relay[k]));
+		log_info("%s: to=<%s>, relay=%s, delay=%s, dsn=%s, status=%s (%s)", qm->m->id,
+			 r->address, relay, delay, r->dsn[0] ? r->dsn : "4.0.0",
+			 class_status(r->result), r->reason);
+	}
+	job_free(j);
+	if (--qm->jobs == 0)
+		qmsg_finish(qm);
+}
+
+/* Give a job one outcome for all its recipients (no session got that far). */
+static void job_fail(struct qjob *j, int class, const char *dsn, const char *reason)
+{
+	for (size_t i = 0; i < j->sm.nrcpt; i++) {
+		struct smtpc_rcpt *r = &j->sm.rcpt[i];
+
+		r->result = class;
+		rl_strlcpy(r->dsn, dsn, sizeof(r->dsn));
+		rl_strlcpy(r->reason, reason, sizeof(r->reason));
+		r->reply[0] = '\0';
+	}
+	job_done(j, "none");
+}
+
+static struct qjob *dest_pop(struct qdest *d)
+{
+	struct qjob *j = d->head;
+
+	if (!j)
+		return NULL;
+	d->head = j->next;
+	if (!d->head)
+		d->tail = &d->head;
+	d->nwait--;
+	j->next = NULL;
+	return j;
+}
+
+/* Every waiting job of the destination gets the same outcome. */
+static void dest_fail_all(struct qdest *d, int class, const char *reason)
+{
+	const char *dsn = class == SMTPC_PERMFAIL ? "5.4.4" : class == SMTPC_POLICYFAIL ? "4.7.5" :
+										      "4.4.1";
+	struct qjob *j;
+
+	if (class == SMTPC_PERMFAIL && strstr(reason, "not found"))
+		dsn = "5.1.2";
+	if (class == SMTPC_PERMFAIL && strstr(reason, "nullMX"))
+		dsn = "5.1.10";
+	while ((j = dest_pop(d)))
+		job_fail(j, class, dsn, reason);
+}
+
+/* The round is over: forget the MX hosts; the next jobs resolve afresh. */
+static void dest_reset(struct qdest *d)
+{
+	if (d->addrq) {
+		for (size_t i = 0; i < d->mx.nhosts; i++) {
+			if (d->addrq[i] >= 0)
+				dns_cancel(d->q->dns, d->addrq[i]);
+		}
+	}
+	if (d->mxq >= 0)
+		dns_cancel(d->q->dns, d->mxq);
+	d->mxq = -1;
+	free(d->addrs);
+	free(d->addrq);
+	free(d->actx);
+	free(d->targets);
+	d->actx = NULL;
+	d->addrs = NULL;
+	d->addrq = NULL;
+	d->targets = NULL;
+	d->ntargets = d->cursor = d->addr_pending = 0;
+	d->state = QD_IDLE;
+	d->fail_class = 0;
+	d->fail_reason[0] = '\0';
+}
+
+/* --- sessions ----------------------------------------------------------- */
+
+static struct smtpc_msg *sess_next(struct smtpc *s, void *arg)
+{
+	struct qsess *qs = arg;
+	struct qjob *j = qs->d->q->stopping ? NULL : dest_pop(qs->d);
+
+	(void)s;
+	qs->job = j;
+	return j ? &j->sm : NULL;
+}
+
+static void sess_msg_done(struct smtpc *s, struct smtpc_msg *m, void *arg)
+{
+	struct qsess *qs = arg;
+	struct qjob *j = qs->job;
+
+	RL_REQUIRE(j && &j->sm == m);
+	qs->job = NULL;
+	job_done(j, smtpc_relay(s));
+}
+
+static void sess_start(struct qdest *d, size_t target, int no_starttls);
+
+static void sess_closed(struct smtpc *s, int established, int class, const char *reason,
+			int plain_retry, void *arg)
+{
+	struct qsess *qs = arg;
+	struct qdest *d = qs->d;
+	struct qmgr *q = d->q;
+	size_t target = qs->target;
+
+	(void)s;
+	if (qs->prev)
+		qs->prev->next = qs->next;
+	else
+		q->sessions = qs->next;
+	if (qs->next)
+		qs->next->prev = qs->prev;
+	free(qs);
+	d->nsess--;
+	q->nsess--;
+	if (!established && plain_retry && !q->stopping) {
+		/* `may`: the handshake failed, so try the same host in clear. */
+		sess_start(d, target, 1);
+	} else if (!established) {
+		d->fail_class = class;
+		rl_strlcpy(d->fail_reason, reason, sizeof(d->fail_reason));
+		if (target == d->cursor)
+			d->cursor++;
+	}
+	dest_kick(d);
+	qmgr_check_stopped(q);
+}
+
+static const struct smtpc_ops qmgr_smtpc_ops = { sess_next, sess_msg_done, sess_closed };
+
+static void sess_start(struct qdest *d, size_t target, int no_starttls)
+{
+	struct qmgr *q = d->q;
+	const struct cfg *c = &q->srv->cfg;
+	struct qsess *qs = calloc(1, sizeof(*qs));
+	struct smtpc_params p;
+	struct qtarget *t = &d->targets[target];
+	int rc;
+
+	if (!qs)
+		return;
+	qs->d = d;
+	qs->target = target;
+	qs->t.domain = d->domain;
+	qs->t.host = t->host;
+	qs->t.addr = t->addr;
+	qs->t.level = c->default_tls_level;
+	qs->t.no_starttls = no_starttls;
+	p = (struct smtpc_params){ q->srv->loop, c->myhostname, &q->tls, &qs->t,
+				   &qmgr_smtpc_ops, qs };
+	rc = smtpc_start(&p, &qs->s);
+	if (rc < 0) {
+		d->fail_class = SMTPC_TEMPFAIL;
+		snprintf(d->fail_reason, sizeof(d->fail_reason), "connect to %s: %s", t->host,
+			 rl_strerror(rc));
+		if (target == d->cursor)
+			d->cursor++;
+		free(qs);
+		return;
+	}
+	qs->next = q->sessions;
+	if (qs->next)
+		qs->next->prev = qs;
+	q->sessions = qs;
+	d->nsess++;
+	q->nsess++;
+}
+
+/* --- resolution --------------------------------------------------------- */
+
+static void dest_targets(struct qdest *d)
+{
+	unsigned port = d->q->srv->cfg.remote_port;
+	size_t n = 0;
+
+	for (size_t i = 0; i < d->mx.nhosts; i++)
+		n += d->addrs[i].status == DNS_OK ? d->addrs[i].naddr : 0;
+	d->targets = calloc(n ? n : 1, sizeof(*d->targets));
+	for (size_t i = 0; d->targets && i < d->mx.nhosts; i++) {
+		for (size_t k = 0; d->addrs[i].status == DNS_OK && k < d->addrs[i].naddr; k++) {
+			struct qtarget *t = &d->targets[d->ntargets++];
+
+			rl_strlcpy(t->host, d->mx.hosts[i].name, sizeof(t->host));
+			t->addr = d->addrs[i].addr[k].sa;
+			if (t->addr.ss_family == AF_INET)
+				((struct sockaddr_in *)&t->addr)->sin_port = htons((uint16_t)port);
+			else
+				((struct sockaddr_in6 *)&t->addr)->sin6_port = htons((uint16_t)port);
+		}
+	}
+}
+
+static void dest_addr_cb(void *arg, const struct dns_addr_result *r)
+{
+	struct addr_ctx *ac = arg;
+	struct qdest *d = ac->d;
+	int temp = 0;
+
+	d->addrs[ac->host] = *r;
+	d->addrq[ac->host] = -1;
+	if (--d->addr_pending > 0)
+		return;
+	dest_targets(d);
+	if (d->ntargets > 0) {
+		d->state = QD_READY;
+		dest_kick(d);
+		return;
+	}
+	for (size_t i = 0; i < d->mx.nhosts; i++)
+		temp |= d->addrs[i].status == DNS_TEMPFAIL || d->addrs[i].status == DNS_BOGUS;
+	if (d->mx.implicit && !temp)
+		dest_fail_all(d, SMTPC_PERMFAIL, "Host or domain name not found. Name service error "
+						 "for type=A: Host not found");
+	else
+		dest_fail_all(d, SMTPC_TEMPFAIL, "no usable address for the MX hosts of the domain");
+	dest_reset(d);
+}
+
+static void dest_mx_cb(void *arg, const struct dns_mx_result *r)
+{
+	struct qdest *d = arg;
+	char why[SMTPC_REASON_MAX];
+
+	d->mxq = -1;
+	d->mx = *r;
+	if (r->status == DNS_NXDOMAIN || r->null_mx || r->status != DNS_OK || r->nhosts == 0) {
+		if (r->null_mx)
+			snprintf(why, sizeof(why), "Domain %s does not accept mail (nullMX)", d->domain);
+		else if (r->status == DNS_NXDOMAIN)
+			snprintf(why, sizeof(why), "Host or domain name not found. Name service error "
+				 "for name=%s type=MX: Host not found", d->domain);
+		else
+			snprintf(why, sizeof(why), "Host or domain name not found. Name service error "
+				 "for name=%s type=MX: %s", d->domain, r->why[0] ? r->why : "try again");
+		dest_fail_all(d, r->null_mx || r->status == DNS_NXDOMAIN ? SMTPC_PERMFAIL :
+									   SMTPC_TEMPFAIL, why);
+		dest_reset(d);
+		return;
+	}
+	d->addrs = calloc(r->nhosts, sizeof(*d->addrs));
+	d->addrq = calloc(r->nhosts, sizeof(*d->addrq));
+	d->actx = calloc(r->nhosts, sizeof(*d->actx));
+	d->state = QD_ADDR;
+	d->addr_pending = r->nhosts;
+	for (size_t i = 0; i < r->nhosts; i++) {
+		struct addr_ctx *ac = d->actx ? &d->actx[i] : NULL;
+		int id;
+
+		if (ac) {
+			ac->d = d;
+			ac->host = i;
+		}
+		id = ac && d->addrs && d->addrq ? dns_addrs(d->q->dns, r->hosts[i].name,
+							    dest_addr_cb, ac) : -ENOMEM;
+		if (id < 0) {
+			if (d->addrs)
+				d->addrs[i].status = DNS_TEMPFAIL;
+			if (d->addrq)
+				d->addrq[i] = -1;
+			d->addr_pending--;
+			continue;
+		}
+		d->addrq[i] = id;
+	}
+	if (d->addr_pending == 0) {
+		dest_fail_all(d, SMTPC_TEMPFAIL, "cannot look up the MX hosts of the domain");
+		dest_reset(d);
+	}
+}
+
+/* --- destinations ------------------------------------------------------- */
+
+static void dest_kick(struct qdest *d)
+{
+	struct qmgr *q = d->q;
+	const struct cfg *c = &q->srv->cfg;
+
+	if (d->state == QD_IDLE && d->nwait > 0 && !q->stopping) {
+		d->state = QD_MX;
+		d->mxq = dns_mx(q->dns, d->domain, dest_mx_cb, d);
+		if (d->mxq < 0) {
+			dest_fail_all(d, SMTPC_TEMPFAIL, "cannot start a DNS lookup");
+			dest_reset(d);
+		}
+		return;
+	}
+	if (d->state != QD_READY)
+		return;
+	while (!q->stopping && d->nwait > d->nsess && d->cursor < d->ntargets &&
+	       d->nsess < c->smtp_destination_concurrency_limit && q->nsess < c->smtp_max_connections) {
+		unsigned before = d->nsess;
+
+		sess_start(d, d->cursor, 0);
+		if (d->nsess == before && d->cursor >= d->ntargets)
+			break;
+	}
+	if (d->nsess > 0)
+		return;
+	/* No session left: either every MX failed, or the work is done. */
+	if (d->nwait > 0 && d->cursor >= d->ntargets)
+		dest_fail_all(d, d->fail_class ? d->fail_class : SMTPC_TEMPFAIL,
+			      d->fail_reason[0] ? d->fail_reason : "no MX host could be reached");
+	if (d->nwait == 0 || q->stopping)
+		dest_reset(d);
+}
+
+/* Sessions freed up somewhere: let destinations waiting for them start. */
+static void qmgr_kick_all(struct qmgr *q)
+{
+	for (size_t i = 0; i < QMGR_DEST_BUCKETS; i++) {
+		for (struct qdest *d = q->dests[i]; d; d = d->hnext) {
+			if (d->nwait > 0)
+				dest_kick(d);
+		}
+	}
+}
+
+/* --- messages ----------------------------------------------------------- */
+
+static void qmsg_free(struct qmsg *qm)
+{
+	struct qmgr *q = qm->q;
+	struct qmsg **pp = &q->msgs[hash_str(qm->m->id, QMGR_MSG_BUCKETS)];
+
+	while (*pp && *pp != qm)
+		pp = &(*pp)->hnext;
+	if (*pp) {
+		*pp = qm->hnext;
+		q->nmsgs--;
+	}
+	queue_msg_free(qm->m);
+	free(qm->res);
+	free(qm->relay);
+	free(qm->upd);
+	rl_buf_fini(&qm->dsn);
+	free(qm);
+}
+
+static int job_read(void *arg, uint64_t off, char *buf, size_t len, size_t *got)
+{
+	struct qjob *j = arg;
+
+	return queue_body_read(j->qm->q->srv->q, j->qm->m->id, off, buf, len, got);
+}
+
+static void domain_of(const char *addr, char *out, size_t size)
+{
+	const char *at = strrchr(addr, '@');
+	size_t i = 0;
+
+	for (at = at ? at + 1 : ""; *at && i + 1 < size; at++)
+		out[i++] = (char)tolower((unsigned char)*at);
+	out[i] = '\0';
+}
+
+/* One job per destination domain, over the recipients still to deliver. */
+static int qmsg_jobs(struct qmsg *qm)
+{
+	const struct queue_msg *m = qm->m;
+	char dom[DNS_NAME_MAX], other[DNS_NAME_MAX];
+	unsigned char *done = calloc(m->nrcpt + 1, 1);
+
+	if (!done)
+		return -ENOMEM;
+	for (size_t i = 0; i < m->nrcpt; i++) {
+		struct qjob *j;
+		struct qdest *d;
+
+		if (done[i] || !mailq_rcpt_listed(&m->rcpt[i]))
+			continue;
+		domain_of(m->rcpt[i].address, dom, sizeof(dom));
+		d = dest_get(qm->q, dom);
+		j = calloc(1, sizeof(*j));
+		if (j) {
+			j->sm.rcpt = calloc(m->nrcpt - i, sizeof(*j->sm.rcpt));
+			j->idx = calloc(m->nrcpt - i, sizeof(*j->idx));
+		}
+		if (!d || !j || !j->sm.rcpt || !j->idx) {
+			job_free(j);
+			free(done);
+			return -ENOMEM;
+		}
+		for (size_t k = i; k < m->nrcpt; k++) {
+			if (done[k] || !mailq_rcpt_listed(&m->rcpt[k]))
+				continue;
+			domain_of(m->rcpt[k].address, other, sizeof(other));
+			if (strcmp(dom, other) != 0)
+				continue;
+			done[k] = 1;
+			j->idx[j->sm.nrcpt] = k;
+			j->sm.rcpt[j->sm.nrcpt++].address = m->rcpt[k].address;
+		}
+		j->qm = qm;
+		j->d = d;
+		j->sm.id = m->id;
+		j->sm.sender = m->sender;
+		j->sm.flags = m->flags;
+		j->sm.size = m->size;
+		j->sm.read = job_read;
+		j->sm.arg = j;
+		*d->tail = j;
+		d->tail = &j->next;
+		d->nwait++;
+		qm->jobs++;
+	}
+	free(done);
+	return 0;
+}
+
+/* Worker thread: mark a message as in delivery (for mailq's '*'). */
+static int qmsg_mark_apply(struct queue_txn *t, struct commit_req *r)
+{
+	struct qmsg *qm = (struct qmsg *)((char *)r - offsetof(struct qmsg, mark));
+
+	return queue_active_set(t, r->msg.id, qm->q->pid);
+}
+
+static void qmsg_mark_done(struct commit_req *r)
+{
+	if (r->result < 0)
+		log_warn("%s: cannot mark as in delivery: %s", r->msg.id, rl_strerror(r->result));
+}
+
+/* Take one due message into the active set and hand out its jobs. */
+static void qmgr_take(struct qmgr *q, struct queue_txn *t, const char *id)
+{
+	struct qmsg *qm = calloc(1, sizeof(*qm));
+	unsigned h = hash_str(id, QMGR_MSG_BUCKETS);
+	int rc;
+
+	if (!qm)
+		return;
+	qm->q = q;
+	rc = queue_msg_load(t, id, &qm->m);
+	if (rc == 0) {
+		qm->res = calloc(qm->m->nrcpt + 1, sizeof(*qm->res));
+		qm->relay = calloc(qm->m->nrcpt + 1, sizeof(*qm->relay));
+		if (!qm->res || !qm->relay)
+			rc = -ENOMEM;
+	}
+	if (rc < 0) {
+		log_warn("%s: cannot load queued message: %s", id, rl_strerror(rc));
+		if (qm->m)
+			queue_msg_free(qm->m);
+		free(qm->res);
+		free(qm->relay);
+		free(qm);
+		return;
+	}
+	rl_buf_init(&qm->dsn, q->srv->cfg.max_message_size + QMGR_DSN_HEADERS_MAX * 2);
+	qm->hnext = q->msgs[h];
+	q->msgs[h] = qm;
+	q->nmsgs++;
+	memcpy(qm->mark.msg.id, qm->m->id, QUEUE_ID_SIZE);
+	qm->mark.apply = qmsg_mark_apply;
+	qm->mark.done = qmsg_mark_done;
+	committer_submit(q->srv->commit, &qm->mark);
+	if (time(NULL) - qm->m->arrival >= q->srv->cfg.queue_lifetime) {
+		qmsg_finish(qm); /* expired before this attempt: bounce as it is */
+		return;
+	}
+	rc = qmsg_jobs(qm);
+	if (rc < 0 || qm->jobs == 0)
+		qmsg_finish(qm);
+}
+
+/* Poll the schedule for due messages (cost: what is due, not the queue). */
+static void qmgr_poll(struct qmgr *q)
+{
+	char (*ids)[QUEUE_ID_SIZE];
+	struct queue_txn *t;
+	size_t n = 0, room;
+	int64_t next;
+	int rc;
+
+	if (q->stopping || q->nmsgs >= QMGR_ACTIVE_LIMIT)
+		return;
+	room = QMGR_ACTIVE_LIMIT - q->nmsgs;
+	if (room > QMGR_DUE_BATCH)
+		room = QMGR_DUE_BATCH;
+	/* Active messages are still due in the schedule: ask for them too. */
+	ids = calloc(room + q->nmsgs, sizeof(*ids));
+	if (!ids)
+		return;
+	rc = queue_txn_begin(q->srv->q, 0, &t);
+	if (rc == 0)
+		rc = queue_due(t, time(NULL), room + q->nmsgs, ids, &n, &next);
+	for (size_t i = 0; rc == 0 && i < n; i++) {
+		if (!qmsg_find(q, ids[i]))
+			qmgr_take(q, t, ids[i]);
+	}
+	queue_txn_abort(t);
+	free(ids);
+	if (rc < 0)
+		log_warn("cannot read the queue schedule: %s", rl_strerror(rc));
+	qmgr_kick_all(q);
+}
+
+static void qmgr_timer_cb(uv_timer_t *t)
+{
+	qmgr_poll(t->data);
+}
+
+/* Backoff: retry_min doubling per attempt, at most retry_max (Postfix-like). */
+static int64_t qmgr_backoff(const struct cfg *c, uint32_t attempts)
+{
+	int64_t d = c->retry_min;
+
+	for (uint32_t i = 1; i < attempts && d < c->retry_max; i++)
+		d *= 2;
+	return d < c->retry_max ? d : c->retry_max;
+}
+
+/*
+ * Worker thread: record the outcome.  The record is read again so that a
+ * hold or delete made by `tlsrelay queue` during the delivery wins; a
+ * deleted message gets no DSN.
+ */
+static int qmsg_fin_apply(struct queue_txn *t, struct commit_req *r)
+{
+	struct qmsg *qm = (struct qmsg *)((char *)r - offsetof(struct qmsg, fin));
+	struct queue_msg *cur = NULL;
+	int rc = queue_msg_load(t, qm->m->id, &cur), left = 0;
+
+	if (rc == RL_ENOTFOUND)
+		return 0;
+	if (rc < 0)
+		return rc;
+	for (size_t i = 0; i < cur->nrcpt && i < qm->m->nrcpt; i++) {
+		const struct queue_rcpt *u = &qm->upd[i];
+
+		if (u->state >= 0 && strcmp(cur->rcpt[i].address, u->address) == 0) {
+			free(cur->rcpt[i].reason);
+			cur->rcpt[i].reason = u->reason ? strdup(u->reason) : NULL;
+			cur->rcpt[i].state = u->state;
+			memcpy(cur->rcpt[i].dsn, u->dsn, sizeof(u->dsn));
+		}
+		left |= mailq_rcpt_listed(&cur->rcpt[i]);
+	}
+	if (qm->tried) {
+		cur->attempts++;
+		cur->next_attempt = qm->next_attempt;
+	}
+	rc = left ? queue_msg_update(t, cur) : queue_msg_delete(t, cur->id);
+	if (rc == 0 && left)
+		rc = queue_active_clear(t, cur->id);
+	if (rc == 0 && qm->dsn.len)
+		rc = queue_msg_insert(t, &qm->dsnmsg, qm->dsn.data, qm->dsn.len);
+	queue_msg_free(cur);
+	return rc;
+}
+
+static void qmsg_fin_done(struct commit_req *r)
+{
+	struct qmsg *qm = (struct qmsg *)((char *)r - offsetof(struct qmsg, fin));
+	struct qmgr *q = qm->q;
+
+	if (r->result < 0)
+		log_err("%s: cannot record delivery results: %s", qm->m->id, rl_strerror(r->result));
+	else if (qm->dsn.len)
+		log_info("%s: sender non-delivery notification: %s", qm->m->id, qm->dsnmsg.id);
+	qmsg_free(qm);
+	qmgr_check_stopped(q);
+}
+
+/* A DSN for the bounced recipients, to the sender (never for a bounce). */
+static void qmsg_dsn(struct qmsg *qm, const struct dsn_rcpt *dr, size_t n)
+{
+	const struct cfg *c = &qm->q->srv->cfg;
+	char headers[QMGR_DSN_HEADERS_MAX], boundary[128], msgid[256];
+	struct dsn_info info;
+	size_t got = 0;
+
+	if (n == 0 || !qm->m->sender[0] || (qm->m->flags & QUEUE_F_BOUNCE))
+		return;
+	if (queue_body_read(qm->q->srv->q, qm->m->id, 0, headers, sizeof(headers), &got) < 0)
+		got = 0;
+	queue_id_make(qm->dsnmsg.id, qm->now, 0);
+	qm->dsnmsg.id[0] = '\0'; /* the queue picks the final ID */
+	snprintf(boundary, sizeof(boundary), "%s.%lld/%s", qm->m->id, (long long)qm->now,
+		 c->myhostname);
+	snprintf(msgid, sizeof(msgid), "%lld.%s.bounce@%s", (long long)qm->now, qm->m->id,
+		 c->myhostname);
+	info = (struct dsn_info){ c->myhostname, qm->m->id, qm->m->sender, qm->m->arrival,
+				  qm->now, boundary, msgid };
+	if (dsn_build(&qm->dsn, &info, dr, n, headers, got) < 0) {
+		log_err("%s: cannot build a non-delivery notification", qm->m->id);
+		rl_buf_reset(&qm->dsn);
+		return;
+	}
+	qm->dsnrcpt.address = qm->m->sender;
+	qm->dsnmsg.sender = "";
+	qm->dsnmsg.arrival = qm->dsnmsg.next_attempt = qm->now;
+	qm->dsnmsg.flags = QUEUE_F_BOUNCE;
+	qm->dsnmsg.nrcpt = 1;
+	qm->dsnmsg.rcpt = &qm->dsnrcpt;
+}
+
+/* Decide each recipient's new state; expired deferrals become bounces. */
+static size_t qmsg_outcome(struct qmsg *qm, struct dsn_rcpt *dr, int expired)
+{
+	const struct queue_msg *m = qm->m;
+	size_t nd = 0;
+
+	for (size_t i = 0; i < m->nrcpt; i++) {
+		struct smtpc_rcpt *r = &qm->res[i];
+		struct queue_rcpt *u = &qm->upd[i];
+		int class = r->result;
+
+		u->address = m->rcpt[i].address;
+		u->state = -1; /* unchanged */
+		if (class == SMTPC_NONE && expired && mailq_rcpt_listed(&m->rcpt[i])) {
+			/* Never tried in this round, but out of time: keep its last reason. */
+			class = SMTPC_TEMPFAIL;
+			rl_strlcpy(r->reason, m->rcpt[i].reason ? m->rcpt[i].reason :
+					      "delivery time expired", sizeof(r->reason));
+			rl_strlcpy(r->dsn, m->rcpt[i].dsn[0] ? m->rcpt[i].dsn : "4.4.7", sizeof(r->dsn));
+			rl_strlcpy(qm->relay[i], "none", sizeof(qm->relay[i]));
+		}
+		if (class == SMTPC_NONE)
+			continue;
+		qm->tried |= r->result != SMTPC_NONE;
+		u->state = class == SMTPC_DELIVERED ? QUEUE_RCPT_SENT :
+			   class == SMTPC_PERMFAIL || expired ? QUEUE_RCPT_BOUNCED :
+								  QUEUE_RCPT_DEFERRED;
+		u->reason = class == SMTPC_DELIVERED ? NULL : r->reason;
+		rl_strlcpy(u->dsn, r->dsn, sizeof(u->dsn));
+		if (u->state != QUEUE_RCPT_BOUNCED)
+			continue;
+		if (class != SMTPC_PERMFAIL)
+			log_info("%s: to=<%s>, relay=none, delay=0, dsn=%s, status=expired, returned "
+				 "to sender", m->id, u->address, u->dsn);
+		dr[nd++] = (struct dsn_rcpt){ u->address, "failed", u->dsn,
+					      strcmp(qm->relay[i], "none") ? qm->relay[i] : NULL,
+					      r->reply[0] ? r->reply : r->reason, r->reply[0] != 0 };
+	}
+	return nd;
+}
+
+static void qmsg_finish(struct qmsg *qm)
+{
+	const struct cfg *c = &qm->q->srv->cfg;
+	struct dsn_rcpt *dr = calloc(qm->m->nrcpt + 1, sizeof(*dr));
+	int expired;
+	size_t nd;
+
+	qm->now = time(NULL);
+	expired = qm->now - qm->m->arrival >= c->queue_lifetime;
+	qm->upd = calloc(qm->m->nrcpt + 1, sizeof(*qm->upd));
+	if (!dr || !qm->upd) {
+		/* Without memory nothing is recorded: the message stays due as it was. */
+		free(dr);
+		log_err("%s: out of memory recording results; will retry", qm->m->id);
+		qmsg_free(qm);
+		return;
+	}
+	nd = qmsg_outcome(qm, dr, expired);
+	qm->next_attempt = qm->now + qmgr_backoff(c, qm->m->attempts + 1);
+	qmsg_dsn(qm, dr, nd);
+	free(dr);
+	memcpy(qm->fin.msg.id, qm->m->id, QUEUE_ID_SIZE);
+	qm->fin.apply = qmsg_fin_apply;
+	qm->fin.done = qmsg_fin_done;
+	committer_submit(qm->q->srv->commit, &qm->fin);
+}
+
+/* --- start and stop ----------------------------------------------------- */
+
+static int qmgr_tls_init(struct qmgr *q)
+{
+	const struct cfg *c = &q->srv->cfg;
+	char prio[1024];
+	const char *vers;
+	int rc;
+
+	if (gnutls_certificate_allocate_credentials(&q->tls.cred) < 0)
+		return -ENOMEM;
+	rc = c->tls_ca_file ? gnutls_certificate_set_x509_trust_file(q->tls.cred, c->tls_ca_file,
+								      GNUTLS_X509_FMT_PEM)
+			    : gnutls_certificate_set_x509_system_trust(q->tls.cred);
+	if (rc < 0 && c->tls_ca_file) {
+		log_err("cannot load tls_ca_file %s: %s", c->tls_ca_file, gnutls_strerror(rc));
+		return -1;
+	}
+	if (c->tls_cert_file) {
+		rc = gnutls_certificate_set_x509_key_file2(q->tls.cred, c->tls_cert_file,
+							   c->tls_key_file, GNUTLS_X509_FMT_PEM,
+							   NULL, 0);
+		if (rc < 0) {
+			log_err("cannot load tls_cert_file %s: %s", c->tls_cert_file,
+				gnutls_strerror(rc));
+			return -1;
+		}
+	}
+	/* tls_protocols narrows the versions of tls_priority. */
+	vers = (c->tls_protocols & CFG_TLS1_2) && (c->tls_protocols & CFG_TLS1_3) ? ""
+	       : (c->tls_protocols & CFG_TLS1_3) ? ":-VERS-ALL:+VERS-TLS1.3"
+	       : (c->tls_protocols & CFG_TLS1_2) ? ":-VERS-ALL:+VERS-TLS1.2" : "";
+	snprintf(prio, sizeof(prio), "%s%s", c->tls_priority, vers);
+	rc = gnutls_priority_init2(&q->tls.prio, prio, NULL, 0);
+	if (rc < 0) {
+		log_err("%s: bad tls_priority \"%s\": %s", q->srv->cfg.path, prio, gnutls_strerror(rc));
+		return -1;
+	}
+	q->tls.loglevel = c->tls_loglevel;
+	return 0;
+}
+
+static int qmgr_clear_marks(struct qmgr *q)
+{
+	struct queue_txn *t;
+	int rc = queue_txn_begin(q->srv->q, 1, &t);
+
+	if (rc < 0)
+		return rc;
+	rc = queue_active_clear_all(t);
+	if (rc < 0) {
+		queue_txn_abort(t);
+		return rc;
+	}
+	return queue_txn_commit(t);
+}
+
+int qmgr_start(struct serve *srv, struct qmgr **out)
+{
+	struct qmgr *q = calloc(1, sizeof(*q));
+	char err[256];
+	int rc;
+
+	if (!q)
+		return -ENOMEM;
+	q->srv = srv;
+	q->pid = (uint32_t)getpid();
+	*out = q;
+	if (qmgr_tls_init(q) < 0)
+		return RL_ECONFIG;
+	rc = dns_new(srv->loop, &srv->cfg, &q->dns, err, sizeof(err));
+	if (rc < 0) {
+		log_err("cannot start the resolver: %s", err);
+		return rc;
+	}
+	/* Marks of a previous run are stale: that process is gone. */
+	rc = qmgr_clear_marks(q);
+	if (rc < 0) {
+		log_err("cannot reset in-delivery marks: %s", rl_strerror(rc));
+		return rc;
+	}
+	uv_timer_init(srv->loop, &q->timer);
+	uv_timer_init(srv->loop, &q->grace);
+	q->timer.data = q->grace.data = q;
+	q->timers_open = 1;
+	uv_timer_start(&q->timer, qmgr_timer_cb, 0, QMGR_POLL_MS);
+	return 0;
+}
+
+static void qmgr_closed_cb(uv_handle_t *h)
+{
+	(void)h;
+}
+
+static void qmgr_check_stopped(struct qmgr *q)
+{
+	void (*done)(struct serve *srv) = q->stop_done;
+
+	if (!q->stopping || q->nsess > 0 || q->nmsgs > 0 || !done)
+		return;
+	q->stop_done = NULL;
+	if (q->timers_open) {
+		uv_close((uv_handle_t *)&q->timer, qmgr_closed_cb);
+		uv_close((uv_handle_t *)&q->grace, qmgr_closed_cb);
+		q->timers_open = 0;
+	}
+	dns_free(q->dns);
+	q->dns = NULL;
+	done(q->srv);
+}
+
+static void qmgr_grace_cb(uv_timer_t *t)
+{
+	struct qmgr *q = t->data;
+
+	/* Deliveries that did not finish in time are cut; they stay queued. */
+	for (struct qsess *s = q->sessions; s; s = s->next)
+		smtpc_abort(s->s);
+}
+
+void qmgr_stop(struct qmgr *q, unsigned grace_ms, void (*done)(struct serve *srv))
+{
+	q->stopping = 1;
+	q->stop_done = done;
+	if (q->timers_open) {
+		uv_timer_stop(&q->timer);
+		uv_timer_start(&q->grace, qmgr_grace_cb, grace_ms, 0);
+	}
+	for (struct qsess *s = q->sessions; s; s = s->next)
+		smtpc_stop(s->s);
+	for (size_t i = 0; i < QMGR_DEST_BUCKETS; i++) {
+		for (struct qdest *d = q->dests[i]; d; d = d->hnext) {
+			struct qjob *j;
+
+			while ((j = dest_pop(d)))
+				job_done(j, "none"); /* never started: nothing changes */
+			if (d->nsess == 0)
+				dest_reset(d);
+		}
+	}
+	qmgr_check_stopped(q);
+}
+
+void qmgr_free(struct qmgr *q)
+{
+	if (!q)
+		return;
+	for (size_t i = 0; i < QMGR_DEST_BUCKETS; i++) {
+		struct qdest *d = q->dests[i], *next;
+
+		for (; d; d = next) {
+			next = d->hnext;
+			free(d->addrs);
+			free(d->addrq);
+			free(d->actx);
+			free(d->targets);
+			free(d);
+		}
+	}
+	if (q->tls.cred)
+		gnutls_certificate_free_credentials(q->tls.cred);
+	if (q->tls.prio)
+		gnutls_priority_deinit(q->tls.prio);
+	dns_free(q->dns);
+	free(q);
+}

@@ -1,0 +1,36 @@
+/*
+ * qmgr: the delivery scheduler of the running relay.
+ *
+ * Due messages are found through the queue's schedule (never a scan),
+ * loaded into an in-memory active set, and split into jobs: the recipients
+ * of one message at one destination (next-hop domain).  Each destination
+ * resolves its MX hosts once per round and runs up to its concurrency limit
+ * of smtpc sessions, which take its jobs one after another (connection
+ * reuse).  When every job of a message is done, one write (through the group
+ * committer) records each recipient's outcome, reschedules the message with
+ * exponential backoff or removes it, and queues a DSN for bounced
+ * recipients, all in one transaction.
+ *
+ * Queue control from other processes (flush, hold, release, delete) needs no
+ * signal: the schedule is polled every QMGR_POLL_MS, and the final write of
+ * a delivery re-reads the record, so a hold or delete made meanwhile wins.
+ * Loop thread only.
+ */
+#ifndef QMGR_H
+#define QMGR_H
+
+struct serve;
+struct qmgr;
+
+/* Create and start the scheduler for the daemon context srv. */
+int qmgr_start(struct serve *srv, struct qmgr **out);
+/*
+ * Stop taking new work; sessions finish their current message; after
+ * grace_ms the rest are cut (their recipients stay queued).  done() runs
+ * once nothing is in flight any more.
+ */
+void qmgr_stop(struct qmgr *q, unsigned grace_ms, void (*done)(struct serve *srv));
+/* Free; only after done() ran.  qmgr_free(NULL) is a no-op. */
+void qmgr_free(struct qmgr *q);
+
+#endif

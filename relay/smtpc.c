@@ -1,0 +1,793 @@
+/*
+ * smtpc: the outbound SMTP client session.
+ *
+ * One state enum, one setter (smtpc_set_state) that arms the state's
+ * timeout; smtpc_send_<cmd>() queue a command and set the next state, and a
+ * single dispatcher hands each complete reply (from the pure smtp_reply
+ * assembler) to the handler of the state it belongs to.  Policy checkpoints
+ * are explicit: after EHLO (is STARTTLS there when the level needs it?) and
+ * after the handshake (smtpc_tls_check), and only a pass leads to MAIL.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "conn.h"
+#include "log.h"
+#include "pol.h"
+#include "queue.h"
+#include "smtp.h"
+#include "smtpc.h"
+
+#define SMTPC_IN_LIMIT (256 * 1024)
+#define SMTPC_CHUNK 65536        /* content read per step */
+#define SMTPC_HIGH_WATER 262144  /* stop feeding DATA above this much queued */
+#define SMTPC_RELAY_MAX 320      /* "host[ip]:port" */
+
+enum smtpc_state {
+	SMTPC_S_CONNECT = 0,
+	SMTPC_S_BANNER,
+	SMTPC_S_EHLO,
+	SMTPC_S_HELO,
+	SMTPC_S_STARTTLS,
+	SMTPC_S_TLS,
+	SMTPC_S_MAIL,   /* MAIL, RCPT and DATA replies (pipelined or not) */
+	SMTPC_S_BODY,   /* sending content */
+	SMTPC_S_DOT,    /* waiting for the reply to the final dot */
+	SMTPC_S_RSET,
+	SMTPC_S_QUIT,
+	SMTPC_S_DONE,
+	SMTPC_S_COUNT
+};
+
+/* Per-state timeouts in seconds (Postfix's smtp_*_timeout defaults). */
+static const struct {
+	const char *name;  /* for "while ..." in reasons */
+	unsigned timeout;
+} smtpc_states[SMTPC_S_COUNT] = {
+	[SMTPC_S_CONNECT] = { "connecting", 30 },
+	[SMTPC_S_BANNER] = { "receiving the initial server greeting", 300 },
+	[SMTPC_S_EHLO] = { "performing the EHLO handshake", 300 },
+	[SMTPC_S_HELO] = { "performing the HELO handshake", 300 },
+	[SMTPC_S_STARTTLS] = { "sending STARTTLS", 300 },
+	[SMTPC_S_TLS] = { "performing the TLS handshake", 300 },
+	[SMTPC_S_MAIL] = { "sending MAIL FROM", 300 },
+	[SMTPC_S_BODY] = { "sending message body", 180 },
+	[SMTPC_S_DOT] = { "sending end of data -- message may be sent more than once", 600 },
+	[SMTPC_S_RSET] = { "sending RSET", 20 },
+	[SMTPC_S_QUIT] = { "sending QUIT", 300 },
+	[SMTPC_S_DONE] = { "closing", 5 },
+};
+
+struct smtpc {
+	struct smtpc_params p;
+	struct smtpc_target t;
+	struct conn *conn;
+	int state;
+	char relay[SMTPC_RELAY_MAX];  /* "host[ip]:port" */
+	char hostip[SMTPC_RELAY_MAX]; /* "host[ip]" */
+	struct smtp_ehlo ehlo;
+	int esmtp;
+	int established;   /* asked the owner for messages at least once */
+	int stopping;
+	int finished;      /* ops->closed already ran */
+	int fail_class;    /* why the session failed, before messages */
+	char fail_reason[SMTPC_REASON_MAX];
+	int plain_retry;
+	/* The transaction in progress. */
+	struct smtpc_msg *msg;
+	size_t sent;       /* commands sent: 0 = MAIL, 1..n = RCPT, n+1 = DATA */
+	size_t acked;      /* replies handled, same numbering */
+	size_t accepted;   /* recipients with a 2xx to RCPT */
+	int mail_ok;
+	uint64_t off;      /* content bytes sent */
+	int bol;           /* the content so far ends at a line start */
+	int body_done;
+};
+
+static void smtpc_finish(struct smtpc *s);
+static void smtpc_next_msg(struct smtpc *s);
+static int smtpc_on_data_reply(struct smtpc *s, const struct smtp_reply *r);
+
+static void smtpc_set_state(struct smtpc *s, int state)
+{
+	log_debug("smtp %s: state %d -> %d", s->relay, s->state, state);
+	s->state = state;
+	conn_set_timeout(s->conn, (uint64_t)smtpc_states[state].timeout * 1000);
+}
+
+static int smtpc_send(struct smtpc *s, const char *fmt, ...) RL_PRINTF(2, 3);
+
+static int smtpc_send(struct smtpc *s, const char *fmt, ...)
+{
+	char line[SMTP_CMD_LINE_MAX];
+	va_list ap;
+	int n;
+
+	va_start(ap, fmt);
+	n = vsnprintf(line, sizeof(line) - 2, fmt, ap);
+	va_end(ap);
+	if (n < 0 || (size_t)n >= sizeof(line) - 2)
+		return RL_ETOOBIG;
+	memcpy(line + n, "\r\n", 2);
+	return conn_write(s->conn, line, (size_t)n + 2);
+}
+
+/* Give every undecided recipient of the current message a result. */
+static void smtpc_rcpt_all(struct smtpc *s, int class, const char *dsn, const char *reason,
+			   const char *reply)
+{
+	if (!s->msg)
+		return;
+	for (size_t i = 0; i < s->msg->nrcpt; i++) {
+		struct smtpc_rcpt *r = &s->msg->rcpt[i];
+
+		/* Recipients refused at RCPT already have their result. */
+		if (r->result != SMTPC_NONE)
+			continue;
+		r->result = class;
+		rl_strlcpy(r->dsn, dsn, sizeof(r->dsn));
+		rl_strlcpy(r->reason, reason, sizeof(r->reason));
+		rl_strlcpy(r->reply, reply ? reply : "", sizeof(r->reply));
+	}
+}
+
+/* The message is decided: hand it back to the owner. */
+static void smtpc_msg_finish(struct smtpc *s)
+{
+	struct smtpc_msg *m = s->msg;
+
+	s->msg = NULL;
+	if (m)
+		s->p.ops->msg_done(s, m, s->p.arg);
+}
+
+/*
+ * A failure that ends the session.  Recipients of a message in progress get
+ * TEMPFAIL (or class) with the reason; before any message the class and
+ * reason go to ops->closed so the owner can try the next MX.
+ */
+static void smtpc_fail(struct smtpc *s, int class, const char *fmt, ...) RL_PRINTF(3, 4);
+
+static void smtpc_fail(struct smtpc *s, int class, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(s->fail_reason, sizeof(s->fail_reason), fmt, ap);
+	va_end(ap);
+	s->fail_class = class;
+	if (s->msg) {
+		smtpc_rcpt_all(s, class, class == SMTPC_PERMFAIL ? "5.0.0" : "4.4.2", s->fail_reason,
+			       NULL);
+		smtpc_msg_finish(s);
+	}
+	smtpc_set_state(s, SMTPC_S_DONE);
+	conn_abort(s->conn);
+}
+
+/* --- commands ----------------------------------------------------------- */
+
+static void smtpc_send_ehlo(struct smtpc *s)
+{
+	if (smtpc_send(s, "EHLO %s", s->p.helo_name) < 0)
+		return;
+	conn_flush(s->conn);
+	smtpc_set_state(s, SMTPC_S_EHLO);
+}
+
+static void smtpc_send_quit(struct smtpc *s)
+{
+	if (smtpc_send(s, "QUIT") < 0)
+		return;
+	conn_flush(s->conn);
+	smtpc_set_state(s, SMTPC_S_QUIT);
+}
+
+/* MAIL FROM with the parameters the server offers and the message needs. */
+static int smtpc_send_mail(struct smtpc *s)
+{
+	const struct smtpc_msg *m = s->msg;
+	char params[128] = "";
+	size_t n = 0;
+
+	if (s->ehlo.ext & SMTP_EXT_SIZE)
+		n += (size_t)snprintf(params + n, sizeof(params) - n, " SIZE=%llu",
+				      (unsigned long long)m->size);
+	if ((m->flags & QUEUE_F_8BITMIME) && (s->ehlo.ext & SMTP_EXT_8BITMIME))
+		n += (size_t)snprintf(params + n, sizeof(params) - n, " BODY=8BITMIME");
+	if ((m->flags & QUEUE_F_SMTPUTF8) && (s->ehlo.ext & SMTP_EXT_SMTPUTF8))
+		snprintf(params + n, sizeof(params) - n, " SMTPUTF8");
+	return smtpc_send(s, "MAIL FROM:<%s>%s", m->sender, params);
+}
+
+/* Send what may be sent now: everything when pipelining, else the next. */
+static void smtpc_send_more(struct smtpc *s)
+{
+	size_t last = s->msg->nrcpt + 1; /* index of DATA */
+	int pipelining = (s->ehlo.ext & SMTP_EXT_PIPELINING) != 0;
+
+	while (s->sent <= last && (pipelining || s->sent == s->acked)) {
+		int rc;
+
+		if (s->sent == 0)
+			rc = smtpc_send_mail(s);
+		else if (s->sent <= s->msg->nrcpt)
+			rc = smtpc_send(s, "RCPT TO:<%s>", s->msg->rcpt[s->sent - 1].address);
+		else
+			rc = smtpc_send(s, "DATA");
+		if (rc < 0) {
+			smtpc_fail(s, SMTPC_TEMPFAIL, "cannot send to %s: %s", s->hostip, rl_strerror(rc));
+			return;
+		}
+		s->sent++;
+	}
+	/* RFC 2920: the whole group goes out in one write. */
+	conn_flush(s->conn);
+}
+
+/* Checks before a message is offered to this server at all. */
+static int smtpc_msg_fits(struct smtpc *s)
+{
+	const struct smtpc_msg *m = s->msg;
+	char why[SMTPC_REASON_MAX];
+
+	if ((m->flags & QUEUE_F_SMTPUTF8) && !(s->ehlo.ext & SMTP_EXT_SMTPUTF8)) {
+		snprintf(why, sizeof(why), "SMTPUTF8 is required, but was not offered by host %s",
+			 s->hostip);
+		smtpc_rcpt_all(s, SMTPC_PERMFAIL, "5.6.7", why, NULL);
+		return 0;
+	}
+	if (s->ehlo.size_max && m->size > s->ehlo.size_max) {
+		snprintf(why, sizeof(why), "message size %llu exceeds size limit %llu of server %s",
+			 (unsigned long long)m->size, (unsigned long long)s->ehlo.size_max,
+			 s->hostip);
+		smtpc_rcpt_all(s, SMTPC_PERMFAIL, "5.3.4", why, NULL);
+		return 0;
+	}
+	return 1;
+}
+
+static void smtpc_start_msg(struct smtpc *s)
+{
+	s->sent = s->acked = s->accepted = 0;
+	s->mail_ok = 0;
+	s->off = 0;
+	s->bol = 1;
+	s->body_done = 0;
+	for (size_t i = 0; i < s->msg->nrcpt; i++)
+		s->msg->rcpt[i].result = SMTPC_NONE;
+	if (!smtpc_msg_fits(s)) {
+		smtpc_msg_finish(s);
+		smtpc_next_msg(s);
+		return;
+	}
+	smtpc_set_state(s, SMTPC_S_MAIL);
+	smtpc_send_more(s);
+}
+
+/* Between messages: the owner decides whether the connection is reused. */
+static void smtpc_next_msg(struct smtpc *s)
+{
+	if (s->state == SMTPC_S_DONE)
+		return;
+	s->established = 1;
+	s->msg = s->stopping ? NULL : s->p.ops->next(s, s->p.arg);
+	if (!s->msg) {
+		smtpc_send_quit(s);
+		return;
+	}
+	smtpc_start_msg(s);
+}
+
+/* --- content ------------------------------------------------------------ */
+
+/*
+ * Append content to the connection with dot-stuffing (RFC 5321 4.5.2):
+ * a line that starts with '.' gets one more.
+ */
+static int smtpc_stuff(struct smtpc *s, const char *p, size_t n)
+{
+	size_t start = 0;
+	int rc = 0;
+
+	for (size_t i = 0; i < n && rc == 0; i++) {
+		if (s->bol && p[i] == '.') {
+			rc = conn_write(s->conn, p + start, i - start);
+			if (rc == 0)
+				rc = conn_write(s->conn, ".", 1);
+			start = i;
+		}
+		s->bol = p[i] == '\n';
+	}
+	if (rc == 0)
+		rc = conn_write(s->conn, p + start, n - start);
+	return rc;
+}
+
+/* Feed content until the connection has enough queued; end with the dot. */
+static void smtpc_send_body(struct smtpc *s)
+{
+	char buf[SMTPC_CHUNK];
+
+	while (!s->body_done && conn_pending(s->conn) < SMTPC_HIGH_WATER) {
+		size_t got = 0;
+		int rc = s->msg->read(s->msg->arg, s->off, buf, sizeof(buf), &got);
+
+		if (rc < 0) {
+			smtpc_fail(s, SMTPC_TEMPFAIL, "cannot read message %s from the queue: %s",
+				   s->msg->id, rl_strerror(rc));
+			return;
+		}
+		if (got == 0) {
+			/* Content ends in CRLF; if not, end the last line first. */
+			rc = conn_write(s->conn, s->bol ? ".\r\n" : "\r\n.\r\n", s->bol ? 3 : 5);
+			s->body_done = 1;
+			conn_flush(s->conn);
+			smtpc_set_state(s, SMTPC_S_DOT);
+		} else {
+			s->off += got;
+			rc = smtpc_stuff(s, buf, got);
+			conn_flush(s->conn);
+		}
+		if (rc < 0) {
+			smtpc_fail(s, SMTPC_TEMPFAIL, "cannot send to %s: %s", s->hostip,
+				   rl_strerror(rc));
+			return;
+		}
+	}
+}
+
+/* --- replies ------------------------------------------------------------ */
+
+/* Class of a reply code: 2xx delivered, 4xx temporary, 5xx permanent. */
+static int smtpc_reply_class(int code)
+{
+	return code < 400 ? SMTPC_DELIVERED : code < 500 ? SMTPC_TEMPFAIL : SMTPC_PERMFAIL;
+}
+
+/* Reason text "host X[ip] said: 550 5.1.1 ... (in reply to RCPT TO command)". */
+static void smtpc_said(struct smtpc *s, const struct smtp_reply *r, const char *cmd, char *out,
+		       size_t size, char *reply, size_t rsize)
+{
+	smtp_reply_oneline(r, reply, rsize);
+	/* A reply longer than the reason is cut; the reason stays one line. */
+	if (snprintf(out, size, "host %s said: %s (in reply to %s command)", s->hostip, reply,
+		     cmd) >= (int)size)
+		memcpy(out + size - 4, "...", 4);
+}
+
+static const char *smtpc_dsn_of(const struct smtp_reply *r, int class)
+{
+	if (r->enh[0])
+		return r->enh;
+	return class == SMTPC_DELIVERED ? "2.0.0" : class == SMTPC_TEMPFAIL ? "4.0.0" : "5.0.0";
+}
+
+static int smtpc_on_banner_reply(struct smtpc *s, const struct smtp_reply *r)
+{
+	char line[SMTPC_REASON_MAX];
+
+	if (r->code != 220) {
+		smtp_reply_oneline(r, line, sizeof(line));
+		smtpc_fail(s, SMTPC_TEMPFAIL, "host %s refused to talk to me: %s", s->hostip, line);
+		return 0;
+	}
+	smtpc_send_ehlo(s);
+	return 0;
+}
+
+/* Policy checkpoint after EHLO/HELO: STARTTLS now, proceed, or refuse. */
+static int smtpc_after_ehlo(struct smtpc *s)
+{
+	int needs = pol_level_requires_tls(s->t.level);
+
+	if (conn_tls_active(s->conn) || s->t.level == POL_LEVEL_NONE || s->t.no_starttls) {
+		smtpc_next_msg(s);
+		return 0;
+	}
+	if (s->ehlo.ext & SMTP_EXT_STARTTLS) {
+		if (smtpc_send(s, "STARTTLS") == 0) {
+			conn_flush(s->conn);
+			smtpc_set_state(s, SMTPC_S_STARTTLS);
+		}
+		return 0;
+	}
+	if (needs) {
+		smtpc_fail(s, SMTPC_POLICYFAIL, "TLS is required, but was not offered by host %s",
+			   s->hostip);
+		return 0;
+	}
+	smtpc_next_msg(s);
+	return 0;
+}
+
+static int smtpc_on_ehlo_reply(struct smtpc *s, const struct smtp_reply *r)
+{
+	if (r->code / 100 != 2) {
+		/* RFC 5321 3.2: fall back to HELO (no extensions, so no STARTTLS). */
+		if (smtpc_send(s, "HELO %s", s->p.helo_name) == 0) {
+			conn_flush(s->conn);
+			smtpc_set_state(s, SMTPC_S_HELO);
+		}
+		return 0;
+	}
+	s->esmtp = 1;
+	smtp_ehlo_parse(r, &s->ehlo);
+	return smtpc_after_ehlo(s);
+}
+
+static int smtpc_on_helo_reply(struct smtpc *s, const struct smtp_reply *r)
+{
+	char line[SMTPC_REASON_MAX];
+
+	if (r->code / 100 != 2) {
+		smtp_reply_oneline(r, line, sizeof(line));
+		smtpc_fail(s, SMTPC_TEMPFAIL, "host %s refused to talk to me: %s", s->hostip, line);
+		return 0;
+	}
+	memset(&s->ehlo, 0, sizeof(s->ehlo));
+	return smtpc_after_ehlo(s);
+}
+
+static const char *smtpc_servername(const struct smtpc *s)
+{
+	struct in6_addr a6;
+	struct in_addr a4;
+
+	/* SNI carries a host name, never an address literal (RFC 6066 3). */
+	if (inet_pton(AF_INET, s->t.host, &a4) == 1 || inet_pton(AF_INET6, s->t.host, &a6) == 1)
+		return NULL;
+	return s->t.host;
+}
+
+static int smtpc_on_starttls_reply(struct smtpc *s, const struct smtp_reply *r, size_t extra)
+{
+	char line[SMTPC_REASON_MAX];
+	int needs = pol_level_requires_tls(s->t.level);
+
+	if (r->code != 220) {
+		smtp_reply_oneline(r, line, sizeof(line));
+		if (needs) {
+			smtpc_fail(s, SMTPC_POLICYFAIL,
+				   "TLS is required, but host %s refused to start TLS: %s", s->hostip,
+				   line);
+			return 0;
+		}
+		smtpc_next_msg(s); /* `may`: continue in clear, as Postfix does */
+		return 0;
+	}
+	if (extra) {
+		/* Bytes after the 220 were sent before TLS: command injection. */
+		smtpc_fail(s, needs ? SMTPC_POLICYFAIL : SMTPC_TEMPFAIL,
+			   "host %s sent data after its STARTTLS reply (possible injection)",
+			   s->hostip);
+		return 0;
+	}
+	smtpc_set_state(s, SMTPC_S_TLS);
+	if (conn_tls_client(s->conn, s->p.tls->cred, s->p.tls->prio, smtpc_servername(s)) < 0) {
+		smtpc_fail(s, needs ? SMTPC_POLICYFAIL : SMTPC_TEMPFAIL,
+			   "Cannot start TLS: cannot set up the TLS session");
+		return 0;
+	}
+	return 0;
+}
+
+/*
+ * After the handshake: how far the peer is authenticated, and whether that
+ * is enough for the level.  Trusted = chain verifies against the trust
+ * store; Verified = that and the name matches what the level requires.
+ * Names: verify matches the MX host name, secure the next-hop domain
+ * (Postfix's defaults; the policy table's match= rules come with it).
+ */
+static int smtpc_tls_check(struct smtpc *s)
+{
+	gnutls_session_t t = conn_tls_session(s->conn);
+	unsigned n = 0, status = 1, nstatus = 1;
+	const gnutls_datum_t *chain = gnutls_certificate_get_peers(t, &n);
+	const char *name = s->t.level == POL_LEVEL_SECURE ? s->t.domain : s->t.host;
+	const char *trust = "Anonymous";
+	char summary[200];
+	int level = s->t.level;
+
+	if (chain && n > 0) {
+		if (gnutls_certificate_verify_peers2(t, &status) < 0)
+			status = 1;
+		if (status == 0 && gnutls_certificate_verify_peers3(t, name, &nstatus) < 0)
+			nstatus = 1;
+		trust = status != 0 ? "Untrusted" : nstatus == 0 && pol_level_requires_auth(level) ?
+					      "Verified" : "Trusted";
+	}
+	conn_tls_summary(s->conn, summary, sizeof(summary));
+	if (s->p.tls->loglevel >= 1)
+		log_info("%s TLS connection established to %s: %s", trust, s->relay, summary);
+	if (!pol_level_requires_auth(level) || level == POL_LEVEL_DANE)
+		return 0;
+	if (level != POL_LEVEL_VERIFY && level != POL_LEVEL_SECURE) {
+		smtpc_fail(s, SMTPC_POLICYFAIL, "TLS level %s is not supported yet for host %s",
+			   pol_level_name(level), s->hostip);
+		return -1;
+	}
+	if (!chain || status != 0) {
+		smtpc_fail(s, SMTPC_POLICYFAIL, "Server certificate not trusted");
+		return -1;
+	}
+	if (nstatus != 0) {
+		smtpc_fail(s, SMTPC_POLICYFAIL, "Server certificate not verified");
+		return -1;
+	}
+	return 0;
+}
+
+static void smtpc_on_tls_ready(struct smtpc *s)
+{
+	if (smtpc_tls_check(s) < 0)
+		return;
+	/* RFC 3207 4.2: forget what the server said before TLS; ask again. */
+	memset(&s->ehlo, 0, sizeof(s->ehlo));
+	smtpc_send_ehlo(s);
+}
+
+/* Reply to MAIL (acked 0), RCPT (1..n) or DATA (n+1). */
+static int smtpc_on_mail_reply(struct smtpc *s, const struct smtp_reply *r)
+{
+	struct smtpc_msg *m = s->msg;
+	size_t i = s->acked++;
+	int class = smtpc_reply_class(r->code);
+	char reason[SMTPC_REASON_MAX], reply[SMTPC_REASON_MAX];
+
+	if (i == 0) {
+		s->mail_ok = class == SMTPC_DELIVERED;
+		if (!s->mail_ok) {
+			smtpc_said(s, r, "MAIL FROM", reason, sizeof(reason), reply, sizeof(reply));
+			smtpc_rcpt_all(s, class, smtpc_dsn_of(r, class), reason, reply);
+		}
+	} else if (i <= m->nrcpt) {
+		struct smtpc_rcpt *rc = &m->rcpt[i - 1];
+
+		if (s->mail_ok && class == SMTPC_DELIVERED) {
+			s->accepted++;
+		} else if (s->mail_ok) {
+			smtpc_said(s, r, "RCPT TO", rc->reason, sizeof(rc->reason), rc->reply,
+				   sizeof(rc->reply));
+			rl_strlcpy(rc->dsn, smtpc_dsn_of(r, class), sizeof(rc->dsn));
+			rc->result = class;
+		}
+	} else {
+		return smtpc_on_data_reply(s, r);
+	}
+	smtpc_send_more(s);
+	return 0;
+}
+
+/* After a failed transaction: RSET, then the next message. */
+static void smtpc_send_rset(struct smtpc *s)
+{
+	smtpc_msg_finish(s);
+	if (smtpc_send(s, "RSET") == 0) {
+		conn_flush(s->conn);
+		smtpc_set_state(s, SMTPC_S_RSET);
+	}
+}
+
+static int smtpc_on_data_reply(struct smtpc *s, const struct smtp_reply *r)
+{
+	int class = smtpc_reply_class(r->code);
+	char reason[SMTPC_REASON_MAX], reply[SMTPC_REASON_MAX];
+
+	if (r->code == 354 && s->mail_ok && s->accepted > 0) {
+		smtpc_set_state(s, SMTPC_S_BODY);
+		smtpc_send_body(s);
+		return 0;
+	}
+	if (r->code == 354) {
+		/* DATA accepted with no valid recipient: never send the content. */
+		smtpc_fail(s, SMTPC_TEMPFAIL, "host %s accepted DATA without recipients",
+			   s->hostip);
+		return 0;
+	}
+	if (s->mail_ok && s->accepted > 0) {
+		smtpc_said(s, r, "DATA", reason, sizeof(reason), reply, sizeof(reply));
+		smtpc_rcpt_all(s, class == SMTPC_DELIVERED ? SMTPC_TEMPFAIL : class,
+			       smtpc_dsn_of(r, class), reason, reply);
+	}
+	smtpc_send_rset(s);
+	return 0;
+}
+
+static int smtpc_on_dot_reply(struct smtpc *s, const struct smtp_reply *r)
+{
+	int class = smtpc_reply_class(r->code);
+	char reason[SMTPC_REASON_MAX], reply[SMTPC_REASON_MAX];
+
+	if (class == SMTPC_DELIVERED) {
+		smtp_reply_oneline(r, reply, sizeof(reply));
+		smtpc_rcpt_all(s, SMTPC_DELIVERED, smtpc_dsn_of(r, class), reply, reply);
+	} else {
+		smtpc_said(s, r, "end of DATA", reason, sizeof(reason), reply, sizeof(reply));
+		smtpc_rcpt_all(s, class, smtpc_dsn_of(r, class), reason, reply);
+	}
+	smtpc_msg_finish(s);
+	smtpc_next_msg(s);
+	return 0;
+}
+
+static int smtpc_on_reply(struct smtpc *s, const struct smtp_reply *r, size_t extra)
+{
+	switch (s->state) {
+	case SMTPC_S_BANNER: return smtpc_on_banner_reply(s, r);
+	case SMTPC_S_EHLO: return smtpc_on_ehlo_reply(s, r);
+	case SMTPC_S_HELO: return smtpc_on_helo_reply(s, r);
+	case SMTPC_S_STARTTLS: return smtpc_on_starttls_reply(s, r, extra);
+	case SMTPC_S_MAIL: return smtpc_on_mail_reply(s, r);
+	case SMTPC_S_DOT: return smtpc_on_dot_reply(s, r);
+	case SMTPC_S_RSET:
+		if (r->code / 100 == 2)
+			smtpc_next_msg(s);
+		else
+			smtpc_send_quit(s);
+		return 0;
+	case SMTPC_S_QUIT:
+		smtpc_set_state(s, SMTPC_S_DONE);
+		conn_close(s->conn);
+		return 0;
+	default:
+		/* A reply nobody asked for (e.g. during the content): give up. */
+		smtpc_fail(s, SMTPC_TEMPFAIL, "host %s sent an unexpected reply %d while %s",
+			   s->hostip, r->code, smtpc_states[s->state].name);
+		return 0;
+	}
+}
+
+static void smtpc_read(struct smtpc *s)
+{
+	struct rl_buf *in = conn_in(s->conn);
+
+	while (in->len > 0 && s->state != SMTPC_S_DONE && s->state != SMTPC_S_TLS) {
+		struct smtp_reply r;
+		size_t used = 0;
+		int rc = smtp_reply_parse(in->data, in->len, &r, &used);
+
+		if (rc == 0)
+			return;
+		if (rc < 0) {
+			smtpc_fail(s, SMTPC_TEMPFAIL, "host %s sent a malformed reply while %s",
+				   s->hostip, smtpc_states[s->state].name);
+			return;
+		}
+		rl_buf_consume(in, used);
+		smtpc_on_reply(s, &r, in->len);
+	}
+}
+
+static void smtpc_on_error(struct smtpc *s, int ev)
+{
+	const char *text = "connection closed";
+	int needs = pol_level_requires_tls(s->t.level);
+
+	if (ev == CONN_EV_ERROR)
+		conn_error(s->conn, &text);
+	if (s->state == SMTPC_S_CONNECT) {
+		smtpc_fail(s, SMTPC_TEMPFAIL, "connect to %s: %s", s->relay,
+			   ev == CONN_EV_TIMEOUT ? "Connection timed out" : text);
+	} else if (s->state == SMTPC_S_TLS) {
+		s->plain_retry = !needs && !s->established;
+		smtpc_fail(s, needs ? SMTPC_POLICYFAIL : SMTPC_TEMPFAIL,
+			   "Cannot start TLS: handshake failure with %s: %s", s->hostip, text);
+	} else if (s->state == SMTPC_S_QUIT || s->state == SMTPC_S_DONE) {
+		smtpc_set_state(s, SMTPC_S_DONE);
+		conn_abort(s->conn);
+	} else if (ev == CONN_EV_TIMEOUT) {
+		smtpc_fail(s, SMTPC_TEMPFAIL, "conversation with %s timed out while %s", s->hostip,
+			   smtpc_states[s->state].name);
+	} else {
+		smtpc_fail(s, SMTPC_TEMPFAIL, "lost connection with %s while %s", s->hostip,
+			   smtpc_states[s->state].name);
+	}
+}
+
+static void smtpc_event(struct conn *c, int ev, void *arg)
+{
+	struct smtpc *s = arg;
+
+	switch (ev) {
+	case CONN_EV_CONNECTED: smtpc_set_state(s, SMTPC_S_BANNER); break;
+	case CONN_EV_READABLE: smtpc_read(s); break;
+	case CONN_EV_TLS_READY:
+		smtpc_on_tls_ready(s);
+		smtpc_read(s);
+		break;
+	case CONN_EV_DRAINED:
+		if (s->state == SMTPC_S_BODY)
+			smtpc_send_body(s);
+		break;
+	case CONN_EV_TIMEOUT:
+	case CONN_EV_EOF:
+	case CONN_EV_ERROR: smtpc_on_error(s, ev); break;
+	case CONN_EV_CLOSED: smtpc_finish(s); break;
+	default: break;
+	}
+	(void)c;
+}
+
+static const struct conn_ops smtpc_conn_ops = { smtpc_event };
+
+static void smtpc_finish(struct smtpc *s)
+{
+	if (!s->p.ops) { /* smtpc_start() failed: nobody is listening */
+		free(s);
+		return;
+	}
+	if (s->msg) {
+		smtpc_rcpt_all(s, SMTPC_TEMPFAIL, "4.4.2",
+			       s->fail_reason[0] ? s->fail_reason : "connection closed", NULL);
+		smtpc_msg_finish(s);
+	}
+	s->p.ops->closed(s, s->established, s->fail_class ? s->fail_class : SMTPC_TEMPFAIL,
+			 s->fail_reason, s->plain_retry, s->p.arg);
+	free(s);
+}
+
+static void smtpc_names(struct smtpc *s)
+{
+	const struct sockaddr_storage *ss = &s->t.addr;
+	char ip[64] = "?";
+	unsigned port = 0;
+
+	if (ss->ss_family == AF_INET) {
+		inet_ntop(AF_INET, &((const struct sockaddr_in *)ss)->sin_addr, ip, sizeof(ip));
+		port = ntohs(((const struct sockaddr_in *)ss)->sin_port);
+	} else if (ss->ss_family == AF_INET6) {
+		inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)ss)->sin6_addr, ip, sizeof(ip));
+		port = ntohs(((const struct sockaddr_in6 *)ss)->sin6_port);
+	}
+	snprintf(s->hostip, sizeof(s->hostip), "%s[%s]", s->t.host, ip);
+	snprintf(s->relay, sizeof(s->relay), "%s[%s]:%u", s->t.host, ip, port);
+}
+
+int smtpc_start(const struct smtpc_params *p, struct smtpc **out)
+{
+	struct smtpc *s = calloc(1, sizeof(*s));
+	int rc;
+
+	if (!s)
+		return -ENOMEM;
+	s->p = *p;
+	s->t = *p->target;
+	s->p.target = &s->t;
+	smtpc_names(s);
+	s->conn = conn_new(p->loop, &smtpc_conn_ops, s, SMTPC_IN_LIMIT);
+	if (!s->conn) {
+		free(s);
+		return -ENOMEM;
+	}
+	rc = conn_connect(s->conn, (const struct sockaddr *)&s->t.addr);
+	if (rc < 0) {
+		/* conn_abort delivers CLOSED, which would call ops->closed: avoid. */
+		s->p.ops = NULL;
+		conn_abort(s->conn);
+		return rc;
+	}
+	smtpc_set_state(s, SMTPC_S_CONNECT);
+	*out = s;
+	return 0;
+}
+
+void smtpc_stop(struct smtpc *s)
+{
+	s->stopping = 1;
+}
+
+void smtpc_abort(struct smtpc *s)
+{
+	if (s->state != SMTPC_S_DONE)
+		smtpc_fail(s, SMTPC_TEMPFAIL, "delivery to %s cut short by shutdown", s->hostip);
+}
+
+const char *smtpc_relay(const struct smtpc *s)
+{
+	return s->relay;
+}

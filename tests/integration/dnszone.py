@@ -1,0 +1,383 @@
+"""A DNSSEC-signed Knot DNS zone on loopback for integration tests (stdlib only).
+
+    from dnszone import DnsZone
+
+    with DnsZone([('example.test.', 'MX', '10 mx1.example.test.'),
+                  ('mx1.example.test.', 'A', '127.0.0.5')]) as zone:
+        keys = zone.relay_keys()   # dns_unbound_config etc. for tlsrelay.conf
+        ...
+        zone.set_records([...])    # replace the records; returns once served
+
+DnsZone(records, zone='test.') makes a temporary directory, writes knot.conf
+and the zone file (SOA, NS and ns.<zone> A 127.0.0.1 are added; the records
+are (owner, type, rdata) or (owner, ttl, type, rdata) tuples, owners absolute
+or relative to the zone), starts `knotd -d` on 127.0.0.1 and a free port,
+waits until the zone is served signed, writes the zone's DS record as a
+trust-anchor file (`keymgr ... ds`) and an unbound.conf that sends queries for
+the zone to Knot and validates them with that anchor.  Knot signs the zone
+itself (automatic keys), so every answer from the zone is DNSSEC-secure.
+
+Pass testcase=self (unittest) to have the server stopped at cleanup; or use
+the object as a context manager; or call close().  Set TLSRELAY_KEEP_TMP=1 to
+keep the directory (knot.log, zone file) for inspection.
+
+Facts this relies on (see shared/TESTING.md): libunbound treats `test.` as a
+local NXDOMAIN zone unless `local-zone: "test." nodefault`; it refuses to
+query 127.0.0.1 unless `do-not-query-localhost: no`; Knot writes its PID to
+knot.pid in the rundir and listens for knotc on knot.sock there.
+"""
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+KNOTD = shutil.which('knotd') or '/usr/sbin/knotd'
+KNOTC = shutil.which('knotc') or '/usr/sbin/knotc'
+KEYMGR = shutil.which('keymgr') or '/usr/sbin/keymgr'
+KDIG = shutil.which('kdig') or '/usr/bin/kdig'
+KEEP_TMP = os.environ.get('TLSRELAY_KEEP_TMP') == '1'
+
+START_TIMEOUT = 15.0
+RELOAD_TIMEOUT = 15.0
+STOP_TIMEOUT = 10.0
+
+
+def available():
+    """True when Knot DNS (knot) and kdig (knot-dnsutils) are installed."""
+    return all(os.access(p, os.X_OK) for p in (KNOTD, KNOTC, KEYMGR, KDIG))
+
+
+def require_knot():
+    """Exit 77 (meson's "skip") when Knot DNS is not installed."""
+    if not available():
+        sys.stderr.write('knot / knot-dnsutils not installed; skipping\n')
+        sys.exit(77)
+
+
+def free_dns_port():
+    """A port on 127.0.0.1 free for both UDP and TCP right now."""
+    for _ in range(100):
+        t = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        try:
+            t.bind(('127.0.0.1', 0))
+            port = t.getsockname()[1]
+            u.bind(('127.0.0.1', port))
+            return port
+        except OSError:
+            continue
+        finally:
+            t.close()
+            u.close()
+    raise RuntimeError('no free port for a DNS server')
+
+
+def _absolute(name, zone):
+    """name as a fully qualified name ('@' is the zone apex)."""
+    if name == '@':
+        return zone
+    if name.endswith('.'):
+        return name
+    return '%s.%s' % (name, zone)
+
+
+class DnsZone:
+    """One knotd serving one signed zone on 127.0.0.1@port."""
+
+    def __init__(self, records=(), zone='test.', testcase=None, start=True,
+                 ttl=5):
+        if not zone.endswith('.'):
+            zone += '.'
+        self.zone = zone
+        self.ttl = ttl
+        self.records = list(records)
+        self.dir = tempfile.mkdtemp(prefix='tlsrelay-dns-')
+        self.port = free_dns_port()
+        self.conf = os.path.join(self.dir, 'knot.conf')
+        self.zone_file = os.path.join(self.dir, '%szone' % zone)
+        self.log_path = os.path.join(self.dir, 'knot.log')
+        self.pid_file = os.path.join(self.dir, 'knot.pid')
+        self.ta_file = os.path.join(self.dir, 'trust-anchor.ds')
+        self.unbound_conf = os.path.join(self.dir, 'unbound.conf')
+        self.serial = 1
+        self.ds = None
+        self.pid = None
+        if testcase is not None:
+            testcase.addCleanup(self.close)
+        if start:
+            self.start()
+
+    # -- context manager ---------------------------------------------------
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+        return False
+
+    # -- files ---------------------------------------------------------------
+
+    def _write_knot_conf(self):
+        d = self.dir
+        text = '\n'.join([
+            'server:',
+            '    listen: 127.0.0.1@%d' % self.port,
+            '    rundir: "%s"' % d,
+            'database:',
+            '    storage: "%s"' % os.path.join(d, 'db'),
+            'template:',
+            '  - id: default',
+            '    storage: "%s"' % d,
+            '    file: "%s.zone"',
+            '    dnssec-signing: on',
+            '    zonefile-sync: -1',
+            'zone:',
+            '  - domain: %s' % self.zone,
+            'log:',
+            '  - target: "%s"' % self.log_path,
+            '    any: info',
+            '',
+        ])
+        os.makedirs(os.path.join(d, 'db'), exist_ok=True)
+        with open(self.conf, 'w') as f:
+            f.write(text)
+
+    def _write_zone(self):
+        z = self.zone
+        lines = [
+            '$ORIGIN %s' % z,
+            '$TTL %d' % self.ttl,
+            '@ SOA ns.%s hostmaster.%s %d 3600 600 86400 %d'
+            % (z, z, self.serial, self.ttl),
+            '@ NS ns.%s' % z,
+            'ns.%s A 127.0.0.1' % z,
+        ]
+        for rec in self.records:
+            if len(rec) == 3:
+                owner, rtype, rdata = rec
+                ttl = ''
+            else:
+                owner, ttl, rtype, rdata = rec
+                ttl = '%d ' % ttl
+            lines.append('%s %s%s %s' % (_absolute(owner, z), ttl, rtype, rdata))
+        tmp = self.zone_file + '.tmp'
+        with open(tmp, 'w') as f:
+            f.write('\n'.join(lines) + '\n')
+        os.replace(tmp, self.zone_file)
+
+    def write_unbound_conf(self, path=None, trust_anchor_file=None,
+                           extra_server=()):
+        """Write an unbound.conf for dns_unbound_config (default: the one at
+        self.unbound_conf, with the zone's real trust anchor).  Variants for
+        a test: another trust_anchor_file (e.g. bad_trust_anchor()), or more
+        `server:` lines.  Returns the path."""
+        path = path or self.unbound_conf
+        ta = trust_anchor_file or self.ta_file
+        lines = [
+            'server:',
+            # The stub server is on 127.0.0.1, which unbound skips by default.
+            '    do-not-query-localhost: no',
+            # test. (RFC 6761) is a built-in NXDOMAIN zone; harmless for others.
+            '    local-zone: "%s" nodefault' % self.zone,
+            '    trust-anchor-file: "%s"' % ta,
+            '    module-config: "validator iterator"',
+        ]
+        lines += ['    %s' % l for l in extra_server]
+        lines += [
+            'stub-zone:',
+            '    name: "%s"' % self.zone,
+            '    stub-addr: 127.0.0.1@%d' % self.port,
+            '',
+        ]
+        with open(path, 'w') as f:
+            f.write('\n'.join(lines))
+        return path
+
+    def bad_trust_anchor(self, path=None):
+        """A DS trust anchor for the zone with a wrong digest (last hex digit
+        changed): answers validated against it are bogus.  Returns the path."""
+        path = path or os.path.join(self.dir, 'bad-anchor.ds')
+        fields = self.ds.split()
+        digest = fields[-1]
+        fields[-1] = digest[:-1] + ('0' if digest[-1] != '0' else '1')
+        with open(path, 'w') as f:
+            f.write(' '.join(fields) + '\n')
+        return path
+
+    def relay_keys(self):
+        """tlsrelay.conf keys that make the relay resolve the zone here."""
+        return {
+            'dns_unbound_config': self.unbound_conf,
+            'dns_trust_anchor_file': self.ta_file,
+        }
+
+    # -- process control -----------------------------------------------------
+
+    def _run(self, args, timeout=10):
+        return subprocess.run([str(a) for a in args], stdin=subprocess.DEVNULL,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              encoding='utf-8', errors='replace',
+                              timeout=timeout)
+
+    def knotc(self, *args):
+        return self._run([KNOTC, '-c', self.conf] + list(args))
+
+    def log_text(self):
+        try:
+            with open(self.log_path, errors='replace') as f:
+                return f.read()
+        except FileNotFoundError:
+            return ''
+
+    def start(self):
+        assert self.pid is None, 'already started'
+        self._write_knot_conf()
+        self._write_zone()
+        r = self._run([KNOTD, '-c', self.conf, '-d'])
+        if r.returncode != 0:
+            raise RuntimeError('knotd failed to start (%d): %s%s\n%s'
+                               % (r.returncode, r.stdout, r.stderr,
+                                  self.log_text()))
+        try:
+            self.pid = self._wait_pid()
+            self._wait_served(self.serial)
+            self._write_trust_anchor()
+            self.write_unbound_conf()
+        except BaseException:
+            self.stop()
+            raise
+
+    def _wait_pid(self):
+        deadline = time.monotonic() + START_TIMEOUT
+        while time.monotonic() < deadline:
+            try:
+                with open(self.pid_file) as f:
+                    return int(f.read().strip())
+            except (FileNotFoundError, ValueError):
+                time.sleep(0.05)
+        raise RuntimeError('knotd wrote no PID file; log:\n' + self.log_text())
+
+    def _write_trust_anchor(self):
+        r = self._run([KEYMGR, '-c', self.conf, self.zone, 'ds'])
+        lines = [l.strip() for l in r.stdout.splitlines() if ' DS ' in l]
+        if r.returncode != 0 or not lines:
+            raise RuntimeError('keymgr ds failed (%d): %s%s'
+                               % (r.returncode, r.stdout, r.stderr))
+        # The first line is the SHA-256 digest, which every validator knows.
+        self.ds = lines[0]
+        with open(self.ta_file, 'w') as f:
+            f.write(self.ds + '\n')
+
+    def served_serial(self):
+        """The SOA serial Knot serves, if the SOA is signed; else None."""
+        try:
+            r = self._run([KDIG, '@127.0.0.1', '-p', str(self.port),
+                           '+dnssec', '+short', '+timeout=1', '+retry=0',
+                           'SOA', self.zone], timeout=5)
+        except subprocess.TimeoutExpired:
+            return None
+        serial = None
+        signed = False
+        for line in r.stdout.splitlines():
+            f = line.split()
+            if len(f) >= 7 and f[0] == 'ns.' + self.zone:
+                serial = int(f[2])
+            elif f and f[0] == 'SOA':
+                signed = True
+        return serial if signed else None
+
+    def _wait_served(self, serial, timeout=START_TIMEOUT):
+        """Until Knot serves a signed SOA with at least this serial."""
+        deadline = time.monotonic() + timeout
+        while True:
+            got = self.served_serial()
+            if got is not None and got >= serial:
+                return got
+            if time.monotonic() >= deadline:
+                raise RuntimeError('zone %s not served signed with serial >= %d '
+                                   'within %.0f s (got %s); log:\n%s'
+                                   % (self.zone, serial, timeout, got,
+                                      self.log_text()))
+            time.sleep(0.05)
+
+    def set_records(self, records):
+        """Replace the zone's records (SOA/NS stay), reload Knot and return
+        once the new version is served, signed."""
+        self.records = list(records)
+        # Knot bumps the serial when it signs; start above what it serves.
+        current = self.served_serial() or self.serial
+        self.serial = max(self.serial, current) + 1
+        self._write_zone()
+        r = self.knotc('zone-reload', self.zone)
+        if r.returncode != 0:
+            raise RuntimeError('knotc zone-reload failed (%d): %s%s'
+                               % (r.returncode, r.stdout, r.stderr))
+        self._wait_served(self.serial, RELOAD_TIMEOUT)
+
+    def query(self, name, rtype='A'):
+        """kdig +short answer lines for name/rtype (for debugging tests)."""
+        r = self._run([KDIG, '@127.0.0.1', '-p', str(self.port), '+short',
+                       '+timeout=1', '+retry=0', rtype, name], timeout=5)
+        return r.stdout.splitlines()
+
+    def _alive(self):
+        if self.pid is None:
+            return False
+        try:
+            os.kill(self.pid, 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            return True
+        # A zombie still answers kill(0); it counts as stopped.
+        try:
+            with open('/proc/%d/stat' % self.pid) as f:
+                return f.read().split(')')[-1].split()[0] != 'Z'
+        except (FileNotFoundError, IndexError):
+            return False
+
+    def _wait_gone(self, timeout):
+        deadline = time.monotonic() + timeout
+        while self._alive():
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(0.05)
+        return True
+
+    def stop(self):
+        """Stop knotd: knotc stop, then SIGTERM, then SIGKILL."""
+        if self.pid is None:
+            try:
+                with open(self.pid_file) as f:
+                    self.pid = int(f.read().strip())
+            except (FileNotFoundError, ValueError):
+                return
+        try:
+            self.knotc('stop')
+        except subprocess.TimeoutExpired:
+            pass
+        for sig in (signal.SIGTERM, signal.SIGKILL):
+            if self._wait_gone(STOP_TIMEOUT / 2):
+                break
+            try:
+                os.kill(self.pid, sig)
+            except ProcessLookupError:
+                break
+        self._wait_gone(STOP_TIMEOUT / 2)
+        self.pid = None
+
+    def close(self):
+        try:
+            self.stop()
+        finally:
+            if KEEP_TMP:
+                sys.stderr.write('kept %s\n' % self.dir)
+            else:
+                shutil.rmtree(self.dir, ignore_errors=True)
+

@@ -1,0 +1,324 @@
+#!/usr/bin/python3
+"""A scriptable receiving MX for the integration tests (stdlib + aiosmtpd).
+
+Serves SMTP on one loopback address and stores every accepted message as a
+file in --maildir: one line of JSON with the envelope, then the raw content
+exactly as received (dot-unstuffed, CRLF line ends).  Files are written under
+a dot-name and renamed, so a reader never sees half a message; readers skip
+names that start with a dot.
+
+    mx.py --host 127.0.0.5 --port 2525 --maildir DIR
+          [--tls-cert F --tls-key K] [--no-starttls]
+          [--hostname mx1.example.test]
+          [--rcpt-reply 'bad@x.test=550 5.1.1 No such user'] ...
+          [--data-reply '554 5.7.1 Go away']
+          [--tempfail-first N] [--tempfail-stage mail|rcpt|data]
+          [--log FILE] [--ready-file PATH] [--verbose]
+
+--rcpt-reply ADDR=REPLY answers RCPT TO for ADDR (case-insensitive; '@dom'
+matches a whole domain) with REPLY instead of 250.  --tempfail-first N makes
+the first N transactions (counted across connections) fail with
+"451 4.3.0 Try again later" at --tempfail-stage (data: after the content has
+been sent, the default; mail: at MAIL FROM; rcpt: at every RCPT TO of the
+transaction); nothing is stored for them.  --data-reply makes every DATA end
+with that reply and stores nothing.
+
+--log FILE appends one JSON object per event (ehlo, starttls,
+starttls_failed, mail, rcpt, data, quit) with the reply sent, so a test can see what the relay tried even
+when nothing was stored.  The ready file is written (atomically) once the
+socket listens; it holds {"pid", "host", "port"}, the real port when --port 0
+was given.  SIGTERM or SIGINT closes the listener and exits 0.
+
+Envelope fields: mail_from, rcpt_tos, mail_options, rcpt_options, peer
+[ip, port], ehlo (the name the client gave), tls (bool), tls_version and
+tls_cipher (when tls), received (epoch seconds), mx (our --hostname).
+"""
+
+import argparse
+import asyncio
+import ipaddress
+import itertools
+import json
+import logging
+import os
+import signal
+import ssl
+import sys
+import time
+
+from aiosmtpd.smtp import SMTP, TLSSetupException, syntax
+
+TEMPFAIL = '451 4.3.0 Try again later'
+
+
+def loopback(host):
+    """Refuse anything but 127.0.0.0/8 and ::1: tests never touch a real
+    network."""
+    try:
+        addr = ipaddress.ip_address(host)
+    except ValueError:
+        raise argparse.ArgumentTypeError('%r is not an IP address' % host)
+    if not addr.is_loopback:
+        raise argparse.ArgumentTypeError('%s is not a loopback address' % host)
+    return host
+
+
+def reply_arg(text):
+    addr, sep, reply = text.partition('=')
+    if not sep or not addr or len(reply) < 3 or not reply[:3].isdigit() \
+            or reply[0] not in '2345':
+        raise argparse.ArgumentTypeError(
+            'want ADDRESS=REPLY, e.g. bad@x.test=550 5.1.1 No such user')
+    return addr.strip().lower(), reply.strip()
+
+
+def smtp_reply(text):
+    if len(text) < 3 or not text[:3].isdigit() or text[0] not in '2345':
+        raise argparse.ArgumentTypeError('want an SMTP reply such as '
+                                         '"554 5.7.1 Rejected"')
+    return text
+
+
+def parse_args(argv):
+    p = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
+    p.add_argument('--host', type=loopback, required=True)
+    p.add_argument('--port', type=int, required=True)
+    p.add_argument('--maildir', required=True)
+    p.add_argument('--tls-cert')
+    p.add_argument('--tls-key')
+    p.add_argument('--no-starttls', action='store_true')
+    p.add_argument('--hostname', default='mx.test')
+    p.add_argument('--rcpt-reply', type=reply_arg, action='append',
+                   default=[])
+    p.add_argument('--data-reply', type=smtp_reply)
+    p.add_argument('--tempfail-first', type=int, default=0)
+    p.add_argument('--tempfail-stage', choices=('mail', 'rcpt', 'data'),
+                   default='data')
+    p.add_argument('--size-limit', type=int, default=64 * 1024 * 1024)
+    p.add_argument('--log')
+    p.add_argument('--ready-file')
+    p.add_argument('--verbose', action='store_true')
+    args = p.parse_args(argv)
+    if bool(args.tls_cert) != bool(args.tls_key):
+        p.error('--tls-cert and --tls-key go together')
+    if args.tempfail_first < 0:
+        p.error('--tempfail-first must be >= 0')
+    return args
+
+
+def write_atomic(path, data):
+    """Write data (bytes) to path through a dot-named temp file in the same
+    directory and a rename."""
+    d, name = os.path.split(path)
+    tmp = os.path.join(d, '.tmp-%d-%s' % (os.getpid(), name))
+    with open(tmp, 'wb') as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    os.rename(tmp, path)
+
+
+def tls_info(session):
+    """(tls, version, cipher) of a session after STARTTLS."""
+    extra = session.ssl
+    if not extra:
+        return False, None, None
+    obj = extra.get('ssl_object')
+    version = obj.version() if obj else None
+    cipher = extra.get('cipher')
+    return True, version, (cipher[0] if cipher else None)
+
+
+class Handler:
+    """aiosmtpd hooks: scripted replies, storage and the event log."""
+
+    def __init__(self, args):
+        self.args = args
+        self.rcpt_replies = dict(args.rcpt_reply)
+        self.tempfails_left = args.tempfail_first
+        self.seq = itertools.count(1)
+        self.log = open(args.log, 'a') if args.log else None
+
+    def event(self, session, kind, **fields):
+        if not self.log:
+            return
+        tls, version, _ = tls_info(session)
+        rec = {'t': round(time.time(), 3), 'event': kind,
+               'peer': list(session.peer[:2]) if session.peer else None,
+               'tls': tls, 'tls_version': version}
+        rec.update(fields)
+        self.log.write(json.dumps(rec) + '\n')
+        self.log.flush()
+
+    def tempfail(self, envelope, stage):
+        """Whether this command fails with 451.  Each MAIL or DATA at the
+        configured stage uses up one of --tempfail-first; at the rcpt stage
+        the first RCPT of a transaction uses one and the transaction's other
+        RCPTs fail with it."""
+        if self.args.tempfail_stage != stage:
+            return False
+        if stage == 'rcpt' and getattr(envelope, 'mx_tempfail', False):
+            return True
+        if self.tempfails_left <= 0:
+            return False
+        self.tempfails_left -= 1
+        if stage == 'rcpt':
+            envelope.mx_tempfail = True
+        return True
+
+    async def handle_EHLO(self, server, session, envelope, hostname,
+                          responses):
+        session.host_name = hostname
+        self.event(session, 'ehlo', name=hostname)
+        return responses
+
+    def handle_STARTTLS(self, server, session, envelope):
+        _, version, cipher = tls_info(session)
+        self.event(session, 'starttls', cipher=cipher)
+        return True
+
+    async def handle_MAIL(self, server, session, envelope, address,
+                          mail_options):
+        if self.tempfail(envelope, 'mail'):
+            reply = TEMPFAIL
+        else:
+            envelope.mail_from = address
+            envelope.mail_options.extend(mail_options)
+            reply = '250 2.1.0 Ok'
+        self.event(session, 'mail', address=address, options=mail_options,
+                   reply=reply)
+        return reply
+
+    def rcpt_script(self, address):
+        a = address.lower()
+        domain = '@' + a.rpartition('@')[2]
+        return self.rcpt_replies.get(a) or self.rcpt_replies.get(domain)
+
+    async def handle_RCPT(self, server, session, envelope, address,
+                          rcpt_options):
+        reply = self.rcpt_script(address)
+        if reply is None and self.tempfail(envelope, 'rcpt'):
+            reply = TEMPFAIL
+        if reply is None:
+            envelope.rcpt_tos.append(address)
+            envelope.rcpt_options.extend(rcpt_options)
+            reply = '250 2.1.5 Ok'
+        self.event(session, 'rcpt', address=address, options=rcpt_options,
+                   reply=reply)
+        return reply
+
+    async def handle_DATA(self, server, session, envelope):
+        content = envelope.original_content or envelope.content or b''
+        if self.args.data_reply:
+            reply = self.args.data_reply
+        elif self.tempfail(envelope, 'data'):
+            reply = TEMPFAIL
+        else:
+            name = self.store(session, envelope, content)
+            reply = '250 2.0.0 Ok: queued as %s' % name
+        self.event(session, 'data', size=len(content), reply=reply)
+        return reply
+
+    async def handle_QUIT(self, server, session, envelope):
+        self.event(session, 'quit')
+        return '221 2.0.0 Bye'
+
+    def store(self, session, envelope, content):
+        tls, version, cipher = tls_info(session)
+        env = {
+            'mail_from': envelope.mail_from,
+            'rcpt_tos': list(envelope.rcpt_tos),
+            'mail_options': list(envelope.mail_options),
+            'rcpt_options': list(envelope.rcpt_options),
+            'peer': list(session.peer[:2]) if session.peer else None,
+            'ehlo': session.host_name,
+            'tls': tls,
+            'tls_version': version,
+            'tls_cipher': cipher,
+            'received': time.time(),
+            'mx': self.args.hostname,
+        }
+        # Names sort in arrival order.
+        name = '%020d.%06d.msg' % (time.time_ns(), next(self.seq))
+        write_atomic(os.path.join(self.args.maildir, name),
+                     json.dumps(env).encode() + b'\n' + bytes(content))
+        return name.split('.')[1]
+
+    def close(self):
+        if self.log:
+            self.log.close()
+            self.log = None
+
+
+class MXSMTP(SMTP):
+    """aiosmtpd's server, with failed TLS handshakes in the event log (a
+    test can then tell "tried TLS and gave up" from "never tried")."""
+
+    @syntax('STARTTLS', when='tls_context')
+    async def smtp_STARTTLS(self, arg):
+        try:
+            await super().smtp_STARTTLS(arg)
+        except TLSSetupException as e:
+            self.event_handler.event(self.session, 'starttls_failed',
+                                     error=str(e.__cause__ or e))
+            raise
+
+
+def tls_context(args):
+    if not args.tls_cert or args.no_starttls:
+        return None
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(args.tls_cert, args.tls_key)
+    return ctx
+
+
+async def serve(args):
+    loop = asyncio.get_running_loop()
+    handler = Handler(args)
+    ctx = tls_context(args)
+
+    def factory():
+        smtp = MXSMTP(handler, hostname=args.hostname, ident='ESMTP test MX',
+                      tls_context=ctx, require_starttls=False,
+                      decode_data=False, enable_SMTPUTF8=True,
+                      data_size_limit=args.size_limit, timeout=60)
+        smtp.event_handler = handler
+        return smtp
+
+    server = await loop.create_server(factory, host=args.host,
+                                      port=args.port, reuse_address=True)
+    stop = asyncio.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    port = server.sockets[0].getsockname()[1]
+    if args.ready_file:
+        write_atomic(args.ready_file, json.dumps(
+            {'pid': os.getpid(), 'host': args.host, 'port': port}).encode())
+    logging.getLogger('mx').info('listening on %s:%d', args.host, port)
+    try:
+        await stop.wait()
+    finally:
+        server.close()
+        await server.wait_closed()
+        # Sessions still open end with the process; cancel them so that
+        # asyncio does not complain about pending tasks.
+        me = asyncio.current_task()
+        tasks = [t for t in asyncio.all_tasks() if t is not me]
+        for t in tasks:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        handler.close()
+
+
+def main(argv=None):
+    args = parse_args(sys.argv[1:] if argv is None else argv)
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING,
+        stream=sys.stderr, format='mx.py %(levelname)s %(name)s: %(message)s')
+    os.makedirs(args.maildir, exist_ok=True)
+    asyncio.run(serve(args))
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
