@@ -674,6 +674,12 @@ static int ub_setup(struct ub_ctx *ub, const struct cfg *cfg, char *err, size_t 
 		set_err(err, errlen, "cannot use a resolver thread", NULL, ub_strerror(rc));
 		return ub_code(rc);
 	}
+	/* libunbound reports a missing file as a syntax error; say what it is. */
+	if (cfg->dns_unbound_config && access(cfg->dns_unbound_config, R_OK) != 0) {
+		set_err(err, errlen, "cannot read dns_unbound_config", cfg->dns_unbound_config,
+			strerror(errno));
+		return RL_ECONFIG;
+	}
 	if (cfg->dns_unbound_config && (rc = ub_ctx_config(ub, cfg->dns_unbound_config)) != 0) {
 		set_err(err, errlen, "cannot load dns_unbound_config", cfg->dns_unbound_config,
 			ub_strerror(rc));

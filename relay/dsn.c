@@ -235,11 +235,18 @@ static int put_rcpt_text(struct rl_buf *b, struct rl_buf *scratch, const struct 
 {
 	char addr[DSN_VALUE_MAX + 2], host[DSN_VALUE_MAX + 2], diag[DSN_VALUE_MAX + 2];
 
+	char *bracket;
+
 	sanitize(addr, r->address, SAN_TEXT);
 	sanitize(host, r->remote_mta, SAN_WORD);
 	sanitize(diag, r->diagnostic, SAN_TEXT);
 	if (!diag[0])
 		rl_strlcpy(diag, "no diagnostic available", sizeof(diag));
+	/* "mx[192.0.2.1]:25" (the log's relay=) reads "mx[192.0.2.1]", as in
+	 * Postfix's text. */
+	bracket = strrchr(host, ']');
+	if (bracket && bracket[1] == ':')
+		bracket[1] = '\0';
 	if (r->remote_mta && r->smtp_reply)
 		return put_field(b, scratch, "<%s>: host %s said: %s", addr, host, diag);
 	if (r->remote_mta)

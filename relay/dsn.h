@@ -16,8 +16,9 @@ struct dsn_rcpt {
 	const char *action;     /* "failed" or "delayed" */
 	const char *status;     /* enhanced status code, "5.1.1" */
 	const char *remote_mta; /* host name of the MX that answered, or
-				   "name[address]" (Remote-MTA then shows the
-				   name); NULL if none */
+				   "name[address]" or "name[address]:port" (the
+				   log's relay=; Remote-MTA then shows the name,
+				   the text drops the port); NULL if none */
 	const char *diagnostic; /* the MX's reply ("550 5.1.1 ... unknown user"),
 				   or our reason when no MX answered */
 	int smtp_reply;         /* diagnostic is an SMTP reply (Diagnostic-Code: smtp;) */

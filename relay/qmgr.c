@@ -993,6 +993,12 @@ static void qmgr_grace_cb(uv_timer_t *t)
 		smtpc_abort(s->s);
 }
 
+void qmgr_wake(struct qmgr *q)
+{
+	if (q && q->timers_open && !q->stopping)
+		uv_timer_start(&q->timer, qmgr_timer_cb, 0, QMGR_POLL_MS);
+}
+
 void qmgr_stop(struct qmgr *q, unsigned grace_ms, void (*done)(struct serve *srv))
 {
 	q->stopping = 1;

@@ -30,6 +30,9 @@ int qmgr_start(struct serve *srv, struct qmgr **out);
  * once nothing is in flight any more.
  */
 void qmgr_stop(struct qmgr *q, unsigned grace_ms, void (*done)(struct serve *srv));
+/* New mail was queued: look at the schedule now rather than at the next poll. */
+void qmgr_wake(struct qmgr *q);
+
 /* Free; only after done() ran.  qmgr_free(NULL) is a no-op. */
 void qmgr_free(struct qmgr *q);
 

@@ -19,6 +19,7 @@
 
 #include "conn.h"
 #include "log.h"
+#include "qmgr.h"
 #include "serve.h"
 #include "smtp.h"
 
@@ -328,9 +329,11 @@ static void smtpd_commit_done(struct commit_req *r)
 	struct smtpd *s = (struct smtpd *)((char *)r - offsetof(struct smtpd, creq));
 
 	s->commit_pending = 0;
-	if (r->result == 0)
+	if (r->result == 0) {
 		log_info("%s: from=<%s>, size=%llu, nrcpt=%zu", r->msg.id,
 			 s->from.addr, (unsigned long long)r->msg.size, s->nrcpt);
+		qmgr_wake(s->srv->qmgr);
+	}
 	else
 		log_warn("unknown[%s]: queue write failed: %s", s->addr, rl_strerror(r->result));
 	if (s->conn_gone) {

@@ -11,7 +11,7 @@
 DnsZone(records, zone='test.') makes a temporary directory, writes knot.conf
 and the zone file (SOA, NS and ns.<zone> A 127.0.0.1 are added; the records
 are (owner, type, rdata) or (owner, ttl, type, rdata) tuples, owners absolute
-or relative to the zone), starts `knotd -d` on 127.0.0.1 and a free port,
+or relative to the zone), starts knotd (as a child process) on 127.0.0.1 and a free port,
 waits until the zone is served signed, writes the zone's DS record as a
 trust-anchor file (`keymgr ... ds`) and an unbound.conf that sends queries for
 the zone to Knot and validates them with that anchor.  Knot signs the zone
@@ -23,8 +23,8 @@ keep the directory (knot.log, zone file) for inspection.
 
 Facts this relies on (see shared/TESTING.md): libunbound treats `test.` as a
 local NXDOMAIN zone unless `local-zone: "test." nodefault`; it refuses to
-query 127.0.0.1 unless `do-not-query-localhost: no`; Knot writes its PID to
-knot.pid in the rundir and listens for knotc on knot.sock there.
+query 127.0.0.1 unless `do-not-query-localhost: no`; Knot listens for knotc
+on knot.sock in its rundir (the temporary directory).
 """
 
 import os
@@ -101,12 +101,12 @@ class DnsZone:
         self.conf = os.path.join(self.dir, 'knot.conf')
         self.zone_file = os.path.join(self.dir, '%szone' % zone)
         self.log_path = os.path.join(self.dir, 'knot.log')
-        self.pid_file = os.path.join(self.dir, 'knot.pid')
         self.ta_file = os.path.join(self.dir, 'trust-anchor.ds')
         self.unbound_conf = os.path.join(self.dir, 'unbound.conf')
         self.serial = 1
         self.ds = None
-        self.pid = None
+        self.proc = None
+        self._out = None
         if testcase is not None:
             testcase.addCleanup(self.close)
         if start:
@@ -235,33 +235,31 @@ class DnsZone:
         except FileNotFoundError:
             return ''
 
+    def _out_text(self):
+        try:
+            with open(os.path.join(self.dir, 'knotd.out'), errors='replace') as f:
+                return f.read()
+        except FileNotFoundError:
+            return ''
+
     def start(self):
-        assert self.pid is None, 'already started'
+        assert self.proc is None, 'already started'
         self._write_knot_conf()
         self._write_zone()
-        r = self._run([KNOTD, '-c', self.conf, '-d'])
-        if r.returncode != 0:
-            raise RuntimeError('knotd failed to start (%d): %s%s\n%s'
-                               % (r.returncode, r.stdout, r.stderr,
-                                  self.log_text()))
+        # In the foreground (no -d) knotd stays our child: we learn its exit
+        # and reap it, where a daemon would linger as a zombie under a PID 1
+        # that does not reap (containers).
+        self._out = open(os.path.join(self.dir, 'knotd.out'), 'ab')
+        self.proc = subprocess.Popen([KNOTD, '-c', self.conf],
+                                     stdin=subprocess.DEVNULL,
+                                     stdout=self._out, stderr=self._out)
         try:
-            self.pid = self._wait_pid()
             self._wait_served(self.serial)
             self._write_trust_anchor()
             self.write_unbound_conf()
         except BaseException:
             self.stop()
             raise
-
-    def _wait_pid(self):
-        deadline = time.monotonic() + START_TIMEOUT
-        while time.monotonic() < deadline:
-            try:
-                with open(self.pid_file) as f:
-                    return int(f.read().strip())
-            except (FileNotFoundError, ValueError):
-                time.sleep(0.05)
-        raise RuntimeError('knotd wrote no PID file; log:\n' + self.log_text())
 
     def _write_trust_anchor(self):
         r = self._run([KEYMGR, '-c', self.conf, self.zone, 'ds'])
@@ -299,6 +297,10 @@ class DnsZone:
             got = self.served_serial()
             if got is not None and got >= serial:
                 return got
+            if self.proc is not None and self.proc.poll() is not None:
+                raise RuntimeError('knotd exited with %s; log:\n%s%s'
+                                   % (self.proc.returncode, self.log_text(),
+                                      self._out_text()))
             if time.monotonic() >= deadline:
                 raise RuntimeError('zone %s not served signed with serial >= %d '
                                    'within %.0f s (got %s); log:\n%s'
@@ -326,51 +328,27 @@ class DnsZone:
                        '+timeout=1', '+retry=0', rtype, name], timeout=5)
         return r.stdout.splitlines()
 
-    def _alive(self):
-        if self.pid is None:
-            return False
-        try:
-            os.kill(self.pid, 0)
-        except ProcessLookupError:
-            return False
-        except PermissionError:
-            return True
-        # A zombie still answers kill(0); it counts as stopped.
-        try:
-            with open('/proc/%d/stat' % self.pid) as f:
-                return f.read().split(')')[-1].split()[0] != 'Z'
-        except (FileNotFoundError, IndexError):
-            return False
-
-    def _wait_gone(self, timeout):
-        deadline = time.monotonic() + timeout
-        while self._alive():
-            if time.monotonic() >= deadline:
-                return False
-            time.sleep(0.05)
-        return True
+    def alive(self):
+        return self.proc is not None and self.proc.poll() is None
 
     def stop(self):
-        """Stop knotd: knotc stop, then SIGTERM, then SIGKILL."""
-        if self.pid is None:
+        """Stop knotd: knotc stop, then SIGTERM, then SIGKILL; reaped."""
+        if self.proc is None:
+            return
+        if self.proc.poll() is None:
             try:
-                with open(self.pid_file) as f:
-                    self.pid = int(f.read().strip())
-            except (FileNotFoundError, ValueError):
-                return
-        try:
-            self.knotc('stop')
-        except subprocess.TimeoutExpired:
-            pass
+                self.knotc('stop')
+            except subprocess.TimeoutExpired:
+                pass
         for sig in (signal.SIGTERM, signal.SIGKILL):
-            if self._wait_gone(STOP_TIMEOUT / 2):
-                break
             try:
-                os.kill(self.pid, sig)
-            except ProcessLookupError:
+                self.proc.wait(STOP_TIMEOUT / 2)
                 break
-        self._wait_gone(STOP_TIMEOUT / 2)
-        self.pid = None
+            except subprocess.TimeoutExpired:
+                self.proc.send_signal(sig)
+        self.proc.wait(STOP_TIMEOUT / 2)
+        self.proc = None
+        self._out.close()
 
     def close(self):
         try:

@@ -157,6 +157,21 @@ class MX:
         except FileNotFoundError:
             return []
 
+    def wait_event(self, kind, timeout=10.0):
+        """The first event of that kind, waiting up to timeout for it;
+        AssertionError when none came."""
+        deadline = time.monotonic() + timeout
+        while True:
+            for e in self.events():
+                if e['event'] == kind:
+                    return e
+            if time.monotonic() > deadline:
+                raise AssertionError('no %s event at the MX within %.0f s; '
+                                     'events:\n%s' % (kind, timeout,
+                                                      json.dumps(self.events(),
+                                                                 indent=1)))
+            time.sleep(0.05)
+
     # -- process control --------------------------------------------------
 
     def _kill(self):
