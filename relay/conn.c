@@ -29,6 +29,7 @@ struct conn {
 	unsigned writes;   /* uv_write requests in flight */
 	gnutls_session_t tls;
 	int tls_state;
+	int starved;    /* GnuTLS asked for more ciphertext than there was */
 	int reading;
 	int paused;
 	int closing;    /* conn_close() was called */
@@ -164,16 +165,23 @@ static void conn_alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 	*buf = uv_buf_init(p, p ? (unsigned)avail : 0);
 }
 
-/* Decrypt what GnuTLS can from the ciphertext queue into the input buffer. */
+/*
+ * Decrypt what GnuTLS can from the ciphertext queue into the input buffer.
+ * GNUTLS_E_AGAIN means "no more data" only when GnuTLS actually ran out of
+ * ciphertext; after a post-handshake message (a TLS 1.3 session ticket) it
+ * also returns GNUTLS_E_AGAIN with the next records already buffered inside,
+ * and stopping there would leave a reply unread until the peer sends more.
+ */
 static int conn_tls_recv(struct conn *c)
 {
-	for (;;) {
+	for (int spins = 0; spins < 64;) {
 		size_t avail = 0;
 		char *p = rl_buf_space(&c->in, CONN_READ_CHUNK, &avail);
 		ssize_t n;
 
 		if (!p)
 			return RL_ETOOBIG;
+		c->starved = 0;
 		n = gnutls_record_recv(c->tls, p, avail);
 		if (n > 0) {
 			rl_buf_commit(&c->in, (size_t)n);
@@ -181,12 +189,13 @@ static int conn_tls_recv(struct conn *c)
 		}
 		if (n == 0)
 			return UV_EOF;
-		if (n == GNUTLS_E_AGAIN || n == GNUTLS_E_INTERRUPTED)
+		if ((n == GNUTLS_E_AGAIN || n == GNUTLS_E_INTERRUPTED) && c->starved)
 			return 0;
-		if (!gnutls_error_is_fatal((int)n))
-			continue;
-		return RL_ETLS;
+		if (n != GNUTLS_E_AGAIN && n != GNUTLS_E_INTERRUPTED && gnutls_error_is_fatal((int)n))
+			return RL_ETLS;
+		spins++;
 	}
+	return 0;
 }
 
 static void conn_tls_handshake(struct conn *c)
@@ -396,6 +405,7 @@ static ssize_t conn_tls_pull(gnutls_transport_ptr_t ptr, void *p, size_t n)
 	struct conn *c = ptr;
 
 	if (c->cin.len == 0) {
+		c->starved = 1;
 		gnutls_transport_set_errno(c->tls, EAGAIN);
 		return -1;
 	}

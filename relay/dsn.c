@@ -234,7 +234,6 @@ static const char text_common[] = "For further assistance, please send mail to p
 static int put_rcpt_text(struct rl_buf *b, struct rl_buf *scratch, const struct dsn_rcpt *r)
 {
 	char addr[DSN_VALUE_MAX + 2], host[DSN_VALUE_MAX + 2], diag[DSN_VALUE_MAX + 2];
-
 	char *bracket;
 
 	sanitize(addr, r->address, SAN_TEXT);

@@ -1,3 +1,370 @@
-"""relay/dns.c against Knot DNS (work in progress)."""
+"""relay/dns.c (libunbound on libuv) against a DNSSEC-signed Knot DNS zone.
+
+The C driver $TLSRELAY_TEST_DNS (tests/unit/test_dns.c) reads a tlsrelay
+configuration, runs the lookups named on its command line at the same time
+and prints one line per lookup:
+
+    mx NAME status=OK secure=1 implicit=0 null_mx=0 hosts=10:a,20:b ms=N why=...
+    addrs NAME status=OK secure=1 addrs=::1,127.0.0.5 ms=N why=...
+
+Lines starting with FAIL are broken promises of dns.h (callback inside the
+starting call, twice, or after cancel; the loop not closing after dns_free).
+"""
+
+import os
+import re
+import shutil
+import subprocess
 import sys
-sys.exit(77)
+import tempfile
+import time
+import unittest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import dnszone  # noqa: E402
+import harness  # noqa: E402
+
+TEST_DNS = (os.environ.get('TLSRELAY_TEST_DNS') or
+            '/work/main/build/tests/test_dns')
+
+SANITIZER_MARKERS = harness.SANITIZER_MARKERS
+
+# The zone every test reads from (test. is signed by Knot itself).
+RECORDS = [
+    # MX by preference, listed out of order on purpose.
+    ('pref.test.', 'MX', '30 mx3.pref.test.'),
+    ('pref.test.', 'MX', '10 mx1.pref.test.'),
+    ('pref.test.', 'MX', '20 mx2.pref.test.'),
+    # One best host, then three of equal preference.
+    ('equal.test.', 'MX', '5 first.equal.test.'),
+    ('equal.test.', 'MX', '10 a.equal.test.'),
+    ('equal.test.', 'MX', '10 b.equal.test.'),
+    ('equal.test.', 'MX', '10 c.equal.test.'),
+    # No MX at all, an address only: the implicit MX (RFC 5321 5.1).
+    ('implicit.test.', 'A', '127.0.0.7'),
+    # RFC 7505 null MX.
+    ('null.test.', 'MX', '0 .'),
+    # Addresses of both families, one family, a CNAME, many.
+    ('both.test.', 'A', '127.0.0.5'),
+    ('both.test.', 'AAAA', '::1'),
+    ('v4.test.', 'A', '127.0.0.6'),
+    ('v6.test.', 'AAAA', '::1'),
+    ('alias.test.', 'CNAME', 'both.test.'),
+    ('alias-mx.test.', 'CNAME', 'pref.test.'),
+] + [('many.test.', 'A', '127.0.0.%d' % i) for i in range(10, 30)] + [
+    ('many.test.', 'AAAA', '::1'),
+]
+
+
+def parse_line(line):
+    """'mx NAME k=v k=v ... why=TEXT' -> dict with kind, name and the keys."""
+    head, _, why = line.partition(' why=')
+    f = head.split()
+    out = {'kind': f[0], 'name': f[1], 'why': why}
+    for kv in f[2:]:
+        k, _, v = kv.partition('=')
+        out[k] = v
+    return out
+
+
+class DnsTestBase(unittest.TestCase):
+    zone = None
+
+    @classmethod
+    def setUpClass(cls):
+        dnszone.require_knot()
+        if not os.access(TEST_DNS, os.X_OK):
+            raise unittest.SkipTest('test_dns not built at %s' % TEST_DNS)
+        cls.zone = dnszone.DnsZone(RECORDS)
+        cls.addClassCleanup(cls.zone.close)
+
+    def setUp(self):
+        self.dir = tempfile.mkdtemp(prefix='tlsrelay-dnstest-')
+        self.addCleanup(shutil.rmtree, self.dir, True)
+
+    def config(self, name='relay.conf', **keys):
+        """A tlsrelay.conf resolving through the zone unless keys say else.
+        The default dns_servers is an unused port: only the stub zone for
+        test. answers, nothing leaves the machine."""
+        k = {
+            'dns_servers': '127.0.0.1@%d' % harness.unused_udp_port(),
+            'dns_unbound_config': self.zone.unbound_conf,
+            'dns_trust_anchor_file': self.zone.ta_file,
+        }
+        k.update(keys)
+        path = os.path.join(self.dir, name)
+        harness.write_config(path, {a: b for a, b in k.items()
+                                    if b is not None})
+        return path
+
+    def run_dns(self, conf, lookups, timeout_ms=None, free_after=None,
+                want_rc=0, limit=60):
+        """Run the driver; returns (lines parsed, elapsed seconds)."""
+        args = [TEST_DNS, '-c', conf]
+        if timeout_ms is not None:
+            args += ['-t', str(timeout_ms)]
+        if free_after is not None:
+            args += ['-f', str(free_after)]
+        t0 = time.monotonic()
+        r = subprocess.run(args + list(lookups), stdin=subprocess.DEVNULL,
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                           encoding='utf-8', errors='replace', timeout=limit)
+        took = time.monotonic() - t0
+        for m in SANITIZER_MARKERS:
+            self.assertNotIn(m, r.stderr, r.stderr)
+        self.assertNotIn('FAIL', r.stdout, r.stdout)
+        self.assertEqual(r.returncode, want_rc, r.stdout + r.stderr)
+        lines = r.stdout.splitlines()
+        self.assertEqual(len(lines), len(lookups), r.stdout)
+        return [parse_line(l) if ' status=' in l else l for l in lines], took
+
+    def one(self, conf, lookup, **kw):
+        lines, _ = self.run_dns(conf, [lookup], **kw)
+        return lines[0]
+
+
+class MxLookups(DnsTestBase):
+
+    def test_mx_by_preference(self):
+        r = self.one(self.config(), 'mx:pref.test')
+        self.assertEqual(r['status'], 'OK', r)
+        self.assertEqual(r['hosts'], '10:mx1.pref.test,20:mx2.pref.test,'
+                                     '30:mx3.pref.test')
+        self.assertEqual((r['secure'], r['implicit'], r['null_mx']),
+                         ('1', '0', '0'))
+        self.assertEqual(r['why'], '')
+
+    def test_trailing_dot_and_case(self):
+        r = self.one(self.config(), 'mx:PREF.test.')
+        self.assertEqual(r['status'], 'OK', r)
+        self.assertEqual(r['hosts'].split(',')[0], '10:mx1.pref.test')
+
+    def test_equal_preferences_in_both_orders(self):
+        lines, _ = self.run_dns(self.config(), ['mx:equal.test'] * 40)
+        orders = set()
+        for r in lines:
+            self.assertEqual(r['status'], 'OK', r)
+            hosts = r['hosts'].split(',')
+            self.assertEqual(hosts[0], '5:first.equal.test', r)
+            self.assertEqual(sorted(hosts[1:]), ['10:a.equal.test',
+                                                 '10:b.equal.test',
+                                                 '10:c.equal.test'])
+            orders.add(tuple(hosts[1:]))
+        # Uniform shuffling: 40 draws of 6 orders leave one out with
+        # probability < 1e-3; a fixed order shows as exactly one.
+        pairs = {(o.index('10:a.equal.test') < o.index('10:b.equal.test'))
+                 for o in orders}
+        self.assertEqual(pairs, {True, False}, orders)
+        self.assertGreaterEqual(len(orders), 4, orders)
+
+    def test_implicit_mx(self):
+        r = self.one(self.config(), 'mx:implicit.test')
+        self.assertEqual(r['status'], 'OK', r)
+        self.assertEqual(r['implicit'], '1')
+        self.assertEqual(r['hosts'], '0:implicit.test')
+        self.assertEqual(r['secure'], '1')
+
+    def test_null_mx(self):
+        r = self.one(self.config(), 'mx:null.test')
+        self.assertEqual(r['status'], 'OK', r)
+        self.assertEqual((r['null_mx'], r['implicit'], r['hosts']),
+                         ('1', '0', ''))
+        self.assertIn('nullMX', r['why'])
+
+    def test_nxdomain(self):
+        r = self.one(self.config(), 'mx:nowhere.test')
+        self.assertEqual(r['status'], 'NXDOMAIN', r)
+        self.assertEqual(r['secure'], '1')  # a validated denial
+        self.assertIn('Host or domain name not found', r['why'])
+
+    def test_cname_to_mx(self):
+        r = self.one(self.config(), 'mx:alias-mx.test')
+        self.assertEqual(r['status'], 'OK', r)
+        self.assertTrue(r['hosts'].startswith('10:mx1.pref.test'), r)
+
+    def test_bad_names_refused_at_once(self):
+        lines, _ = self.run_dns(self.config(),
+                                ['mx:bad..name', 'mx:', 'addrs:sp ace.test'])
+        for l in lines:
+            self.assertRegex(l, r'error=-22\b')
+
+
+class AddressLookups(DnsTestBase):
+
+    def test_both_families_ipv6_first(self):
+        r = self.one(self.config(), 'addrs:both.test')
+        self.assertEqual(r['status'], 'OK', r)
+        self.assertEqual(r['addrs'], '::1,127.0.0.5')
+        self.assertEqual(r['secure'], '1')
+
+    def test_one_family(self):
+        lines, _ = self.run_dns(self.config(), ['addrs:v4.test',
+                                                'addrs:v6.test'])
+        self.assertEqual((lines[0]['status'], lines[0]['addrs']),
+                         ('OK', '127.0.0.6'))
+        self.assertEqual((lines[1]['status'], lines[1]['addrs']),
+                         ('OK', '::1'))
+        self.assertEqual([l['secure'] for l in lines], ['1', '1'])
+
+    def test_cname_to_address(self):
+        r = self.one(self.config(), 'addrs:alias.test')
+        self.assertEqual(r['status'], 'OK', r)
+        self.assertEqual(r['addrs'], '::1,127.0.0.5')
+        self.assertEqual(r['secure'], '1')
+
+    def test_capped(self):
+        r = self.one(self.config(), 'addrs:many.test')
+        addrs = r['addrs'].split(',')
+        self.assertEqual(len(addrs), 16, r)  # DNS_ADDR_MAX
+        self.assertEqual(addrs[0], '::1')
+        self.assertTrue(all(a.startswith('127.0.0.') for a in addrs[1:]))
+
+    def test_nxdomain_and_nodata(self):
+        lines, _ = self.run_dns(self.config(), ['addrs:nowhere.test',
+                                                'addrs:pref.test'])
+        self.assertEqual(lines[0]['status'], 'NXDOMAIN', lines[0])
+        self.assertEqual(lines[1]['status'], 'NODATA', lines[1])
+        self.assertEqual([l['addrs'] for l in lines], ['', ''])
+        self.assertEqual([l['secure'] for l in lines], ['1', '1'])
+
+
+class Validation(DnsTestBase):
+
+    def test_bogus_with_wrong_trust_anchor(self):
+        bad_ta = self.zone.bad_trust_anchor(os.path.join(self.dir, 'bad.ds'))
+        ub = self.zone.write_unbound_conf(os.path.join(self.dir, 'ub.conf'),
+                                          trust_anchor_file=bad_ta)
+        conf = self.config(dns_unbound_config=ub,
+                           dns_trust_anchor_file='/nonexistent/anchor')
+        lines, _ = self.run_dns(conf, ['mx:pref.test', 'addrs:both.test',
+                                       'mx:nowhere.test'])
+        for r in lines:
+            self.assertEqual(r['status'], 'BOGUS', r)
+            self.assertEqual(r['secure'], '0')
+            self.assertIn('DNSSEC validation failed', r['why'])
+        self.assertEqual(lines[0]['hosts'], '')
+        self.assertEqual(lines[1]['addrs'], '')
+
+    def test_insecure_without_trust_anchor(self):
+        ub = self.zone.write_unbound_conf(os.path.join(self.dir, 'ub.conf'))
+        # Same stub zone, but no anchor at all: answers are insecure, not bogus.
+        with open(ub) as f:
+            text = f.read()
+        text = re.sub(r'\n\s*trust-anchor-file:.*', '', text)
+        with open(ub, 'w') as f:
+            f.write(text)
+        conf = self.config(dns_unbound_config=ub,
+                           dns_trust_anchor_file='/nonexistent/anchor')
+        lines, _ = self.run_dns(conf, ['mx:pref.test', 'addrs:both.test'])
+        for r in lines:
+            self.assertEqual((r['status'], r['secure']), ('OK', '0'), r)
+
+    def test_anchor_from_dns_trust_anchor_file_only(self):
+        # The anchor may come from dns_trust_anchor_file alone.
+        ub = self.zone.write_unbound_conf(os.path.join(self.dir, 'ub.conf'))
+        with open(ub) as f:
+            text = re.sub(r'\n\s*trust-anchor-file:.*', '', f.read())
+        with open(ub, 'w') as f:
+            f.write(text)
+        r = self.one(self.config(dns_unbound_config=ub), 'mx:pref.test')
+        self.assertEqual((r['status'], r['secure']), ('OK', '1'), r)
+
+    def test_relay_keys_with_system_root_anchor(self):
+        # dnszone's keys next to the default root anchor (if installed).
+        keys = self.zone.relay_keys()
+        keys['dns_trust_anchor_file'] = '/usr/share/dns/root.key'
+        r = self.one(self.config(**keys), 'mx:pref.test')
+        self.assertEqual((r['status'], r['secure']), ('OK', '1'), r)
+
+
+class Failures(DnsTestBase):
+
+    def test_unanswered_server_tempfails(self):
+        """dns_servers at a port nobody listens on, no unbound config: both
+        libunbound's own give-up (about 17 s) and our shorter deadline end in
+        DNS_TEMPFAIL.  The two runs overlap to keep the test short."""
+        dead = self.config(name='dead.conf', dns_unbound_config=None,
+                           dns_trust_anchor_file='/nonexistent/anchor')
+        # example.com: not one of libunbound's built-in local zones, so the
+        # query really goes to the (dead) server.
+        lookups = ['mx:example.com', 'addrs:example.com']
+        procs = []
+        for extra in ([], ['-t', '1500']):
+            procs.append((time.monotonic(), subprocess.Popen(
+                [TEST_DNS, '-c', dead] + extra + lookups,
+                stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                stdin=subprocess.DEVNULL, encoding='utf-8',
+                errors='replace')))
+        results = []
+        try:
+            for t0, p in procs:
+                out, err = p.communicate(timeout=45)
+                results.append((time.monotonic() - t0, p.returncode, out, err))
+        finally:
+            for _, p in procs:
+                if p.poll() is None:
+                    p.kill()
+                    p.wait()
+        (slow, rc1, out1, err1), (fast, rc2, out2, err2) = results
+        for rc, out, err in ((rc1, out1, err1), (rc2, out2, err2)):
+            self.assertEqual(rc, 0, out + err)
+            self.assertNotIn('FAIL', out)
+            lines = [parse_line(l) for l in out.splitlines()]
+            self.assertEqual(len(lines), 2, out)
+            for r in lines:
+                self.assertEqual((r['status'], r['secure']), ('TEMPFAIL', '0'),
+                                 r)
+        self.assertLess(fast, 6.0)
+        self.assertIn('timed out', out2)
+        # DNS_TIMEOUT_MS (30 s) bounds the default case, whoever gives up.
+        self.assertLess(slow, 35.0)
+
+    def test_free_with_lookups_pending(self):
+        """dns_free() with lookups outstanding: no callback, loop closes."""
+        dead = self.config(name='dead.conf', dns_unbound_config=None,
+                           dns_trust_anchor_file='/nonexistent/anchor')
+        lines, took = self.run_dns(dead, ['mx:example.com', 'addrs:example.net',
+                                          'cancel-mx:example.org'],
+                                   free_after=200)
+        self.assertEqual(lines, ['pending example.com', 'pending example.net',
+                                 'cancelled example.org'])
+        self.assertLess(took, 10.0)
+
+    def test_cancel(self):
+        lines, _ = self.run_dns(self.config(), ['cancel-mx:pref.test',
+                                                'mx:pref.test',
+                                                'cancel-addrs:both.test'])
+        self.assertEqual(lines[0], 'cancelled pref.test')
+        self.assertEqual(lines[1]['status'], 'OK')
+        self.assertEqual(lines[2], 'cancelled both.test')
+
+    def test_missing_unbound_config(self):
+        conf = self.config(dns_unbound_config='/nonexistent/unbound.conf')
+        r = subprocess.run([TEST_DNS, '-c', conf, 'mx:pref.test'],
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                           encoding='utf-8', errors='replace', timeout=30)
+        self.assertEqual(r.returncode, 1, r.stdout + r.stderr)
+        self.assertIn('dns_unbound_config /nonexistent/unbound.conf', r.stdout)
+
+
+class ZoneUpdates(DnsTestBase):
+    """dnszone.set_records() (used by other tests) takes effect."""
+
+    def test_set_records(self):
+        with dnszone.DnsZone([('x.test.', 'MX', '10 old.x.test.')]) as z:
+            conf = self.config(dns_unbound_config=z.unbound_conf,
+                               dns_trust_anchor_file=z.ta_file)
+            r = self.one(conf, 'mx:x.test')
+            self.assertEqual((r['hosts'], r['secure']), ('10:old.x.test', '1'))
+            z.set_records([('x.test.', 'MX', '20 new.x.test.'),
+                           ('new.x.test.', 'A', '127.0.0.9')])
+            lines, _ = self.run_dns(conf, ['mx:x.test', 'addrs:new.x.test'])
+            self.assertEqual((lines[0]['hosts'], lines[0]['secure']),
+                             ('20:new.x.test', '1'))
+            self.assertEqual(lines[1]['addrs'], '127.0.0.9')
+            proc = z.proc
+        self.assertIsNotNone(proc.returncode)  # knotd stopped and reaped
+
+
+if __name__ == '__main__':
+    unittest.main(verbosity=2)
