@@ -112,7 +112,7 @@ class DnsTestBase(unittest.TestCase):
         took = time.monotonic() - t0
         for m in SANITIZER_MARKERS:
             self.assertNotIn(m, r.stderr, r.stderr)
-        self.assertNotIn('FAIL', r.stdout, r.stdout)
+        self.assertNotRegex(r.stdout, r'(?m)^FAIL', r.stdout)
         self.assertEqual(r.returncode, want_rc, r.stdout + r.stderr)
         lines = r.stdout.splitlines()
         self.assertEqual(len(lines), len(lookups), r.stdout)
@@ -137,7 +137,9 @@ class MxLookups(DnsTestBase):
     def test_trailing_dot_and_case(self):
         r = self.one(self.config(), 'mx:PREF.test.')
         self.assertEqual(r['status'], 'OK', r)
-        self.assertEqual(r['hosts'].split(',')[0], '10:mx1.pref.test')
+        # Names keep the case they arrive in; here Knot compresses the
+        # exchange against the question, so it echoes the asker's case.
+        self.assertEqual(r['hosts'].split(',')[0].lower(), '10:mx1.pref.test')
 
     def test_equal_preferences_in_both_orders(self):
         lines, _ = self.run_dns(self.config(), ['mx:equal.test'] * 40)
@@ -290,34 +292,39 @@ class Failures(DnsTestBase):
         lookups = ['mx:example.com', 'addrs:example.com']
         procs = []
         for extra in ([], ['-t', '1500']):
-            procs.append((time.monotonic(), subprocess.Popen(
+            procs.append(subprocess.Popen(
                 [TEST_DNS, '-c', dead] + extra + lookups,
                 stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                 stdin=subprocess.DEVNULL, encoding='utf-8',
-                errors='replace')))
+                errors='replace'))
         results = []
         try:
-            for t0, p in procs:
+            for p in procs:
                 out, err = p.communicate(timeout=45)
-                results.append((time.monotonic() - t0, p.returncode, out, err))
+                results.append((p.returncode, out, err))
         finally:
-            for _, p in procs:
+            for p in procs:
                 if p.poll() is None:
                     p.kill()
                     p.wait()
-        (slow, rc1, out1, err1), (fast, rc2, out2, err2) = results
-        for rc, out, err in ((rc1, out1, err1), (rc2, out2, err2)):
+        took = []
+        for rc, out, err in results:
             self.assertEqual(rc, 0, out + err)
-            self.assertNotIn('FAIL', out)
+            self.assertNotRegex(out, r'(?m)^FAIL')
+            for m in SANITIZER_MARKERS:
+                self.assertNotIn(m, err, err)
             lines = [parse_line(l) for l in out.splitlines()]
             self.assertEqual(len(lines), 2, out)
             for r in lines:
                 self.assertEqual((r['status'], r['secure']), ('TEMPFAIL', '0'),
                                  r)
-        self.assertLess(fast, 6.0)
-        self.assertIn('timed out', out2)
-        # DNS_TIMEOUT_MS (30 s) bounds the default case, whoever gives up.
-        self.assertLess(slow, 35.0)
+            took.append(max(int(r['ms']) for r in lines))
+        # Our deadline: 1.5 s, give or take a loop turn.
+        self.assertLess(took[1], 3000, results[1][1])
+        self.assertIn('timed out', results[1][1])
+        # Default: libunbound gives up first (about 17 s on a fresh context),
+        # and DNS_TIMEOUT_MS (30 s) would bound it anyway.
+        self.assertLess(took[0], 31000, results[0][1])
 
     def test_free_with_lookups_pending(self):
         """dns_free() with lookups outstanding: no callback, loop closes."""
