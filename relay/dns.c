@@ -39,18 +39,18 @@
 #include "dns.h"
 
 /* RFC 1035 section 3.2.2/3.2.4 and RFC 3596 section 2.1. */
-#define DNS_TYPE_A 1
-#define DNS_TYPE_MX 15
+#define DNS_TYPE_A    1
+#define DNS_TYPE_MX   15
 #define DNS_TYPE_AAAA 28
-#define DNS_CLASS_IN 1
+#define DNS_CLASS_IN  1
 /* RFC 1035 section 4.1.1. */
-#define DNS_RCODE_NOERROR 0
+#define DNS_RCODE_NOERROR  0
 #define DNS_RCODE_NXDOMAIN 3
 
 /* An id is (generation << DNS_SLOT_BITS) | slot and stays a positive int. */
 #define DNS_SLOT_BITS 16
-#define DNS_GEN_MASK 0x7fffu
-#define DNS_NO_SLOT UINT32_MAX
+#define DNS_GEN_MASK  0x7fffu
+#define DNS_NO_SLOT   UINT32_MAX
 
 _Static_assert(DNS_PENDING_MAX == 1u << DNS_SLOT_BITS, "ids hold DNS_SLOT_BITS of slot");
 
@@ -76,7 +76,7 @@ struct dns_req {
 	int id;
 	uint32_t slot;
 	enum dns_kind kind;
-	uint64_t deadline;           /* uv_now() time; UINT64_MAX: none */
+	uint64_t deadline;	     /* uv_now() time; UINT64_MAX: none */
 	struct dns_req *prev, *next; /* in deadline order */
 	void (*mx_cb)(void *arg, const struct dns_mx_result *r);
 	void (*addr_cb)(void *arg, const struct dns_addr_result *r);
@@ -88,7 +88,7 @@ struct dns_req {
 
 struct dns_slot {
 	struct dns_req *req; /* NULL when free */
-	uint32_t gen;        /* bumped on release: stale ids stop matching */
+	uint32_t gen;	     /* bumped on release: stale ids stop matching */
 	uint32_t next_free;
 };
 
@@ -326,8 +326,8 @@ static void req_withdraw(struct dns_req *req)
  * in the style of Postfix's "Name service error" lines.  Validation failure
  * comes first: a bogus NXDOMAIN or NODATA proves nothing.
  */
-static int classify(int err, const struct ub_result *res, const char *name, int qtype,
-		    int *secure, char *why, size_t whylen)
+static int classify(int err, const struct ub_result *res, const char *name, int qtype, int *secure,
+		    char *why, size_t whylen)
 {
 	const char *t = type_name(qtype);
 	char bogus[200];
@@ -336,28 +336,28 @@ static int classify(int err, const struct ub_result *res, const char *name, int 
 	why[0] = '\0';
 	if (err != 0 || !res) {
 		why_set(why, whylen, "DNS lookup failed for name=%s type=%s: %s", name, t,
-			 ub_strerror(err));
+			ub_strerror(err));
 		return DNS_TEMPFAIL;
 	}
 	if (res->bogus) {
 		copy_text(bogus, sizeof(bogus), res->why_bogus ? res->why_bogus : "bogus");
 		why_set(why, whylen, "DNSSEC validation failed for name=%s type=%s: %s", name, t,
-			 bogus);
+			bogus);
 		return DNS_BOGUS;
 	}
 	*secure = res->secure != 0;
 	if (res->rcode == DNS_RCODE_NXDOMAIN || res->nxdomain) {
 		why_set(why, whylen,
-			 "Host or domain name not found. Name service error for name=%s type=%s: "
-			 "Host not found",
-			 name, t);
+			"Host or domain name not found. Name service error for name=%s type=%s: "
+			"Host not found",
+			name, t);
 		return DNS_NXDOMAIN;
 	}
 	if (res->rcode != DNS_RCODE_NOERROR) {
 		why_set(why, whylen,
-			 "Host or domain name not found. Name service error for name=%s type=%s: "
-			 "Host not found, try again (rcode %d)",
-			 name, t, res->rcode);
+			"Host or domain name not found. Name service error for name=%s type=%s: "
+			"Host not found, try again (rcode %d)",
+			name, t, res->rcode);
 		return DNS_TEMPFAIL;
 	}
 	if (!res->havedata || !res->data || !res->data[0]) {
@@ -368,8 +368,7 @@ static int classify(int err, const struct ub_result *res, const char *name, int 
 }
 
 /* Keep h among the best DNS_MX_MAX hosts by (preference, random key). */
-static void mx_keep(struct dns_mx_result *r, uint32_t *key, const struct dns_mx_host *h,
-		    uint32_t k)
+static void mx_keep(struct dns_mx_result *r, uint32_t *key, const struct dns_mx_host *h, uint32_t k)
 {
 	size_t worst = 0;
 
@@ -382,8 +381,7 @@ static void mx_keep(struct dns_mx_result *r, uint32_t *key, const struct dns_mx_
 		if (r->hosts[i].pref > r->hosts[worst].pref ||
 		    (r->hosts[i].pref == r->hosts[worst].pref && key[i] > key[worst]))
 			worst = i;
-	if (h->pref < r->hosts[worst].pref ||
-	    (h->pref == r->hosts[worst].pref && k < key[worst])) {
+	if (h->pref < r->hosts[worst].pref || (h->pref == r->hosts[worst].pref && k < key[worst])) {
 		r->hosts[worst] = *h;
 		key[worst] = k;
 	}
@@ -495,7 +493,7 @@ static void addr_collect(struct dns_req *req, struct dns_sub *s, int err,
 	if (s->naddr == 0) {
 		s->status = DNS_NODATA;
 		why_set(s->why, sizeof(s->why), "Malformed %s records for name=%s",
-			 type_name(s->qtype), req->name);
+			type_name(s->qtype), req->name);
 	}
 }
 
@@ -561,9 +559,9 @@ static void addrs_finish(struct dns_req *req)
 		copy_text(r.why, sizeof(r.why), why);
 	else if (r.status == DNS_NODATA)
 		why_set(r.why, sizeof(r.why),
-			 "Name service error for name=%s type=A: No address associated with "
-			 "hostname",
-			 req->name);
+			"Name service error for name=%s type=A: No address associated with "
+			"hostname",
+			req->name);
 	req_release(req);
 	cb(arg, &r);
 }
@@ -600,7 +598,7 @@ static void req_fail(struct dns_req *req, const char *reason)
 		s->status = DNS_TEMPFAIL;
 		s->secure = 0;
 		why_set(s->why, sizeof(s->why), "DNS lookup failed for name=%s type=%s: %s",
-			 req->name, type_name(s->qtype), reason);
+			req->name, type_name(s->qtype), reason);
 	}
 	req_withdraw(req);
 	if (req->kind == DNS_KIND_MX) {
@@ -665,6 +663,30 @@ static void on_close(uv_handle_t *h)
 
 /* -- public ------------------------------------------------------------- */
 
+/* A dns_servers address in libunbound's own "IP@PORT" notation. */
+static int fwd_text(const struct cfg_addr *a, char *out, size_t size)
+{
+	char ip[INET6_ADDRSTRLEN];
+	const void *bytes;
+	unsigned port;
+
+	if (a->sa.ss_family == AF_INET6) {
+		const struct sockaddr_in6 *sin6 = (const struct sockaddr_in6 *)&a->sa;
+
+		bytes = &sin6->sin6_addr;
+		port = ntohs(sin6->sin6_port);
+	} else {
+		const struct sockaddr_in *sin = (const struct sockaddr_in *)&a->sa;
+
+		bytes = &sin->sin_addr;
+		port = ntohs(sin->sin_port);
+	}
+	if (!inet_ntop(a->sa.ss_family, bytes, ip, sizeof(ip)))
+		return -EINVAL;
+	snprintf(out, size, "%s@%u", ip, port);
+	return 0;
+}
+
 /* dns_unbound_config, then the servers, then the trust anchors (dns.h). */
 static int ub_setup(struct ub_ctx *ub, const struct cfg *cfg, char *err, size_t errlen)
 {
@@ -690,19 +712,12 @@ static int ub_setup(struct ub_ctx *ub, const struct cfg *cfg, char *err, size_t 
 		return RL_ECONFIG;
 	}
 	for (size_t i = 0; !cfg->dns_system && i < cfg->ndns; i++) {
-		const struct cfg_addr *a = &cfg->dns[i];
-		const void *ip = a->sa.ss_family == AF_INET6
-					 ? (const void *)&((const struct sockaddr_in6 *)&a->sa)->sin6_addr
-					 : (const void *)&((const struct sockaddr_in *)&a->sa)->sin_addr;
-		unsigned port = ntohs(a->sa.ss_family == AF_INET6
-					      ? ((const struct sockaddr_in6 *)&a->sa)->sin6_port
-					      : ((const struct sockaddr_in *)&a->sa)->sin_port);
-		char text[INET6_ADDRSTRLEN], fwd[INET6_ADDRSTRLEN + 8];
+		char fwd[INET6_ADDRSTRLEN + 8];
 
-		if (!inet_ntop(a->sa.ss_family, ip, text, sizeof(text)))
+		if (fwd_text(&cfg->dns[i], fwd, sizeof(fwd)) < 0) {
+			set_err(err, errlen, "cannot use a DNS server", NULL, "bad address");
 			return RL_ECONFIG;
-		/* libunbound's own "IP@PORT" notation. */
-		snprintf(fwd, sizeof(fwd), "%s@%u", text, port);
+		}
 		if ((rc = ub_ctx_set_fwd(ub, fwd)) != 0) {
 			set_err(err, errlen, "cannot use DNS server", fwd, ub_strerror(rc));
 			return RL_ECONFIG;
@@ -792,16 +807,15 @@ static int sub_start(struct dns_req *req, int i, int qtype)
 
 	s->req = req;
 	s->qtype = qtype;
-	rc = ub_resolve_async(req->d->ub, req->name, qtype, DNS_CLASS_IN, s, on_answer,
-			      &s->ub_id);
+	rc = ub_resolve_async(req->d->ub, req->name, qtype, DNS_CLASS_IN, s, on_answer, &s->ub_id);
 	if (rc != 0)
 		return ub_code(rc);
 	s->pending = 1;
 	return 0;
 }
 
-int dns_mx(struct dns *d, const char *domain,
-	   void (*cb)(void *arg, const struct dns_mx_result *r), void *arg)
+int dns_mx(struct dns *d, const char *domain, void (*cb)(void *arg, const struct dns_mx_result *r),
+	   void *arg)
 {
 	struct dns_req *req;
 	int rc;

@@ -55,6 +55,11 @@ struct dns_mx_host {
 	unsigned pref;
 };
 
+/*
+ * A null MX is status DNS_OK with null_mx = 1 and no hosts.  MX records of
+ * which none names a usable host (unreadable names, a "." next to other
+ * records) give DNS_TEMPFAIL: nothing to deliver to, but no refusal either.
+ */
 struct dns_mx_result {
 	int status;       /* enum dns_status of the MX query */
 	int secure;       /* the MX answer (or its denial) was DNSSEC-validated */
@@ -72,7 +77,7 @@ struct dns_addr {
 
 struct dns_addr_result {
 	int status;       /* DNS_OK if either A or AAAA gave addresses */
-	int secure;       /* every answer used was validated */
+	int secure;       /* both the AAAA and the A answer were validated */
 	size_t naddr;
 	struct dns_addr addr[DNS_ADDR_MAX]; /* IPv6 first, then IPv4 */
 	char why[256];

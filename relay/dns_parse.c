@@ -21,7 +21,7 @@
 
 /* RFC 1035 section 2.3.4: labels of 63 octets or less, names of 255 or less. */
 #define DNS_LABEL_MAX 63
-#define DNS_WIRE_MAX 255
+#define DNS_WIRE_MAX  255
 
 /* The two top bits of a length octet: 00 is a plain label, 11 a compression
  * pointer, 01 and 10 the obsolete extended label types (RFC 6891 section

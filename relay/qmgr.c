@@ -836,9 +836,15 @@ static size_t qmsg_outcome(struct qmsg *qm, struct dsn_rcpt *dr, int expired)
 		rl_strlcpy(u->dsn, r->dsn, sizeof(u->dsn));
 		if (u->state != QUEUE_RCPT_BOUNCED)
 			continue;
-		if (class != SMTPC_PERMFAIL)
-			log_info("%s: to=<%s>, relay=none, delay=0, dsn=%s, status=expired, returned "
-				 "to sender", m->id, u->address, u->dsn);
+		if (class != SMTPC_PERMFAIL) {
+			char delay[32];
+
+			/* The contract knows sent|deferred|bounced: an expiry is a bounce. */
+			fmt_delay(delay, sizeof(delay), m->arrival);
+			log_info("%s: to=<%s>, relay=none, delay=%s, dsn=%s, status=bounced (message "
+				 "expired after queue_lifetime: %s)", m->id, u->address, delay, u->dsn,
+				 r->reason);
+		}
 		dr[nd++] = (struct dsn_rcpt){ u->address, "failed", u->dsn,
 					      strcmp(qm->relay[i], "none") ? qm->relay[i] : NULL,
 					      r->reply[0] ? r->reply : r->reason, r->reply[0] != 0 };

@@ -42,8 +42,15 @@ RECORDS = [
     ('equal.test.', 'MX', '10 c.equal.test.'),
     # No MX at all, an address only: the implicit MX (RFC 5321 5.1).
     ('implicit.test.', 'A', '127.0.0.7'),
-    # RFC 7505 null MX.
+    # RFC 7505 null MX; a "." next to a real MX; a "." with preference 10.
     ('null.test.', 'MX', '0 .'),
+    ('mixed-null.test.', 'MX', '0 .'),
+    ('mixed-null.test.', 'MX', '10 mx1.pref.test.'),
+    ('root-only.test.', 'MX', '10 .'),
+    # An exchange name no host can have (a space in a label) is skipped.
+    ('weird.test.', 'MX', '10 bad\\032name.test.'),
+    ('weird.test.', 'MX', '20 mx2.pref.test.'),
+    ('all-weird.test.', 'MX', '10 bad\\032name.test.'),
     # Addresses of both families, one family, a CNAME, many.
     ('both.test.', 'A', '127.0.0.5'),
     ('both.test.', 'AAAA', '::1'),
@@ -172,6 +179,24 @@ class MxLookups(DnsTestBase):
         self.assertEqual((r['null_mx'], r['implicit'], r['hosts']),
                          ('1', '0', ''))
         self.assertIn('nullMX', r['why'])
+
+    def test_root_exchange_beside_other_mx_is_skipped(self):
+        lines, _ = self.run_dns(self.config(), ['mx:mixed-null.test',
+                                                'mx:root-only.test'])
+        self.assertEqual((lines[0]['status'], lines[0]['null_mx'],
+                          lines[0]['hosts']),
+                         ('OK', '0', '10:mx1.pref.test'))
+        # Not RFC 7505's "0 .", and no host either: defer, do not bounce.
+        self.assertEqual((lines[1]['status'], lines[1]['null_mx'],
+                          lines[1]['hosts']), ('TEMPFAIL', '0', ''))
+        self.assertIn('no usable host', lines[1]['why'])
+
+    def test_unreadable_exchange_is_skipped(self):
+        lines, _ = self.run_dns(self.config(), ['mx:weird.test',
+                                                'mx:all-weird.test'])
+        self.assertEqual((lines[0]['status'], lines[0]['hosts']),
+                         ('OK', '20:mx2.pref.test'))
+        self.assertEqual(lines[1]['status'], 'TEMPFAIL', lines[1])
 
     def test_nxdomain(self):
         r = self.one(self.config(), 'mx:nowhere.test')

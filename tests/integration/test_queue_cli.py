@@ -53,6 +53,8 @@ class QueueCli(RelayTestCase):
 
     def test_one_message_layout(self):
         qid = self.send(rcpts=['bob@dest.test'])
+        # Stop the relay so no delivery attempt ('*') races the two listings.
+        self.r.stop()
         (m,) = self.r.mailq_json()
         self.assertEqual(m['queue_id'], qid)
         want = '\n'.join([HEADER] + entry_lines(m) + ['', trailer([m])]) + '\n'
@@ -65,6 +67,7 @@ class QueueCli(RelayTestCase):
                       msg=sized_message(3000))
         b = self.send(sender='carol@client.test', rcpts=['z@dest.test'],
                       msg=sized_message(5000))
+        self.r.stop()
         q = {m['queue_id']: m for m in self.r.mailq_json()}
         self.assertEqual(set(q), {a, b})
         text = self.r.mailq_text()

@@ -101,8 +101,9 @@ static void on_addrs(void *arg, const struct dns_addr_result *r)
 	struct lookup *l = arg;
 	size_t pos;
 
-	pos = (size_t)snprintf(l->line, sizeof(l->line), "addrs %s status=%s secure=%d addrs=",
-			       l->name, status_name(r->status), r->secure);
+	pos = (size_t)snprintf(l->line, sizeof(l->line),
+			       "addrs %s status=%s secure=%d addrs=", l->name,
+			       status_name(r->status), r->secure);
 	for (size_t i = 0; i < r->naddr && pos < sizeof(l->line); i++) {
 		const struct dns_addr *a = &r->addr[i];
 		char ip[INET6_ADDRSTRLEN] = "?";
@@ -135,10 +136,10 @@ static int parse_lookup(const char *arg, struct lookup *l)
 		const char *prefix;
 		int kind, cancel;
 	} kinds[] = {
-		{"mx:", L_MX, 0},
-		{"addrs:", L_ADDRS, 0},
-		{"cancel-mx:", L_MX, 1},
-		{"cancel-addrs:", L_ADDRS, 1},
+	    {"mx:", L_MX, 0},
+	    {"addrs:", L_ADDRS, 0},
+	    {"cancel-mx:", L_MX, 1},
+	    {"cancel-addrs:", L_ADDRS, 1},
 	};
 
 	for (size_t i = 0; i < sizeof(kinds) / sizeof(kinds[0]); i++) {
@@ -183,39 +184,68 @@ static void start_all(void)
 	starting = 0;
 }
 
+struct opts {
+	const char *conf;
+	long timeout, free_after; /* -1: not given */
+};
+
+/* Options, then the lookups into lookups[]; -1 on a usage error. */
+static int parse_args(int argc, char **argv, struct opts *o)
+{
+	int i;
+
+	o->conf = NULL;
+	o->timeout = o->free_after = -1;
+	for (i = 1; i < argc && argv[i][0] == '-'; i += 2) {
+		if (i + 1 >= argc)
+			return -1;
+		if (strcmp(argv[i], "-c") == 0)
+			o->conf = argv[i + 1];
+		else if (strcmp(argv[i], "-t") == 0)
+			o->timeout = strtol(argv[i + 1], NULL, 10);
+		else if (strcmp(argv[i], "-f") == 0)
+			o->free_after = strtol(argv[i + 1], NULL, 10);
+		else
+			return -1;
+	}
+	if (!o->conf || i >= argc || argc - i > MAX_LOOKUPS)
+		return -1;
+	for (; i < argc; i++) {
+		if (parse_lookup(argv[i], &lookups[nlookups++]) < 0) {
+			fprintf(stderr, "test_dns: bad lookup %s\n", argv[i]);
+			return -1;
+		}
+	}
+	return 0;
+}
+
+static void print_results(void)
+{
+	for (size_t k = 0; k < nlookups; k++) {
+		struct lookup *l = &lookups[k];
+
+		if (l->line[0])
+			printf("%s\n", l->line);
+		else
+			printf("pending %s\n", l->name);
+	}
+}
+
 int main(int argc, char **argv)
 {
-	const char *conf = NULL;
-	long timeout = -1, free_after = -1;
+	struct opts o;
 	struct cfg c;
 	struct cfg_error cerr;
 	char err[512];
 	uv_timer_t free_timer;
-	int i;
 
-	for (i = 1; i < argc && argv[i][0] == '-'; i += 2) {
-		if (i + 1 >= argc)
-			return 2;
-		if (strcmp(argv[i], "-c") == 0)
-			conf = argv[i + 1];
-		else if (strcmp(argv[i], "-t") == 0)
-			timeout = strtol(argv[i + 1], NULL, 10);
-		else if (strcmp(argv[i], "-f") == 0)
-			free_after = strtol(argv[i + 1], NULL, 10);
-		else
-			return 2;
-	}
-	if (!conf || i >= argc || argc - i > MAX_LOOKUPS) {
+	if (parse_args(argc, argv, &o) < 0) {
 		fprintf(stderr, "usage: test_dns -c CONFIG [-t MS] [-f MS] LOOKUP...\n");
 		return 2;
 	}
-	for (; i < argc; i++)
-		if (parse_lookup(argv[i], &lookups[nlookups++]) < 0) {
-			fprintf(stderr, "test_dns: bad lookup %s\n", argv[i]);
-			return 2;
-		}
-	if (cfg_load(&c, conf, &cerr) < 0) {
+	if (cfg_load(&c, o.conf, &cerr) < 0) {
 		fprintf(stderr, "test_dns: %s\n", cerr.msg);
+		cfg_fini(&c);
 		return 1;
 	}
 	uv_loop_init(&loop);
@@ -225,26 +255,19 @@ int main(int argc, char **argv)
 		uv_loop_close(&loop);
 		return 1;
 	}
-	cfg_fini(&c); /* the resolver keeps nothing of the configuration */
-	if (timeout >= 0)
-		dns_set_timeout(resolver, (uint64_t)timeout);
+	cfg_fini(&c); /* the resolver must keep nothing of the configuration */
+	if (o.timeout >= 0)
+		dns_set_timeout(resolver, (uint64_t)o.timeout);
 	start_all();
-	if (free_after >= 0) {
+	if (o.free_after >= 0) {
 		uv_timer_init(&loop, &free_timer);
-		uv_timer_start(&free_timer, on_free_timer, (uint64_t)free_after, 0);
+		uv_timer_start(&free_timer, on_free_timer, (uint64_t)o.free_after, 0);
 	} else if (outstanding == 0) {
 		dns_free(resolver);
 		resolver = NULL;
 	}
 	uv_run(&loop, UV_RUN_DEFAULT);
-	for (size_t k = 0; k < nlookups; k++) {
-		struct lookup *l = &lookups[k];
-
-		if (l->line[0])
-			printf("%s\n", l->line);
-		else
-			printf("pending %s\n", l->name);
-	}
+	print_results();
 	if (uv_loop_close(&loop) != 0) {
 		printf("FAIL loop not closed cleanly after dns_free\n");
 		failed = 1;

@@ -21,25 +21,25 @@ struct name_case {
 };
 
 static const struct name_case name_cases[] = {
-	{"root", W("\0"), 0, "", 1},
-	{"two labels", W("\7example\4test\0"), 0, "example.test", 14},
-	{"case kept", W("\3MX1\7Example\0"), 0, "MX1.Example", 13},
-	{"hyphen, underscore, digits", W("\3_25\4_tcp\5mx-01\0"), 0, "_25._tcp.mx-01", 16},
-	{"bytes after the name", W("\1a\0\xff\xff"), 0, "a", 3},
-	{"empty input", W(""), RL_EPARSE, "", 0},
-	{"no root label", W("\3abc"), RL_EPARSE, "", 0},
-	{"label past the end", W("\5ab\0"), RL_EPARSE, "", 0},
-	{"compression pointer", W("\xc0\x0c"), RL_EPARSE, "", 0},
-	{"pointer after a label", W("\1a\xc0\x0c"), RL_EPARSE, "", 0},
-	{"extended label 0x40", W("\x41" "a\0"), RL_EPARSE, "", 0},
-	{"extended label 0x80", W("\x80\0"), RL_EPARSE, "", 0},
-	{"dot inside a label", W("\3a.b\0"), RL_EPARSE, "", 0},
-	{"NUL inside a label", W("\3a\0b\0"), RL_EPARSE, "", 0},
-	{"space", W("\3a b\0"), RL_EPARSE, "", 0},
-	{"backslash", W("\3a\\b\0"), RL_EPARSE, "", 0},
-	{"control byte", W("\3a\nb\0"), RL_EPARSE, "", 0},
-	{"8-bit byte", W("\3a\xc3\xa4\0"), RL_EPARSE, "", 0},
-	{"bad byte in a later label", W("\1a\1*\0"), RL_EPARSE, "", 0},
+    {"root", W("\0"), 0, "", 1},
+    {"two labels", W("\7example\4test\0"), 0, "example.test", 14},
+    {"case kept", W("\3MX1\7Example\0"), 0, "MX1.Example", 13},
+    {"hyphen, underscore, digits", W("\3_25\4_tcp\5mx-01\0"), 0, "_25._tcp.mx-01", 16},
+    {"bytes after the name", W("\1a\0\xff\xff"), 0, "a", 3},
+    {"empty input", W(""), RL_EPARSE, "", 0},
+    {"no root label", W("\3abc"), RL_EPARSE, "", 0},
+    {"label past the end", W("\5ab\0"), RL_EPARSE, "", 0},
+    {"compression pointer", W("\xc0\x0c"), RL_EPARSE, "", 0},
+    {"pointer after a label", W("\1a\xc0\x0c"), RL_EPARSE, "", 0},
+    {"extended label 0x40", W("\101a\0"), RL_EPARSE, "", 0},
+    {"extended label 0x80", W("\x80\0"), RL_EPARSE, "", 0},
+    {"dot inside a label", W("\3a.b\0"), RL_EPARSE, "", 0},
+    {"NUL inside a label", W("\3a\0b\0"), RL_EPARSE, "", 0},
+    {"space", W("\3a b\0"), RL_EPARSE, "", 0},
+    {"backslash", W("\3a\\b\0"), RL_EPARSE, "", 0},
+    {"control byte", W("\3a\nb\0"), RL_EPARSE, "", 0},
+    {"8-bit byte", W("\3a\xc3\xa4\0"), RL_EPARSE, "", 0},
+    {"bad byte in a later label", W("\1a\1*\0"), RL_EPARSE, "", 0},
 };
 
 static void test_names(void)
@@ -92,10 +92,10 @@ static void test_name_limits(void)
 		int rc;
 		size_t textlen;
 	} cases[] = {
-		{"63-octet label", {63}, 1, 0, 63},
-		{"255 octets in all", {63, 63, 63, 61}, 4, 0, 253},
-		{"256 octets in all", {63, 63, 63, 62}, 4, RL_EPARSE, 0},
-		{"far too long", {63, 63, 63, 63, 63}, 5, RL_EPARSE, 0},
+	    {"63-octet label", {63}, 1, 0, 63},
+	    {"255 octets in all", {63, 63, 63, 61}, 4, 0, 253},
+	    {"256 octets in all", {63, 63, 63, 62}, 4, RL_EPARSE, 0},
+	    {"far too long", {63, 63, 63, 63, 63}, 5, RL_EPARSE, 0},
 	};
 	unsigned char buf[400];
 	char out[DNS_NAME_MAX];
@@ -129,16 +129,16 @@ struct mx_case {
 };
 
 static const struct mx_case mx_cases[] = {
-	{"ordinary", W("\0\12\3mx1\7example\4test\0"), 0, 10, "mx1.example.test"},
-	{"null MX", W("\0\0\0"), 0, 0, ""},
-	{"highest preference", W("\xff\xff\1a\0"), 0, 65535, "a"},
-	{"preference is big-endian", W("\1\2\1a\0"), 0, 258, "a"},
-	{"empty", W(""), RL_EPARSE, 0, ""},
-	{"preference only", W("\0\12"), RL_EPARSE, 0, ""},
-	{"trailing byte", W("\0\12\1a\0\0"), RL_EPARSE, 0, ""},
-	{"name runs off", W("\0\12\5mx"), RL_EPARSE, 0, ""},
-	{"compressed exchange", W("\0\12\xc0\x0c"), RL_EPARSE, 0, ""},
-	{"bad byte in exchange", W("\0\12\3m x\0"), RL_EPARSE, 0, ""},
+    {"ordinary", W("\0\12\3mx1\7example\4test\0"), 0, 10, "mx1.example.test"},
+    {"null MX", W("\0\0\0"), 0, 0, ""},
+    {"highest preference", W("\xff\xff\1a\0"), 0, 65535, "a"},
+    {"preference is big-endian", W("\1\2\1a\0"), 0, 258, "a"},
+    {"empty", W(""), RL_EPARSE, 0, ""},
+    {"preference only", W("\0\12"), RL_EPARSE, 0, ""},
+    {"trailing byte", W("\0\12\1a\0\0"), RL_EPARSE, 0, ""},
+    {"name runs off", W("\0\12\5mx"), RL_EPARSE, 0, ""},
+    {"compressed exchange", W("\0\12\xc0\x0c"), RL_EPARSE, 0, ""},
+    {"bad byte in exchange", W("\0\12\3m x\0"), RL_EPARSE, 0, ""},
 };
 
 static void test_mx(void)
@@ -168,23 +168,25 @@ struct host_case {
 static void test_hosts(void)
 {
 	static const struct host_case cases[] = {
-		{"example.com", 0, "example.com"},
-		{"example.com.", 0, "example.com"},
-		{"MiXeD.CaSe", 0, "MiXeD.CaSe"},
-		{"xn--bcher-kva.example", 0, "xn--bcher-kva.example"},
-		{"_25._tcp.mx", 0, "_25._tcp.mx"},
-		{"a", 0, "a"},
-		{"", RL_EPARSE, ""},
-		{".", RL_EPARSE, ""},
-		{"..", RL_EPARSE, ""},
-		{"a..b", RL_EPARSE, ""},
-		{".a", RL_EPARSE, ""},
-		{"a..", RL_EPARSE, ""},
-		{"exa mple.com", RL_EPARSE, ""},
-		{"ex\\.ample.com", RL_EPARSE, ""},
-		{"b\xc3\xbc" "cher.example", RL_EPARSE, ""},
-		{"a.b;c", RL_EPARSE, ""},
-		{"[127.0.0.1]", RL_EPARSE, ""},
+	    {"example.com", 0, "example.com"},
+	    {"example.com.", 0, "example.com"},
+	    {"MiXeD.CaSe", 0, "MiXeD.CaSe"},
+	    {"xn--bcher-kva.example", 0, "xn--bcher-kva.example"},
+	    {"_25._tcp.mx", 0, "_25._tcp.mx"},
+	    {"a", 0, "a"},
+	    {"", RL_EPARSE, ""},
+	    {".", RL_EPARSE, ""},
+	    {"..", RL_EPARSE, ""},
+	    {"a..b", RL_EPARSE, ""},
+	    {".a", RL_EPARSE, ""},
+	    {"a..", RL_EPARSE, ""},
+	    {"exa mple.com", RL_EPARSE, ""},
+	    {"ex\\.ample.com", RL_EPARSE, ""},
+	    {"b\xc3\xbc"
+	     "cher.example",
+	     RL_EPARSE, ""},
+	    {"a.b;c", RL_EPARSE, ""},
+	    {"[127.0.0.1]", RL_EPARSE, ""},
 	};
 	char out[DNS_NAME_MAX], big[300];
 
