@@ -898,6 +898,8 @@ static int qmgr_tls_init(struct qmgr *q)
 		return -1;
 	}
 	if (c->tls_cert_file) {
+		if (serve_check_key(c->tls_key_file) < 0)
+			return -1;
 		rc = gnutls_certificate_set_x509_key_file2(q->tls.cred, c->tls_cert_file,
 							   c->tls_key_file, GNUTLS_X509_FMT_PEM,
 							   NULL, 0);

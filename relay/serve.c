@@ -63,8 +63,7 @@ static int serve_listen(struct serve *srv)
 	return 0;
 }
 
-/* A private key readable by group or others is refused (Postfix warns). */
-static int serve_check_key(const char *path)
+int serve_check_key(const char *path)
 {
 	struct stat st;
 

@@ -37,6 +37,12 @@ struct serve {
 /* Run `tlsrelay serve` with the configuration at path; returns exit code. */
 int serve_main(const char *path);
 
+/*
+ * A private key readable or writable by group or others is refused at
+ * start with a clear message (Postfix only warns): 0 if fine, -1 (logged).
+ */
+int serve_check_key(const char *path);
+
 /* Called by smtpd when a session is gone, so shutdown can finish. */
 void serve_session_gone(struct serve *srv);
 
