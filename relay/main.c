@@ -11,6 +11,9 @@
 #include "cli.h"
 #include "serve.h"
 
+/* In relay/cli_certs.c. */
+int cli_certs(int argc, char **argv);
+
 #define DEFAULT_CONFIG "/etc/tlsrelay/tlsrelay.conf"
 
 static void usage(FILE *f)
@@ -88,7 +91,9 @@ int main(int argc, char **argv)
 		return cli_queue(path, n - 1, argv + 1);
 	if (strcmp(argv[0], "sendmail") == 0)
 		return cli_sendmail(path, n - 1, argv + 1);
-	if (strcmp(argv[0], "policy") == 0 || strcmp(argv[0], "certs") == 0) {
+	if (strcmp(argv[0], "certs") == 0)
+		return cli_certs(n - 1, argv + 1);
+	if (strcmp(argv[0], "policy") == 0) {
 		fprintf(stderr, "tlsrelay: %s: not implemented yet\n", argv[0]);
 		return CLI_EX_FAIL;
 	}

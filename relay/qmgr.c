@@ -83,6 +83,8 @@ struct qdest {
 	size_t ntargets, cursor;
 	int fail_class;
 	char fail_reason[SMTPC_REASON_MAX];
+	char fail_dsn[16];
+	char fail_relay[QMGR_RELAY_MAX]; /* "none" unless the host answered */
 };
 
 struct qsess {
@@ -212,7 +214,8 @@ static void job_done(struct qjob *j, const char *relay)
 }
 
 /* Give a job one outcome for all its recipients (no session got that far). */
-static void job_fail(struct qjob *j, int class, const char *dsn, const char *reason)
+static void job_fail(struct qjob *j, int class, const char *dsn, const char *reason,
+		     const char *relay)
 {
 	for (size_t i = 0; i < j->sm.nrcpt; i++) {
 		struct smtpc_rcpt *r = &j->sm.rcpt[i];
@@ -222,7 +225,7 @@ static void job_fail(struct qjob *j, int class, const char *dsn, const char *rea
 		rl_strlcpy(r->reason, reason, sizeof(r->reason));
 		r->reply[0] = '\0';
 	}
-	job_done(j, "none");
+	job_done(j, relay);
 }
 
 static struct qjob *dest_pop(struct qdest *d)
@@ -243,15 +246,18 @@ static struct qjob *dest_pop(struct qdest *d)
 static void dest_fail_all(struct qdest *d, int class, const char *reason)
 {
 	const char *dsn = class == SMTPC_PERMFAIL ? "5.4.4" : class == SMTPC_POLICYFAIL ? "4.7.5" :
-										      "4.4.1";
+										      "4.4.3";
+	const char *relay = d->fail_relay[0] ? d->fail_relay : "none";
 	struct qjob *j;
 
+	if (d->fail_dsn[0] && strcmp(reason, d->fail_reason) == 0)
+		dsn = d->fail_dsn;
 	if (class == SMTPC_PERMFAIL && strstr(reason, "not found"))
 		dsn = "5.1.2";
 	if (class == SMTPC_PERMFAIL && strstr(reason, "nullMX"))
 		dsn = "5.1.10";
 	while ((j = dest_pop(d)))
-		job_fail(j, class, dsn, reason);
+		job_fail(j, class, dsn, reason, relay);
 }
 
 /* The round is over: forget the MX hosts; the next jobs resolve afresh. */
@@ -278,6 +284,8 @@ static void dest_reset(struct qdest *d)
 	d->state = QD_IDLE;
 	d->fail_class = 0;
 	d->fail_reason[0] = '\0';
+	d->fail_dsn[0] = '\0';
+	d->fail_relay[0] = '\0';
 }
 
 /* --- sessions ----------------------------------------------------------- */
@@ -312,7 +320,6 @@ static void sess_closed(struct smtpc *s, int established, int class, const char 
 	struct qmgr *q = d->q;
 	size_t target = qs->target;
 
-	(void)s;
 	if (qs->prev)
 		qs->prev->next = qs->next;
 	else
@@ -328,6 +335,9 @@ static void sess_closed(struct smtpc *s, int established, int class, const char 
 	} else if (!established) {
 		d->fail_class = class;
 		rl_strlcpy(d->fail_reason, reason, sizeof(d->fail_reason));
+		rl_strlcpy(d->fail_dsn, smtpc_fail_dsn(s), sizeof(d->fail_dsn));
+		rl_strlcpy(d->fail_relay, smtpc_connected(s) ? smtpc_relay(s) : "none",
+			   sizeof(d->fail_relay));
 		if (target == d->cursor)
 			d->cursor++;
 	}

@@ -65,16 +65,19 @@ static const struct {
 struct smtpc {
 	struct smtpc_params p;
 	struct smtpc_target t;
+	char helo[256];    /* a copy: a reload may free the configuration */
 	struct conn *conn;
 	int state;
 	char relay[SMTPC_RELAY_MAX];  /* "host[ip]:port" */
 	char hostip[SMTPC_RELAY_MAX]; /* "host[ip]" */
 	struct smtp_ehlo ehlo;
 	int esmtp;
+	int connected;     /* the TCP connection was made */
 	int established;   /* asked the owner for messages at least once */
 	int stopping;
 	int finished;      /* ops->closed already ran */
 	int fail_class;    /* why the session failed, before messages */
+	const char *fail_dsn; /* enhanced status for that failure; NULL: by class */
 	char fail_reason[SMTPC_REASON_MAX];
 	int plain_retry;
 	/* The transaction in progress. */
@@ -160,9 +163,11 @@ static void smtpc_fail(struct smtpc *s, int class, const char *fmt, ...)
 	vsnprintf(s->fail_reason, sizeof(s->fail_reason), fmt, ap);
 	va_end(ap);
 	s->fail_class = class;
+	if (!s->fail_dsn)
+		s->fail_dsn = class == SMTPC_PERMFAIL ? "5.0.0" : class == SMTPC_POLICYFAIL ? "4.7.5" :
+										      "4.4.2";
 	if (s->msg) {
-		smtpc_rcpt_all(s, class, class == SMTPC_PERMFAIL ? "5.0.0" : "4.4.2", s->fail_reason,
-			       NULL);
+		smtpc_rcpt_all(s, class, s->fail_dsn, s->fail_reason, NULL);
 		smtpc_msg_finish(s);
 	}
 	smtpc_set_state(s, SMTPC_S_DONE);
@@ -397,6 +402,7 @@ static int smtpc_after_ehlo(struct smtpc *s)
 		return 0;
 	}
 	if (needs) {
+		s->fail_dsn = "4.7.4"; /* RFC 3463: security features not supported */
 		smtpc_fail(s, SMTPC_POLICYFAIL, "TLS is required, but was not offered by host %s",
 			   s->hostip);
 		return 0;
@@ -671,6 +677,7 @@ static void smtpc_on_error(struct smtpc *s, int ev)
 	if (ev == CONN_EV_ERROR)
 		conn_error(s->conn, &text);
 	if (s->state == SMTPC_S_CONNECT) {
+		s->fail_dsn = "4.4.1"; /* RFC 3463: no answer from host */
 		smtpc_fail(s, SMTPC_TEMPFAIL, "connect to %s: %s", s->relay,
 			   ev == CONN_EV_TIMEOUT ? "Connection timed out" : text);
 	} else if (s->state == SMTPC_S_TLS) {
@@ -694,7 +701,10 @@ static void smtpc_event(struct conn *c, int ev, void *arg)
 	struct smtpc *s = arg;
 
 	switch (ev) {
-	case CONN_EV_CONNECTED: smtpc_set_state(s, SMTPC_S_BANNER); break;
+	case CONN_EV_CONNECTED:
+		s->connected = 1;
+		smtpc_set_state(s, SMTPC_S_BANNER);
+		break;
 	case CONN_EV_READABLE: smtpc_read(s); break;
 	case CONN_EV_TLS_READY:
 		smtpc_on_tls_ready(s);
@@ -758,6 +768,8 @@ int smtpc_start(const struct smtpc_params *p, struct smtpc **out)
 	s->p = *p;
 	s->t = *p->target;
 	s->p.target = &s->t;
+	rl_strlcpy(s->helo, p->helo_name, sizeof(s->helo));
+	s->p.helo_name = s->helo;
 	smtpc_names(s);
 	s->conn = conn_new(p->loop, &smtpc_conn_ops, s, SMTPC_IN_LIMIT);
 	if (!s->conn) {
@@ -785,6 +797,16 @@ void smtpc_abort(struct smtpc *s)
 {
 	if (s->state != SMTPC_S_DONE)
 		smtpc_fail(s, SMTPC_TEMPFAIL, "delivery to %s cut short by shutdown", s->hostip);
+}
+
+int smtpc_connected(const struct smtpc *s)
+{
+	return s->connected;
+}
+
+const char *smtpc_fail_dsn(const struct smtpc *s)
+{
+	return s->fail_dsn ? s->fail_dsn : "4.4.2";
 }
 
 const char *smtpc_relay(const struct smtpc *s)

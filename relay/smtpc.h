@@ -106,6 +106,11 @@ void smtpc_stop(struct smtpc *s);
 /* Cut the session now; a message in progress is deferred (shutdown). */
 void smtpc_abort(struct smtpc *s);
 
+/* Did the session get a TCP connection (for relay= in log lines)? */
+int smtpc_connected(const struct smtpc *s);
+/* Enhanced status of the failure that ended the session (in ops->closed). */
+const char *smtpc_fail_dsn(const struct smtpc *s);
+
 /* "host[ip]:port" of the session, for log lines. */
 const char *smtpc_relay(const struct smtpc *s);
 

@@ -17,7 +17,6 @@ import shutil
 import socket
 import sys
 import tempfile
-import time
 import unittest
 import uuid
 

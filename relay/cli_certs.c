@@ -1,0 +1,90 @@
+/*
+ * cli_certs: `tlsrelay certs fingerprint FILE` prints, for each certificate
+ * of FILE (PEM, one or more; or one DER certificate), the SHA-256 digests of
+ * the certificate and of its public key as `match=` values for a
+ * `fingerprint` policy entry:
+ *
+ *   match=3A:...:9F  # SHA-256 of certificate CN=mx.example.com
+ *   match=B1:...:07  # SHA-256 of public key
+ *
+ * `certs probe HOST[:PORT]` needs the network code and is not there yet.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "cert.h"
+#include "cli.h"
+#include "fpr.h"
+
+/* Declared here until cli.h names it (main.c declares it too). */
+int cli_certs(int argc, char **argv);
+
+/* Enough of a subject DN to recognise the certificate by. */
+#define SUBJECT_SHOWN 200
+
+static int print_one(const char *path, const gnutls_datum_t *der)
+{
+	struct fpr_digest cd, pd;
+	char ctext[FPR_TEXT_SIZE], ptext[FPR_TEXT_SIZE], subject[SUBJECT_SHOWN + 1];
+	int rc;
+
+	rc = fpr_compute(der->data, der->size, FPR_CERT, FPR_SHA256_LEN, &cd);
+	if (rc == 0)
+		rc = fpr_compute(der->data, der->size, FPR_PUBKEY, FPR_SHA256_LEN, &pd);
+	if (rc == 0)
+		rc = cert_subject_text(der->data, der->size, subject, sizeof(subject));
+	if (rc < 0) {
+		fprintf(stderr, "tlsrelay: %s: %s\n", path, rl_strerror(rc));
+		return rc;
+	}
+	fpr_format(&cd, ctext, sizeof(ctext));
+	fpr_format(&pd, ptext, sizeof(ptext));
+	printf("match=%s  # SHA-256 of certificate %s\n", ctext, subject);
+	printf("match=%s  # SHA-256 of public key\n", ptext);
+	return 0;
+}
+
+static int certs_fingerprint(const char *path)
+{
+	struct rl_why why = { 0, NULL, 0 };
+	gnutls_datum_t *chain = NULL;
+	size_t n = 0;
+	int rc = cert_file_load(path, &chain, &n, &why);
+
+	if (rc < 0) {
+		/* One line: the reason, and the system's words for errno codes. */
+		if (!why.reason)
+			fprintf(stderr, "tlsrelay: %s: %s\n", path, rl_strerror(rc));
+		else if (rc > -4096)
+			fprintf(stderr, "tlsrelay: %s: %s: %s\n", path, why.reason,
+				rl_strerror(rc));
+		else
+			fprintf(stderr, "tlsrelay: %s: %s\n", path, why.reason);
+		return CLI_EX_FAIL;
+	}
+	for (size_t i = 0; i < n && rc == 0; i++)
+		rc = print_one(path, &chain[i]);
+	cert_chain_free(chain, n);
+	if (fflush(stdout) != 0 || ferror(stdout)) {
+		fprintf(stderr, "tlsrelay: cannot write the fingerprints\n");
+		return CLI_EX_FAIL;
+	}
+	return rc < 0 ? CLI_EX_FAIL : CLI_EX_OK;
+}
+
+static void certs_usage(void)
+{
+	fputs("usage: tlsrelay certs fingerprint FILE | certs probe HOST[:PORT]\n", stderr);
+}
+
+int cli_certs(int argc, char **argv)
+{
+	if (argc == 2 && strcmp(argv[0], "fingerprint") == 0)
+		return certs_fingerprint(argv[1]);
+	if (argc == 2 && strcmp(argv[0], "probe") == 0) {
+		fprintf(stderr, "tlsrelay: certs probe: not implemented yet\n");
+		return CLI_EX_FAIL;
+	}
+	certs_usage();
+	return CLI_EX_USAGE;
+}
