@@ -23,7 +23,7 @@
 
 int cert_import(const unsigned char *der, size_t len, gnutls_x509_crt_t *out)
 {
-	gnutls_datum_t d = { (unsigned char *)der, (unsigned)len };
+	gnutls_datum_t d = {(unsigned char *)der, (unsigned)len};
 
 	*out = NULL;
 	if (der == NULL || len == 0 || len > CERT_FILE_MAX)
@@ -72,7 +72,7 @@ static int match_sans(gnutls_x509_crt_t crt, const struct cert_pattern *pats, si
 		      char *matched, size_t msize, bool *seen)
 {
 	gnutls_subject_alt_names_t sans = NULL;
-	gnutls_datum_t ext = { NULL, 0 };
+	gnutls_datum_t ext = {NULL, 0};
 	unsigned critical = 0, type;
 	int rc;
 
@@ -107,8 +107,8 @@ static int match_sans(gnutls_x509_crt_t crt, const struct cert_pattern *pats, si
 }
 
 /* The last subject CN, as Postfix's tls_text_name() takes it. */
-static int match_cn(gnutls_x509_crt_t crt, const struct cert_pattern *pats, size_t n,
-		    char *matched, size_t msize)
+static int match_cn(gnutls_x509_crt_t crt, const struct cert_pattern *pats, size_t n, char *matched,
+		    size_t msize)
 {
 	unsigned char buf[CERT_NAME_MAX + 2], last[CERT_NAME_MAX + 2];
 	size_t lastlen = 0;
@@ -164,6 +164,7 @@ static int file_read(const char *path, gnutls_datum_t *out, struct rl_why *why)
 	out->size = 0;
 	if (!f)
 		return rl_fail(why, -errno, "cannot open file", 0);
+	errno = 0;
 	do {
 		if (len == cap) {
 			unsigned char *nb;
@@ -182,7 +183,7 @@ static int file_read(const char *path, gnutls_datum_t *out, struct rl_why *why)
 		len += got;
 	} while (got > 0 && len <= CERT_FILE_MAX);
 	if (rc == 0 && ferror(f))
-		rc = rl_fail(why, -EIO, "cannot read file", len);
+		rc = rl_fail(why, errno > 0 ? -errno : -EIO, "cannot read file", len);
 	if (rc == 0 && len > CERT_FILE_MAX)
 		rc = rl_fail(why, RL_ETOOBIG, "file larger than 16 MiB", CERT_FILE_MAX);
 	fclose(f);
@@ -208,7 +209,7 @@ static bool is_pem(const gnutls_datum_t *d)
 int cert_trust_load(const char *cafile, gnutls_x509_trust_list_t *out, struct rl_why *why)
 {
 	gnutls_x509_trust_list_t tl;
-	gnutls_datum_t data = { NULL, 0 };
+	gnutls_datum_t data = {NULL, 0};
 	int rc;
 
 	*out = NULL;
@@ -225,8 +226,8 @@ int cert_trust_load(const char *cafile, gnutls_x509_trust_list_t *out, struct rl
 		rc = gnutls_x509_trust_list_add_system_trust(tl, 0, 0);
 	else
 		rc = gnutls_x509_trust_list_add_trust_mem(
-			tl, &data, NULL, is_pem(&data) ? GNUTLS_X509_FMT_PEM : GNUTLS_X509_FMT_DER,
-			0, 0);
+		    tl, &data, NULL, is_pem(&data) ? GNUTLS_X509_FMT_PEM : GNUTLS_X509_FMT_DER, 0,
+		    0);
 	free(data.data);
 	/* An empty trust list would make every chain fail; say so now rather
 	 * than deferring all verified mail with "signer not found". */
@@ -257,8 +258,8 @@ static void crts_free(gnutls_x509_crt_t *crts, size_t n)
 int cert_chain_verify(const gnutls_datum_t *chain, size_t n, gnutls_x509_trust_list_t tl,
 		      unsigned *status)
 {
-	gnutls_typed_vdata_st purpose = { GNUTLS_DT_KEY_PURPOSE_OID,
-					  (unsigned char *)GNUTLS_KP_TLS_WWW_SERVER, 0 };
+	gnutls_typed_vdata_st purpose = {GNUTLS_DT_KEY_PURPOSE_OID,
+					 (unsigned char *)GNUTLS_KP_TLS_WWW_SERVER, 0};
 	gnutls_x509_crt_t *crts;
 	size_t got = 0;
 	unsigned out = 0;
@@ -278,8 +279,8 @@ int cert_chain_verify(const gnutls_datum_t *chain, size_t n, gnutls_x509_trust_l
 	}
 	/* No host name: GnuTLS checks signatures, dates, CA flags and the
 	 * server key purpose; names are cert_names_match()'s job. */
-	if (gnutls_x509_trust_list_verify_crt2(tl, crts, (unsigned)n, &purpose, 1, 0, &out,
-					       NULL) < 0)
+	if (gnutls_x509_trust_list_verify_crt2(tl, crts, (unsigned)n, &purpose, 1, 0, &out, NULL) <
+	    0)
 		out = GNUTLS_CERT_INVALID;
 	if (out != 0 && gnutls_x509_crt_check_issuer(crts[0], crts[0]))
 		out |= CERT_STATUS_SELF_SIGNED;
@@ -295,17 +296,17 @@ const char *cert_status_text(unsigned status)
 		unsigned bit;
 		const char *text;
 	} reasons[] = {
-		{ CERT_STATUS_SELF_SIGNED, "self-signed certificate" },
-		{ GNUTLS_CERT_EXPIRED, "certificate has expired" },
-		{ GNUTLS_CERT_NOT_ACTIVATED, "certificate is not yet valid" },
-		{ GNUTLS_CERT_REVOKED, "certificate has been revoked" },
-		{ GNUTLS_CERT_SIGNER_NOT_FOUND, "signer not found" },
-		{ GNUTLS_CERT_SIGNER_NOT_CA, "signer is not a CA" },
-		{ GNUTLS_CERT_SIGNATURE_FAILURE, "bad certificate signature" },
-		{ GNUTLS_CERT_INSECURE_ALGORITHM, "insecure signature algorithm" },
-		{ GNUTLS_CERT_SIGNER_CONSTRAINTS_FAILURE, "signer constraints violated" },
-		{ GNUTLS_CERT_PURPOSE_MISMATCH, "certificate not for TLS server use" },
-		{ GNUTLS_CERT_UNKNOWN_CRIT_EXTENSIONS, "unknown critical extension" },
+	    {CERT_STATUS_SELF_SIGNED, "self-signed certificate"},
+	    {GNUTLS_CERT_EXPIRED, "certificate has expired"},
+	    {GNUTLS_CERT_NOT_ACTIVATED, "certificate is not yet valid"},
+	    {GNUTLS_CERT_REVOKED, "certificate has been revoked"},
+	    {GNUTLS_CERT_SIGNER_NOT_FOUND, "signer not found"},
+	    {GNUTLS_CERT_SIGNER_NOT_CA, "signer is not a CA"},
+	    {GNUTLS_CERT_SIGNATURE_FAILURE, "bad certificate signature"},
+	    {GNUTLS_CERT_INSECURE_ALGORITHM, "insecure signature algorithm"},
+	    {GNUTLS_CERT_SIGNER_CONSTRAINTS_FAILURE, "signer constraints violated"},
+	    {GNUTLS_CERT_PURPOSE_MISMATCH, "certificate not for TLS server use"},
+	    {GNUTLS_CERT_UNKNOWN_CRIT_EXTENSIONS, "unknown critical extension"},
 	};
 
 	if (status == 0)
@@ -331,7 +332,7 @@ static int pem_split(const gnutls_datum_t *data, gnutls_datum_t **chain, size_t 
 		rc = count ? rl_fail(why, -ENOMEM, "out of memory", 0)
 			   : rl_fail(why, RL_EPARSE, "no certificate in file", 0);
 	for (unsigned i = 0; i < count; i++) {
-		gnutls_datum_t der = { NULL, 0 };
+		gnutls_datum_t der = {NULL, 0};
 
 		if (rc == 0 && gnutls_x509_crt_export2(crts[i], GNUTLS_X509_FMT_DER, &der) < 0)
 			rc = rl_fail(why, RL_EPARSE, "certificate does not encode", 0);
@@ -374,8 +375,8 @@ int cert_file_load(const char *path, gnutls_datum_t **chain, size_t *n, struct r
 	rc = cert_import(data.data, data.size, &crt);
 	if (rc < 0) {
 		free(data.data);
-		return rl_fail(why, rc, rc == RL_EPARSE ? "not a PEM or DER certificate"
-							: "out of memory", 0);
+		return rl_fail(
+		    why, rc, rc == RL_EPARSE ? "not a PEM or DER certificate" : "out of memory", 0);
 	}
 	gnutls_x509_crt_deinit(crt);
 	*chain = malloc(sizeof(**chain));
@@ -400,7 +401,7 @@ void cert_chain_free(gnutls_datum_t *chain, size_t n)
 int cert_subject_text(const unsigned char *der, size_t len, char *out, size_t osize)
 {
 	gnutls_x509_crt_t crt;
-	gnutls_datum_t dn = { NULL, 0 };
+	gnutls_datum_t dn = {NULL, 0};
 	size_t j = 0;
 	int rc;
 

@@ -45,7 +45,7 @@
 
 /* A DNS name is at most 253 characters without the trailing dot (RFC 1035
  * 3.1); a suffix pattern adds its leading dot; plus the NUL. */
-#define CERT_NAME_MAX 253
+#define CERT_NAME_MAX	  253
 #define CERT_PATTERN_SIZE (CERT_NAME_MAX + 2)
 
 /* A resolved match pattern: "mx.example.com" (exact) or ".example.com"
@@ -93,8 +93,7 @@ int cert_names_match(const unsigned char *leaf_der, size_t len, const struct cer
  * with cert_trust_free), or -errno (file unreadable), RL_ECONFIG (no CA
  * certificate found), -ENOMEM, with *why (optional) saying which.
  */
-int cert_trust_load(const char *cafile, gnutls_x509_trust_list_t *out,
-		    struct rl_why *why) RL_WUR;
+int cert_trust_load(const char *cafile, gnutls_x509_trust_list_t *out, struct rl_why *why) RL_WUR;
 /* Free a trust list from cert_trust_load; NULL is a no-op. */
 void cert_trust_free(gnutls_x509_trust_list_t tl);
 
@@ -129,8 +128,7 @@ const char *cert_status_text(unsigned status);
  * RL_ETOOBIG (file over 16 MiB), RL_EPARSE (no certificate, or one does
  * not decode), -ENOMEM, with *why (optional) saying which.
  */
-int cert_file_load(const char *path, gnutls_datum_t **chain, size_t *n,
-		   struct rl_why *why) RL_WUR;
+int cert_file_load(const char *path, gnutls_datum_t **chain, size_t *n, struct rl_why *why) RL_WUR;
 /* Free a chain from cert_file_load; NULL is a no-op. */
 void cert_chain_free(gnutls_datum_t *chain, size_t n);
 

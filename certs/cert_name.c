@@ -100,8 +100,8 @@ int cert_name_match(const char *certname, const char *pattern)
 }
 
 /* Append one pattern: prefix ("" or ".") + name, validated and normalised. */
-static int add_pattern(const char *prefix, const char *name, struct cert_pattern *out,
-		       size_t max, size_t *nout, size_t index, struct rl_why *why)
+static int add_pattern(const char *prefix, const char *name, struct cert_pattern *out, size_t max,
+		       size_t *nout, size_t index, struct rl_why *why)
 {
 	char joined[CERT_PATTERN_SIZE + 1];
 	size_t plen = strlen(prefix);

@@ -34,7 +34,7 @@ static int digest_crt(gnutls_x509_crt_t crt, enum fpr_what what, size_t hashlen,
 		      struct fpr_digest *out)
 {
 	gnutls_digest_algorithm_t alg;
-	gnutls_datum_t der = { NULL, 0 };
+	gnutls_datum_t der = {NULL, 0};
 	int rc;
 
 	memset(out, 0, sizeof(*out));
@@ -82,7 +82,7 @@ static int digest_equal(const struct fpr_digest *a, const struct fpr_digest *b)
 int fpr_match(const unsigned char *leaf_der, size_t len, const struct fpr_digest *want,
 	      size_t nwant, int *which)
 {
-	static const size_t lens[] = { FPR_SHA1_LEN, FPR_SHA256_LEN };
+	static const size_t lens[] = {FPR_SHA1_LEN, FPR_SHA256_LEN};
 	struct fpr_digest got[2][2]; /* [cert, pubkey][sha1, sha256] */
 	gnutls_x509_crt_t crt;
 	int rc = 0;

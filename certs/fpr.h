@@ -26,9 +26,9 @@
 
 #include "rl.h"
 
-#define FPR_SHA1_LEN 20
+#define FPR_SHA1_LEN   20
 #define FPR_SHA256_LEN 32
-#define FPR_MAX_LEN FPR_SHA256_LEN
+#define FPR_MAX_LEN    FPR_SHA256_LEN
 /* Room for the text form of the longest digest: two hex digits per byte,
  * a colon between bytes, and the terminating NUL. */
 #define FPR_TEXT_SIZE (FPR_MAX_LEN * 3)

@@ -15,7 +15,7 @@
  * Cross-key checks (retry_min <= retry_max, certificate/key pairs) run last.
  *
  * cfg_parse() and its helpers do no I/O and keep no state outside the struct
- * cfg they fill; cfg.c holds the parts that touch the system (cfg_defaults()
+ * cfg they fill; cfg.c holds the parts that touch the OS (cfg_defaults()
  * and cfg_load()) and the address matcher.
  */
 #include "cfg.h"
@@ -29,7 +29,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 #include <unistd.h>
 
 #include "cfg_int.h"
@@ -47,8 +46,6 @@
  * that arithmetic far from overflow.
  */
 #define CFG_TIME_MAX INT32_MAX
-/* The protocols tls_protocols can enable. */
-#define CFG_TLS_ALL (CFG_TLS1_0 | CFG_TLS1_1 | CFG_TLS1_2 | CFG_TLS1_3)
 /* Entries of cfg_keys[]; checked by a static assertion below it. */
 #define CFG_NKEYS 29
 
@@ -608,86 +605,26 @@ static int set_dns(struct cfg_state *st, const struct cfg_key *k, const char *v,
 	return 0;
 }
 
-/* Protocol names in version order; SSLv2/SSLv3 have no bit: never enabled. */
-static const struct {
-	const char *name;
-	unsigned bit;
-} cfg_protos[] = {
-    {"SSLv2", 0},
-    {"SSLv3", 0},
-    {"TLSv1", CFG_TLS1_0},
-    {"TLSv1.1", CFG_TLS1_1},
-    {"TLSv1.2", CFG_TLS1_2},
-    {"TLSv1.3", CFG_TLS1_3},
-};
-
-/* Postfix compares protocol names without regard to case. */
-static int proto_find(const char *s, size_t n)
-{
-	for (size_t i = 0; i < sizeof(cfg_protos) / sizeof(cfg_protos[0]); i++)
-		if (strlen(cfg_protos[i].name) == n && strncasecmp(cfg_protos[i].name, s, n) == 0)
-			return (int)i;
-	return -1;
-}
-
-struct proto_acc {
-	unsigned incl;	/* named protocols: only these */
-	unsigned excl;	/* !name: all but these */
-	unsigned bound; /* what >= and <= leave */
-};
-
-static int proto_token(struct cfg_state *st, const struct cfg_key *k, const char *t, size_t n,
-		       struct proto_acc *acc)
-{
-	int ge = n >= 2 && memcmp(t, ">=", 2) == 0;
-	int le = n >= 2 && memcmp(t, "<=", 2) == 0;
-	int ex = n >= 1 && t[0] == '!';
-	size_t skip = ge || le ? 2 : ex ? 1 : 0;
-	int i = proto_find(t + skip, n - skip);
-	unsigned bit = i >= 0 ? cfg_protos[i].bit : 0;
-
-	if (i < 0)
-		return cfg_fail(st,
-				"%s: unknown protocol \"%.*s\" (expected SSLv2, SSLv3, TLSv1, "
-				"TLSv1.1, TLSv1.2 or TLSv1.3)",
-				k->name, qlen(n), t);
-	if (!ex && bit == 0)
-		return cfg_fail(st, "%s: %s is never enabled; it may only be excluded (!%s)",
-				k->name, cfg_protos[i].name, cfg_protos[i].name);
-	if (ge)
-		acc->bound &= ~(bit - 1);
-	else if (le)
-		acc->bound &= (bit << 1) - 1;
-	else if (ex)
-		acc->excl |= bit;
-	else
-		acc->incl |= bit;
-	return 0;
-}
+_Static_assert(CFG_TLS1_0 == POL_TLS1_0 && CFG_TLS1_1 == POL_TLS1_1 && CFG_TLS1_2 == POL_TLS1_2 &&
+		   CFG_TLS1_3 == POL_TLS1_3,
+	       "cfg and pol protocol bits must agree");
 
 /*
  * Postfix smtp_tls_protocols: ">=TLSv1.2", "<=TLSv1.3", a list of names
- * (only those) or exclusions ("!TLSv1"); all forms combine.
+ * (only those) or exclusions ("!TLSv1"); all forms combine.  The policy
+ * module parses it, so the policy file's protocols= reads the same way.
  */
 static int set_protocols(struct cfg_state *st, const struct cfg_key *k, const char *v, size_t n)
 {
-	struct proto_acc acc = {0, 0, CFG_TLS_ALL};
-	const char *p = v, *tok;
-	size_t tlen;
-	unsigned mask, ntok = 0;
+	struct rl_why why = {0, NULL, 0};
+	unsigned mask = 0;
+	char msg[200];
 	char *text;
-	int rc;
 
-	while (tok_next(&p, v + n, " \t,:", &tok, &tlen)) {
-		rc = proto_token(st, k, tok, tlen, &acc);
-		if (rc < 0)
-			return rc;
-		ntok++;
+	if (pol_protocols_parse(v, n, &mask, &why) < 0) {
+		pol_protocols_error(v, n, &why, msg, sizeof(msg));
+		return cfg_fail(st, "%s: %s", k->name, msg);
 	}
-	mask = (acc.incl ? acc.incl : CFG_TLS_ALL) & ~acc.excl & acc.bound & CFG_TLS_ALL;
-	/* Postfix reads an empty list as "all"; we refuse to guess. */
-	if (ntok == 0 || mask == 0)
-		return cfg_fail(st, "%s: no protocol left in \"%.*s\"", k->name, qlen(n), v);
 	text = strndup(v, n);
 	if (!text)
 		return cfg_fail_code(st, -ENOMEM);

@@ -4,8 +4,13 @@
  * the certificate and of its public key as `match=` values for a
  * `fingerprint` policy entry:
  *
- *   match=3A:...:9F  # SHA-256 of certificate CN=mx.example.com
- *   match=B1:...:07  # SHA-256 of public key
+ *   # SHA-256 of certificate CN=mx.example.com
+ *   match=3A:...:9F
+ *   # SHA-256 of public key
+ *   match=B1:...:07
+ *
+ * The comments sit on lines of their own: a policy table, like Postfix's,
+ * only knows whole-line comments, so each match= line pastes as it is.
  *
  * `certs probe HOST[:PORT]` needs the network code and is not there yet.
  */
@@ -39,14 +44,14 @@ static int print_one(const char *path, const gnutls_datum_t *der)
 	}
 	fpr_format(&cd, ctext, sizeof(ctext));
 	fpr_format(&pd, ptext, sizeof(ptext));
-	printf("match=%s  # SHA-256 of certificate %s\n", ctext, subject);
-	printf("match=%s  # SHA-256 of public key\n", ptext);
+	printf("# SHA-256 of certificate %s\nmatch=%s\n", subject, ctext);
+	printf("# SHA-256 of public key\nmatch=%s\n", ptext);
 	return 0;
 }
 
 static int certs_fingerprint(const char *path)
 {
-	struct rl_why why = { 0, NULL, 0 };
+	struct rl_why why = {0, NULL, 0};
 	gnutls_datum_t *chain = NULL;
 	size_t n = 0;
 	int rc = cert_file_load(path, &chain, &n, &why);

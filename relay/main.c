@@ -93,10 +93,8 @@ int main(int argc, char **argv)
 		return cli_sendmail(path, n - 1, argv + 1);
 	if (strcmp(argv[0], "certs") == 0)
 		return cli_certs(n - 1, argv + 1);
-	if (strcmp(argv[0], "policy") == 0) {
-		fprintf(stderr, "tlsrelay: %s: not implemented yet\n", argv[0]);
-		return CLI_EX_FAIL;
-	}
+	if (strcmp(argv[0], "policy") == 0)
+		return cli_policy(path, n - 1, argv + 1);
 	if (strcmp(argv[0], "help") == 0 || strcmp(argv[0], "--help") == 0) {
 		usage(stdout);
 		return CLI_EX_OK;

@@ -87,6 +87,8 @@ struct qdest {
 	char fail_relay[QMGR_RELAY_MAX]; /* "none" unless the host answered */
 };
 
+#define QMGR_NAMES_MAX 16
+
 struct qsess {
 	struct qsess *next, *prev;
 	struct qdest *d;
@@ -94,6 +96,8 @@ struct qsess {
 	struct qjob *job;
 	size_t target;
 	struct smtpc_target t;
+	struct smtpc_policy pol;           /* what t.pol points to */
+	struct cert_pattern names[QMGR_NAMES_MAX];
 };
 
 struct qmgr {
@@ -101,6 +105,7 @@ struct qmgr {
 	uv_timer_t timer;
 	struct dns *dns;
 	struct smtpc_tls tls;
+	gnutls_x509_trust_list_t trust;    /* tls_ca_file or the system store */
 	struct qmsg *msgs[QMGR_MSG_BUCKETS];
 	unsigned nmsgs;
 	struct qdest *dests[QMGR_DEST_BUCKETS];
@@ -347,6 +352,36 @@ static void sess_closed(struct smtpc *s, int established, int class, const char 
 
 static const struct smtpc_ops qmgr_smtpc_ops = { sess_next, sess_msg_done, sess_closed };
 
+/*
+ * The TLS policy of a session: the level in force for the destination and,
+ * for verify/secure, the names the certificate must carry (Postfix's
+ * defaults: verify matches the MX host name, secure the next-hop domain and
+ * its subdomains).
+ */
+static int sess_policy(struct qsess *qs, const struct qtarget *t)
+{
+	static const char *const verify_tokens[] = { "hostname" };
+	static const char *const secure_tokens[] = { "nexthop", "dot-nexthop" };
+	struct qmgr *q = qs->d->q;
+	struct smtpc_policy *p = &qs->pol;
+	const char *const *tokens = NULL;
+	size_t ntok = 0;
+
+	memset(p, 0, sizeof(*p));
+	p->level = q->srv->cfg.default_tls_level;
+	p->trust = q->trust;
+	if (p->level == POL_LEVEL_VERIFY)
+		tokens = verify_tokens, ntok = 1;
+	else if (p->level == POL_LEVEL_SECURE)
+		tokens = secure_tokens, ntok = 2;
+	if (ntok && cert_match_resolve(tokens, ntok, t->host, qs->d->domain, qs->names,
+				       QMGR_NAMES_MAX, &p->nnames, NULL) < 0)
+		return -1;
+	p->names = qs->names;
+	qs->t.pol = p;
+	return 0;
+}
+
 static void sess_start(struct qdest *d, size_t target, int no_starttls)
 {
 	struct qmgr *q = d->q;
@@ -363,8 +398,17 @@ static void sess_start(struct qdest *d, size_t target, int no_starttls)
 	qs->t.domain = d->domain;
 	qs->t.host = t->host;
 	qs->t.addr = t->addr;
-	qs->t.level = c->default_tls_level;
 	qs->t.no_starttls = no_starttls;
+	if (sess_policy(qs, t) < 0) {
+		/* A host name that cannot be matched fails closed, like a bad cert. */
+		d->fail_class = SMTPC_POLICYFAIL;
+		snprintf(d->fail_reason, sizeof(d->fail_reason),
+			 "Server certificate not verified: no usable match name for %s", t->host);
+		if (target == d->cursor)
+			d->cursor++;
+		free(qs);
+		return;
+	}
 	p = (struct smtpc_params){ q->srv->loop, c->myhostname, &q->tls, &qs->t,
 				   &qmgr_smtpc_ops, qs };
 	rc = smtpc_start(&p, &qs->s);
@@ -898,8 +942,20 @@ static int qmgr_tls_init(struct qmgr *q)
 	const char *vers;
 	int rc;
 
+	struct rl_why why = { 0 };
+
 	if (gnutls_certificate_allocate_credentials(&q->tls.cred) < 0)
 		return -ENOMEM;
+	/* Our own trust list for verify/secure; GnuTLS's is only for logging. */
+	if (cert_trust_load(c->tls_ca_file, &q->trust, &why) < 0) {
+		if (c->tls_ca_file) {
+			log_err("cannot load tls_ca_file %s: %s", c->tls_ca_file,
+				why.reason ? why.reason : "no certificates");
+			return -1;
+		}
+		log_warn("no system trust store: verify and secure deliveries will be deferred");
+		q->trust = NULL;
+	}
 	rc = c->tls_ca_file ? gnutls_certificate_set_x509_trust_file(q->tls.cred, c->tls_ca_file,
 								      GNUTLS_X509_FMT_PEM)
 			    : gnutls_certificate_set_x509_system_trust(q->tls.cred);
@@ -1060,6 +1116,8 @@ void qmgr_free(struct qmgr *q)
 		gnutls_certificate_free_credentials(q->tls.cred);
 	if (q->tls.prio)
 		gnutls_priority_deinit(q->tls.prio);
+	if (q->trust)
+		cert_trust_free(q->trust);
 	dns_free(q->dns);
 	free(q);
 }

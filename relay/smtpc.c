@@ -388,9 +388,12 @@ static int smtpc_on_banner_reply(struct smtpc *s, const struct smtp_reply *r)
 /* Policy checkpoint after EHLO/HELO: STARTTLS now, proceed, or refuse. */
 static int smtpc_after_ehlo(struct smtpc *s)
 {
-	int needs = pol_level_requires_tls(s->t.level);
+	int needs = pol_level_requires_tls(s->t.pol->level);
 
-	if (conn_tls_active(s->conn) || s->t.level == POL_LEVEL_NONE || s->t.no_starttls) {
+	/* no_starttls (a retry in clear after a failed handshake) only ever
+	 * comes for a level that does not require TLS; never trust it else. */
+	if (conn_tls_active(s->conn) || s->t.pol->level == POL_LEVEL_NONE ||
+	    (s->t.no_starttls && !needs)) {
 		smtpc_next_msg(s);
 		return 0;
 	}
@@ -441,19 +444,20 @@ static int smtpc_on_helo_reply(struct smtpc *s, const struct smtp_reply *r)
 
 static const char *smtpc_servername(const struct smtpc *s)
 {
+	const char *name = s->t.pol->servername;
 	struct in6_addr a6;
 	struct in_addr a4;
 
 	/* SNI carries a host name, never an address literal (RFC 6066 3). */
-	if (inet_pton(AF_INET, s->t.host, &a4) == 1 || inet_pton(AF_INET6, s->t.host, &a6) == 1)
+	if (!name || inet_pton(AF_INET, name, &a4) == 1 || inet_pton(AF_INET6, name, &a6) == 1)
 		return NULL;
-	return s->t.host;
+	return name;
 }
 
 static int smtpc_on_starttls_reply(struct smtpc *s, const struct smtp_reply *r, size_t extra)
 {
 	char line[SMTPC_REASON_MAX];
-	int needs = pol_level_requires_tls(s->t.level);
+	int needs = pol_level_requires_tls(s->t.pol->level);
 
 	if (r->code != 220) {
 		smtp_reply_oneline(r, line, sizeof(line));
@@ -474,7 +478,8 @@ static int smtpc_on_starttls_reply(struct smtpc *s, const struct smtp_reply *r, 
 		return 0;
 	}
 	smtpc_set_state(s, SMTPC_S_TLS);
-	if (conn_tls_client(s->conn, s->p.tls->cred, s->p.tls->prio, smtpc_servername(s)) < 0) {
+	if (conn_tls_client(s->conn, s->p.tls->cred, s->t.pol->prio ? s->t.pol->prio : s->p.tls->prio,
+			    smtpc_servername(s)) < 0) {
 		smtpc_fail(s, needs ? SMTPC_POLICYFAIL : SMTPC_TEMPFAIL,
 			   "Cannot start TLS: cannot set up the TLS session");
 		return 0;
@@ -482,50 +487,120 @@ static int smtpc_on_starttls_reply(struct smtpc *s, const struct smtp_reply *r, 
 	return 0;
 }
 
+/* Digests of the leaf, for reasons and logs: "cert SHA-256 3A:.., pkey SHA-256 B1:..". */
+static void smtpc_seen_digests(const gnutls_datum_t *leaf, char *out, size_t size)
+{
+	struct fpr_digest c, k;
+	char ct[FPR_TEXT_SIZE], kt[FPR_TEXT_SIZE];
+
+	if (fpr_compute(leaf->data, leaf->size, FPR_CERT, FPR_SHA256_LEN, &c) < 0 ||
+	    fpr_compute(leaf->data, leaf->size, FPR_PUBKEY, FPR_SHA256_LEN, &k) < 0) {
+		snprintf(out, size, "undecodable certificate");
+		return;
+	}
+	fpr_format(&c, ct, sizeof(ct));
+	fpr_format(&k, kt, sizeof(kt));
+	snprintf(out, size, "certificate SHA-256 %s, public key SHA-256 %s", ct, kt);
+}
+
+/* The expected names, for a reason: "mx.example.com, .example.com". */
+static void smtpc_expected_names(const struct smtpc_policy *p, char *out, size_t size)
+{
+	size_t n = 0;
+
+	out[0] = '\0';
+	for (size_t i = 0; i < p->nnames && n + 1 < size; i++)
+		n += (size_t)snprintf(out + n, size - n, "%s%s", i ? ", " : "", p->names[i].name);
+}
+
 /*
- * After the handshake: how far the peer is authenticated, and whether that
- * is enough for the level.  Trusted = chain verifies against the trust
- * store; Verified = that and the name matches what the level requires.
- * Names: verify matches the MX host name, secure the next-hop domain
- * (Postfix's defaults; the policy table's match= rules come with it).
+ * The policy checkpoint after the handshake.  Sets *trust to the word of
+ * the log line: Anonymous (no certificate), Untrusted (chain does not
+ * verify), Trusted (chain verifies), Verified (the level's check passed:
+ * names for verify/secure, a digest for fingerprint).  Returns 0 when the
+ * level is satisfied, else fails the session (fail closed) and returns -1.
  */
+static int smtpc_peer_check(struct smtpc *s, const gnutls_datum_t *chain, unsigned n,
+			    const char **trust)
+{
+	const struct smtpc_policy *p = s->t.pol;
+	char seen[400], want[600], matched[CERT_PATTERN_SIZE];
+	unsigned status = GNUTLS_CERT_INVALID;
+	int chain_ok = 0;
+
+	*trust = "Anonymous";
+	if (!chain || n == 0)
+		goto unauthenticated;
+	if (p->trust)
+		chain_ok = cert_chain_verify(chain, n, p->trust, &status) == 1;
+	*trust = chain_ok ? "Trusted" : "Untrusted";
+	if (p->level == POL_LEVEL_FINGERPRINT) {
+		if (fpr_match(chain[0].data, chain[0].size, p->digests, p->ndigests, NULL) == 1) {
+			*trust = "Verified";
+			return 0;
+		}
+		smtpc_seen_digests(&chain[0], seen, sizeof(seen));
+		smtpc_fail(s, SMTPC_POLICYFAIL, "Server certificate not verified: no match= "
+			   "fingerprint matches (seen %s)", seen);
+		return -1;
+	}
+	if (p->level == POL_LEVEL_DANE_ONLY) {
+		/*
+		 * No TLSA lookup yet, so nothing can authenticate this peer:
+		 * fail closed.  (dane itself falls back to encrypt, as the
+		 * contract says it does when no usable TLSA records exist.)
+		 */
+		smtpc_fail(s, SMTPC_POLICYFAIL, "TLS is required with DANE authentication, but "
+			   "no usable TLSA records are available for %s", s->relay);
+		return -1;
+	}
+	if (p->level != POL_LEVEL_VERIFY && p->level != POL_LEVEL_SECURE)
+		return 0; /* none/may/encrypt/dane (no TLSA yet: encrypt) need no more */
+	if (!chain_ok) {
+		smtpc_fail(s, SMTPC_POLICYFAIL, "Server certificate not trusted (%s)",
+			   cert_status_text(status));
+		return -1;
+	}
+	if (cert_names_match(chain[0].data, chain[0].size, p->names, p->nnames, matched,
+			     sizeof(matched)) == 1) {
+		*trust = "Verified";
+		return 0;
+	}
+	smtpc_expected_names(p, want, sizeof(want));
+	if (cert_subject_text(chain[0].data, chain[0].size, seen, sizeof(seen)) < 0)
+		rl_strlcpy(seen, "?", sizeof(seen));
+	smtpc_fail(s, SMTPC_POLICYFAIL, "Server certificate not verified: name mismatch "
+		   "(expected %s; certificate %s)", want[0] ? want : "(none)", seen);
+	return -1;
+unauthenticated:
+	if (!pol_level_requires_auth(p->level))
+		return 0;
+	smtpc_fail(s, SMTPC_POLICYFAIL, "Server certificate not verified: no certificate");
+	return -1;
+}
+
 static int smtpc_tls_check(struct smtpc *s)
 {
 	gnutls_session_t t = conn_tls_session(s->conn);
-	unsigned n = 0, status = 1, nstatus = 1;
+	unsigned n = 0;
 	const gnutls_datum_t *chain = gnutls_certificate_get_peers(t, &n);
-	const char *name = s->t.level == POL_LEVEL_SECURE ? s->t.domain : s->t.host;
 	const char *trust = "Anonymous";
 	char summary[200];
-	int level = s->t.level;
+	int rc;
 
-	if (chain && n > 0) {
-		if (gnutls_certificate_verify_peers2(t, &status) < 0)
-			status = 1;
-		if (status == 0 && gnutls_certificate_verify_peers3(t, name, &nstatus) < 0)
-			nstatus = 1;
-		trust = status != 0 ? "Untrusted" : nstatus == 0 && pol_level_requires_auth(level) ?
-					      "Verified" : "Trusted";
-	}
 	conn_tls_summary(s->conn, summary, sizeof(summary));
+	/* Log first: the TLS line tells what was established, even if refused. */
+	rc = smtpc_peer_check(s, chain, n, &trust);
 	if (s->p.tls->loglevel >= 1)
 		log_info("%s TLS connection established to %s: %s", trust, s->relay, summary);
-	if (!pol_level_requires_auth(level) || level == POL_LEVEL_DANE)
-		return 0;
-	if (level != POL_LEVEL_VERIFY && level != POL_LEVEL_SECURE) {
-		smtpc_fail(s, SMTPC_POLICYFAIL, "TLS level %s is not supported yet for host %s",
-			   pol_level_name(level), s->hostip);
-		return -1;
+	if (s->p.tls->loglevel >= 2 && chain && n > 0) {
+		char seen[400];
+
+		smtpc_seen_digests(&chain[0], seen, sizeof(seen));
+		log_info("%s: level=%s, chain=%u, %s", s->relay, pol_level_name(s->t.pol->level), n,
+			 seen);
 	}
-	if (!chain || status != 0) {
-		smtpc_fail(s, SMTPC_POLICYFAIL, "Server certificate not trusted");
-		return -1;
-	}
-	if (nstatus != 0) {
-		smtpc_fail(s, SMTPC_POLICYFAIL, "Server certificate not verified");
-		return -1;
-	}
-	return 0;
+	return rc;
 }
 
 static void smtpc_on_tls_ready(struct smtpc *s)
@@ -672,7 +747,7 @@ static void smtpc_read(struct smtpc *s)
 static void smtpc_on_error(struct smtpc *s, int ev)
 {
 	const char *text = "connection closed";
-	int needs = pol_level_requires_tls(s->t.level);
+	int needs = pol_level_requires_tls(s->t.pol->level);
 
 	if (ev == CONN_EV_ERROR)
 		conn_error(s->conn, &text);

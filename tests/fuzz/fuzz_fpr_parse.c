@@ -19,7 +19,7 @@ static char upper(char c)
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	const char *s = (const char *)data;
-	struct rl_why why = { 0, NULL, 0 };
+	struct rl_why why = {0, NULL, 0};
 	struct fpr_digest d, again;
 	char text[FPR_TEXT_SIZE];
 

@@ -37,41 +37,39 @@ struct fpr_case {
 };
 
 static const struct fpr_case fpr_cases[] = {
-	{ "SHA-1", H20, 0, 20, 0 },
-	{ "SHA-256", H32, 0, 32, 0 },
-	{ "lower case", "00:11:22:33:44:55:66:77:88:99:aa:bb:cc:dd:ee:ff:01:23:45:67", 0, 20, 0 },
-	{ "mixed case", "aA:11:22:33:44:55:66:77:88:99:aa:bb:cc:dd:ee:ff:01:23:45:67", 0, 20, 0 },
-	{ "empty", "", RL_EPARSE, 0, 0 },
-	{ "no colons", "00112233445566778899AABBCCDDEEFF01234567", RL_EPARSE, 0, 2 },
-	{ "dash separators", "00-11-22-33-44-55-66-77-88-99-AA-BB-CC-DD-EE-FF-01-23-45-67",
-	  RL_EPARSE, 0, 2 },
-	{ "one digit byte", "0:11:22:33:44:55:66:77:88:99:AA:BB:CC:DD:EE:FF:01:23:45:67",
-	  RL_EPARSE, 0, 1 },
-	{ "three digit byte", "000:11:22:33:44:55:66:77:88:99:AA:BB:CC:DD:EE:FF:01:23:45:67",
-	  RL_EPARSE, 0, 2 },
-	{ "odd digit at end", H20 ":1", RL_EPARSE, 0, 60 },
-	{ "trailing colon", H20 ":", RL_EPARSE, 0, 60 },
-	{ "leading colon", ":" H20, RL_EPARSE, 0, 0 },
-	{ "double colon", "00::11", RL_EPARSE, 0, 3 },
-	{ "19 bytes", "00:11:22:33:44:55:66:77:88:99:AA:BB:CC:DD:EE:FF:01:23:45", RL_EPARSE, 0,
-	  0 },
-	{ "21 bytes", H20 ":89", RL_EPARSE, 0, 0 },
-	{ "16 bytes (MD5)", "00:11:22:33:44:55:66:77:88:99:AA:BB:CC:DD:EE:FF", RL_EPARSE, 0, 0 },
-	{ "33 bytes", H32 ":00", RL_EPARSE, 0, 96 },
-	{ "not hex", "G0:11:22:33:44:55:66:77:88:99:AA:BB:CC:DD:EE:FF:01:23:45:67", RL_EPARSE,
-	  0, 0 },
-	{ "not hex, second digit", "0x:11", RL_EPARSE, 0, 1 },
-	{ "space inside", "00: 11", RL_EPARSE, 0, 3 },
-	{ "trailing space", H20 " ", RL_EPARSE, 0, 59 },
-	{ "garbage", "hello, world", RL_EPARSE, 0, 0 },
-	{ "keyword", "hostname", RL_EPARSE, 0, 0 },
+    {"SHA-1", H20, 0, 20, 0},
+    {"SHA-256", H32, 0, 32, 0},
+    {"lower case", "00:11:22:33:44:55:66:77:88:99:aa:bb:cc:dd:ee:ff:01:23:45:67", 0, 20, 0},
+    {"mixed case", "aA:11:22:33:44:55:66:77:88:99:aa:bb:cc:dd:ee:ff:01:23:45:67", 0, 20, 0},
+    {"empty", "", RL_EPARSE, 0, 0},
+    {"no colons", "00112233445566778899AABBCCDDEEFF01234567", RL_EPARSE, 0, 2},
+    {"dash separators", "00-11-22-33-44-55-66-77-88-99-AA-BB-CC-DD-EE-FF-01-23-45-67", RL_EPARSE, 0,
+     2},
+    {"one digit byte", "0:11:22:33:44:55:66:77:88:99:AA:BB:CC:DD:EE:FF:01:23:45:67", RL_EPARSE, 0,
+     1},
+    {"three digit byte", "000:11:22:33:44:55:66:77:88:99:AA:BB:CC:DD:EE:FF:01:23:45:67", RL_EPARSE,
+     0, 2},
+    {"odd digit at end", H20 ":1", RL_EPARSE, 0, 60},
+    {"trailing colon", H20 ":", RL_EPARSE, 0, 60},
+    {"leading colon", ":" H20, RL_EPARSE, 0, 0},
+    {"double colon", "00::11", RL_EPARSE, 0, 3},
+    {"19 bytes", "00:11:22:33:44:55:66:77:88:99:AA:BB:CC:DD:EE:FF:01:23:45", RL_EPARSE, 0, 0},
+    {"21 bytes", H20 ":89", RL_EPARSE, 0, 0},
+    {"16 bytes (MD5)", "00:11:22:33:44:55:66:77:88:99:AA:BB:CC:DD:EE:FF", RL_EPARSE, 0, 0},
+    {"33 bytes", H32 ":00", RL_EPARSE, 0, 96},
+    {"not hex", "G0:11:22:33:44:55:66:77:88:99:AA:BB:CC:DD:EE:FF:01:23:45:67", RL_EPARSE, 0, 0},
+    {"not hex, second digit", "0x:11", RL_EPARSE, 0, 1},
+    {"space inside", "00: 11", RL_EPARSE, 0, 3},
+    {"trailing space", H20 " ", RL_EPARSE, 0, 59},
+    {"garbage", "hello, world", RL_EPARSE, 0, 0},
+    {"keyword", "hostname", RL_EPARSE, 0, 0},
 };
 
 static void test_fpr_parse(void)
 {
 	for (size_t i = 0; i < sizeof(fpr_cases) / sizeof(fpr_cases[0]); i++) {
 		const struct fpr_case *c = &fpr_cases[i];
-		struct rl_why why = { 0, NULL, 0 };
+		struct rl_why why = {0, NULL, 0};
 		struct fpr_digest d;
 		char text[FPR_TEXT_SIZE];
 		int rc = fpr_parse(c->in, strlen(c->in), &d, &why);
@@ -80,13 +78,12 @@ static void test_fpr_parse(void)
 		CHECK(d.len == c->len, "%s: len %zu want %zu", c->what, d.len, c->len);
 		if (rc == 0) {
 			fpr_format(&d, text, sizeof(text));
-			CHECK(strlen(text) == strlen(c->in), "%s: formatted \"%s\"", c->what,
-			      text);
+			CHECK(strlen(text) == strlen(c->in), "%s: formatted \"%s\"", c->what, text);
 			/* The canonical form is upper case. */
 			for (size_t k = 0; text[k]; k++)
 				CHECK(text[k] == (c->in[k] >= 'a' && c->in[k] <= 'f'
-							  ? c->in[k] - 'a' + 'A'
-							  : c->in[k]),
+						      ? c->in[k] - 'a' + 'A'
+						      : c->in[k]),
 				      "%s: formatted \"%s\"", c->what, text);
 		} else {
 			CHECK(why.code == c->rc && why.reason != NULL, "%s: no reason", c->what);
@@ -112,68 +109,75 @@ struct name_case {
 };
 
 static const struct name_case name_cases[] = {
-	/* exact */
-	{ "mx.example.com", "mx.example.com", 1 },
-	{ "mx.example.com", "mx2.example.com", 0 },
-	{ "mx.example.com", "example.com", 0 },
-	{ "example.com", "mx.example.com", 0 },
-	{ "localhost", "localhost", 1 },
-	/* case */
-	{ "MX.Example.COM", "mx.example.com", 1 },
-	{ "mx.example.com", "MX.EXAMPLE.com", 1 },
-	/* trailing dot on either side, but only one */
-	{ "mx.example.com.", "mx.example.com", 1 },
-	{ "mx.example.com", "mx.example.com.", 1 },
-	{ "mx.example.com..", "mx.example.com", 0 },
-	/* wildcard: one whole left-most label */
-	{ "*.example.com", "mx.example.com", 1 },
-	{ "*.example.com", "MX.example.com.", 1 },
-	{ "*.example.com", "a.b.example.com", 0 },
-	{ "*.example.com", "example.com", 0 },
-	{ "*.example.com", ".example.com.evil", 0 },
-	{ "*.com", "example.com", 0 },
-	{ "*", "example", 0 },
-	{ "*.", "example", 0 },
-	/* partial-label and misplaced wildcards are refused */
-	{ "a*.example.com", "ab.example.com", 0 },
-	{ "*a.example.com", "ba.example.com", 0 },
-	{ "a*b.example.com", "axb.example.com", 0 },
-	{ "xn--*.example.com", "xn--bcher-kva.example.com", 0 },
-	{ "mx.*.example.com", "mx.a.example.com", 0 },
-	{ "**.example.com", "a.example.com", 0 },
-	{ "*.*.example.com", "a.b.example.com", 0 },
-	{ "*.example.com", "*.example.com", 0 },
-	/* suffix patterns: any subdomain, never the domain itself */
-	{ "mx.example.com", ".example.com", 1 },
-	{ "a.b.example.com", ".example.com", 1 },
-	{ "example.com", ".example.com", 0 },
-	{ "badexample.com", ".example.com", 0 },
-	{ "mx.example.com.", ".EXAMPLE.com.", 1 },
-	{ "*.example.com", ".example.com", 1 },
-	{ "*.sub.example.com", ".example.com", 1 },
-	{ "*.com", ".com", 0 },
-	{ "a*.example.com", ".example.com", 0 },
-	{ "mx.example.com", ".", 0 },
-	{ "mx.example.com", "..example.com", 0 },
-	/* IDNA: A-labels compared as bytes (ignoring ASCII case); U-labels
-	 * are not names */
-	{ "xn--bcher-kva.example", "xn--bcher-kva.example", 1 },
-	{ "XN--BCHER-KVA.example", "xn--bcher-kva.example", 1 },
-	{ "xn--bcher-kva.example", "xn--bcher-kvb.example", 0 },
-	{ "*.xn--bcher-kva.example", "mx.xn--bcher-kva.example", 1 },
-	{ "b\xc3\xbc" "cher.example", "b\xc3\xbc" "cher.example", 0 },
-	{ "xn--bcher-kva.example", "b\xc3\xbc" "cher.example", 0 },
-	/* malformed names never match */
-	{ "", "", 0 },
-	{ "mx..example.com", "mx..example.com", 0 },
-	{ ".example.com", ".example.com", 0 },
-	{ "mx example.com", "mx example.com", 0 },
-	{ "mx.example.com", "", 0 },
-	/* labels of 64 and 63 characters */
-	{ "a.bcdefghijklmnopqrstuvwxyzabcdefghijklmnopqrstuvwxyzabcdefghijklm.com",
-	  "a.bcdefghijklmnopqrstuvwxyzabcdefghijklmnopqrstuvwxyzabcdefghijklm.com", 0 },
-	{ "a.bcdefghijklmnopqrstuvwxyzabcdefghijklmnopqrstuvwxyzabcdefghijkl.com",
-	  "a.bcdefghijklmnopqrstuvwxyzabcdefghijklmnopqrstuvwxyzabcdefghijkl.com", 1 },
+    /* exact */
+    {"mx.example.com", "mx.example.com", 1},
+    {"mx.example.com", "mx2.example.com", 0},
+    {"mx.example.com", "example.com", 0},
+    {"example.com", "mx.example.com", 0},
+    {"localhost", "localhost", 1},
+    /* case */
+    {"MX.Example.COM", "mx.example.com", 1},
+    {"mx.example.com", "MX.EXAMPLE.com", 1},
+    /* trailing dot on either side, but only one */
+    {"mx.example.com.", "mx.example.com", 1},
+    {"mx.example.com", "mx.example.com.", 1},
+    {"mx.example.com..", "mx.example.com", 0},
+    /* wildcard: one whole left-most label */
+    {"*.example.com", "mx.example.com", 1},
+    {"*.example.com", "MX.example.com.", 1},
+    {"*.example.com", "a.b.example.com", 0},
+    {"*.example.com", "example.com", 0},
+    {"*.example.com", ".example.com.evil", 0},
+    {"*.com", "example.com", 0},
+    {"*", "example", 0},
+    {"*.", "example", 0},
+    /* partial-label and misplaced wildcards are refused */
+    {"a*.example.com", "ab.example.com", 0},
+    {"*a.example.com", "ba.example.com", 0},
+    {"a*b.example.com", "axb.example.com", 0},
+    {"xn--*.example.com", "xn--bcher-kva.example.com", 0},
+    {"mx.*.example.com", "mx.a.example.com", 0},
+    {"**.example.com", "a.example.com", 0},
+    {"*.*.example.com", "a.b.example.com", 0},
+    {"*.example.com", "*.example.com", 0},
+    /* suffix patterns: any subdomain, never the domain itself */
+    {"mx.example.com", ".example.com", 1},
+    {"a.b.example.com", ".example.com", 1},
+    {"example.com", ".example.com", 0},
+    {"badexample.com", ".example.com", 0},
+    {"mx.example.com.", ".EXAMPLE.com.", 1},
+    {"*.example.com", ".example.com", 1},
+    {"*.sub.example.com", ".example.com", 1},
+    {"*.com", ".com", 0},
+    {"a*.example.com", ".example.com", 0},
+    {"mx.example.com", ".", 0},
+    {"mx.example.com", "..example.com", 0},
+    /* IDNA: A-labels compared as bytes (ignoring ASCII case); U-labels
+     * are not names */
+    {"xn--bcher-kva.example", "xn--bcher-kva.example", 1},
+    {"XN--BCHER-KVA.example", "xn--bcher-kva.example", 1},
+    {"xn--bcher-kva.example", "xn--bcher-kvb.example", 0},
+    {"*.xn--bcher-kva.example", "mx.xn--bcher-kva.example", 1},
+    {"b\xc3\xbc"
+     "cher.example",
+     "b\xc3\xbc"
+     "cher.example",
+     0},
+    {"xn--bcher-kva.example",
+     "b\xc3\xbc"
+     "cher.example",
+     0},
+    /* malformed names never match */
+    {"", "", 0},
+    {"mx..example.com", "mx..example.com", 0},
+    {".example.com", ".example.com", 0},
+    {"mx example.com", "mx example.com", 0},
+    {"mx.example.com", "", 0},
+    /* labels of 64 and 63 characters */
+    {"a.bcdefghijklmnopqrstuvwxyzabcdefghijklmnopqrstuvwxyzabcdefghijklm.com",
+     "a.bcdefghijklmnopqrstuvwxyzabcdefghijklmnopqrstuvwxyzabcdefghijklm.com", 0},
+    {"a.bcdefghijklmnopqrstuvwxyzabcdefghijklmnopqrstuvwxyzabcdefghijkl.com",
+     "a.bcdefghijklmnopqrstuvwxyzabcdefghijklmnopqrstuvwxyzabcdefghijkl.com", 1},
 };
 
 static void test_name_match(void)
@@ -218,27 +222,56 @@ struct resolve_case {
 };
 
 static const struct resolve_case resolve_cases[] = {
-	{ "verify default", { "hostname" }, 1, "MX1.Example.com.", "example.com", 0,
-	  { "mx1.example.com" }, 0 },
-	{ "secure default", { "nexthop", "dot-nexthop" }, 2, "mx1.example.net", "Example.com",
-	  0, { "example.com", ".example.com" }, 0 },
-	{ "keywords in any case", { "HostName", "NEXTHOP", "Dot-Nexthop" }, 3, "mx.a", "b.c",
-	  0, { "mx.a", "b.c", ".b.c" }, 0 },
-	{ "literal names", { "mx.example.com", ".example.net" }, 2, NULL, NULL, 0,
-	  { "mx.example.com", ".example.net" }, 0 },
-	{ "A-label", { "xn--bcher-kva.example" }, 1, NULL, NULL, 0,
-	  { "xn--bcher-kva.example" }, 0 },
-	{ "no tokens", { NULL }, 0, NULL, NULL, 0, { NULL }, 0 },
-	{ "hostname unknown", { "nexthop", "hostname" }, 2, NULL, "example.com", RL_EPARSE,
-	  { NULL }, 1 },
-	{ "nexthop empty", { "dot-nexthop" }, 1, "mx", "", RL_EPARSE, { NULL }, 0 },
-	{ "nexthop not a name", { "nexthop" }, 1, "mx", "[192.0.2.1]:25", RL_EPARSE, { NULL },
-	  0 },
-	{ "wildcard pattern", { "*.example.com" }, 1, NULL, NULL, RL_EPARSE, { NULL }, 0 },
-	{ "U-label", { "b\xc3\xbc" "cher.example" }, 1, NULL, NULL, RL_EPARSE, { NULL }, 0 },
-	{ "bare dot", { "example.com", "." }, 2, NULL, NULL, RL_EPARSE, { NULL }, 1 },
-	{ "empty", { "" }, 1, NULL, NULL, RL_EPARSE, { NULL }, 0 },
-	{ "too many", { "a", "b", "c", "d" }, 4, NULL, NULL, RL_ETOOBIG, { NULL }, 3 },
+    {"verify default",
+     {"hostname"},
+     1,
+     "MX1.Example.com.",
+     "example.com",
+     0,
+     {"mx1.example.com"},
+     0},
+    {"secure default",
+     {"nexthop", "dot-nexthop"},
+     2,
+     "mx1.example.net",
+     "Example.com",
+     0,
+     {"example.com", ".example.com"},
+     0},
+    {"keywords in any case",
+     {"HostName", "NEXTHOP", "Dot-Nexthop"},
+     3,
+     "mx.a",
+     "b.c",
+     0,
+     {"mx.a", "b.c", ".b.c"},
+     0},
+    {"literal names",
+     {"mx.example.com", ".example.net"},
+     2,
+     NULL,
+     NULL,
+     0,
+     {"mx.example.com", ".example.net"},
+     0},
+    {"A-label", {"xn--bcher-kva.example"}, 1, NULL, NULL, 0, {"xn--bcher-kva.example"}, 0},
+    {"no tokens", {NULL}, 0, NULL, NULL, 0, {NULL}, 0},
+    {"hostname unknown", {"nexthop", "hostname"}, 2, NULL, "example.com", RL_EPARSE, {NULL}, 1},
+    {"nexthop empty", {"dot-nexthop"}, 1, "mx", "", RL_EPARSE, {NULL}, 0},
+    {"nexthop not a name", {"nexthop"}, 1, "mx", "[192.0.2.1]:25", RL_EPARSE, {NULL}, 0},
+    {"wildcard pattern", {"*.example.com"}, 1, NULL, NULL, RL_EPARSE, {NULL}, 0},
+    {"U-label",
+     {"b\xc3\xbc"
+      "cher.example"},
+     1,
+     NULL,
+     NULL,
+     RL_EPARSE,
+     {NULL},
+     0},
+    {"bare dot", {"example.com", "."}, 2, NULL, NULL, RL_EPARSE, {NULL}, 1},
+    {"empty", {""}, 1, NULL, NULL, RL_EPARSE, {NULL}, 0},
+    {"too many", {"a", "b", "c", "d"}, 4, NULL, NULL, RL_ETOOBIG, {NULL}, 3},
 };
 
 static void test_resolve(void)
@@ -246,10 +279,10 @@ static void test_resolve(void)
 	for (size_t i = 0; i < sizeof(resolve_cases) / sizeof(resolve_cases[0]); i++) {
 		const struct resolve_case *c = &resolve_cases[i];
 		struct cert_pattern pats[3];
-		struct rl_why why = { 0, NULL, 0 };
+		struct rl_why why = {0, NULL, 0};
 		size_t n = 99;
-		int rc = cert_match_resolve(c->tokens, c->n, c->hostname, c->nexthop, pats, 3, &n,
-					    &why);
+		int rc =
+		    cert_match_resolve(c->tokens, c->n, c->hostname, c->nexthop, pats, 3, &n, &why);
 
 		CHECK(rc == c->rc, "%s: rc %d want %d", c->what, rc, c->rc);
 		if (rc < 0) {
@@ -359,24 +392,41 @@ static int make_cert(const char *name, const char *issuer, const char *tmpl, int
 	if (write_file(strrchr(tpl, '/') + 1, text) < 0)
 		return -1;
 	{
-		char *gen[] = { "certtool", "--generate-privkey", "--key-type=ecdsa",
-				"--outfile", key, NULL };
+		char *gen[] = {
+		    "certtool", "--generate-privkey", "--key-type=ecdsa", "--outfile", key, NULL};
 
 		if (run(NULL, gen) != 0)
 			return -1;
 	}
 	if (!issuer) {
-		char *self[] = { "certtool", "--generate-self-signed", "--load-privkey", key,
-				 "--template", tpl, "--outfile", crt, NULL };
+		char *self[] = {"certtool",
+				"--generate-self-signed",
+				"--load-privkey",
+				key,
+				"--template",
+				tpl,
+				"--outfile",
+				crt,
+				NULL};
 
 		return run(NULL, self) == 0 ? 0 : -1;
 	}
 	path_of(ikey, sizeof(ikey), issuer, ".key");
 	path_of(icrt, sizeof(icrt), issuer, ".crt");
 	{
-		char *sign[] = { "certtool", "--generate-certificate", "--load-privkey", key,
-				 "--load-ca-certificate", icrt, "--load-ca-privkey", ikey,
-				 "--template", tpl, "--outfile", crt, NULL };
+		char *sign[] = {"certtool",
+				"--generate-certificate",
+				"--load-privkey",
+				key,
+				"--load-ca-certificate",
+				icrt,
+				"--load-ca-privkey",
+				ikey,
+				"--template",
+				tpl,
+				"--outfile",
+				crt,
+				NULL};
 
 		return run(NULL, sign) == 0 ? 0 : -1;
 	}
@@ -394,16 +444,17 @@ static int make_all(void)
 	       make_cert("wild", "ca", "cn = \"wild\"\ndns_name = \"*.wild.example.test\"\n", 0,
 			 0) ||
 	       make_cert("cnonly", "ca", "cn = \"cnonly.example.test\"\n", 0, 0) ||
-	       make_cert("iponly", "ca",
-			 "cn = \"ipcn.example.test\"\nip_address = \"127.0.0.6\"\n", 0, 0) ||
-	       make_cert("expired", "ca", "cn = \"old.example.test\"\n"
-					  "dns_name = \"old.example.test\"\n",
-			 0, 1) ||
-	       make_cert("self", NULL, "cn = \"self.example.test\"\n"
-				       "dns_name = \"self.example.test\"\n",
+	       make_cert("iponly", "ca", "cn = \"ipcn.example.test\"\nip_address = \"127.0.0.6\"\n",
 			 0, 0) ||
-	       make_cert("stranger", "other-ca", "dns_name = \"stranger.example.test\"\n", 0,
-			 0) ||
+	       make_cert("expired", "ca",
+			 "cn = \"old.example.test\"\n"
+			 "dns_name = \"old.example.test\"\n",
+			 0, 1) ||
+	       make_cert("self", NULL,
+			 "cn = \"self.example.test\"\n"
+			 "dns_name = \"self.example.test\"\n",
+			 0, 0) ||
+	       make_cert("stranger", "other-ca", "dns_name = \"stranger.example.test\"\n", 0, 0) ||
 	       make_cert("deep", "inter", "dns_name = \"deep.example.test\"\n", 0, 0);
 }
 
@@ -430,7 +481,7 @@ static gnutls_datum_t *load(const char *name, size_t *n)
 {
 	char p[256];
 	gnutls_datum_t *chain = NULL;
-	struct rl_why why = { 0, NULL, 0 };
+	struct rl_why why = {0, NULL, 0};
 	int rc;
 
 	path_of(p, sizeof(p), name, ".crt");
@@ -455,7 +506,7 @@ static void check_cert_digest(const char *name, const gnutls_datum_t *der, const
 			      size_t hashlen)
 {
 	char crt[256], algo[32], hex[2 * FPR_MAX_LEN + 1];
-	char *argv[] = { "certtool", "--fingerprint", "--hash", algo, "--infile", crt, NULL };
+	char *argv[] = {"certtool", "--fingerprint", "--hash", algo, "--infile", crt, NULL};
 	struct fpr_digest d;
 	char *out;
 
@@ -465,8 +516,8 @@ static void check_cert_digest(const char *name, const gnutls_datum_t *der, const
 	out = read_file("fpr.out");
 	CHECK(fpr_compute(der->data, der->size, FPR_CERT, hashlen, &d) == 0, "%s", name);
 	plain_hex(&d, hex);
-	CHECK(out && strncmp(out, hex, strlen(hex)) == 0, "%s %s: got %s certtool %s", name,
-	      hash, hex, out ? out : "(none)");
+	CHECK(out && strncmp(out, hex, strlen(hex)) == 0, "%s %s: got %s certtool %s", name, hash,
+	      hex, out ? out : "(none)");
 	free(out);
 }
 
@@ -475,11 +526,11 @@ static void check_cert_digest(const char *name, const gnutls_datum_t *der, const
 static void check_pubkey_digest(const char *name, const gnutls_datum_t *der)
 {
 	char crt[256], hex[2 * FPR_MAX_LEN + 1], want[80];
-	char *argv[] = { "certtool", "--pubkey-info", "--infile", crt, NULL };
+	char *argv[] = {"certtool", "--pubkey-info", "--infile", crt, NULL};
 	static const struct {
 		const char *tag;
 		size_t len;
-	} algs[] = { { "sha1:", FPR_SHA1_LEN }, { "sha256:", FPR_SHA256_LEN } };
+	} algs[] = {{"sha1:", FPR_SHA1_LEN}, {"sha256:", FPR_SHA256_LEN}};
 	struct fpr_digest d;
 	char *out, *id;
 
@@ -525,8 +576,7 @@ static void test_fingerprints(void)
 	CHECK(fpr_match(leaf[0].data, leaf[0].size, want, 3, &which) == 1 && which == FPR_CERT,
 	      "leaf SHA-256 cert digest (which %d)", which);
 	CHECK(fpr_compute(leaf[0].data, leaf[0].size, FPR_PUBKEY, 20, &want[2]) == 0, "leaf");
-	CHECK(fpr_match(leaf[0].data, leaf[0].size, want, 3, &which) == 1 &&
-		      which == FPR_PUBKEY,
+	CHECK(fpr_match(leaf[0].data, leaf[0].size, want, 3, &which) == 1 && which == FPR_PUBKEY,
 	      "leaf SHA-1 pubkey digest (which %d)", which);
 	/* The first 20 bytes of a SHA-256 digest are not a SHA-1 digest. */
 	CHECK(fpr_compute(leaf[0].data, leaf[0].size, FPR_CERT, 32, &want[2]) == 0, "leaf");
@@ -549,21 +599,21 @@ struct match_case {
 };
 
 static const struct match_case match_cases[] = {
-	{ "leaf", "mx.example.test", 1, "mx.example.test" },
-	{ "leaf", "mail.example.test", 1, "MAIL.Example.Test" },
-	{ "leaf", ".example.test", 1, "mx.example.test" },
-	{ "leaf", "cn.example.test", 0, "" }, /* CN ignored: there are DNS SANs */
-	{ "leaf", "127.0.0.5", 0, "" },
-	{ "leaf", "example.test", 0, "" },
-	{ "wild", "a.wild.example.test", 1, "*.wild.example.test" },
-	{ "wild", "a.b.wild.example.test", 0, "" },
-	{ "wild", "wild.example.test", 0, "" },
-	{ "wild", ".wild.example.test", 1, "*.wild.example.test" },
-	{ "wild", "wild", 0, "" },
-	{ "cnonly", "cnonly.example.test", 1, "cnonly.example.test" },
-	{ "cnonly", ".example.test", 1, "cnonly.example.test" },
-	{ "iponly", "ipcn.example.test", 1, "ipcn.example.test" }, /* no dNSName SAN */
-	{ "stranger", "stranger.example.test", 1, "stranger.example.test" },
+    {"leaf", "mx.example.test", 1, "mx.example.test"},
+    {"leaf", "mail.example.test", 1, "MAIL.Example.Test"},
+    {"leaf", ".example.test", 1, "mx.example.test"},
+    {"leaf", "cn.example.test", 0, ""}, /* CN ignored: there are DNS SANs */
+    {"leaf", "127.0.0.5", 0, ""},
+    {"leaf", "example.test", 0, ""},
+    {"wild", "a.wild.example.test", 1, "*.wild.example.test"},
+    {"wild", "a.b.wild.example.test", 0, ""},
+    {"wild", "wild.example.test", 0, ""},
+    {"wild", ".wild.example.test", 1, "*.wild.example.test"},
+    {"wild", "wild", 0, ""},
+    {"cnonly", "cnonly.example.test", 1, "cnonly.example.test"},
+    {"cnonly", ".example.test", 1, "cnonly.example.test"},
+    {"iponly", "ipcn.example.test", 1, "ipcn.example.test"}, /* no dNSName SAN */
+    {"stranger", "stranger.example.test", 1, "stranger.example.test"},
 };
 
 static void test_names(void)
@@ -585,11 +635,12 @@ static void test_names(void)
 		cert_chain_free(chain, n);
 	}
 	{
-		struct cert_pattern pat = { "x" };
+		struct cert_pattern pat = {"x"};
 		char m[4] = "zzz";
 
-		CHECK(cert_names_match((const unsigned char *)"\x30\x03\x02\x01\x01", 5, &pat, 1,
-				       m, sizeof(m)) == RL_EPARSE && m[0] == '\0',
+		CHECK(cert_names_match((const unsigned char *)"\x30\x03\x02\x01\x01", 5, &pat, 1, m,
+				       sizeof(m)) == RL_EPARSE &&
+			  m[0] == '\0',
 		      "junk DER");
 	}
 }
@@ -602,22 +653,22 @@ struct verify_case {
 };
 
 static const struct verify_case verify_cases[] = {
-	{ { "leaf" }, 1, 0, "trusted" },
-	{ { "wild" }, 1, 0, "trusted" },
-	{ { "deep", "inter" }, 1, 0, "trusted" },
-	{ { "deep" }, 0, GNUTLS_CERT_SIGNER_NOT_FOUND, "signer not found" },
-	{ { "expired" }, 0, GNUTLS_CERT_EXPIRED, "certificate has expired" },
-	{ { "self" }, 0, CERT_STATUS_SELF_SIGNED, "self-signed certificate" },
-	{ { "stranger" }, 0, GNUTLS_CERT_SIGNER_NOT_FOUND, "signer not found" },
-	{ { "stranger", "other-ca" }, 0, GNUTLS_CERT_SIGNER_NOT_FOUND, "signer not found" },
-	/* A valid leaf followed by unrelated junk still verifies. */
-	{ { "leaf", "other-ca" }, 1, 0, "trusted" },
+    {{"leaf"}, 1, 0, "trusted"},
+    {{"wild"}, 1, 0, "trusted"},
+    {{"deep", "inter"}, 1, 0, "trusted"},
+    {{"deep"}, 0, GNUTLS_CERT_SIGNER_NOT_FOUND, "signer not found"},
+    {{"expired"}, 0, GNUTLS_CERT_EXPIRED, "certificate has expired"},
+    {{"self"}, 0, CERT_STATUS_SELF_SIGNED, "self-signed certificate"},
+    {{"stranger"}, 0, GNUTLS_CERT_SIGNER_NOT_FOUND, "signer not found"},
+    {{"stranger", "other-ca"}, 0, GNUTLS_CERT_SIGNER_NOT_FOUND, "signer not found"},
+    /* A valid leaf followed by unrelated junk still verifies. */
+    {{"leaf", "other-ca"}, 1, 0, "trusted"},
 };
 
 static void test_verify(void)
 {
 	gnutls_x509_trust_list_t tl;
-	struct rl_why why = { 0, NULL, 0 };
+	struct rl_why why = {0, NULL, 0};
 	char p[256];
 
 	path_of(p, sizeof(p), "ca.crt", "");
@@ -644,10 +695,10 @@ static void test_verify(void)
 	}
 	{
 		unsigned status = 0;
-		gnutls_datum_t junk = { (unsigned char *)"junk", 4 };
+		gnutls_datum_t junk = {(unsigned char *)"junk", 4};
 
 		CHECK(cert_chain_verify(&junk, 1, tl, &status) == RL_EPARSE &&
-			      status == GNUTLS_CERT_INVALID,
+			  status == GNUTLS_CERT_INVALID,
 		      "junk chain");
 		CHECK(cert_chain_verify(&junk, 0, tl, &status) == RL_EPARSE, "empty chain");
 	}
@@ -658,12 +709,12 @@ static void test_verify(void)
 static void test_files(void)
 {
 	gnutls_x509_trust_list_t tl = NULL;
-	struct rl_why why = { 0, NULL, 0 };
+	struct rl_why why = {0, NULL, 0};
 	gnutls_datum_t *chain = NULL, *pem;
 	char p[256], der[256], subject[128];
 	size_t n = 0, npem;
-	char *argv[] = { "certtool", "--certificate-info", "--infile", p, "--outder",
-			 "--outfile", der, NULL };
+	char *argv[] = {"certtool", "--certificate-info", "--infile", p,
+			"--outder", "--outfile",	  der,	      NULL};
 
 	/* A DER file gives the same certificate as the PEM one. */
 	path_of(p, sizeof(p), "leaf.crt", "");
@@ -672,7 +723,7 @@ static void test_files(void)
 	CHECK(cert_file_load(der, &chain, &n, &why) == 0 && n == 1, "DER load: %s", why.reason);
 	pem = load("leaf", &npem);
 	CHECK(n == 1 && chain[0].size == pem[0].size &&
-		      memcmp(chain[0].data, pem[0].data, pem[0].size) == 0,
+		  memcmp(chain[0].data, pem[0].data, pem[0].size) == 0,
 	      "DER and PEM differ");
 	CHECK(cert_subject_text(pem[0].data, pem[0].size, subject, sizeof(subject)) == 0,
 	      "subject");
@@ -729,7 +780,7 @@ static void test_files(void)
 static void test_real_certs(void)
 {
 	const char *base = getenv("TMPDIR");
-	char *version[] = { "certtool", "--version", NULL };
+	char *version[] = {"certtool", "--version", NULL};
 
 	if (run(NULL, version) != 0) {
 		printf("# certtool (gnutls-bin) not found: certificate tests skipped\n");

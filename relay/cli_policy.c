@@ -1,0 +1,282 @@
+/*
+ * cli_policy: `tlsrelay policy check [FILE]` and `tlsrelay policy show
+ * DOMAIN` (INTERFACE.md, "Commands").
+ *
+ * Both read the policy file the way the relay does: a missing file is a
+ * table with no entries, any error makes the whole file invalid, and the
+ * errors are printed as "FILE:LINE: message", one per line, on stderr.
+ * `policy check` prints a one-line summary on stdout when the file is
+ * valid.  `policy show` prints the effective policy for a domain, one
+ * "key: value (source)" line per setting.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "pol.h"
+
+/* Read path into b; -ENOENT when it does not exist. */
+static int read_all(const char *path, struct rl_buf *b)
+{
+	char chunk[8192];
+	ssize_t got;
+	int fd, rc = 0;
+
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	for (;;) {
+		got = read(fd, chunk, sizeof(chunk));
+		if (got < 0 && errno == EINTR)
+			continue;
+		if (got < 0)
+			rc = -errno;
+		if (got <= 0)
+			break;
+		rc = rl_buf_append(b, chunk, (size_t)got);
+		/* One byte over the cap is enough for the parser to refuse it. */
+		if (rc == RL_ETOOBIG) {
+			rc = 0;
+			break;
+		}
+		if (rc < 0)
+			break;
+	}
+	close(fd);
+	return rc;
+}
+
+static void print_errors(const struct pol_errors *errs)
+{
+	for (size_t i = 0; i < errs->count; i++)
+		fprintf(stderr, "%s\n", errs->e[i].msg);
+	if (errs->total > errs->count)
+		fprintf(stderr, "tlsrelay: %zu more errors not shown\n", errs->total - errs->count);
+}
+
+/*
+ * Load a policy file: 0 with *t set (NULL-free: an empty table when the
+ * file does not exist, *missing = 1), or -1 after printing why.
+ */
+static int load_policy(const char *path, struct pol_table **t, int *missing)
+{
+	struct pol_errors *errs = calloc(1, sizeof(*errs));
+	struct rl_buf b;
+	int rc;
+
+	*missing = 0;
+	if (!errs) {
+		fprintf(stderr, "tlsrelay: %s: %s\n", path, rl_strerror(-ENOMEM));
+		return -1;
+	}
+	rl_buf_init(&b, POL_FILE_MAX + 1);
+	rc = read_all(path, &b);
+	if (rc == -ENOENT) {
+		*missing = 1;
+		rc = 0;
+	}
+	if (rc < 0)
+		fprintf(stderr, "tlsrelay: %s: %s\n", path, rl_strerror(rc));
+	if (rc == 0) {
+		rc = pol_table_parse(path, b.len ? b.data : "", b.len, t, errs);
+		if (rc < 0)
+			print_errors(errs);
+	}
+	rl_buf_fini(&b);
+	free(errs);
+	return rc < 0 ? -1 : 0;
+}
+
+/* tafile= names a file the relay will read; a typo would defer all mail. */
+static int check_tafiles(const char *path, const struct pol_table *t)
+{
+	int bad = 0;
+
+	for (size_t i = 0; i < pol_table_count(t); i++) {
+		const struct pol_entry *e = pol_table_entry(t, i);
+
+		if (e->tafile && access(e->tafile, R_OK) < 0) {
+			fprintf(stderr, "%s:%u: tafile \"%s\": %s\n", path, e->line, e->tafile,
+				strerror(errno));
+			bad = 1;
+		}
+	}
+	return bad ? -1 : 0;
+}
+
+static int policy_check(const char *cfgpath, int argc, char **argv)
+{
+	struct cfg c;
+	struct pol_table *t = NULL;
+	const char *path;
+	int missing, rc;
+	size_t n;
+
+	if (argc > 1) {
+		fprintf(stderr, "usage: tlsrelay policy check [FILE]\n");
+		return CLI_EX_USAGE;
+	}
+	memset(&c, 0, sizeof(c));
+	/* An explicit FILE needs no configuration. */
+	if (argc == 0 && cli_load_cfg(cfgpath, &c) < 0)
+		return CLI_EX_FAIL;
+	path = argc ? argv[0] : c.policy_file;
+	rc = load_policy(path, &t, &missing);
+	if (rc == 0)
+		rc = check_tafiles(path, t);
+	n = pol_table_count(t);
+	if (rc == 0 && missing)
+		printf("%s: no such file; no entries\n", path);
+	else if (rc == 0)
+		printf("%s: %zu %s\n", path, n, n == 1 ? "entry" : "entries");
+	pol_table_free(t);
+	cfg_fini(&c);
+	return rc == 0 ? CLI_EX_OK : CLI_EX_FAIL;
+}
+
+/* What show prints about one domain. */
+struct show {
+	const struct cfg *c;
+	const char *policy_path;
+	const struct pol_entry *e; /* NULL: no entry, the defaults apply */
+	char src[512];		   /* "policy file FILE:LINE" */
+};
+
+static void show_match(const struct show *s, int level)
+{
+	const struct pol_entry *e = s->e;
+	char fp[FPR_TEXT_SIZE];
+	const char *const *names;
+	size_t n;
+
+	if (e) {
+		for (size_t i = 0; i < e->ndigests; i++) {
+			fpr_format(&e->digests[i], fp, sizeof(fp));
+			printf("match: %s (%s)\n", fp, s->src);
+		}
+		for (size_t i = 0; i < e->nmatch; i++)
+			printf("match: %s (%s%s)\n", e->match[i],
+			       e->match_default ? "default for " : s->src,
+			       e->match_default ? pol_level_name(level) : "");
+		return;
+	}
+	names = pol_match_defaults(level, &n);
+	for (size_t i = 0; i < n; i++)
+		printf("match: %s (default for %s)\n", names[i], pol_level_name(level));
+}
+
+static void show_protocols(const struct show *s, unsigned *bits)
+{
+	char names[64];
+
+	*bits = s->e && s->e->protocols ? s->e->protocols : s->c->tls_protocols;
+	pol_protocols_names(*bits, names, sizeof(names));
+	if (s->e && s->e->protocols)
+		printf("protocols: %s (protocols=%s, %s)\n", names, s->e->protocols_text, s->src);
+	else
+		printf("protocols: %s (tls_protocols = %s, config %s)\n", names,
+		       s->c->tls_protocols_text, s->c->path);
+}
+
+static int show_priority(const struct show *s, unsigned bits)
+{
+	const char *suffix = s->e ? s->e->priority_suffix : NULL;
+	struct rl_buf b;
+	int rc;
+
+	if (s->e && s->e->grade)
+		printf("ciphers: %s (%s)\n", s->e->grade == POL_GRADE_HIGH ? "high" : "medium",
+		       s->src);
+	if (s->e && s->e->exclude_text)
+		printf("exclude: %s (%s)\n", s->e->exclude_text, s->src);
+	rl_buf_init(&b, 65536);
+	rc = pol_priority_build(s->c->tls_priority, bits, suffix, &b);
+	if (rc == 0)
+		printf("priority: %s (tls_priority, config %s; versions from protocols%s%s)\n",
+		       b.data, s->c->path, suffix && *suffix ? "; ciphers/exclude from " : "",
+		       suffix && *suffix ? s->src : "");
+	else
+		fprintf(stderr, "tlsrelay: priority string: %s\n", rl_strerror(rc));
+	rl_buf_fini(&b);
+	return rc;
+}
+
+static void show_peer(const struct show *s, int level)
+{
+	if (s->e && s->e->servername)
+		printf("servername: %s (%s)\n", s->e->servername, s->src);
+	else
+		printf("servername: none (default: no SNI)\n");
+	if (level != POL_LEVEL_VERIFY && level != POL_LEVEL_SECURE)
+		return;
+	if (s->e && s->e->tafile)
+		printf("tafile: %s (%s)\n", s->e->tafile, s->src);
+	else if (s->c->tls_ca_file)
+		printf("tafile: none (CAs of tls_ca_file = %s, config %s)\n", s->c->tls_ca_file,
+		       s->c->path);
+	else
+		printf("tafile: none (system trust store)\n");
+}
+
+static int show_domain(const struct cfg *c, const char *policy_path, const struct pol_table *t,
+		       const char *domain)
+{
+	struct show s = {c, policy_path, pol_table_lookup(t, domain), ""};
+	int level = s.e ? s.e->level : c->default_tls_level;
+	unsigned bits = 0;
+
+	if (s.e)
+		snprintf(s.src, sizeof(s.src), "policy file %s:%u", policy_path, s.e->line);
+	printf("domain: %s\n", domain);
+	if (s.e) {
+		printf("level: %s (%s)\n", pol_level_name(level), s.src);
+		printf("entry: %s (%s)\n", s.e->domain, s.src);
+	} else {
+		printf("level: %s (default_tls_level, config %s)\n", pol_level_name(level),
+		       c->path);
+		printf("entry: none (no entry in %s matches)\n", policy_path);
+	}
+	/* Level none never starts TLS: nothing else applies. */
+	if (level == POL_LEVEL_NONE)
+		return 0;
+	show_match(&s, level);
+	show_protocols(&s, &bits);
+	if (show_priority(&s, bits) < 0)
+		return -1;
+	show_peer(&s, level);
+	return 0;
+}
+
+static int policy_show(const char *cfgpath, int argc, char **argv)
+{
+	struct cfg c;
+	struct pol_table *t = NULL;
+	int missing, rc;
+
+	if (argc != 1 || argv[0][0] == '\0') {
+		fprintf(stderr, "usage: tlsrelay policy show DOMAIN\n");
+		return CLI_EX_USAGE;
+	}
+	if (cli_load_cfg(cfgpath, &c) < 0)
+		return CLI_EX_FAIL;
+	rc = load_policy(c.policy_file, &t, &missing);
+	if (rc == 0)
+		rc = show_domain(&c, c.policy_file, t, argv[0]);
+	pol_table_free(t);
+	cfg_fini(&c);
+	return rc == 0 ? CLI_EX_OK : CLI_EX_FAIL;
+}
+
+int cli_policy(const char *cfgpath, int argc, char **argv)
+{
+	if (argc >= 1 && strcmp(argv[0], "check") == 0)
+		return policy_check(cfgpath, argc - 1, argv + 1);
+	if (argc >= 1 && strcmp(argv[0], "show") == 0)
+		return policy_show(cfgpath, argc - 1, argv + 1);
+	fprintf(stderr, "usage: tlsrelay policy check [FILE] | policy show DOMAIN\n");
+	return CLI_EX_USAGE;
+}

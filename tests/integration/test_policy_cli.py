@@ -1,0 +1,254 @@
+"""`tlsrelay policy check [FILE]` and `tlsrelay policy show DOMAIN`."""
+
+import os
+import sys
+import unittest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import harness  # noqa: E402
+from harness import BIN, Relay, base_env, run  # noqa: E402
+
+harness.require_binary()
+
+SHA1 = '3A:00:11:22:33:44:55:66:77:88:99:AA:BB:CC:DD:EE:FF:00:11:9F'
+SHA256 = ':'.join('%02X' % i for i in range(32))
+
+GOOD = """\
+# next-hop domain   level         attributes
+example.com         encrypt
+.example.com        secure        match=.example.com
+bank.example        fingerprint   match=%s
+                    match=%s
+partner.example     verify        match=hostname:nexthop  protocols=>=TLSv1.3
+                    ciphers=medium exclude=3DES:aNULL
+legacy.example      may
+[relay.example]:587 dane servername=nexthop
+off.example         none
+""" % (SHA1, SHA256.lower())
+
+BAD = """\
+a.example encrypt
+b.example securee
+c.example encrypt match=foo
+d.example fingerprint
+e.example fingerprint match=3A:ZZ
+A.example. none
+f.example verify protocols=TLSv1.4 foo=bar
+ tafile=
+"""
+
+# The default tls_priority of the configuration (relay/cfg.c).
+PRIORITY = ('NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2:-CIPHER-ALL:'
+            '+AES-256-GCM:+AES-128-GCM:+CHACHA20-POLY1305:-MAC-ALL:+AEAD:'
+            '-KX-ALL:+ECDHE-ECDSA:+ECDHE-RSA:+DHE-RSA:-RSA')
+VERS12_13 = ':-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2'
+
+
+class PolicyCli(unittest.TestCase):
+
+    def setUp(self):
+        self.relay = Relay(self, start=False)
+        self.policy = self.relay.keys['policy_file']
+        self.conf = self.relay.conf
+
+    def write(self, text, path=None):
+        path = path or self.policy
+        with open(path, 'w') as f:
+            f.write(text)
+        return path
+
+    def policy_cli(self, *args):
+        return self.relay.cli('policy', *args)
+
+    # -- check ------------------------------------------------------------
+
+    def test_check_good_file(self):
+        self.write(GOOD)
+        r = run([BIN, 'policy', 'check', self.policy], env=base_env())
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(r.stderr, '')
+        self.assertEqual(r.stdout, '%s: 7 entries\n' % self.policy)
+
+    def test_check_configured_file(self):
+        self.write(GOOD)
+        r = self.policy_cli('check')
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(r.stdout, '%s: 7 entries\n' % self.policy)
+
+    def test_check_missing_file_is_empty(self):
+        r = self.policy_cli('check')
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(r.stdout, '%s: no such file; no entries\n'
+                         % self.policy)
+
+    def test_check_bad_file_lists_every_error(self):
+        path = self.write(BAD, os.path.join(self.relay.dir, 'tls_policy'))
+        r = self.policy_cli('check', path)
+        self.assertEqual(r.returncode, 1)
+        self.assertEqual(r.stdout, '')
+        p = path
+        self.assertEqual(r.stderr.splitlines(), [
+            '%s:2: unknown TLS level "securee" (expected one of none, may, '
+            'encrypt, dane, dane-only, fingerprint, verify, secure)' % p,
+            '%s:3: attribute match= is not valid at level encrypt' % p,
+            '%s:4: fingerprint needs at least one match= digest' % p,
+            '%s:5: bad digest "3A:ZZ" (20 or 32 colon-separated hex bytes)'
+            % p,
+            '%s:6: duplicate entry for "a.example" (first on line 1)' % p,
+            '%s:7: protocols: unknown protocol "TLSv1.4" (expected SSLv2, '
+            'SSLv3, TLSv1, TLSv1.1, TLSv1.2 or TLSv1.3)' % p,
+            '%s:7: unknown attribute "foo"' % p,
+            '%s:8: empty value for tafile=' % p,
+        ])
+
+    def test_check_relative_name_kept(self):
+        """Messages name the file as given, like the contract's examples."""
+        self.write('x.example encrypt match=x\n')
+        cwd = os.getcwd()
+        os.chdir(self.relay.dir)
+        self.addCleanup(os.chdir, cwd)
+        r = run([BIN, 'policy', 'check', 'tls_policy'], env=base_env())
+        self.assertEqual(r.returncode, 1)
+        self.assertEqual(r.stderr, 'tls_policy:1: attribute match= is not '
+                         'valid at level encrypt\n')
+
+    def test_check_tafile_must_exist(self):
+        ta = os.path.join(self.relay.dir, 'ta.pem')
+        self.write('a.example secure tafile=%s\n' % ta)
+        r = self.policy_cli('check')
+        self.assertEqual(r.returncode, 1)
+        self.assertEqual(r.stderr, '%s:1: tafile "%s": No such file or '
+                         'directory\n' % (self.policy, ta))
+        with open(ta, 'w') as f:
+            f.write('')
+        r = self.policy_cli('check')
+        self.assertEqual(r.returncode, 0, r.stderr)
+
+    def test_usage(self):
+        self.assertEqual(self.policy_cli().returncode, 2)
+        self.assertEqual(self.policy_cli('bogus').returncode, 2)
+        self.assertEqual(self.policy_cli('check', 'a', 'b').returncode, 2)
+        self.assertEqual(self.policy_cli('show').returncode, 2)
+
+    # -- show -------------------------------------------------------------
+
+    def show(self, domain):
+        r = self.policy_cli('show', domain)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        self.assertEqual(r.stderr, '')
+        return r.stdout.splitlines()
+
+    def test_show_exact(self):
+        self.write(GOOD)
+        src = 'policy file %s:2' % self.policy
+        self.assertEqual(self.show('Example.COM.'), [
+            'domain: Example.COM.',
+            'level: encrypt (%s)' % src,
+            'entry: example.com (%s)' % src,
+            'protocols: TLSv1.2 TLSv1.3 (tls_protocols = >=TLSv1.2, config '
+            '%s)' % self.conf,
+            'priority: %s%s (tls_priority, config %s; versions from '
+            'protocols)' % (PRIORITY, VERS12_13, self.conf),
+            'servername: none (default: no SNI)',
+        ])
+
+    def test_show_parent(self):
+        self.write(GOOD)
+        src = 'policy file %s:3' % self.policy
+        out = self.show('mx.a.example.com')
+        self.assertEqual(out[:4], [
+            'domain: mx.a.example.com',
+            'level: secure (%s)' % src,
+            'entry: .example.com (%s)' % src,
+            'match: .example.com (%s)' % src,
+        ])
+        self.assertEqual(out[-1], 'tafile: none (system trust store)')
+
+    def test_show_attributes(self):
+        self.write(GOOD)
+        src = 'policy file %s:6' % self.policy
+        self.assertEqual(self.show('partner.example'), [
+            'domain: partner.example',
+            'level: verify (%s)' % src,
+            'entry: partner.example (%s)' % src,
+            'match: hostname (%s)' % src,
+            'match: nexthop (%s)' % src,
+            'protocols: TLSv1.3 (protocols=>=TLSv1.3, %s)' % src,
+            'ciphers: medium (%s)' % src,
+            'exclude: 3DES:aNULL (%s)' % src,
+            'priority: %s:-VERS-ALL:+VERS-TLS1.3:+AES-256-CBC:+AES-128-CBC:'
+            '+SHA256:+SHA384:+SHA1:+RSA:-3DES-CBC (tls_priority, config %s; '
+            'versions from protocols; ciphers/exclude from %s)'
+            % (PRIORITY, self.conf, src),
+            'servername: none (default: no SNI)',
+            'tafile: none (system trust store)',
+        ])
+
+    def test_show_fingerprint_and_nexthop(self):
+        self.write(GOOD)
+        out = self.show('bank.example')
+        src = 'policy file %s:4' % self.policy
+        self.assertIn('match: %s (%s)' % (SHA1, src), out)
+        self.assertIn('match: %s (%s)' % (SHA256, src), out)
+        out = self.show('relay.example')
+        src = 'policy file %s:9' % self.policy
+        self.assertIn('level: dane (%s)' % src, out)
+        self.assertIn('servername: nexthop (%s)' % src, out)
+
+    def test_show_none(self):
+        self.write(GOOD)
+        src = 'policy file %s:10' % self.policy
+        self.assertEqual(self.show('off.example'), [
+            'domain: off.example',
+            'level: none (%s)' % src,
+            'entry: off.example (%s)' % src,
+        ])
+
+    def test_show_default(self):
+        self.write(GOOD)
+        self.assertEqual(self.show('other.test'), [
+            'domain: other.test',
+            'level: may (default_tls_level, config %s)' % self.conf,
+            'entry: none (no entry in %s matches)' % self.policy,
+            'protocols: TLSv1.2 TLSv1.3 (tls_protocols = >=TLSv1.2, config '
+            '%s)' % self.conf,
+            'priority: %s%s (tls_priority, config %s; versions from '
+            'protocols)' % (PRIORITY, VERS12_13, self.conf),
+            'servername: none (default: no SNI)',
+        ])
+
+    def test_show_default_secure(self):
+        relay = Relay(self, start=False, default_tls_level='secure',
+                      tls_protocols='>=TLSv1.3')
+        out = relay.cli('policy', 'show', 'x.test')
+        self.assertEqual(out.returncode, 0, out.stderr)
+        lines = out.stdout.splitlines()
+        self.assertEqual(lines[1], 'level: secure (default_tls_level, '
+                         'config %s)' % relay.conf)
+        self.assertEqual(lines[3:6], [
+            'match: nexthop (default for secure)',
+            'match: dot-nexthop (default for secure)',
+            'protocols: TLSv1.3 (tls_protocols = >=TLSv1.3, config %s)'
+            % relay.conf,
+        ])
+
+    def test_show_missing_file(self):
+        out = self.show('example.com')
+        self.assertEqual(out[1], 'level: may (default_tls_level, config %s)'
+                         % self.conf)
+
+    def test_show_invalid_file_fails(self):
+        self.write(BAD)
+        r = self.policy_cli('show', 'a.example')
+        self.assertEqual(r.returncode, 1)
+        self.assertEqual(r.stdout, '')
+        lines = r.stderr.splitlines()
+        self.assertEqual(len(lines), 8)
+        self.assertEqual(lines[0], '%s:2: unknown TLS level "securee" '
+                         '(expected one of none, may, encrypt, dane, '
+                         'dane-only, fingerprint, verify, secure)'
+                         % self.policy)
+
+
+if __name__ == '__main__':
+    unittest.main()
