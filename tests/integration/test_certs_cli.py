@@ -122,7 +122,7 @@ class CertsFingerprint(unittest.TestCase):
                      ['certs', 'fingerprint', self.mx.cert, '-c', missing]):
             r = run([BIN] + args, env=base_env())
             self.assertEqual(r.returncode, 0, r.stderr)
-            self.assertEqual(len(r.stdout.splitlines()), 2)
+            self.assertEqual(len(r.stdout.splitlines()), 4)
 
     def assertFails(self, path, what):
         r = self.fingerprint(path)
