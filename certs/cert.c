@@ -398,7 +398,14 @@ void cert_chain_free(gnutls_datum_t *chain, size_t n)
 	free(chain);
 }
 
-int cert_subject_text(const unsigned char *der, size_t len, char *out, size_t osize)
+/* Which DN dn_text() prints. */
+enum cert_dn {
+	CERT_DN_SUBJECT,
+	CERT_DN_ISSUER,
+};
+
+static int dn_text(const unsigned char *der, size_t len, enum cert_dn which, char *out,
+		   size_t osize)
 {
 	gnutls_x509_crt_t crt;
 	gnutls_datum_t dn = {NULL, 0};
@@ -410,7 +417,8 @@ int cert_subject_text(const unsigned char *der, size_t len, char *out, size_t os
 	rc = cert_import(der, len, &crt);
 	if (rc < 0)
 		return rc;
-	if (gnutls_x509_crt_get_dn3(crt, &dn, 0) < 0)
+	if (which == CERT_DN_SUBJECT ? gnutls_x509_crt_get_dn3(crt, &dn, 0) < 0
+				     : gnutls_x509_crt_get_issuer_dn3(crt, &dn, 0) < 0)
 		rc = RL_EPARSE;
 	gnutls_x509_crt_deinit(crt);
 	/* The DN is peer-chosen text: keep it to printable ASCII. */
@@ -419,4 +427,34 @@ int cert_subject_text(const unsigned char *der, size_t len, char *out, size_t os
 	out[j] = '\0';
 	gnutls_free(dn.data);
 	return rc;
+}
+
+int cert_subject_text(const unsigned char *der, size_t len, char *out, size_t osize)
+{
+	return dn_text(der, len, CERT_DN_SUBJECT, out, osize);
+}
+
+int cert_issuer_text(const unsigned char *der, size_t len, char *out, size_t osize)
+{
+	return dn_text(der, len, CERT_DN_ISSUER, out, osize);
+}
+
+int cert_validity(const unsigned char *der, size_t len, time_t *not_before, time_t *not_after)
+{
+	gnutls_x509_crt_t crt;
+	int rc;
+
+	*not_before = *not_after = (time_t)-1;
+	rc = cert_import(der, len, &crt);
+	if (rc < 0)
+		return rc;
+	*not_before = gnutls_x509_crt_get_activation_time(crt);
+	*not_after = gnutls_x509_crt_get_expiration_time(crt);
+	gnutls_x509_crt_deinit(crt);
+	/* GnuTLS says (time_t)-1 for a time it cannot read. */
+	if (*not_before == (time_t)-1 || *not_after == (time_t)-1) {
+		*not_before = *not_after = (time_t)-1;
+		return RL_EPARSE;
+	}
+	return 0;
 }

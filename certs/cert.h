@@ -37,6 +37,7 @@
 #define CERT_H
 
 #include <stddef.h>
+#include <time.h>
 
 #include <gnutls/gnutls.h>
 #include <gnutls/x509.h>
@@ -138,5 +139,16 @@ void cert_chain_free(gnutls_datum_t *chain, size_t n);
  * osize - 1 bytes.  Returns 0, RL_EPARSE or -ENOMEM (out is "" then).
  */
 int cert_subject_text(const unsigned char *der, size_t len, char *out, size_t osize) RL_WUR;
+
+/* The issuer DN of a DER certificate, like cert_subject_text(). */
+int cert_issuer_text(const unsigned char *der, size_t len, char *out, size_t osize) RL_WUR;
+
+/*
+ * The validity period of a DER certificate (notBefore, notAfter) as
+ * seconds since the epoch.  Returns 0, RL_EPARSE (undecodable certificate
+ * or unreadable time; both times are (time_t)-1 then) or -ENOMEM.
+ */
+int cert_validity(const unsigned char *der, size_t len, time_t *not_before,
+		  time_t *not_after) RL_WUR;
 
 #endif

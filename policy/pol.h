@@ -175,6 +175,24 @@ const struct pol_entry *pol_table_lookup(const struct pol_table *t, const char *
  */
 int pol_entry_equal(const struct pol_entry *a, const struct pol_entry *b);
 
+/* The index of entry e (from a lookup) in t: 0 <= index < count. */
+size_t pol_table_index(const struct pol_table *t, const struct pol_entry *e);
+
+/*
+ * Call fn(key, arg) once for each key whose entry differs between a and b
+ * (added, removed or changed; either table may be NULL for "no entries").
+ * Stops at the first nonzero return of fn and returns it; else 0.
+ */
+int pol_table_diff(const struct pol_table *a, const struct pol_table *b,
+		   int (*fn)(const char *key, void *arg), void *arg);
+
+/*
+ * Could the entry of key ("example.com" or ".example.com") apply to mail
+ * for domain?  Exact keys match the domain alone (any case, trailing dot
+ * ignored), dot keys its subdomains only.
+ */
+int pol_key_applies(const char *key, const char *domain);
+
 /*
  * The Postfix default match= rules of a level: {"hostname"} for verify,
  * {"nexthop", "dot-nexthop"} for secure; *n = 0 (NULL) for other levels.

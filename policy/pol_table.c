@@ -10,6 +10,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "pol_int.h"
 
@@ -202,4 +203,45 @@ int pol_priority_build(const char *base, unsigned protocols, const char *suffix,
 	if (rc == 0 && suffix)
 		rc = rl_buf_puts(out, suffix);
 	return rc;
+}
+
+size_t pol_table_index(const struct pol_table *t, const struct pol_entry *e)
+{
+	RL_REQUIRE(t && e >= t->v && e < t->v + t->n);
+	return (size_t)(e - t->v);
+}
+
+int pol_table_diff(const struct pol_table *a, const struct pol_table *b,
+		   int (*fn)(const char *key, void *arg), void *arg)
+{
+	size_t i = 0, k = 0, na = pol_table_count(a), nb = pol_table_count(b);
+	int rc = 0;
+
+	/* Both are sorted by key: one merge pass. */
+	while (rc == 0 && (i < na || k < nb)) {
+		int c = i == na ? 1 : k == nb ? -1 : strcmp(a->v[i].domain, b->v[k].domain);
+
+		if (c < 0) {
+			rc = fn(a->v[i++].domain, arg);
+		} else if (c > 0) {
+			rc = fn(b->v[k++].domain, arg);
+		} else {
+			if (!pol_entry_equal(&a->v[i], &b->v[k]))
+				rc = fn(a->v[i].domain, arg);
+			i++, k++;
+		}
+	}
+	return rc;
+}
+
+int pol_key_applies(const char *key, const char *domain)
+{
+	size_t kl = strlen(key), dl = strlen(domain);
+
+	if (dl && domain[dl - 1] == '.')
+		dl--;
+	if (key[0] != '.')
+		return kl == dl && strncasecmp(key, domain, dl) == 0;
+	/* ".example.com" applies to a.example.com, never to example.com. */
+	return dl > kl && strncasecmp(domain + dl - kl, key, kl) == 0;
 }

@@ -1,7 +1,10 @@
 /*
  * cli: the command-line tools that work on the queue next to (or without)
- * the running daemon: mailq, queue, sendmail; and policy (cli_policy.c),
- * which reads the configuration and the policy file only.  Each returns an exit code of
+ * the running daemon: mailq, queue, sendmail; policy (cli_policy.c),
+ * which reads the configuration and the policy file only; and certs
+ * (cli_certs.c, cli_probe.c), which read certificate files or, for
+ * `certs probe`, talk to one SMTP server with blocking sockets (a
+ * one-shot tool: no event loop).  Each returns an exit code of
  * the contract: 0 success, 1 failure, 2 usage, 75 for sendmail when the
  * queue cannot take the message.
  */
@@ -26,5 +29,25 @@ int cli_queue(const char *cfgpath, int argc, char **argv);
 int cli_sendmail(const char *cfgpath, int argc, char **argv);
 /* `policy check [FILE]`, `policy show DOMAIN`; argv starts after "policy". */
 int cli_policy(const char *cfgpath, int argc, char **argv);
+/* `certs fingerprint FILE`, `certs probe ...`; argv starts after "certs". */
+int cli_certs(const char *cfgpath, int argc, char **argv);
+/* `certs probe [--domain D] HOST[:PORT]`; argv starts after "probe". */
+int cli_probe(const char *cfgpath, int argc, char **argv);
+
+/*
+ * Load a policy file (cli_policy.c): 0 with a new *t (an empty table when
+ * the file does not exist, and *missing = 1), or -1 after printing why
+ * ("FILE:LINE: message" lines) on stderr.  Free *t with pol_table_free.
+ */
+struct pol_table;
+int cli_load_policy(const char *path, struct pol_table **t, int *missing);
+
+/*
+ * Print the `match=` lines of `certs fingerprint` for one DER certificate
+ * (cli_certs.c): "# SHA-256 of certificate SUBJECT", "match=HEX",
+ * "# SHA-256 of public key", "match=HEX".  name is for the error line.
+ * Returns 0, or a negative code after printing one line on stderr.
+ */
+int cli_print_fingerprints(const char *name, const unsigned char *der, size_t len);
 
 #endif

@@ -12,7 +12,8 @@
  * The comments sit on lines of their own: a policy table, like Postfix's,
  * only knows whole-line comments, so each match= line pastes as it is.
  *
- * `certs probe HOST[:PORT]` needs the network code and is not there yet.
+ * `certs probe` (cli_probe.c) prints the same lines for the server's leaf
+ * certificate, through cli_print_fingerprints().
  */
 #include <stdio.h>
 #include <string.h>
@@ -21,25 +22,22 @@
 #include "cli.h"
 #include "fpr.h"
 
-/* Declared here until cli.h names it (main.c declares it too). */
-int cli_certs(int argc, char **argv);
-
 /* Enough of a subject DN to recognise the certificate by. */
 #define SUBJECT_SHOWN 200
 
-static int print_one(const char *path, const gnutls_datum_t *der)
+int cli_print_fingerprints(const char *name, const unsigned char *der, size_t len)
 {
 	struct fpr_digest cd, pd;
 	char ctext[FPR_TEXT_SIZE], ptext[FPR_TEXT_SIZE], subject[SUBJECT_SHOWN + 1];
 	int rc;
 
-	rc = fpr_compute(der->data, der->size, FPR_CERT, FPR_SHA256_LEN, &cd);
+	rc = fpr_compute(der, len, FPR_CERT, FPR_SHA256_LEN, &cd);
 	if (rc == 0)
-		rc = fpr_compute(der->data, der->size, FPR_PUBKEY, FPR_SHA256_LEN, &pd);
+		rc = fpr_compute(der, len, FPR_PUBKEY, FPR_SHA256_LEN, &pd);
 	if (rc == 0)
-		rc = cert_subject_text(der->data, der->size, subject, sizeof(subject));
+		rc = cert_subject_text(der, len, subject, sizeof(subject));
 	if (rc < 0) {
-		fprintf(stderr, "tlsrelay: %s: %s\n", path, rl_strerror(rc));
+		fprintf(stderr, "tlsrelay: %s: %s\n", name, rl_strerror(rc));
 		return rc;
 	}
 	fpr_format(&cd, ctext, sizeof(ctext));
@@ -68,7 +66,7 @@ static int certs_fingerprint(const char *path)
 		return CLI_EX_FAIL;
 	}
 	for (size_t i = 0; i < n && rc == 0; i++)
-		rc = print_one(path, &chain[i]);
+		rc = cli_print_fingerprints(path, chain[i].data, chain[i].size);
 	cert_chain_free(chain, n);
 	if (fflush(stdout) != 0 || ferror(stdout)) {
 		fprintf(stderr, "tlsrelay: cannot write the fingerprints\n");
@@ -79,17 +77,16 @@ static int certs_fingerprint(const char *path)
 
 static void certs_usage(void)
 {
-	fputs("usage: tlsrelay certs fingerprint FILE | certs probe HOST[:PORT]\n", stderr);
+	fputs("usage: tlsrelay certs fingerprint FILE | certs probe [--domain D] HOST[:PORT]\n",
+	      stderr);
 }
 
-int cli_certs(int argc, char **argv)
+int cli_certs(const char *cfgpath, int argc, char **argv)
 {
 	if (argc == 2 && strcmp(argv[0], "fingerprint") == 0)
 		return certs_fingerprint(argv[1]);
-	if (argc == 2 && strcmp(argv[0], "probe") == 0) {
-		fprintf(stderr, "tlsrelay: certs probe: not implemented yet\n");
-		return CLI_EX_FAIL;
-	}
+	if (argc >= 1 && strcmp(argv[0], "probe") == 0)
+		return cli_probe(cfgpath, argc - 1, argv + 1);
 	certs_usage();
 	return CLI_EX_USAGE;
 }

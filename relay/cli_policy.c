@@ -58,11 +58,8 @@ static void print_errors(const struct pol_errors *errs)
 		fprintf(stderr, "tlsrelay: %zu more errors not shown\n", errs->total - errs->count);
 }
 
-/*
- * Load a policy file: 0 with *t set (NULL-free: an empty table when the
- * file does not exist, *missing = 1), or -1 after printing why.
- */
-static int load_policy(const char *path, struct pol_table **t, int *missing)
+/* Declared in cli.h: `certs probe` reads the policy the same way. */
+int cli_load_policy(const char *path, struct pol_table **t, int *missing)
 {
 	struct pol_errors *errs = calloc(1, sizeof(*errs));
 	struct rl_buf b;
@@ -125,7 +122,7 @@ static int policy_check(const char *cfgpath, int argc, char **argv)
 	if (argc == 0 && cli_load_cfg(cfgpath, &c) < 0)
 		return CLI_EX_FAIL;
 	path = argc ? argv[0] : c.policy_file;
-	rc = load_policy(path, &t, &missing);
+	rc = cli_load_policy(path, &t, &missing);
 	if (rc == 0)
 		rc = check_tafiles(path, t);
 	n = pol_table_count(t);
@@ -263,7 +260,7 @@ static int policy_show(const char *cfgpath, int argc, char **argv)
 	}
 	if (cli_load_cfg(cfgpath, &c) < 0)
 		return CLI_EX_FAIL;
-	rc = load_policy(c.policy_file, &t, &missing);
+	rc = cli_load_policy(c.policy_file, &t, &missing);
 	if (rc == 0)
 		rc = show_domain(&c, c.policy_file, t, argv[0]);
 	pol_table_free(t);

@@ -352,6 +352,22 @@ int conn_write(struct conn *c, const void *p, size_t n)
 {
 	if (c->closed)
 		return RL_EPROTO;
+	/*
+	 * During the handshake c->out carries handshake records: plaintext
+	 * appended there would reach the peer in the clear, mixed into the
+	 * handshake.  Holding it until the handshake ends is no better: it
+	 * would be the first thing sent under TLS, ahead of anything the peer
+	 * asks for there, where both sides start afresh (RFC 3207 4.2).  So
+	 * the bytes are refused and dropped, and the caller is told.
+	 */
+	if (c->tls_state == CONN_TLS_HANDSHAKE)
+		return RL_EPROTO;
+	/*
+	 * A peer that never reads must not make us buffer without bound:
+	 * everything queued or in flight counts, not just one flush's worth.
+	 */
+	if (n > CONN_PENDING_MAX || conn_pending(c) > CONN_PENDING_MAX - n)
+		return RL_ETOOBIG;
 	/* With TLS, replies gather and are encrypted together at the flush. */
 	return rl_buf_append(c->tls_state == CONN_TLS_ON ? &c->pout : &c->out, p, n);
 }

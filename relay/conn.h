@@ -65,12 +65,28 @@ int conn_local(struct conn *c, struct sockaddr_storage *ss) RL_WUR;
 /* Received plaintext not yet consumed; the owner calls rl_buf_consume(). */
 struct rl_buf *conn_in(struct conn *c);
 
-/* Queue bytes for the peer (encrypted when TLS is up); sent by conn_flush(). */
+/*
+ * Most bytes a connection holds for its peer, queued or in flight.  Owners
+ * keep their own high-water mark well below it (stop producing, wait for
+ * CONN_EV_DRAINED); reaching it means the peer is not reading at all.
+ */
+#define CONN_PENDING_MAX (1024u * 1024)
+
+/*
+ * Queue bytes for the peer (encrypted when TLS is up); sent by conn_flush().
+ * The bytes are copied.  Returns 0, or:
+ *   RL_ETOOBIG  conn_pending() would pass CONN_PENDING_MAX; nothing queued.
+ *   RL_EPROTO   the connection is closed, or a TLS handshake is in progress
+ *               (between conn_tls_server/_client and CONN_EV_TLS_READY):
+ *               the bytes are refused and dropped, never sent in the clear
+ *               inside the handshake nor held to go out after it.
+ * The caller usually ends the session on an error.
+ */
 int conn_write(struct conn *c, const void *p, size_t n) RL_WUR;
 int conn_printf(struct conn *c, const char *fmt, ...) RL_PRINTF(2, 3) RL_WUR;
 /* Start writing everything queued. */
 void conn_flush(struct conn *c);
-/* Bytes queued or in flight. */
+/* Bytes queued or in flight; CONN_EV_DRAINED follows when it reaches 0. */
 size_t conn_pending(const struct conn *c);
 
 /* Stop and restart reading from the socket (back-pressure). */

@@ -11,9 +11,6 @@
 #include "cli.h"
 #include "serve.h"
 
-/* In relay/cli_certs.c. */
-int cli_certs(int argc, char **argv);
-
 #define DEFAULT_CONFIG "/etc/tlsrelay/tlsrelay.conf"
 
 static void usage(FILE *f)
@@ -26,7 +23,7 @@ static void usage(FILE *f)
 	      "  queue hold|release|delete ID|ALL\n"
 	      "  sendmail [-f FROM] [-t] [-i] [RCPT...]\n"
 	      "  policy check [FILE] | policy show DOMAIN\n"
-	      "  certs fingerprint FILE | certs probe HOST[:PORT]\n",
+	      "  certs fingerprint FILE | certs probe [--domain D] HOST[:PORT]\n",
 	      f);
 }
 
@@ -92,7 +89,7 @@ int main(int argc, char **argv)
 	if (strcmp(argv[0], "sendmail") == 0)
 		return cli_sendmail(path, n - 1, argv + 1);
 	if (strcmp(argv[0], "certs") == 0)
-		return cli_certs(n - 1, argv + 1);
+		return cli_certs(path, n - 1, argv + 1);
 	if (strcmp(argv[0], "policy") == 0)
 		return cli_policy(path, n - 1, argv + 1);
 	if (strcmp(argv[0], "help") == 0 || strcmp(argv[0], "--help") == 0) {

@@ -18,6 +18,7 @@
 #include "qmgr.h"
 #include "serve.h"
 #include "smtpc.h"
+#include "tlspol.h"
 
 #define QMGR_POLL_MS 500        /* schedule poll: queue control acts within 1 s */
 #define QMGR_ACTIVE_LIMIT 10000 /* messages in memory at once (Postfix: 20000) */
@@ -26,6 +27,7 @@
 #define QMGR_DUE_BATCH 1000     /* messages taken per poll */
 #define QMGR_DSN_HEADERS_MAX 65536
 #define QMGR_RELAY_MAX 320
+#define QMGR_FIN_RETRY_MAX_MS 60000 /* cap of the backoff of a failed final write */
 
 enum qdest_state { QD_IDLE = 0, QD_MX, QD_ADDR, QD_READY };
 
@@ -36,6 +38,7 @@ struct qmsg {
 	struct smtpc_rcpt *res;            /* per recipient of m; NONE: not tried */
 	char (*relay)[QMGR_RELAY_MAX];     /* per recipient: where it was tried */
 	struct queue_rcpt *upd;            /* new states, for the final write */
+	struct dsn_rcpt *dr;               /* bounced recipients, for the DSN */
 	unsigned jobs;                     /* jobs not yet finished */
 	int64_t now;                       /* time of the final write */
 	int64_t next_attempt;
@@ -45,6 +48,8 @@ struct qmsg {
 	struct queue_rcpt dsnrcpt;
 	struct commit_req mark;            /* the in-delivery mark */
 	struct commit_req fin;             /* the final write */
+	struct qmsg *fnext;                /* in qmgr's list of writes to retry */
+	unsigned fin_tries;                /* failed final writes so far */
 };
 
 struct qjob {
@@ -96,8 +101,8 @@ struct qsess {
 	struct qjob *job;
 	size_t target;
 	struct smtpc_target t;
-	struct smtpc_policy pol;           /* what t.pol points to */
-	struct cert_pattern names[QMGR_NAMES_MAX];
+	struct tlspol *polref;             /* the policy snapshot ps came from */
+	struct tlspol_sess ps;             /* what t.pol points to */
 };
 
 struct qmgr {
@@ -115,6 +120,8 @@ struct qmgr {
 	int stopping;
 	void (*stop_done)(struct serve *srv);
 	uv_timer_t grace;
+	uv_timer_t fin_timer;              /* retries failed final writes */
+	struct qmsg *finq;                 /* messages whose final write failed */
 	int timers_open;
 };
 
@@ -331,6 +338,7 @@ static void sess_closed(struct smtpc *s, int established, int class, const char 
 		q->sessions = qs->next;
 	if (qs->next)
 		qs->next->prev = qs->prev;
+	tlspol_unref(qs->polref);
 	free(qs);
 	d->nsess--;
 	q->nsess--;
@@ -353,32 +361,20 @@ static void sess_closed(struct smtpc *s, int established, int class, const char 
 static const struct smtpc_ops qmgr_smtpc_ops = { sess_next, sess_msg_done, sess_closed };
 
 /*
- * The TLS policy of a session: the level in force for the destination and,
- * for verify/secure, the names the certificate must carry (Postfix's
- * defaults: verify matches the MX host name, secure the next-hop domain and
- * its subdomains).
+ * The TLS policy of a session: the entry of the policy file in force for
+ * the destination (or default_tls_level), resolved for this MX host.  The
+ * session keeps a reference to the snapshot, so a reload meanwhile changes
+ * only sessions started after it.
  */
-static int sess_policy(struct qsess *qs, const struct qtarget *t)
+static int sess_policy(struct qsess *qs, const struct qtarget *t, char *reason, size_t rsize)
 {
-	static const char *const verify_tokens[] = { "hostname" };
-	static const char *const secure_tokens[] = { "nexthop", "dot-nexthop" };
 	struct qmgr *q = qs->d->q;
-	struct smtpc_policy *p = &qs->pol;
-	const char *const *tokens = NULL;
-	size_t ntok = 0;
 
-	memset(p, 0, sizeof(*p));
-	p->level = q->srv->cfg.default_tls_level;
-	p->trust = q->trust;
-	if (p->level == POL_LEVEL_VERIFY)
-		tokens = verify_tokens, ntok = 1;
-	else if (p->level == POL_LEVEL_SECURE)
-		tokens = secure_tokens, ntok = 2;
-	if (ntok && cert_match_resolve(tokens, ntok, t->host, qs->d->domain, qs->names,
-				       QMGR_NAMES_MAX, &p->nnames, NULL) < 0)
+	if (tlspol_resolve(q->srv->pol, qs->d->domain, t->host, q->srv->cfg.default_tls_level,
+			   q->trust, &qs->ps, reason, rsize) < 0)
 		return -1;
-	p->names = qs->names;
-	qs->t.pol = p;
+	qs->polref = tlspol_ref(q->srv->pol);
+	qs->t.pol = &qs->ps.pol;
 	return 0;
 }
 
@@ -391,19 +387,23 @@ static void sess_start(struct qdest *d, size_t target, int no_starttls)
 	struct qtarget *t = &d->targets[target];
 	int rc;
 
-	if (!qs)
+	if (!qs) {
+		/* Move on, or dest_kick() would ask for this target forever. */
+		d->fail_class = SMTPC_TEMPFAIL;
+		rl_strlcpy(d->fail_reason, "out of memory", sizeof(d->fail_reason));
+		if (target == d->cursor)
+			d->cursor++;
 		return;
+	}
 	qs->d = d;
 	qs->target = target;
 	qs->t.domain = d->domain;
 	qs->t.host = t->host;
 	qs->t.addr = t->addr;
 	qs->t.no_starttls = no_starttls;
-	if (sess_policy(qs, t) < 0) {
+	if (sess_policy(qs, t, d->fail_reason, sizeof(d->fail_reason)) < 0) {
 		/* A host name that cannot be matched fails closed, like a bad cert. */
 		d->fail_class = SMTPC_POLICYFAIL;
-		snprintf(d->fail_reason, sizeof(d->fail_reason),
-			 "Server certificate not verified: no usable match name for %s", t->host);
 		if (target == d->cursor)
 			d->cursor++;
 		free(qs);
@@ -418,6 +418,7 @@ static void sess_start(struct qdest *d, size_t target, int no_starttls)
 			 rl_strerror(rc));
 		if (target == d->cursor)
 			d->cursor++;
+		tlspol_unref(qs->polref);
 		free(qs);
 		return;
 	}
@@ -595,6 +596,7 @@ static void qmsg_free(struct qmsg *qm)
 	free(qm->res);
 	free(qm->relay);
 	free(qm->upd);
+	free(qm->dr);
 	rl_buf_fini(&qm->dsn);
 	free(qm);
 }
@@ -698,7 +700,10 @@ static void qmgr_take(struct qmgr *q, struct queue_txn *t, const char *id)
 	if (rc == 0) {
 		qm->res = calloc(qm->m->nrcpt + 1, sizeof(*qm->res));
 		qm->relay = calloc(qm->m->nrcpt + 1, sizeof(*qm->relay));
-		if (!qm->res || !qm->relay)
+		/* All the final write needs, so that finishing cannot fail. */
+		qm->upd = calloc(qm->m->nrcpt + 1, sizeof(*qm->upd));
+		qm->dr = calloc(qm->m->nrcpt + 1, sizeof(*qm->dr));
+		if (!qm->res || !qm->relay || !qm->upd || !qm->dr)
 			rc = -ENOMEM;
 	}
 	if (rc < 0) {
@@ -707,6 +712,8 @@ static void qmgr_take(struct qmgr *q, struct queue_txn *t, const char *id)
 			queue_msg_free(qm->m);
 		free(qm->res);
 		free(qm->relay);
+		free(qm->upd);
+		free(qm->dr);
 		free(qm);
 		return;
 	}
@@ -722,8 +729,14 @@ static void qmgr_take(struct qmgr *q, struct queue_txn *t, const char *id)
 		qmsg_finish(qm); /* expired before this attempt: bounce as it is */
 		return;
 	}
+	/*
+	 * Jobs handed out before a failure run; their end finishes the
+	 * message (the rest stay as they were, due again).
+	 */
 	rc = qmsg_jobs(qm);
-	if (rc < 0 || qm->jobs == 0)
+	if (rc < 0)
+		log_warn("%s: cannot plan delivery: %s", qm->m->id, rl_strerror(rc));
+	if (qm->jobs == 0)
 		qmsg_finish(qm);
 }
 
@@ -785,8 +798,11 @@ static int qmsg_fin_apply(struct queue_txn *t, struct commit_req *r)
 	struct queue_msg *cur = NULL;
 	int rc = queue_msg_load(t, qm->m->id, &cur), left = 0;
 
-	if (rc == RL_ENOTFOUND)
-		return 0;
+	if (rc == RL_ENOTFOUND) {
+		/* Deleted meanwhile: no DSN, and no in-delivery mark left behind. */
+		rc = queue_active_clear(t, qm->m->id);
+		return rc == RL_ENOTFOUND ? 0 : rc;
+	}
 	if (rc < 0)
 		return rc;
 	for (size_t i = 0; i < cur->nrcpt && i < qm->m->nrcpt; i++) {
@@ -805,12 +821,59 @@ static int qmsg_fin_apply(struct queue_txn *t, struct commit_req *r)
 		cur->next_attempt = qm->next_attempt;
 	}
 	rc = left ? queue_msg_update(t, cur) : queue_msg_delete(t, cur->id);
-	if (rc == 0 && left)
+	if (rc == 0) {
 		rc = queue_active_clear(t, cur->id);
+		rc = rc == RL_ENOTFOUND ? 0 : rc;
+	}
 	if (rc == 0 && qm->dsn.len)
 		rc = queue_msg_insert(t, &qm->dsnmsg, qm->dsn.data, qm->dsn.len);
 	queue_msg_free(cur);
 	return rc;
+}
+
+static void qmgr_fin_retry_cb(uv_timer_t *t)
+{
+	struct qmgr *q = t->data;
+	struct qmsg *qm = q->finq;
+
+	q->finq = NULL;
+	for (struct qmsg *next; qm; qm = next) {
+		next = qm->fnext;
+		qm->fnext = NULL;
+		committer_submit(q->srv->commit, &qm->fin);
+	}
+}
+
+/*
+ * The final write failed (disk or map full): the recipients' results live
+ * only here.  Freeing them would make the message due again as it was and
+ * deliver it twice, so the message stays in the active set (the poller
+ * leaves it alone) and the same write is tried again with a growing delay.
+ * At shutdown one last try is made; if that fails too, it is said loudly.
+ */
+static int qmsg_fin_retry(struct qmsg *qm, int result)
+{
+	struct qmgr *q = qm->q;
+	uint64_t ms = 1000;
+
+	if (q->stopping && qm->fin_tries > 0) {
+		log_err("%s: cannot record delivery results: %s; giving up at shutdown: "
+			"recipients delivered in this attempt will get the message again",
+			qm->m->id, rl_strerror(result));
+		return -1;
+	}
+	for (unsigned i = 0; i < qm->fin_tries && ms < QMGR_FIN_RETRY_MAX_MS; i++)
+		ms *= 2;
+	if (ms > QMGR_FIN_RETRY_MAX_MS || q->stopping)
+		ms = q->stopping ? 0 : QMGR_FIN_RETRY_MAX_MS;
+	qm->fin_tries++;
+	log_err("%s: cannot record delivery results: %s; trying again in %llu ms", qm->m->id,
+		rl_strerror(result), (unsigned long long)ms);
+	qm->fnext = q->finq;
+	q->finq = qm;
+	if (q->timers_open && (ms == 0 || !uv_is_active((uv_handle_t *)&q->fin_timer)))
+		uv_timer_start(&q->fin_timer, qmgr_fin_retry_cb, ms, 0);
+	return 0;
 }
 
 static void qmsg_fin_done(struct commit_req *r)
@@ -818,9 +881,9 @@ static void qmsg_fin_done(struct commit_req *r)
 	struct qmsg *qm = (struct qmsg *)((char *)r - offsetof(struct qmsg, fin));
 	struct qmgr *q = qm->q;
 
-	if (r->result < 0)
-		log_err("%s: cannot record delivery results: %s", qm->m->id, rl_strerror(r->result));
-	else if (qm->dsn.len)
+	if (r->result < 0 && qmsg_fin_retry(qm, r->result) == 0)
+		return;
+	if (r->result == 0 && qm->dsn.len)
 		log_info("%s: sender non-delivery notification: %s", qm->m->id, qm->dsnmsg.id);
 	qmsg_free(qm);
 	qmgr_check_stopped(q);
@@ -909,24 +972,14 @@ static size_t qmsg_outcome(struct qmsg *qm, struct dsn_rcpt *dr, int expired)
 static void qmsg_finish(struct qmsg *qm)
 {
 	const struct cfg *c = &qm->q->srv->cfg;
-	struct dsn_rcpt *dr = calloc(qm->m->nrcpt + 1, sizeof(*dr));
 	int expired;
 	size_t nd;
 
 	qm->now = time(NULL);
 	expired = qm->now - qm->m->arrival >= c->queue_lifetime;
-	qm->upd = calloc(qm->m->nrcpt + 1, sizeof(*qm->upd));
-	if (!dr || !qm->upd) {
-		/* Without memory nothing is recorded: the message stays due as it was. */
-		free(dr);
-		log_err("%s: out of memory recording results; will retry", qm->m->id);
-		qmsg_free(qm);
-		return;
-	}
-	nd = qmsg_outcome(qm, dr, expired);
+	nd = qmsg_outcome(qm, qm->dr, expired);
 	qm->next_attempt = qm->now + qmgr_backoff(c, qm->m->attempts + 1);
-	qmsg_dsn(qm, dr, nd);
-	free(dr);
+	qmsg_dsn(qm, qm->dr, nd);
 	memcpy(qm->fin.msg.id, qm->m->id, QUEUE_ID_SIZE);
 	qm->fin.apply = qmsg_fin_apply;
 	qm->fin.done = qmsg_fin_done;
@@ -938,8 +991,7 @@ static void qmsg_finish(struct qmsg *qm)
 static int qmgr_tls_init(struct qmgr *q)
 {
 	const struct cfg *c = &q->srv->cfg;
-	char prio[1024];
-	const char *vers;
+	struct rl_buf prio;
 	int rc;
 
 	struct rl_why why = { 0 };
@@ -976,15 +1028,19 @@ static int qmgr_tls_init(struct qmgr *q)
 		}
 	}
 	/* tls_protocols narrows the versions of tls_priority. */
-	vers = (c->tls_protocols & CFG_TLS1_2) && (c->tls_protocols & CFG_TLS1_3) ? ""
-	       : (c->tls_protocols & CFG_TLS1_3) ? ":-VERS-ALL:+VERS-TLS1.3"
-	       : (c->tls_protocols & CFG_TLS1_2) ? ":-VERS-ALL:+VERS-TLS1.2" : "";
-	snprintf(prio, sizeof(prio), "%s%s", c->tls_priority, vers);
-	rc = gnutls_priority_init2(&q->tls.prio, prio, NULL, 0);
-	if (rc < 0) {
-		log_err("%s: bad tls_priority \"%s\": %s", q->srv->cfg.path, prio, gnutls_strerror(rc));
-		return -1;
+	rl_buf_init(&prio, 4096);
+	rc = tlspol_priority_text(c, 0, NULL, &prio);
+	if (rc == 0)
+		rc = rl_buf_append(&prio, "", 1);
+	if (rc == 0) {
+		rc = gnutls_priority_init2(&q->tls.prio, prio.data, NULL, 0);
+		if (rc < 0)
+			log_err("%s: bad tls_priority \"%s\": %s", q->srv->cfg.path, prio.data,
+				gnutls_strerror(rc));
 	}
+	rl_buf_fini(&prio);
+	if (rc < 0)
+		return -1;
 	q->tls.loglevel = c->tls_loglevel;
 	return 0;
 }
@@ -1030,7 +1086,8 @@ int qmgr_start(struct serve *srv, struct qmgr **out)
 	}
 	uv_timer_init(srv->loop, &q->timer);
 	uv_timer_init(srv->loop, &q->grace);
-	q->timer.data = q->grace.data = q;
+	uv_timer_init(srv->loop, &q->fin_timer);
+	q->timer.data = q->grace.data = q->fin_timer.data = q;
 	q->timers_open = 1;
 	uv_timer_start(&q->timer, qmgr_timer_cb, 0, QMGR_POLL_MS);
 	return 0;
@@ -1051,6 +1108,7 @@ static void qmgr_check_stopped(struct qmgr *q)
 	if (q->timers_open) {
 		uv_close((uv_handle_t *)&q->timer, qmgr_closed_cb);
 		uv_close((uv_handle_t *)&q->grace, qmgr_closed_cb);
+		uv_close((uv_handle_t *)&q->fin_timer, qmgr_closed_cb);
 		q->timers_open = 0;
 	}
 	dns_free(q->dns);
@@ -1067,6 +1125,145 @@ static void qmgr_grace_cb(uv_timer_t *t)
 		smtpc_abort(s->s);
 }
 
+/* --- policy changes ----------------------------------------------------- */
+
+/*
+ * A policy reload changed the entries of some keys: mail deferred for a
+ * domain under one of them is made due now.  The write goes through the
+ * committer (off the loop, with its fsync).  Finding that mail scans the
+ * queue once per reload: reloads are rare and made by hand, and the scan
+ * runs on the worker thread, so fresh mail is not held up by it.
+ */
+struct qpolchg {
+	struct commit_req req;
+	struct qmgr *q;
+	char **keys;
+	size_t nkeys, cap;
+	char (*ids)[QUEUE_ID_SIZE];
+	size_t nids, idcap;
+	int64_t now;
+	size_t made_due;
+};
+
+static int qpolchg_add_key(const char *key, void *arg)
+{
+	struct qpolchg *c = arg;
+
+	if (c->nkeys == c->cap) {
+		size_t cap = c->cap ? c->cap * 2 : 16;
+		char **k = realloc(c->keys, cap * sizeof(*k));
+
+		if (!k)
+			return -ENOMEM;
+		c->keys = k;
+		c->cap = cap;
+	}
+	c->keys[c->nkeys] = strdup(key);
+	return c->keys[c->nkeys++] ? 0 : -ENOMEM;
+}
+
+static int qpolchg_affects(const struct qpolchg *c, const struct queue_msg *m)
+{
+	for (size_t i = 0; i < m->nrcpt; i++) {
+		const char *at = strrchr(m->rcpt[i].address, '@');
+
+		if (!at || m->rcpt[i].state != QUEUE_RCPT_DEFERRED)
+			continue;
+		for (size_t k = 0; k < c->nkeys; k++)
+			if (pol_key_applies(c->keys[k], at + 1))
+				return 1;
+	}
+	return 0;
+}
+
+static int qpolchg_collect(void *arg, const struct queue_msg *m)
+{
+	struct qpolchg *c = arg;
+
+	if ((m->flags & QUEUE_F_HOLD) || m->next_attempt <= c->now || !qpolchg_affects(c, m))
+		return 0;
+	if (c->nids == c->idcap) {
+		size_t cap = c->idcap ? c->idcap * 2 : 64;
+		void *p = realloc(c->ids, cap * sizeof(*c->ids));
+
+		if (!p)
+			return -ENOMEM;
+		c->ids = p;
+		c->idcap = cap;
+	}
+	memcpy(c->ids[c->nids++], m->id, QUEUE_ID_SIZE);
+	return 0;
+}
+
+/* Worker thread, inside the batch's write transaction. */
+static int qpolchg_apply(struct queue_txn *t, struct commit_req *r)
+{
+	struct qpolchg *c = (struct qpolchg *)r;
+	int rc;
+
+	c->nids = 0;
+	c->made_due = 0;
+	rc = queue_foreach(t, qpolchg_collect, c);
+	for (size_t i = 0; rc == 0 && i < c->nids; i++) {
+		struct queue_msg *m = NULL;
+
+		rc = queue_msg_load(t, c->ids[i], &m);
+		if (rc == 0) {
+			m->next_attempt = c->now;
+			rc = queue_msg_update(t, m);
+			c->made_due += rc == 0;
+		}
+		queue_msg_free(m);
+	}
+	return rc;
+}
+
+static void qpolchg_done(struct commit_req *r)
+{
+	struct qpolchg *c = (struct qpolchg *)r;
+
+	if (r->result < 0)
+		log_warn("policy change: cannot make deferred mail due: %s; it is retried "
+			 "on its own schedule", rl_strerror(r->result));
+	else if (c->made_due)
+		log_info("policy change: %zu deferred message%s retried now", c->made_due,
+			 c->made_due == 1 ? "" : "s");
+	qmgr_wake(c->q);
+	for (size_t i = 0; i < c->nkeys; i++)
+		free(c->keys[i]);
+	free(c->keys);
+	free(c->ids);
+	free(c);
+}
+
+void qmgr_policy_changed(struct qmgr *q, const struct pol_table *old, const struct pol_table *cur)
+{
+	struct qpolchg *c;
+
+	if (!q || q->stopping)
+		return;
+	c = calloc(1, sizeof(*c));
+	if (!c || pol_table_diff(old, cur, qpolchg_add_key, c) < 0) {
+		log_warn("policy change: out of memory; deferred mail is retried on its own "
+			 "schedule");
+		if (c) {
+			c->q = q;
+			c->req.result = 0;
+			qpolchg_done(&c->req);
+		}
+		return;
+	}
+	if (c->nkeys == 0) {
+		free(c);
+		return;
+	}
+	c->q = q;
+	c->now = (int64_t)time(NULL);
+	c->req.apply = qpolchg_apply;
+	c->req.done = qpolchg_done;
+	committer_submit(q->srv->commit, &c->req);
+}
+
 void qmgr_wake(struct qmgr *q)
 {
 	if (q && q->timers_open && !q->stopping)
@@ -1080,6 +1277,9 @@ void qmgr_stop(struct qmgr *q, unsigned grace_ms, void (*done)(struct serve *srv
 	if (q->timers_open) {
 		uv_timer_stop(&q->timer);
 		uv_timer_start(&q->grace, qmgr_grace_cb, grace_ms, 0);
+		/* Results waiting for a retried write get their last try now. */
+		if (q->finq)
+			uv_timer_start(&q->fin_timer, qmgr_fin_retry_cb, 0, 0);
 	}
 	for (struct qsess *s = q->sessions; s; s = s->next)
 		smtpc_stop(s->s);

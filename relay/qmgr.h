@@ -33,6 +33,13 @@ void qmgr_stop(struct qmgr *q, unsigned grace_ms, void (*done)(struct serve *srv
 /* New mail was queued: look at the schedule now rather than at the next poll. */
 void qmgr_wake(struct qmgr *q);
 
+struct pol_table;
+/*
+ * The policy file was reloaded: mail deferred for a domain whose entry
+ * differs between old and cur (added, removed or changed) is retried now.
+ */
+void qmgr_policy_changed(struct qmgr *q, const struct pol_table *old, const struct pol_table *cur);
+
 /* Free; only after done() ran.  qmgr_free(NULL) is a no-op. */
 void qmgr_free(struct qmgr *q);
 

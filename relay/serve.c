@@ -4,6 +4,7 @@
  */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <libgen.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,10 +14,12 @@
 #include "log.h"
 #include "qmgr.h"
 #include "serve.h"
+#include "tlspol.h"
 
 #define SERVE_BACKLOG 511
 #define SERVE_STOP_POLL_MS 50
 #define SERVE_DELIVERY_GRACE_MS 10000 /* deliveries in flight may finish */
+#define SERVE_POLICY_SETTLE_MS 200    /* an editor's save is several events */
 
 /* Inbound TLS: what any current MTA speaks, nothing older than TLS 1.2. */
 #define SERVE_SMTPD_PRIORITY "NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2:%SERVER_PRECEDENCE"
@@ -103,14 +106,167 @@ static int serve_tls_init(struct serve *srv)
 	return 0;
 }
 
+/* --- the policy file --------------------------------------------------- */
+
+static void serve_policy_errors(const struct pol_errors *errs)
+{
+	for (size_t i = 0; i < errs->count; i++)
+		log_err("%s", errs->e[i].msg);
+	if (errs->total > errs->count)
+		log_err("%zu more errors in the policy file not shown", errs->total - errs->count);
+}
+
+/* At start: a bad policy file refuses the start (nothing to keep). */
+static int serve_policy_init(struct serve *srv)
+{
+	struct pol_errors *errs = malloc(sizeof(*errs));
+	int missing = 0, rc;
+
+	if (!errs)
+		return -ENOMEM;
+	rc = tlspol_load(srv->cfg.policy_file, &srv->cfg, &srv->pol, errs, &missing);
+	if (rc < 0) {
+		serve_policy_errors(errs);
+		log_err("%s: invalid policy file; not starting", srv->cfg.policy_file);
+	} else if (missing) {
+		log_info("policy file %s does not exist: every domain gets default_tls_level %s",
+			 srv->cfg.policy_file, pol_level_name(srv->cfg.default_tls_level));
+	} else {
+		log_info("policy file %s: %zu entr%s", srv->cfg.policy_file,
+			 pol_table_count(tlspol_table(srv->pol)),
+			 pol_table_count(tlspol_table(srv->pol)) == 1 ? "y" : "ies");
+	}
+	free(errs);
+	return rc;
+}
+
+static int serve_count_key(const char *key, void *arg)
+{
+	(void)key;
+	(*(size_t *)arg)++;
+	return 0;
+}
+
+/*
+ * Reload on save or SIGHUP: the new file replaces the old only when the
+ * whole of it is valid; else the old stays in force and the errors are
+ * logged as FILE:LINE: message.
+ */
+static void serve_policy_reload(struct serve *srv, const char *why)
+{
+	struct pol_errors *errs = malloc(sizeof(*errs));
+	struct tlspol *next = NULL, *old = srv->pol;
+	size_t changed = 0;
+	int missing = 0;
+
+	if (!errs) {
+		log_err("policy reload (%s): out of memory; keeping the previous policy", why);
+		return;
+	}
+	if (tlspol_load(srv->cfg.policy_file, &srv->cfg, &next, errs, &missing) < 0) {
+		serve_policy_errors(errs);
+		log_err("%s: invalid policy file; keeping the previous policy",
+			srv->cfg.policy_file);
+		free(errs);
+		return;
+	}
+	free(errs);
+	(void)pol_table_diff(tlspol_table(old), tlspol_table(next), serve_count_key, &changed);
+	if (changed == 0) {
+		tlspol_unref(next);
+		return;
+	}
+	log_info("reloaded policy file %s (%s): %zu entr%s, %zu changed%s", srv->cfg.policy_file,
+		 why, pol_table_count(tlspol_table(next)),
+		 pol_table_count(tlspol_table(next)) == 1 ? "y" : "ies", changed,
+		 missing ? " (file does not exist: no entries)" : "");
+	srv->pol = next;
+	qmgr_policy_changed(srv->qmgr, tlspol_table(old), tlspol_table(next));
+	tlspol_unref(old);
+}
+
+static void serve_policy_settled(uv_timer_t *t)
+{
+	struct serve *srv = t->data;
+
+	if (!srv->stopping)
+		serve_policy_reload(srv, "file changed");
+}
+
+static void serve_policy_event(uv_fs_event_t *h, const char *filename, int events, int status)
+{
+	struct serve *srv = h->data;
+	char *copy = strdup(srv->cfg.policy_file);
+	const char *base = copy ? basename(copy) : NULL;
+
+	(void)events;
+	/* Editors write a temporary file and rename it: watch the name. */
+	if (status == 0 && (!filename || !base || strcmp(filename, base) == 0))
+		uv_timer_start(&srv->pol_timer, serve_policy_settled, SERVE_POLICY_SETTLE_MS, 0);
+	free(copy);
+}
+
+/* Watch the directory of the policy file (the file itself may not exist). */
+static void serve_policy_watch(struct serve *srv)
+{
+	char *copy = strdup(srv->cfg.policy_file);
+	int rc;
+
+	uv_timer_init(srv->loop, &srv->pol_timer);
+	srv->pol_timer.data = srv;
+	uv_fs_event_init(srv->loop, &srv->pol_watch);
+	srv->pol_watch.data = srv;
+	srv->pol_watching = 1;
+	rc = copy ? uv_fs_event_start(&srv->pol_watch, serve_policy_event, dirname(copy), 0)
+		  : UV_ENOMEM;
+	if (rc < 0)
+		log_warn("cannot watch the directory of %s (%s): policy changes take effect on "
+			 "SIGHUP only", srv->cfg.policy_file, uv_strerror(rc));
+	free(copy);
+}
+
+static void serve_policy_unwatch(struct serve *srv)
+{
+	if (!srv->pol_watching)
+		return;
+	srv->pol_watching = 0;
+	uv_close((uv_handle_t *)&srv->pol_watch, NULL);
+	uv_close((uv_handle_t *)&srv->pol_timer, NULL);
+}
+
+static int str_differ(const char *a, const char *b)
+{
+	return (a == NULL) != (b == NULL) || (a && strcmp(a, b) != 0);
+}
+
+/*
+ * Settings the delivery side took at start (credentials, priorities, the
+ * resolver) and does not rebuild on SIGHUP; said in the log, not ignored.
+ */
+static int serve_outbound_changed(const struct cfg *a, const struct cfg *b)
+{
+	return str_differ(a->tls_ca_file, b->tls_ca_file) ||
+	       str_differ(a->tls_cert_file, b->tls_cert_file) ||
+	       str_differ(a->tls_key_file, b->tls_key_file) ||
+	       str_differ(a->tls_priority, b->tls_priority) ||
+	       a->tls_protocols != b->tls_protocols || a->tls_loglevel != b->tls_loglevel ||
+	       a->dns_system != b->dns_system || a->ndns != b->ndns ||
+	       memcmp(a->dns, b->dns, sizeof(a->dns)) != 0 ||
+	       str_differ(a->dns_trust_anchor_file, b->dns_trust_anchor_file) ||
+	       str_differ(a->dns_unbound_config, b->dns_unbound_config) ||
+	       a->remote_port != b->remote_port;
+}
+
 static void serve_reload(struct serve *srv)
 {
 	struct cfg next;
 	struct cfg_error err;
+	int watch_moved;
 
 	if (cfg_load(&next, srv->cfg_path, &err) < 0) {
 		log_err("%s; keeping the previous configuration", err.msg);
 		cfg_fini(&next);
+		serve_policy_reload(srv, "SIGHUP");
 		return;
 	}
 	if (strcmp(next.queue_dir, srv->cfg.queue_dir) != 0 || next.nlisten != srv->cfg.nlisten ||
@@ -123,9 +279,18 @@ static void serve_reload(struct serve *srv)
 	free(next.queue_dir);
 	next.queue_dir = srv->cfg.queue_dir;
 	srv->cfg.queue_dir = NULL;
+	if (serve_outbound_changed(&srv->cfg, &next))
+		log_warn("%s: changes to tls_*, dns_* and remote_port keys take effect after a "
+			 "restart", srv->cfg_path);
+	watch_moved = strcmp(next.policy_file, srv->cfg.policy_file) != 0;
 	cfg_fini(&srv->cfg);
 	srv->cfg = next;
 	log_info("reloaded configuration from %s", srv->cfg_path);
+	if (watch_moved && srv->pol_watching) {
+		serve_policy_unwatch(srv);
+		serve_policy_watch(srv);
+	}
+	serve_policy_reload(srv, "SIGHUP");
 }
 
 static void serve_stop_tick(uv_timer_t *t)
@@ -140,6 +305,7 @@ static void serve_stop_tick(uv_timer_t *t)
 	uv_close((uv_handle_t *)&srv->sig_term, NULL);
 	uv_close((uv_handle_t *)&srv->sig_int, NULL);
 	uv_close((uv_handle_t *)&srv->sig_hup, NULL);
+	serve_policy_unwatch(srv);
 }
 
 static void serve_qmgr_stopped(struct serve *srv)
@@ -218,6 +384,7 @@ static void serve_cleanup(struct serve *srv)
 		gnutls_certificate_free_credentials(srv->smtpd_cred);
 	if (srv->smtpd_prio)
 		gnutls_priority_deinit(srv->smtpd_prio);
+	tlspol_unref(srv->pol);
 	cfg_fini(&srv->cfg);
 }
 
@@ -236,8 +403,10 @@ int serve_main(const char *path)
 	}
 	log_init("serve", srv.cfg.myhostname, LOG_INFO + (srv.cfg.tls_loglevel >= 4));
 	srv.loop = uv_default_loop();
-	if (serve_tls_init(&srv) == 0 && serve_open(&srv) == 0 && serve_listen(&srv) == 0) {
+	if (serve_tls_init(&srv) == 0 && serve_policy_init(&srv) == 0 && serve_open(&srv) == 0 &&
+	    serve_listen(&srv) == 0) {
 		serve_signals(&srv);
+		serve_policy_watch(&srv);
 		log_info("daemon started -- version 0.1.0, configuration %s", path);
 		uv_run(srv.loop, UV_RUN_DEFAULT);
 		log_info("daemon stopped");

@@ -14,6 +14,7 @@
 
 struct smtpd;
 struct qmgr;
+struct tlspol;
 
 struct serve {
 	uv_loop_t *loop;
@@ -22,6 +23,10 @@ struct serve {
 	struct queue *q;
 	struct committer *commit;
 	struct qmgr *qmgr;    /* delivery; NULL until started */
+	struct tlspol *pol;   /* policy file in force (refcounted snapshot) */
+	uv_fs_event_t pol_watch; /* the policy file's directory */
+	uv_timer_t pol_timer;    /* reload a moment after the last change */
+	int pol_watching;
 	int qmgr_stopped;
 	gnutls_certificate_credentials_t smtpd_cred; /* NULL: no STARTTLS */
 	gnutls_priority_t smtpd_prio;

@@ -313,11 +313,25 @@ static int smtpc_stuff(struct smtpc *s, const char *p, size_t n)
 	return rc;
 }
 
-/* Feed content until the connection has enough queued; end with the dot. */
+/*
+ * The content stage's timeout bounds inactivity, not the whole transfer
+ * (Postfix's smtp_data_xfer_timeout): a large message on a slow link may
+ * take far longer than it, as long as it keeps moving.  Tests shrink it.
+ */
+#ifndef SMTPC_BODY_IDLE_MS
+#define SMTPC_BODY_IDLE_MS ((uint64_t)smtpc_states[SMTPC_S_BODY].timeout * 1000)
+#endif
+
+/*
+ * Feed content until the connection has enough queued; end with the dot.
+ * Runs when the content stage starts and on every CONN_EV_DRAINED after
+ * it: each run follows progress, so it restarts the stage's timer.
+ */
 static void smtpc_send_body(struct smtpc *s)
 {
 	char buf[SMTPC_CHUNK];
 
+	conn_set_timeout(s->conn, SMTPC_BODY_IDLE_MS);
 	while (!s->body_done && conn_pending(s->conn) < SMTPC_HIGH_WATER) {
 		size_t got = 0;
 		int rc = s->msg->read(s->msg->arg, s->off, buf, sizeof(buf), &got);

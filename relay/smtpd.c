@@ -26,6 +26,12 @@
 #define SMTPD_ERROR_LIMIT 20 /* Postfix smtpd_hard_error_limit */
 #define SMTPD_IN_LIMIT (64 * 1024)
 #define SMTPD_RECEIVED_MAX 1024
+/*
+ * Replies waiting for a client that pipelines (RFC 2920) but does not read
+ * them: above this we stop executing and reading commands until they drain.
+ * Well below CONN_PENDING_MAX, so one more command's replies always fit.
+ */
+#define SMTPD_OUT_HIGH (256 * 1024)
 
 enum smtpd_state {
 	SMTPD_S_CMD = 0, /* reading commands */
@@ -55,6 +61,7 @@ struct smtpd {
 	struct commit_req creq;
 	int commit_pending;
 	int conn_gone; /* CONN_EV_CLOSED seen */
+	int throttled; /* reading stopped until our replies drain */
 	unsigned errors;
 	uint64_t deadline; /* uv_now() limit for the whole session */
 	char tls[160];     /* summary of the inbound TLS session */
@@ -352,7 +359,9 @@ static void smtpd_commit_done(struct commit_req *r)
 		return;
 	}
 	smtpd_set_state(s, SMTPD_S_CMD);
-	conn_resume(s->conn);
+	/* While throttled, CONN_EV_DRAINED resumes reading instead. */
+	if (!s->throttled)
+		conn_resume(s->conn);
 	smtpd_arm_timer(s);
 	smtpd_process(s);
 }
@@ -515,12 +524,47 @@ static int smtpd_step_data(struct smtpd *s, struct rl_buf *in)
 	return 1;
 }
 
+/*
+ * Back-pressure.  A client may pipeline commands without ever reading our
+ * replies; each command then adds a reply to the output and memory would
+ * grow without bound.  Above SMTPD_OUT_HIGH we stop reading and leave the
+ * commands already read in the buffer until CONN_EV_DRAINED.  The idle timer
+ * keeps running meanwhile, so a client that never reads meets smtpd_timeout.
+ */
+static int smtpd_throttle(struct smtpd *s)
+{
+	if (conn_pending(s->conn) < SMTPD_OUT_HIGH)
+		return 0;
+	if (!s->throttled) {
+		log_debug("smtpd %s: %zu bytes of replies unread, reading paused", s->addr,
+			  conn_pending(s->conn));
+		s->throttled = 1;
+		conn_pause(s->conn);
+	}
+	return 1;
+}
+
+/* Our replies drained: read and execute commands again. */
+static void smtpd_unthrottle(struct smtpd *s)
+{
+	if (!s->throttled || s->state == SMTPD_S_DONE)
+		return;
+	s->throttled = 0;
+	/* During the commit, smtpd_commit_done() resumes reading and the timer. */
+	if (s->state == SMTPD_S_COMMIT)
+		return;
+	conn_resume(s->conn);
+	/* The client read our replies: that is activity, as a command is. */
+	smtpd_arm_timer(s);
+	smtpd_process(s);
+}
+
 static void smtpd_process(struct smtpd *s)
 {
 	struct rl_buf *in = conn_in(s->conn);
 	int more = 1;
 
-	while (more && in->len > 0 && s->errors < SMTPD_ERROR_LIMIT) {
+	while (more && in->len > 0 && s->errors < SMTPD_ERROR_LIMIT && !smtpd_throttle(s)) {
 		if (s->state == SMTPD_S_CMD)
 			more = smtpd_step_cmd(s, in);
 		else if (s->state == SMTPD_S_DATA)
@@ -562,6 +606,7 @@ static void smtpd_event(struct conn *c, int ev, void *arg)
 			 s->tls);
 		smtpd_set_state(s, SMTPD_S_CMD);
 		break;
+	case CONN_EV_DRAINED: smtpd_unthrottle(s); break;
 	case CONN_EV_TIMEOUT: smtpd_on_timeout(s); break;
 	case CONN_EV_EOF:
 		if (s->state == SMTPD_S_DATA)

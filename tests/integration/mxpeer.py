@@ -10,7 +10,8 @@
     self.assertTrue(env['tls'])
 
 Options map to mx.py's flags (see its docstring): tls_cert, tls_key,
-no_starttls, hostname, rcpt_reply (dict ADDRESS -> REPLY, or a list of
+no_starttls, tls_max_version ('TLSv1.2': the MX speaks no newer TLS),
+hostname, rcpt_reply (dict ADDRESS -> REPLY, or a list of
 "ADDRESS=REPLY" strings), data_reply, tempfail_first, tempfail_stage,
 size_limit, verbose.  The MX runs under /usr/bin/python3, where Debian's
 python3-aiosmtpd lives.  Each MX has a temp dir for its ready file, event

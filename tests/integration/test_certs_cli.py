@@ -150,11 +150,6 @@ class CertsFingerprint(unittest.TestCase):
             self.assertEqual(r.returncode, 2, (args, r.stderr))
             self.assertEqual(r.stdout, '')
 
-    def test_probe_not_yet(self):
-        r = run([BIN, 'certs', 'probe', '127.0.0.1:1'], env=base_env())
-        self.assertEqual(r.returncode, 1, r.stderr)
-        self.assertEqual(len(r.stderr.splitlines()), 1, r.stderr)
-
 
 if __name__ == '__main__':
     unittest.main()

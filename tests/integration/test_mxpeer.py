@@ -217,6 +217,36 @@ class TLS(unittest.TestCase):
         self.assertNotIn('starttls', features)
         self.assertIs(mx.wait_messages(1)[0][0]['tls'], False)
 
+    def test_tls_max_version(self):
+        """tls_max_version='TLSv1.2': a TLS 1.3-only client fails, a client
+        that allows 1.2 gets exactly 1.2; the default still allows 1.3."""
+        d = need_certs()
+        c = certs.make_cert(d, 'mx12.example.test')
+        mx = MX(self).start(HOST, 0, tls_cert=c.cert, tls_key=c.key,
+                            tls_max_version='TLSv1.2')
+        only13 = verifying_context(c.ca.cert)
+        only13.minimum_version = ssl.TLSVersion.TLSv1_3
+        with self.assertRaises(ssl.SSLError):
+            send(mx, tls_context=only13, server_hostname='mx12.example.test')
+        self.assertEqual(mx.messages(), [])
+        _, data, _ = send(mx, tls_context=verifying_context(c.ca.cert),
+                          server_hostname='mx12.example.test')
+        self.assertEqual(data[0], 250, data)
+        self.assertEqual(mx.wait_messages(1)[0][0]['tls_version'], 'TLSv1.2')
+        plain = MX(self).start(HOST, 0, tls_cert=c.cert, tls_key=c.key)
+        _, data, _ = send(plain, tls_context=only13,
+                          server_hostname='mx12.example.test')
+        self.assertEqual(data[0], 250, data)
+        self.assertEqual(plain.wait_messages(1)[0][0]['tls_version'],
+                         'TLSv1.3')
+        bad = subprocess.run([mxpeer.PYTHON, mxpeer.MX_PY, '--host', HOST,
+                              '--port', '0', '--maildir', d,
+                              '--tls-cert', c.cert, '--tls-key', c.key,
+                              '--tls-max-version', 'TLSv1.4'],
+                             capture_output=True, text=True, timeout=30)
+        self.assertEqual(bad.returncode, 2)
+        self.assertIn('TLSv1.3', bad.stderr)
+
     def test_bad_certs_fail_verification(self):
         """certs.py makes what the policy tests need: an expired leaf, a
         self-signed one, one for another name and one from an unknown CA

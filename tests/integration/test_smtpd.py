@@ -3,7 +3,9 @@ relay control and what is stored."""
 
 import os
 import re
+import select
 import smtplib
+import socket
 import sys
 import time
 import unittest
@@ -539,6 +541,90 @@ class StartTLS(RelayTestCase):
         received = part[:part.find(b'From: <sender@client.test>')]
         self.assertIn(b'by relay.test', received)
         self.assertRegex(received, rb'TLSv1\.[23]')
+
+
+def proc_status_kib(pid, field):
+    """A size field of /proc/PID/status (VmRSS, VmHWM) in KiB."""
+    with open('/proc/%d/status' % pid) as f:
+        for line in f:
+            if line.startswith(field + ':'):
+                return int(line.split()[1])
+    raise AssertionError('no %s in /proc/%d/status' % (field, pid))
+
+
+class BackPressure(RelayTestCase):
+    """A client that pipelines commands and never reads the replies must not
+    make the relay buffer them without bound."""
+
+    NOOP = b'NOOP\r\n'
+    # Up to 8M NOOPs: over 100 MiB of replies if the relay read them all.
+    MAX_SEND = 48 * 1024 * 1024
+    # The relay stops reading at 256 KiB of unread replies; the rest of this
+    # bound is slack for allocator and sanitizer overhead.
+    MAX_GROWTH_KIB = 32 * 1024
+
+    def flood(self, sock):
+        """Send NOOPs without reading until the relay stops reading (a send
+        blocks for a second) or MAX_SEND; returns the bytes sent."""
+        chunk = self.NOOP * 10000
+        sent = 0
+        deadline = time.monotonic() + 60
+        sock.settimeout(1.0)
+        while sent < self.MAX_SEND and time.monotonic() < deadline:
+            try:
+                sent += sock.send(chunk[sent % len(chunk):])
+            except socket.timeout:
+                break
+        return sent
+
+    def finish(self, sock, sent):
+        """Complete the last NOOP, say QUIT and read everything up to the
+        server's close; returns the reply lines."""
+        out = self.NOOP[sent % len(self.NOOP):] if sent % len(self.NOOP) \
+            else b''
+        out += b'QUIT\r\n'
+        data = bytearray()
+        sock.setblocking(False)
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            _, w, _ = select.select([sock], [sock] if out else [], [], 1.0)
+            if w:
+                out = out[sock.send(out):]
+            try:
+                got = sock.recv(1 << 20)
+            except BlockingIOError:
+                continue
+            if not got:
+                return bytes(data).split(b'\r\n')
+            data += got
+        self.fail('session did not end after QUIT (%d bytes read)'
+                  % len(data))
+
+    def test_pipelined_noops_without_reading(self):
+        r = self.relay()
+        a = r.raw()
+        self.addCleanup(a.close)
+        a.expect(220)
+        base = proc_status_kib(r.proc.pid, 'VmRSS')
+        sent = self.flood(a.sock)
+        peak = proc_status_kib(r.proc.pid, 'VmHWM')
+        self.assertLess(peak - base, self.MAX_GROWTH_KIB,
+                        'relay grew from %d to %d KiB after %d bytes of '
+                        'unread pipelined NOOPs' % (base, peak, sent))
+        # The stalled session holds up nobody else.
+        with r.raw() as b:
+            b.greet()
+            b.expect_cmd('NOOP', 250)
+            b.expect_cmd('QUIT', 221)
+        # Once the client reads, every NOOP is answered in order and the
+        # session still works.
+        lines = self.finish(a.sock, sent)
+        nnoop = -(-sent // len(self.NOOP))
+        self.assertEqual(lines[-3:], [b'250 2.0.0 Ok', b'221 2.0.0 Bye', b''])
+        self.assertEqual(len(lines), nnoop + 2)
+        self.assertEqual(set(lines[:nnoop]), {b'250 2.0.0 Ok'})
+        self.assertLess(proc_status_kib(r.proc.pid, 'VmHWM') - base,
+                        self.MAX_GROWTH_KIB)
 
 
 if __name__ == '__main__':

@@ -9,6 +9,7 @@ names that start with a dot.
 
     mx.py --host 127.0.0.5 --port 2525 --maildir DIR
           [--tls-cert F --tls-key K] [--no-starttls]
+          [--tls-max-version TLSv1.2]
           [--hostname mx1.example.test]
           [--rcpt-reply 'bad@x.test=550 5.1.1 No such user'] ...
           [--data-reply '554 5.7.1 Go away']
@@ -22,6 +23,11 @@ the first N transactions (counted across connections) fail with
 been sent, the default; mail: at MAIL FROM; rcpt: at every RCPT TO of the
 transaction); nothing is stored for them.  --data-reply makes every DATA end
 with that reply and stores nothing.
+
+--tls-max-version caps the TLS versions the MX accepts after STARTTLS
+(TLSv1, TLSv1.1, TLSv1.2 or TLSv1.3; TLSv1_2 spellings work too), so a test
+can offer a server that only speaks TLS 1.2.  Without it the MX accepts
+whatever Python's ssl module allows by default.
 
 --log FILE appends one JSON object per event (ehlo, starttls,
 starttls_failed, mail, rcpt, data, quit) with the reply sent, so a test can see what the relay tried even
@@ -72,6 +78,15 @@ def reply_arg(text):
     return addr.strip().lower(), reply.strip()
 
 
+def tls_version_arg(text):
+    """An ssl.TLSVersion from 'TLSv1.2' or 'TLSv1_2'."""
+    name = text.strip().replace('.', '_')
+    if name not in ('TLSv1', 'TLSv1_1', 'TLSv1_2', 'TLSv1_3'):
+        raise argparse.ArgumentTypeError(
+            'want TLSv1, TLSv1.1, TLSv1.2 or TLSv1.3, not %r' % text)
+    return ssl.TLSVersion[name]
+
+
 def smtp_reply(text):
     if len(text) < 3 or not text[:3].isdigit() or text[0] not in '2345':
         raise argparse.ArgumentTypeError('want an SMTP reply such as '
@@ -87,6 +102,7 @@ def parse_args(argv):
     p.add_argument('--tls-cert')
     p.add_argument('--tls-key')
     p.add_argument('--no-starttls', action='store_true')
+    p.add_argument('--tls-max-version', type=tls_version_arg)
     p.add_argument('--hostname', default='mx.test')
     p.add_argument('--rcpt-reply', type=reply_arg, action='append',
                    default=[])
@@ -101,6 +117,8 @@ def parse_args(argv):
     args = p.parse_args(argv)
     if bool(args.tls_cert) != bool(args.tls_key):
         p.error('--tls-cert and --tls-key go together')
+    if args.tls_max_version and not args.tls_cert:
+        p.error('--tls-max-version needs --tls-cert')
     if args.tempfail_first < 0:
         p.error('--tempfail-first must be >= 0')
     return args
@@ -269,6 +287,8 @@ def tls_context(args):
         return None
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     ctx.load_cert_chain(args.tls_cert, args.tls_key)
+    if args.tls_max_version is not None:
+        ctx.maximum_version = args.tls_max_version
     return ctx
 
 

@@ -730,6 +730,23 @@ static void test_files(void)
 	CHECK_STR(subject, "CN=cn.example.test");
 	CHECK(cert_subject_text(pem[0].data, pem[0].size, subject, 6) == 0, "subject");
 	CHECK_STR(subject, "CN=cn");
+	CHECK(cert_issuer_text(pem[0].data, pem[0].size, subject, sizeof(subject)) == 0, "issuer");
+	CHECK_STR(subject, "CN=tlsrelay Test CA");
+	rc = cert_issuer_text((const unsigned char *)"junk", 4, subject, sizeof(subject));
+	CHECK(rc == RL_EPARSE && subject[0] == '\0', "issuer of junk: %d", rc);
+	cert_chain_free(pem, npem);
+	/* The expired certificate was valid during 2020 (UTC). */
+	pem = load("expired", &npem);
+	{
+		time_t nb = 0, na = 0;
+
+		CHECK(cert_validity(pem[0].data, pem[0].size, &nb, &na) == 0, "validity");
+		CHECK_INT(nb, 1577836800);
+		CHECK_INT(na, 1609459200);
+		rc = cert_validity((const unsigned char *)"junk", 4, &nb, &na);
+		CHECK(rc == RL_EPARSE && nb == (time_t)-1 && na == (time_t)-1,
+		      "validity of junk: %d", rc);
+	}
 	cert_chain_free(chain, n);
 	cert_chain_free(pem, npem);
 	cert_chain_free(NULL, 0);

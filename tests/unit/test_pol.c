@@ -513,6 +513,48 @@ static void test_forms(void)
 	}
 }
 
+static int diff_collect(const char *key, void *arg)
+{
+	char *out = arg;
+
+	strncat(out, key, 255 - strlen(out));
+	strncat(out, " ", 255 - strlen(out));
+	return 0;
+}
+
+static void test_diff(void)
+{
+	struct pol_table *a = NULL, *b = NULL;
+	char errs[1024], keys[256] = "";
+
+	CHECK_INT(parse("a.example encrypt\nb.example may\n.c.example secure\nd.example none\n",
+			&a, errs, sizeof(errs)), 0);
+	/* b changed level, .c moved lines only, d removed, e added. */
+	CHECK_INT(parse("# moved\n.c.example secure\na.example encrypt\nb.example encrypt\n"
+			"e.example may\n", &b, errs, sizeof(errs)), 0);
+	CHECK_INT(pol_table_diff(a, b, diff_collect, keys), 0);
+	CHECK_STR(keys, "b.example d.example e.example ");
+	keys[0] = '\0';
+	CHECK_INT(pol_table_diff(NULL, a, diff_collect, keys), 0);
+	CHECK_STR(keys, ".c.example a.example b.example d.example ");
+	keys[0] = '\0';
+	CHECK_INT(pol_table_diff(a, a, diff_collect, keys), 0);
+	CHECK_STR(keys, "");
+	CHECK_INT(pol_table_index(b, pol_table_lookup(b, "x.c.example")), 0);
+	CHECK_INT(pol_table_index(b, pol_table_lookup(b, "E.example.")), 3);
+	pol_table_free(a);
+	pol_table_free(b);
+
+	CHECK_INT(pol_key_applies("example.com", "example.com"), 1);
+	CHECK_INT(pol_key_applies("example.com", "EXAMPLE.com."), 1);
+	CHECK_INT(pol_key_applies("example.com", "a.example.com"), 0);
+	CHECK_INT(pol_key_applies(".example.com", "a.example.com"), 1);
+	CHECK_INT(pol_key_applies(".example.com", "a.b.Example.COM"), 1);
+	CHECK_INT(pol_key_applies(".example.com", "example.com"), 0);
+	CHECK_INT(pol_key_applies(".example.com", "badexample.com"), 0);
+	CHECK_INT(pol_key_applies("example.com", "xample.com"), 0);
+}
+
 int main(void)
 {
 	test_levels();
@@ -525,5 +567,6 @@ int main(void)
 	test_equal();
 	test_priority();
 	test_forms();
+	test_diff();
 	return TEST_DONE();
 }
