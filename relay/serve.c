@@ -207,22 +207,26 @@ static void serve_policy_event(uv_fs_event_t *h, const char *filename, int event
 }
 
 /* Watch the directory of the policy file (the file itself may not exist). */
-static void serve_policy_watch(struct serve *srv)
+static void serve_policy_watch_start(struct serve *srv)
 {
 	char *copy = strdup(srv->cfg.policy_file);
-	int rc;
+	int rc = copy ? uv_fs_event_start(&srv->pol_watch, serve_policy_event, dirname(copy), 0)
+		      : UV_ENOMEM;
 
+	if (rc < 0)
+		log_warn("cannot watch the directory of %s (%s): policy changes take effect on "
+			 "SIGHUP only", srv->cfg.policy_file, uv_strerror(rc));
+	free(copy);
+}
+
+static void serve_policy_watch(struct serve *srv)
+{
 	uv_timer_init(srv->loop, &srv->pol_timer);
 	srv->pol_timer.data = srv;
 	uv_fs_event_init(srv->loop, &srv->pol_watch);
 	srv->pol_watch.data = srv;
 	srv->pol_watching = 1;
-	rc = copy ? uv_fs_event_start(&srv->pol_watch, serve_policy_event, dirname(copy), 0)
-		  : UV_ENOMEM;
-	if (rc < 0)
-		log_warn("cannot watch the directory of %s (%s): policy changes take effect on "
-			 "SIGHUP only", srv->cfg.policy_file, uv_strerror(rc));
-	free(copy);
+	serve_policy_watch_start(srv);
 }
 
 static void serve_policy_unwatch(struct serve *srv)
@@ -287,8 +291,10 @@ static void serve_reload(struct serve *srv)
 	srv->cfg = next;
 	log_info("reloaded configuration from %s", srv->cfg_path);
 	if (watch_moved && srv->pol_watching) {
-		serve_policy_unwatch(srv);
-		serve_policy_watch(srv);
+		/* The handles stay; only what they watch changes. */
+		uv_fs_event_stop(&srv->pol_watch);
+		uv_timer_stop(&srv->pol_timer);
+		serve_policy_watch_start(srv);
 	}
 	serve_policy_reload(srv, "SIGHUP");
 }
