@@ -537,6 +537,33 @@ static int msg_put_fresh(struct queue_txn *t, const struct queue_msg *m, const s
 	return rc;
 }
 
+/*
+ * Does a new message of len bytes leave the reserve free?  The reserve
+ * (QUEUE_RESERVE_PCT of the map) keeps room for what the relay must be
+ * able to write whatever happens: delivery results and bounces.  Pages in
+ * use are read from each database's header (mdb_stat: no scan); pages on
+ * LMDB's free list are not counted, so a queue just emptied may count as
+ * fuller than it is until those pages are reused.
+ */
+static int queue_has_room(struct queue_txn *t, size_t len)
+{
+	MDB_dbi dbis[] = { 0, t->q->msg, t->q->body, t->q->sched, t->q->meta, t->q->active };
+	MDB_envinfo info;
+	MDB_stat st;
+	uint64_t pages = 0, psize, cap;
+
+	if (mdb_env_info(t->q->env, &info) != 0 || mdb_stat(t->txn, 0, &st) != 0)
+		return 1; /* cannot tell: LMDB's own MDB_MAP_FULL still guards */
+	psize = st.ms_psize;
+	for (size_t i = 0; i < sizeof(dbis) / sizeof(dbis[0]); i++) {
+		if (mdb_stat(t->txn, dbis[i], &st) != 0)
+			return 1;
+		pages += st.ms_branch_pages + st.ms_leaf_pages + st.ms_overflow_pages;
+	}
+	cap = (uint64_t)info.me_mapsize / 100 * (100 - QUEUE_RESERVE_PCT);
+	return pages * psize + len + 2 * psize <= cap;
+}
+
 int queue_msg_insert(struct queue_txn *t, struct queue_msg *m, const void *body, size_t len)
 {
 	struct queue_msg rm = *m;
@@ -549,6 +576,9 @@ int queue_msg_insert(struct queue_txn *t, struct queue_msg *m, const void *body,
 	RL_REQUIRE(body != NULL || len == 0);
 	if (t->err)
 		return t->err;
+	/* New mail may not eat the reserve; bounces made by the relay may. */
+	if (!(m->flags & QUEUE_F_BOUNCE) && !queue_has_room(t, len))
+		return txn_poison(t, RL_EQFULL);
 	/* The stored size is the content's, whatever the caller filled in,
 	 * so that statistics add up. */
 	rm.size = len;

@@ -127,8 +127,13 @@ void queue_id_make(char out[QUEUE_ID_SIZE], int64_t sec, long usec);
  * is scheduled at m->next_attempt unless QUEUE_F_HOLD is set (or no
  * recipient is PENDING or DEFERRED, as for queue_msg_update()).  m->size is
  * set to len.  An explicit m->id must be QUEUE_ID_LEN upper-case hex digits
- * (-EINVAL otherwise).  Borrowed: m's strings and body.
+ * (-EINVAL otherwise).  Borrowed: m's strings and body.  RL_EQFULL when
+ * the message would eat into the last QUEUE_RESERVE_PCT percent of the
+ * map, which is kept for delivery results and bounces (QUEUE_F_BOUNCE
+ * messages may use it).
  */
+#define QUEUE_RESERVE_PCT 5
+
 int queue_msg_insert(struct queue_txn *t, struct queue_msg *m,
 		     const void *body, size_t len) RL_WUR;
 

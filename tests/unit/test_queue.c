@@ -769,6 +769,26 @@ static int fill_queue(struct queue *q, char (*ids)[QUEUE_ID_SIZE], int max)
 	return n;
 }
 
+/* The reserve refuses new mail while a bounce of the relay still fits. */
+static void test_reserve(void)
+{
+	static char ids[512][QUEUE_ID_SIZE];
+	struct queue_msg m = rec_cases[0].m;
+	struct queue *q = open_q("reserve", 4 * 1024 * 1024, QUEUE_O_NOSYNC);
+	int n;
+
+	if (!q)
+		return;
+	n = fill_queue(q, ids, 512);
+	CHECK(n >= 150, "%d messages fit in 4 MiB", n);
+	m.id[0] = '\0';
+	CHECK_INT(insert_one(q, &m, full_body, sizeof(full_body)), RL_EQFULL);
+	m.flags |= QUEUE_F_BOUNCE;
+	m.id[0] = '\0';
+	CHECK_INT(insert_one(q, &m, full_body, sizeof(full_body)), 0);
+	queue_close(q);
+}
+
 static void test_map_full(void)
 {
 	char ids[64][QUEUE_ID_SIZE];
@@ -1003,6 +1023,7 @@ int main(int argc, char **argv)
 	test_listing();
 	test_open_errors();
 	test_map_full();
+	test_reserve();
 	test_fork();
 	test_damaged();
 	rm_tree(tmpdir);
