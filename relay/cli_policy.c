@@ -18,6 +18,7 @@
 
 #include "cli.h"
 #include "pol.h"
+#include "tlspol.h"
 
 /* Read path into b; -ENOENT when it does not exist. */
 static int read_all(const char *path, struct rl_buf *b)
@@ -88,49 +89,45 @@ int cli_load_policy(const char *path, struct pol_table **t, int *missing)
 	return rc < 0 ? -1 : 0;
 }
 
-/* tafile= names a file the relay will read; a typo would defer all mail. */
-static int check_tafiles(const char *path, const struct pol_table *t)
-{
-	int bad = 0;
-
-	for (size_t i = 0; i < pol_table_count(t); i++) {
-		const struct pol_entry *e = pol_table_entry(t, i);
-
-		if (e->tafile && access(e->tafile, R_OK) < 0) {
-			fprintf(stderr, "%s:%u: tafile \"%s\": %s\n", path, e->line, e->tafile,
-				strerror(errno));
-			bad = 1;
-		}
-	}
-	return bad ? -1 : 0;
-}
-
 static int policy_check(const char *cfgpath, int argc, char **argv)
 {
+	struct pol_errors *errs = calloc(1, sizeof(*errs));
+	struct tlspol *p = NULL;
 	struct cfg c;
-	struct pol_table *t = NULL;
 	const char *path;
-	int missing, rc;
+	int missing = 0, rc;
 	size_t n;
 
 	if (argc > 1) {
+		free(errs);
 		fprintf(stderr, "usage: tlsrelay policy check [FILE]\n");
 		return CLI_EX_USAGE;
 	}
 	memset(&c, 0, sizeof(c));
-	/* An explicit FILE needs no configuration. */
-	if (argc == 0 && cli_load_cfg(cfgpath, &c) < 0)
+	/*
+	 * An explicit FILE needs no configuration file: the defaults give
+	 * the tls_priority its entries are checked against.
+	 */
+	rc = argc ? cfg_defaults(&c) : cli_load_cfg(cfgpath, &c);
+	if (rc < 0 || !errs) {
+		if (!errs || argc)
+			fprintf(stderr, "tlsrelay: %s\n", rl_strerror(errs ? rc : -ENOMEM));
+		free(errs);
+		cfg_fini(&c);
 		return CLI_EX_FAIL;
+	}
 	path = argc ? argv[0] : c.policy_file;
-	rc = cli_load_policy(path, &t, &missing);
-	if (rc == 0)
-		rc = check_tafiles(path, t);
-	n = pol_table_count(t);
+	/* Exactly what the relay does: syntax, priorities GnuTLS takes, tafiles. */
+	rc = tlspol_load(path, &c, &p, errs, &missing);
+	if (rc < 0)
+		print_errors(errs);
+	n = p ? pol_table_count(tlspol_table(p)) : 0;
 	if (rc == 0 && missing)
 		printf("%s: no such file; no entries\n", path);
 	else if (rc == 0)
 		printf("%s: %zu %s\n", path, n, n == 1 ? "entry" : "entries");
-	pol_table_free(t);
+	tlspol_unref(p);
+	free(errs);
 	cfg_fini(&c);
 	return rc == 0 ? CLI_EX_OK : CLI_EX_FAIL;
 }

@@ -5,6 +5,7 @@ import sys
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import certs  # noqa: E402
 import harness  # noqa: E402
 from harness import BIN, Relay, base_env, run  # noqa: E402
 
@@ -117,10 +118,18 @@ class PolicyCli(unittest.TestCase):
         self.write('a.example secure tafile=%s\n' % ta)
         r = self.policy_cli('check')
         self.assertEqual(r.returncode, 1)
-        self.assertEqual(r.stderr, '%s:1: tafile "%s": No such file or '
+        self.assertEqual(r.stderr, '%s:1: tafile "%s": cannot open file: No such file or '
                          'directory\n' % (self.policy, ta))
+        # A file without a CA certificate would defer all mail: an error too.
         with open(ta, 'w') as f:
             f.write('')
+        r = self.policy_cli('check')
+        self.assertEqual(r.returncode, 1)
+        self.assertIn('%s:1: tafile "%s": no usable CA certificate' % (self.policy, ta),
+                      r.stderr)
+        ca = certs.make_ca(self.relay.dir)
+        with open(ca.cert) as src, open(ta, 'w') as f:
+            f.write(src.read())
         r = self.policy_cli('check')
         self.assertEqual(r.returncode, 0, r.stderr)
 
