@@ -28,6 +28,7 @@
 #include <netinet/in.h>
 #include <poll.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -315,26 +316,39 @@ static int probe_fill(struct probe *p)
 	return 0;
 }
 
-/* Print a reply as the server sent it, one "< " line per line. */
+/* Print a reply as the server sent it, one "< " line per line (the parser
+ * keeps the enhanced code apart: put it back on each line). */
 static void reply_show(const struct smtp_reply *r)
 {
 	const char *s = r->text, *nl;
+	size_t len;
 
 	for (unsigned i = 0; i < r->nlines; i++) {
 		nl = memchr(s, '\n', r->textlen - (size_t)(s - r->text));
 		if (!nl)
 			nl = r->text + r->textlen;
-		printf("< %d%c%.*s\n", r->code, i + 1 < r->nlines ? '-' : ' ',
-		       (int)((size_t)(nl - s) < PROBE_SHOW ? (size_t)(nl - s) : PROBE_SHOW), s);
+		len = (size_t)(nl - s) < PROBE_SHOW ? (size_t)(nl - s) : PROBE_SHOW;
+		printf("< %d%c%s%s%.*s\n", r->code, i + 1 < r->nlines ? '-' : ' ', r->enh,
+		       r->enh[0] ? " " : "", (int)len, s);
 		if (nl == r->text + r->textlen)
 			break;
 		s = nl + 1;
 	}
 }
 
+static int64_t now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
 /* Read one complete reply into p->r; quiet = do not print it. */
 static int probe_reply(struct probe *p, int quiet)
 {
+	/* The socket timeout bounds each read; this bounds a server that drips. */
+	int64_t deadline = now_ms() + PROBE_TIMEOUT_MS;
 	size_t used = 0;
 	int rc;
 
@@ -342,6 +356,8 @@ static int probe_reply(struct probe *p, int quiet)
 		rc = p->in.len ? smtp_reply_parse(p->in.data, p->in.len, &p->r, &used) : 0;
 		if (rc != 0)
 			break;
+		if (now_ms() > deadline)
+			return RL_ETIMEDOUT;
 		rc = probe_fill(p);
 		if (rc < 0)
 			return rc;

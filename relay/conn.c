@@ -11,7 +11,8 @@
 
 #define CONN_READ_CHUNK 16384      /* one TLS record's worth */
 #define CONN_CIPHER_LIMIT (256 * 1024) /* ciphertext waiting for GnuTLS */
-#define CONN_OUT_LIMIT (64u * 1024 * 1024)
+/* conn_write() keeps to CONN_PENDING_MAX; the rest is TLS record overhead. */
+#define CONN_OUT_LIMIT (CONN_PENDING_MAX + CONN_PENDING_MAX / 16)
 #define CONN_DRAIN_MS 5000 /* how long a closing connection may flush */
 
 enum conn_tls_state { CONN_TLS_OFF = 0, CONN_TLS_HANDSHAKE, CONN_TLS_ON };

@@ -66,11 +66,15 @@ int conn_local(struct conn *c, struct sockaddr_storage *ss) RL_WUR;
 struct rl_buf *conn_in(struct conn *c);
 
 /*
- * Most bytes a connection holds for its peer, queued or in flight.  Owners
- * keep their own high-water mark well below it (stop producing, wait for
- * CONN_EV_DRAINED); reaching it means the peer is not reading at all.
+ * Most bytes a connection holds for its peer, queued or in flight, so that
+ * a peer that never reads cannot make us buffer without bound.  Owners keep
+ * their own high-water mark far below it (stop producing, wait for
+ * CONN_EV_DRAINED): smtpd at 256 KiB of replies, smtpc at 256 KiB of
+ * content.  It is this large for the biggest burst that must still fit in
+ * one go, an outbound pipelined RCPT group (RFC 2920), whose recipient
+ * count only the message limits.
  */
-#define CONN_PENDING_MAX (1024u * 1024)
+#define CONN_PENDING_MAX (64u * 1024 * 1024)
 
 /*
  * Queue bytes for the peer (encrypted when TLS is up); sent by conn_flush().

@@ -53,6 +53,10 @@ class CertsProbe(unittest.TestCase):
                                   ['mx.example.test'], self_signed=True)
         cls.local = certs.make_cert(cls.dir, 'localhost', ['localhost'],
                                     ca=cls.ca)
+        cls.inter = certs.make_ca(cls.dir, cn='tlsrelay Test Intermediate',
+                                  name='inter', ca=cls.ca)
+        cls.deep = certs.make_cert(cls.dir, 'deep.example.test',
+                                   ['deep.example.test'], ca=cls.inter)
 
     @classmethod
     def tearDownClass(cls):
@@ -127,6 +131,26 @@ class CertsProbe(unittest.TestCase):
         kinds = [e['event'] for e in m.events()]
         self.assertIn('starttls', kinds)
         m.wait_event('quit')
+
+    def test_chain(self):
+        """A server that sends its intermediate: every depth is shown, the
+        digests only for the leaf, and the chain verifies up to the root."""
+        m = mxpeer.MX(self).start('127.0.0.76', 0,
+                                  tls_cert=self.deep.chain_file(self.tmp),
+                                  tls_key=self.deep.key)
+        self.configure('deep.example.test verify match=nexthop\n')
+        r = self.probe('--domain', 'deep.example.test',
+                       '127.0.0.76:%d' % m.port)
+        self.assertProbed(r, 'Verified (verify: name matched deep.example.test)')
+        self.assertRegex(r.stdout, r'\ncertificate depth=1\n'
+                         r'  subject: CN=tlsrelay Test Intermediate\n'
+                         r'  issuer: CN=tlsrelay Test CA\n'
+                         r'  notBefore: ' + DATE_RE + '\n'
+                         r'  notAfter: ' + DATE_RE + '\n'
+                         r'trust anchors: ')
+        self.assertEqual(r.stdout.count('certificate depth='), 2, r.stdout)
+        self.assertEqual(len(MATCH_RE.findall(r.stdout)), 2, r.stdout)
+        self.assertIn('chain: trusted\n', r.stdout)
 
     def test_fingerprint_round_trip(self):
         """The printed match= lines pasted into a fingerprint entry."""

@@ -9,7 +9,7 @@ names that start with a dot.
 
     mx.py --host 127.0.0.5 --port 2525 --maildir DIR
           [--tls-cert F --tls-key K] [--no-starttls]
-          [--tls-max-version TLSv1.2]
+          [--tls-max-version TLSv1.2] [--tls-client-ca CAFILE]
           [--hostname mx1.example.test]
           [--rcpt-reply 'bad@x.test=550 5.1.1 No such user'] ...
           [--data-reply '554 5.7.1 Go away']
@@ -29,6 +29,17 @@ with that reply and stores nothing.
 can offer a server that only speaks TLS 1.2.  Without it the MX accepts
 whatever Python's ssl module allows by default.
 
+--tls-client-ca CAFILE makes the MX request (not require) a client
+certificate in the TLS handshake: a client that sends none is served as
+usual; one that sends a certificate must chain to a CA in CAFILE (OpenSSL
+verifies what it gets; an unknown issuer fails the handshake, logged as
+starttls_failed).  The certificate the client showed, if any, is then
+recorded in every stored envelope and in the starttls event as
+tls_client_cn (its subject CN) and tls_client_sha256 (SHA-256 of its DER,
+upper-case colon-separated hex, as certs.py's cert_sha256()); both are null
+when the client showed none.  Without --tls-client-ca the MX requests no
+certificate and these fields are absent.
+
 --log FILE appends one JSON object per event (ehlo, starttls,
 starttls_failed, mail, rcpt, data, quit) with the reply sent, so a test can see what the relay tried even
 when nothing was stored.  The ready file is written (atomically) once the
@@ -37,11 +48,13 @@ was given.  SIGTERM or SIGINT closes the listener and exits 0.
 
 Envelope fields: mail_from, rcpt_tos, mail_options, rcpt_options, peer
 [ip, port], ehlo (the name the client gave), tls (bool), tls_version and
-tls_cipher (when tls), received (epoch seconds), mx (our --hostname).
+tls_cipher (when tls), received (epoch seconds), mx (our --hostname);
+with --tls-client-ca also tls_client_cn and tls_client_sha256.
 """
 
 import argparse
 import asyncio
+import hashlib
 import ipaddress
 import itertools
 import json
@@ -103,6 +116,7 @@ def parse_args(argv):
     p.add_argument('--tls-key')
     p.add_argument('--no-starttls', action='store_true')
     p.add_argument('--tls-max-version', type=tls_version_arg)
+    p.add_argument('--tls-client-ca')
     p.add_argument('--hostname', default='mx.test')
     p.add_argument('--rcpt-reply', type=reply_arg, action='append',
                    default=[])
@@ -119,6 +133,8 @@ def parse_args(argv):
         p.error('--tls-cert and --tls-key go together')
     if args.tls_max_version and not args.tls_cert:
         p.error('--tls-max-version needs --tls-cert')
+    if args.tls_client_ca and not args.tls_cert:
+        p.error('--tls-client-ca needs --tls-cert')
     if args.tempfail_first < 0:
         p.error('--tempfail-first must be >= 0')
     return args
@@ -145,6 +161,24 @@ def tls_info(session):
     version = obj.version() if obj else None
     cipher = extra.get('cipher')
     return True, version, (cipher[0] if cipher else None)
+
+
+def client_cert_info(session):
+    """{'tls_client_cn', 'tls_client_sha256'} of the certificate the
+    client showed in the TLS handshake (values None when it showed none or
+    there was no TLS)."""
+    obj = session.ssl.get('ssl_object') if session.ssl else None
+    der = obj.getpeercert(binary_form=True) if obj else None
+    if not der:
+        return {'tls_client_cn': None, 'tls_client_sha256': None}
+    cn = None
+    for rdn in (obj.getpeercert() or {}).get('subject', ()):
+        for key, value in rdn:
+            if key == 'commonName':
+                cn = value
+    digest = hashlib.sha256(der).digest()
+    return {'tls_client_cn': cn,
+            'tls_client_sha256': ':'.join('%02X' % b for b in digest)}
 
 
 class Handler:
@@ -192,7 +226,8 @@ class Handler:
 
     def handle_STARTTLS(self, server, session, envelope):
         _, version, cipher = tls_info(session)
-        self.event(session, 'starttls', cipher=cipher)
+        extra = client_cert_info(session) if self.args.tls_client_ca else {}
+        self.event(session, 'starttls', cipher=cipher, **extra)
         return True
 
     async def handle_MAIL(self, server, session, envelope, address,
@@ -256,6 +291,8 @@ class Handler:
             'received': time.time(),
             'mx': self.args.hostname,
         }
+        if self.args.tls_client_ca:
+            env.update(client_cert_info(session))
         # Names sort in arrival order.
         name = '%020d.%06d.msg' % (time.time_ns(), next(self.seq))
         write_atomic(os.path.join(self.args.maildir, name),
@@ -289,6 +326,12 @@ def tls_context(args):
     ctx.load_cert_chain(args.tls_cert, args.tls_key)
     if args.tls_max_version is not None:
         ctx.maximum_version = args.tls_max_version
+    if args.tls_client_ca:
+        # CERT_OPTIONAL: ask for a certificate in the handshake, accept a
+        # client without one.  (Python's ssl has no "accept anything"
+        # callback, hence the CA file.)
+        ctx.load_verify_locations(cafile=args.tls_client_ca)
+        ctx.verify_mode = ssl.CERT_OPTIONAL
     return ctx
 
 

@@ -713,6 +713,7 @@ static void test_files(void)
 	gnutls_datum_t *chain = NULL, *pem;
 	char p[256], der[256], subject[128];
 	size_t n = 0, npem;
+	int err;
 	char *argv[] = {"certtool", "--certificate-info", "--infile", p,
 			"--outder", "--outfile",	  der,	      NULL};
 
@@ -732,8 +733,8 @@ static void test_files(void)
 	CHECK_STR(subject, "CN=cn");
 	CHECK(cert_issuer_text(pem[0].data, pem[0].size, subject, sizeof(subject)) == 0, "issuer");
 	CHECK_STR(subject, "CN=tlsrelay Test CA");
-	rc = cert_issuer_text((const unsigned char *)"junk", 4, subject, sizeof(subject));
-	CHECK(rc == RL_EPARSE && subject[0] == '\0', "issuer of junk: %d", rc);
+	err = cert_issuer_text((const unsigned char *)"junk", 4, subject, sizeof(subject));
+	CHECK(err == RL_EPARSE && subject[0] == '\0', "issuer of junk: %d", err);
 	cert_chain_free(pem, npem);
 	/* The expired certificate was valid during 2020 (UTC). */
 	pem = load("expired", &npem);
@@ -743,9 +744,9 @@ static void test_files(void)
 		CHECK(cert_validity(pem[0].data, pem[0].size, &nb, &na) == 0, "validity");
 		CHECK_INT(nb, 1577836800);
 		CHECK_INT(na, 1609459200);
-		rc = cert_validity((const unsigned char *)"junk", 4, &nb, &na);
-		CHECK(rc == RL_EPARSE && nb == (time_t)-1 && na == (time_t)-1,
-		      "validity of junk: %d", rc);
+		err = cert_validity((const unsigned char *)"junk", 4, &nb, &na);
+		CHECK(err == RL_EPARSE && nb == (time_t)-1 && na == (time_t)-1,
+		      "validity of junk: %d", err);
 	}
 	cert_chain_free(chain, n);
 	cert_chain_free(pem, npem);
