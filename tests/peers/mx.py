@@ -40,6 +40,12 @@ upper-case colon-separated hex, as certs.py's cert_sha256()); both are null
 when the client showed none.  Without --tls-client-ca the MX requests no
 certificate and these fields are absent.
 
+With TLS (--tls-cert), the server name the client sent in its ClientHello
+(SNI) is recorded as tls_sni in every stored envelope and in the starttls
+event: the name as sent (a str), or null when the client sent none.  It is
+also null for mail received in clear (tls false).  The MX serves the same
+certificate whatever the name; SNI is only observed.
+
 --log FILE appends one JSON object per event (ehlo, starttls,
 starttls_failed, mail, rcpt, data, quit) with the reply sent, so a test can see what the relay tried even
 when nothing was stored.  The ready file is written (atomically) once the
@@ -48,8 +54,9 @@ was given.  SIGTERM or SIGINT closes the listener and exits 0.
 
 Envelope fields: mail_from, rcpt_tos, mail_options, rcpt_options, peer
 [ip, port], ehlo (the name the client gave), tls (bool), tls_version and
-tls_cipher (when tls), received (epoch seconds), mx (our --hostname);
-with --tls-client-ca also tls_client_cn and tls_client_sha256.
+tls_cipher (when tls), tls_sni (the SNI name, or null), received (epoch
+seconds), mx (our --hostname); with --tls-client-ca also tls_client_cn and
+tls_client_sha256.
 """
 
 import argparse
@@ -163,6 +170,21 @@ def tls_info(session):
     return True, version, (cipher[0] if cipher else None)
 
 
+def sni_info(session):
+    """The server name the client sent (SNI) in the TLS handshake of this
+    session, or None: no TLS, or a ClientHello without server_name."""
+    obj = session.ssl.get('ssl_object') if session.ssl else None
+    return getattr(obj, 'mx_sni', None) if obj else None
+
+
+def record_sni(ssl_obj, server_name, ctx):
+    """SSLContext.sni_callback: keep the name on the SSL object (OpenSSL
+    calls this for every ClientHello, with None when there is no SNI).
+    Returning None lets the handshake go on with the same context."""
+    ssl_obj.mx_sni = server_name
+    return None
+
+
 def client_cert_info(session):
     """{'tls_client_cn', 'tls_client_sha256'} of the certificate the
     client showed in the TLS handshake (values None when it showed none or
@@ -227,7 +249,8 @@ class Handler:
     def handle_STARTTLS(self, server, session, envelope):
         _, version, cipher = tls_info(session)
         extra = client_cert_info(session) if self.args.tls_client_ca else {}
-        self.event(session, 'starttls', cipher=cipher, **extra)
+        self.event(session, 'starttls', cipher=cipher,
+                   tls_sni=sni_info(session), **extra)
         return True
 
     async def handle_MAIL(self, server, session, envelope, address,
@@ -288,6 +311,7 @@ class Handler:
             'tls': tls,
             'tls_version': version,
             'tls_cipher': cipher,
+            'tls_sni': sni_info(session),
             'received': time.time(),
             'mx': self.args.hostname,
         }
@@ -324,6 +348,7 @@ def tls_context(args):
         return None
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     ctx.load_cert_chain(args.tls_cert, args.tls_key)
+    ctx.sni_callback = record_sni
     if args.tls_max_version is not None:
         ctx.maximum_version = args.tls_max_version
     if args.tls_client_ca:
