@@ -70,6 +70,7 @@ struct smtpc {
 	int state;
 	char relay[SMTPC_RELAY_MAX];  /* "host[ip]:port" */
 	char hostip[SMTPC_RELAY_MAX]; /* "host[ip]" */
+	char vsteps[SMTPC_REASON_MAX]; /* verification steps, for tls_loglevel 2 */
 	struct smtp_ehlo ehlo;
 	int esmtp;
 	int connected;     /* the TCP connection was made */
@@ -527,6 +528,19 @@ static void smtpc_expected_names(const struct smtpc_policy *p, char *out, size_t
 		n += (size_t)snprintf(out + n, size - n, "%s%s", i ? ", " : "", p->names[i].name);
 }
 
+/* Append one verification step to s->vsteps (logged at tls_loglevel 2). */
+static void smtpc_vstep(struct smtpc *s, const char *fmt, ...) RL_PRINTF(2, 3);
+
+static void smtpc_vstep(struct smtpc *s, const char *fmt, ...)
+{
+	size_t used = strlen(s->vsteps);
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(s->vsteps + used, sizeof(s->vsteps) - used, fmt, ap);
+	va_end(ap);
+}
+
 /*
  * The policy checkpoint after the handshake.  Sets *trust to the word of
  * the log line: Anonymous (no certificate), Untrusted (chain does not
@@ -548,11 +562,15 @@ static int smtpc_peer_check(struct smtpc *s, const gnutls_datum_t *chain, unsign
 	if (p->trust)
 		chain_ok = cert_chain_verify(chain, n, p->trust, &status) == 1;
 	*trust = chain_ok ? "Trusted" : "Untrusted";
+	snprintf(s->vsteps, sizeof(s->vsteps), "chain %s", !p->trust ? "not checked (no trust "
+		 "anchors)" : chain_ok ? "trusted" : cert_status_text(status));
 	if (p->level == POL_LEVEL_FINGERPRINT) {
 		if (fpr_match(chain[0].data, chain[0].size, p->digests, p->ndigests, NULL) == 1) {
 			*trust = "Verified";
+			smtpc_vstep(s, "; fingerprint matched");
 			return 0;
 		}
+		smtpc_vstep(s, "; no fingerprint matched");
 		smtpc_seen_digests(&chain[0], seen, sizeof(seen));
 		smtpc_fail(s, SMTPC_POLICYFAIL, "Server certificate not verified: no match= "
 			   "fingerprint matches (seen %s)", seen);
@@ -575,12 +593,14 @@ static int smtpc_peer_check(struct smtpc *s, const gnutls_datum_t *chain, unsign
 			   cert_status_text(status));
 		return -1;
 	}
+	smtpc_expected_names(p, want, sizeof(want));
 	if (cert_names_match(chain[0].data, chain[0].size, p->names, p->nnames, matched,
 			     sizeof(matched)) == 1) {
 		*trust = "Verified";
+		smtpc_vstep(s, "; name matched %s (wanted %s)", matched, want);
 		return 0;
 	}
-	smtpc_expected_names(p, want, sizeof(want));
+	smtpc_vstep(s, "; no name matched (wanted %s)", want[0] ? want : "(none)");
 	if (cert_subject_text(chain[0].data, chain[0].size, seen, sizeof(seen)) < 0)
 		rl_strlcpy(seen, "?", sizeof(seen));
 	smtpc_fail(s, SMTPC_POLICYFAIL, "Server certificate not verified: name mismatch "
@@ -613,6 +633,18 @@ static int smtpc_tls_check(struct smtpc *s)
 		smtpc_seen_digests(&chain[0], seen, sizeof(seen));
 		log_info("%s: level=%s, chain=%u, %s", s->relay, pol_level_name(s->t.pol->level), n,
 			 seen);
+		/* As Postfix at level 2: each certificate, then what was checked. */
+		for (unsigned i = 0; i < n; i++) {
+			char subj[300], iss[300];
+
+			if (cert_subject_text(chain[i].data, chain[i].size, subj, sizeof(subj)) < 0)
+				rl_strlcpy(subj, "?", sizeof(subj));
+			if (cert_issuer_text(chain[i].data, chain[i].size, iss, sizeof(iss)) < 0)
+				rl_strlcpy(iss, "?", sizeof(iss));
+			log_info("%s: depth=%u subject=%s, issuer=%s", s->relay, i, subj, iss);
+		}
+		if (s->vsteps[0])
+			log_info("%s: verification: %s", s->relay, s->vsteps);
 	}
 	return rc;
 }

@@ -252,6 +252,17 @@ class Sni(unittest.TestCase):
         # with this MX was logged between the two.
         self.assertNotIn('TLS connection established to %s' % peer,
                          log[tls.end():detail.start()])
+        # Then each certificate of the chain and the verification steps.
+        depth = re.compile(r'%s: depth=0 subject=CN=%s, issuer=CN=' %
+                           (re.escape(peer), re.escape(host)), re.M)
+        self.assertTrue(depth.search(log, detail.end()),
+                        'no depth=0 line\nlog:\n%s' % self.log_tail())
+        steps = re.compile(r'%s: verification: chain ([a-z]+)(.*)$' % re.escape(peer), re.M)
+        m = steps.search(log, detail.end())
+        self.assertTrue(m, 'no verification line\nlog:\n%s' % self.log_tail())
+        if level == 'secure':
+            self.assertEqual(m.group(1), 'trusted', m.group(0))
+            self.assertIn('; name matched', m.group(2))
 
     def check_case(self, key):
         env, mx = self.deliver(key)
