@@ -5,6 +5,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <stdio.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -58,6 +59,7 @@ struct qjob {
 	struct qdest *d;
 	struct smtpc_msg sm;
 	size_t *idx; /* index in qm->m->rcpt of each sm.rcpt */
+	size_t min_target; /* > 0: a 4xx elsewhere sent it on to later MX hosts */
 };
 
 struct addr_ctx {
@@ -212,10 +214,16 @@ static void job_done(struct qjob *j, const char *relay)
 		struct smtpc_rcpt *r = &j->sm.rcpt[i];
 		size_t k = j->idx[i];
 
-		if (r->result == SMTPC_NONE)
+		if (r->result == SMTPC_NONE && j->min_target && qm->res[k].result != SMTPC_NONE) {
+			/* No later MX host got to it: the earlier 4xx stands. */
+			r = &qm->res[k];
+			relay = qm->relay[k];
+		} else if (r->result == SMTPC_NONE) {
 			continue; /* cut short by shutdown: stays queued as it was */
-		qm->res[k] = *r;
-		rl_strlcpy(qm->relay[k], relay, sizeof(qm->relay[k]));
+		} else {
+			qm->res[k] = *r;
+			rl_strlcpy(qm->relay[k], relay, sizeof(qm->relay[k]));
+		}
 		log_info("%s: to=<%s>, relay=%s, delay=%s, dsn=%s, status=%s (%s)", qm->m->id,
 			 r->address, relay, delay, r->dsn[0] ? r->dsn : "4.0.0",
 			 class_status(r->result), r->reason);
@@ -240,18 +248,95 @@ static void job_fail(struct qjob *j, int class, const char *dsn, const char *rea
 	job_done(j, relay);
 }
 
-static struct qjob *dest_pop(struct qdest *d)
+/* The first waiting job that may go to target (all of them: SIZE_MAX). */
+static struct qjob *dest_pop(struct qdest *d, size_t target)
 {
-	struct qjob *j = d->head;
+	struct qjob **pp = &d->head, *j;
 
+	while (*pp && (*pp)->min_target > target)
+		pp = &(*pp)->next;
+	j = *pp;
 	if (!j)
 		return NULL;
-	d->head = j->next;
-	if (!d->head)
-		d->tail = &d->head;
+	*pp = j->next;
+	if (d->tail == &j->next)
+		d->tail = pp;
 	d->nwait--;
 	j->next = NULL;
 	return j;
+}
+
+/* The target the next session should go to: SIZE_MAX when none is left. */
+static size_t dest_next_target(const struct qdest *d)
+{
+	size_t t = SIZE_MAX;
+
+	for (const struct qjob *j = d->head; j; j = j->next)
+		t = j->min_target < t ? j->min_target : t;
+	t = t < d->cursor ? d->cursor : t;
+	return t < d->ntargets ? t : SIZE_MAX;
+}
+
+/*
+ * Target failed before any mail went: move on from it.  Jobs sent on to
+ * it (after a 4xx elsewhere) go on to the one after.
+ */
+static void dest_target_failed(struct qdest *d, size_t target)
+{
+	if (target == d->cursor)
+		d->cursor++;
+	for (struct qjob *j = d->head; j; j = j->next)
+		if (j->min_target == target)
+			j->min_target = target + 1;
+}
+
+/*
+ * A 4xx from this MX host for some recipients of job j: as Postfix does,
+ * they go on to the next host of the domain in this same round (the
+ * primary may be greylisting or overloaded; a backup may take them).  The
+ * recipients with a final outcome are recorded now; the 4xx ones keep
+ * their reply as the provisional outcome, in case no later host gets to
+ * them.  Returns 1 if j was queued again, 0 if it is done.
+ */
+static int job_send_on(struct qjob *j, size_t target, const char *relay)
+{
+	struct qdest *d = j->d;
+	struct qmsg *qm = j->qm;
+	char delay[32];
+	size_t n = 0, temp = 0;
+
+	if (d->q->stopping || target + 1 >= d->ntargets)
+		return 0;
+	for (size_t i = 0; i < j->sm.nrcpt; i++)
+		temp += j->sm.rcpt[i].result == SMTPC_TEMPFAIL;
+	if (temp == 0)
+		return 0;
+	fmt_delay(delay, sizeof(delay), qm->m->arrival);
+	for (size_t i = 0; i < j->sm.nrcpt; i++) {
+		struct smtpc_rcpt r = j->sm.rcpt[i];
+		size_t k = j->idx[i];
+
+		if (r.result == SMTPC_NONE)
+			continue;
+		qm->res[k] = r;
+		rl_strlcpy(qm->relay[k], relay, sizeof(qm->relay[k]));
+		if (r.result != SMTPC_TEMPFAIL) {
+			log_info("%s: to=<%s>, relay=%s, delay=%s, dsn=%s, status=%s (%s)",
+				 qm->m->id, r.address, relay, delay, r.dsn[0] ? r.dsn : "4.0.0",
+				 class_status(r.result), r.reason);
+			continue;
+		}
+		j->sm.rcpt[n] = (struct smtpc_rcpt){ .address = r.address };
+		j->idx[n++] = k;
+	}
+	j->sm.nrcpt = n;
+	j->min_target = target + 1;
+	j->next = d->head;
+	if (!d->head)
+		d->tail = &j->next;
+	d->head = j;
+	d->nwait++;
+	return 1;
 }
 
 /* Every waiting job of the destination gets the same outcome. */
@@ -268,7 +353,7 @@ static void dest_fail_all(struct qdest *d, int class, const char *reason)
 		dsn = "5.1.2";
 	if (class == SMTPC_PERMFAIL && strstr(reason, "nullMX"))
 		dsn = "5.1.10";
-	while ((j = dest_pop(d)))
+	while ((j = dest_pop(d, SIZE_MAX)))
 		job_fail(j, class, dsn, reason, relay);
 }
 
@@ -305,7 +390,7 @@ static void dest_reset(struct qdest *d)
 static struct smtpc_msg *sess_next(struct smtpc *s, void *arg)
 {
 	struct qsess *qs = arg;
-	struct qjob *j = qs->d->q->stopping ? NULL : dest_pop(qs->d);
+	struct qjob *j = qs->d->q->stopping ? NULL : dest_pop(qs->d, qs->target);
 
 	(void)s;
 	qs->job = j;
@@ -319,7 +404,8 @@ static void sess_msg_done(struct smtpc *s, struct smtpc_msg *m, void *arg)
 
 	RL_REQUIRE(j && &j->sm == m);
 	qs->job = NULL;
-	job_done(j, smtpc_relay(s));
+	if (!job_send_on(j, qs->target, smtpc_relay(s)))
+		job_done(j, smtpc_relay(s));
 }
 
 static void sess_start(struct qdest *d, size_t target, int no_starttls);
@@ -351,8 +437,7 @@ static void sess_closed(struct smtpc *s, int established, int class, const char 
 		rl_strlcpy(d->fail_dsn, smtpc_fail_dsn(s), sizeof(d->fail_dsn));
 		rl_strlcpy(d->fail_relay, smtpc_connected(s) ? smtpc_relay(s) : "none",
 			   sizeof(d->fail_relay));
-		if (target == d->cursor)
-			d->cursor++;
+		dest_target_failed(d, target);
 	}
 	dest_kick(d);
 	qmgr_check_stopped(q);
@@ -391,8 +476,7 @@ static void sess_start(struct qdest *d, size_t target, int no_starttls)
 		/* Move on, or dest_kick() would ask for this target forever. */
 		d->fail_class = SMTPC_TEMPFAIL;
 		rl_strlcpy(d->fail_reason, "out of memory", sizeof(d->fail_reason));
-		if (target == d->cursor)
-			d->cursor++;
+		dest_target_failed(d, target);
 		return;
 	}
 	qs->d = d;
@@ -404,8 +488,7 @@ static void sess_start(struct qdest *d, size_t target, int no_starttls)
 	if (sess_policy(qs, t, d->fail_reason, sizeof(d->fail_reason)) < 0) {
 		/* A host name that cannot be matched fails closed, like a bad cert. */
 		d->fail_class = SMTPC_POLICYFAIL;
-		if (target == d->cursor)
-			d->cursor++;
+		dest_target_failed(d, target);
 		free(qs);
 		return;
 	}
@@ -416,8 +499,7 @@ static void sess_start(struct qdest *d, size_t target, int no_starttls)
 		d->fail_class = SMTPC_TEMPFAIL;
 		snprintf(d->fail_reason, sizeof(d->fail_reason), "connect to %s: %s", t->host,
 			 rl_strerror(rc));
-		if (target == d->cursor)
-			d->cursor++;
+		dest_target_failed(d, target);
 		tlspol_unref(qs->polref);
 		free(qs);
 		return;
@@ -550,18 +632,13 @@ static void dest_kick(struct qdest *d)
 	}
 	if (d->state != QD_READY)
 		return;
-	while (!q->stopping && d->nwait > d->nsess && d->cursor < d->ntargets &&
-	       d->nsess < c->smtp_destination_concurrency_limit && q->nsess < c->smtp_max_connections) {
-		unsigned before = d->nsess;
-
-		sess_start(d, d->cursor, 0);
-		if (d->nsess == before && d->cursor >= d->ntargets)
-			break;
-	}
+	while (!q->stopping && d->nwait > d->nsess && dest_next_target(d) != SIZE_MAX &&
+	       d->nsess < c->smtp_destination_concurrency_limit && q->nsess < c->smtp_max_connections)
+		sess_start(d, dest_next_target(d), 0); /* a failure moves the target on */
 	if (d->nsess > 0)
 		return;
 	/* No session left: either every MX failed, or the work is done. */
-	if (d->nwait > 0 && d->cursor >= d->ntargets)
+	if (d->nwait > 0 && dest_next_target(d) == SIZE_MAX)
 		dest_fail_all(d, d->fail_class ? d->fail_class : SMTPC_TEMPFAIL,
 			      d->fail_reason[0] ? d->fail_reason : "no MX host could be reached");
 	if (d->nwait == 0 || q->stopping)
@@ -1287,7 +1364,7 @@ void qmgr_stop(struct qmgr *q, unsigned grace_ms, void (*done)(struct serve *srv
 		for (struct qdest *d = q->dests[i]; d; d = d->hnext) {
 			struct qjob *j;
 
-			while ((j = dest_pop(d)))
+			while ((j = dest_pop(d, SIZE_MAX)))
 				job_done(j, "none"); /* never started: nothing changes */
 			if (d->nsess == 0)
 				dest_reset(d);

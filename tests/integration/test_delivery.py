@@ -384,8 +384,52 @@ class Routing(DeliveryBase):
         ('mx1.b.test.', 'A', '127.0.0.27'),
         ('c.test.', 'MX', '10 mx1.c.test.'),
         ('mx1.c.test.', 'A', '127.0.0.28'),
+        # pref 10 answers 451 to one recipient; pref 20 takes it.
+        ('bk.test.', 'MX', '10 mx1.bk.test.'),
+        ('bk.test.', 'MX', '20 mx2.bk.test.'),
+        ('mx1.bk.test.', 'A', '127.0.0.29'),
+        ('mx2.bk.test.', 'A', '127.0.0.30'),
     ]
-    HOSTS = ['127.0.0.%d' % i for i in range(20, 29)]
+    HOSTS = ['127.0.0.%d' % i for i in range(20, 31)]
+
+    def test_4xx_at_rcpt_goes_on_to_the_backup_mx(self):
+        """As Postfix: a 4xx from the primary for one recipient sends that
+        recipient on to the next MX host in the same round, while the
+        recipient the primary took is not sent twice."""
+        mx1 = self.mx('127.0.0.29', 'mx1.bk.test',
+                      rcpt_reply={'grey@bk.test': '451 4.7.1 Greylisted, try later'})
+        mx2 = self.mx('127.0.0.30', 'mx2.bk.test')
+        # A retry would come an hour later: only the same round can deliver.
+        relay = self.relay(retry_min='1h', retry_max='1h')
+        qid, mid = self.send(relay, 'alice@client.test', ['ok@bk.test', 'grey@bk.test'])
+        env1, _ = self.messages_with(mx1, mid)[0]
+        self.assertEqual(env1['rcpt_tos'], ['ok@bk.test'])
+        env2, _ = self.messages_with(mx2, mid)[0]
+        self.assertEqual(env2['rcpt_tos'], ['grey@bk.test'])
+        self.sent_line(relay, qid, 'ok@bk.test', 'mx1.bk.test', '127.0.0.29')
+        self.sent_line(relay, qid, 'grey@bk.test', 'mx2.bk.test', '127.0.0.30')
+        self.wait_gone(relay, qid)
+        self.assertEqual(len(self.messages_with(mx1, mid)), 1)
+        self.assertEqual(len(self.messages_with(mx2, mid)), 1)
+
+    def test_4xx_everywhere_defers_with_the_last_reply(self):
+        mx1 = self.mx('127.0.0.29', 'mx1.bk.test',
+                      rcpt_reply={'grey@bk.test': '451 4.7.1 Greylisted, try later'})
+        mx2 = self.mx('127.0.0.30', 'mx2.bk.test',
+                      rcpt_reply={'grey@bk.test': '452 4.2.2 Mailbox full'})
+        relay = self.relay(retry_min='1h', retry_max='1h')
+        qid, mid = self.send(relay, 'alice@client.test', ['grey@bk.test'])
+        self.wait_log(relay, r'%s: to=<grey@bk\.test>, relay=mx2\.bk\.test\[127\.0\.0\.30\]'
+                      r':%d, delay=[0-9.]+, dsn=4\.2\.2, status=deferred \(.*452 4\.2\.2'
+                      % (qid, self.port), timeout=10)
+        rcpts = [r for m in relay.mailq_json() if m['queue_id'] == qid
+                 for r in m['recipients']]
+        self.assertEqual(len(rcpts), 1)
+        self.assertIn('Mailbox full', rcpts[0].get('delay_reason', ''))
+        # Logged once, at the end of the round, not once per host.
+        self.assertEqual(len(re.findall(r'%s: to=<grey@bk\.test>' % qid, relay.log_text())), 1)
+        self.assertEqual(mx1.messages(), [])
+        self.assertEqual(mx2.messages(), [])
 
     def test_mx_fallback_from_dead_pref10_to_pref20(self):
         mx2 = self.mx('127.0.0.21', 'mx2.fb.test')
