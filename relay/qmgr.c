@@ -28,6 +28,7 @@
 #define QMGR_DUE_BATCH 1000     /* messages taken per poll */
 #define QMGR_DSN_HEADERS_MAX 65536
 #define QMGR_RELAY_MAX 320
+#define QMGR_DEST_SESS_MAX 256 /* sessions to one destination, whatever the config */
 #define QMGR_FIN_RETRY_MAX_MS 60000 /* cap of the backoff of a failed final write */
 
 enum qdest_state { QD_IDLE = 0, QD_MX, QD_ADDR, QD_READY };
@@ -217,7 +218,6 @@ static void job_done(struct qjob *j, const char *relay)
 		if (r->result == SMTPC_NONE && j->min_target && qm->res[k].result != SMTPC_NONE) {
 			/* No later MX host got to it: the earlier 4xx stands. */
 			r = &qm->res[k];
-			relay = qm->relay[k];
 		} else if (r->result == SMTPC_NONE) {
 			continue; /* cut short by shutdown: stays queued as it was */
 		} else {
@@ -225,7 +225,7 @@ static void job_done(struct qjob *j, const char *relay)
 			rl_strlcpy(qm->relay[k], relay, sizeof(qm->relay[k]));
 		}
 		log_info("%s: to=<%s>, relay=%s, delay=%s, dsn=%s, status=%s (%s)", qm->m->id,
-			 r->address, relay, delay, r->dsn[0] ? r->dsn : "4.0.0",
+			 r->address, qm->relay[k], delay, r->dsn[0] ? r->dsn : "4.0.0",
 			 class_status(r->result), r->reason);
 	}
 	job_free(j);
@@ -248,12 +248,22 @@ static void job_fail(struct qjob *j, int class, const char *dsn, const char *rea
 	job_done(j, relay);
 }
 
-/* The first waiting job that may go to target (all of them: SIZE_MAX). */
+/* The target a waiting job goes to next: past failed ones and its 4xx host. */
+static size_t job_target(const struct qdest *d, const struct qjob *j)
+{
+	return j->min_target > d->cursor ? j->min_target : d->cursor;
+}
+
+/*
+ * The first waiting job for target (any job: SIZE_MAX).  A session takes
+ * only the jobs meant for its own host: fresh mail is not sent to a backup
+ * just because a session to it is open, nor a 4xx'd job back to its host.
+ */
 static struct qjob *dest_pop(struct qdest *d, size_t target)
 {
 	struct qjob **pp = &d->head, *j;
 
-	while (*pp && (*pp)->min_target > target)
+	while (*pp && target != SIZE_MAX && job_target(d, *pp) != target)
 		pp = &(*pp)->next;
 	j = *pp;
 	if (!j)
@@ -266,15 +276,43 @@ static struct qjob *dest_pop(struct qdest *d, size_t target)
 	return j;
 }
 
-/* The target the next session should go to: SIZE_MAX when none is left. */
+/* The lowest target a waiting job can still go to: SIZE_MAX when none. */
 static size_t dest_next_target(const struct qdest *d)
 {
 	size_t t = SIZE_MAX;
 
-	for (const struct qjob *j = d->head; j; j = j->next)
-		t = j->min_target < t ? j->min_target : t;
-	t = t < d->cursor ? d->cursor : t;
+	for (const struct qjob *j = d->head; j; j = j->next) {
+		size_t jt = job_target(d, j);
+
+		t = jt < t ? jt : t;
+	}
 	return t < d->ntargets ? t : SIZE_MAX;
+}
+
+/*
+ * Where a new session is needed: waiting jobs in queue order are matched
+ * with the sessions already open to their target (each session will take
+ * one); the first job left over names the target.  SIZE_MAX: none needed.
+ */
+static size_t dest_start_target(const struct qdest *d)
+{
+	size_t open[QMGR_DEST_SESS_MAX], n = 0;
+
+	for (const struct qsess *qs = d->q->sessions; qs && n < QMGR_DEST_SESS_MAX; qs = qs->next)
+		if (qs->d == d)
+			open[n++] = qs->target;
+	for (const struct qjob *j = d->head; j; j = j->next) {
+		size_t jt = job_target(d, j), k;
+
+		if (jt >= d->ntargets)
+			continue;
+		for (k = 0; k < n && open[k] != jt; k++)
+			;
+		if (k == n)
+			return jt;
+		open[k] = open[--n]; /* that session is spoken for */
+	}
+	return SIZE_MAX;
 }
 
 /*
@@ -283,11 +321,31 @@ static size_t dest_next_target(const struct qdest *d)
  */
 static void dest_target_failed(struct qdest *d, size_t target)
 {
+	struct qjob **pp = &d->head, *done = NULL, *j;
+
 	if (target == d->cursor)
 		d->cursor++;
-	for (struct qjob *j = d->head; j; j = j->next)
-		if (j->min_target == target)
+	while ((j = *pp)) {
+		/* Only jobs sent on after a 4xx carry a target (> 0) of their own. */
+		if (j->min_target && j->min_target == target)
 			j->min_target = target + 1;
+		if (!j->min_target || j->min_target < d->ntargets) {
+			pp = &j->next;
+			continue;
+		}
+		/* Sent on after a 4xx, and no host is left: that 4xx stands. */
+		*pp = j->next;
+		if (d->tail == &j->next)
+			d->tail = pp;
+		d->nwait--;
+		j->next = done;
+		done = j;
+	}
+	while ((j = done)) {
+		done = j->next;
+		j->next = NULL;
+		job_done(j, "none");
+	}
 }
 
 /*
@@ -476,6 +534,7 @@ static void sess_start(struct qdest *d, size_t target, int no_starttls)
 		/* Move on, or dest_kick() would ask for this target forever. */
 		d->fail_class = SMTPC_TEMPFAIL;
 		rl_strlcpy(d->fail_reason, "out of memory", sizeof(d->fail_reason));
+		d->fail_dsn[0] = d->fail_relay[0] = '\0';
 		dest_target_failed(d, target);
 		return;
 	}
@@ -488,6 +547,7 @@ static void sess_start(struct qdest *d, size_t target, int no_starttls)
 	if (sess_policy(qs, t, d->fail_reason, sizeof(d->fail_reason)) < 0) {
 		/* A host name that cannot be matched fails closed, like a bad cert. */
 		d->fail_class = SMTPC_POLICYFAIL;
+		d->fail_dsn[0] = d->fail_relay[0] = '\0';
 		dest_target_failed(d, target);
 		free(qs);
 		return;
@@ -499,6 +559,7 @@ static void sess_start(struct qdest *d, size_t target, int no_starttls)
 		d->fail_class = SMTPC_TEMPFAIL;
 		snprintf(d->fail_reason, sizeof(d->fail_reason), "connect to %s: %s", t->host,
 			 rl_strerror(rc));
+		d->fail_dsn[0] = d->fail_relay[0] = '\0';
 		dest_target_failed(d, target);
 		tlspol_unref(qs->polref);
 		free(qs);
@@ -632,9 +693,14 @@ static void dest_kick(struct qdest *d)
 	}
 	if (d->state != QD_READY)
 		return;
-	while (!q->stopping && d->nwait > d->nsess && dest_next_target(d) != SIZE_MAX &&
-	       d->nsess < c->smtp_destination_concurrency_limit && q->nsess < c->smtp_max_connections)
-		sess_start(d, dest_next_target(d), 0); /* a failure moves the target on */
+	while (!q->stopping && d->nsess < c->smtp_destination_concurrency_limit &&
+	       d->nsess < QMGR_DEST_SESS_MAX && q->nsess < c->smtp_max_connections) {
+		size_t t = dest_start_target(d);
+
+		if (t == SIZE_MAX)
+			break;
+		sess_start(d, t, 0); /* a failure moves the target on */
+	}
 	if (d->nsess > 0)
 		return;
 	/* No session left: either every MX failed, or the work is done. */
