@@ -10,46 +10,13 @@
  * "key: value (source)" line per setting.
  */
 #include <errno.h>
-#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "cli.h"
 #include "pol.h"
 #include "tlspol.h"
-
-/* Read path into b; -ENOENT when it does not exist. */
-static int read_all(const char *path, struct rl_buf *b)
-{
-	char chunk[8192];
-	ssize_t got;
-	int fd, rc = 0;
-
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return -errno;
-	for (;;) {
-		got = read(fd, chunk, sizeof(chunk));
-		if (got < 0 && errno == EINTR)
-			continue;
-		if (got < 0)
-			rc = -errno;
-		if (got <= 0)
-			break;
-		rc = rl_buf_append(b, chunk, (size_t)got);
-		/* One byte over the cap is enough for the parser to refuse it. */
-		if (rc == RL_ETOOBIG) {
-			rc = 0;
-			break;
-		}
-		if (rc < 0)
-			break;
-	}
-	close(fd);
-	return rc;
-}
 
 static void print_errors(const struct pol_errors *errs)
 {
@@ -72,7 +39,7 @@ int cli_load_policy(const char *path, struct pol_table **t, int *missing)
 		return -1;
 	}
 	rl_buf_init(&b, POL_FILE_MAX + 1);
-	rc = read_all(path, &b);
+	rc = tlspol_read_file(path, &b);
 	if (rc == -ENOENT) {
 		*missing = 1;
 		rc = 0;

@@ -19,8 +19,7 @@ struct tlspol {
 	gnutls_x509_trust_list_t *trust;
 };
 
-/* Read path into b (capped at POL_FILE_MAX + 1 so the parser refuses it). */
-static int tlspol_read(const char *path, struct rl_buf *b)
+int tlspol_read_file(const char *path, struct rl_buf *b)
 {
 	char chunk[8192];
 	ssize_t got;
@@ -38,6 +37,7 @@ static int tlspol_read(const char *path, struct rl_buf *b)
 		if (got <= 0)
 			break;
 		rc = rl_buf_append(b, chunk, (size_t)got);
+		/* One byte over the cap is enough for the parser to refuse it. */
 		if (rc == RL_ETOOBIG) {
 			rc = 0;
 			break;
@@ -140,7 +140,7 @@ int tlspol_load(const char *path, const struct cfg *c, struct tlspol **out,
 		return -ENOMEM;
 	p->refs = 1;
 	rl_buf_init(&b, POL_FILE_MAX + 1);
-	rc = path ? tlspol_read(path, &b) : -ENOENT;
+	rc = path ? tlspol_read_file(path, &b) : -ENOENT;
 	if (rc == -ENOENT) {
 		if (missing)
 			*missing = 1;

@@ -40,6 +40,13 @@ struct tlspol;
 int tlspol_load(const char *path, const struct cfg *c, struct tlspol **out,
 		struct pol_errors *errs, int *missing) RL_WUR;
 
+/*
+ * Read a policy file into b, whose limit should be POL_FILE_MAX + 1: a
+ * longer file is cut there, which is enough for the parser to refuse it.
+ * -ENOENT when the file does not exist (no entries, as in Postfix).
+ */
+int tlspol_read_file(const char *path, struct rl_buf *b) RL_WUR;
+
 struct tlspol *tlspol_ref(struct tlspol *p);
 /* Drop a reference; the last one frees.  tlspol_unref(NULL) is a no-op. */
 void tlspol_unref(struct tlspol *p);
