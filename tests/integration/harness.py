@@ -1,7 +1,7 @@
 """Shared helpers for the tlsrelay integration tests (stdlib only).
 
 The relay under test is $TLSRELAY (set by meson), else
-/work/main/build/relay/tlsrelay.  Every relay runs in its own temporary
+/work/main/build/tlsrelay.  Every relay runs in its own temporary
 directory with its own queue, listens on a free 127.0.0.1 port and points its
 resolver at an unused loopback port, so no real network or DNS is touched.
 
@@ -23,7 +23,7 @@ import tempfile
 import time
 import unittest
 
-BIN = os.environ.get('TLSRELAY') or '/work/main/build/relay/tlsrelay'
+BIN = os.environ.get('TLSRELAY') or '/work/main/build/tlsrelay'
 HOSTNAME = 'relay.test'
 KEEP_TMP = os.environ.get('TLSRELAY_KEEP_TMP') == '1'
 
