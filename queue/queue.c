@@ -848,10 +848,10 @@ int queue_stat(struct queue_txn *t, uint64_t *nmsg, uint64_t *bytes)
 	return 0;
 }
 
-/* The control generation: a u64 in meta under "ctl"; absent means 0. */
-int queue_ctl_get(struct queue_txn *t, uint64_t *gen)
+/* A u64 counter in meta under key; absent means 0. */
+static int counter_get(struct queue_txn *t, const char *key, uint64_t *gen)
 {
-	MDB_val k = mdb_val("ctl", 3), v;
+	MDB_val k = mdb_val(key, strlen(key)), v;
 	int rc;
 
 	*gen = 0;
@@ -868,21 +868,41 @@ int queue_ctl_get(struct queue_txn *t, uint64_t *gen)
 	return 0;
 }
 
-int queue_ctl_bump(struct queue_txn *t)
+static int counter_bump(struct queue_txn *t, const char *key)
 {
-	MDB_val k = mdb_val("ctl", 3), v;
+	MDB_val k = mdb_val(key, strlen(key)), v;
 	unsigned char buf[8];
 	uint64_t gen;
 	int rc;
 
 	RL_REQUIRE(t->write);
-	rc = queue_ctl_get(t, &gen);
+	rc = counter_get(t, key, &gen);
 	if (rc < 0)
 		return rc;
 	/* Readers compare for inequality, so wrapping is harmless. */
 	le_store(buf, gen + 1, sizeof(buf));
 	v = mdb_val(buf, sizeof(buf));
 	return txn_fail(t, mdb_put(t->txn, t->q->meta, &k, &v, 0));
+}
+
+int queue_ctl_get(struct queue_txn *t, uint64_t *gen)
+{
+	return counter_get(t, "ctl", gen);
+}
+
+int queue_ctl_bump(struct queue_txn *t)
+{
+	return counter_bump(t, "ctl");
+}
+
+int queue_flush_get(struct queue_txn *t, uint64_t *gen)
+{
+	return counter_get(t, "flush", gen);
+}
+
+int queue_flush_bump(struct queue_txn *t)
+{
+	return counter_bump(t, "flush");
 }
 
 /* --- in-delivery marks ---------------------------------------------------- */

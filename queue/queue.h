@@ -182,6 +182,12 @@ int queue_stat(struct queue_txn *t, uint64_t *nmsg, uint64_t *bytes) RL_WUR;
  */
 int queue_ctl_bump(struct queue_txn *t) RL_WUR;
 int queue_ctl_get(struct queue_txn *t, uint64_t *gen) RL_WUR;
+/*
+ * A counter that `queue flush` bumps: the relay then also retries the
+ * destinations it has suspended as dead (Postfix's flush does the same).
+ */
+int queue_flush_bump(struct queue_txn *t) RL_WUR;
+int queue_flush_get(struct queue_txn *t, uint64_t *gen) RL_WUR;
 
 /*
  * In-delivery marks ("active" database): the relay marks a message while it

@@ -127,6 +127,9 @@ int cfg_defaults(struct cfg *c)
 	c->queue_max_size = 4294967296ULL;
 	c->smtp_max_connections = 100;
 	c->smtp_destination_concurrency_limit = 20;
+	c->smtp_initial_destination_concurrency = 5;
+	c->smtp_mx_address_limit = 5;
+	c->smtp_mx_session_limit = 2;
 	rc = cfg_default_strings(c);
 	if (rc < 0)
 		cfg_fini(c);

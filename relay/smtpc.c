@@ -934,3 +934,8 @@ const char *smtpc_relay(const struct smtpc *s)
 {
 	return s->relay;
 }
+
+int smtpc_handshaken(const struct smtpc *s)
+{
+	return s->esmtp;
+}

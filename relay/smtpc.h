@@ -125,6 +125,11 @@ void smtpc_abort(struct smtpc *s);
 
 /* Did the session get a TCP connection (for relay= in log lines)? */
 int smtpc_connected(const struct smtpc *s);
+/*
+ * Did the server complete the initial handshake (greeting and EHLO)?  A
+ * failure after that counts against smtp_mx_session_limit, as in Postfix.
+ */
+int smtpc_handshaken(const struct smtpc *s);
 /* Enhanced status of the failure that ended the session (in ops->closed). */
 const char *smtpc_fail_dsn(const struct smtpc *s);
 

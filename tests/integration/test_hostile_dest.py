@@ -1,0 +1,258 @@
+"""Destinations that turn the relay against itself or others: mail loops
+(an MX that is the relay itself), fan-out (a domain listing hundreds of
+addresses) and starvation (tarpit MX hosts holding every session).
+
+Each test reproduces an attack with real processes: the relay, a signed
+Knot zone under the test's control, aiosmtpd MX hosts and hostile TCP
+peers (peers_tcp.py) on 127.0.0.0/8.
+"""
+
+import os
+import re
+import sys
+import time
+import unittest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import harness  # noqa: E402
+import test_delivery  # noqa: E402
+from peers_tcp import TcpPeers  # noqa: E402
+from test_delivery import DeliveryBase  # noqa: E402
+
+ACCEPT_RE = re.compile(r': from=<[^>]*>, size=\d+, nrcpt=\d+', re.M)
+
+
+def accepted_count(relay):
+    """Messages the relay's SMTP listener accepted (one log line each)."""
+    return len(ACCEPT_RE.findall(relay.log_text()))
+
+
+class Loops(DeliveryBase):
+    """An MX that resolves to the relay's own listener on remote_port."""
+
+    RECORDS = [
+        ('loop.test.', 'MX', '10 mx.loop.test.'),
+        ('mx.loop.test.', 'A', '127.0.0.1'),
+        ('zero.test.', 'MX', '10 mx.zero.test.'),
+        ('mx.zero.test.', 'A', '0.0.0.0'),
+        ('lh.test.', 'MX', '10 localhost.'),
+        # We are the backup: the primary is down, so the mail waits; it is
+        # never handed to ourselves.
+        ('backup.test.', 'MX', '10 mx1.backup.test.'),
+        ('backup.test.', 'MX', '20 mx.loop.test.'),
+        ('mx1.backup.test.', 'A', '127.0.0.61'),
+        # We are the best MX: bounce, and the worse MX gets nothing.
+        ('pself.test.', 'MX', '10 mx.loop.test.'),
+        ('pself.test.', 'MX', '20 mx1.pself.test.'),
+        ('mx1.pself.test.', 'A', '127.0.0.62'),
+    ]
+    HOSTS = ['127.0.0.1', '127.0.0.61', '127.0.0.62']
+
+    def self_relay(self, **keys):
+        """A relay whose remote_port is its own listening port."""
+        r = self.relay(start=False, **keys)
+        r.keys['remote_port'] = str(r.port)
+        harness.write_config(r.conf, r.keys)
+        r.start()
+        return r
+
+    def relay(self, start=True, **keys):
+        k = dict(self.zone.relay_keys())
+        k.update({'retry_min': '1h', 'retry_max': '1h'})
+        k.update(keys)
+        return harness.Relay(self, start=start, **k)
+
+    def mx_at(self, relay, host, hostname):
+        """An MX on host at the relay's remote_port (its own port here)."""
+        m = test_delivery.MX(self)
+        m.start(host, relay.port, hostname=hostname)
+        return m
+
+    def assert_loop_bounced(self, relay, rcpt, domain):
+        qid, _ = self.send(relay, 'sender@nowhere.invalid', [rcpt])
+        self.wait_log(relay, r'%s: to=<%s>, relay=none, delay=[0-9.]+, dsn=5\.4\.6, '
+                      r'status=bounced \(mail for %s loops back to myself\)'
+                      % (qid, re.escape(rcpt), re.escape(domain)))
+        # The relay never received its own mail: one acceptance only,
+        # also a while later (the old relay made thousands of copies).
+        time.sleep(1.0)
+        self.assertEqual(accepted_count(relay), 1, relay.log_text()[-3000:])
+        return qid
+
+    def test_mx_is_our_listen_address(self):
+        relay = self.self_relay()
+        self.assert_loop_bounced(relay, 'u@loop.test', 'loop.test')
+
+    def test_mx_address_unspecified(self):
+        relay = self.self_relay()
+        self.assert_loop_bounced(relay, 'u@zero.test', 'zero.test')
+
+    def test_mx_localhost(self):
+        relay = self.self_relay()
+        self.assert_loop_bounced(relay, 'u@lh.test', 'lh.test')
+
+    def test_we_are_the_best_mx(self):
+        relay = self.self_relay(default_tls_level='may')
+        mx = self.mx_at(relay, '127.0.0.62', 'mx1.pself.test')
+        self.assert_loop_bounced(relay, 'u@pself.test', 'pself.test')
+        self.assertEqual(mx.messages(), [])
+
+    def test_we_are_a_backup_mx(self):
+        relay = self.self_relay(default_tls_level='may')
+        qid, msg_id = self.send(relay, 'sender@nowhere.invalid', ['u@backup.test'])
+        m = self.wait_deferred(relay, qid)
+        reason = m['recipients'][0]['delay_reason']
+        self.assertIn('127.0.0.61', reason)
+        time.sleep(1.0)
+        self.assertEqual(accepted_count(relay), 1, relay.log_text()[-3000:])
+        # Once the primary is up, the mail goes there.
+        mx = self.mx_at(relay, '127.0.0.61', 'mx1.backup.test')
+        relay.cli('queue', 'flush')
+        self.messages_with(mx, msg_id)
+        self.wait_gone(relay, qid)
+
+
+def fan_records(domain, net, nmx, naddr):
+    recs = []
+    for i in range(nmx):
+        host = 'mx%d.%s' % (i, domain)
+        recs.append((domain + '.', 'MX', '%d %s.' % (10 + i, host)))
+        for k in range(naddr):
+            recs.append((host + '.', 'A', '127.%d.%d.%d' % (net, i, k + 1)))
+    return recs
+
+
+def fan_addrs(net, nmx, naddr):
+    return ['127.%d.%d.%d' % (net, i, k + 1) for i in range(nmx) for k in range(naddr)]
+
+
+class FanOut(DeliveryBase):
+    """32 MX names of 16 addresses each: one delivery round may touch only
+    smtp_mx_address_limit addresses and smtp_mx_session_limit hosts that
+    answer."""
+
+    RECORDS = (fan_records('fan.test', 21, 32, 16) +
+               fan_records('fan2.test', 22, 8, 4))
+    HOSTS = ['127.21.0.1']
+
+    def relay(self, **keys):
+        k = dict(self.zone.relay_keys())
+        k.update({'remote_port': self.port, 'retry_min': '1h', 'retry_max': '1h'})
+        k.update(keys)
+        return harness.Relay(self, **k)
+
+    def test_address_limit(self):
+        peers = TcpPeers(self, fan_addrs(21, 32, 16), self.port, mode='close')
+        relay = self.relay()
+        qid, _ = self.send(relay, 'sender@nowhere.invalid', ['u@fan.test'])
+        self.wait_deferred(relay, qid, timeout=30)
+        time.sleep(1.0)
+        # Postfix's smtp_mx_address_limit = 5 (the old relay: 512).
+        self.assertEqual(peers.total(), 5, relay.log_text()[-2000:])
+
+    def test_address_limit_configured(self):
+        peers = TcpPeers(self, fan_addrs(21, 32, 16), self.port, mode='close')
+        relay = self.relay(smtp_mx_address_limit=3)
+        qid, _ = self.send(relay, 'sender@nowhere.invalid', ['u@fan.test'])
+        self.wait_deferred(relay, qid, timeout=30)
+        time.sleep(1.0)
+        self.assertEqual(peers.total(), 3)
+
+    def test_session_limit(self):
+        # Every host greets and answers EHLO but offers no STARTTLS, which
+        # `encrypt` requires: each is a session that failed.
+        peers = TcpPeers(self, fan_addrs(22, 8, 4), self.port, mode='no-tls')
+        relay = self.relay(default_tls_level='encrypt')
+        qid, _ = self.send(relay, 'sender@nowhere.invalid', ['u@fan2.test'])
+        m = self.wait_deferred(relay, qid, timeout=30)
+        self.assertIn('TLS is required', m['recipients'][0]['delay_reason'])
+        time.sleep(1.0)
+        # Postfix's smtp_mx_session_limit = 2 (the old relay: 32).
+        self.assertEqual(peers.total(), 2, relay.log_text()[-2000:])
+
+
+class Starvation(DeliveryBase):
+    """Tarpit destinations must not keep a healthy one waiting."""
+
+    NTARPIT = 5
+    RECORDS = ([('tar%d.test.' % i, 'MX', '10 mx.tar%d.test.' % i) for i in range(5)] +
+               [('mx.tar%d.test.' % i, 'A', '127.0.0.%d' % (70 + i)) for i in range(5)] +
+               [('healthy.test.', 'MX', '10 mx.healthy.test.'),
+                ('mx.healthy.test.', 'A', '127.0.0.80')])
+    HOSTS = ['127.0.0.%d' % (70 + i) for i in range(5)] + ['127.0.0.80']
+
+    def relay(self, **keys):
+        k = dict(self.zone.relay_keys())
+        k.update({'remote_port': self.port, 'retry_min': '1h', 'retry_max': '1h',
+                  'default_tls_level': 'may'})
+        k.update(keys)
+        return harness.Relay(self, **k)
+
+    def flood(self, relay, per_domain):
+        data, _ = test_delivery.message('s@client.test', ['x@tar.test'])
+        s = relay.smtp()
+        try:
+            s.ehlo()
+            for i in range(self.NTARPIT):
+                for n in range(per_domain):
+                    s.sendmail('s@client.test', ['u%d@tar%d.test' % (n, i)], data)
+            s.quit()
+        finally:
+            s.close()
+
+    def healthy_delivered_within(self, relay, seconds):
+        mx = self.mx('127.0.0.80', 'mx.healthy.test', tls=False)
+        t0 = time.monotonic()
+        qid, msg_id = self.send(relay, 's@client.test', ['ok@healthy.test'])
+        self.messages_with(mx, msg_id, timeout=seconds)
+        return time.monotonic() - t0
+
+    def test_tarpits_that_never_greet(self):
+        peers = TcpPeers(self, self.HOSTS[:-1], self.port, mode='tarpit')
+        relay = self.relay()
+        self.flood(relay, 25)
+        # The tarpits take what the feedback window gives them (5 each),
+        # not all 100 outbound sessions (the old relay: 100, and the
+        # healthy message waited for the 300 s greeting timeout).
+        harness.wait_for(lambda: peers.open_now() >= 25, 10)
+        took = self.healthy_delivered_within(relay, 5)
+        self.assertLessEqual(peers.open_now(), 25)
+        self.assertLess(took, 5)
+
+    def test_tarpits_that_churn(self):
+        # Hosts that close after a second, and few session slots: a freed
+        # slot goes to the destination that waited longest, and a
+        # destination whose hosts all failed is suspended.
+        peers = TcpPeers(self, self.HOSTS[:-1], self.port, mode='close-after', delay=1.0)
+        relay = self.relay(smtp_max_connections=10)
+        self.flood(relay, 10)
+        harness.wait_for(lambda: peers.open_now() >= 10, 10)
+        took = self.healthy_delivered_within(relay, 6)
+        self.assertLess(took, 6)
+        # Every tarpit domain ends up suspended after its failed round.
+        for i in range(self.NTARPIT):
+            self.wait_log(relay, r'tar%d\.test: delivery temporarily suspended for '
+                          r'3600s: lost connection with mx\.tar%d\.test' % (i, i))
+        time.sleep(1.5)
+        before = peers.total()
+        # The old relay: thousands of connections in the same time.
+        self.assertLess(before, 60)
+        # New mail for a suspended destination is deferred at once, with
+        # the reason in mailq, and no connection is made.
+        qid, _ = self.send(relay, 's@client.test', ['new@tar3.test'])
+        m = self.wait_deferred(relay, qid, timeout=5)
+        self.assertRegex(m['recipients'][0]['delay_reason'],
+                         r'^delivery temporarily suspended: lost connection with '
+                         r'mx\.tar3\.test\[127\.0\.0\.73\] while receiving the initial '
+                         r'server greeting$')
+        self.assertIn('delivery temporarily suspended', relay.mailq_text())
+        time.sleep(1.0)
+        self.assertEqual(peers.total(), before, 'connections went on to dead destinations')
+        # `queue flush` ends the suspension: the hosts are tried again.
+        relay.cli('queue', 'flush')
+        self.assertTrue(harness.wait_for(lambda: peers.total() > before, 5))
+
+
+if __name__ == '__main__':
+    test_delivery.require_peers()
+    unittest.main(verbosity=2)
