@@ -702,6 +702,9 @@ static int smtpc_tls_check(struct smtpc *s)
 				rl_strlcpy(subj, "?", sizeof(subj));
 			if (cert_issuer_text(chain[i].data, chain[i].size, iss, sizeof(iss)) < 0)
 				rl_strlcpy(iss, "?", sizeof(iss));
+			/* Names come from the peer's certificate: no forged log lines. */
+			smtpc_clean(subj, sizeof(subj));
+			smtpc_clean(iss, sizeof(iss));
 			log_info("%s: depth=%u subject=%s, issuer=%s", s->relay, i, subj, iss);
 		}
 		if (s->vsteps[0])
