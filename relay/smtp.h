@@ -149,6 +149,35 @@ int smtp_reply_parse(const char *buf, size_t len, struct smtp_reply *r, size_t *
 /* "250 2.0.0 text text2" on one line for logs and reasons, into out. */
 void smtp_reply_oneline(const struct smtp_reply *r, char *out, size_t size);
 
+/*
+ * The steps of a client's dialogue whose replies are judged by
+ * smtp_reply_verdict() (RFC 5321 4.3.2), and the verdicts: OK (the step's
+ * success code: 220 greeting and STARTTLS, 250 EHLO/HELO/MAIL/end of
+ * data/RSET, 250 or 251 RCPT, 354 DATA, 221 QUIT), REFUSED (any 4xx or
+ * 5xx: the server's temporary or permanent refusal), PROTO (anything else:
+ * a protocol error, never success; the client ends the session).
+ */
+enum smtp_step {
+	SMTP_STEP_GREETING = 0,
+	SMTP_STEP_EHLO,
+	SMTP_STEP_HELO,
+	SMTP_STEP_STARTTLS,
+	SMTP_STEP_MAIL,
+	SMTP_STEP_RCPT,
+	SMTP_STEP_DATA,
+	SMTP_STEP_DOT, /* the reply to the end of data */
+	SMTP_STEP_RSET,
+	SMTP_STEP_QUIT,
+	SMTP_STEP_COUNT
+};
+
+enum smtp_verdict { SMTP_VERDICT_OK = 0, SMTP_VERDICT_REFUSED, SMTP_VERDICT_PROTO };
+
+/* The verdict on reply code (any int) after step; a bad step aborts. */
+int smtp_reply_verdict(int step, int code);
+/* "to end of data", "as the initial greeting", ...: for reasons (static). */
+const char *smtp_step_name(int step);
+
 #define SMTP_EXT_STARTTLS 0x01
 #define SMTP_EXT_PIPELINING 0x02
 #define SMTP_EXT_SIZE 0x04

@@ -81,6 +81,7 @@ struct smtpc {
 	const char *fail_dsn; /* enhanced status for that failure; NULL: by class */
 	char fail_reason[SMTPC_REASON_MAX];
 	int plain_retry;
+	int quit_on_fail;  /* end with QUIT rather than a bare close */
 	/* The transaction in progress. */
 	struct smtpc_msg *msg;
 	size_t sent;       /* commands sent: 0 = MAIL, 1..n = RCPT, n+1 = DATA */
@@ -139,14 +140,35 @@ static void smtpc_rcpt_all(struct smtpc *s, int class, const char *dsn, const ch
 	}
 }
 
+/*
+ * Reasons end up in mailq, in log lines and in DSNs, and carry text from the
+ * peer (replies, certificate names): whatever built them, no CR, LF or
+ * other control or 8-bit octet leaves this module (no forged log lines or
+ * mailq entries).  Applied where results are handed to the owner.
+ */
+static void smtpc_clean(char *text, size_t size)
+{
+	for (size_t i = 0; i < size && text[i]; i++) {
+		unsigned char c = (unsigned char)text[i];
+
+		if (c < 0x20 || c > 0x7e)
+			text[i] = '?';
+	}
+}
+
 /* The message is decided: hand it back to the owner. */
 static void smtpc_msg_finish(struct smtpc *s)
 {
 	struct smtpc_msg *m = s->msg;
 
 	s->msg = NULL;
-	if (m)
-		s->p.ops->msg_done(s, m, s->p.arg);
+	if (!m)
+		return;
+	for (size_t i = 0; i < m->nrcpt; i++) {
+		smtpc_clean(m->rcpt[i].reason, sizeof(m->rcpt[i].reason));
+		smtpc_clean(m->rcpt[i].reply, sizeof(m->rcpt[i].reply));
+	}
+	s->p.ops->msg_done(s, m, s->p.arg);
 }
 
 /*
@@ -172,7 +194,11 @@ static void smtpc_fail(struct smtpc *s, int class, const char *fmt, ...)
 		smtpc_msg_finish(s);
 	}
 	smtpc_set_state(s, SMTPC_S_DONE);
-	conn_abort(s->conn);
+	/* QUIT is the one command a session may still send after an error. */
+	if (s->quit_on_fail && smtpc_send(s, "QUIT") == 0)
+		conn_close(s->conn);
+	else
+		conn_abort(s->conn);
 }
 
 /* --- commands ----------------------------------------------------------- */
@@ -363,10 +389,32 @@ static void smtpc_send_body(struct smtpc *s)
 
 /* --- replies ------------------------------------------------------------ */
 
-/* Class of a reply code: 2xx delivered, 4xx temporary, 5xx permanent. */
-static int smtpc_reply_class(int code)
+/* Class of a refusal (smtp_reply_verdict REFUSED): 4xx temporary, 5xx permanent. */
+static int smtpc_refusal_class(int code)
 {
-	return code < 400 ? SMTPC_DELIVERED : code < 500 ? SMTPC_TEMPFAIL : SMTPC_PERMFAIL;
+	return code < 500 ? SMTPC_TEMPFAIL : SMTPC_PERMFAIL;
+}
+
+/* The peer text quoted in a protocol error reason is capped (STYLE 6). */
+#define SMTPC_QUOTE_MAX 200
+
+/*
+ * A reply the step may not get (smtp_reply_verdict says PROTO): the server
+ * is broken or hostile, so nothing it said in this transaction is trusted.
+ * The session ends (QUIT at most), the recipients of a message in progress
+ * are deferred and never counted as delivered or accepted, and before any
+ * message the owner gets the reason to try the next MX.
+ */
+static int smtpc_proto_error(struct smtpc *s, int step, const struct smtp_reply *r)
+{
+	char line[SMTPC_QUOTE_MAX + 1];
+
+	smtp_reply_oneline(r, line, sizeof(line));
+	s->fail_dsn = "4.5.0"; /* RFC 3463: other or undefined protocol status */
+	s->quit_on_fail = 1;
+	smtpc_fail(s, SMTPC_TEMPFAIL, "protocol error: unexpected reply \"%s\" %s from %s", line,
+		   smtp_step_name(step), s->hostip);
+	return 0;
 }
 
 /* Reason text "host X[ip] said: 550 5.1.1 ... (in reply to RCPT TO command)". */
@@ -390,8 +438,11 @@ static const char *smtpc_dsn_of(const struct smtp_reply *r, int class)
 static int smtpc_on_banner_reply(struct smtpc *s, const struct smtp_reply *r)
 {
 	char line[SMTPC_REASON_MAX];
+	int v = smtp_reply_verdict(SMTP_STEP_GREETING, r->code);
 
-	if (r->code != 220) {
+	if (v == SMTP_VERDICT_PROTO)
+		return smtpc_proto_error(s, SMTP_STEP_GREETING, r);
+	if (v == SMTP_VERDICT_REFUSED) {
 		smtp_reply_oneline(r, line, sizeof(line));
 		smtpc_fail(s, SMTPC_TEMPFAIL, "host %s refused to talk to me: %s", s->hostip, line);
 		return 0;
@@ -431,7 +482,11 @@ static int smtpc_after_ehlo(struct smtpc *s)
 
 static int smtpc_on_ehlo_reply(struct smtpc *s, const struct smtp_reply *r)
 {
-	if (r->code / 100 != 2) {
+	int v = smtp_reply_verdict(SMTP_STEP_EHLO, r->code);
+
+	if (v == SMTP_VERDICT_PROTO)
+		return smtpc_proto_error(s, SMTP_STEP_EHLO, r);
+	if (v == SMTP_VERDICT_REFUSED) {
 		/* RFC 5321 3.2: fall back to HELO (no extensions, so no STARTTLS). */
 		if (smtpc_send(s, "HELO %s", s->p.helo_name) == 0) {
 			conn_flush(s->conn);
@@ -447,8 +502,11 @@ static int smtpc_on_ehlo_reply(struct smtpc *s, const struct smtp_reply *r)
 static int smtpc_on_helo_reply(struct smtpc *s, const struct smtp_reply *r)
 {
 	char line[SMTPC_REASON_MAX];
+	int v = smtp_reply_verdict(SMTP_STEP_HELO, r->code);
 
-	if (r->code / 100 != 2) {
+	if (v == SMTP_VERDICT_PROTO)
+		return smtpc_proto_error(s, SMTP_STEP_HELO, r);
+	if (v == SMTP_VERDICT_REFUSED) {
 		smtp_reply_oneline(r, line, sizeof(line));
 		smtpc_fail(s, SMTPC_TEMPFAIL, "host %s refused to talk to me: %s", s->hostip, line);
 		return 0;
@@ -473,8 +531,11 @@ static int smtpc_on_starttls_reply(struct smtpc *s, const struct smtp_reply *r, 
 {
 	char line[SMTPC_REASON_MAX];
 	int needs = pol_level_requires_tls(s->t.pol->level);
+	int v = smtp_reply_verdict(SMTP_STEP_STARTTLS, r->code);
 
-	if (r->code != 220) {
+	if (v == SMTP_VERDICT_PROTO)
+		return smtpc_proto_error(s, SMTP_STEP_STARTTLS, r);
+	if (v == SMTP_VERDICT_REFUSED) {
 		smtp_reply_oneline(r, line, sizeof(line));
 		if (needs) {
 			smtpc_fail(s, SMTPC_POLICYFAIL,
@@ -641,6 +702,9 @@ static int smtpc_tls_check(struct smtpc *s)
 				rl_strlcpy(subj, "?", sizeof(subj));
 			if (cert_issuer_text(chain[i].data, chain[i].size, iss, sizeof(iss)) < 0)
 				rl_strlcpy(iss, "?", sizeof(iss));
+			/* Names come from the peer's certificate: no forged log lines. */
+			smtpc_clean(subj, sizeof(subj));
+			smtpc_clean(iss, sizeof(iss));
 			log_info("%s: depth=%u subject=%s, issuer=%s", s->relay, i, subj, iss);
 		}
 		if (s->vsteps[0])
@@ -663,28 +727,31 @@ static int smtpc_on_mail_reply(struct smtpc *s, const struct smtp_reply *r)
 {
 	struct smtpc_msg *m = s->msg;
 	size_t i = s->acked++;
-	int class = smtpc_reply_class(r->code);
+	int step = i == 0 ? SMTP_STEP_MAIL : i <= m->nrcpt ? SMTP_STEP_RCPT : SMTP_STEP_DATA;
+	int v = smtp_reply_verdict(step, r->code);
+	int class = smtpc_refusal_class(r->code);
 	char reason[SMTPC_REASON_MAX], reply[SMTPC_REASON_MAX];
 
-	if (i == 0) {
-		s->mail_ok = class == SMTPC_DELIVERED;
+	if (step == SMTP_STEP_DATA)
+		return smtpc_on_data_reply(s, r);
+	/* Checked even after a refused MAIL: a broken server is not talked to. */
+	if (v == SMTP_VERDICT_PROTO)
+		return smtpc_proto_error(s, step, r);
+	if (step == SMTP_STEP_MAIL) {
+		s->mail_ok = v == SMTP_VERDICT_OK;
 		if (!s->mail_ok) {
 			smtpc_said(s, r, "MAIL FROM", reason, sizeof(reason), reply, sizeof(reply));
 			smtpc_rcpt_all(s, class, smtpc_dsn_of(r, class), reason, reply);
 		}
-	} else if (i <= m->nrcpt) {
+	} else if (s->mail_ok && v == SMTP_VERDICT_OK) {
+		s->accepted++;
+	} else if (s->mail_ok) {
 		struct smtpc_rcpt *rc = &m->rcpt[i - 1];
 
-		if (s->mail_ok && class == SMTPC_DELIVERED) {
-			s->accepted++;
-		} else if (s->mail_ok) {
-			smtpc_said(s, r, "RCPT TO", rc->reason, sizeof(rc->reason), rc->reply,
-				   sizeof(rc->reply));
-			rl_strlcpy(rc->dsn, smtpc_dsn_of(r, class), sizeof(rc->dsn));
-			rc->result = class;
-		}
-	} else {
-		return smtpc_on_data_reply(s, r);
+		smtpc_said(s, r, "RCPT TO", rc->reason, sizeof(rc->reason), rc->reply,
+			   sizeof(rc->reply));
+		rl_strlcpy(rc->dsn, smtpc_dsn_of(r, class), sizeof(rc->dsn));
+		rc->result = class;
 	}
 	smtpc_send_more(s);
 	return 0;
@@ -700,17 +767,22 @@ static void smtpc_send_rset(struct smtpc *s)
 	}
 }
 
+/* Only 354 lets the content go, and only to accepted recipients; a 2xx
+ * instead (the content never sent) is a protocol error, not success. */
 static int smtpc_on_data_reply(struct smtpc *s, const struct smtp_reply *r)
 {
-	int class = smtpc_reply_class(r->code);
+	int v = smtp_reply_verdict(SMTP_STEP_DATA, r->code);
+	int class = smtpc_refusal_class(r->code);
 	char reason[SMTPC_REASON_MAX], reply[SMTPC_REASON_MAX];
 
-	if (r->code == 354 && s->mail_ok && s->accepted > 0) {
+	if (v == SMTP_VERDICT_PROTO)
+		return smtpc_proto_error(s, SMTP_STEP_DATA, r);
+	if (v == SMTP_VERDICT_OK && s->mail_ok && s->accepted > 0) {
 		smtpc_set_state(s, SMTPC_S_BODY);
 		smtpc_send_body(s);
 		return 0;
 	}
-	if (r->code == 354) {
+	if (v == SMTP_VERDICT_OK) {
 		/* DATA accepted with no valid recipient: never send the content. */
 		smtpc_fail(s, SMTPC_TEMPFAIL, "host %s accepted DATA without recipients",
 			   s->hostip);
@@ -718,27 +790,43 @@ static int smtpc_on_data_reply(struct smtpc *s, const struct smtp_reply *r)
 	}
 	if (s->mail_ok && s->accepted > 0) {
 		smtpc_said(s, r, "DATA", reason, sizeof(reason), reply, sizeof(reply));
-		smtpc_rcpt_all(s, class == SMTPC_DELIVERED ? SMTPC_TEMPFAIL : class,
-			       smtpc_dsn_of(r, class), reason, reply);
+		smtpc_rcpt_all(s, class, smtpc_dsn_of(r, class), reason, reply);
 	}
 	smtpc_send_rset(s);
 	return 0;
 }
 
+/* Only a 250 delivers: a 354 or other 2xx/3xx here is a protocol error. */
 static int smtpc_on_dot_reply(struct smtpc *s, const struct smtp_reply *r)
 {
-	int class = smtpc_reply_class(r->code);
+	int v = smtp_reply_verdict(SMTP_STEP_DOT, r->code);
+	int class = smtpc_refusal_class(r->code);
 	char reason[SMTPC_REASON_MAX], reply[SMTPC_REASON_MAX];
 
-	if (class == SMTPC_DELIVERED) {
+	if (v == SMTP_VERDICT_PROTO)
+		return smtpc_proto_error(s, SMTP_STEP_DOT, r);
+	if (v == SMTP_VERDICT_OK) {
 		smtp_reply_oneline(r, reply, sizeof(reply));
-		smtpc_rcpt_all(s, SMTPC_DELIVERED, smtpc_dsn_of(r, class), reply, reply);
+		smtpc_rcpt_all(s, SMTPC_DELIVERED, smtpc_dsn_of(r, SMTPC_DELIVERED), reply, reply);
 	} else {
 		smtpc_said(s, r, "end of DATA", reason, sizeof(reason), reply, sizeof(reply));
 		smtpc_rcpt_all(s, class, smtpc_dsn_of(r, class), reason, reply);
 	}
 	smtpc_msg_finish(s);
 	smtpc_next_msg(s);
+	return 0;
+}
+
+static int smtpc_on_rset_reply(struct smtpc *s, const struct smtp_reply *r)
+{
+	int v = smtp_reply_verdict(SMTP_STEP_RSET, r->code);
+
+	if (v == SMTP_VERDICT_PROTO)
+		return smtpc_proto_error(s, SMTP_STEP_RSET, r);
+	if (v == SMTP_VERDICT_OK)
+		smtpc_next_msg(s);
+	else
+		smtpc_send_quit(s);
 	return 0;
 }
 
@@ -751,13 +839,9 @@ static int smtpc_on_reply(struct smtpc *s, const struct smtp_reply *r, size_t ex
 	case SMTPC_S_STARTTLS: return smtpc_on_starttls_reply(s, r, extra);
 	case SMTPC_S_MAIL: return smtpc_on_mail_reply(s, r);
 	case SMTPC_S_DOT: return smtpc_on_dot_reply(s, r);
-	case SMTPC_S_RSET:
-		if (r->code / 100 == 2)
-			smtpc_next_msg(s);
-		else
-			smtpc_send_quit(s);
-		return 0;
+	case SMTPC_S_RSET: return smtpc_on_rset_reply(s, r);
 	case SMTPC_S_QUIT:
+		/* Whatever the reply, the session is over; nothing rides on it. */
 		smtpc_set_state(s, SMTPC_S_DONE);
 		conn_close(s->conn);
 		return 0;
@@ -857,6 +941,7 @@ static void smtpc_finish(struct smtpc *s)
 			       s->fail_reason[0] ? s->fail_reason : "connection closed", NULL);
 		smtpc_msg_finish(s);
 	}
+	smtpc_clean(s->fail_reason, sizeof(s->fail_reason));
 	s->p.ops->closed(s, s->established, s->fail_class ? s->fail_class : SMTPC_TEMPFAIL,
 			 s->fail_reason, s->plain_retry, s->p.arg);
 	free(s);

@@ -172,6 +172,18 @@ class Plain(unittest.TestCase):
         self.assertEqual(data, (554, b'5.7.1 Not today'))
         self.assertEqual(mx.messages(), [])
 
+    def test_mail_reply(self):
+        mx = MX(self).start(HOST, 0, mail_reply='334 VXNlcm5hbWU6')
+        _, first, _ = send(mx)
+        self.assertEqual(first, (334, b'VXNlcm5hbWU6'))
+        self.assertEqual(mx.messages(), [])
+
+    def test_smtputf8_offered_unless_disabled(self):
+        _, _, features = send(MX(self).start(HOST, 0))
+        self.assertIn('smtputf8', features)
+        _, _, features = send(MX(self).start(HOST, 0, no_smtputf8=True))
+        self.assertNotIn('smtputf8', features)
+
     def test_sigterm_exits_zero(self):
         mx = MX()
         try:

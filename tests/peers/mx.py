@@ -12,7 +12,8 @@ names that start with a dot.
           [--tls-max-version TLSv1.2] [--tls-client-ca CAFILE]
           [--hostname mx1.example.test]
           [--rcpt-reply 'bad@x.test=550 5.1.1 No such user'] ...
-          [--data-reply '554 5.7.1 Go away']
+          [--data-reply '554 5.7.1 Go away'] [--mail-reply '334 x']
+          [--no-smtputf8]
           [--tempfail-first N] [--tempfail-stage mail|rcpt|data]
           [--log FILE] [--ready-file PATH] [--verbose]
 
@@ -22,7 +23,11 @@ the first N transactions (counted across connections) fail with
 "451 4.3.0 Try again later" at --tempfail-stage (data: after the content has
 been sent, the default; mail: at MAIL FROM; rcpt: at every RCPT TO of the
 transaction); nothing is stored for them.  --data-reply makes every DATA end
-with that reply and stores nothing.
+with that reply and stores nothing.  --mail-reply makes every MAIL FROM
+get that reply (the transaction does not start).  Replies are sent as
+given, so a test can play a hostile MX: '354 ...' after the end of data or
+to RCPT, '334 ...' to MAIL.  --no-smtputf8 leaves SMTPUTF8 out of the EHLO
+reply (aiosmtpd's enable_SMTPUTF8=False) and refuses MAIL FROM ... SMTPUTF8.
 
 --tls-max-version caps the TLS versions the MX accepts after STARTTLS
 (TLSv1, TLSv1.1, TLSv1.2 or TLSv1.3; TLSv1_2 spellings work too), so a test
@@ -128,6 +133,8 @@ def parse_args(argv):
     p.add_argument('--rcpt-reply', type=reply_arg, action='append',
                    default=[])
     p.add_argument('--data-reply', type=smtp_reply)
+    p.add_argument('--mail-reply', type=smtp_reply)
+    p.add_argument('--no-smtputf8', action='store_true')
     p.add_argument('--tempfail-first', type=int, default=0)
     p.add_argument('--tempfail-stage', choices=('mail', 'rcpt', 'data'),
                    default='data')
@@ -255,7 +262,9 @@ class Handler:
 
     async def handle_MAIL(self, server, session, envelope, address,
                           mail_options):
-        if self.tempfail(envelope, 'mail'):
+        if self.args.mail_reply:
+            reply = self.args.mail_reply
+        elif self.tempfail(envelope, 'mail'):
             reply = TEMPFAIL
         else:
             envelope.mail_from = address
@@ -368,7 +377,8 @@ async def serve(args):
     def factory():
         smtp = MXSMTP(handler, hostname=args.hostname, ident='ESMTP test MX',
                       tls_context=ctx, require_starttls=False,
-                      decode_data=False, enable_SMTPUTF8=True,
+                      decode_data=False,
+                      enable_SMTPUTF8=not args.no_smtputf8,
                       data_size_limit=args.size_limit, timeout=60)
         smtp.event_handler = handler
         return smtp
