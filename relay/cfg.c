@@ -127,6 +127,10 @@ int cfg_defaults(struct cfg *c)
 	c->queue_max_size = 4294967296ULL;
 	c->smtp_max_connections = 100;
 	c->smtp_destination_concurrency_limit = 20;
+	c->hopcount_limit = 50;
+	c->smtpd_client_connection_count_limit = 50;
+	c->smtpd_mynetworks_reserve = 10;
+	c->smtpd_spill_threshold = 262144;
 	rc = cfg_default_strings(c);
 	if (rc < 0)
 		cfg_fini(c);

@@ -16,6 +16,15 @@
  *   smtp_max_connections   outbound SMTP sessions at once, in all (100)
  *   smtp_destination_concurrency_limit
  *                          outbound sessions at once to one domain (20)
+ *   hopcount_limit         Received: fields that make a message a loop (50)
+ *   smtpd_client_connection_count_limit
+ *                          sessions at once from one client address outside
+ *                          mynetworks (50; 0 = no limit)
+ *   smtpd_mynetworks_reserve
+ *                          percent of smtpd_max_connections that only
+ *                          mynetworks clients may use (10%)
+ *   smtpd_spill_threshold  bytes of one message kept in memory; the rest
+ *                          goes to an unlinked file in queue_dir (262144)
  */
 #ifndef CFG_H
 #define CFG_H
@@ -84,6 +93,10 @@ struct cfg {
 	uint64_t queue_max_size;
 	unsigned smtp_max_connections;
 	unsigned smtp_destination_concurrency_limit;
+	unsigned hopcount_limit;
+	unsigned smtpd_client_connection_count_limit; /* 0: none */
+	unsigned smtpd_mynetworks_reserve;            /* percent */
+	uint64_t smtpd_spill_threshold;
 	char *path; /* the file this came from ("(defaults)" if none) */
 };
 
