@@ -20,6 +20,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 /* Version of the database layout (names, keys); stored in meta. */
 #define QUEUE_FORMAT 1
@@ -27,6 +28,8 @@
  * grow the file until the data does. */
 #define QUEUE_MAPSIZE_DEFAULT (SIZE_MAX > 0xffffffffu ? (uint64_t)4 << 30 : (uint64_t)1 << 30)
 #define QUEUE_MAXDBS	      8
+/* queue_msg_insert_fd() reads its file in pieces of this size. */
+#define QUEUE_PREAD_CHUNK (1024 * 1024)
 /* Inserts retry on ID collisions with other processes; each try uses a
  * later ID, so a handful always suffices unless something is broken. */
 #define QUEUE_ID_TRIES	    100
@@ -564,16 +567,50 @@ static int queue_has_room(struct queue_txn *t, size_t len)
 	return pages * psize + len + 2 * psize <= cap;
 }
 
-int queue_msg_insert(struct queue_txn *t, struct queue_msg *m, const void *body, size_t len)
+/*
+ * Copy len bytes of fd (from offset 0) into dst, in chunks, so that the
+ * caller never holds a second copy of a large body in memory.
+ */
+static int body_pread(int fd, char *dst, size_t len)
+{
+	size_t off = 0;
+
+	while (off < len) {
+		size_t want = len - off < QUEUE_PREAD_CHUNK ? len - off : QUEUE_PREAD_CHUNK;
+		ssize_t got = pread(fd, dst + off, want, (off_t)off);
+
+		if (got < 0 && errno == EINTR)
+			continue;
+		if (got < 0)
+			return -errno;
+		if (got == 0)
+			return -EIO; /* the file is shorter than promised */
+		off += (size_t)got;
+	}
+	return 0;
+}
+
+/* The body value: from memory, or reserved in the map and read from fd. */
+static int body_put(struct queue_txn *t, const char *id, const void *body, int fd, size_t len)
+{
+	MDB_val k = mdb_val(id, QUEUE_ID_LEN), v = mdb_val(len ? body : id, len);
+	int rc;
+
+	if (fd < 0)
+		return txn_fail(t, mdb_put(t->txn, t->q->body, &k, &v, 0));
+	rc = txn_fail(t, mdb_put(t->txn, t->q->body, &k, &v, MDB_RESERVE));
+	return rc < 0 ? rc : body_pread(fd, v.mv_data, len);
+}
+
+static int msg_insert(struct queue_txn *t, struct queue_msg *m, const void *body, int fd,
+		      size_t len)
 {
 	struct queue_msg rm = *m;
 	char id[QUEUE_ID_SIZE];
 	struct rl_buf rec;
-	MDB_val k, v;
 	int rc;
 
 	RL_REQUIRE(t->write);
-	RL_REQUIRE(body != NULL || len == 0);
 	if (t->err)
 		return t->err;
 	/* New mail may not eat the reserve; bounces made by the relay may. */
@@ -591,9 +628,7 @@ int queue_msg_insert(struct queue_txn *t, struct queue_msg *m, const void *body,
 		return rc;
 	/* The envelope is written: from here any failure must fail the
 	 * transaction, or a commit could store a message without content. */
-	k = mdb_val(id, QUEUE_ID_LEN);
-	v = mdb_val(len ? body : id, len);
-	rc = txn_fail(t, mdb_put(t->txn, t->q->body, &k, &v, 0));
+	rc = body_put(t, id, body, fd, len);
 	if (!rc && queue_msg_is_scheduled(&rm))
 		rc = sched_put(t, rm.next_attempt, id);
 	if (rc < 0)
@@ -601,6 +636,18 @@ int queue_msg_insert(struct queue_txn *t, struct queue_msg *m, const void *body,
 	memcpy(m->id, id, QUEUE_ID_SIZE);
 	m->size = len;
 	return 0;
+}
+
+int queue_msg_insert(struct queue_txn *t, struct queue_msg *m, const void *body, size_t len)
+{
+	RL_REQUIRE(body != NULL || len == 0);
+	return msg_insert(t, m, body, -1, len);
+}
+
+int queue_msg_insert_fd(struct queue_txn *t, struct queue_msg *m, int fd, size_t len)
+{
+	RL_REQUIRE(fd >= 0);
+	return msg_insert(t, m, NULL, fd, len);
 }
 
 /*

@@ -138,6 +138,17 @@ int queue_msg_insert(struct queue_txn *t, struct queue_msg *m,
 		     const void *body, size_t len) RL_WUR;
 
 /*
+ * As queue_msg_insert(), with the content read from the file fd: its first
+ * len bytes, by pread() in chunks straight into space reserved in the map
+ * (MDB_RESERVE), so a large message is never a second time in memory.  fd
+ * is borrowed and its offset untouched.  A short or failed read fails the
+ * transaction (-EIO or the negated errno).  For bodies the relay spilled to
+ * a temporary file while receiving them.
+ */
+int queue_msg_insert_fd(struct queue_txn *t, struct queue_msg *m, int fd,
+			size_t len) RL_WUR;
+
+/*
  * Rewrite an existing message's envelope (recipient states, attempts,
  * flags, next_attempt) and move its schedule entry to match: removed when
  * held or when no recipient is PENDING or DEFERRED, else at next_attempt.

@@ -130,6 +130,10 @@ int cfg_defaults(struct cfg *c)
 	c->smtp_initial_destination_concurrency = 5;
 	c->smtp_mx_address_limit = 5;
 	c->smtp_mx_session_limit = 2;
+	c->hopcount_limit = 50;
+	c->smtpd_client_connection_count_limit = 50;
+	c->smtpd_mynetworks_reserve = 10;
+	c->smtpd_spill_threshold = 262144;
 	rc = cfg_default_strings(c);
 	if (rc < 0)
 		cfg_fini(c);

@@ -21,6 +21,15 @@
  *                          successes, falls with failed sessions (5)
  *   smtp_mx_address_limit  MX addresses tried per delivery round (5)
  *   smtp_mx_session_limit  MX hosts that answered but failed, per round (2)
+ *   hopcount_limit         Received: fields that make a message a loop (50)
+ *   smtpd_client_connection_count_limit
+ *                          sessions at once from one client address outside
+ *                          mynetworks (50; 0 = no limit)
+ *   smtpd_mynetworks_reserve
+ *                          percent of smtpd_max_connections that only
+ *                          mynetworks clients may use (10%)
+ *   smtpd_spill_threshold  bytes of one message kept in memory; the rest
+ *                          goes to an unlinked file in queue_dir (262144)
  */
 #ifndef CFG_H
 #define CFG_H
@@ -92,6 +101,10 @@ struct cfg {
 	unsigned smtp_initial_destination_concurrency; /* feedback starts here (5) */
 	unsigned smtp_mx_address_limit;  /* MX addresses tried per delivery round (5) */
 	unsigned smtp_mx_session_limit;  /* answering MX hosts per delivery round (2) */
+	unsigned hopcount_limit;
+	unsigned smtpd_client_connection_count_limit; /* 0: none */
+	unsigned smtpd_mynetworks_reserve;            /* percent */
+	uint64_t smtpd_spill_threshold;
 	char *path; /* the file this came from ("(defaults)" if none) */
 };
 

@@ -413,6 +413,19 @@ static int set_size(struct cfg_state *st, const struct cfg_key *k, const char *v
 	return 0;
 }
 
+/* A percentage "N%" within [k->min, k->max] (smtpd_mynetworks_reserve). */
+static int set_pct(struct cfg_state *st, const struct cfg_key *k, const char *v, size_t n)
+{
+	uint64_t x = 0;
+
+	if (n < 2 || v[n - 1] != '%' || parse_u64(v, n - 1, k->max, &x) < 0 || x < k->min)
+		return cfg_fail(st, "%s: expected a percentage from %llu%% to %llu%%, got \"%.*s\"",
+				k->name, (unsigned long long)k->min, (unsigned long long)k->max,
+				qlen(n), v);
+	*(unsigned *)field(st, k) = (unsigned)x;
+	return 0;
+}
+
 static const struct {
 	char unit;
 	uint64_t seconds;
@@ -669,6 +682,11 @@ static const struct cfg_key cfg_keys[] = {
     {"smtp_initial_destination_concurrency", set_uint, F(smtp_initial_destination_concurrency), 1, 10000, 0},
     {"smtp_mx_address_limit", set_uint, F(smtp_mx_address_limit), 1, 512, 0},
     {"smtp_mx_session_limit", set_uint, F(smtp_mx_session_limit), 1, 512, 0},
+    /* Inbound hardening: mail loops, connection floods, memory per message. */
+    {"hopcount_limit", set_uint, F(hopcount_limit), 1, 10000, 0},
+    {"smtpd_client_connection_count_limit", set_uint, F(smtpd_client_connection_count_limit), 0, 1000000, 0},
+    {"smtpd_mynetworks_reserve", set_pct, F(smtpd_mynetworks_reserve), 0, 90, 0},
+    {"smtpd_spill_threshold", set_size, F(smtpd_spill_threshold), 16384, 0, 0},
 };
 
 #undef F

@@ -5,6 +5,9 @@
 
 #include "commit.h"
 
+/* Content bytes one batch may write (one request always goes). */
+#define COMMIT_BATCH_BYTES (8 * 1024 * 1024)
+
 struct committer {
 	uv_loop_t *loop;
 	struct queue *q;
@@ -106,13 +109,25 @@ static void commit_after_cb(uv_work_t *w, int status)
 
 static void commit_start(struct committer *c)
 {
+	struct commit_req *last;
+	size_t bytes;
 	int rc;
 
 	if (c->busy || !c->head)
 		return;
 	c->batch = c->head;
-	c->head = NULL;
-	c->tail = &c->head;
+	last = c->head;
+	bytes = last->len;
+	/* Without MDB_WRITEMAP a transaction's new pages are in memory until
+	 * the commit: bound the bodies one batch holds. */
+	while (last->next && bytes + last->next->len <= COMMIT_BATCH_BYTES) {
+		last = last->next;
+		bytes += last->len;
+	}
+	c->head = last->next;
+	last->next = NULL;
+	if (!c->head)
+		c->tail = &c->head;
 	c->busy = 1;
 	rc = uv_queue_work(c->loop, &c->work, commit_work_cb, commit_after_cb);
 	RL_REQUIRE(rc == 0);

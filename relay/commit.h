@@ -1,8 +1,9 @@
 /*
  * commit: group commit of new messages into the queue.
  *
- * Sessions hand in finished messages; the committer writes every message
- * that is waiting in one LMDB write transaction with one fsync, on a libuv
+ * Sessions hand in finished messages; the committer writes the messages
+ * that are waiting (up to 8 MiB of bodies, at least one) in one LMDB write
+ * transaction with one fsync, on a libuv
  * worker thread so the loop never blocks on the disk.  While one batch is
  * being written the next one gathers.  A batch that fails (map full) is
  * retried one message per transaction so that one oversized message cannot

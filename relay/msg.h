@@ -35,6 +35,17 @@ int msg_header_next(const char *p, size_t hlen, size_t *pos, struct msg_field *f
 int msg_field_is(const struct msg_field *f, const char *name);
 
 /*
+ * Number of Received: header fields in the header section of data[0..len):
+ * up to the first empty line, or len.  The field name is matched without
+ * regard to case, with optional blanks before the colon (RFC 5322 4.5.3
+ * obsolete syntax, as Postfix reads it); folded continuation lines belong
+ * to their field and are not counted again.  A line that is not a field is
+ * skipped, not an end.  Lines end in LF (CRLF or bare).  For the hop limit
+ * (mail loops, RFC 5321 6.3), on arriving and on queued mail.
+ */
+size_t msg_received_count(const char *data, size_t len);
+
+/*
  * Call cb with each addr-spec of an address-list value (RFC 5322 3.4):
  * display names, comments and group syntax are dropped.  The address passed
  * to cb is a slice of a scratch buffer valid during the call.  Stops and

@@ -30,6 +30,45 @@ static size_t line_end(const char *p, size_t n, size_t i)
 	return lf ? (size_t)(lf - p) + 1 : n;
 }
 
+/* Does the line p[0..n) start the field "Received", in any case? */
+static int line_is_received(const char *p, size_t n)
+{
+	static const char name[] = "received";
+	size_t k = sizeof(name) - 1, i;
+
+	if (n <= k)
+		return 0;
+	for (i = 0; i < k; i++) {
+		char c = p[i];
+
+		if (c >= 'A' && c <= 'Z')
+			c = (char)(c + 32);
+		if (c != name[i])
+			return 0;
+	}
+	while (i < n && (p[i] == ' ' || p[i] == '\t'))
+		i++;
+	return i < n && p[i] == ':';
+}
+
+size_t msg_received_count(const char *data, size_t len)
+{
+	size_t i = 0, count = 0;
+
+	while (i < len) {
+		size_t end = line_end(data, len, i);
+
+		/* An empty line ends the header section; the body may say anything. */
+		if (data[i] == '\n' || (data[i] == '\r' && i + 1 < len && data[i + 1] == '\n'))
+			break;
+		/* Continuation lines start with a blank and belong to their field. */
+		if (line_is_received(data + i, end - i))
+			count++;
+		i = end;
+	}
+	return count;
+}
+
 int msg_header_next(const char *p, size_t hlen, size_t *pos, struct msg_field *f)
 {
 	size_t i = *pos, colon, end;

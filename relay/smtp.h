@@ -61,11 +61,17 @@ struct smtp_cmd {
 int smtp_cmd_parse(const char *line, size_t len, struct smtp_cmd *out,
 		   struct rl_why *why) RL_WUR;
 
+/* Kinds of domain: a name, or an address literal (RFC 5321 4.1.3). */
+#define SMTP_LIT_NONE 0
+#define SMTP_LIT_IPV4 1 /* [192.0.2.1] */
+#define SMTP_LIT_IPV6 2 /* [IPv6:2001:db8::1] */
+
 /* A mailbox from a reverse-path or forward-path, without brackets. */
 struct smtp_path {
 	char addr[SMTP_PATH_MAX + 1]; /* "" for the null path <> */
 	size_t len;
-	int utf8; /* contains octets >= 0x80 (needs SMTPUTF8) */
+	int utf8;    /* contains octets >= 0x80 (needs SMTPUTF8) */
+	int literal; /* SMTP_LIT_*: the domain is an address literal */
 };
 
 #define SMTP_BODY_NONE 0
@@ -79,6 +85,9 @@ struct smtp_mail_params {
 };
 
 /*
+ * Paths: an address literal must be a valid IPv4 address or "IPv6:" and a
+ * valid IPv6 address (RL_EPARSE otherwise); path->literal says which.
+ *
  * "FROM:<path> [params]" (the argument of MAIL).  The null path is allowed.
  * Source routes (<@a,@b:user@d>) are accepted and dropped (RFC 5321 4.1.2,
  * C.).  Unknown parameters are RL_EPARSE ("555 5.5.4" at the caller).

@@ -5,6 +5,7 @@
  * check and reaches success only at its end.  Nothing here allocates except
  * through the caller's bounded rl_buf.
  */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
@@ -167,21 +168,69 @@ static int parse_local(const unsigned char *p, size_t n, size_t *used, int *utf8
 	return 0;
 }
 
+/* An IPv4 address literal body: four Snum of 1-3 digits, 0..255 (4.1.3). */
+static int literal_ipv4(const unsigned char *p, size_t n)
+{
+	size_t i = 0;
+
+	for (int part = 0; part < 4; part++) {
+		unsigned v = 0;
+		size_t start;
+
+		if (part > 0 && (i >= n || p[i++] != '.'))
+			return 0;
+		start = i;
+		while (i < n && is_digit(p[i]) && i - start < 3)
+			v = v * 10 + (unsigned)(p[i++] - '0');
+		if (i == start || v > 255)
+			return 0;
+	}
+	return i == n;
+}
+
+/* "IPv6:" and an IPv6 address in any form of RFC 5321 4.1.3. */
+static int literal_ipv6(const unsigned char *p, size_t n)
+{
+	char text[INET6_ADDRSTRLEN];
+	unsigned char bin[16];
+
+	if (n < 6 || n - 5 >= sizeof(text) || !ascii_ieq((const char *)p, "IPv6:", 5))
+		return 0;
+	memcpy(text, p + 5, n - 5);
+	text[n - 5] = '\0';
+	return inet_pton(AF_INET6, text, bin) == 1;
+}
+
+/*
+ * An address literal "[...]" at p: IPv4 or IPv6 only.  The General-address-
+ * literal of 4.1.3 has no other registered tag, so anything else (and
+ * "[300.1.1.1]", "[1.2.3]") is malformed.
+ */
+static int parse_literal(const unsigned char *p, size_t n, size_t *used, int *literal)
+{
+	const unsigned char *close = memchr(p, ']', n);
+	size_t len = close ? (size_t)(close - p) - 1 : 0;
+
+	if (!close || len == 0)
+		return RL_EPARSE;
+	if (literal_ipv4(p + 1, len))
+		*literal = SMTP_LIT_IPV4;
+	else if (literal_ipv6(p + 1, len))
+		*literal = SMTP_LIT_IPV6;
+	else
+		return RL_EPARSE;
+	*used = len + 2;
+	return 0;
+}
+
 /* Domain (LDH labels, UTF-8 U-labels) or an address literal in brackets. */
-static int parse_domain(const unsigned char *p, size_t n, size_t *used, int *utf8)
+static int parse_domain(const unsigned char *p, size_t n, size_t *used, int *utf8, int *literal)
 {
 	size_t i = 0, label = 0;
 
-	if (n && p[0] == '[') {
-		for (i = 1; i < n && p[i] != ']'; i++) {
-			if (!(is_alnum(p[i]) || p[i] == '.' || p[i] == ':' || p[i] == '-'))
-				return RL_EPARSE;
-		}
-		if (i >= n || i == 1)
-			return RL_EPARSE;
-		*used = i + 1;
-		return 0;
-	}
+	*literal = SMTP_LIT_NONE;
+	if (n && p[0] == '[')
+		return parse_literal(p, n, used, literal);
 	for (; i < n && p[i] != '>' && p[i] != ' '; i++) {
 		if (p[i] == '.') {
 			if (label == 0 || p[i - 1] == '-')
@@ -234,6 +283,7 @@ static int parse_path(const char *s, size_t n, int allow_null, struct smtp_path 
 	int rc;
 
 	path->utf8 = 0;
+	path->literal = SMTP_LIT_NONE;
 	path->len = 0;
 	path->addr[0] = '\0';
 	if (n < 2 || p[0] != '<')
@@ -253,7 +303,7 @@ static int parse_path(const char *s, size_t n, int allow_null, struct smtp_path 
 	if (i >= n || p[i] != '@')
 		return rl_fail(why, RL_EPARSE, "address needs a domain", i);
 	i++;
-	rc = parse_domain(p + i, n - i, &k, &path->utf8);
+	rc = parse_domain(p + i, n - i, &k, &path->utf8, &path->literal);
 	if (rc < 0)
 		return rl_fail(why, RL_EPARSE, "bad domain", i);
 	i += k;
@@ -377,11 +427,11 @@ int smtp_rcpt_parse(const char *arg, size_t len, struct smtp_path *to, struct rl
 int smtp_helo_valid(const char *arg, size_t len)
 {
 	size_t used = 0;
-	int utf8 = 0;
+	int utf8 = 0, literal;
 
 	if (len == 0 || len > SMTP_DOMAIN_MAX)
 		return 0;
-	if (parse_domain((const unsigned char *)arg, len, &used, &utf8) < 0)
+	if (parse_domain((const unsigned char *)arg, len, &used, &utf8, &literal) < 0)
 		return 0;
 	return used == len;
 }

@@ -19,9 +19,11 @@
 
 #include "conn.h"
 #include "log.h"
+#include "msg.h"
 #include "qmgr.h"
 #include "serve.h"
 #include "smtp.h"
+#include "spill.h"
 
 #define SMTPD_ERROR_LIMIT 20 /* Postfix smtpd_hard_error_limit */
 #define SMTPD_IN_LIMIT (64 * 1024)
@@ -56,7 +58,12 @@ struct smtpd {
 	struct smtp_mail_params mp;
 	struct queue_rcpt *rcpt;
 	size_t nrcpt, rcap;
-	struct rl_buf msg;
+	struct rl_buf msg;      /* our Received header, then what has not spilled */
+	size_t rcvd_len;        /* bytes of our Received header */
+	size_t hops;            /* Received: fields the client sent */
+	int hops_known;
+	struct spill spill;     /* the message beyond smtpd_spill_threshold */
+	int spill_err;          /* the spill file failed: 452 at the end */
 	struct smtp_data data;
 	struct commit_req creq;
 	int commit_pending;
@@ -118,6 +125,9 @@ static void smtpd_tx_reset(struct smtpd *s)
 	s->nrcpt = 0;
 	s->in_mail = 0;
 	rl_buf_fini(&s->msg);
+	spill_close(&s->spill);
+	s->hops_known = 0;
+	s->spill_err = 0;
 }
 
 static void smtpd_free(struct smtpd *s)
@@ -237,6 +247,18 @@ static void cmd_rcpt(struct smtpd *s, const struct smtp_cmd *c)
 		smtpd_reply(s, "%s", reply);
 		return;
 	}
+	/*
+	 * We deliver by MX lookup and TLS policy per domain: an address literal
+	 * has neither (no name for a certificate to match), and would let
+	 * clients aim the relay at any IP address.  Refused for good.
+	 */
+	if (to.literal) {
+		snprintf(reply, sizeof(reply), "550 5.7.1 <%s>: address literals are not relayed",
+			 to.addr);
+		smtpd_log_reject(s, "RCPT", reply, to.addr);
+		smtpd_reply(s, "%s", reply);
+		return;
+	}
 	if (to.utf8 && !s->mp.smtputf8) {
 		smtpd_reply(s, "553 5.6.7 Must declare SMTPUTF8 to send UTF8 addresses");
 		return;
@@ -320,12 +342,17 @@ static void cmd_data(struct smtpd *s, const struct smtp_cmd *c)
 	memset(&s->creq, 0, sizeof(s->creq));
 	queue_id_make(s->creq.msg.id, ts.tv_sec, ts.tv_nsec / 1000);
 	s->creq.msg.arrival = ts.tv_sec;
-	/* The header is ours; the limit applies to what the client sends. */
-	rl_buf_init(&s->msg, SMTPD_RECEIVED_MAX + s->srv->cfg.max_message_size);
+	rl_buf_init(&s->msg, SMTPD_RECEIVED_MAX);
 	if (smtpd_received(s, s->creq.msg.id) < 0) {
 		smtpd_reply(s, "451 4.3.0 Error: out of memory");
 		return;
 	}
+	/*
+	 * The header is ours; max_message_size counts the client's octets
+	 * exactly (the slack of SMTPD_RECEIVED_MAX used to go to the client).
+	 */
+	s->rcvd_len = s->msg.len;
+	s->msg.limit = s->msg.len + s->srv->cfg.max_message_size;
 	smtp_data_init(&s->data);
 	smtpd_reply(s, "354 End data with <CR><LF>.<CR><LF>");
 	smtpd_set_state(s, SMTPD_S_DATA);
@@ -366,32 +393,101 @@ static void smtpd_commit_done(struct commit_req *r)
 	smtpd_process(s);
 }
 
+/*
+ * Memory per message in progress is bounded: past smtpd_spill_threshold
+ * (and from then on after every input buffer) what is in memory moves to the
+ * spill file, and the buffer's limit shrinks by as much, so the size check
+ * stays exact.  The Received: fields are counted before the first spill, on
+ * the first smtpd_spill_threshold bytes (a header section longer than that
+ * is counted that far).
+ */
+static void smtpd_spill(struct smtpd *s)
+{
+	size_t n = s->msg.len;
+	int rc = 0;
+
+	if (s->spill.fd < 0 && !s->spill_err && !s->data.overflow) {
+		s->hops = msg_received_count(s->msg.data + s->rcvd_len, n - s->rcvd_len);
+		s->hops_known = 1;
+		rc = spill_open(&s->spill, s->srv->cfg.queue_dir);
+	}
+	/* After an overflow or a failure the answer is known: only discard. */
+	if (rc == 0 && s->spill.fd >= 0 && !s->spill_err && !s->data.overflow)
+		rc = spill_write(&s->spill, s->msg.data, n);
+	if (rc < 0) {
+		log_warn("unknown[%s]: cannot write message to a file in %s: %s", s->addr,
+			 s->srv->cfg.queue_dir, rl_strerror(rc));
+		s->spill_err = rc;
+	}
+	s->msg.limit -= n;
+	if (s->msg.cap > 2 * SMTPD_IN_LIMIT) {
+		size_t limit = s->msg.limit;
+
+		rl_buf_fini(&s->msg);
+		rl_buf_init(&s->msg, limit);
+	} else {
+		rl_buf_reset(&s->msg);
+	}
+}
+
+/* Refusals after the data; 1 when the message was refused. */
+static int smtpd_data_refuse(struct smtpd *s)
+{
+	char reply[SMTP_REPLY_LINE_MAX];
+
+	if (s->data.overflow)
+		smtpd_reply(s, "552 5.3.4 Message size exceeds fixed limit");
+	else if (s->spill_err)
+		smtpd_reply(s, "452 4.3.1 Insufficient system storage");
+	else if (s->data.long_line)
+		smtpd_reply(s, "554 5.6.0 Message has lines too long for transport "
+			       "(RFC 5322 limit is 998 octets)");
+	else if (s->hops >= s->srv->cfg.hopcount_limit) {
+		/* RFC 5321 6.3: a loop; Postfix's hopcount_limit and reply. */
+		snprintf(reply, sizeof(reply), "554 5.4.6 too many hops (%zu Received: fields, "
+			 "hopcount_limit %u)", s->hops, s->srv->cfg.hopcount_limit);
+		smtpd_log_reject(s, "END-OF-MESSAGE", reply, s->rcpt[0].address);
+		smtpd_reply(s, "554 5.4.6 too many hops");
+	} else
+		return 0;
+	smtpd_tx_reset(s);
+	return 1;
+}
+
+/* Worker thread: copy the spilled message into the queue. */
+static int smtpd_spill_apply(struct queue_txn *t, struct commit_req *r)
+{
+	struct smtpd *s = (struct smtpd *)((char *)r - offsetof(struct smtpd, creq));
+
+	return queue_msg_insert_fd(t, &r->msg, s->spill.fd, r->len);
+}
+
 /* The end of data was seen: refuse, or hand the message to the queue. */
 static void smtpd_data_end(struct smtpd *s)
 {
 	struct queue_msg *m = &s->creq.msg;
 
 	smtpd_set_state(s, SMTPD_S_CMD);
-	if (s->data.overflow) {
-		smtpd_reply(s, "552 5.3.4 Message size exceeds fixed limit");
-		smtpd_tx_reset(s);
+	if (s->spill.fd >= 0 || s->spill_err)
+		smtpd_spill(s); /* the tail */
+	if (!s->hops_known)
+		s->hops = msg_received_count(s->msg.data + s->rcvd_len, s->msg.len - s->rcvd_len);
+	if (smtpd_data_refuse(s))
 		return;
-	}
-	if (s->data.long_line) {
-		smtpd_reply(s, "554 5.6.0 Message has lines too long for transport "
-			       "(RFC 5322 limit is 998 octets)");
-		smtpd_tx_reset(s);
-		return;
-	}
 	m->sender = s->from.addr;
 	m->next_attempt = m->arrival;
 	m->flags = (s->mp.body == SMTP_BODY_8BITMIME ? QUEUE_F_8BITMIME : 0) |
 		   (s->mp.smtputf8 ? QUEUE_F_SMTPUTF8 : 0);
-	m->size = s->msg.len;
 	m->nrcpt = s->nrcpt;
 	m->rcpt = s->rcpt;
 	s->creq.body = s->msg.data;
 	s->creq.len = s->msg.len;
+	if (s->spill.fd >= 0) {
+		s->creq.apply = smtpd_spill_apply;
+		s->creq.body = NULL;
+		s->creq.len = (size_t)s->spill.len;
+	}
+	m->size = s->creq.len;
 	s->creq.done = smtpd_commit_done;
 	s->commit_pending = 1;
 	smtpd_set_state(s, SMTPD_S_COMMIT);
@@ -509,6 +605,8 @@ static int smtpd_step_data(struct smtpd *s, struct rl_buf *in)
 	int rc = smtp_data_feed(&s->data, in->data, in->len, &s->msg, &used);
 
 	rl_buf_consume(in, used);
+	if (rc == 0 && (s->spill.fd >= 0 || s->msg.len > s->srv->cfg.smtpd_spill_threshold))
+		smtpd_spill(s);
 	if (rc == RL_EPROTO) {
 		smtpd_bare_eol(s);
 		return 0;
@@ -644,6 +742,49 @@ static void smtpd_addr_text(const struct sockaddr_storage *ss, char *out, size_t
 		inet_ntop(AF_INET6, &s6->sin6_addr, out, (socklen_t)size);
 }
 
+/*
+ * Admission (Postfix's smtpd_client_connection_count_limit, with
+ * smtpd_client_event_limit_exceptions = $mynetworks): a client outside
+ * mynetworks may hold at most smtpd_client_connection_count_limit sessions,
+ * and all of them together at most smtpd_max_connections minus the
+ * smtpd_mynetworks_reserve share, so a flood from outside (one address or
+ * many) never locks out the clients that may relay.  The counts come from
+ * the session list itself: no table to bound or to free.  Returns 0 to
+ * admit, else answers 421 and closes.
+ */
+static int smtpd_admit(struct smtpd *s)
+{
+	const struct cfg *cfg = &s->srv->cfg;
+	unsigned live = 0, outside = 0, same = 0;
+	unsigned outside_max = cfg->smtpd_max_connections -
+			       cfg->smtpd_max_connections * cfg->smtpd_mynetworks_reserve / 100;
+
+	for (const struct smtpd *o = s->srv->sessions; o; o = o->next) {
+		if (o == s || o->state == SMTPD_S_DONE)
+			continue;
+		live++;
+		outside += !o->relay_ok;
+		same += strcmp(o->addr, s->addr) == 0;
+	}
+	if (s->srv->stopping || live >= cfg->smtpd_max_connections ||
+	    (!s->relay_ok && outside >= outside_max)) {
+		log_warn("unknown[%s]: too many connections (%u, %u from outside mynetworks)",
+			 s->addr, live, outside);
+		smtpd_bye(s, "421 4.7.0", "Error: too many connections");
+		return -1;
+	}
+	if (!s->relay_ok && cfg->smtpd_client_connection_count_limit &&
+	    same >= cfg->smtpd_client_connection_count_limit) {
+		log_warn("Connection concurrency limit exceeded: %u from unknown[%s]", same + 1,
+			 s->addr);
+		smtpd_reply(s, "421 4.7.0 %s Error: too many connections from %s",
+			    cfg->myhostname, s->addr);
+		smtpd_close(s);
+		return -1;
+	}
+	return 0;
+}
+
 void smtpd_accept(struct serve *srv, uv_stream_t *server)
 {
 	struct smtpd *s = calloc(1, sizeof(*s));
@@ -651,6 +792,7 @@ void smtpd_accept(struct serve *srv, uv_stream_t *server)
 
 	if (!s)
 		return;
+	spill_init(&s->spill);
 	s->srv = srv;
 	s->conn = conn_new(srv->loop, &smtpd_conn_ops, s, SMTPD_IN_LIMIT);
 	if (!s->conn) {
@@ -673,11 +815,8 @@ void smtpd_accept(struct serve *srv, uv_stream_t *server)
 		s->relay_ok = cfg_net_match(&srv->cfg, (struct sockaddr *)&ss);
 	}
 	log_info("connect from unknown[%s]", s->addr);
-	if (srv->nsessions > srv->cfg.smtpd_max_connections || srv->stopping) {
-		log_warn("unknown[%s]: too many connections", s->addr);
-		smtpd_bye(s, "421 4.7.0", "Error: too many connections");
+	if (smtpd_admit(s) < 0)
 		return;
-	}
 	smtpd_reply(s, "220 %s ESMTP tlsrelay", srv->cfg.myhostname);
 	conn_flush(s->conn);
 	smtpd_arm_timer(s);

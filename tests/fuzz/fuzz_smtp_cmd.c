@@ -25,7 +25,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			if (smtp_mail_parse(c.arg, c.arglen, &path, &mp, NULL) == 0)
 				RL_REQUIRE(path.len == strlen(path.addr) && path.len < SMTP_PATH_MAX);
 			if (smtp_rcpt_parse(c.arg, c.arglen, &path, NULL) == 0)
-				RL_REQUIRE(path.len > 0 && strchr(path.addr, '@'));
+				RL_REQUIRE(path.len > 0 && strchr(path.addr, '@') &&
+					   path.literal >= SMTP_LIT_NONE && path.literal <= SMTP_LIT_IPV6);
 			(void)smtp_helo_valid(c.arg, c.arglen);
 		}
 		off += used;

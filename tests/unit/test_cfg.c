@@ -840,6 +840,52 @@ static void test_load(void)
 	rmdir(dir);
 }
 
+/* Inbound hardening keys: hop limit, connection limits, body spill. */
+static void test_smtpd_hardening(void)
+{
+	static const struct {
+		const char *text;
+		const char *err; /* NULL: accepted */
+	} cases[] = {
+		{"hopcount_limit = 0\n", "hopcount_limit: expected a number from 1 to 10000"},
+		{"smtpd_client_connection_count_limit = -1\n", "expected a number"},
+		{"smtpd_mynetworks_reserve = 10\n", "smtpd_mynetworks_reserve: expected a percentage"},
+		{"smtpd_mynetworks_reserve = 91%\n", "from 0% to 90%, got \"91%\""},
+		{"smtpd_mynetworks_reserve = %\n", "expected a percentage"},
+		{"smtpd_mynetworks_reserve = 0%\n", NULL},
+		{"smtpd_spill_threshold = 16383\n", "must be at least 16384 bytes"},
+		{"smtpd_spill_threshold = 256K\n", "without a unit"},
+	};
+	struct cfg c;
+	struct cfg_error err;
+	int rc = cfg_defaults(&c);
+
+	CHECK_INT(rc, 0);
+	CHECK_INT(c.hopcount_limit, 50);
+	CHECK_INT(c.smtpd_client_connection_count_limit, 50);
+	CHECK_INT(c.smtpd_mynetworks_reserve, 10);
+	CHECK_INT(c.smtpd_spill_threshold, 262144);
+	cfg_fini(&c);
+	rc = parse(&c, "hopcount_limit = 7\nsmtpd_client_connection_count_limit = 0\n"
+		       "smtpd_mynetworks_reserve = 25%\nsmtpd_spill_threshold = 65536\n", &err);
+	CHECK(rc == 0, "rc %d: %u: %s", rc, err.line, err.msg);
+	CHECK_INT(c.hopcount_limit, 7);
+	CHECK_INT(c.smtpd_client_connection_count_limit, 0);
+	CHECK_INT(c.smtpd_mynetworks_reserve, 25);
+	CHECK_INT(c.smtpd_spill_threshold, 65536);
+	cfg_fini(&c);
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		rc = parse(&c, cases[i].text, &err);
+		if (!cases[i].err)
+			CHECK(rc == 0, "%s: rc %d: %s", cases[i].text, rc, err.msg);
+		else
+			CHECK(rc == RL_ECONFIG && strstr(err.msg, cases[i].err),
+			      "%s: got rc %d \"%s\" want \"%s\"", cases[i].text, rc,
+			      rc ? err.msg : "", cases[i].err);
+		cfg_fini(&c);
+	}
+}
+
 int main(void)
 {
 	test_defaults();
@@ -855,5 +901,6 @@ int main(void)
 	test_match();
 	test_replace();
 	test_load();
+	test_smtpd_hardening();
 	return TEST_DONE();
 }

@@ -443,6 +443,47 @@ static void test_walk(void)
 		CHECK_STR(c.addr[k], want[k]);
 }
 
+/* ------------------------------------------------------ Received count */
+
+static void test_received_count(void)
+{
+	static const struct {
+		const char *in;
+		size_t want;
+	} cases[] = {
+		{ "", 0 },
+		{ "Received: a\r\n", 1 },
+		{ "Received: a\r\nreceived: b\r\nRECEIVED: c\r\nReCeIvEd:d\r\n\r\n", 4 },
+		/* Folded lines are part of their field. */
+		{ "Received: from a\r\n\tby b\r\n Received: not a field\r\n\r\n", 1 },
+		/* Obsolete syntax: blanks before the colon. */
+		{ "Received \t: a\r\n", 1 },
+		/* Other names that only look alike. */
+		{ "Received-SPF: pass\r\nX-Received: a\r\nReceived\r\nReceive: a\r\n", 0 },
+		{ "Received", 0 },
+		{ "Received:", 1 }, /* no line end: up to len */
+		/* The body is not headers. */
+		{ "Subject: x\r\n\r\nReceived: in the body\r\n", 0 },
+		{ "Received: a\r\n\r\nReceived: b\r\n", 1 },
+		{ "\r\nReceived: b\r\n", 0 },
+		/* A bare LF ends a line and an empty one the section. */
+		{ "Received: a\nReceived: b\n\nReceived: c\n", 2 },
+		/* A line that is not a field is skipped, not the end. */
+		{ "Received: a\r\nnot a field\r\nReceived: b\r\n", 2 },
+		/* " \r\n" is a continuation, not the empty line. */
+		{ "Received: a\r\n \r\nReceived: b\r\n", 2 },
+		{ "Subject: x\rReceived: y\r\n", 0 },
+	};
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		size_t len = strlen(cases[i].in);
+		char name[160];
+
+		snprintf(name, sizeof(name), "received_count \"%s\"", esc(cases[i].in, len));
+		CASE_INT(name, msg_received_count(cases[i].in, len), cases[i].want);
+	}
+}
+
 int main(void)
 {
 	test_header_end();
@@ -450,5 +491,6 @@ int main(void)
 	test_field_is();
 	test_addr_list();
 	test_walk();
+	test_received_count();
 	return TEST_DONE();
 }

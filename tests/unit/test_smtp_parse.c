@@ -442,6 +442,67 @@ static void test_mail_limits(void)
 
 /* ---------------------------------------------------------------- RCPT TO */
 
+/* Address literals (RFC 5321 4.1.3): IPv4 and IPv6 only, and valid. */
+static void test_literals(void)
+{
+	static const struct {
+		const char *in;
+		int rc;
+		int literal;
+	} cases[] = {
+		{ "TO:<u@[127.0.4.100]>", 0, SMTP_LIT_IPV4 },
+		{ "TO:<u@[0.0.0.0]>", 0, SMTP_LIT_IPV4 },
+		{ "TO:<u@[255.255.255.255]>", 0, SMTP_LIT_IPV4 },
+		{ "TO:<u@[001.02.3.4]>", 0, SMTP_LIT_IPV4 }, /* Snum = 1*3DIGIT */
+		{ "TO:<u@[IPv6:::1]>", 0, SMTP_LIT_IPV6 },
+		{ "TO:<u@[ipv6:2001:db8::1]>", 0, SMTP_LIT_IPV6 },
+		{ "TO:<u@[IPv6:2001:db8:0:0:0:0:0:1]>", 0, SMTP_LIT_IPV6 },
+		{ "TO:<u@[IPv6:::ffff:192.0.2.1]>", 0, SMTP_LIT_IPV6 },
+		{ "TO:<u@example.com>", 0, SMTP_LIT_NONE },
+		{ "TO:<u@[300.1.1.1]>", RL_EPARSE, 0 },
+		{ "TO:<u@[256.0.0.0]>", RL_EPARSE, 0 },
+		{ "TO:<u@[1.2.3]>", RL_EPARSE, 0 },
+		{ "TO:<u@[1.2.3.4.5]>", RL_EPARSE, 0 },
+		{ "TO:<u@[1..2.3]>", RL_EPARSE, 0 },
+		{ "TO:<u@[1.2.3.4.]>", RL_EPARSE, 0 },
+		{ "TO:<u@[.1.2.3.4]>", RL_EPARSE, 0 },
+		{ "TO:<u@[1234.1.1.1]>", RL_EPARSE, 0 },
+		{ "TO:<u@[-1.1.1.1]>", RL_EPARSE, 0 },
+		{ "TO:<u@[ 1.1.1.1]>", RL_EPARSE, 0 },
+		{ "TO:<u@[]>", RL_EPARSE, 0 },
+		{ "TO:<u@[1.2.3.4>", RL_EPARSE, 0 },
+		{ "TO:<u@[::1]>", RL_EPARSE, 0 },            /* needs the IPv6: tag */
+		{ "TO:<u@[IPv6:]>", RL_EPARSE, 0 },
+		{ "TO:<u@[IPv6:1.2.3.4]>", RL_EPARSE, 0 },
+		{ "TO:<u@[IPv6:2001:db8:::1]>", RL_EPARSE, 0 },
+		{ "TO:<u@[IPv6:12345::1]>", RL_EPARSE, 0 },
+		{ "TO:<u@[IPv6:2001:db8::1%eth0]>", RL_EPARSE, 0 },
+		{ "TO:<u@[IPv6:0000:0000:0000:0000:0000:0000:0000:0000:0]>", RL_EPARSE, 0 },
+		{ "TO:<u@[x-tag:whatever]>", RL_EPARSE, 0 }, /* no other tag exists */
+		{ "TO:<u@[1.2.3.4]x>", RL_EPARSE, 0 },
+		{ "TO:<u@[1.2.3.4].example>", RL_EPARSE, 0 },
+	};
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct smtp_path to;
+		struct smtp_mail_params mp;
+		char name[160], from[160];
+		size_t len = strlen(cases[i].in);
+		int rc = smtp_rcpt_parse(cases[i].in, len, &to, NULL);
+
+		snprintf(name, sizeof(name), "literal \"%s\"", cases[i].in);
+		CASE_RC(name, rc, cases[i].rc);
+		if (rc == 0 && cases[i].rc == 0)
+			CASE_INT(name, to.literal, cases[i].literal);
+		/* MAIL FROM reads paths the same way. */
+		snprintf(from, sizeof(from), "FROM:%s", cases[i].in + 3);
+		rc = smtp_mail_parse(from, strlen(from), &to, &mp, NULL);
+		CASE_RC(from, rc, cases[i].rc);
+		if (rc == 0 && cases[i].rc == 0)
+			CASE_INT(from, to.literal, cases[i].literal);
+	}
+}
+
 static void test_rcpt_parse(void)
 {
 	static const struct {
@@ -862,6 +923,7 @@ int main(void)
 	test_mail_parse();
 	test_mail_limits();
 	test_rcpt_parse();
+	test_literals();
 	test_helo_valid();
 	test_data();
 	test_data_long_lines();
