@@ -323,45 +323,39 @@ static void req_withdraw(struct dns_req *req)
 
 /*
  * Sort one libunbound answer into a dns_status, with the text for a failure
- * in the style of Postfix's "Name service error" lines.  Validation failure
- * comes first: a bogus NXDOMAIN or NODATA proves nothing.
+ * as Postfix's dns_strerror() words it ("Host not found, try again"): the
+ * caller's sentence ("Host or domain name not found. Name service error
+ * for name=N type=T: ") already names the name and type, so the text does
+ * not say them again.  Validation failure comes first: a bogus NXDOMAIN or
+ * NODATA proves nothing.
  */
-static int classify(int err, const struct ub_result *res, const char *name, int qtype, int *secure,
-		    char *why, size_t whylen)
+static int classify(int err, const struct ub_result *res, int *secure, char *why, size_t whylen)
 {
-	const char *t = type_name(qtype);
 	char bogus[200];
 
 	*secure = 0;
 	why[0] = '\0';
 	if (err != 0 || !res) {
-		why_set(why, whylen, "DNS lookup failed for name=%s type=%s: %s", name, t,
-			ub_strerror(err));
+		why_set(why, whylen, "Host not found, try again (%s)", ub_strerror(err));
 		return DNS_TEMPFAIL;
 	}
 	if (res->bogus) {
 		copy_text(bogus, sizeof(bogus), res->why_bogus ? res->why_bogus : "bogus");
-		why_set(why, whylen, "DNSSEC validation failed for name=%s type=%s: %s", name, t,
-			bogus);
+		why_set(why, whylen, "DNSSEC validation failed: %s", bogus);
 		return DNS_BOGUS;
 	}
 	*secure = res->secure != 0;
 	if (res->rcode == DNS_RCODE_NXDOMAIN || res->nxdomain) {
-		why_set(why, whylen,
-			"Host or domain name not found. Name service error for name=%s type=%s: "
-			"Host not found",
-			name, t);
+		why_set(why, whylen, "Host not found");
 		return DNS_NXDOMAIN;
 	}
 	if (res->rcode != DNS_RCODE_NOERROR) {
-		why_set(why, whylen,
-			"Host or domain name not found. Name service error for name=%s type=%s: "
-			"Host not found, try again (rcode %d)",
-			name, t, res->rcode);
+		/* SERVFAIL, REFUSED, ...: Postfix's TRY_AGAIN. */
+		why_set(why, whylen, "Host not found, try again");
 		return DNS_TEMPFAIL;
 	}
 	if (!res->havedata || !res->data || !res->data[0]) {
-		why_set(why, whylen, "Name service error for name=%s type=%s: No data", name, t);
+		why_set(why, whylen, "No data");
 		return DNS_NODATA;
 	}
 	return DNS_OK;
@@ -442,7 +436,7 @@ static void mx_hosts(struct dns *d, const char *name, const struct ub_result *re
 		/* Nothing to deliver to, but no statement that the domain
 		 * takes no mail either: defer rather than bounce. */
 		r->status = DNS_TEMPFAIL;
-		why_set(r->why, sizeof(r->why), "MX records for %s name no usable host", name);
+		why_set(r->why, sizeof(r->why), "MX records name no usable host");
 		return;
 	}
 	mx_sort(r, key);
@@ -452,7 +446,7 @@ static void mx_fill(struct dns_req *req, int err, const struct ub_result *res,
 		    struct dns_mx_result *r)
 {
 	memset(r, 0, sizeof(*r));
-	r->status = classify(err, res, req->name, DNS_TYPE_MX, &r->secure, r->why, sizeof(r->why));
+	r->status = classify(err, res, &r->secure, r->why, sizeof(r->why));
 	if (r->status == DNS_NODATA) {
 		/* RFC 5321 section 5.1: no MX, so the domain is its own
 		 * single MX host with preference 0. */
@@ -484,7 +478,7 @@ static void addr_collect(struct dns_req *req, struct dns_sub *s, int err,
 {
 	size_t want = s->qtype == DNS_TYPE_AAAA ? 16 : 4;
 
-	s->status = classify(err, res, req->name, s->qtype, &s->secure, s->why, sizeof(s->why));
+	s->status = classify(err, res, &s->secure, s->why, sizeof(s->why));
 	if (s->status != DNS_OK)
 		return;
 	for (size_t i = 0; res->data[i] && s->naddr < DNS_ADDR_MAX; i++)
@@ -492,8 +486,7 @@ static void addr_collect(struct dns_req *req, struct dns_sub *s, int err,
 			memcpy(s->addr[s->naddr++], res->data[i], want);
 	if (s->naddr == 0) {
 		s->status = DNS_NODATA;
-		why_set(s->why, sizeof(s->why), "Malformed %s records for name=%s",
-			type_name(s->qtype), req->name);
+		why_set(s->why, sizeof(s->why), "Malformed %s records", type_name(s->qtype));
 	}
 }
 
@@ -558,10 +551,7 @@ static void addrs_finish(struct dns_req *req)
 	if (why)
 		copy_text(r.why, sizeof(r.why), why);
 	else if (r.status == DNS_NODATA)
-		why_set(r.why, sizeof(r.why),
-			"Name service error for name=%s type=A: No address associated with "
-			"hostname",
-			req->name);
+		why_set(r.why, sizeof(r.why), "No address associated with hostname");
 	req_release(req);
 	cb(arg, &r);
 }
@@ -597,8 +587,7 @@ static void req_fail(struct dns_req *req, const char *reason)
 			continue;
 		s->status = DNS_TEMPFAIL;
 		s->secure = 0;
-		why_set(s->why, sizeof(s->why), "DNS lookup failed for name=%s type=%s: %s",
-			req->name, type_name(s->qtype), reason);
+		why_set(s->why, sizeof(s->why), "Host not found, try again (%s)", reason);
 	}
 	req_withdraw(req);
 	if (req->kind == DNS_KIND_MX) {

@@ -67,7 +67,11 @@ struct dns_mx_result {
 	int implicit;     /* no MX: hosts[0] is the domain itself (RFC 5321 5.1) */
 	size_t nhosts;
 	struct dns_mx_host hosts[DNS_MX_MAX]; /* by preference; random among equals */
-	char why[256];    /* text for a failure, e.g. "Host or domain name not found" */
+	/* Text for a failure as Postfix's dns_strerror() words it ("Host not
+	 * found, try again"), without the name and type: the caller's
+	 * "Host or domain name not found. Name service error for name=N
+	 * type=T: " sentence says those. */
+	char why[256];
 };
 
 struct dns_addr {

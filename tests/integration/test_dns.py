@@ -202,7 +202,8 @@ class MxLookups(DnsTestBase):
         r = self.one(self.config(), 'mx:nowhere.test')
         self.assertEqual(r['status'], 'NXDOMAIN', r)
         self.assertEqual(r['secure'], '1')  # a validated denial
-        self.assertIn('Host or domain name not found', r['why'])
+        # The caller's sentence names the name and type; dns says only this.
+        self.assertEqual(r['why'], 'Host not found')
 
     def test_cname_to_mx(self):
         r = self.one(self.config(), 'mx:alias-mx.test')
@@ -396,6 +397,42 @@ class ZoneUpdates(DnsTestBase):
             self.assertEqual(lines[1]['addrs'], '127.0.0.9')
             proc = z.proc
         self.assertIsNotNone(proc.returncode)  # knotd stopped and reaped
+
+
+class RelayDeferralReasons(unittest.TestCase):
+    """The reason `mailq` shows for mail deferred by a DNS failure reads
+    once, as Postfix's does; it said "Host or domain name not found" twice."""
+
+    def test_servfail_reason_reads_once(self):
+        d = tempfile.mkdtemp(prefix='tlsrelay-dnsreason-')
+        self.addCleanup(shutil.rmtree, d, True)
+        ub = os.path.join(d, 'unbound.conf')
+        # A zone that libunbound itself refuses: REFUSED at once, the same
+        # TRY_AGAIN class as a SERVFAIL, with no server to wait for.
+        with open(ub, 'w') as f:
+            f.write('server:\n    local-zone: "test." nodefault\n'
+                    '    local-zone: "refused.test." refuse\n'
+                    '    do-not-query-localhost: no\n')
+        relay = harness.Relay(self, dns_unbound_config=ub)
+        msg = harness.make_message(subject='dns reason')
+        code, reply, qid = harness.smtp_send(
+            relay, 'alice@client.test', ['bob@refused.test'], msg)
+        self.assertEqual(code, 250, reply)
+
+        def reason():
+            m = relay.find(qid)
+            if m and m['recipients'] and m['recipients'][0].get('delay_reason'):
+                return m['recipients'][0]['delay_reason']
+            return None
+        why = harness.wait_for(reason, 15)
+        self.assertEqual(why, 'Host or domain name not found. Name service '
+                         'error for name=refused.test type=MX: Host not '
+                         'found, try again')
+        text = relay.mailq_text()
+        self.assertEqual(text.count('Host or domain name not found'), 1, text)
+        self.assertIn('(Host or domain name not found. Name service error for '
+                      'name=refused.test type=MX: Host not found, try again)',
+                      text)
 
 
 if __name__ == '__main__':
