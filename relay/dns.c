@@ -34,6 +34,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <idn2.h>
 #include <unbound.h>
 
 #include "dns.h"
@@ -81,7 +82,8 @@ struct dns_req {
 	void (*mx_cb)(void *arg, const struct dns_mx_result *r);
 	void (*addr_cb)(void *arg, const struct dns_addr_result *r);
 	void *arg;
-	char name[DNS_NAME_MAX];
+	char name[DNS_NAME_MAX];     /* as queried: A-labels only */
+	const char *idn_error;       /* static: the name has no A-label form */
 	struct dns_sub sub[2]; /* MX: [0]; addresses: [0] AAAA, [1] A */
 	int nsub;
 };
@@ -242,6 +244,38 @@ static void req_link(struct dns *d, struct dns_req *req)
 	}
 }
 
+/*
+ * The name to query.  A UTF-8 name (U-labels, as SMTPUTF8 mail carries
+ * them) is looked up by its A-labels, as Postfix does: IDNA2008 with NFC
+ * and nontransitional processing (the German sharp s stays itself), then
+ * transitional processing for names only that allows.  A name that has no
+ * A-label form is not refused here: the lookup ends with a permanent
+ * failure that says why (req->idn_error), like a name that does not exist.
+ */
+static int req_name(struct dns_req *req, const char *name)
+{
+	const char *use = name;
+	char *ascii = NULL;
+	int rc = IDN2_OK;
+
+	for (const char *p = name; *p; p++) {
+		if ((unsigned char)*p < 0x80)
+			continue;
+		rc = idn2_to_ascii_8z(name, &ascii, IDN2_NFC_INPUT | IDN2_NONTRANSITIONAL);
+		if (rc != IDN2_OK)
+			rc = idn2_to_ascii_8z(name, &ascii, IDN2_NFC_INPUT | IDN2_TRANSITIONAL);
+		use = ascii;
+		break;
+	}
+	if (rc != IDN2_OK) {
+		req->idn_error = idn2_strerror(rc);
+		return 0;
+	}
+	rc = dns_parse_host(use, strlen(use), req->name, sizeof(req->name)) < 0 ? -EINVAL : 0;
+	idn2_free(ascii);
+	return rc;
+}
+
 static int req_new(struct dns *d, enum dns_kind kind, const char *name, struct dns_req **out)
 {
 	struct dns_req *req;
@@ -253,9 +287,10 @@ static int req_new(struct dns *d, enum dns_kind kind, const char *name, struct d
 	req = calloc(1, sizeof(*req));
 	if (!req)
 		return -ENOMEM;
-	if (dns_parse_host(name, strlen(name), req->name, sizeof(req->name)) < 0) {
+	rc = req_name(req, name);
+	if (rc < 0) {
 		free(req);
-		return -EINVAL;
+		return rc;
 	}
 	if (d->free_head == DNS_NO_SLOT && (rc = slots_grow(d)) < 0) {
 		free(req);
@@ -269,6 +304,8 @@ static int req_new(struct dns *d, enum dns_kind kind, const char *name, struct d
 	req->slot = slot;
 	req->id = (int)((d->slots[slot].gen & DNS_GEN_MASK) << DNS_SLOT_BITS | slot);
 	req->deadline = d->timeout_ms ? uv_now(d->loop) + d->timeout_ms : UINT64_MAX;
+	if (req->idn_error)
+		req->deadline = uv_now(d->loop); /* a callback, but not from within */
 	req_link(d, req);
 	/* While lookups are outstanding the loop must keep running. */
 	if (d->nreq++ == 0)
@@ -602,6 +639,30 @@ static void req_fail(struct dns_req *req, const char *reason)
 	addrs_finish(req);
 }
 
+/* End req, whose name has no A-label form, with a permanent failure. */
+static void req_refuse(struct dns_req *req)
+{
+	for (int i = 0; i < req->nsub; i++) {
+		struct dns_sub *s = &req->sub[i];
+
+		s->status = DNS_NXDOMAIN;
+		s->secure = 0;
+		why_set(s->why, sizeof(s->why),
+			"Host not found (not a valid internationalized domain name: %s)",
+			req->idn_error);
+	}
+	if (req->kind == DNS_KIND_MX) {
+		struct dns_mx_result r;
+
+		memset(&r, 0, sizeof(r));
+		r.status = DNS_NXDOMAIN;
+		memcpy(r.why, req->sub[0].why, sizeof(r.why));
+		mx_finish(req, &r);
+		return;
+	}
+	addrs_finish(req);
+}
+
 /* -- loop callbacks ----------------------------------------------------- */
 
 static void on_timer(uv_timer_t *t)
@@ -612,7 +673,10 @@ static void on_timer(uv_timer_t *t)
 	/* Re-read the head every time: a callback may cancel other lookups,
 	 * start new ones or free the resolver. */
 	while (!d->closing && d->first && d->first->deadline <= now)
-		req_fail(d->first, "timed out");
+		if (d->first->idn_error)
+			req_refuse(d->first);
+		else
+			req_fail(d->first, "timed out");
 	if (!d->closing && d->first && d->first->deadline != UINT64_MAX)
 		uv_timer_start(&d->timer, on_timer, d->first->deadline - now, 0);
 }
@@ -796,6 +860,8 @@ static int sub_start(struct dns_req *req, int i, int qtype)
 
 	s->req = req;
 	s->qtype = qtype;
+	if (req->idn_error)
+		return 0; /* ended by the timer at once (req_refuse) */
 	rc = ub_resolve_async(req->d->ub, req->name, qtype, DNS_CLASS_IN, s, on_answer, &s->ub_id);
 	if (rc != 0)
 		return ub_code(rc);

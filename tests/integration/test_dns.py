@@ -58,6 +58,13 @@ RECORDS = [
     ('v6.test.', 'AAAA', '::1'),
     ('alias.test.', 'CNAME', 'both.test.'),
     ('alias-mx.test.', 'CNAME', 'pref.test.'),
+    # Internationalised names, stored as A-labels: bücher.test (MX),
+    # münchen.test (address), faß.test (IDNA2008 keeps the sharp s; the
+    # transitional form fass.test exists too, pointing elsewhere).
+    ('xn--bcher-kva.test.', 'MX', '10 mx1.pref.test.'),
+    ('xn--mnchen-3ya.test.', 'A', '127.0.0.8'),
+    ('xn--fa-hia.test.', 'A', '127.0.0.9'),
+    ('fass.test.', 'A', '127.0.0.10'),
 ] + [('many.test.', 'A', '127.0.0.%d' % i) for i in range(10, 30)] + [
     ('many.test.', 'AAAA', '::1'),
 ]
@@ -215,6 +222,36 @@ class MxLookups(DnsTestBase):
                                 ['mx:bad..name', 'mx:', 'addrs:sp ace.test'])
         for l in lines:
             self.assertRegex(l, r'error=-22\b')
+
+
+class InternationalNames(DnsTestBase):
+    """UTF-8 names are looked up by their A-labels (IDNA2008)."""
+
+    def test_u_labels_resolve_as_a_labels(self):
+        lines, _ = self.run_dns(self.config(), [
+            'mx:b\u00fccher.test', 'addrs:m\u00fcnchen.test',
+            'addrs:fa\u00df.test', 'addrs:M\u00dcNCHEN.test'])
+        self.assertEqual((lines[0]['status'], lines[0]['hosts']),
+                         ('OK', '10:mx1.pref.test'), lines[0])
+        self.assertEqual((lines[1]['status'], lines[1]['addrs']),
+                         ('OK', '127.0.0.8'), lines[1])
+        # Nontransitional: xn--fa-hia, not fass.
+        self.assertEqual((lines[2]['status'], lines[2]['addrs']),
+                         ('OK', '127.0.0.9'), lines[2])
+        # UTS 46 mapping, as Postfix: upper case is folded first.
+        self.assertEqual((lines[3]['status'], lines[3]['addrs']),
+                         ('OK', '127.0.0.8'), lines[3])
+
+    def test_unconvertible_name_fails_permanently(self):
+        # A label that starts with a combining mark (RFC 5891 4.2.3.2);
+        # bytes that are not UTF-8 at all.
+        lines, took = self.run_dns(self.config(), [
+            'mx:\u0301a.test', 'addrs:\u0301a.test', 'mx:caf\udcff.test'])
+        for r in lines:
+            self.assertEqual(r['status'], 'NXDOMAIN', r)
+            self.assertIn('Host not found (not a valid internationalized '
+                          'domain name: ', r['why'])
+        self.assertLess(took, 10)
 
 
 class AddressLookups(DnsTestBase):
