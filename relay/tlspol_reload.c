@@ -28,9 +28,9 @@ struct tlspol_reload {
 	uv_work_t work;
 	tlspol_reload_done done;
 	void *arg;
-	int running;   /* work is queued or running */
-	int again;     /* another reload was asked for meanwhile: next holds it */
-	int orphan;    /* freed while running: free when the work ends */
+	int running; /* work is queued or running */
+	int again;   /* another reload was asked for meanwhile: next holds it */
+	int orphan;  /* freed while running: free when the work ends */
 	struct reload_args cur, next;
 	/* The worker's result, read on the loop thread after it ended. */
 	int rc, missing;
@@ -45,8 +45,7 @@ static void args_clear(struct reload_args *a)
 	memset(a, 0, sizeof(*a));
 }
 
-static int args_set(struct reload_args *a, const char *path, const struct cfg *c,
-		    const char *why)
+static int args_set(struct reload_args *a, const char *path, const struct cfg *c, const char *why)
 {
 	args_clear(a);
 	a->path = path ? strdup(path) : NULL;
@@ -64,7 +63,7 @@ static int args_set(struct reload_args *a, const char *path, const struct cfg *c
 static void reload_work(uv_work_t *w)
 {
 	struct tlspol_reload *r = w->data;
-	struct tlspol_base base = { r->cur.tls_priority, r->cur.tls_protocols };
+	struct tlspol_base base = {r->cur.tls_priority, r->cur.tls_protocols};
 
 	r->pol = NULL;
 	r->missing = 0;
@@ -106,8 +105,8 @@ static void reload_after(uv_work_t *w, int status)
 		}
 		return;
 	}
-	res = (struct tlspol_reload_result){ r->rc, r->pol, r->missing, r->cur.why, r->cur.path,
-					     &r->errs };
+	res = (struct tlspol_reload_result){r->rc,	r->pol,	     r->missing,
+					    r->cur.why, r->cur.path, &r->errs};
 	r->pol = NULL;
 	r->done(r->arg, &res);
 }
