@@ -4,10 +4,13 @@
  * codes are translated here and never leave certs/.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include <gnutls/gnutls.h>
 #include <gnutls/x509-ext.h>
@@ -152,18 +155,52 @@ int cert_names_match(const unsigned char *leaf_der, size_t len, const struct cer
 	return rc;
 }
 
+/*
+ * Open a file only if it is a regular one, without blocking: a FIFO named
+ * as a CA file would otherwise hang its reader (the daemon at start or
+ * reload) until a writer came, and a device could feed it without end.
+ */
+static FILE *file_open_regular(const char *path, struct rl_why *why, int *rc)
+{
+	struct stat st = { 0 };
+	FILE *f;
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
+
+	if (fd < 0) {
+		*rc = rl_fail(why, -errno, "cannot open file", 0);
+		return NULL;
+	}
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+		*rc = rl_fail(why, RL_ECONFIG,
+			      S_ISFIFO(st.st_mode)  ? "not a regular file (a FIFO)"
+			      : S_ISCHR(st.st_mode) ? "not a regular file (a character device)"
+			      : S_ISBLK(st.st_mode) ? "not a regular file (a block device)"
+			      : S_ISDIR(st.st_mode) ? "not a regular file (a directory)"
+						    : "not a regular file",
+			      0);
+		close(fd);
+		return NULL;
+	}
+	f = fdopen(fd, "rb");
+	if (!f) {
+		*rc = rl_fail(why, -errno, "cannot open file", 0);
+		close(fd);
+	}
+	return f;
+}
+
 /* Read a whole file of at most CERT_FILE_MAX bytes into malloc'ed memory. */
 static int file_read(const char *path, gnutls_datum_t *out, struct rl_why *why)
 {
-	FILE *f = fopen(path, "rb");
 	unsigned char *buf = NULL;
 	size_t len = 0, cap = 0, got;
 	int rc = 0;
+	FILE *f = file_open_regular(path, why, &rc);
 
 	out->data = NULL;
 	out->size = 0;
 	if (!f)
-		return rl_fail(why, -errno, "cannot open file", 0);
+		return rc;
 	errno = 0;
 	do {
 		if (len == cap) {

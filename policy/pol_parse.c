@@ -630,9 +630,15 @@ static void add_tokens(struct pstate *st, const char *s, size_t n, unsigned line
 	}
 }
 
-/* Why a physical line cannot be read at all, or NULL. */
-static const char *line_problem(const char *s, size_t n, unsigned char *bad)
+/*
+ * Why a physical line cannot be read at all, or NULL.  *bad is the
+ * offending byte, or -1 when the line is too long: a NUL gets its own
+ * message, since "control character 0x00" hides the usual cause (a binary
+ * or UTF-16 file saved by mistake).
+ */
+static const char *line_problem(const char *s, size_t n, int *bad)
 {
+	*bad = -1;
 	if (n > POL_LINE_MAX)
 		return "line too long";
 	for (size_t i = 0; i < n; i++) {
@@ -641,7 +647,7 @@ static const char *line_problem(const char *s, size_t n, unsigned char *bad)
 		/* Names and values reach log lines and messages. */
 		if ((ch < 0x20 && ch != '\t') || ch == 0x7f) {
 			*bad = ch;
-			return "control character";
+			return ch == 0 ? "NUL character" : "control character";
 		}
 	}
 	return NULL;
@@ -656,7 +662,7 @@ enum { ENTRY_NONE, ENTRY_OPEN, ENTRY_SKIP };
  */
 static void scan_line(struct pstate *st, int *state, unsigned line, const char *s, size_t n)
 {
-	unsigned char bad = 0;
+	int bad;
 	const char *why = line_problem(s, n, &bad);
 	size_t i = 0;
 
@@ -669,8 +675,10 @@ static void scan_line(struct pstate *st, int *state, unsigned line, const char *
 	if (i == 0)
 		*state = ENTRY_NONE;
 	if (why) {
-		if (bad)
-			perr(st, line, "%s 0x%02x in line", why, bad);
+		if (bad > 0)
+			perr(st, line, "%s 0x%02x in line", why, (unsigned)bad);
+		else if (bad == 0)
+			perr(st, line, "%s", why);
 		else
 			perr(st, line, "%s (over %d bytes)", why, POL_LINE_MAX);
 		*state = ENTRY_SKIP;

@@ -30,6 +30,7 @@ static void print_errors(const struct pol_errors *errs)
 int cli_load_policy(const char *path, struct pol_table **t, int *missing)
 {
 	struct pol_errors *errs = calloc(1, sizeof(*errs));
+	struct rl_why why = { 0 };
 	struct rl_buf b;
 	int rc;
 
@@ -39,12 +40,14 @@ int cli_load_policy(const char *path, struct pol_table **t, int *missing)
 		return -1;
 	}
 	rl_buf_init(&b, POL_FILE_MAX + 1);
-	rc = tlspol_read_file(path, &b);
+	rc = tlspol_read_file(path, &b, &why);
 	if (rc == -ENOENT) {
 		*missing = 1;
 		rc = 0;
 	}
-	if (rc < 0)
+	if (rc == RL_ECONFIG && why.reason)
+		fprintf(stderr, "tlsrelay: %s: %s\n", path, why.reason);
+	else if (rc < 0)
 		fprintf(stderr, "tlsrelay: %s: %s\n", path, rl_strerror(rc));
 	if (rc == 0) {
 		rc = pol_table_parse(path, b.len ? b.data : "", b.len, t, errs);

@@ -34,6 +34,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <idn2.h>
 #include <unbound.h>
 
 #include "dns.h"
@@ -81,7 +82,8 @@ struct dns_req {
 	void (*mx_cb)(void *arg, const struct dns_mx_result *r);
 	void (*addr_cb)(void *arg, const struct dns_addr_result *r);
 	void *arg;
-	char name[DNS_NAME_MAX];
+	char name[DNS_NAME_MAX];     /* as queried: A-labels only */
+	const char *idn_error;       /* static: the name has no A-label form */
 	struct dns_sub sub[2]; /* MX: [0]; addresses: [0] AAAA, [1] A */
 	int nsub;
 };
@@ -242,6 +244,38 @@ static void req_link(struct dns *d, struct dns_req *req)
 	}
 }
 
+/*
+ * The name to query.  A UTF-8 name (U-labels, as SMTPUTF8 mail carries
+ * them) is looked up by its A-labels, as Postfix does: IDNA2008 with NFC
+ * and nontransitional processing (the German sharp s stays itself), then
+ * transitional processing for names only that allows.  A name that has no
+ * A-label form is not refused here: the lookup ends with a permanent
+ * failure that says why (req->idn_error), like a name that does not exist.
+ */
+static int req_name(struct dns_req *req, const char *name)
+{
+	const char *use = name;
+	char *ascii = NULL;
+	int rc = IDN2_OK;
+
+	for (const char *p = name; *p; p++) {
+		if ((unsigned char)*p < 0x80)
+			continue;
+		rc = idn2_to_ascii_8z(name, &ascii, IDN2_NFC_INPUT | IDN2_NONTRANSITIONAL);
+		if (rc != IDN2_OK)
+			rc = idn2_to_ascii_8z(name, &ascii, IDN2_NFC_INPUT | IDN2_TRANSITIONAL);
+		use = ascii;
+		break;
+	}
+	if (rc != IDN2_OK) {
+		req->idn_error = idn2_strerror(rc);
+		return 0;
+	}
+	rc = dns_parse_host(use, strlen(use), req->name, sizeof(req->name)) < 0 ? -EINVAL : 0;
+	idn2_free(ascii);
+	return rc;
+}
+
 static int req_new(struct dns *d, enum dns_kind kind, const char *name, struct dns_req **out)
 {
 	struct dns_req *req;
@@ -253,9 +287,10 @@ static int req_new(struct dns *d, enum dns_kind kind, const char *name, struct d
 	req = calloc(1, sizeof(*req));
 	if (!req)
 		return -ENOMEM;
-	if (dns_parse_host(name, strlen(name), req->name, sizeof(req->name)) < 0) {
+	rc = req_name(req, name);
+	if (rc < 0) {
 		free(req);
-		return -EINVAL;
+		return rc;
 	}
 	if (d->free_head == DNS_NO_SLOT && (rc = slots_grow(d)) < 0) {
 		free(req);
@@ -269,6 +304,8 @@ static int req_new(struct dns *d, enum dns_kind kind, const char *name, struct d
 	req->slot = slot;
 	req->id = (int)((d->slots[slot].gen & DNS_GEN_MASK) << DNS_SLOT_BITS | slot);
 	req->deadline = d->timeout_ms ? uv_now(d->loop) + d->timeout_ms : UINT64_MAX;
+	if (req->idn_error)
+		req->deadline = uv_now(d->loop); /* a callback, but not from within */
 	req_link(d, req);
 	/* While lookups are outstanding the loop must keep running. */
 	if (d->nreq++ == 0)
@@ -323,45 +360,39 @@ static void req_withdraw(struct dns_req *req)
 
 /*
  * Sort one libunbound answer into a dns_status, with the text for a failure
- * in the style of Postfix's "Name service error" lines.  Validation failure
- * comes first: a bogus NXDOMAIN or NODATA proves nothing.
+ * as Postfix's dns_strerror() words it ("Host not found, try again"): the
+ * caller's sentence ("Host or domain name not found. Name service error
+ * for name=N type=T: ") already names the name and type, so the text does
+ * not say them again.  Validation failure comes first: a bogus NXDOMAIN or
+ * NODATA proves nothing.
  */
-static int classify(int err, const struct ub_result *res, const char *name, int qtype, int *secure,
-		    char *why, size_t whylen)
+static int classify(int err, const struct ub_result *res, int *secure, char *why, size_t whylen)
 {
-	const char *t = type_name(qtype);
 	char bogus[200];
 
 	*secure = 0;
 	why[0] = '\0';
 	if (err != 0 || !res) {
-		why_set(why, whylen, "DNS lookup failed for name=%s type=%s: %s", name, t,
-			ub_strerror(err));
+		why_set(why, whylen, "Host not found, try again (%s)", ub_strerror(err));
 		return DNS_TEMPFAIL;
 	}
 	if (res->bogus) {
 		copy_text(bogus, sizeof(bogus), res->why_bogus ? res->why_bogus : "bogus");
-		why_set(why, whylen, "DNSSEC validation failed for name=%s type=%s: %s", name, t,
-			bogus);
+		why_set(why, whylen, "DNSSEC validation failed: %s", bogus);
 		return DNS_BOGUS;
 	}
 	*secure = res->secure != 0;
 	if (res->rcode == DNS_RCODE_NXDOMAIN || res->nxdomain) {
-		why_set(why, whylen,
-			"Host or domain name not found. Name service error for name=%s type=%s: "
-			"Host not found",
-			name, t);
+		why_set(why, whylen, "Host not found");
 		return DNS_NXDOMAIN;
 	}
 	if (res->rcode != DNS_RCODE_NOERROR) {
-		why_set(why, whylen,
-			"Host or domain name not found. Name service error for name=%s type=%s: "
-			"Host not found, try again (rcode %d)",
-			name, t, res->rcode);
+		/* SERVFAIL, REFUSED, ...: Postfix's TRY_AGAIN. */
+		why_set(why, whylen, "Host not found, try again");
 		return DNS_TEMPFAIL;
 	}
 	if (!res->havedata || !res->data || !res->data[0]) {
-		why_set(why, whylen, "Name service error for name=%s type=%s: No data", name, t);
+		why_set(why, whylen, "No data");
 		return DNS_NODATA;
 	}
 	return DNS_OK;
@@ -442,7 +473,7 @@ static void mx_hosts(struct dns *d, const char *name, const struct ub_result *re
 		/* Nothing to deliver to, but no statement that the domain
 		 * takes no mail either: defer rather than bounce. */
 		r->status = DNS_TEMPFAIL;
-		why_set(r->why, sizeof(r->why), "MX records for %s name no usable host", name);
+		why_set(r->why, sizeof(r->why), "MX records name no usable host");
 		return;
 	}
 	mx_sort(r, key);
@@ -452,7 +483,7 @@ static void mx_fill(struct dns_req *req, int err, const struct ub_result *res,
 		    struct dns_mx_result *r)
 {
 	memset(r, 0, sizeof(*r));
-	r->status = classify(err, res, req->name, DNS_TYPE_MX, &r->secure, r->why, sizeof(r->why));
+	r->status = classify(err, res, &r->secure, r->why, sizeof(r->why));
 	if (r->status == DNS_NODATA) {
 		/* RFC 5321 section 5.1: no MX, so the domain is its own
 		 * single MX host with preference 0. */
@@ -484,7 +515,7 @@ static void addr_collect(struct dns_req *req, struct dns_sub *s, int err,
 {
 	size_t want = s->qtype == DNS_TYPE_AAAA ? 16 : 4;
 
-	s->status = classify(err, res, req->name, s->qtype, &s->secure, s->why, sizeof(s->why));
+	s->status = classify(err, res, &s->secure, s->why, sizeof(s->why));
 	if (s->status != DNS_OK)
 		return;
 	for (size_t i = 0; res->data[i] && s->naddr < DNS_ADDR_MAX; i++)
@@ -492,8 +523,7 @@ static void addr_collect(struct dns_req *req, struct dns_sub *s, int err,
 			memcpy(s->addr[s->naddr++], res->data[i], want);
 	if (s->naddr == 0) {
 		s->status = DNS_NODATA;
-		why_set(s->why, sizeof(s->why), "Malformed %s records for name=%s",
-			type_name(s->qtype), req->name);
+		why_set(s->why, sizeof(s->why), "Malformed %s records", type_name(s->qtype));
 	}
 }
 
@@ -558,10 +588,7 @@ static void addrs_finish(struct dns_req *req)
 	if (why)
 		copy_text(r.why, sizeof(r.why), why);
 	else if (r.status == DNS_NODATA)
-		why_set(r.why, sizeof(r.why),
-			"Name service error for name=%s type=A: No address associated with "
-			"hostname",
-			req->name);
+		why_set(r.why, sizeof(r.why), "No address associated with hostname");
 	req_release(req);
 	cb(arg, &r);
 }
@@ -597,8 +624,7 @@ static void req_fail(struct dns_req *req, const char *reason)
 			continue;
 		s->status = DNS_TEMPFAIL;
 		s->secure = 0;
-		why_set(s->why, sizeof(s->why), "DNS lookup failed for name=%s type=%s: %s",
-			req->name, type_name(s->qtype), reason);
+		why_set(s->why, sizeof(s->why), "Host not found, try again (%s)", reason);
 	}
 	req_withdraw(req);
 	if (req->kind == DNS_KIND_MX) {
@@ -606,6 +632,30 @@ static void req_fail(struct dns_req *req, const char *reason)
 
 		memset(&r, 0, sizeof(r));
 		r.status = DNS_TEMPFAIL;
+		memcpy(r.why, req->sub[0].why, sizeof(r.why));
+		mx_finish(req, &r);
+		return;
+	}
+	addrs_finish(req);
+}
+
+/* End req, whose name has no A-label form, with a permanent failure. */
+static void req_refuse(struct dns_req *req)
+{
+	for (int i = 0; i < req->nsub; i++) {
+		struct dns_sub *s = &req->sub[i];
+
+		s->status = DNS_NXDOMAIN;
+		s->secure = 0;
+		why_set(s->why, sizeof(s->why),
+			"Host not found (not a valid internationalized domain name: %s)",
+			req->idn_error);
+	}
+	if (req->kind == DNS_KIND_MX) {
+		struct dns_mx_result r;
+
+		memset(&r, 0, sizeof(r));
+		r.status = DNS_NXDOMAIN;
 		memcpy(r.why, req->sub[0].why, sizeof(r.why));
 		mx_finish(req, &r);
 		return;
@@ -623,7 +673,10 @@ static void on_timer(uv_timer_t *t)
 	/* Re-read the head every time: a callback may cancel other lookups,
 	 * start new ones or free the resolver. */
 	while (!d->closing && d->first && d->first->deadline <= now)
-		req_fail(d->first, "timed out");
+		if (d->first->idn_error)
+			req_refuse(d->first);
+		else
+			req_fail(d->first, "timed out");
 	if (!d->closing && d->first && d->first->deadline != UINT64_MAX)
 		uv_timer_start(&d->timer, on_timer, d->first->deadline - now, 0);
 }
@@ -807,6 +860,8 @@ static int sub_start(struct dns_req *req, int i, int qtype)
 
 	s->req = req;
 	s->qtype = qtype;
+	if (req->idn_error)
+		return 0; /* ended by the timer at once (req_refuse) */
 	rc = ub_resolve_async(req->d->ub, req->name, qtype, DNS_CLASS_IN, s, on_answer, &s->ub_id);
 	if (rc != 0)
 		return ub_code(rc);

@@ -19,6 +19,10 @@
  * Every lookup is bounded in time (DNS_TIMEOUT_MS, see dns_set_timeout()):
  * a lookup that takes longer completes with DNS_TEMPFAIL.
  *
+ * Names: a UTF-8 name is looked up by its A-labels (IDNA2008 via libidn2);
+ * one that has no A-label form ends with DNS_NXDOMAIN and a why saying so
+ * (permanent), through the callback like any answer.
+ *
  * Errors: dns_new() fails with a negative code and a message; dns_mx() and
  * dns_addrs() return -EINVAL for a name that is not a host name, RL_ETOOBIG
  * when DNS_PENDING_MAX lookups are outstanding, -ENOMEM, or -EIO when the
@@ -67,7 +71,11 @@ struct dns_mx_result {
 	int implicit;     /* no MX: hosts[0] is the domain itself (RFC 5321 5.1) */
 	size_t nhosts;
 	struct dns_mx_host hosts[DNS_MX_MAX]; /* by preference; random among equals */
-	char why[256];    /* text for a failure, e.g. "Host or domain name not found" */
+	/* Text for a failure as Postfix's dns_strerror() words it ("Host not
+	 * found, try again"), without the name and type: the caller's
+	 * "Host or domain name not found. Name service error for name=N
+	 * type=T: " sentence says those. */
+	char why[256];
 };
 
 struct dns_addr {

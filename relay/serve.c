@@ -148,41 +148,45 @@ static int serve_count_key(const char *key, void *arg)
 }
 
 /*
- * Reload on save or SIGHUP: the new file replaces the old only when the
- * whole of it is valid; else the old stays in force and the errors are
- * logged as FILE:LINE: message.
+ * A reload has been read (on a worker thread, tlspol_reload.c): the new file
+ * replaces the old only when the whole of it is valid; else the old stays
+ * in force and the errors are logged as FILE:LINE: message.
  */
-static void serve_policy_reload(struct serve *srv, const char *why)
+static void serve_policy_install(void *arg, const struct tlspol_reload_result *r)
 {
-	struct pol_errors *errs = malloc(sizeof(*errs));
-	struct tlspol *next = NULL, *old = srv->pol;
+	struct serve *srv = arg;
+	struct tlspol *next = r->pol, *old = srv->pol;
 	size_t changed = 0;
-	int missing = 0;
 
-	if (!errs) {
-		log_err("policy reload (%s): out of memory; keeping the previous policy", why);
+	if (r->rc < 0) {
+		serve_policy_errors(r->errs);
+		log_err("%s: invalid policy file; keeping the previous policy", r->path);
 		return;
 	}
-	if (tlspol_load(srv->cfg.policy_file, &srv->cfg, &next, errs, &missing) < 0) {
-		serve_policy_errors(errs);
-		log_err("%s: invalid policy file; keeping the previous policy",
-			srv->cfg.policy_file);
-		free(errs);
+	if (srv->stopping) {
+		tlspol_unref(next);
 		return;
 	}
-	free(errs);
 	(void)pol_table_diff(tlspol_table(old), tlspol_table(next), serve_count_key, &changed);
 	if (changed == 0) {
 		tlspol_unref(next);
 		return;
 	}
-	log_info("reloaded policy file %s (%s): %zu entr%s, %zu changed%s", srv->cfg.policy_file,
-		 why, pol_table_count(tlspol_table(next)),
+	log_info("reloaded policy file %s (%s): %zu entr%s, %zu changed%s", r->path,
+		 r->why, pol_table_count(tlspol_table(next)),
 		 pol_table_count(tlspol_table(next)) == 1 ? "y" : "ies", changed,
-		 missing ? " (file does not exist: no entries)" : "");
+		 r->missing ? " (file does not exist: no entries)" : "");
 	srv->pol = next;
 	qmgr_policy_changed(srv->qmgr, tlspol_table(old), tlspol_table(next));
 	tlspol_unref(old);
+}
+
+/* Reload on save or SIGHUP, off the loop; reloads asked meanwhile coalesce. */
+static void serve_policy_reload(struct serve *srv, const char *why)
+{
+	if (!srv->pol_reload ||
+	    tlspol_reload_start(srv->pol_reload, srv->cfg.policy_file, &srv->cfg, why) < 0)
+		log_err("policy reload (%s): out of memory; keeping the previous policy", why);
 }
 
 static void serve_policy_settled(uv_timer_t *t)
@@ -226,6 +230,7 @@ static void serve_policy_watch(struct serve *srv)
 	uv_fs_event_init(srv->loop, &srv->pol_watch);
 	srv->pol_watch.data = srv;
 	srv->pol_watching = 1;
+	srv->pol_reload = tlspol_reload_new(srv->loop, serve_policy_install, srv);
 	serve_policy_watch_start(srv);
 }
 
@@ -390,6 +395,7 @@ static void serve_cleanup(struct serve *srv)
 		gnutls_certificate_free_credentials(srv->smtpd_cred);
 	if (srv->smtpd_prio)
 		gnutls_priority_deinit(srv->smtpd_prio);
+	tlspol_reload_free(srv->pol_reload);
 	tlspol_unref(srv->pol);
 	cfg_fini(&srv->cfg);
 }

@@ -15,6 +15,7 @@
 struct smtpd;
 struct qmgr;
 struct tlspol;
+struct tlspol_reload;
 
 struct serve {
 	uv_loop_t *loop;
@@ -27,6 +28,7 @@ struct serve {
 	uv_fs_event_t pol_watch; /* the policy file's directory */
 	uv_timer_t pol_timer;    /* reload a moment after the last change */
 	int pol_watching;
+	struct tlspol_reload *pol_reload; /* reloads run off the loop */
 	int qmgr_stopped;
 	gnutls_certificate_credentials_t smtpd_cred; /* NULL: no STARTTLS */
 	gnutls_priority_t smtpd_prio;

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "tlspol.h"
@@ -16,24 +17,66 @@ struct tlspol {
 	struct pol_table *table;
 	/* Per entry (same index): NULL when the entry uses the defaults. */
 	gnutls_priority_t *prio;
+	/* Per entry, borrowed from tas[]: entries naming one tafile share it. */
 	gnutls_x509_trust_list_t *trust;
+	/* One trust list per distinct tafile, owned here. */
+	gnutls_x509_trust_list_t *tas;
+	size_t ntas;
 };
 
-int tlspol_read_file(const char *path, struct rl_buf *b)
+/*
+ * The kind of a file that is not a regular one, for the message.  Such a
+ * file is refused: a FIFO would block the reader until a writer came, a
+ * device could feed it without end.
+ */
+static const char *tlspol_file_kind(mode_t m)
+{
+	return S_ISFIFO(m)    ? "not a regular file (a FIFO)"
+	       : S_ISCHR(m)  ? "not a regular file (a character device)"
+	       : S_ISBLK(m)  ? "not a regular file (a block device)"
+	       : S_ISDIR(m)  ? "not a regular file (a directory)"
+	       : S_ISSOCK(m) ? "not a regular file (a socket)"
+			     : "not a regular file";
+}
+
+int tlspol_open_regular(const char *path, struct rl_why *why)
+{
+	struct stat st;
+	int fd;
+
+	/* O_NONBLOCK: opening a FIFO must not wait for a writer; O_NOCTTY:
+	 * a terminal named here must not become ours. */
+	fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
+	if (fd < 0)
+		return rl_fail(why, -errno, "cannot open file", 0);
+	if (fstat(fd, &st) < 0) {
+		int rc = -errno;
+
+		close(fd);
+		return rl_fail(why, rc, "cannot read file", 0);
+	}
+	if (!S_ISREG(st.st_mode)) {
+		close(fd);
+		return rl_fail(why, RL_ECONFIG, tlspol_file_kind(st.st_mode), 0);
+	}
+	return fd;
+}
+
+int tlspol_read_file(const char *path, struct rl_buf *b, struct rl_why *why)
 {
 	char chunk[8192];
 	ssize_t got;
 	int fd, rc = 0;
 
-	fd = open(path, O_RDONLY | O_CLOEXEC);
+	fd = tlspol_open_regular(path, why);
 	if (fd < 0)
-		return -errno;
+		return fd;
 	for (;;) {
 		got = read(fd, chunk, sizeof(chunk));
 		if (got < 0 && errno == EINTR)
 			continue;
 		if (got < 0)
-			rc = -errno;
+			rc = rl_fail(why, -errno, "cannot read file", b->len);
 		if (got <= 0)
 			break;
 		rc = rl_buf_append(b, chunk, (size_t)got);
@@ -73,64 +116,147 @@ int tlspol_priority_text(const struct cfg *c, unsigned protocols, const char *su
 				  suffix, out);
 }
 
-/* Make the priority and trust list each entry needs; errors per line. */
-static int tlspol_prepare(struct tlspol *p, const char *path, const struct cfg *c,
-			  struct pol_errors *errs)
+/* The GnuTLS priority of each entry that changes the default one. */
+static int tlspol_prepare_prio(struct tlspol *p, const char *path, const struct tlspol_base *base,
+			       struct pol_errors *errs)
 {
 	size_t n = pol_table_count(p->table);
 	struct rl_buf b;
+	int rc = 0, bad = 0;
+
+	rl_buf_init(&b, 4096);
+	for (size_t i = 0; i < n && rc == 0; i++) {
+		const struct pol_entry *e = pol_table_entry(p->table, i);
+		const char *errpos = NULL;
+		int grc;
+
+		if (!e->protocols && !e->priority_suffix[0])
+			continue;
+		b.len = 0;
+		rc = pol_priority_build(base->tls_priority,
+					e->protocols ? e->protocols : base->tls_protocols,
+					e->priority_suffix, &b);
+		if (rc == 0)
+			rc = rl_buf_append(&b, "", 1);
+		if (rc < 0)
+			break;
+		grc = gnutls_priority_init2(&p->prio[i], b.data, &errpos, 0);
+		if (grc < 0) {
+			tlspol_error(errs, e->line, "%s:%u: GnuTLS refuses the priority "
+				     "\"%s\" made from tls_priority and this entry: %s",
+				     path, e->line, b.data, gnutls_strerror(grc));
+			p->prio[i] = NULL;
+			bad = 1;
+		}
+	}
+	rl_buf_fini(&b);
+	return rc < 0 ? rc : bad ? RL_EPARSE : 0;
+}
+
+struct ta_use {
+	const char *tafile;
+	size_t entry;
+};
+
+static int ta_use_cmp(const void *a, const void *b)
+{
+	const struct ta_use *x = a, *y = b;
+	int c = strcmp(x->tafile, y->tafile);
+
+	return c ? c : (x->entry > y->entry) - (x->entry < y->entry);
+}
+
+/*
+ * The trust list of each entry with tafile=, read once per distinct file:
+ * a table of hundreds of entries naming one CA bundle holds one copy of it
+ * (each copy of a system bundle is megabytes and tens of milliseconds).
+ * An unusable file is reported once, at the first line naming it.
+ */
+static int tlspol_prepare_ta(struct tlspol *p, const char *path, struct pol_errors *errs)
+{
+	size_t n = pol_table_count(p->table), nuse = 0;
+	struct ta_use *use = calloc(n ? n : 1, sizeof(*use));
 	int bad = 0;
+
+	p->tas = calloc(n ? n : 1, sizeof(*p->tas));
+	if (!use || !p->tas) {
+		free(use);
+		return -ENOMEM;
+	}
+	for (size_t i = 0; i < n; i++) {
+		const struct pol_entry *e = pol_table_entry(p->table, i);
+
+		if (e->tafile)
+			use[nuse++] = (struct ta_use){ e->tafile, i };
+	}
+	qsort(use, nuse, sizeof(*use), ta_use_cmp);
+	for (size_t k = 0; k < nuse; k++) {
+		const struct pol_entry *e = pol_table_entry(p->table, use[k].entry);
+		struct rl_why why = { 0 };
+		int rc;
+
+		if (k > 0 && strcmp(use[k - 1].tafile, use[k].tafile) == 0) {
+			p->trust[use[k].entry] = p->trust[use[k - 1].entry];
+			continue;
+		}
+		rc = cert_trust_load(use[k].tafile, &p->tas[p->ntas], &why);
+		if (rc < 0) {
+			/* RL_ECONFIG's reason says all (not a regular file, no CA). */
+			tlspol_error(errs, e->line, "%s:%u: tafile \"%s\": %s%s%s", path, e->line,
+				     use[k].tafile, why.reason ? why.reason : "",
+				     why.reason && rc != RL_ECONFIG ? ": " : "",
+				     rc != RL_ECONFIG || !why.reason ? rl_strerror(rc) : "");
+			bad = 1;
+			continue;
+		}
+		p->trust[use[k].entry] = p->tas[p->ntas++];
+	}
+	free(use);
+	return bad ? RL_EPARSE : 0;
+}
+
+/* Make the priority and trust list each entry needs; errors per line. */
+static int tlspol_prepare(struct tlspol *p, const char *path, const struct tlspol_base *base,
+			  struct pol_errors *errs)
+{
+	size_t n = pol_table_count(p->table);
+	int rc, rc2;
 
 	p->prio = calloc(n ? n : 1, sizeof(*p->prio));
 	p->trust = calloc(n ? n : 1, sizeof(*p->trust));
 	if (!p->prio || !p->trust)
 		return -ENOMEM;
-	rl_buf_init(&b, 4096);
-	for (size_t i = 0; i < n; i++) {
-		const struct pol_entry *e = pol_table_entry(p->table, i);
-		struct rl_why why = { 0 };
-		const char *errpos = NULL;
-		int rc;
-
-		if (e->protocols || e->priority_suffix[0]) {
-			b.len = 0;
-			rc = tlspol_priority_text(c, e->protocols, e->priority_suffix, &b);
-			if (rc == 0)
-				rc = rl_buf_append(&b, "", 1);
-			if (rc < 0) {
-				rl_buf_fini(&b);
-				return rc;
-			}
-			rc = gnutls_priority_init2(&p->prio[i], b.data, &errpos, 0);
-			if (rc < 0) {
-				tlspol_error(errs, e->line, "%s:%u: GnuTLS refuses the priority "
-					     "\"%s\" made from tls_priority and this entry: %s",
-					     path, e->line, b.data, gnutls_strerror(rc));
-				p->prio[i] = NULL;
-				bad = 1;
-			}
-		}
-		if (e->tafile) {
-			rc = cert_trust_load(e->tafile, &p->trust[i], &why);
-			if (rc < 0) {
-				tlspol_error(errs, e->line, "%s:%u: tafile \"%s\": %s%s%s", path,
-					     e->line, e->tafile, why.reason ? why.reason : "",
-					     why.reason ? ": " : "", rl_strerror(rc));
-				p->trust[i] = NULL;
-				bad = 1;
-			}
-		}
-	}
-	rl_buf_fini(&b);
-	return bad ? RL_EPARSE : 0;
+	rc = tlspol_prepare_prio(p, path, base, errs);
+	if (rc == -ENOMEM)
+		return rc;
+	rc2 = tlspol_prepare_ta(p, path, errs);
+	return rc < 0 ? rc : rc2;
 }
 
-int tlspol_load(const char *path, const struct cfg *c, struct tlspol **out,
-		struct pol_errors *errs, int *missing)
+/* The file's bytes into b; a missing file is no entries (*missing). */
+static int tlspol_load_text(const char *path, struct rl_buf *b, struct pol_errors *errs,
+			    int *missing)
+{
+	struct rl_why why = { 0 };
+	int rc = path ? tlspol_read_file(path, b, &why) : -ENOENT;
+
+	if (rc == -ENOENT) {
+		*missing = 1;
+		return 0;
+	}
+	if (rc == RL_ECONFIG && why.reason)
+		tlspol_error(errs, 0, "%s: %s", path, why.reason);
+	else if (rc < 0)
+		tlspol_error(errs, 0, "%s: cannot read: %s", path, rl_strerror(rc));
+	return rc;
+}
+
+int tlspol_load_base(const char *path, const struct tlspol_base *base, struct tlspol **out,
+		     struct pol_errors *errs, int *missing)
 {
 	struct tlspol *p = calloc(1, sizeof(*p));
 	struct rl_buf b;
-	int rc;
+	int gone = 0, rc;
 
 	*out = NULL;
 	memset(errs, 0, sizeof(*errs));
@@ -140,28 +266,31 @@ int tlspol_load(const char *path, const struct cfg *c, struct tlspol **out,
 		return -ENOMEM;
 	p->refs = 1;
 	rl_buf_init(&b, POL_FILE_MAX + 1);
-	rc = path ? tlspol_read_file(path, &b) : -ENOENT;
-	if (rc == -ENOENT) {
-		if (missing)
-			*missing = 1;
-		rc = 0;
-	} else if (rc < 0) {
-		tlspol_error(errs, 0, "%s: cannot read: %s", path, rl_strerror(rc));
-	}
+	rc = tlspol_load_text(path, &b, errs, &gone);
 	if (rc == 0)
 		rc = pol_table_parse(path ? path : "(none)", b.len ? b.data : "", b.len,
 				     &p->table, errs);
 	rl_buf_fini(&b);
 	if (rc == 0)
-		rc = tlspol_prepare(p, path, c, errs);
+		rc = tlspol_prepare(p, path, base, errs);
 	if (rc < 0) {
 		if (errs->total == 0)
 			tlspol_error(errs, 0, "%s: %s", path ? path : "(none)", rl_strerror(rc));
 		tlspol_unref(p);
 		return rc;
 	}
+	if (missing)
+		*missing = gone;
 	*out = p;
 	return 0;
+}
+
+int tlspol_load(const char *path, const struct cfg *c, struct tlspol **out,
+		struct pol_errors *errs, int *missing)
+{
+	struct tlspol_base base = { c->tls_priority, c->tls_protocols };
+
+	return tlspol_load_base(path, &base, out, errs, missing);
 }
 
 struct tlspol *tlspol_ref(struct tlspol *p)
@@ -178,14 +307,14 @@ void tlspol_unref(struct tlspol *p)
 	if (!p || --p->refs > 0)
 		return;
 	n = pol_table_count(p->table);
-	for (size_t i = 0; i < n; i++) {
+	for (size_t i = 0; i < n; i++)
 		if (p->prio && p->prio[i])
 			gnutls_priority_deinit(p->prio[i]);
-		if (p->trust && p->trust[i])
-			cert_trust_free(p->trust[i]);
-	}
+	for (size_t i = 0; i < p->ntas; i++)
+		cert_trust_free(p->tas[i]);
 	free(p->prio);
 	free(p->trust);
+	free(p->tas);
 	pol_table_free(p->table);
 	free(p);
 }

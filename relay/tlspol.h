@@ -9,10 +9,15 @@
  * file invalid, with "FILE:LINE: message", exactly like a syntax error: a
  * policy is never half-loaded.
  *
+ * Entries naming the same tafile share one trust list, read once per load.
+ * The policy file and tafiles must be regular files: a FIFO or device is
+ * refused ("FILE: not a regular file (a FIFO)"), never opened blocking.
+ *
  * Snapshots are reference-counted: the daemon holds the current one, and
  * each outbound session holds the one it started under, so a reload never
  * pulls data from under a session.  Loop thread only (the counts are not
- * atomic).
+ * atomic), except tlspol_load*(), which touch nothing shared and run on a
+ * worker thread for the daemon's reloads (struct tlspol_reload below).
  */
 #ifndef TLSPOL_H
 #define TLSPOL_H
@@ -21,6 +26,7 @@
 
 #include <gnutls/gnutls.h>
 #include <gnutls/x509.h>
+#include <uv.h>
 
 #include "cert.h"
 #include "cfg.h"
@@ -40,12 +46,65 @@ struct tlspol;
 int tlspol_load(const char *path, const struct cfg *c, struct tlspol **out,
 		struct pol_errors *errs, int *missing) RL_WUR;
 
+/* The outbound settings a load depends on (borrowed for the call). */
+struct tlspol_base {
+	const char *tls_priority;
+	unsigned tls_protocols;
+};
+
+/* tlspol_load() with the settings given apart from a struct cfg. */
+int tlspol_load_base(const char *path, const struct tlspol_base *base, struct tlspol **out,
+		     struct pol_errors *errs, int *missing) RL_WUR;
+
+/*
+ * Open path for reading without blocking, only if it is a regular file:
+ * returns the descriptor, or < 0 with why filled (RL_ECONFIG and
+ * "not a regular file (a FIFO)" and the like; -errno when it cannot be
+ * opened).
+ */
+int tlspol_open_regular(const char *path, struct rl_why *why) RL_WUR;
+
 /*
  * Read a policy file into b, whose limit should be POL_FILE_MAX + 1: a
  * longer file is cut there, which is enough for the parser to refuse it.
- * -ENOENT when the file does not exist (no entries, as in Postfix).
+ * -ENOENT when the file does not exist (no entries, as in Postfix);
+ * RL_ECONFIG with why->reason for a file that is not a regular file.
  */
-int tlspol_read_file(const char *path, struct rl_buf *b) RL_WUR;
+int tlspol_read_file(const char *path, struct rl_buf *b, struct rl_why *why) RL_WUR;
+
+/*
+ * Reloads off the loop (tlspol_reload.c).  The daemon's reload reads the
+ * policy file and its tafiles and compiles the priorities on a libuv
+ * worker thread; done() then runs on the loop thread with the result.
+ * A reload asked for while one runs is coalesced: one more load runs when
+ * the current one ends, with the latest path and settings, and only its
+ * result is handed over.
+ */
+struct tlspol_reload;
+
+struct tlspol_reload_result {
+	int rc;                  /* 0, or < 0: errs says why */
+	struct tlspol *pol;      /* on success; adopted by done() */
+	int missing;             /* the file does not exist: no entries */
+	const char *why;         /* the why given to the start that won */
+	const char *path;        /* the file read */
+	const struct pol_errors *errs;
+};
+
+typedef void (*tlspol_reload_done)(void *arg, const struct tlspol_reload_result *r);
+
+/* A reloader on loop; done(arg, ...) is called once per finished reload. */
+struct tlspol_reload *tlspol_reload_new(uv_loop_t *loop, tlspol_reload_done done, void *arg);
+
+/*
+ * Start a reload of path under the settings of c (both copied), or
+ * coalesce with the one running.  why is a static string for the log.
+ */
+int tlspol_reload_start(struct tlspol_reload *r, const char *path, const struct cfg *c,
+			const char *why) RL_WUR;
+
+/* Free; a reload still running is abandoned (freed when it ends, no done()). */
+void tlspol_reload_free(struct tlspol_reload *r);
 
 struct tlspol *tlspol_ref(struct tlspol *p);
 /* Drop a reference; the last one frees.  tlspol_unref(NULL) is a no-op. */

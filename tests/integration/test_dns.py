@@ -58,6 +58,13 @@ RECORDS = [
     ('v6.test.', 'AAAA', '::1'),
     ('alias.test.', 'CNAME', 'both.test.'),
     ('alias-mx.test.', 'CNAME', 'pref.test.'),
+    # Internationalised names, stored as A-labels: bücher.test (MX),
+    # münchen.test (address), faß.test (IDNA2008 keeps the sharp s; the
+    # transitional form fass.test exists too, pointing elsewhere).
+    ('xn--bcher-kva.test.', 'MX', '10 mx1.pref.test.'),
+    ('xn--mnchen-3ya.test.', 'A', '127.0.0.8'),
+    ('xn--fa-hia.test.', 'A', '127.0.0.9'),
+    ('fass.test.', 'A', '127.0.0.10'),
 ] + [('many.test.', 'A', '127.0.0.%d' % i) for i in range(10, 30)] + [
     ('many.test.', 'AAAA', '::1'),
 ]
@@ -202,7 +209,8 @@ class MxLookups(DnsTestBase):
         r = self.one(self.config(), 'mx:nowhere.test')
         self.assertEqual(r['status'], 'NXDOMAIN', r)
         self.assertEqual(r['secure'], '1')  # a validated denial
-        self.assertIn('Host or domain name not found', r['why'])
+        # The caller's sentence names the name and type; dns says only this.
+        self.assertEqual(r['why'], 'Host not found')
 
     def test_cname_to_mx(self):
         r = self.one(self.config(), 'mx:alias-mx.test')
@@ -214,6 +222,36 @@ class MxLookups(DnsTestBase):
                                 ['mx:bad..name', 'mx:', 'addrs:sp ace.test'])
         for l in lines:
             self.assertRegex(l, r'error=-22\b')
+
+
+class InternationalNames(DnsTestBase):
+    """UTF-8 names are looked up by their A-labels (IDNA2008)."""
+
+    def test_u_labels_resolve_as_a_labels(self):
+        lines, _ = self.run_dns(self.config(), [
+            'mx:b\u00fccher.test', 'addrs:m\u00fcnchen.test',
+            'addrs:fa\u00df.test', 'addrs:M\u00dcNCHEN.test'])
+        self.assertEqual((lines[0]['status'], lines[0]['hosts']),
+                         ('OK', '10:mx1.pref.test'), lines[0])
+        self.assertEqual((lines[1]['status'], lines[1]['addrs']),
+                         ('OK', '127.0.0.8'), lines[1])
+        # Nontransitional: xn--fa-hia, not fass.
+        self.assertEqual((lines[2]['status'], lines[2]['addrs']),
+                         ('OK', '127.0.0.9'), lines[2])
+        # UTS 46 mapping, as Postfix: upper case is folded first.
+        self.assertEqual((lines[3]['status'], lines[3]['addrs']),
+                         ('OK', '127.0.0.8'), lines[3])
+
+    def test_unconvertible_name_fails_permanently(self):
+        # A label that starts with a combining mark (RFC 5891 4.2.3.2);
+        # bytes that are not UTF-8 at all.
+        lines, took = self.run_dns(self.config(), [
+            'mx:\u0301a.test', 'addrs:\u0301a.test', 'mx:caf\udcff.test'])
+        for r in lines:
+            self.assertEqual(r['status'], 'NXDOMAIN', r)
+            self.assertIn('Host not found (not a valid internationalized '
+                          'domain name: ', r['why'])
+        self.assertLess(took, 10)
 
 
 class AddressLookups(DnsTestBase):
@@ -396,6 +434,42 @@ class ZoneUpdates(DnsTestBase):
             self.assertEqual(lines[1]['addrs'], '127.0.0.9')
             proc = z.proc
         self.assertIsNotNone(proc.returncode)  # knotd stopped and reaped
+
+
+class RelayDeferralReasons(unittest.TestCase):
+    """The reason `mailq` shows for mail deferred by a DNS failure reads
+    once, as Postfix's does; it said "Host or domain name not found" twice."""
+
+    def test_servfail_reason_reads_once(self):
+        d = tempfile.mkdtemp(prefix='tlsrelay-dnsreason-')
+        self.addCleanup(shutil.rmtree, d, True)
+        ub = os.path.join(d, 'unbound.conf')
+        # A zone that libunbound itself refuses: REFUSED at once, the same
+        # TRY_AGAIN class as a SERVFAIL, with no server to wait for.
+        with open(ub, 'w') as f:
+            f.write('server:\n    local-zone: "test." nodefault\n'
+                    '    local-zone: "refused.test." refuse\n'
+                    '    do-not-query-localhost: no\n')
+        relay = harness.Relay(self, dns_unbound_config=ub)
+        msg = harness.make_message(subject='dns reason')
+        code, reply, qid = harness.smtp_send(
+            relay, 'alice@client.test', ['bob@refused.test'], msg)
+        self.assertEqual(code, 250, reply)
+
+        def reason():
+            m = relay.find(qid)
+            if m and m['recipients'] and m['recipients'][0].get('delay_reason'):
+                return m['recipients'][0]['delay_reason']
+            return None
+        why = harness.wait_for(reason, 15)
+        self.assertEqual(why, 'Host or domain name not found. Name service '
+                         'error for name=refused.test type=MX: Host not '
+                         'found, try again')
+        text = relay.mailq_text()
+        self.assertEqual(text.count('Host or domain name not found'), 1, text)
+        self.assertIn('(Host or domain name not found. Name service error for '
+                      'name=refused.test type=MX: Host not found, try again)',
+                      text)
 
 
 if __name__ == '__main__':

@@ -133,6 +133,38 @@ class PolicyCli(unittest.TestCase):
         r = self.policy_cli('check')
         self.assertEqual(r.returncode, 0, r.stderr)
 
+    def test_check_nul_and_long_lines(self):
+        """A NUL byte is named as such; an over-long line is only that."""
+        with open(self.policy, 'wb') as f:
+            f.write(b'a.example encrypt\nb.example m\x00y\n'
+                    b'c.example ' + b'x' * 5000 + b'\n')
+        r = self.policy_cli('check', self.policy)
+        self.assertEqual(r.returncode, 1)
+        self.assertEqual(r.stderr.splitlines(), [
+            '%s:2: NUL character' % self.policy,
+            '%s:3: line too long (over 4096 bytes)' % self.policy,
+        ])
+
+    def test_check_refuses_fifo(self):
+        """A FIFO as policy file or tafile is refused at once, never opened
+        for a blocking read (which would hang until a writer came)."""
+        fifo = os.path.join(self.relay.dir, 'fifo')
+        os.mkfifo(fifo)
+        r = run([BIN, 'policy', 'check', fifo], env=base_env(), timeout=10)
+        self.assertEqual(r.returncode, 1)
+        self.assertEqual(r.stderr, '%s: not a regular file (a FIFO)\n' % fifo)
+        self.write('a.example secure tafile=%s\n' % fifo)
+        r = run([BIN, 'policy', 'check', self.policy], env=base_env(),
+                timeout=10)
+        self.assertEqual(r.returncode, 1)
+        self.assertEqual(r.stderr, '%s:1: tafile "%s": not a regular file '
+                         '(a FIFO)\n' % (self.policy, fifo))
+        r = run([BIN, 'policy', 'check', '/dev/null'], env=base_env(),
+                timeout=10)
+        self.assertEqual(r.returncode, 1)
+        self.assertEqual(r.stderr, '/dev/null: not a regular file '
+                         '(a character device)\n')
+
     def test_usage(self):
         self.assertEqual(self.policy_cli().returncode, 2)
         self.assertEqual(self.policy_cli('bogus').returncode, 2)

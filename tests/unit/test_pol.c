@@ -16,10 +16,10 @@
 	"1C:1D:1E:1F"
 
 /* Parse a C string as file "p"; errors joined with '\n' into buf. */
-static int parse(const char *text, struct pol_table **t, char *buf, size_t size)
+static int parse_len(const char *text, size_t len, struct pol_table **t, char *buf, size_t size)
 {
 	static struct pol_errors errs;
-	int rc = pol_table_parse("p", text, strlen(text), t, &errs);
+	int rc = pol_table_parse("p", text, len, t, &errs);
 
 	buf[0] = '\0';
 	for (size_t i = 0; i < errs.count; i++) {
@@ -30,6 +30,11 @@ static int parse(const char *text, struct pol_table **t, char *buf, size_t size)
 	CHECK(rc == 0 || *t == NULL, "failed parse left a table");
 	CHECK(rc != 0 || errs.count == 0, "success with errors: %s", buf);
 	return rc;
+}
+
+static int parse(const char *text, struct pol_table **t, char *buf, size_t size)
+{
+	return parse_len(text, strlen(text), t, buf, size);
 }
 
 static void test_levels(void)
@@ -370,6 +375,42 @@ static void test_bad(void)
 	}
 }
 
+/*
+ * Lines that cannot be read at all, byte by byte: a NUL is named as such
+ * (it was reported as "control character (over 4096 bytes)"), and a long
+ * line is only "line too long".
+ */
+static void test_bad_bytes(void)
+{
+	static char text[POL_LINE_MAX + 64];
+	struct {
+		const char *text;
+		size_t len;
+		const char *errs;
+	} cases[] = {
+	    {"a.example may\nb.example m\0y\n", 26, "p:2: NUL character"},
+	    {"\0", 1, "p:1: NUL character"},
+	    {"a.example may\n\0\0\n", 17, "p:2: NUL character"},
+	    {"a.example m\x1by\n", 14, "p:1: control character 0x1b in line"},
+	    {"a.example m\x7fy\n", 14, "p:1: control character 0x7f in line"},
+	    {text, POL_LINE_MAX + 7, "p:2: line too long (over 4096 bytes)"},
+	};
+	char errs[1024];
+
+	/* "x may\n", then one line of POL_LINE_MAX + 1 bytes with a NUL. */
+	memcpy(text, "x may\n", 6);
+	memset(text + 6, 'a', POL_LINE_MAX + 1);
+	text[10] = '\0';
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct pol_table *t = NULL;
+		int rc = parse_len(cases[i].text, cases[i].len, &t, errs, sizeof(errs));
+
+		CHECK(rc == RL_EPARSE && t == NULL, "case %zu: rc %d", i, rc);
+		CHECK(strcmp(errs, cases[i].errs) == 0, "case %zu:\ngot  \"%s\"\nwant \"%s\"", i,
+		      errs, cases[i].errs);
+	}
+}
+
 /* More errors than are kept: the count says so, the first ones are kept. */
 static void test_error_cap(void)
 {
@@ -562,6 +603,7 @@ int main(void)
 	test_lookup();
 	test_attributes();
 	test_bad();
+	test_bad_bytes();
 	test_error_cap();
 	test_empty();
 	test_equal();
