@@ -44,8 +44,8 @@ static void bad_address(const struct submit *s, const char *what, const char *a,
 
 	log_sanitize(shown, sizeof(shown), a, n);
 	if (s->header)
-		fprintf(stderr, "sendmail: bad address in %s header: \"%s\": %s\n", s->header, shown,
-			why->reason ? why->reason : "malformed");
+		fprintf(stderr, "sendmail: bad address in %s header: \"%s\": %s\n", s->header,
+			shown, why->reason ? why->reason : "malformed");
 	else
 		fprintf(stderr, "sendmail: bad %s address \"%s\": %s\n", what, shown,
 			why->reason ? why->reason : "malformed");
@@ -157,7 +157,7 @@ static int parse_envelope(struct submit *s, int argc, char **argv, struct smtp_p
 			SENDMAIL_FULLNAME_MAX);
 		return RL_EPARSE;
 	}
-	/* No -f: the login name, which gets "@myhostname" below. */
+	/* No -f: the login name; "@myhostname" is added below. */
 	if (!f)
 		f = login_name();
 	if (msg_envelope_addr(f, strlen(f), s->cfg->myhostname, 1, from, &why) < 0) {
@@ -293,8 +293,9 @@ static int build_message(struct submit *s, const char *sender, const char *id, s
 
 	localtime_r(&now, &tm);
 	strftime(date, sizeof(date), "%a, %d %b %Y %H:%M:%S %z", &tm);
-	prelen = snprintf(pre, sizeof(pre), "Received: by %s (tlsrelay, from userid %u)\r\n\tid %s; %s\r\n",
-			  host, (unsigned)getuid(), id, date);
+	prelen = snprintf(pre, sizeof(pre),
+			  "Received: by %s (tlsrelay, from userid %u)\r\n\tid %s; %s\r\n", host,
+			  (unsigned)getuid(), id, date);
 	if (prelen < 0 || (size_t)prelen >= sizeof(pre))
 		return RL_ETOOBIG;
 	rl_buf_init(&suf, 4096);

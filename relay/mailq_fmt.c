@@ -147,9 +147,18 @@ int mailq_format_trailer(struct rl_buf *out, uint64_t bytes, uint64_t count)
  */
 static size_t utf8_len(const unsigned char *p)
 {
-	size_t want = p[0] < 0x80 ? 1 : p[0] >= 0xC2 && p[0] <= 0xDF ? 2 :
-		      p[0] >= 0xE0 && p[0] <= 0xEF ? 3 : p[0] >= 0xF0 && p[0] <= 0xF4 ? 4 : 0;
-	unsigned cp = want == 2 ? p[0] & 0x1Fu : want == 3 ? p[0] & 0x0Fu : p[0] & 0x07u;
+	size_t want = 0;
+	unsigned cp;
+
+	if (p[0] < 0x80)
+		want = 1;
+	else if (p[0] >= 0xC2 && p[0] <= 0xDF)
+		want = 2;
+	else if (p[0] >= 0xE0 && p[0] <= 0xEF)
+		want = 3;
+	else if (p[0] >= 0xF0 && p[0] <= 0xF4)
+		want = 4;
+	cp = want == 2 ? p[0] & 0x1Fu : want == 3 ? p[0] & 0x0Fu : p[0] & 0x07u;
 
 	for (size_t i = 1; i < want; i++) {
 		if ((p[i] & 0xC0) != 0x80)

@@ -47,7 +47,7 @@ int msg_addr_list(const char *v, size_t n, int (*cb)(void *arg, const char *addr
 /*
  * An envelope address given to local submission (sendmail -f, recipient
  * arguments, To/Cc/Bcc with -t): "addr" or "<addr>", spaces around it
- * ignored; a name without '@' gets "@myhostname" as in Postfix.  The
+ * ignored; "@myhostname" is added to a name without '@', as in Postfix.  The
  * result must pass the listener's path rules (smtp_path_parse), so CR, LF,
  * NUL and other control octets, parameters and stray brackets are refused.
  * An empty address is the null path when allow_null.  Returns 0 with *out
@@ -59,7 +59,7 @@ int msg_envelope_addr(const char *a, size_t n, const char *myhostname, int allow
 /*
  * Resumable reader of a message handed to local submission, as Postfix's
  * sendmail reads it: each line ends in LF or CRLF (one CR before the LF
- * is dropped) and is stored with CRLF; a last line without LF gets one.
+ * is dropped) and is stored with CRLF; a last line without LF is given one.
  * With dot_ends (no -i) a line of one dot ends the message and is not
  * stored.  Content beyond max octets, or a line beyond SMTP_TEXT_LINE_MAX
  * octets (as the listener refuses it), stops the reader at once, so memory

@@ -40,7 +40,8 @@ int main(void)
 		const char *want; /* the end of the line */
 	} cases[] = {
 		{ "a@b.test", "X1: to=<a@b.test>, status=deferred\n" },
-		{ "a@src>\r\nRCPT TO:<x@evil", "X1: to=<a@src>??RCPT TO:<x@evil>, status=deferred\n" },
+		{ "a@src>\r\nRCPT TO:<x@evil",
+		  "X1: to=<a@src>??RCPT TO:<x@evil>, status=deferred\n" },
 		{ "a\n" "Dec  6 18:00:00 host tlsrelay/smtpd[1]: forged",
 		  "X1: to=<a?Dec  6 18:00:00 host tlsrelay/smtpd[1]: forged>, status=deferred\n" },
 		{ "t\tab\x1b[2J\x7f", "X1: to=<t?ab?[2J?>, status=deferred\n" },
@@ -57,7 +58,8 @@ int main(void)
 		CHECK(lines == 1, "case %zu: %zu lines: %s", i, lines, out);
 		CHECK(n >= w && strcmp(out + n - w, cases[i].want) == 0,
 		      "case %zu: got \"%s\" want end \"%s\"", i, out, cases[i].want);
-		CHECK(strstr(out, " host.test tlsrelay/test[") != NULL, "case %zu: prefix: %s", i, out);
+		CHECK(strstr(out, " host.test tlsrelay/test[") != NULL, "case %zu: prefix: %s", i,
+		      out);
 	}
 	return TEST_DONE();
 }

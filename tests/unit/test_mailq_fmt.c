@@ -733,7 +733,8 @@ static void test_text_control(void)
 		  "4C2E81A0F3      234 Fri Aug  3 09:50:15  a@src>??RCPT TO:<x@evil\n"
 		  SP41 "b@c.test\n" },
 		{ "CR LF in a recipient",
-		  { "a@b.test", 0, 10, 0, 0, { { "b@c.test>\r\nRCPT TO:<x@evil.test", PENDING, NULL } } },
+		  { "a@b.test", 0, 10, 0, 0,
+		    { { "b@c.test>\r\nRCPT TO:<x@evil.test", PENDING, NULL } } },
 		  "4C2E81A0F3       10 Fri Aug  3 09:50:15  a@b.test\n"
 		  SP41 "b@c.test>??RCPT TO:<x@evil.test\n" },
 		{ "LF, tab, ESC, DEL in a reason",

@@ -560,7 +560,7 @@ static void test_body(void)
 	} t[] = {
 		{ "LF to CRLF", "a\nb\n", 0, 1, 0, 0, "a\r\nb\r\n", 0 },
 		{ "CRLF kept", "a\r\nb\r\n", 0, 1, 0, 0, "a\r\nb\r\n", 0 },
-		{ "last line gets CRLF", "a\nb", 0, 1, 0, 0, "a\r\nb\r\n", 0 },
+		{ "last line given CRLF", "a\nb", 0, 1, 0, 0, "a\r\nb\r\n", 0 },
 		{ "final CR ends line", "a\r", 0, 1, 0, 0, "a\r\n", 0 },
 		{ "empty input", "", 0, 1, 0, 0, "", 0 },
 		{ "bare CR to space", "a\rb\n", 0, 1, 0, 0, "a b\r\n", 0 },
