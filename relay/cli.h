@@ -6,7 +6,7 @@
  * `certs probe`, talk to one SMTP server with blocking sockets (a
  * one-shot tool: no event loop).  Each returns an exit code of
  * the contract: 0 success, 1 failure, 2 usage, 75 for sendmail when the
- * queue cannot take the message.
+ * queue cannot take the message; sendmail also uses 64, 65 and 69 below.
  */
 #ifndef CLI_H
 #define CLI_H
@@ -18,6 +18,11 @@
 #define CLI_EX_FAIL 1
 #define CLI_EX_USAGE 2
 #define CLI_EX_TEMPFAIL 75
+/* sendmail only, with Postfix's sysexits: a bad address argument, bad
+ * message content, a message over max_message_size. */
+#define CLI_EX_BADARG 64      /* EX_USAGE */
+#define CLI_EX_DATAERR 65     /* EX_DATAERR */
+#define CLI_EX_UNAVAILABLE 69 /* EX_UNAVAILABLE */
 
 /* Load the configuration or print one line "tlsrelay: PATH:LINE: ..." . */
 int cli_load_cfg(const char *path, struct cfg *c);

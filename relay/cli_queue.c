@@ -149,6 +149,27 @@ static void show_time(const char *label, int64_t when)
 	printf("%s: %s\n", label, buf);
 }
 
+/*
+ * One envelope line: label, then a, b and c with any control octet shown
+ * as '?' (mailq_text_string), so an old record holding CR LF cannot forge
+ * lines of its own.
+ */
+static void show_field(const char *label, const char *a, const char *b, const char *c,
+		       const char *end)
+{
+	struct rl_buf line;
+	int rc;
+
+	rl_buf_init(&line, 1 << 20);
+	rc = mailq_text_string(&line, a);
+	if (rc == 0)
+		rc = mailq_text_string(&line, b);
+	if (rc == 0)
+		rc = mailq_text_string(&line, c);
+	printf("%s%s%s\n", label, rc == 0 && line.data ? line.data : "?", end);
+	rl_buf_fini(&line);
+}
+
 /* Print content with CRLF shown as LF, like postcat. */
 static void show_body(const char *p, size_t n)
 {
@@ -178,16 +199,17 @@ static int show_msg(struct queue_txn *t, const char *id)
 	printf("queue_name: %s\n", mailq_queue_name(m, msg_active(t, id)));
 	printf("message_size: %llu\n", (unsigned long long)m->size);
 	show_time("message_arrival_time", m->arrival);
-	printf("sender: %s\n", m->sender);
+	show_field("sender: ", m->sender, "", "", "");
 	printf("attempts: %u\n", m->attempts);
 	if (!(m->flags & QUEUE_F_HOLD) && m->attempts)
 		show_time("next_attempt_time", m->next_attempt);
 	for (size_t i = 0; i < m->nrcpt; i++) {
 		const struct queue_rcpt *r = &m->rcpt[i];
+		char state[64];
 
-		printf("recipient: %s (%s%s%s%s%s)\n", r->address, queue_rcpt_state_name(r->state),
-		       r->dsn[0] ? ", dsn=" : "", r->dsn, r->reason ? ": " : "",
-		       r->reason ? r->reason : "");
+		snprintf(state, sizeof(state), " (%s%s%s%s", queue_rcpt_state_name(r->state),
+			 r->dsn[0] ? ", dsn=" : "", r->dsn, r->reason ? ": " : "");
+		show_field("recipient: ", r->address, state, r->reason ? r->reason : "", ")");
 	}
 	printf("*** MESSAGE CONTENTS %s ***\n", id);
 	show_body(body, len);

@@ -12,7 +12,11 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "log.h"
 #include "msg.h"
+
+#define SENDMAIL_FULLNAME_MAX 256 /* -F: keeps the From line far below 998 octets */
+#define SENDMAIL_READ_CHUNK 65536
 
 struct submit {
 	const char *from;     /* -f, NULL: the user at myhostname */
@@ -21,6 +25,8 @@ struct submit {
 	int ignore_dots;      /* -i, -oi */
 	char **rcpt;
 	size_t nrcpt, rcap;
+	int smtputf8;         /* an address needs SMTPUTF8 */
+	const char *header;   /* with -t: the field being read, for errors */
 	const struct cfg *cfg;
 };
 
@@ -30,15 +36,35 @@ static int sendmail_usage(void)
 	return CLI_EX_USAGE;
 }
 
-/* Add one recipient; a bare local name gets "@myhostname" as in Postfix. */
+/* One line on stderr naming the refused address, made printable. */
+static void bad_address(const struct submit *s, const char *what, const char *a, size_t n,
+			const struct rl_why *why)
+{
+	char shown[256];
+
+	log_sanitize(shown, sizeof(shown), a, n);
+	if (s->header)
+		fprintf(stderr, "sendmail: bad address in %s header: \"%s\": %s\n", s->header,
+			shown, why->reason ? why->reason : "malformed");
+	else
+		fprintf(stderr, "sendmail: bad %s address \"%s\": %s\n", what, shown,
+			why->reason ? why->reason : "malformed");
+}
+
+/*
+ * Add one recipient after the listener's own path check (an attacker's
+ * CR LF must never reach the queue and from there the SMTP stream).
+ */
 static int add_rcpt(struct submit *s, const char *addr, size_t len)
 {
+	struct rl_why why = { 0 };
+	struct smtp_path path;
 	char *a;
 
-	while (len && (*addr == '<' || *addr == ' ')) addr++, len--;
-	while (len && (addr[len - 1] == '>' || addr[len - 1] == ' ')) len--;
-	if (len == 0)
-		return 0;
+	if (msg_envelope_addr(addr, len, s->cfg->myhostname, 0, &path, &why) < 0) {
+		bad_address(s, "recipient", addr, len, &why);
+		return RL_EPARSE;
+	}
 	if (s->nrcpt == s->rcap) {
 		size_t cap = s->rcap ? s->rcap * 2 : 8;
 		char **p = realloc(s->rcpt, cap * sizeof(*p));
@@ -48,13 +74,10 @@ static int add_rcpt(struct submit *s, const char *addr, size_t len)
 		s->rcpt = p;
 		s->rcap = cap;
 	}
-	a = malloc(len + strlen(s->cfg->myhostname) + 2);
+	a = strdup(path.addr);
 	if (!a)
 		return -ENOMEM;
-	memcpy(a, addr, len);
-	a[len] = '\0';
-	if (!memchr(addr, '@', len))
-		snprintf(a + len, strlen(s->cfg->myhostname) + 2, "@%s", s->cfg->myhostname);
+	s->smtputf8 |= path.utf8;
 	s->rcpt[s->nrcpt++] = a;
 	return 0;
 }
@@ -100,36 +123,16 @@ static int parse_args(struct submit *s, int argc, char **argv, int *first)
 	return 0;
 }
 
-/*
- * Read standard input into CRLF lines.  Without -i a line holding a single
- * dot ends the message (sendmail's historical rule).
- */
-static int read_message(struct submit *s, struct rl_buf *out, int *eightbit)
+/* -F goes into a From: line: no CR, LF or other control octet may split it. */
+static int fullname_ok(const char *name)
 {
-	char *line = NULL;
-	size_t cap = 0;
-	ssize_t n;
-	int rc = 0;
-
-	while (rc == 0 && (n = getline(&line, &cap, stdin)) > 0) {
-		size_t len = (size_t)n;
-
-		if (line[len - 1] == '\n')
-			len--;
-		if (len && line[len - 1] == '\r')
-			len--;
-		if (!s->ignore_dots && len == 1 && line[0] == '.')
-			break;
-		for (size_t i = 0; i < len; i++)
-			*eightbit |= (unsigned char)line[i] >= 0x80;
-		rc = rl_buf_append(out, line, len);
-		if (rc == 0)
-			rc = rl_buf_append(out, "\r\n", 2);
+	if (strlen(name) > SENDMAIL_FULLNAME_MAX)
+		return 0;
+	for (const char *p = name; *p; p++) {
+		if (((unsigned char)*p < 32 && *p != '\t') || *p == 127)
+			return 0;
 	}
-	free(line);
-	if (rc == 0 && ferror(stdin))
-		rc = -EIO;
-	return rc;
+	return 1;
 }
 
 static const char *login_name(void)
@@ -137,6 +140,67 @@ static const char *login_name(void)
 	struct passwd *pw = getpwuid(getuid());
 
 	return pw && pw->pw_name ? pw->pw_name : "nobody";
+}
+
+/*
+ * The envelope from the command line: -f (or the user at myhostname),
+ * -F, and the recipient arguments, all checked before any input is read.
+ */
+static int parse_envelope(struct submit *s, int argc, char **argv, struct smtp_path *from)
+{
+	struct rl_why why = { 0 };
+	const char *f = s->from;
+	int rc = 0;
+
+	if (s->fullname && !fullname_ok(s->fullname)) {
+		fprintf(stderr, "sendmail: bad -F full name: control character or over %d octets\n",
+			SENDMAIL_FULLNAME_MAX);
+		return RL_EPARSE;
+	}
+	/* No -f: the login name; "@myhostname" is added below. */
+	if (!f)
+		f = login_name();
+	if (msg_envelope_addr(f, strlen(f), s->cfg->myhostname, 1, from, &why) < 0) {
+		bad_address(s, "sender", f, strlen(f), &why);
+		return RL_EPARSE;
+	}
+	s->smtputf8 |= from->utf8;
+	for (int i = 0; i < argc && rc == 0; i++)
+		rc = add_rcpt(s, argv[i], strlen(argv[i]));
+	return rc;
+}
+
+/*
+ * Read standard input through the bounded reader: memory stays within
+ * max_message_size whatever the input (one endless line included).  read(2)
+ * rather than stdio, so a "." line typed at a terminal ends at once.
+ */
+static int read_message(struct submit *s, struct rl_buf *out, int *eightbit)
+{
+	char *chunk = malloc(SENDMAIL_READ_CHUNK);
+	struct msg_body b;
+	ssize_t n = 0;
+	int rc = chunk ? 0 : -ENOMEM;
+
+	msg_body_init(&b, s->cfg->max_message_size, !s->ignore_dots);
+	while (rc == 0 && !b.done) {
+		n = read(STDIN_FILENO, chunk, SENDMAIL_READ_CHUNK);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			break;
+		rc = msg_body_feed(&b, chunk, (size_t)n, out);
+	}
+	free(chunk);
+	if (rc == 0 && n < 0)
+		rc = -EIO;
+	if (rc == 0)
+		rc = msg_body_finish(&b, out);
+	/* Make data non-NULL: the header walk below takes it as it is. */
+	if (rc == 0)
+		rc = rl_buf_append(out, "", 0);
+	*eightbit = b.eightbit;
+	return rc;
 }
 
 struct headers {
@@ -157,64 +221,101 @@ static int scan_headers(struct submit *s, const char *p, size_t n, struct header
 		h->from |= msg_field_is(&f, "From");
 		h->date |= msg_field_is(&f, "Date");
 		h->msgid |= msg_field_is(&f, "Message-ID");
-		if (take && (msg_field_is(&f, "To") || msg_field_is(&f, "Cc") ||
-				   msg_field_is(&f, "Bcc"))) {
+		s->header = msg_field_is(&f, "To") ? "To" : msg_field_is(&f, "Cc") ? "Cc" :
+			    msg_field_is(&f, "Bcc") ? "Bcc" : NULL;
+		if (take && s->header) {
 			rc = msg_addr_list(f.value, f.valuelen, add_rcpt_cb, s);
 			if (rc < 0)
 				return rc;
 		}
 	}
+	s->header = NULL;
 	h->end = pos;
 	h->blank = pos + 1 < n && p[pos] == '\r' && p[pos + 1] == '\n';
 	return 0;
 }
 
-/* Copy the header fields, without Bcc when recipients came from them. */
-static int copy_headers(struct submit *s, const char *p, size_t end, struct rl_buf *out)
+/*
+ * Compact the header fields in place, without Bcc when recipients came
+ * from them; returns their new length.  Writing never overtakes reading:
+ * a kept field moves only towards the start.
+ */
+static size_t compact_headers(struct submit *s, char *p, size_t end)
 {
 	struct msg_field f;
-	size_t pos = 0;
-	int rc = 0;
+	size_t pos = 0, w = 0;
 
-	while (rc == 0 && msg_header_next(p, end, &pos, &f) == 1) {
+	while (msg_header_next(p, end, &pos, &f) == 1) {
 		if (s->extract && msg_field_is(&f, "Bcc"))
 			continue;
-		rc = rl_buf_append(out, p + f.start, f.end - f.start);
+		memmove(p + w, p + f.start, f.end - f.start);
+		w += f.end - f.start;
 	}
-	return rc;
+	return w;
 }
 
-static int build_message(struct submit *s, const char *sender, const char *id,
-			 const struct rl_buf *in, struct rl_buf *out)
+/*
+ * Turn in[0..len) = headers(hend) + body into pre + headers(hlen) + suf +
+ * body inside the same buffer: the message is never held twice.
+ */
+static int splice(struct rl_buf *in, size_t hlen, size_t hend, const char *pre, size_t prelen,
+		  const struct rl_buf *suf)
 {
-	const char *host = s->cfg->myhostname;
-	char date[64];
+	size_t body = in->len - hend, newlen = prelen + hlen + suf->len + body, avail = 0;
+
+	if (newlen > in->limit)
+		return RL_ETOOBIG;
+	if (newlen > in->len && (!rl_buf_space(in, newlen - in->len, &avail) ||
+				 avail < newlen - in->len))
+		return -ENOMEM;
+	/* The body first: the headers' new place may cover its old one. */
+	memmove(in->data + prelen + hlen + suf->len, in->data + hend, body);
+	memmove(in->data + prelen, in->data, hlen);
+	memcpy(in->data, pre, prelen);
+	if (suf->len)
+		memcpy(in->data + prelen + hlen, suf->data, suf->len);
+	in->len = newlen;
+	in->data[newlen] = '\0';
+	return 0;
+}
+
+/* Add Received, and Date, Message-ID and From where missing, in place. */
+static int build_message(struct submit *s, const char *sender, const char *id, struct rl_buf *in)
+{
+	const char *host = s->cfg->myhostname, *who = sender[0] ? sender : "MAILER-DAEMON";
+	char date[64], pre[1024];
 	time_t now = time(NULL);
+	struct rl_buf suf;
 	struct tm tm;
 	struct headers h;
-	int rc = scan_headers(s, in->data ? in->data : "", in->len, &h, 0);
+	int rc = scan_headers(s, in->data, in->len, &h, 0), prelen;
+	size_t hlen;
 
 	localtime_r(&now, &tm);
 	strftime(date, sizeof(date), "%a, %d %b %Y %H:%M:%S %z", &tm);
-	if (rc == 0)
-		rc = rl_buf_printf(out, "Received: by %s (tlsrelay, from userid %u)\r\n\tid %s; %s\r\n",
-				   host, (unsigned)getuid(), id, date);
-	if (rc == 0)
-		rc = copy_headers(s, in->data ? in->data : "", h.end, out);
+	prelen = snprintf(pre, sizeof(pre),
+			  "Received: by %s (tlsrelay, from userid %u)\r\n\tid %s; %s\r\n", host,
+			  (unsigned)getuid(), id, date);
+	if (prelen < 0 || (size_t)prelen >= sizeof(pre))
+		return RL_ETOOBIG;
+	rl_buf_init(&suf, 4096);
 	if (rc == 0 && !h.date)
-		rc = rl_buf_printf(out, "Date: %s\r\n", date);
+		rc = rl_buf_printf(&suf, "Date: %s\r\n", date);
 	if (rc == 0 && !h.msgid)
-		rc = rl_buf_printf(out, "Message-ID: <%04d%02d%02d%02d%02d%02d.%s@%s>\r\n",
+		rc = rl_buf_printf(&suf, "Message-ID: <%04d%02d%02d%02d%02d%02d.%s@%s>\r\n",
 				   tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
 				   tm.tm_min, tm.tm_sec, id, host);
 	if (rc == 0 && !h.from && s->fullname)
-		rc = rl_buf_printf(out, "From: %s <%s>\r\n", s->fullname, sender[0] ? sender : "MAILER-DAEMON");
+		rc = rl_buf_printf(&suf, "From: %s <%s>\r\n", s->fullname, who);
 	else if (rc == 0 && !h.from)
-		rc = rl_buf_printf(out, "From: %s\r\n", sender[0] ? sender : "MAILER-DAEMON");
+		rc = rl_buf_printf(&suf, "From: %s\r\n", who);
 	if (rc == 0 && !h.blank)
-		rc = rl_buf_puts(out, "\r\n");
-	if (rc == 0)
-		rc = rl_buf_append(out, in->data + h.end, in->len - h.end);
+		rc = rl_buf_puts(&suf, "\r\n");
+	if (rc == 0) {
+		hlen = compact_headers(s, in->data, h.end);
+		rc = splice(in, hlen, h.end, pre, (size_t)prelen, &suf);
+	}
+	rl_buf_fini(&suf);
 	return rc;
 }
 
@@ -240,7 +341,6 @@ static int submit_store(struct submit *s, const char *sender, struct rl_buf *in,
 {
 	struct queue_rcpt *r = calloc(s->nrcpt, sizeof(*r));
 	struct queue_msg m = { .sender = (char *)sender, .nrcpt = s->nrcpt, .rcpt = r };
-	struct rl_buf content;
 	struct queue *q = NULL;
 	struct timespec ts;
 	int rc;
@@ -250,19 +350,17 @@ static int submit_store(struct submit *s, const char *sender, struct rl_buf *in,
 	clock_gettime(CLOCK_REALTIME, &ts);
 	queue_id_make(m.id, ts.tv_sec, ts.tv_nsec / 1000);
 	m.arrival = m.next_attempt = ts.tv_sec;
-	m.flags = eightbit ? QUEUE_F_8BITMIME : 0;
+	m.flags = (eightbit ? QUEUE_F_8BITMIME : 0) | (s->smtputf8 ? QUEUE_F_SMTPUTF8 : 0);
 	for (size_t i = 0; i < s->nrcpt; i++)
 		r[i].address = s->rcpt[i];
-	rl_buf_init(&content, s->cfg->max_message_size + 4096);
-	rc = build_message(s, sender, m.id, in, &content);
-	m.size = content.len;
+	rc = build_message(s, sender, m.id, in);
+	m.size = in->len;
 	if (rc == 0 && (rc = cli_open_queue(s->cfg, 0, &q)) == 0) {
-		rc = store_once(q, &m, &content);
+		rc = store_once(q, &m, in);
 		if (rc == RL_EQFULL && queue_reclaim(q) == 0)
-			rc = store_once(q, &m, &content);
+			rc = store_once(q, &m, in);
 	}
 	queue_close(q);
-	rl_buf_fini(&content);
 	free(r);
 	return rc;
 }
@@ -274,13 +372,51 @@ static void submit_fini(struct submit *s)
 	free(s->rcpt);
 }
 
+/*
+ * Read the message and take the -t recipients; returns -1 to go on, or
+ * the exit code (sysexits, as Postfix's sendmail: EX_UNAVAILABLE for a
+ * message over the size limit, EX_DATAERR for bad content).
+ */
+static int sendmail_input(struct submit *s, struct rl_buf *in, int *eightbit)
+{
+	struct headers hdr;
+	int rc = read_message(s, in, eightbit);
+
+	if (rc == RL_ETOOBIG) {
+		fprintf(stderr, "sendmail: message file too big (max_message_size is %llu bytes)\n",
+			(unsigned long long)s->cfg->max_message_size);
+		return CLI_EX_UNAVAILABLE;
+	}
+	if (rc == RL_EPARSE) {
+		fprintf(stderr, "sendmail: message has lines too long for transport "
+				"(RFC 5322 limit is 998 octets)\n");
+		return CLI_EX_DATAERR;
+	}
+	if (rc < 0) {
+		fprintf(stderr, "sendmail: cannot read message: %s\n", rl_strerror(rc));
+		return rc == -ENOMEM ? CLI_EX_TEMPFAIL : CLI_EX_FAIL;
+	}
+	/* Addresses are taken before stray CRs turn into spaces, so an
+	 * address that held one is refused rather than quietly altered. */
+	if (s->extract && (rc = scan_headers(s, in->data, in->len, &hdr, 1)) < 0) {
+		if (rc != RL_EPARSE)
+			fprintf(stderr, "sendmail: cannot read message: %s\n", rl_strerror(rc));
+		return rc == RL_EPARSE ? CLI_EX_DATAERR : CLI_EX_TEMPFAIL;
+	}
+	if (s->nrcpt == 0) {
+		fprintf(stderr, "sendmail: no recipient addresses\n");
+		return CLI_EX_USAGE;
+	}
+	msg_body_clean(in->data, in->len);
+	return -1;
+}
+
 int cli_sendmail(const char *cfgpath, int argc, char **argv)
 {
 	struct submit s = { 0 };
-	struct headers hdr;
+	struct smtp_path from;
 	struct rl_buf in;
 	struct cfg c;
-	char sender[1100];
 	int first = 0, eightbit = 0, rc;
 
 	if (parse_args(&s, argc, argv, &first) < 0)
@@ -288,33 +424,15 @@ int cli_sendmail(const char *cfgpath, int argc, char **argv)
 	if (cli_load_cfg(cfgpath, &c) < 0)
 		return CLI_EX_TEMPFAIL;
 	s.cfg = &c;
-	for (int i = first; i < argc; i++) {
-		if (add_rcpt(&s, argv[i], strlen(argv[i])) < 0)
-			break;
-	}
-	if (!s.from)
-		snprintf(sender, sizeof(sender), "%s@%s", login_name(), c.myhostname);
-	else if (strcmp(s.from, "<>") == 0)
-		sender[0] = '\0';
+	/* Header additions (Received, Date, ...) may pass the limit a little. */
+	rl_buf_init(&in, c.max_message_size + 4096);
+	rc = parse_envelope(&s, argc - first, argv + first, &from);
+	if (rc < 0)
+		rc = rc == RL_EPARSE ? CLI_EX_BADARG : CLI_EX_TEMPFAIL;
 	else
-		snprintf(sender, sizeof(sender), "%s", s.from);
-	rl_buf_init(&in, c.max_message_size);
-	rc = read_message(&s, &in, &eightbit);
-	if (rc == RL_ETOOBIG) {
-		fprintf(stderr, "sendmail: message exceeds max_message_size (%llu bytes)\n",
-			(unsigned long long)c.max_message_size);
-		rc = CLI_EX_FAIL;
-	} else if (rc < 0) {
-		fprintf(stderr, "sendmail: cannot read message: %s\n", rl_strerror(rc));
-		rc = CLI_EX_FAIL;
-	} else if (s.extract && scan_headers(&s, in.data ? in.data : "", in.len, &hdr, 1) < 0) {
-		fprintf(stderr, "sendmail: out of memory\n");
-		rc = CLI_EX_FAIL;
-	} else if (s.nrcpt == 0) {
-		fprintf(stderr, "sendmail: no recipient addresses\n");
-		rc = CLI_EX_USAGE;
-	} else {
-		rc = submit_store(&s, sender, &in, eightbit);
+		rc = sendmail_input(&s, &in, &eightbit);
+	if (rc < 0) {
+		rc = submit_store(&s, from.addr, &in, eightbit);
 		if (rc < 0)
 			fprintf(stderr, "sendmail: cannot queue message: %s\n", rl_strerror(rc));
 		rc = rc == 0 ? CLI_EX_OK : CLI_EX_TEMPFAIL;

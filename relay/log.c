@@ -32,6 +32,20 @@ int log_enabled(int level)
 	return level <= log_state.level;
 }
 
+/*
+ * The one choke point for every line: an address, reason or reply text
+ * that carries CR, LF or another control octet must not forge a second
+ * log line or hide the end of this one, whatever the caller forgot.
+ * Octets >= 0x80 stay (UTF-8 addresses); 0x7f and below 0x20 become '?'.
+ */
+static void log_flatten(char *line)
+{
+	for (unsigned char *p = (unsigned char *)line; *p; p++) {
+		if (*p < 32 || *p == 127)
+			*p = '?';
+	}
+}
+
 void log_msg(int level, const char *fmt, ...)
 {
 	static const char *const prefix[] = { "error: ", "warning: ", "", "debug: " };
@@ -51,6 +65,7 @@ void log_msg(int level, const char *fmt, ...)
 	va_end(ap);
 	if (n < 0)
 		return;
+	log_flatten(line);
 	/* One write per line keeps lines whole when several processes log. */
 	fprintf(stderr, "%s %s tlsrelay/%s[%ld]: %s%s\n", stamp, log_state.host,
 		log_state.program, (long)getpid(), prefix[level], line);

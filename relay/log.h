@@ -5,6 +5,8 @@
  * Info lines carry no severity word, as in Postfix; warnings, errors and
  * fatal errors start with "warning: ", "error: ", "fatal: ".  Only relay/
  * logs.  Peer text must go through log_sanitize() first.  Loop thread only.
+ * Whatever the arguments hold, a call writes exactly one line: log_msg()
+ * replaces CR, LF and every other control octet of the text with '?'.
  */
 #ifndef LOG_H
 #define LOG_H

@@ -26,7 +26,11 @@ int mailq_format_trailer(struct rl_buf *out, uint64_t bytes, uint64_t count) RL_
 /* Append one message as a JSON object and a newline (postqueue -j). */
 int mailq_format_json(struct rl_buf *out, const struct queue_msg *m, int active) RL_WUR;
 
-/* Append s as a JSON string literal, quotes included. */
+/* Append s for the text layout, each control octet (CR, LF, ...) as '?'. */
+int mailq_text_string(struct rl_buf *out, const char *s) RL_WUR;
+
+/* Append s as a JSON string literal, quotes included; control octets are
+ * escaped and octets that are not UTF-8 become \ufffd. */
 int mailq_json_string(struct rl_buf *out, const char *s) RL_WUR;
 
 #endif

@@ -40,6 +40,28 @@ static void arrival_text(int64_t when, char out[21])
 	/* "%-20s" then drops nothing, but asctime ends the field in a space. */
 }
 
+/*
+ * Append s for the text layout: CR, LF and other control octets become
+ * '?', one for one, so a line of the listing stays one line and the column
+ * arithmetic (reason lines end in column 78) still holds.  Records made
+ * before envelope addresses were checked may hold such octets.
+ */
+int mailq_text_string(struct rl_buf *out, const char *s)
+{
+	size_t start = 0, i;
+	int rc = 0;
+
+	for (i = 0; s[i] && rc == 0; i++) {
+		if ((unsigned char)s[i] >= 32 && s[i] != 127)
+			continue;
+		rc = rl_buf_append(out, s + start, i - start);
+		if (rc == 0)
+			rc = rl_buf_append(out, "?", 1);
+		start = i + 1;
+	}
+	return rc ? rc : rl_buf_append(out, s + start, i - start);
+}
+
 static int same_reason(const char *a, const char *b)
 {
 	if (!a || !b)
@@ -55,13 +77,22 @@ static int format_group(struct rl_buf *out, const struct queue_msg *m, const cha
 
 	if (reason) {
 		len = strlen(reason);
-		rc = rl_buf_printf(out, "%*s(%s)\n", len < 76 ? (int)(76 - len) : 0, "", reason);
+		rc = rl_buf_printf(out, "%*s(", len < 76 ? (int)(76 - len) : 0, "");
+		if (rc == 0)
+			rc = mailq_text_string(out, reason);
+		if (rc == 0)
+			rc = rl_buf_puts(out, ")\n");
 	}
 	for (size_t i = 0; i < m->nrcpt && rc == 0; i++) {
 		const struct queue_rcpt *r = &m->rcpt[i];
 
-		if (mailq_rcpt_listed(r) && same_reason(r->reason, reason))
-			rc = rl_buf_printf(out, "%41s%s\n", "", r->address);
+		if (!mailq_rcpt_listed(r) || !same_reason(r->reason, reason))
+			continue;
+		rc = rl_buf_printf(out, "%41s", "");
+		if (rc == 0)
+			rc = mailq_text_string(out, r->address);
+		if (rc == 0)
+			rc = rl_buf_puts(out, "\n");
 	}
 	return rc;
 }
@@ -85,8 +116,11 @@ int mailq_format_text(struct rl_buf *out, const struct queue_msg *m, int active)
 		 (m->flags & QUEUE_F_HOLD) ? "!" : active ? "*" : "");
 	snprintf(size, sizeof(size), "%llu", (unsigned long long)m->size);
 	arrival_text(m->arrival, when);
-	rc = rl_buf_printf(out, "%-11s %7s %-20s %s\n", id, size, when,
-			   m->sender[0] ? m->sender : "MAILER-DAEMON");
+	rc = rl_buf_printf(out, "%-11s %7s %-20s ", id, size, when);
+	if (rc == 0)
+		rc = mailq_text_string(out, m->sender[0] ? m->sender : "MAILER-DAEMON");
+	if (rc == 0)
+		rc = rl_buf_puts(out, "\n");
 	/* Recipients not yet tried first, then one group per distinct reason. */
 	if (rc == 0)
 		rc = format_group(out, m, NULL);
@@ -106,17 +140,59 @@ int mailq_format_trailer(struct rl_buf *out, uint64_t bytes, uint64_t count)
 			     count == 1 ? "" : "s");
 }
 
+/*
+ * Length of the well-formed UTF-8 sequence at p (1 for ASCII), or 0: no
+ * overlong forms, surrogates or code points beyond U+10FFFF (RFC 3629).
+ * p is NUL-terminated, so a cut sequence stops at the NUL.
+ */
+static size_t utf8_len(const unsigned char *p)
+{
+	size_t want = 0;
+	unsigned cp;
+
+	if (p[0] < 0x80)
+		want = 1;
+	else if (p[0] >= 0xC2 && p[0] <= 0xDF)
+		want = 2;
+	else if (p[0] >= 0xE0 && p[0] <= 0xEF)
+		want = 3;
+	else if (p[0] >= 0xF0 && p[0] <= 0xF4)
+		want = 4;
+	cp = want == 2 ? p[0] & 0x1Fu : want == 3 ? p[0] & 0x0Fu : p[0] & 0x07u;
+
+	for (size_t i = 1; i < want; i++) {
+		if ((p[i] & 0xC0) != 0x80)
+			return 0;
+		cp = (cp << 6) | (p[i] & 0x3Fu);
+	}
+	if ((want == 3 && (cp < 0x800 || (cp >= 0xD800 && cp <= 0xDFFF))) ||
+	    (want == 4 && (cp < 0x10000 || cp > 0x10FFFF)))
+		return 0;
+	return want;
+}
+
+/*
+ * A JSON string (RFC 8259 section 7): quotes, backslashes and control
+ * octets escaped; octets that are not UTF-8 become U+FFFD, so a reader
+ * that insists on valid UTF-8 still parses every line.
+ */
 int mailq_json_string(struct rl_buf *out, const char *s)
 {
+	const unsigned char *p = (const unsigned char *)s;
 	int rc = rl_buf_puts(out, "\"");
 
-	for (const unsigned char *p = (const unsigned char *)s; *p && rc == 0; p++) {
+	while (*p && rc == 0) {
+		size_t k = utf8_len(p);
+
 		if (*p == '"' || *p == '\\')
 			rc = rl_buf_printf(out, "\\%c", *p);
 		else if (*p < 0x20 || *p == 0x7f)
 			rc = rl_buf_printf(out, "\\u%04x", *p);
+		else if (k == 0)
+			rc = rl_buf_puts(out, "\\ufffd");
 		else
-			rc = rl_buf_append(out, p, 1);
+			rc = rl_buf_append(out, p, k);
+		p += k ? k : 1;
 	}
 	return rc ? rc : rl_buf_puts(out, "\"");
 }

@@ -242,3 +242,129 @@ int msg_addr_list(const char *v, size_t n, int (*cb)(void *arg, const char *addr
 	}
 	return rc ? rc : scan_emit(&s, cb, arg);
 }
+
+/* Control octets never belong in an address; say so plainly. */
+static int has_control(const char *a, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		if ((unsigned char)a[i] < 32 || a[i] == 127)
+			return 1;
+	}
+	return 0;
+}
+
+int msg_envelope_addr(const char *a, size_t n, const char *myhostname, int allow_null,
+		      struct smtp_path *out, struct rl_why *why)
+{
+	char buf[SMTP_PATH_MAX + 2];
+	size_t host = 0, len;
+
+	if (has_control(a, n))
+		return rl_fail(why, RL_EPARSE, "control character in address", 0);
+	while (n && *a == ' ')
+		a++, n--;
+	while (n && a[n - 1] == ' ')
+		n--;
+	/* One pair of brackets may enclose it, as on the SMTP command line. */
+	if (n >= 2 && a[0] == '<' && a[n - 1] == '>')
+		a++, n -= 2;
+	if (n && !memchr(a, '@', n))
+		host = strlen(myhostname) + 1;
+	if (n + host + 2 > SMTP_PATH_MAX)
+		return rl_fail(why, RL_EPARSE, "address too long", 0);
+	buf[0] = '<';
+	memcpy(buf + 1, a, n);
+	len = 1 + n;
+	if (host) {
+		buf[len] = '@';
+		memcpy(buf + len + 1, myhostname, host - 1);
+		len += host;
+	}
+	buf[len++] = '>';
+	return smtp_path_parse(buf, len, allow_null, out, why);
+}
+
+void msg_body_init(struct msg_body *b, size_t max, int dot_ends)
+{
+	memset(b, 0, sizeof(*b));
+	b->max = max;
+	b->dot_ends = dot_ends;
+}
+
+/* Store line content, within the size and line length limits. */
+static int body_put(struct msg_body *b, struct rl_buf *out, const char *p, size_t n)
+{
+	if (n == 0)
+		return 0;
+	if (b->linelen + n > SMTP_TEXT_LINE_MAX)
+		return RL_EPARSE;
+	if (out->len + n > b->max)
+		return RL_ETOOBIG;
+	b->dot = b->linelen == 0 && n == 1 && p[0] == '.';
+	b->linelen += n;
+	return rl_buf_append(out, p, n);
+}
+
+/* A line ended: the end marker (its dot taken back), or a CRLF. */
+static int body_eol(struct msg_body *b, struct rl_buf *out)
+{
+	if (b->dot && b->dot_ends) {
+		out->len--;
+		out->data[out->len] = '\0';
+		b->done = 1;
+		return 0;
+	}
+	b->dot = 0;
+	b->linelen = 0;
+	if (out->len + 2 > b->max)
+		return RL_ETOOBIG;
+	return rl_buf_append(out, "\r\n", 2);
+}
+
+int msg_body_feed(struct msg_body *b, const char *p, size_t n, struct rl_buf *out)
+{
+	size_t i = 0, span;
+	int rc = 0;
+
+	while (i < n && !b->done && rc == 0) {
+		if (b->cr) {
+			/* CR LF ends a line; a CR before anything else stays. */
+			b->cr = 0;
+			if (p[i] == '\n') {
+				rc = body_eol(b, out);
+				i++;
+			} else {
+				rc = body_put(b, out, "\r", 1);
+			}
+			continue;
+		}
+		if (p[i] == '\r' || p[i] == '\n') {
+			b->cr = p[i] == '\r';
+			rc = p[i] == '\n' ? body_eol(b, out) : 0;
+			i++;
+			continue;
+		}
+		for (span = i; span < n && p[span] != '\r' && p[span] != '\n'; span++)
+			b->eightbit |= (unsigned char)p[span] >= 0x80;
+		rc = body_put(b, out, p + i, span - i);
+		i = span;
+	}
+	return rc;
+}
+
+int msg_body_finish(struct msg_body *b, struct rl_buf *out)
+{
+	/* A CR at the very end ends the last line, like CR LF. */
+	if (b->done || (!b->cr && b->linelen == 0))
+		return 0;
+	b->cr = 0;
+	return body_eol(b, out);
+}
+
+void msg_body_clean(char *p, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		if (p[i] == '\0' || (p[i] == '\r' && (i + 1 == n || p[i + 1] != '\n')))
+			p[i] = ' ';
+	}
+}

@@ -203,4 +203,12 @@ struct smtp_ehlo {
 /* The extensions of a 250 reply to EHLO (keywords from line 2 on). */
 void smtp_ehlo_parse(const struct smtp_reply *r, struct smtp_ehlo *out);
 
+/*
+ * One whole "<path>" (s[0..n) and nothing else) under the same rules as
+ * MAIL FROM and RCPT TO: for envelope addresses from local submission.
+ * The null path "<>" only when allow_null.  RL_EPARSE with why filled.
+ */
+int smtp_path_parse(const char *s, size_t n, int allow_null, struct smtp_path *path,
+		    struct rl_why *why) RL_WUR;
+
 #endif

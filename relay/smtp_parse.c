@@ -653,3 +653,21 @@ void smtp_ehlo_parse(const struct smtp_reply *r, struct smtp_ehlo *out)
 		p = end;
 	}
 }
+
+/*
+ * The listener's path rules for addresses that arrive by other ways than
+ * SMTP (local submission): the whole input must be one "<path>", so no
+ * parameter, CR, LF or other trailing text can ride along.
+ */
+int smtp_path_parse(const char *s, size_t n, int allow_null, struct smtp_path *path,
+		    struct rl_why *why)
+{
+	size_t used = 0;
+	int rc = parse_path(s, n, allow_null, path, &used, why);
+
+	if (rc < 0)
+		return rc;
+	if (used != n)
+		return rl_fail(why, RL_EPARSE, "garbage after address", used);
+	return 0;
+}

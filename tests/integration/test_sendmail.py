@@ -2,14 +2,37 @@
 
 import os
 import re
+import shutil
+import subprocess
 import sys
+import threading
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
 from harness import BIN, Relay, base_env, run  # noqa: E402
+import certs  # noqa: E402
+import dnszone  # noqa: E402
+import mxpeer  # noqa: E402
+from test_delivery import DeliveryBase  # noqa: E402
 
 harness.require_binary()
+
+EX_USAGE, EX_DATAERR, EX_UNAVAILABLE = 64, 65, 69
+
+# Envelope injection as the review found it: CR LF and a second command.
+INJECT_FROM = 'a@src.test>\r\nRCPT TO:<evil@evil.test'
+INJECT_RCPT = 'b@c.test>\r\nRCPT TO:<evil@evil.test'
+# The same through -t: CR LF (folded) or a bare CR inside a quoted local
+# part, and other control octets, which msg_addr_list keeps as they are.
+INJECT_HEADERS = [
+    b'To: "a\r\n RCPT TO:<evil@evil.test>"@c.test\n',
+    b'To: "a\rRCPT TO:<evil@evil.test>"@c.test\n',
+    b'Cc: ok@c.test, <"a\rb"@c.test>\n',
+    b'Bcc: "x\x01y"@c.test\n',
+    b'To: "a\x00b"@c.test\n',
+    b'To: <a@[127.0.0.1\r\n RCPT TO:<evil@evil.test>]>\n',
+]
 
 MSG = (b'From: Alice <a@b.test>\n'
        b'To: Rcpt <rcpt@c.test>\n'
@@ -186,6 +209,194 @@ class Sendmail(unittest.TestCase):
         self.assertNotEqual(p.returncode, 0)
         self.assertTrue(p.stderr.strip())
         self.assertEqual(self.r.queue_ids(), {seed})
+
+    # -- hardening: envelope injection ---------------------------------
+
+    def assert_refused(self, p, code, pattern, seed):
+        """Exit code, exactly one stderr line matching pattern, and the
+        queue unchanged (only the seed message)."""
+        err = p.stderr.decode('utf-8', 'replace')
+        self.assertEqual(p.returncode, code, err)
+        self.assertEqual(len(err.splitlines()), 1, repr(err))
+        self.assertRegex(err, pattern)
+        self.assertNotIn('\r', err.rstrip('\n'))
+        self.assertEqual(self.r.queue_ids(), {seed})
+        self.assertNotIn('evil', self.r.mailq_text())
+
+    def test_inject_via_f(self):
+        seed = self.seed()
+        for f in (INJECT_FROM, 'a@src.test\n', 'a@src.test> SIZE=1',
+                  'a@src.test\x7f'):
+            with self.subTest(f=f):
+                p = self.sendmail('-f', f, 'rcpt@c.test')
+                self.assert_refused(p, EX_USAGE,
+                                    r'^sendmail: bad sender address ', seed)
+
+    def test_inject_via_recipient_argument(self):
+        seed = self.seed()
+        for rcpt in (INJECT_RCPT, 'b@c.test\r', 'b@c.test>', 'x\x1b@c.test'):
+            with self.subTest(rcpt=rcpt):
+                p = self.sendmail('-f', 'a@b.test', 'ok@c.test', rcpt)
+                self.assert_refused(p, EX_USAGE,
+                                    r'^sendmail: bad recipient address ', seed)
+
+    def test_inject_via_t_headers(self):
+        seed = self.seed()
+        for h in INJECT_HEADERS:
+            with self.subTest(header=h):
+                msg = b'From: a@b.test\n' + h + b'Subject: t\n\nbody\n'
+                p = self.sendmail('-t', '-f', 'a@b.test', input=msg)
+                self.assert_refused(
+                    p, EX_DATAERR,
+                    r'^sendmail: bad address in (To|Cc|Bcc) header: ', seed)
+
+    def test_fullname_cannot_add_headers(self):
+        seed = self.seed()
+        p = self.sendmail('-F', 'Joe\r\nBcc: evil@evil.test', '-f', 'a@b.test',
+                          'rcpt@c.test', input=b'Subject: x\n\nbody\n')
+        self.assert_refused(p, EX_USAGE, r'^sendmail: bad -F full name', seed)
+
+    def test_good_addresses_still_work(self):
+        p = self.sendmail('-f', '<a@b.test>', '<one@c.test>', 'root',
+                          ' two@[127.0.0.1] ')
+        self.assertEqual(p.returncode, 0, p.stderr)
+        m = self.only_message()
+        self.assertEqual(m['sender'], 'a@b.test')
+        self.assertEqual(sorted(x['address'] for x in m['recipients']),
+                         ['one@c.test', 'root@' + harness.HOSTNAME,
+                          'two@[127.0.0.1]'])
+        self.r.cli('queue', 'delete', 'ALL')
+        p = self.sendmail('-f', '<>', 'one@c.test')
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertEqual(self.only_message()['sender'], '')
+
+    # -- hardening: content --------------------------------------------
+
+    def test_bare_cr_and_nul_become_spaces(self):
+        msg = b'Subject: cr\n\nbo\rdy\x00end\r\r\nlast\r'
+        p = self.sendmail('-f', 'a@b.test', 'rcpt@c.test', input=msg)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        show = self.r.queue_show(self.only_message()['queue_id'])
+        # queue show prints CRLF as LF: any CR left would be a bare one.
+        self.assertNotIn(b'\r', show)
+        self.assertNotIn(b'\x00', show)
+        self.assertIn(b'\nbo dy end \nlast\n', show)
+
+    def test_line_of_998_octets_but_not_999(self):
+        seed = self.seed()
+        ok = b'Subject: long\n\n' + b'x' * 998 + b'\n'
+        p = self.sendmail('-f', 'a@b.test', 'rcpt@c.test', input=ok)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertEqual(len(self.r.queue_ids()), 2)
+        self.r.cli('queue', 'delete', 'ALL')
+        seed = self.seed()
+        p = self.sendmail('-f', 'a@b.test', 'rcpt@c.test',
+                          input=b'Subject: long\n\n' + b'x' * 999 + b'\n')
+        self.assert_refused(p, EX_DATAERR, r'lines too long', seed)
+
+    def sendmail_rusage(self, conf, chunk, count):
+        """Run sendmail with chunk * count on stdin (written from a thread,
+        stopped by a broken pipe); returns (exit code, stderr, max RSS in
+        KiB) of that one child, from wait4."""
+        p = subprocess.Popen([BIN, 'sendmail', '-c', conf, '-f', 'a@b.test',
+                              'rcpt@c.test'], stdin=subprocess.PIPE,
+                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                             env=base_env())
+
+        def feed():
+            try:
+                p.stdin.write(b'Subject: big\n\n')
+                for _ in range(count):
+                    p.stdin.write(chunk)
+                p.stdin.close()
+            except (BrokenPipeError, OSError):
+                pass
+        t = threading.Thread(target=feed)
+        t.start()
+        err = p.stderr.read()
+        p.stderr.close()
+        _, status, ru = os.wait4(p.pid, 0)
+        p.returncode = os.waitstatus_to_exitcode(status)
+        t.join(60)
+        try:
+            p.stdin.close()
+        except (BrokenPipeError, OSError):
+            pass
+        return p.returncode, err.decode('utf-8', 'replace'), ru.ru_maxrss
+
+    def test_big_input_memory_bounded(self):
+        # max_message_size 10 MB, 200 MB of input: memory must follow the
+        # limit, not the input (the old reader reached ~210 MB on one line).
+        r = Relay(self, start=False, max_message_size=10 * 1024 * 1024)
+        self.r = r
+        seed = self.seed()
+        bound = 80 * 1024   # KiB: far below the input, room for sanitizers
+        rc, err, rss = self.sendmail_rusage(r.conf, b'x' * (1 << 20), 200)
+        self.assertLess(rss, bound, 'one 200 MB line: max RSS %d KiB' % rss)
+        self.assertEqual(rc, EX_DATAERR, err)
+        self.assertIn('lines too long', err)
+        line = b'y' * 99 + b'\n'
+        rc, err, rss = self.sendmail_rusage(r.conf, line * 10000, 200)
+        self.assertLess(rss, bound, '200 MB of lines: max RSS %d KiB' % rss)
+        self.assertEqual(rc, EX_UNAVAILABLE, err)
+        self.assertRegex(err, r'^sendmail: message file too big')
+        self.assertEqual(len(err.splitlines()), 1, err)
+        self.assertEqual(r.queue_ids(), {seed})
+
+
+
+class SendmailDelivery(DeliveryBase):
+    """What leaves the relay for mail injected with sendmail: a real relay
+    and an aiosmtpd MX (mx.py) under a Knot DNS zone."""
+
+    RECORDS = [('inj.test.', 'MX', '10 mx1.inj.test.'),
+               ('mx1.inj.test.', 'A', '127.0.0.60')]
+    HOSTS = ['127.0.0.60']
+
+    @classmethod
+    def setUpClass(cls):
+        if not (dnszone.available() and mxpeer.aiosmtpd_available()
+                and shutil.which(certs.CERTTOOL)):
+            raise unittest.SkipTest('Knot, aiosmtpd or certtool missing')
+        super().setUpClass()
+
+    def sendmail(self, relay, *args, input):
+        return run([BIN, 'sendmail', '-c', relay.conf] + list(args),
+                   input=input, env=base_env(), text=False)
+
+    def test_no_extra_rcpt_and_crlf_only(self):
+        mx = self.mx('127.0.0.60', 'mx1.inj.test')
+        relay = self.relay()
+        body = b'Subject: inj\nMessage-ID: <inj.1@client.test>\n\n'
+        # Each attempt would add "RCPT TO:<evil@inj.test>" on the wire.
+        evil_from = 'a@src.test>\r\nRCPT TO:<evil@inj.test'
+        evil_rcpt = 'bob@inj.test>\r\nRCPT TO:<evil@inj.test'
+        p = self.sendmail(relay, '-f', evil_from, 'bob@inj.test', input=body)
+        self.assertEqual(p.returncode, EX_USAGE, p.stderr)
+        p = self.sendmail(relay, '-f', 'a@src.test', evil_rcpt, input=body)
+        self.assertEqual(p.returncode, EX_USAGE, p.stderr)
+        p = self.sendmail(relay, '-t', '-f', 'a@src.test', input=(
+            b'To: "bob\r\n RCPT TO:<evil@inj.test>"@inj.test\n' + body))
+        self.assertEqual(p.returncode, EX_DATAERR, p.stderr)
+        # One good message: bare CR, NUL, dot lines (with -i) and a CRLF.
+        good = (body + b'bo\rdy\x00end\n.\n..\n.x\r\nlast')
+        p = self.sendmail(relay, '-i', '-f', 'a@src.test', 'bob@inj.test',
+                          input=good)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        env, content = self.messages_with(mx, '<inj.1@client.test>')[0]
+        self.assertEqual(env['mail_from'], 'a@src.test')
+        self.assertEqual(env['rcpt_tos'], ['bob@inj.test'])
+        self.wait_queue_empty(relay)
+        # Every RCPT the MX saw, accepted or not: only bob's.
+        rcpts = [e.get('address') for e in mx.events() if e['event'] == 'rcpt']
+        self.assertEqual(rcpts, ['bob@inj.test'])
+        self.assertEqual(len(mx.messages()), 1)
+        self.assertNotIn(b'evil', b''.join(c for _, c in mx.messages()))
+        # CRLF line ends only, no NUL; stray CR and NUL became spaces.
+        self.assertNotIn(b'\x00', content)
+        self.assertIsNone(re.search(rb'\r(?!\n)|(?<!\r)\n', content), content)
+        self.assertIn(b'\r\n\r\nbo dy end\r\n.\r\n..\r\n.x\r\nlast\r\n',
+                      content)
 
 
 if __name__ == '__main__':

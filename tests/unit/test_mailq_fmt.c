@@ -716,6 +716,104 @@ static void test_json_string(void)
 	}
 }
 
+/*
+ * Records made before sendmail checked envelope addresses (or crafted
+ * ones) may hold CR, LF and other control octets: each stays one '?', so
+ * every listing line is one line and the columns still add up.
+ */
+static void test_text_control(void)
+{
+	static const struct {
+		const char *name;
+		struct msg_spec m;
+		const char *want;
+	} cases[] = {
+		{ "CR LF in the sender",
+		  { "a@src>\r\nRCPT TO:<x@evil", 0, 234, 0, 0, { { "b@c.test", PENDING, NULL } } },
+		  "4C2E81A0F3      234 Fri Aug  3 09:50:15  a@src>??RCPT TO:<x@evil\n"
+		  SP41 "b@c.test\n" },
+		{ "CR LF in a recipient",
+		  { "a@b.test", 0, 10, 0, 0,
+		    { { "b@c.test>\r\nRCPT TO:<x@evil.test", PENDING, NULL } } },
+		  "4C2E81A0F3       10 Fri Aug  3 09:50:15  a@b.test\n"
+		  SP41 "b@c.test>??RCPT TO:<x@evil.test\n" },
+		{ "LF, tab, ESC, DEL in a reason",
+		  { "a@b.test", 0, 10, 1, 0, { { "b@c.test", DEFERRED, "x\ny\tz\x1b[0m\x7f" } } },
+		  "4C2E81A0F3       10 Fri Aug  3 09:50:15  a@b.test\n"
+		  "                                                                  (x?y?z?[0m?)\n"
+		  SP41 "b@c.test\n" },
+		{ "bare CR alone",
+		  { "\r", 0, 10, 0, 0, { { "\n", PENDING, NULL } } },
+		  "4C2E81A0F3       10 Fri Aug  3 09:50:15  ?\n" SP41 "?\n" },
+		{ "UTF-8 kept",
+		  { "j\xc3\xb6@b.test", 0, 10, 0, 0, { { "b@c.test", PENDING, NULL } } },
+		  "4C2E81A0F3       10 Fri Aug  3 09:50:15  j\xc3\xb6@b.test\n" SP41 "b@c.test\n" },
+	};
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct built b;
+		struct rl_buf out;
+		char name[96];
+		size_t lines = 0;
+		int rc;
+
+		build(&b, &cases[i].m);
+		rl_buf_init(&out, 4096);
+		rc = mailq_format_text(&out, &b.m, 0);
+		snprintf(name, sizeof(name), "text control %s", cases[i].name);
+		CASE_INT(name, rc, 0);
+		CASE_STR(name, out.data ? out.data : "", cases[i].want);
+		for (size_t k = 0; k < out.len; k++) {
+			lines += out.data[k] == '\n';
+			CHECK(out.data[k] == '\n' || ((unsigned char)out.data[k] >= 32 &&
+						      out.data[k] != 127),
+			      "%s: raw octet 0x%02x", name, (unsigned char)out.data[k]);
+		}
+		CASE_INT(name, lines, cases[i].m.rcpt[0].reason ? 3 : 2);
+		rl_buf_fini(&out);
+	}
+	/* mailq_text_string on its own. */
+	{
+		struct rl_buf out;
+
+		rl_buf_init(&out, 64);
+		CASE_INT("text_string rc", mailq_text_string(&out, "a\r\nb\0c"), 0);
+		CASE_STR("text_string", out.data, "a??b");
+		rl_buf_fini(&out);
+	}
+}
+
+/* Octets that are not UTF-8 become U+FFFD: the line stays valid JSON. */
+static void test_json_utf8(void)
+{
+	static const struct {
+		const char *in;
+		const char *want;
+	} cases[] = {
+		{ "j\xc3\xb6@b.test", "\"j\xc3\xb6@b.test\"" },
+		{ "\xf0\x9f\x93\xa7", "\"\xf0\x9f\x93\xa7\"" },
+		{ "a\xff" "b", "\"a\\ufffdb\"" },
+		{ "a\xc3", "\"a\\ufffd\"" },
+		{ "\xc3(", "\"\\ufffd(\"" },
+		{ "\xc0\xaf", "\"\\ufffd\\ufffd\"" },             /* overlong '/' */
+		{ "\xed\xa0\x80", "\"\\ufffd\\ufffd\\ufffd\"" },   /* surrogate */
+		{ "\xf4\x90\x80\x80", "\"\\ufffd\\ufffd\\ufffd\\ufffd\"" }, /* > U+10FFFF */
+		{ "\xe2\x82", "\"\\ufffd\\ufffd\"" },
+		{ "x\r\n\xff", "\"x\\u000d\\u000a\\ufffd\"" },
+	};
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct rl_buf out;
+		char name[64];
+
+		snprintf(name, sizeof(name), "json utf8 case %zu", i);
+		rl_buf_init(&out, 256);
+		CASE_INT(name, mailq_json_string(&out, cases[i].in), 0);
+		CASE_STR(name, out.data ? out.data : "", cases[i].want);
+		rl_buf_fini(&out);
+	}
+}
+
 int main(void)
 {
 	if (setenv("TZ", "UTC", 1) != 0) {
@@ -726,6 +824,8 @@ int main(void)
 	test_queue_name();
 	test_text();
 	test_text_mixed();
+	test_text_control();
+	test_json_utf8();
 	test_text_limit();
 	test_trailer();
 	test_listing();

@@ -481,6 +481,203 @@ static void test_received_count(void)
 
 		snprintf(name, sizeof(name), "received_count \"%s\"", esc(cases[i].in, len));
 		CASE_INT(name, msg_received_count(cases[i].in, len), cases[i].want);
+
+/* ------------------------------------------------- local envelope addresses */
+
+/* What sendmail -f, recipient arguments and -t headers may put in the queue. */
+static void test_envelope_addr(void)
+{
+	static const struct {
+		const char *in;
+		size_t len; /* 0: strlen */
+		int allow_null;
+		int rc;
+		const char *want; /* the stored address when rc == 0 */
+		int utf8;
+	} t[] = {
+		{ "a@b.test", 0, 0, 0, "a@b.test", 0 },
+		{ "<a@b.test>", 0, 0, 0, "a@b.test", 0 },
+		{ "  <a@b.test> ", 0, 0, 0, "a@b.test", 0 },
+		{ "<a@b.test>\t", 0, 0, RL_EPARSE, NULL, 0 },
+		{ "root", 0, 0, 0, "root@h.test", 0 },
+		{ "<root>", 0, 0, 0, "root@h.test", 0 },
+		{ "\"a b\"@b.test", 0, 0, 0, "\"a b\"@b.test", 0 },
+		{ "a@[127.0.0.1]", 0, 0, 0, "a@[127.0.0.1]", 0 },
+		{ "<@relay.test:a@b.test>", 0, 0, 0, "a@b.test", 0 },
+		{ "j\xc3\xb6@b.test", 0, 0, 0, "j\xc3\xb6@b.test", 1 },
+		/* The null sender, where allowed. */
+		{ "", 0, 1, 0, "", 0 },
+		{ "<>", 0, 1, 0, "", 0 },
+		{ "<>", 0, 0, RL_EPARSE, NULL, 0 },
+		{ "", 0, 0, RL_EPARSE, NULL, 0 },
+		/* Injection: CR, LF, NUL and other control octets anywhere. */
+		{ "a@src>\r\nRCPT TO:<x@evil", 0, 1, RL_EPARSE, NULL, 0 },
+		{ "a@b.test\r\n", 0, 0, RL_EPARSE, NULL, 0 },
+		{ "a@b.test\n", 0, 0, RL_EPARSE, NULL, 0 },
+		{ "a@b.test\r", 0, 0, RL_EPARSE, NULL, 0 },
+		{ "a@b.test\0x@evil", 16, 0, RL_EPARSE, NULL, 0 },
+		{ "\"a\r\n RCPT TO:<x@evil>\"@b.test", 0, 0, RL_EPARSE, NULL, 0 },
+		{ "\"a\rb\"@b.test", 0, 0, RL_EPARSE, NULL, 0 },
+		{ "a\x01@b.test", 0, 0, RL_EPARSE, NULL, 0 },
+		{ "a@b.test\x7f", 0, 0, RL_EPARSE, NULL, 0 },
+		{ "a\t@b.test", 0, 0, RL_EPARSE, NULL, 0 },
+		/* Parameters, stray brackets and spaces inside. */
+		{ "a@b.test> SIZE=1", 0, 0, RL_EPARSE, NULL, 0 },
+		{ "<a@b.test> NOTIFY=NEVER", 0, 0, RL_EPARSE, NULL, 0 },
+		{ "<<a@b.test>>", 0, 0, RL_EPARSE, NULL, 0 },
+		{ "a@b.test>", 0, 0, RL_EPARSE, NULL, 0 },
+		{ "a b@c.test", 0, 0, RL_EPARSE, NULL, 0 },
+		{ "a@b.test,c@d.test", 0, 0, RL_EPARSE, NULL, 0 },
+		{ "a@-b.test", 0, 0, RL_EPARSE, NULL, 0 },
+		{ "a@", 0, 0, RL_EPARSE, NULL, 0 },
+		{ "j\xc3@b.test", 0, 0, RL_EPARSE, NULL, 0 },
+	};
+	char long_local[300];
+
+	for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
+		size_t len = t[i].len ? t[i].len : strlen(t[i].in);
+		struct rl_why why = { 0 };
+		struct smtp_path p;
+		int rc = msg_envelope_addr(t[i].in, len, "h.test", t[i].allow_null, &p, &why);
+		char name[200];
+
+		snprintf(name, sizeof(name), "envelope_addr \"%s\"", esc(t[i].in, len));
+		CASE_INT(name, rc, t[i].rc);
+		if (rc == 0 && t[i].want) {
+			CASE_MEM(name, p.addr, p.len, t[i].want, strlen(t[i].want));
+			CASE_INT(name, p.utf8, t[i].utf8);
+		}
+		if (rc < 0)
+			CHECK(why.reason != NULL, "%s: no reason", name);
+	}
+	/* Longer than the listener's 256-octet path: refused as it would be. */
+	memset(long_local, 'a', sizeof(long_local));
+	memcpy(long_local + 240, "@b.test", 8);
+	{
+		struct smtp_path p;
+		int rc = msg_envelope_addr(long_local, 247, "h.test", 0, &p, NULL);
+
+		CASE_INT("envelope_addr 247 octets", rc, 0);
+		memset(long_local, 'a', sizeof(long_local));
+		memcpy(long_local + 260, "@b.test", 8);
+		rc = msg_envelope_addr(long_local, 267, "h.test", 0, &p, NULL);
+		CASE_INT("envelope_addr 267 octets", rc, RL_EPARSE);
+	}
+}
+
+/* -------------------------------------------------- local submission body */
+
+/* Feed in one piece, or one octet at a time (split CRLFs and dots). */
+static int body_run(const char *in, size_t n, size_t max, int dot_ends, int bytewise,
+		    struct rl_buf *out, struct msg_body *b)
+{
+	int rc = 0;
+
+	msg_body_init(b, max, dot_ends);
+	if (!bytewise)
+		rc = msg_body_feed(b, in, n, out);
+	for (size_t i = 0; bytewise && i < n && rc == 0 && !b->done; i++)
+		rc = msg_body_feed(b, in + i, 1, out);
+	if (rc == 0)
+		rc = msg_body_finish(b, out);
+	if (rc == 0)
+		msg_body_clean(out->data ? out->data : (char *)"", out->len);
+	return rc;
+}
+
+static void test_body(void)
+{
+	static const struct {
+		const char *name;
+		const char *in;
+		size_t len; /* 0: strlen */
+		int dot_ends;
+		size_t max; /* 0: 1 MB */
+		int rc;
+		const char *want;
+		size_t wantlen; /* 0: strlen */
+	} t[] = {
+		{ "LF to CRLF", "a\nb\n", 0, 1, 0, 0, "a\r\nb\r\n", 0 },
+		{ "CRLF kept", "a\r\nb\r\n", 0, 1, 0, 0, "a\r\nb\r\n", 0 },
+		{ "last line given CRLF", "a\nb", 0, 1, 0, 0, "a\r\nb\r\n", 0 },
+		{ "final CR ends line", "a\r", 0, 1, 0, 0, "a\r\n", 0 },
+		{ "empty input", "", 0, 1, 0, 0, "", 0 },
+		{ "bare CR to space", "a\rb\n", 0, 1, 0, 0, "a b\r\n", 0 },
+		{ "CR CR LF", "a\r\r\nb\n", 0, 1, 0, 0, "a \r\nb\r\n", 0 },
+		{ "CR at line start", "\rx\n", 0, 1, 0, 0, " x\r\n", 0 },
+		{ "NUL to space", "a\0b\n", 4, 1, 0, 0, "a b\r\n", 0 },
+		{ "LF CR LF", "a\n\r\nb\n", 0, 1, 0, 0, "a\r\n\r\nb\r\n", 0 },
+		/* Without -i a line of one dot ends the message. */
+		{ "dot ends", "a\n.\nb\n", 0, 1, 0, 0, "a\r\n", 0 },
+		{ "dot CRLF ends", "a\r\n.\r\nb\n", 0, 1, 0, 0, "a\r\n", 0 },
+		{ "dot at EOF ends", "a\n.", 0, 1, 0, 0, "a\r\n", 0 },
+		{ "dot first line", ".\nb\n", 0, 1, 0, 0, "", 0 },
+		{ "two dots kept", "a\n..\nb\n", 0, 1, 0, 0, "a\r\n..\r\nb\r\n", 0 },
+		{ "dot text kept", "a\n.x\nb\n", 0, 1, 0, 0, "a\r\n.x\r\nb\r\n", 0 },
+		{ "dot CR x kept", "a\n.\rx\n", 0, 1, 0, 0, "a\r\n. x\r\n", 0 },
+		{ "dot after bare CR", "a\r.\nb\n", 0, 1, 0, 0, "a .\r\nb\r\n", 0 },
+		/* With -i dots are text. */
+		{ "-i dot kept", "a\n.\nb\n", 0, 0, 0, 0, "a\r\n.\r\nb\r\n", 0 },
+		{ "-i dot at EOF", "a\n.", 0, 0, 0, 0, "a\r\n.\r\n", 0 },
+		/* Limits: the size, CRLFs included; the line length. */
+		{ "size exact", "abc\n", 0, 1, 5, 0, "abc\r\n", 0 },
+		{ "size over by CRLF", "abcd\n", 0, 1, 5, RL_ETOOBIG, NULL, 0 },
+		{ "size over by text", "abcdef", 0, 1, 5, RL_ETOOBIG, NULL, 0 },
+		{ "size over by final CRLF", "abcd", 0, 1, 5, RL_ETOOBIG, NULL, 0 },
+	};
+	static char big[2100];
+
+	for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
+		for (int bytewise = 0; bytewise < 2; bytewise++) {
+			size_t len = t[i].len ? t[i].len : strlen(t[i].in);
+			struct rl_buf out;
+			struct msg_body b;
+			char name[100];
+			int rc;
+
+			rl_buf_init(&out, 1 << 20);
+			rc = body_run(t[i].in, len, t[i].max ? t[i].max : 1 << 20, t[i].dot_ends,
+				      bytewise, &out, &b);
+			snprintf(name, sizeof(name), "body %s%s", t[i].name,
+				 bytewise ? " (bytewise)" : "");
+			CASE_INT(name, rc, t[i].rc);
+			if (rc == 0 && t[i].want)
+				CASE_MEM(name, out.data ? out.data : "", out.len, t[i].want,
+					 t[i].wantlen ? t[i].wantlen : strlen(t[i].want));
+			rl_buf_fini(&out);
+		}
+	}
+	/* 998 octets pass, 999 are refused as the listener refuses them. */
+	for (size_t n = 997; n <= 1000; n++) {
+		struct rl_buf out;
+		struct msg_body b;
+		int rc;
+
+		memset(big, 'x', sizeof(big));
+		big[n] = '\n';
+		rl_buf_init(&out, 1 << 20);
+		rc = body_run(big, n + 1, 1 << 20, 1, 0, &out, &b);
+		CASE_INT("line length", rc, n <= 998 ? 0 : RL_EPARSE);
+		rl_buf_fini(&out);
+		/* A bare CR counts as an octet of its line. */
+		big[500] = '\r';
+		rl_buf_init(&out, 1 << 20);
+		rc = body_run(big, n + 1, 1 << 20, 1, 1, &out, &b);
+		CASE_INT("line length with CR", rc, n <= 998 ? 0 : RL_EPARSE);
+		rl_buf_fini(&out);
+	}
+	/* The 8-bit flag. */
+	{
+		struct rl_buf out;
+		struct msg_body b;
+
+		rl_buf_init(&out, 100);
+		CASE_INT("8bit rc", body_run("a\xc3\xa9\n", 4, 100, 1, 0, &out, &b), 0);
+		CASE_INT("8bit", b.eightbit, 1);
+		rl_buf_reset(&out);
+		CASE_INT("7bit rc", body_run("abc\n", 4, 100, 1, 0, &out, &b), 0);
+		CASE_INT("7bit", b.eightbit, 0);
+		rl_buf_fini(&out);
 	}
 }
 
@@ -492,5 +689,7 @@ int main(void)
 	test_addr_list();
 	test_walk();
 	test_received_count();
+	test_envelope_addr();
+	test_body();
 	return TEST_DONE();
 }

@@ -916,6 +916,42 @@ static void test_data_after_end(void)
 	rl_buf_fini(&out);
 }
 
+/* One whole "<path>" for local submission: the listener's rules, no more. */
+static void test_path_parse(void)
+{
+	static const struct {
+		const char *in;
+		size_t len;
+		int allow_null;
+		int rc;
+		const char *addr;
+	} t[] = {
+		{ S("<a@b.test>"), 0, 0, "a@b.test" },
+		{ S("<>"), 1, 0, "" },
+		{ S("<>"), 0, RL_EPARSE, NULL },
+		{ S("<a@b.test> SIZE=10"), 0, RL_EPARSE, NULL },
+		{ S("<a@b.test>\r\nRCPT TO:<x@evil.test>"), 0, RL_EPARSE, NULL },
+		{ S("<a@b.test\r\nRCPT TO:<x@evil.test>>"), 0, RL_EPARSE, NULL },
+		{ S("<a@b.test>\0"), 0, RL_EPARSE, NULL },
+		{ S("<\"a\rb\"@b.test>"), 0, RL_EPARSE, NULL },
+		{ S("a@b.test"), 0, RL_EPARSE, NULL },
+		{ S("<a@b.test"), 0, RL_EPARSE, NULL },
+		{ S("<a>"), 0, RL_EPARSE, NULL },
+	};
+
+	for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
+		struct smtp_path p;
+		struct rl_why why = { 0 };
+		int rc = smtp_path_parse(t[i].in, t[i].len, t[i].allow_null, &p, &why);
+		char name[160];
+
+		snprintf(name, sizeof(name), "path_parse \"%s\"", esc(t[i].in, t[i].len));
+		CASE_INT(name, rc, t[i].rc);
+		if (rc == 0)
+			CASE_MEM(name, p.addr, p.len, t[i].addr, strlen(t[i].addr));
+	}
+}
+
 int main(void)
 {
 	test_line_next();
@@ -928,5 +964,6 @@ int main(void)
 	test_data();
 	test_data_long_lines();
 	test_data_after_end();
+	test_path_parse();
 	return TEST_DONE();
 }
