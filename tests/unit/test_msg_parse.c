@@ -481,6 +481,8 @@ static void test_received_count(void)
 
 		snprintf(name, sizeof(name), "received_count \"%s\"", esc(cases[i].in, len));
 		CASE_INT(name, msg_received_count(cases[i].in, len), cases[i].want);
+	}
+}
 
 /* ------------------------------------------------- local envelope addresses */
 
