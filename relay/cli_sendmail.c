@@ -65,6 +65,12 @@ static int add_rcpt(struct submit *s, const char *addr, size_t len)
 		bad_address(s, "recipient", addr, len, &why);
 		return RL_EPARSE;
 	}
+	if (path.literal) {
+		/* The listener's rule: no delivery to address literals. */
+		why.reason = "address literals are not relayed";
+		bad_address(s, "recipient", addr, len, &why);
+		return RL_EPARSE;
+	}
 	if (s->nrcpt == s->rcap) {
 		size_t cap = s->rcap ? s->rcap * 2 : 8;
 		char **p = realloc(s->rcpt, cap * sizeof(*p));

@@ -16,6 +16,7 @@
 #include "dsn.h"
 #include "log.h"
 #include "mailq.h"
+#include "msg.h"
 #include "pol.h"
 #include "qmgr.h"
 #include "selfaddr.h"
@@ -32,6 +33,7 @@
 #define QMGR_RELAY_MAX 320
 #define QMGR_DEST_SESS_MAX 256 /* sessions to one destination, whatever the config */
 #define QMGR_FIN_RETRY_MAX_MS 60000 /* cap of the backoff of a failed final write */
+#define QMGR_HOPS_READ 262144  /* header bytes scanned for Received: (as smtpd) */
 
 enum qdest_state { QD_IDLE = 0, QD_MX, QD_ADDR, QD_READY };
 
@@ -776,7 +778,8 @@ static void dest_mx_cb(void *arg, const struct dns_mx_result *r)
 			snprintf(why, sizeof(why), "Domain %s does not accept mail (nullMX)", d->domain);
 		else if (r->status == DNS_NXDOMAIN)
 			snprintf(why, sizeof(why), "Host or domain name not found. Name service error "
-				 "for name=%s type=MX: Host not found", d->domain);
+				 "for name=%s type=MX: %s", d->domain,
+				 r->why[0] ? r->why : "Host not found");
 		else
 			snprintf(why, sizeof(why), "Host or domain name not found. Name service error "
 				 "for name=%s type=MX: %s", d->domain, r->why[0] ? r->why : "try again");
@@ -1038,7 +1041,7 @@ static int qmsg_jobs(struct qmsg *qm)
 		struct qjob *j;
 		struct qdest *d;
 
-		if (done[i] || !mailq_rcpt_listed(&m->rcpt[i]))
+		if (done[i] || !mailq_rcpt_listed(&m->rcpt[i]) || qm->res[i].result != SMTPC_NONE)
 			continue;
 		domain_of(m->rcpt[i].address, dom, sizeof(dom));
 		d = dest_get(qm->q, dom);
@@ -1053,7 +1056,8 @@ static int qmsg_jobs(struct qmsg *qm)
 			return -ENOMEM;
 		}
 		for (size_t k = i; k < m->nrcpt; k++) {
-			if (done[k] || !mailq_rcpt_listed(&m->rcpt[k]))
+			if (done[k] || !mailq_rcpt_listed(&m->rcpt[k]) ||
+			    qm->res[k].result != SMTPC_NONE)
 				continue;
 			domain_of(m->rcpt[k].address, other, sizeof(other));
 			if (strcmp(dom, other) != 0)
@@ -1091,6 +1095,71 @@ static void qmsg_mark_done(struct commit_req *r)
 {
 	if (r->result < 0)
 		log_warn("%s: cannot mark as in delivery: %s", r->msg.id, rl_strerror(r->result));
+}
+
+/* Bounce one recipient before any delivery (logged as job_done does). */
+static void qmsg_refuse(struct qmsg *qm, size_t k, const char *dsn, const char *reason)
+{
+	struct smtpc_rcpt *r = &qm->res[k];
+	char delay[32];
+
+	r->address = qm->m->rcpt[k].address;
+	r->result = SMTPC_PERMFAIL;
+	rl_strlcpy(r->dsn, dsn, sizeof(r->dsn));
+	rl_strlcpy(r->reason, reason, sizeof(r->reason));
+	r->reply[0] = '\0';
+	rl_strlcpy(qm->relay[k], "none", sizeof(qm->relay[k]));
+	fmt_delay(delay, sizeof(delay), qm->m->arrival);
+	log_info("%s: to=<%s>, relay=none, delay=%s, dsn=%s, status=bounced (%s)", qm->m->id,
+		 r->address, delay, dsn, reason);
+}
+
+/* An address no peer may see: a control character, or an address literal. */
+static const char *addr_unsendable(const char *a)
+{
+	const char *at = strrchr(a, '@');
+
+	for (const char *p = a; *p; p++)
+		if ((unsigned char)*p < 0x20 || *p == 0x7f)
+			return "bad address syntax (control character)";
+	if (at && at[1] == '[')
+		return "address literals are not relayed";
+	return NULL;
+}
+
+/*
+ * Checks made once, before the first attempt, on what smtpd and sendmail
+ * should already have refused (records written by older versions, mail
+ * injected by other means): a message with hopcount_limit Received:
+ * fields is a mail loop and bounces (5.4.6, as Postfix), and addresses
+ * that could inject commands or aim at an address literal are never sent.
+ */
+static void qmsg_precheck(struct qmsg *qm)
+{
+	const struct queue_msg *m = qm->m;
+	const char *bad = addr_unsendable(m->sender);
+	char reason[SMTPC_REASON_MAX], *hdr;
+	size_t got = 0, hops = 0;
+
+	if (m->attempts > 0)
+		return;
+	hdr = malloc(QMGR_HOPS_READ);
+	if (hdr && queue_body_read(qm->q->srv->q, m->id, 0, hdr, QMGR_HOPS_READ, &got) == 0)
+		hops = msg_received_count(hdr, got);
+	free(hdr);
+	snprintf(reason, sizeof(reason), "too many hops (%zu Received: header fields)", hops);
+	for (size_t k = 0; k < m->nrcpt; k++) {
+		const char *why = addr_unsendable(m->rcpt[k].address);
+
+		if (!mailq_rcpt_listed(&m->rcpt[k]))
+			continue;
+		if (hops >= qm->q->srv->cfg.hopcount_limit)
+			qmsg_refuse(qm, k, "5.4.6", reason);
+		else if (bad)
+			qmsg_refuse(qm, k, "5.1.7", "bad sender address syntax");
+		else if (why)
+			qmsg_refuse(qm, k, why[0] == 'b' ? "5.1.3" : "5.7.1", why);
+	}
 }
 
 /* Take one due message into the active set and hand out its jobs. */
@@ -1136,6 +1205,7 @@ static void qmgr_take(struct qmgr *q, struct queue_txn *t, const char *id)
 		qmsg_finish(qm); /* expired before this attempt: bounce as it is */
 		return;
 	}
+	qmsg_precheck(qm);
 	/*
 	 * Jobs handed out before a failure run; their end finishes the
 	 * message (the rest stay as they were, due again).

@@ -141,7 +141,7 @@ class CertsFingerprint(unittest.TestCase):
         self.assertFails(self.mx.key, 'not a valid PEM certificate')
         self.assertFails(self.write('cut.pem', self.mx.pem()[:200]),
                          'not a valid PEM certificate')
-        self.assertFails(self.dir, 'Is a directory')
+        self.assertFails(self.dir, r'not a regular file \(a directory\)')
 
     def test_usage(self):
         for args in (['certs'], ['certs', 'fingerprint'],

@@ -112,6 +112,45 @@ class Loops(DeliveryBase):
         self.wait_gone(relay, qid)
 
 
+class QueuedChecks(DeliveryBase):
+    """What the listener refuses, checked again on queued mail (mail put
+    in by `tlsrelay sendmail`, or by an older version)."""
+
+    RECORDS = [('hops.test.', 'MX', '10 mx.hops.test.'),
+               ('mx.hops.test.', 'A', '127.0.0.63')]
+    HOSTS = ['127.0.0.63']
+
+    def inject(self, relay, nhops, rcpt):
+        msg = ''.join('Received: from h%d.example by h%d.example; '
+                      'Mon, 1 Jan 2024 00:00:00 +0000\n' % (i, i + 1) for i in range(nhops))
+        msg += 'Subject: hops %d\nMessage-ID: <hops%d@client.test>\n\nbody\n' % (nhops, nhops)
+        p = relay.cli('sendmail', '-f', 'sender@nowhere.invalid', rcpt, input=msg)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        ids = [m['queue_id'] for m in relay.mailq_json()
+               if m['recipients'] and m['recipients'][0]['address'] == rcpt]
+        return ids
+
+    def test_queued_message_with_too_many_hops_bounces(self):
+        mx = self.mx('127.0.0.63', 'mx.hops.test', tls=False)
+        relay = self.relay(default_tls_level='may', retry_min='1h', retry_max='1h')
+        self.inject(relay, 50, 'loop@hops.test')
+        self.wait_log(relay, r'to=<loop@hops\.test>, relay=none, delay=[0-9.]+, dsn=5\.4\.6, '
+                      r'status=bounced \(too many hops \(5\d Received: header fields\)\)')
+        # Fewer hops go through.
+        self.inject(relay, 10, 'ok@hops.test')
+        found = self.messages_with(mx, '<hops10@client.test>')
+        self.assertEqual(len(found), 1)
+        self.assertFalse([c for e, c in mx.messages() if b'hops50' in c])
+
+    def test_sendmail_refuses_address_literals(self):
+        relay = self.relay()
+        p = relay.cli('sendmail', '-f', 's@client.test', 'u@[127.0.4.100]',
+                      input='Subject: x\n\nbody\n')
+        self.assertNotEqual(p.returncode, 0)
+        self.assertIn('address literals are not relayed', p.stderr)
+        self.assertEqual(relay.mailq_json(), [])
+
+
 def fan_records(domain, net, nmx, naddr):
     recs = []
     for i in range(nmx):

@@ -258,17 +258,23 @@ class Sendmail(unittest.TestCase):
 
     def test_good_addresses_still_work(self):
         p = self.sendmail('-f', '<a@b.test>', '<one@c.test>', 'root',
-                          ' two@[127.0.0.1] ')
+                          ' two@d.test ')
         self.assertEqual(p.returncode, 0, p.stderr)
         m = self.only_message()
         self.assertEqual(m['sender'], 'a@b.test')
         self.assertEqual(sorted(x['address'] for x in m['recipients']),
                          ['one@c.test', 'root@' + harness.HOSTNAME,
-                          'two@[127.0.0.1]'])
+                          'two@d.test'])
         self.r.cli('queue', 'delete', 'ALL')
         p = self.sendmail('-f', '<>', 'one@c.test')
         self.assertEqual(p.returncode, 0, p.stderr)
         self.assertEqual(self.only_message()['sender'], '')
+
+    def test_address_literal_refused(self):
+        # As the listener: mail is never aimed at an address literal.
+        seed = self.seed()
+        p = self.sendmail('-f', 'a@b.test', 'two@[127.0.0.1]')
+        self.assert_refused(p, EX_USAGE, r'address literals are not relayed', seed)
 
     # -- hardening: content --------------------------------------------
 
