@@ -158,6 +158,32 @@ void queue_id_make(char out[QUEUE_ID_SIZE], int64_t sec, long usec)
 }
 
 /*
+ * mkdir -p: missing parents are made 0755 (as `install -d`), the queue
+ * directory itself 0700.  A fresh machine running the example
+ * configuration has no /tmp/tlsrelay-example yet.
+ */
+static int dir_make(const char *dir)
+{
+	char path[PATH_MAX];
+	size_t n = strlen(dir);
+
+	if (n == 0 || n >= sizeof(path))
+		return -ENAMETOOLONG;
+	memcpy(path, dir, n + 1);
+	for (size_t i = 1; i < n; i++) {
+		if (path[i] != '/')
+			continue;
+		path[i] = '\0';
+		if (mkdir(path, 0755) < 0 && errno != EEXIST)
+			return -errno;
+		path[i] = '/';
+	}
+	if (mkdir(path, 0700) < 0 && errno != EEXIST)
+		return -errno;
+	return 0;
+}
+
+/*
  * Create the directory if allowed and learn whether the environment is new:
  * a data file that does not exist yet, or is empty, has never been set up,
  * and only then does this open decide the recorded map size.
@@ -166,10 +192,10 @@ static int queue_dir_prepare(const char *dir, unsigned flags, int *is_new, struc
 {
 	char path[PATH_MAX];
 	struct stat st;
-	int n;
+	int rc = flags & QUEUE_O_RDONLY ? 0 : dir_make(dir), n;
 
-	if (!(flags & QUEUE_O_RDONLY) && mkdir(dir, 0700) < 0 && errno != EEXIST)
-		return rl_fail(why, -errno, "cannot create queue directory", 0);
+	if (rc < 0)
+		return rl_fail(why, rc, "cannot create queue directory", 0);
 	if (stat(dir, &st) < 0)
 		return rl_fail(why, -errno, "cannot access queue directory", 0);
 	if (!S_ISDIR(st.st_mode))
