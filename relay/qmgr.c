@@ -1114,14 +1114,22 @@ static void qmsg_refuse(struct qmsg *qm, size_t k, const char *dsn, const char *
 		 r->address, delay, dsn, reason);
 }
 
-/* An address no peer may see: a control character, or an address literal. */
-static const char *addr_unsendable(const char *a)
+/* An address no peer may see: one with a control character. */
+static int addr_has_control(const char *a)
+{
+	for (const char *p = a; *p; p++)
+		if ((unsigned char)*p < 0x20 || *p == 0x7f)
+			return 1;
+	return 0;
+}
+
+/* A recipient we never deliver to: a control character, an address literal. */
+static const char *rcpt_unsendable(const char *a)
 {
 	const char *at = strrchr(a, '@');
 
-	for (const char *p = a; *p; p++)
-		if ((unsigned char)*p < 0x20 || *p == 0x7f)
-			return "bad address syntax (control character)";
+	if (addr_has_control(a))
+		return "bad address syntax (control character)";
 	if (at && at[1] == '[')
 		return "address literals are not relayed";
 	return NULL;
@@ -1130,14 +1138,14 @@ static const char *addr_unsendable(const char *a)
 /*
  * Checks made once, before the first attempt, on what smtpd and sendmail
  * should already have refused (records written by older versions, mail
- * injected by other means): a message with hopcount_limit Received:
- * fields is a mail loop and bounces (5.4.6, as Postfix), and addresses
+ * injected by other means): a message that came with hopcount_limit
+ * Received: fields is a mail loop and bounces (5.4.6, as Postfix), and addresses
  * that could inject commands or aim at an address literal are never sent.
  */
 static void qmsg_precheck(struct qmsg *qm)
 {
 	const struct queue_msg *m = qm->m;
-	const char *bad = addr_unsendable(m->sender);
+	int bad = addr_has_control(m->sender);
 	char reason[SMTPC_REASON_MAX], *hdr;
 	size_t got = 0, hops = 0;
 
@@ -1149,11 +1157,15 @@ static void qmsg_precheck(struct qmsg *qm)
 	free(hdr);
 	snprintf(reason, sizeof(reason), "too many hops (%zu Received: header fields)", hops);
 	for (size_t k = 0; k < m->nrcpt; k++) {
-		const char *why = addr_unsendable(m->rcpt[k].address);
+		const char *why = rcpt_unsendable(m->rcpt[k].address);
 
 		if (!mailq_rcpt_listed(&m->rcpt[k]))
 			continue;
-		if (hops >= qm->q->srv->cfg.hopcount_limit)
+		/*
+		 * Our own Received: field (smtpd's or sendmail's) is one of them:
+		 * the listener refused hopcount_limit fields before adding it.
+		 */
+		if (hops > qm->q->srv->cfg.hopcount_limit)
 			qmsg_refuse(qm, k, "5.4.6", reason);
 		else if (bad)
 			qmsg_refuse(qm, k, "5.1.7", "bad sender address syntax");
