@@ -252,12 +252,13 @@ static void req_link(struct dns *d, struct dns_req *req)
  * A-label form is not refused here: the lookup ends with a permanent
  * failure that says why (req->idn_error), like a name that does not exist.
  */
-static int req_name(struct dns_req *req, const char *name)
+int dns_alabel(const char *name, char *out, size_t outlen, const char **err)
 {
 	const char *use = name;
 	char *ascii = NULL;
 	int rc = IDN2_OK;
 
+	*err = NULL;
 	for (const char *p = name; *p; p++) {
 		if ((unsigned char)*p < 0x80)
 			continue;
@@ -268,11 +269,23 @@ static int req_name(struct dns_req *req, const char *name)
 		break;
 	}
 	if (rc != IDN2_OK) {
-		req->idn_error = idn2_strerror(rc);
+		*err = idn2_strerror(rc);
+		return RL_EPARSE;
+	}
+	rc = dns_parse_host(use, strlen(use), out, outlen) < 0 ? -EINVAL : 0;
+	idn2_free(ascii);
+	return rc;
+}
+
+static int req_name(struct dns_req *req, const char *name)
+{
+	const char *err;
+	int rc = dns_alabel(name, req->name, sizeof(req->name), &err);
+
+	if (rc == RL_EPARSE && err) {
+		req->idn_error = err;
 		return 0;
 	}
-	rc = dns_parse_host(use, strlen(use), req->name, sizeof(req->name)) < 0 ? -EINVAL : 0;
-	idn2_free(ascii);
 	return rc;
 }
 

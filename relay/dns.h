@@ -126,6 +126,18 @@ int dns_addrs(struct dns *d, const char *host,
 void dns_cancel(struct dns *d, int id);
 
 /*
+ * The name to query for a domain: a UTF-8 name (U-labels, as SMTPUTF8 mail
+ * carries them) becomes its A-labels, as Postfix does: IDNA2008 with NFC
+ * and nontransitional processing (the German sharp s stays itself), then
+ * transitional processing for names only that allows.  The result is also
+ * the key of the domain's TLS policy, so that an entry written in A-labels
+ * applies to mail addressed in U-labels.  RL_EPARSE with *err set when the
+ * name has no A-label form; -EINVAL when the result is not a host name.
+ * Any thread.
+ */
+int dns_alabel(const char *name, char *out, size_t outlen, const char **err) RL_WUR;
+
+/*
  * Pure helpers (dns_parse.c), exposed for tests and fuzzing: decode MX rdata
  * (preference + uncompressed wire-format name) into a host; decode a wire
  * name into text without the trailing dot ("" for the root).

@@ -33,6 +33,7 @@
 #define QMGR_RELAY_MAX 320
 #define QMGR_DEST_SESS_MAX 256 /* sessions to one destination, whatever the config */
 #define QMGR_FIN_RETRY_MAX_MS 60000 /* cap of the backoff of a failed final write */
+#define QMGR_DESTS_KEEP_MAX 10000 /* above this, no destination is kept as dead */
 #define QMGR_HOPS_READ 262144  /* header bytes scanned for Received: (as smtpd) */
 
 enum qdest_state { QD_IDLE = 0, QD_MX, QD_ADDR, QD_READY };
@@ -88,7 +89,7 @@ struct qdest {
 	unsigned nsess;
 	int state;
 	int mxq;                       /* MX query in flight, -1 none */
-	struct dns_mx_result mx;
+	struct dns_mx_result *mx;      /* this round's MX hosts (NULL between rounds) */
 	struct dns_addr_result *addrs; /* per MX host */
 	int *addrq;                    /* address queries in flight, -1 done */
 	struct addr_ctx *actx;         /* callback arguments of those queries */
@@ -109,6 +110,7 @@ struct qdest {
 	 * instead of tying up sessions (a tarpit cannot starve the others).
 	 */
 	unsigned win;
+	int proven;                    /* a server of it answered a transaction */
 	int round_ok;                  /* a session got through this round */
 	unsigned nanswered;            /* hosts that answered and failed, this round */
 	int64_t dead_until;
@@ -129,6 +131,8 @@ struct qsess {
 	struct smtpc_target t;
 	struct tlspol *polref;             /* the policy snapshot ps came from */
 	struct tlspol_sess ps;             /* what t.pol points to */
+	unsigned taken;                    /* messages it was given */
+	unsigned replied;                  /* of those, answered by the server */
 };
 
 struct qmgr {
@@ -245,11 +249,20 @@ static unsigned dest_limit(const struct qdest *d)
 	return lim < QMGR_DEST_SESS_MAX ? lim : QMGR_DEST_SESS_MAX;
 }
 
-/* Sessions a destination may have now: its feedback window, capped. */
+/*
+ * Sessions a destination may have now: its feedback window, capped.  While
+ * the relay is more than half busy, a destination none of whose servers
+ * has answered a transaction yet gets one session: a crowd of tarpit
+ * domains (hosts that take TCP and never greet, for the 300 s greeting
+ * timeout) then holds one slot each instead of a full window each.
+ */
 static unsigned dest_window(const struct qdest *d)
 {
 	unsigned lim = dest_limit(d);
+	const struct qmgr *q = d->q;
 
+	if (!d->proven && q->nsess * 2 >= q->srv->cfg.smtp_max_connections)
+		lim = 1;
 	return d->win < lim ? d->win : lim;
 }
 
@@ -507,8 +520,8 @@ static void dest_fail_all(struct qdest *d, int class, const char *reason)
 /* The round is over: forget the MX hosts; the next jobs resolve afresh. */
 static void dest_reset(struct qdest *d)
 {
-	if (d->addrq) {
-		for (size_t i = 0; i < d->mx.nhosts; i++) {
+	if (d->addrq && d->mx) {
+		for (size_t i = 0; i < d->mx->nhosts; i++) {
 			if (d->addrq[i] >= 0)
 				dns_cancel(d->q->dns, d->addrq[i]);
 		}
@@ -516,6 +529,8 @@ static void dest_reset(struct qdest *d)
 	if (d->mxq >= 0)
 		dns_cancel(d->q->dns, d->mxq);
 	d->mxq = -1;
+	free(d->mx);
+	d->mx = NULL;
 	dest_unwait(d);
 	d->round_ok = 0;
 	d->nanswered = 0;
@@ -544,6 +559,7 @@ static struct smtpc_msg *sess_next(struct smtpc *s, void *arg)
 
 	(void)s;
 	qs->job = j;
+	qs->taken += j != NULL;
 	return j ? &j->sm : NULL;
 }
 
@@ -554,6 +570,12 @@ static void sess_msg_done(struct smtpc *s, struct smtpc_msg *m, void *arg)
 
 	RL_REQUIRE(j && &j->sm == m);
 	qs->job = NULL;
+	for (size_t i = 0; i < m->nrcpt; i++) {
+		if (m->rcpt[i].reply[0]) {
+			qs->replied++; /* the server answered: not a stall */
+			break;
+		}
+	}
 	if (!job_send_on(j, qs->target, smtpc_relay(s)))
 		job_done(j, smtpc_relay(s));
 }
@@ -567,6 +589,15 @@ static void sess_closed(struct smtpc *s, int established, int class, const char 
 	struct qdest *d = qs->d;
 	struct qmgr *q = d->q;
 	size_t target = qs->target;
+	/*
+	 * Feedback: a session counts as a success when the server answered
+	 * a mail transaction, and as a failure when it failed before that or
+	 * when every message it took ended without an answer (a host that
+	 * greets and then stalls).  One that got through but had nothing to
+	 * do is neither.
+	 */
+	int good = established && qs->replied > 0;
+	int bad = established ? qs->taken > 0 && qs->replied == 0 : !plain_retry;
 
 	if (qs->prev)
 		qs->prev->next = qs->next;
@@ -578,13 +609,12 @@ static void sess_closed(struct smtpc *s, int established, int class, const char 
 	free(qs);
 	d->nsess--;
 	q->nsess--;
-	if (established) {
-		d->round_ok = 1;
-		if (d->win < dest_limit(d))
-			d->win++;
-	} else if (!plain_retry && d->win > 1) {
+	d->round_ok |= established;
+	d->proven |= good;
+	if (good && d->win < dest_limit(d))
+		d->win++;
+	else if (bad && d->win > 1)
 		d->win--;
-	}
 	if (!established && plain_retry && !q->stopping) {
 		/* `may`: the handshake failed, so try the same host in clear. */
 		sess_start(d, target, 1);
@@ -687,12 +717,12 @@ static unsigned dest_self_pref(const struct qdest *d)
 {
 	unsigned best = UINT_MAX;
 
-	for (size_t i = 0; i < d->mx.nhosts; i++) {
+	for (size_t i = 0; i < d->mx->nhosts; i++) {
 		for (size_t k = 0; d->addrs[i].status == DNS_OK && k < d->addrs[i].naddr; k++) {
 			const struct sockaddr *sa = (const struct sockaddr *)&d->addrs[i].addr[k].sa;
 
-			if (selfaddr_is_self(&d->q->self, sa) && d->mx.hosts[i].pref < best)
-				best = d->mx.hosts[i].pref;
+			if (selfaddr_is_self(&d->q->self, sa) && d->mx->hosts[i].pref < best)
+				best = d->mx->hosts[i].pref;
 		}
 	}
 	return best;
@@ -707,12 +737,16 @@ static unsigned dest_self_pref(const struct qdest *d)
 static int dest_targets(struct qdest *d)
 {
 	const struct cfg *c = &d->q->srv->cfg;
-	unsigned self = dest_self_pref(d);
+	unsigned self;
 	size_t n = c->smtp_mx_address_limit;
 
+	if (d->q->self.port != c->remote_port) /* changed by a reload */
+		selfaddr_init(&d->q->self, c);
+	self = dest_self_pref(d);
+
 	d->targets = calloc(n ? n : 1, sizeof(*d->targets));
-	for (size_t i = 0; d->targets && i < d->mx.nhosts; i++) {
-		if (d->mx.hosts[i].pref >= self)
+	for (size_t i = 0; d->targets && i < d->mx->nhosts; i++) {
+		if (d->mx->hosts[i].pref >= self)
 			break; /* hosts come by preference */
 		for (size_t k = 0; d->addrs[i].status == DNS_OK && k < d->addrs[i].naddr; k++) {
 			struct qtarget *t = &d->targets[d->ntargets];
@@ -720,8 +754,8 @@ static int dest_targets(struct qdest *d)
 			if (d->ntargets == n)
 				break;
 			d->ntargets++;
-			rl_strlcpy(t->host, d->mx.hosts[i].name, sizeof(t->host));
-			t->pref = d->mx.hosts[i].pref;
+			rl_strlcpy(t->host, d->mx->hosts[i].name, sizeof(t->host));
+			t->pref = d->mx->hosts[i].pref;
 			t->addr = d->addrs[i].addr[k].sa;
 			if (t->addr.ss_family == AF_INET)
 				((struct sockaddr_in *)&t->addr)->sin_port = htons((uint16_t)c->remote_port);
@@ -729,7 +763,13 @@ static int dest_targets(struct qdest *d)
 				((struct sockaddr_in6 *)&t->addr)->sin6_port = htons((uint16_t)c->remote_port);
 		}
 	}
-	return self != UINT_MAX && d->ntargets == 0;
+	/*
+	 * Bounce only when we are the best MX (Postfix's "loops back to
+	 * myself"); when better hosts exist but gave no address, the mail
+	 * waits for them.
+	 */
+	return self != UINT_MAX && d->ntargets == 0 && d->mx->nhosts > 0 &&
+	       self <= d->mx->hosts[0].pref;
 }
 
 static void dest_addr_cb(void *arg, const struct dns_addr_result *r)
@@ -756,9 +796,9 @@ static void dest_addr_cb(void *arg, const struct dns_addr_result *r)
 		dest_kick(d);
 		return;
 	}
-	for (size_t i = 0; i < d->mx.nhosts; i++)
+	for (size_t i = 0; i < d->mx->nhosts; i++)
 		temp |= d->addrs[i].status == DNS_TEMPFAIL || d->addrs[i].status == DNS_BOGUS;
-	if (d->mx.implicit && !temp)
+	if (d->mx->implicit && !temp)
 		dest_fail_all(d, SMTPC_PERMFAIL, "Host or domain name not found. Name service error "
 						 "for type=A: Host not found");
 	else
@@ -772,7 +812,6 @@ static void dest_mx_cb(void *arg, const struct dns_mx_result *r)
 	char why[SMTPC_REASON_MAX];
 
 	d->mxq = -1;
-	d->mx = *r;
 	if (r->status == DNS_NXDOMAIN || r->null_mx || r->status != DNS_OK || r->nhosts == 0) {
 		if (r->null_mx)
 			snprintf(why, sizeof(why), "Domain %s does not accept mail (nullMX)", d->domain);
@@ -788,6 +827,13 @@ static void dest_mx_cb(void *arg, const struct dns_mx_result *r)
 		dest_reset(d);
 		return;
 	}
+	d->mx = malloc(sizeof(*d->mx));
+	if (!d->mx) {
+		dest_fail_all(d, SMTPC_TEMPFAIL, "out of memory");
+		dest_reset(d);
+		return;
+	}
+	*d->mx = *r;
 	d->addrs = calloc(r->nhosts, sizeof(*d->addrs));
 	d->addrq = calloc(r->nhosts, sizeof(*d->addrq));
 	d->actx = calloc(r->nhosts, sizeof(*d->actx));
@@ -837,6 +883,9 @@ static void dest_mark_dead(struct qdest *d)
 	const struct cfg *c = &d->q->srv->cfg;
 	int64_t t = c->retry_min > 0 ? c->retry_min : 1;
 
+	/* Kept dead destinations cost memory: their number is bounded. */
+	if (d->q->ndests > QMGR_DESTS_KEEP_MAX)
+		return;
 	d->dead_until = (int64_t)time(NULL) + t;
 	rl_strlcpy(d->dead_reason, d->fail_reason[0] ? d->fail_reason :
 			"no MX host could be reached", sizeof(d->dead_reason));
@@ -949,6 +998,7 @@ static void dest_free(struct qdest *d)
 		*pp = d->hnext;
 	dest_unwait(d);
 	q->ndests--;
+	free(d->mx);
 	free(d->addrs);
 	free(d->addrq);
 	free(d->actx);
@@ -1018,14 +1068,23 @@ static int job_read(void *arg, uint64_t off, char *buf, size_t len, size_t *got)
 	return queue_body_read(j->qm->q->srv->q, j->qm->m->id, off, buf, len, got);
 }
 
-static void domain_of(const char *addr, char *out, size_t size)
+/*
+ * The destination of an address: its domain in A-labels, lower case.  The
+ * policy file's keys are A-labels too, so `xn--bcher-kva.example secure`
+ * applies to mail for user@bücher.example (a U-label key would never
+ * match, and the mail would go at default_tls_level).  *err (static) says
+ * why a domain has no A-label form.
+ */
+static int domain_of(const char *addr, char *out, size_t size, const char **err)
 {
 	const char *at = strrchr(addr, '@');
-	size_t i = 0;
+	int rc;
 
-	for (at = at ? at + 1 : ""; *at && i + 1 < size; at++)
-		out[i++] = (char)tolower((unsigned char)*at);
-	out[i] = '\0';
+	*err = NULL;
+	rc = dns_alabel(at ? at + 1 : "", out, size, err);
+	for (char *p = out; rc == 0 && *p; p++)
+		*p = (char)tolower((unsigned char)*p);
+	return rc;
 }
 
 /* One job per destination domain, over the recipients still to deliver. */
@@ -1034,6 +1093,7 @@ static int qmsg_jobs(struct qmsg *qm)
 	const struct queue_msg *m = qm->m;
 	char dom[DNS_NAME_MAX], other[DNS_NAME_MAX];
 	unsigned char *done = calloc(m->nrcpt + 1, 1);
+	const char *err;
 
 	if (!done)
 		return -ENOMEM;
@@ -1043,7 +1103,8 @@ static int qmsg_jobs(struct qmsg *qm)
 
 		if (done[i] || !mailq_rcpt_listed(&m->rcpt[i]) || qm->res[i].result != SMTPC_NONE)
 			continue;
-		domain_of(m->rcpt[i].address, dom, sizeof(dom));
+		if (domain_of(m->rcpt[i].address, dom, sizeof(dom), &err) < 0)
+			continue; /* refused by qmsg_precheck */
 		d = dest_get(qm->q, dom);
 		j = calloc(1, sizeof(*j));
 		if (j) {
@@ -1059,8 +1120,8 @@ static int qmsg_jobs(struct qmsg *qm)
 			if (done[k] || !mailq_rcpt_listed(&m->rcpt[k]) ||
 			    qm->res[k].result != SMTPC_NONE)
 				continue;
-			domain_of(m->rcpt[k].address, other, sizeof(other));
-			if (strcmp(dom, other) != 0)
+			if (domain_of(m->rcpt[k].address, other, sizeof(other), &err) < 0 ||
+			    strcmp(dom, other) != 0)
 				continue;
 			done[k] = 1;
 			j->idx[j->sm.nrcpt] = k;
@@ -1136,7 +1197,7 @@ static const char *rcpt_unsendable(const char *a)
 }
 
 /*
- * Checks made once, before the first attempt, on what smtpd and sendmail
+ * Checks made before each attempt (the hop count: the first only) on what smtpd and sendmail
  * should already have refused (records written by older versions, mail
  * injected by other means): a message that came with hopcount_limit
  * Received: fields is a mail loop and bounces (5.4.6, as Postfix), and addresses
@@ -1146,18 +1207,19 @@ static void qmsg_precheck(struct qmsg *qm)
 {
 	const struct queue_msg *m = qm->m;
 	int bad = addr_has_control(m->sender);
-	char reason[SMTPC_REASON_MAX], *hdr;
+	char reason[SMTPC_REASON_MAX], dom[DNS_NAME_MAX], *hdr = NULL;
 	size_t got = 0, hops = 0;
 
-	if (m->attempts > 0)
-		return;
-	hdr = malloc(QMGR_HOPS_READ);
+	/* The hop count does not change: it is read before the first attempt only. */
+	if (m->attempts == 0)
+		hdr = malloc(QMGR_HOPS_READ);
 	if (hdr && queue_body_read(qm->q->srv->q, m->id, 0, hdr, QMGR_HOPS_READ, &got) == 0)
 		hops = msg_received_count(hdr, got);
 	free(hdr);
 	snprintf(reason, sizeof(reason), "too many hops (%zu Received: header fields)", hops);
 	for (size_t k = 0; k < m->nrcpt; k++) {
-		const char *why = rcpt_unsendable(m->rcpt[k].address);
+		const char *why = rcpt_unsendable(m->rcpt[k].address), *idn = NULL;
+		char idnwhy[SMTPC_REASON_MAX];
 
 		if (!mailq_rcpt_listed(&m->rcpt[k]))
 			continue;
@@ -1165,12 +1227,17 @@ static void qmsg_precheck(struct qmsg *qm)
 		 * Our own Received: field (smtpd's or sendmail's) is one of them:
 		 * the listener refused hopcount_limit fields before adding it.
 		 */
-		if (hops > qm->q->srv->cfg.hopcount_limit)
+		if (hops > qm->q->srv->cfg.hopcount_limit) {
 			qmsg_refuse(qm, k, "5.4.6", reason);
-		else if (bad)
+		} else if (bad) {
 			qmsg_refuse(qm, k, "5.1.7", "bad sender address syntax");
-		else if (why)
+		} else if (why) {
 			qmsg_refuse(qm, k, why[0] == 'b' ? "5.1.3" : "5.7.1", why);
+		} else if (domain_of(m->rcpt[k].address, dom, sizeof(dom), &idn) < 0) {
+			snprintf(idnwhy, sizeof(idnwhy), "Host or domain name not found: %s",
+				 idn ? idn : "not a valid domain name");
+			qmsg_refuse(qm, k, "5.1.2", idnwhy);
+		}
 	}
 }
 
@@ -1821,6 +1888,7 @@ void qmgr_free(struct qmgr *q)
 
 		for (; d; d = next) {
 			next = d->hnext;
+			free(d->mx);
 			free(d->addrs);
 			free(d->addrq);
 			free(d->actx);

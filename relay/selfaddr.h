@@ -21,7 +21,7 @@
 
 #include "cfg.h"
 
-#define SELFADDR_MAX 64
+#define SELFADDR_MAX 256
 
 struct selfaddr {
 	unsigned port;                    /* remote_port */

@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 
 #include "log.h"
@@ -400,6 +401,30 @@ static void serve_cleanup(struct serve *srv)
 	cfg_fini(&srv->cfg);
 }
 
+/*
+ * Every session is a descriptor (and a spilling one two): raise the soft
+ * limit to the hard one, so that accept() does not fail with EMFILE before
+ * the per-client and mynetworks checks can run, and say so when even the
+ * hard limit is below what the configuration allows.
+ */
+static void serve_raise_nofile(const struct cfg *c)
+{
+	struct rlimit rl;
+	rlim_t want = (rlim_t)c->smtpd_max_connections * 2 + c->smtp_max_connections + 64;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
+		return;
+	if (rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
+			(void)getrlimit(RLIMIT_NOFILE, &rl);
+	}
+	if (rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < want)
+		log_warn("open file limit %llu is below the %llu that smtpd_max_connections and "
+			 "smtp_max_connections may need", (unsigned long long)rl.rlim_cur,
+			 (unsigned long long)want);
+}
+
 int serve_main(const char *path)
 {
 	struct serve srv;
@@ -415,6 +440,7 @@ int serve_main(const char *path)
 	}
 	log_init("serve", srv.cfg.myhostname, LOG_INFO + (srv.cfg.tls_loglevel >= 4));
 	srv.loop = uv_default_loop();
+	serve_raise_nofile(&srv.cfg);
 	if (serve_tls_init(&srv) == 0 && serve_policy_init(&srv) == 0 && serve_open(&srv) == 0 &&
 	    serve_listen(&srv) == 0) {
 		serve_signals(&srv);

@@ -117,6 +117,12 @@ static int smtpc_send(struct smtpc *s, const char *fmt, ...)
 	va_end(ap);
 	if (n < 0 || (size_t)n >= sizeof(line) - 2)
 		return RL_ETOOBIG;
+	/*
+	 * A command is one line: an address from an old queue record (or any
+	 * other path) carrying CR or LF must never add a command to the stream.
+	 */
+	if (memchr(line, '\r', (size_t)n) || memchr(line, '\n', (size_t)n))
+		return RL_EPARSE;
 	memcpy(line + n, "\r\n", 2);
 	return conn_write(s->conn, line, (size_t)n + 2);
 }

@@ -45,6 +45,10 @@ class Loops(DeliveryBase):
         ('pself.test.', 'MX', '10 mx.loop.test.'),
         ('pself.test.', 'MX', '20 mx1.pself.test.'),
         ('mx1.pself.test.', 'A', '127.0.0.62'),
+        # We are the backup and the primary's name does not resolve: the
+        # mail waits (Postfix), it is not bounced as a loop.
+        ('bk3.test.', 'MX', '10 nx.bk3.test.'),
+        ('bk3.test.', 'MX', '20 mx.loop.test.'),
     ]
     HOSTS = ['127.0.0.1', '127.0.0.61', '127.0.0.62']
 
@@ -96,6 +100,13 @@ class Loops(DeliveryBase):
         mx = self.mx_at(relay, '127.0.0.62', 'mx1.pself.test')
         self.assert_loop_bounced(relay, 'u@pself.test', 'pself.test')
         self.assertEqual(mx.messages(), [])
+
+    def test_backup_with_unresolvable_primary_defers(self):
+        relay = self.self_relay()
+        qid, _ = self.send(relay, 'sender@nowhere.invalid', ['u@bk3.test'])
+        m = self.wait_deferred(relay, qid)
+        self.assertNotIn('loops back', m['recipients'][0]['delay_reason'])
+        self.assertEqual(accepted_count(relay), 1)
 
     def test_we_are_a_backup_mx(self):
         relay = self.self_relay(default_tls_level='may')
@@ -152,6 +163,39 @@ class QueuedChecks(DeliveryBase):
         self.assertNotEqual(p.returncode, 0)
         self.assertIn('address literals are not relayed', p.stderr)
         self.assertEqual(relay.mailq_json(), [])
+
+
+class IdnPolicy(DeliveryBase):
+    """A policy entry (written, as in Postfix, in A-labels) applies to mail
+    addressed in U-labels: no downgrade for internationalised domains."""
+
+    RECORDS = [('xn--bcher-kva.test.', 'MX', '10 mx.xn--bcher-kva.test.'),
+               ('mx.xn--bcher-kva.test.', 'A', '127.0.0.64')]
+    HOSTS = ['127.0.0.64']
+
+    def test_a_label_entry_applies_to_u_label_mail(self):
+        mx = self.mx('127.0.0.64', 'mx.xn--bcher-kva.test', tls=False)
+        relay = self.relay(default_tls_level='may', retry_min='1h', retry_max='1h')
+        with open(relay.keys['policy_file'], 'w') as f:
+            f.write('xn--bcher-kva.test encrypt\n')
+        relay.stop()
+        relay.start()
+        rcpt = 'u@b\u00fccher.test'
+        data, _ = test_delivery.message('s@client.test', [rcpt])
+        code, reply, qid = harness.smtp_send(relay, 's@client.test', [rcpt], data,
+                                             mail_options=['SMTPUTF8'])
+        self.assertEqual(code, 250, reply)
+        m = self.wait_deferred(relay, qid)
+        # The MX offers no STARTTLS: under `encrypt` nothing is sent (the
+        # old relay could not look the name up, or would have used `may`).
+        self.assertIn('TLS is required, but was not offered by host mx.xn--bcher-kva.test',
+                      m['recipients'][0]['delay_reason'])
+        self.assertEqual(mx.messages(), [])
+        # Without the entry, the same mail goes (under `may`, in clear).
+        with open(relay.keys['policy_file'], 'w') as f:
+            f.write('other.test encrypt\n')
+        relay.cli('queue', 'flush')
+        self.assertTrue(harness.wait_for(lambda: mx.messages(), 15), relay.log_text()[-2000:])
 
 
 def fan_records(domain, net, nmx, naddr):
@@ -256,9 +300,23 @@ class Starvation(DeliveryBase):
         # The tarpits take what the feedback window gives them (5 each),
         # not all 100 outbound sessions (the old relay: 100, and the
         # healthy message waited for the 300 s greeting timeout).
-        harness.wait_for(lambda: peers.open_now() >= 25, 10)
+        self.assertTrue(harness.wait_for(lambda: peers.open_now() >= 10, 10))
         took = self.healthy_delivered_within(relay, 5)
         self.assertLessEqual(peers.open_now(), 25)
+        self.assertLess(took, 5)
+
+    def test_tarpits_cannot_take_every_slot(self):
+        # Fewer slots than 5 tarpit domains x the initial window: while the
+        # relay is more than half busy, a destination none of whose hosts
+        # has answered gets one session, so slots stay free for the others.
+        peers = TcpPeers(self, self.HOSTS[:-1], self.port, mode='tarpit')
+        relay = self.relay(smtp_max_connections=20)
+        self.flood(relay, 25)
+        self.assertTrue(harness.wait_for(lambda: peers.open_now() >= 10, 10))
+        time.sleep(1.0)
+        held = peers.open_now()
+        self.assertLess(held, 20)  # the old relay: all 20
+        took = self.healthy_delivered_within(relay, 5)
         self.assertLess(took, 5)
 
     def test_tarpits_that_churn(self):
