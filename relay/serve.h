@@ -5,6 +5,8 @@
 #ifndef SERVE_H
 #define SERVE_H
 
+#include <stdint.h>
+
 #include <gnutls/gnutls.h>
 #include <uv.h>
 
@@ -38,6 +40,7 @@ struct serve {
 	uv_timer_t stop_timer;
 	struct smtpd *sessions; /* every live inbound session */
 	unsigned nsessions;
+	uint64_t spill_bytes;   /* in spill files of messages in progress */
 	int stopping;
 };
 

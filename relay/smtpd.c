@@ -125,6 +125,7 @@ static void smtpd_tx_reset(struct smtpd *s)
 	s->nrcpt = 0;
 	s->in_mail = 0;
 	rl_buf_fini(&s->msg);
+	s->srv->spill_bytes -= s->spill.len;
 	spill_close(&s->spill);
 	s->hops_known = 0;
 	s->spill_err = 0;
@@ -412,8 +413,19 @@ static void smtpd_spill(struct smtpd *s)
 		rc = spill_open(&s->spill, s->srv->cfg.queue_dir);
 	}
 	/* After an overflow or a failure the answer is known: only discard. */
-	if (rc == 0 && s->spill.fd >= 0 && !s->spill_err && !s->data.overflow)
+	/*
+	 * Spill files together stay within queue_max_size: what does not fit
+	 * there could not be committed anyway, and disk is bounded by config.
+	 */
+	if (rc == 0 && s->spill.fd >= 0 && !s->spill_err && !s->data.overflow &&
+	    s->srv->spill_bytes + n > s->srv->cfg.queue_max_size)
+		rc = -ENOSPC;
+	if (rc == 0 && s->spill.fd >= 0 && !s->spill_err && !s->data.overflow) {
+		uint64_t before = s->spill.len;
+
 		rc = spill_write(&s->spill, s->msg.data, n);
+		s->srv->spill_bytes += s->spill.len - before;
+	}
 	if (rc < 0) {
 		log_warn("unknown[%s]: cannot write message to a file in %s: %s", s->addr,
 			 s->srv->cfg.queue_dir, rl_strerror(rc));

@@ -129,6 +129,40 @@ class Spill(DeliveryBase):
         c.send(b'.\r\n')
         c.expect(250, timeout=30)
 
+    def spilled_bytes(self, relay):
+        """Bytes in the relay's open spill files (unlinked, in queue_dir)."""
+        fds = '/proc/%d/fd' % relay.proc.pid
+        total = 0
+        for f in os.listdir(fds):
+            try:
+                target = os.readlink(os.path.join(fds, f))
+                if target.startswith(relay.queue_dir) and 'mdb' not in target:
+                    total += os.stat(os.path.join(fds, f)).st_size
+            except OSError:
+                pass
+        return total
+
+    def test_spill_files_stay_within_queue_max_size(self):
+        # Disk is bounded by configuration too: four 1 MiB transfers held
+        # at once, with queue_max_size 2 MiB.  The old relay kept all of
+        # them (4 MiB on disk); now the spill files never pass 2 MiB and
+        # the transfers beyond that get 452 at the end of data.
+        limit = 2 * 1024 * 1024
+        relay = self.relay(queue_max_size=limit, smtpd_spill_threshold=16384)
+        conns = []
+        for i in range(4):
+            c = self.open_transfer(relay, i)
+            c.send(big_message(i, 1024 * 1024))
+            conns.append(c)
+        time.sleep(0.5)
+        self.assertLessEqual(self.spilled_bytes(relay), limit)
+        self.assertGreater(self.spilled_bytes(relay), 512 * 1024)
+        codes = []
+        for c in conns:
+            c.send(b'.\r\n')
+            codes.append(c.read_reply(timeout=30).code)
+        self.assertIn(452, codes)
+
 
 if __name__ == '__main__':
     require_peers()
