@@ -137,6 +137,14 @@ int smtp_data_feed(struct smtp_data *d, const char *p, size_t n,
  */
 #define SMTP_REPLY_TEXT_MAX 4096 /* all lines together; more is cut */
 #define SMTP_REPLY_LINES_MAX 100 /* a longer reply is refused */
+/*
+ * Longest reply line accepted (octets before the LF, CR included: the same
+ * count whether or not the CR has arrived yet).  RFC 5321 4.5.3.1.5
+ * says 512 with CRLF, but servers send longer ones (URLs in refusals), so
+ * we tolerate Postfix's line_length_limit; beyond it the reply is refused,
+ * whether or not the line's end has arrived yet.
+ */
+#define SMTP_REPLY_LINE_LIMIT 2048
 
 struct smtp_reply {
 	int code;                          /* 200..599 */
@@ -150,12 +158,16 @@ struct smtp_reply {
  * Assemble the next complete reply from buf.  Returns 1 with *r filled and
  * *consumed set, 0 when more input is needed, RL_EPARSE on a malformed reply
  * (bad code, codes that differ between lines, too many lines, a line over
- * SMTP_REPLY_LINE_MAX while incomplete).  Non-printable octets in the text
- * are replaced by '?'.
+ * SMTP_REPLY_LINE_LIMIT, complete or not).  Non-printable octets in the text
+ * (NUL included) are replaced by '?'.  The enhanced status code of the first
+ * line goes to enh and is dropped from every line that repeats it; a line
+ * of only "250 2.0.0" leaves an empty text.  A line that does not fit the
+ * text whole is left out (never cut), so keywords are never truncated.
  */
 int smtp_reply_parse(const char *buf, size_t len, struct smtp_reply *r, size_t *consumed) RL_WUR;
 
-/* "250 2.0.0 text text2" on one line for logs and reasons, into out. */
+/* "250 2.0.0 text text2" on one line for logs and reasons, into out
+ * (truncated to size; no trailing space when the text is empty). */
 void smtp_reply_oneline(const struct smtp_reply *r, char *out, size_t size);
 
 /*
@@ -200,7 +212,12 @@ struct smtp_ehlo {
 	uint64_t size_max; /* SIZE value; 0 when none or unlimited */
 };
 
-/* The extensions of a 250 reply to EHLO (keywords from line 2 on). */
+/*
+ * The extensions of a 250 reply to EHLO (keywords from line 2 on, any
+ * case; the first line is the server's name).  SIZE takes a decimal value
+ * of up to 18 digits; anything else there leaves size_max 0 (no limit
+ * known).  Unknown keywords are ignored.
+ */
 void smtp_ehlo_parse(const struct smtp_reply *r, struct smtp_ehlo *out);
 
 /*

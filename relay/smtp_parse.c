@@ -554,16 +554,71 @@ static size_t reply_enh(const char *t, size_t n, int code, char out[16])
 	return i;
 }
 
+/*
+ * Append one line's text.  A continuation line goes in whole or not at all:
+ * a keyword cut at the end of the buffer would be misread by
+ * smtp_ehlo_parse() (a cut "SIZE 10485760" reads as "SIZE 10", and every
+ * larger message would bounce as too big).  The first line always fits
+ * (SMTP_REPLY_LINE_LIMIT < SMTP_REPLY_TEXT_MAX).
+ */
 static void reply_add_text(struct smtp_reply *r, const char *t, size_t n)
 {
-	if (r->nlines > 1 && r->textlen + 1 < sizeof(r->text))
+	if (r->nlines > 1) {
+		if (r->textlen + 1 + n >= sizeof(r->text))
+			return;
 		r->text[r->textlen++] = '\n';
+	}
 	for (size_t i = 0; i < n && r->textlen + 1 < sizeof(r->text); i++) {
 		unsigned char c = (unsigned char)t[i];
 
+		/* NUL and other controls would cut or forge log lines. */
 		r->text[r->textlen++] = (c >= 32 && c < 127) ? (char)c : '?';
 	}
 	r->text[r->textlen] = '\0';
+}
+
+/*
+ * Length of the enhanced status code that starts text t[0..n) of a reply
+ * line: the first line's code is parsed (RFC 3463, class matching the
+ * reply), later lines repeat it (RFC 2034 says every line carries it) and
+ * only that exact code followed by a space or the end is skipped.
+ */
+static size_t reply_line_enh(struct smtp_reply *r, const char *t, size_t n)
+{
+	size_t k = strlen(r->enh);
+
+	if (r->nlines == 1)
+		return reply_enh(t, n, r->code, r->enh);
+	if (k == 0 || n < k || memcmp(t, r->enh, k) != 0 || (n > k && t[k] != ' '))
+		return 0;
+	return k;
+}
+
+/*
+ * One line of n octets (without CR LF) at p.  Returns 1 when it ends the
+ * reply, 0 when more lines follow, RL_EPARSE when malformed.
+ */
+static int reply_line(struct smtp_reply *r, const char *p, size_t n)
+{
+	int code;
+	size_t e;
+
+	if (n < 3 || (code = reply_code(p)) < 0 || (n > 3 && p[3] != ' ' && p[3] != '-'))
+		return RL_EPARSE;
+	if (r->nlines && code != r->code)
+		return RL_EPARSE;
+	if (++r->nlines > SMTP_REPLY_LINES_MAX)
+		return RL_EPARSE;
+	r->code = code;
+	if (n <= 4) {
+		reply_add_text(r, "", 0);
+		return n == 3 || p[3] == ' ';
+	}
+	e = reply_line_enh(r, p + 4, n - 4);
+	while (e < n - 4 && p[4 + e] == ' ')
+		e++;
+	reply_add_text(r, p + 4 + e, n - 4 - e);
+	return p[3] == ' ';
 }
 
 int smtp_reply_parse(const char *buf, size_t len, struct smtp_reply *r, size_t *consumed)
@@ -573,46 +628,31 @@ int smtp_reply_parse(const char *buf, size_t len, struct smtp_reply *r, size_t *
 	memset(r, 0, sizeof(*r));
 	for (;;) {
 		const char *lf = memchr(buf + pos, '\n', len - pos);
-		size_t n, skip;
-		int code;
+		size_t n = lf ? (size_t)(lf - (buf + pos)) : len - pos;
+		int rc;
 
+		/*
+		 * The same bound whether or not the line's end has arrived, so
+		 * the verdict never depends on how TCP split the reply.
+		 */
+		if (n > SMTP_REPLY_LINE_LIMIT)
+			return RL_EPARSE;
 		if (!lf)
-			return len - pos > SMTP_REPLY_LINE_MAX ? RL_EPARSE : 0;
-		n = (size_t)(lf - (buf + pos));
-		skip = n + 1;
-		if (n && buf[pos + n - 1] == '\r')
-			n--;
-		if (n < 3 || (code = reply_code(buf + pos)) < 0 || (n > 3 && buf[pos + 3] != ' ' &&
-								    buf[pos + 3] != '-'))
-			return RL_EPARSE;
-		if (r->nlines && code != r->code)
-			return RL_EPARSE;
-		if (++r->nlines > SMTP_REPLY_LINES_MAX)
-			return RL_EPARSE;
-		r->code = code;
-		if (n > 4) {
-			size_t e = r->nlines == 1 ? reply_enh(buf + pos + 4, n - 4, code, r->enh) : 0;
-
-			if (r->nlines > 1 && r->enh[0] && n - 4 > strlen(r->enh) &&
-			    memcmp(buf + pos + 4, r->enh, strlen(r->enh)) == 0)
-				e = strlen(r->enh);
-			while (e < n - 4 && buf[pos + 4 + e] == ' ')
-				e++;
-			reply_add_text(r, buf + pos + 4 + e, n - 4 - e);
-		} else {
-			reply_add_text(r, "", 0);
-		}
-		pos += skip;
-		if (n == 3 || buf[pos - skip + 3] == ' ') {
-			*consumed = pos;
-			return 1;
+			return 0;
+		rc = reply_line(r, buf + pos, n && buf[pos + n - 1] == '\r' ? n - 1 : n);
+		pos += n + 1;
+		if (rc != 0) {
+			if (rc == 1)
+				*consumed = pos;
+			return rc;
 		}
 	}
 }
 
 void smtp_reply_oneline(const struct smtp_reply *r, char *out, size_t size)
 {
-	int n = snprintf(out, size, "%d%s%s %s", r->code, r->enh[0] ? " " : "", r->enh, r->text);
+	int n = snprintf(out, size, "%d%s%s%s%s", r->code, r->enh[0] ? " " : "", r->enh,
+			 r->textlen ? " " : "", r->text);
 
 	for (int i = 0; i < n && (size_t)i < size; i++) {
 		if (out[i] == '\n')

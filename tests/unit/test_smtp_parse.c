@@ -1,6 +1,7 @@
 /*
  * test_smtp_parse: the SMTP codec (relay/smtp_parse.c): line splitting,
- * commands, MAIL/RCPT paths and parameters, HELO names and the DATA decoder.
+ * commands, MAIL/RCPT paths and parameters, HELO names, the DATA decoder,
+ * and what MX hosts send back: replies and EHLO keywords.
  */
 #include <errno.h>
 #include <stdint.h>
@@ -952,6 +953,285 @@ static void test_path_parse(void)
 	}
 }
 
+/* ---------------------------------------------------------------- replies */
+
+/*
+ * Parse n bytes from an exact-size heap copy, so that a read past the end
+ * is caught by AddressSanitizer rather than hidden by a string literal's NUL.
+ */
+static int reply_parse_exact(const char *in, size_t n, struct smtp_reply *r, size_t *used)
+{
+	char *copy = malloc(n ? n : 1);
+	int rc;
+
+	if (!copy)
+		abort();
+	memcpy(copy, in, n);
+	rc = smtp_reply_parse(copy, n, r, used);
+	free(copy);
+	return rc;
+}
+
+static void test_reply_parse(void)
+{
+	static const struct {
+		const char *in;
+		size_t len;
+		int rc;
+		int code;
+		const char *enh, *text;
+		unsigned nlines;
+		size_t used;
+	} t[] = {
+		{ S("250 ok\r\n"), 1, 250, "", "ok", 1, 8 },
+		{ S("250 ok\n"), 1, 250, "", "ok", 1, 7 }, /* bare LF from a server */
+		{ S("250\r\n"), 1, 250, "", "", 1, 5 },
+		{ S("250 \r\n"), 1, 250, "", "", 1, 6 },
+		/* A bare enhanced status code and no text (the Exim/OpenSMTPD bug). */
+		{ S("250 2.0.0\r\n"), 1, 250, "2.0.0", "", 1, 11 },
+		{ S("250 2.0.0 \r\n"), 1, 250, "2.0.0", "", 1, 12 },
+		{ S("250 2.0.0"), 0, 0, "", "", 0, 0 },
+		{ S("250 2.0."), 0, 0, "", "", 0, 0 },
+		{ S("250-2.0.0\r\n250 2.0.0\r\n"), 1, 250, "2.0.0", "\n", 2, 22 },
+		{ S("250-2.0.0 a\r\n250 2.0.0 b\r\n"), 1, 250, "2.0.0", "a\nb", 2, 26 },
+		/* Only the first line's code is dropped from later lines, and only whole. */
+		{ S("250-2.0.0 a\r\n250 2.0.0x\r\n"), 1, 250, "2.0.0", "a\n2.0.0x", 2, 25 },
+		{ S("250-2.0.0 a\r\n250 2.1.0 b\r\n"), 1, 250, "2.0.0", "a\n2.1.0 b", 2, 26 },
+		{ S("550 5.1.1 no such user\r\n"), 1, 550, "5.1.1", "no such user", 1, 24 },
+		{ S("250 5.1.1 wrong class\r\n"), 1, 250, "", "5.1.1 wrong class", 1, 23 },
+		{ S("250 2.0.0x\r\n"), 1, 250, "", "2.0.0x", 1, 12 },
+		{ S("250 2.0000.0 x\r\n"), 1, 250, "", "2.0000.0 x", 1, 16 },
+		{ S("250 2..0 x\r\n"), 1, 250, "", "2..0 x", 1, 12 },
+		{ S("250 2.0.0.0 x\r\n"), 1, 250, "", "2.0.0.0 x", 1, 15 },
+		{ S("451 4.7.1\r\n"), 1, 451, "4.7.1", "", 1, 11 },
+		/* Multi-line replies: codes must agree on every line. */
+		{ S("250-mx.example\r\n250-PIPELINING\r\n250 STARTTLS\r\n"), 1, 250, "",
+		  "mx.example\nPIPELINING\nSTARTTLS", 3, 46 },
+		{ S("250-a\r\n251 b\r\n"), RL_EPARSE, 0, "", "", 0, 0 },
+		{ S("250-a\r\n550 b\r\n"), RL_EPARSE, 0, "", "", 0, 0 },
+		{ S("550-5.7.1 a\r\n250 2.0.0 b\r\n"), RL_EPARSE, 0, "", "", 0, 0 },
+		{ S("250-a\r\n250-b\r\n"), 0, 0, "", "", 0, 0 },
+		{ S("250-\r\n250 x\r\n"), 1, 250, "", "\nx", 2, 13 },
+		{ S("250-a\r\n250\r\n"), 1, 250, "", "a\n", 2, 12 },
+		/* The first complete reply only; the rest stays for the next call. */
+		{ S("220 a\r\n250 b\r\n"), 1, 220, "", "a", 1, 7 },
+		/* Malformed codes and separators. */
+		{ S("25\r\n"), RL_EPARSE, 0, "", "", 0, 0 },
+		{ S("\r\n"), RL_EPARSE, 0, "", "", 0, 0 },
+		{ S("abc ok\r\n"), RL_EPARSE, 0, "", "", 0, 0 },
+		{ S("250x\r\n"), RL_EPARSE, 0, "", "", 0, 0 },
+		{ S("199 x\r\n"), RL_EPARSE, 0, "", "", 0, 0 },
+		{ S("600 x\r\n"), RL_EPARSE, 0, "", "", 0, 0 },
+		{ S("2 0 x\r\n"), RL_EPARSE, 0, "", "", 0, 0 },
+		/* NUL bytes: in the code refused, in the text replaced. */
+		{ S("2\0000 x\r\n"), RL_EPARSE, 0, "", "", 0, 0 },
+		{ S("250\000x\r\n"), RL_EPARSE, 0, "", "", 0, 0 },
+		{ S("250 a\000b\r\n"), 1, 250, "", "a?b", 1, 9 },
+		{ S("250 2.0.0\000\r\n"), 1, 250, "", "2.0.0?", 1, 12 },
+		{ S("250-a\r\n250 \000\000\r\n"), 1, 250, "", "a\n??", 2, 15 },
+		{ S("250 a\rb\x1b[1m\x7f\xff\r\n"), 1, 250, "", "a?b?[1m??", 1, 15 },
+		{ S(""), 0, 0, "", "", 0, 0 },
+	};
+
+	for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
+		struct smtp_reply r;
+		size_t used = 0;
+		int rc = reply_parse_exact(t[i].in, t[i].len, &r, &used);
+		char name[160];
+
+		snprintf(name, sizeof(name), "reply_parse \"%s\"", esc(t[i].in, t[i].len));
+		CASE_RC(name, rc, t[i].rc);
+		if (rc != 1 || t[i].rc != 1)
+			continue;
+		CASE_INT(name, r.code, t[i].code);
+		CASE_MEM(name, r.enh, strlen(r.enh), t[i].enh, strlen(t[i].enh));
+		CASE_MEM(name, r.text, r.textlen, t[i].text, strlen(t[i].text));
+		CASE_INT(name, r.nlines, t[i].nlines);
+		CASE_INT(name, used, t[i].used);
+	}
+}
+
+/* A buffer of n octets: "250-" lines of fill, or one line of fill. */
+static char *make_lines(size_t nlines, size_t fill, char last, size_t *len)
+{
+	size_t per = 4 + fill + 2;
+	char *b = malloc(nlines * per);
+
+	if (!b)
+		abort();
+	for (size_t i = 0; i < nlines; i++) {
+		char *l = b + i * per;
+
+		memcpy(l, "250-", 4);
+		if (i + 1 == nlines)
+			l[3] = last;
+		memset(l + 4, 'x', fill);
+		memcpy(l + 4 + fill, "\r\n", 2);
+	}
+	*len = nlines * per;
+	return b;
+}
+
+/* Lines of 1 MB, long lines around the limit (which counts the CR), and
+ * line counts. */
+static void test_reply_limits(void)
+{
+	static const struct {
+		const char *name;
+		size_t nlines, fill;
+		char last;
+		size_t cut; /* octets removed from the end (0: whole input) */
+		int rc;
+	} t[] = {
+		{ "1 MB line", 1, 1024 * 1024, ' ', 0, RL_EPARSE },
+		{ "1 MB line, no end yet", 1, 1024 * 1024, ' ', 2, RL_EPARSE },
+		{ "1 MB line after one line", 2, 1024 * 1024, ' ', 0, RL_EPARSE },
+		{ "line at the limit", 1, SMTP_REPLY_LINE_LIMIT - 5, ' ', 0, 1 },
+		{ "line at the limit, no end yet", 1, SMTP_REPLY_LINE_LIMIT - 5, ' ', 1, 0 },
+		{ "line over the limit", 1, SMTP_REPLY_LINE_LIMIT - 4, ' ', 0, RL_EPARSE },
+		{ "line over the limit, no end yet", 1, SMTP_REPLY_LINE_LIMIT - 4, ' ', 1,
+		  RL_EPARSE },
+		{ "longest lines, most lines", SMTP_REPLY_LINES_MAX, SMTP_REPLY_LINE_LIMIT - 5, ' ',
+		  0, 1 },
+		{ "one line too many", SMTP_REPLY_LINES_MAX + 1, 10, ' ', 0, RL_EPARSE },
+		{ "most lines", SMTP_REPLY_LINES_MAX, 10, ' ', 0, 1 },
+		{ "most lines, unfinished", SMTP_REPLY_LINES_MAX, 10, '-', 0, 0 },
+	};
+
+	for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
+		struct smtp_reply r;
+		size_t len, used = 0;
+		char *b = make_lines(t[i].nlines, t[i].fill, t[i].last, &len);
+		int rc = reply_parse_exact(b, len - t[i].cut, &r, &used);
+
+		CASE_RC(t[i].name, rc, t[i].rc);
+		if (rc == 1) {
+			CASE_INT(t[i].name, used, len);
+			CHECK(r.textlen < sizeof(r.text) && r.text[r.textlen] == '\0' &&
+				      strlen(r.text) == r.textlen,
+			      "%s: textlen %zu", t[i].name, r.textlen);
+		}
+		free(b);
+	}
+}
+
+static void test_reply_oneline(void)
+{
+	static const struct {
+		const char *in, *want;
+		size_t size;
+	} t[] = {
+		{ "250 2.0.0\r\n", "250 2.0.0", 64 },
+		{ "250 ok\r\n", "250 ok", 64 },
+		{ "250\r\n", "250", 64 },
+		{ "550-5.1.1 a\r\n550 5.1.1 b\r\n", "550 5.1.1 a b", 64 },
+		{ "550 5.1.1 no such user\r\n", "550 5.1", 8 },
+	};
+
+	for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
+		struct smtp_reply r;
+		size_t used;
+		char out[64];
+
+		if (smtp_reply_parse(t[i].in, strlen(t[i].in), &r, &used) != 1) {
+			CHECK(0, "oneline: cannot parse \"%s\"", esc(t[i].in, strlen(t[i].in)));
+			continue;
+		}
+		smtp_reply_oneline(&r, out, t[i].size);
+		CHECK_STR(out, t[i].want);
+	}
+}
+
+#define EXT_COMMON (SMTP_EXT_PIPELINING | SMTP_EXT_SIZE | SMTP_EXT_8BITMIME | SMTP_EXT_STARTTLS)
+
+static void test_ehlo_parse(void)
+{
+	static const struct {
+		const char *in;
+		size_t len;
+		unsigned ext;
+		uint64_t size_max;
+	} t[] = {
+		{ S("250-mx.example\r\n250-PIPELINING\r\n250-SIZE 10240000\r\n250-8BITMIME\r\n"
+		    "250 STARTTLS\r\n"), EXT_COMMON, 10240000 },
+		{ S("250-mx\r\n250-starttls\r\n250-SmtpUtf8\r\n250-ENHANCEDSTATUSCODES\r\n"
+		    "250 REQUIRETLS\r\n"), SMTP_EXT_STARTTLS | SMTP_EXT_SMTPUTF8 |
+		  SMTP_EXT_ENHANCEDSTATUSCODES | SMTP_EXT_REQUIRETLS, 0 },
+		/* The first line is the server's name, never a keyword. */
+		{ S("250 STARTTLS\r\n"), 0, 0 },
+		{ S("250 2.0.0\r\n"), 0, 0 },
+		{ S("250-2.0.0 mx\r\n250 2.0.0 STARTTLS\r\n"), SMTP_EXT_STARTTLS, 0 },
+		{ S("250-mx\r\n250 STARTTLSX\r\n"), 0, 0 },
+		{ S("250-mx\r\n250 STARTTL\r\n"), 0, 0 },
+		{ S("250-mx\r\n250  STARTTLS\r\n"), SMTP_EXT_STARTTLS, 0 }, /* spaces skipped */
+		{ S("250-mx\r\n250 STARTTLS extra\r\n"), SMTP_EXT_STARTTLS, 0 },
+		/* A NUL is no end of string: "STARTTLS\0" is not STARTTLS. */
+		{ S("250-mx\r\n250 STARTTLS\000\r\n"), 0, 0 },
+		{ S("250-mx\r\n250 START\000TLS\r\n"), 0, 0 },
+		{ S("250-mx\r\n250-SIZE\000 5\r\n250 STARTTLS\r\n"), SMTP_EXT_STARTTLS, 0 },
+		/* SIZE values: only plain decimal numbers count. */
+		{ S("250-mx\r\n250 SIZE\r\n"), SMTP_EXT_SIZE, 0 },
+		{ S("250-mx\r\n250 SIZE \r\n"), SMTP_EXT_SIZE, 0 },
+		{ S("250-mx\r\n250 SIZE 0\r\n"), SMTP_EXT_SIZE, 0 },
+		{ S("250-mx\r\n250 SIZE -5\r\n"), SMTP_EXT_SIZE, 0 },
+		{ S("250-mx\r\n250 SIZE 12abc\r\n"), SMTP_EXT_SIZE, 0 },
+		{ S("250-mx\r\n250 SIZE 999999999999999999\r\n"), SMTP_EXT_SIZE,
+		  999999999999999999ull },
+		{ S("250-mx\r\n250 SIZE 99999999999999999999999\r\n"), SMTP_EXT_SIZE, 0 },
+		{ S("250-mx\r\n250 size 52428800\r\n"), SMTP_EXT_SIZE, 52428800 },
+		{ S("250-mx\r\n250-AUTH PLAIN LOGIN\r\n250 8BITMIME\r\n"), SMTP_EXT_8BITMIME, 0 },
+	};
+
+	for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
+		struct smtp_reply r;
+		struct smtp_ehlo e;
+		size_t used;
+		char name[200];
+
+		snprintf(name, sizeof(name), "ehlo_parse \"%s\"", esc(t[i].in, t[i].len));
+		if (reply_parse_exact(t[i].in, t[i].len, &r, &used) != 1) {
+			CHECK(0, "%s: reply not parsed", name);
+			continue;
+		}
+		smtp_ehlo_parse(&r, &e);
+		CASE_INT(name, e.ext, t[i].ext);
+		CASE_INT(name, e.size_max, t[i].size_max);
+	}
+}
+
+/*
+ * An EHLO reply longer than the text buffer: a keyword line that does not
+ * fit is left out whole, never cut ("SIZE 10485760" must not become
+ * "SIZE 10", which would bounce every larger message as too big).
+ */
+static void test_ehlo_cut(void)
+{
+	/* "mx" + 3 fill lines leave room for "\nSIZE 10" and no more. */
+	size_t fill[3] = { 1400, 1400, SMTP_REPLY_TEXT_MAX - 1 - 8 - 2 - 3 - 2800 };
+	char *b = malloc(3 * (SMTP_REPLY_LINE_LIMIT + 6) + 64);
+	size_t n = 0, used = 0;
+	struct smtp_reply r;
+	struct smtp_ehlo e;
+
+	if (!b)
+		abort();
+	n += (size_t)snprintf(b, 64, "250-mx\r\n");
+	for (int i = 0; i < 3; i++) {
+		memcpy(b + n, "250-", 4);
+		memset(b + n + 4, 'x', fill[i]);
+		memcpy(b + n + 4 + fill[i], "\r\n", 2);
+		n += fill[i] + 6;
+	}
+	n += (size_t)snprintf(b + n, 64, "250-SIZE 10485760\r\n250 PIPELINING\r\n");
+	CASE_RC("ehlo cut", reply_parse_exact(b, n, &r, &used), 1);
+	smtp_ehlo_parse(&r, &e);
+	CHECK(e.size_max == 0 || e.size_max == 10485760, "ehlo cut: size_max %llu",
+	      (unsigned long long)e.size_max);
+	CHECK(r.textlen < sizeof(r.text), "ehlo cut: textlen %zu", r.textlen);
+	CASE_INT("ehlo cut nlines", r.nlines, 6);
+	free(b);
+}
+
 int main(void)
 {
 	test_line_next();
@@ -965,5 +1245,10 @@ int main(void)
 	test_data_long_lines();
 	test_data_after_end();
 	test_path_parse();
+	test_reply_parse();
+	test_reply_limits();
+	test_reply_oneline();
+	test_ehlo_parse();
+	test_ehlo_cut();
 	return TEST_DONE();
 }
