@@ -38,6 +38,7 @@ struct conn {
 	int pending_closes;
 	int err;
 	const char *errtext;
+	int err_pending; /* CONN_EV_ERROR waits for the timer (conn_fail_soon) */
 };
 
 struct conn_creq {
@@ -54,6 +55,7 @@ struct conn_wreq {
 
 static void conn_read_start(struct conn *c);
 static void conn_close_handles(struct conn *c);
+static void conn_timer_cb(uv_timer_t *t);
 static int conn_encrypt(struct conn *c);
 
 static void conn_emit(struct conn *c, int ev)
@@ -69,6 +71,25 @@ static void conn_fail(struct conn *c, int err, const char *text)
 	c->err = err;
 	c->errtext = text;
 	conn_emit(c, CONN_EV_ERROR);
+}
+
+/*
+ * A failure found inside a call from the owner (conn_flush): report it from
+ * the loop, through the connection's own timer at 0 ms, so the owner never
+ * sees CONN_EV_ERROR in the middle of its own code (it would end the session
+ * under its feet).  The caller gets the code now.
+ */
+static int conn_fail_soon(struct conn *c, int err, const char *text)
+{
+	if (c->closing)
+		return err;
+	if (!c->err) {
+		c->err = err;
+		c->errtext = text;
+	}
+	c->err_pending = 1;
+	uv_timer_start(&c->timer, conn_timer_cb, 0, 0);
+	return err;
 }
 
 struct conn *conn_new(uv_loop_t *loop, const struct conn_ops *ops, void *arg, size_t in_limit)
@@ -311,25 +332,23 @@ static void conn_write_cb(uv_write_t *req, int status)
 	}
 }
 
-void conn_flush(struct conn *c)
+int conn_flush(struct conn *c)
 {
 	struct conn_wreq *w;
 	uv_buf_t buf;
 	int rc;
 
 	if (c->closed)
-		return;
-	if (c->pout.len && conn_encrypt(c) < 0) {
-		conn_fail(c, RL_ETLS, "TLS record error");
-		return;
-	}
+		return RL_EPROTO;
+	if (c->err)
+		return c->err;
+	if (c->pout.len && conn_encrypt(c) < 0)
+		return conn_fail_soon(c, RL_ETLS, "TLS record error");
 	if (c->out.len == 0)
-		return;
+		return 0;
 	w = malloc(sizeof(*w));
-	if (!w) {
-		conn_fail(c, -ENOMEM, "out of memory");
-		return;
-	}
+	if (!w)
+		return conn_fail_soon(c, -ENOMEM, "out of memory");
 	w->c = c;
 	w->data = rl_buf_take(&c->out, &w->len);
 	buf = uv_buf_init(w->data, (unsigned)w->len);
@@ -337,11 +356,11 @@ void conn_flush(struct conn *c)
 	if (rc < 0) {
 		free(w->data);
 		free(w);
-		conn_fail(c, rc, uv_strerror(rc));
-		return;
+		return conn_fail_soon(c, rc, uv_strerror(rc));
 	}
 	c->writes++;
 	c->inflight += w->len;
+	return 0;
 }
 
 size_t conn_pending(const struct conn *c)
@@ -353,6 +372,9 @@ int conn_write(struct conn *c, const void *p, size_t n)
 {
 	if (c->closed)
 		return RL_EPROTO;
+	/* After a failure (a reset, a failed write) nothing reaches the peer. */
+	if (c->err)
+		return c->err;
 	/*
 	 * During the handshake c->out carries handshake records: plaintext
 	 * appended there would reach the peer in the clear, mixed into the
@@ -517,13 +539,16 @@ static void conn_timer_cb(uv_timer_t *t)
 
 	if (c->closing)
 		conn_close_handles(c); /* the drain deadline passed */
+	else if (c->err_pending)
+		conn_emit(c, CONN_EV_ERROR);
 	else
 		conn_emit(c, CONN_EV_TIMEOUT);
 }
 
 void conn_set_timeout(struct conn *c, uint64_t ms)
 {
-	if (c->closing)
+	/* A pending CONN_EV_ERROR keeps the timer (conn_fail_soon). */
+	if (c->closing || c->err_pending)
 		return;
 	if (ms == 0)
 		uv_timer_stop(&c->timer);

@@ -84,12 +84,21 @@ struct rl_buf *conn_in(struct conn *c);
  *               (between conn_tls_server/_client and CONN_EV_TLS_READY):
  *               the bytes are refused and dropped, never sent in the clear
  *               inside the handshake nor held to go out after it.
+ *   other       the connection already failed (conn_error()'s code, e.g.
+ *               UV_ECONNRESET): nothing more can reach the peer.
  * The caller usually ends the session on an error.
  */
 int conn_write(struct conn *c, const void *p, size_t n) RL_WUR;
 int conn_printf(struct conn *c, const char *fmt, ...) RL_PRINTF(2, 3) RL_WUR;
-/* Start writing everything queued. */
-void conn_flush(struct conn *c);
+/*
+ * Start writing everything queued.  Returns 0, or the error (as in
+ * conn_error()) when the bytes cannot be handed to the socket at all; the
+ * owner then also gets CONN_EV_ERROR, from the loop, never from inside this
+ * call.  A write that fails later (the peer reset the connection: its
+ * uv_write callback reports the error) is CONN_EV_ERROR as soon as the
+ * loop learns of it, so the owner never waits for a timeout to notice.
+ */
+int conn_flush(struct conn *c);
 /* Bytes queued or in flight; CONN_EV_DRAINED follows when it reaches 0. */
 size_t conn_pending(const struct conn *c);
 

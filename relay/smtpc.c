@@ -209,20 +209,59 @@ static void smtpc_fail(struct smtpc *s, int class, const char *fmt, ...)
 
 /* --- commands ----------------------------------------------------------- */
 
+/*
+ * What the session was doing, for reasons: the state's name, or in the MAIL
+ * state that of command i (0 = MAIL, 1..n = RCPT, n+1 = DATA).
+ */
+static const char *smtpc_doing(const struct smtpc *s, size_t i)
+{
+	if (s->state != SMTPC_S_MAIL || !s->msg)
+		return smtpc_states[s->state].name;
+	return i == 0 ? "sending MAIL FROM" : i <= s->msg->nrcpt ? "sending RCPT TO" : "sending DATA";
+}
+
+/*
+ * Bytes for the peer could not be queued or written (rc from smtpc_send,
+ * conn_write or conn_flush).  The session ends now and its message is
+ * deferred: waiting for the state's timeout would hold it for minutes on a
+ * connection that is known to be dead.
+ */
+static void smtpc_write_failed(struct smtpc *s, int rc, const char *doing)
+{
+	const char *text;
+
+	if (conn_error(s->conn, &text) != 0)
+		smtpc_fail(s, SMTPC_TEMPFAIL, "lost connection with %s while %s: %s", s->hostip,
+			   doing, text);
+	else
+		smtpc_fail(s, SMTPC_TEMPFAIL, "cannot send to %s while %s: %s", s->hostip, doing,
+			   rl_strerror(rc));
+}
+
+/* After queueing (rc of that): flush.  0, or the session failed. */
+static int smtpc_push(struct smtpc *s, int rc, const char *doing)
+{
+	if (rc == 0)
+		rc = conn_flush(s->conn);
+	if (rc < 0)
+		smtpc_write_failed(s, rc, doing);
+	return rc;
+}
+
 static void smtpc_send_ehlo(struct smtpc *s)
 {
-	if (smtpc_send(s, "EHLO %s", s->p.helo_name) < 0)
-		return;
-	conn_flush(s->conn);
 	smtpc_set_state(s, SMTPC_S_EHLO);
+	smtpc_push(s, smtpc_send(s, "EHLO %s", s->p.helo_name), smtpc_states[s->state].name);
 }
 
 static void smtpc_send_quit(struct smtpc *s)
 {
-	if (smtpc_send(s, "QUIT") < 0)
-		return;
-	conn_flush(s->conn);
 	smtpc_set_state(s, SMTPC_S_QUIT);
+	if (smtpc_send(s, "QUIT") < 0 || conn_flush(s->conn) < 0) {
+		/* Every message is decided: nothing rides on QUIT; just close. */
+		smtpc_set_state(s, SMTPC_S_DONE);
+		conn_abort(s->conn);
+	}
 }
 
 /* MAIL FROM with the parameters the server offers and the message needs. */
@@ -258,13 +297,13 @@ static void smtpc_send_more(struct smtpc *s)
 		else
 			rc = smtpc_send(s, "DATA");
 		if (rc < 0) {
-			smtpc_fail(s, SMTPC_TEMPFAIL, "cannot send to %s: %s", s->hostip, rl_strerror(rc));
+			smtpc_write_failed(s, rc, smtpc_doing(s, s->sent));
 			return;
 		}
 		s->sent++;
 	}
 	/* RFC 2920: the whole group goes out in one write. */
-	conn_flush(s->conn);
+	smtpc_push(s, 0, smtpc_doing(s, s->sent - 1));
 }
 
 /* Checks before a message is offered to this server at all. */
@@ -378,18 +417,14 @@ static void smtpc_send_body(struct smtpc *s)
 			/* Content ends in CRLF; if not, end the last line first. */
 			rc = conn_write(s->conn, s->bol ? ".\r\n" : "\r\n.\r\n", s->bol ? 3 : 5);
 			s->body_done = 1;
-			conn_flush(s->conn);
-			smtpc_set_state(s, SMTPC_S_DOT);
 		} else {
 			s->off += got;
 			rc = smtpc_stuff(s, buf, got);
-			conn_flush(s->conn);
 		}
-		if (rc < 0) {
-			smtpc_fail(s, SMTPC_TEMPFAIL, "cannot send to %s: %s", s->hostip,
-				   rl_strerror(rc));
+		if (smtpc_push(s, rc, smtpc_states[SMTPC_S_BODY].name) < 0)
 			return;
-		}
+		if (s->body_done)
+			smtpc_set_state(s, SMTPC_S_DOT);
 	}
 }
 
@@ -470,10 +505,8 @@ static int smtpc_after_ehlo(struct smtpc *s)
 		return 0;
 	}
 	if (s->ehlo.ext & SMTP_EXT_STARTTLS) {
-		if (smtpc_send(s, "STARTTLS") == 0) {
-			conn_flush(s->conn);
-			smtpc_set_state(s, SMTPC_S_STARTTLS);
-		}
+		smtpc_set_state(s, SMTPC_S_STARTTLS);
+		smtpc_push(s, smtpc_send(s, "STARTTLS"), smtpc_states[s->state].name);
 		return 0;
 	}
 	if (needs) {
@@ -494,10 +527,8 @@ static int smtpc_on_ehlo_reply(struct smtpc *s, const struct smtp_reply *r)
 		return smtpc_proto_error(s, SMTP_STEP_EHLO, r);
 	if (v == SMTP_VERDICT_REFUSED) {
 		/* RFC 5321 3.2: fall back to HELO (no extensions, so no STARTTLS). */
-		if (smtpc_send(s, "HELO %s", s->p.helo_name) == 0) {
-			conn_flush(s->conn);
-			smtpc_set_state(s, SMTPC_S_HELO);
-		}
+		smtpc_set_state(s, SMTPC_S_HELO);
+		smtpc_push(s, smtpc_send(s, "HELO %s", s->p.helo_name), smtpc_states[s->state].name);
 		return 0;
 	}
 	s->esmtp = 1;
@@ -767,10 +798,8 @@ static int smtpc_on_mail_reply(struct smtpc *s, const struct smtp_reply *r)
 static void smtpc_send_rset(struct smtpc *s)
 {
 	smtpc_msg_finish(s);
-	if (smtpc_send(s, "RSET") == 0) {
-		conn_flush(s->conn);
-		smtpc_set_state(s, SMTPC_S_RSET);
-	}
+	smtpc_set_state(s, SMTPC_S_RSET);
+	smtpc_push(s, smtpc_send(s, "RSET"), smtpc_states[s->state].name);
 }
 
 /* Only 354 lets the content go, and only to accepted recipients; a 2xx
@@ -901,9 +930,13 @@ static void smtpc_on_error(struct smtpc *s, int ev)
 	} else if (ev == CONN_EV_TIMEOUT) {
 		smtpc_fail(s, SMTPC_TEMPFAIL, "conversation with %s timed out while %s", s->hostip,
 			   smtpc_states[s->state].name);
+	} else if (ev == CONN_EV_ERROR) {
+		/* The cause (a reset, a failed write) says what went wrong. */
+		smtpc_fail(s, SMTPC_TEMPFAIL, "lost connection with %s while %s: %s", s->hostip,
+			   smtpc_doing(s, s->acked), text);
 	} else {
 		smtpc_fail(s, SMTPC_TEMPFAIL, "lost connection with %s while %s", s->hostip,
-			   smtpc_states[s->state].name);
+			   smtpc_doing(s, s->acked));
 	}
 }
 

@@ -2,12 +2,14 @@
  * test_conn: relay/conn.c on a real loop over loopback TCP, against a plain
  * socket peer that this test drives by hand: the bound on output queued for
  * a peer that never reads, and the refusal of writes while a TLS handshake
- * is in progress (no plaintext may be mixed into the handshake).
+ * is in progress (no plaintext may be mixed into the handshake), and a
+ * write to a peer that reset the connection.
  */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
 #include <poll.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -164,6 +166,44 @@ static void test_write_cap(uv_loop_t *loop)
 	close(peer);
 }
 
+/*
+ * The peer resets the connection while we are not reading: the failed
+ * write alone must reach the owner as CONN_EV_ERROR at once, with its
+ * cause; after it nothing more is accepted for the dead peer, and no
+ * second error event comes.
+ */
+static void test_write_after_reset(uv_loop_t *loop)
+{
+	struct linger lg = { .l_onoff = 1, .l_linger = 0 };
+	struct probe p = { { 0 } };
+	const char *text = "";
+	uint64_t start;
+	int peer, rc;
+	struct conn *c = connect_pair(loop, &p, &peer, 0);
+
+	conn_pause(c);
+	setsockopt(peer, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+	close(peer);
+	start = uv_hrtime();
+	CHECK_INT(conn_write(c, "RCPT TO:<a@b.test>\r\n", 20), 0);
+	rc = conn_flush(c);
+	CHECK(rc <= 0, "flush %d", rc);
+	CHECK(spin(loop, &p.events[CONN_EV_ERROR], 1), "no CONN_EV_ERROR after a failed write");
+	CHECK((uv_hrtime() - start) / 1000000 < 1000, "error after %llu ms",
+	      (unsigned long long)((uv_hrtime() - start) / 1000000));
+	CHECK(conn_error(c, &text) < 0 && (strcmp(text, "connection reset by peer") == 0 ||
+					   strcmp(text, "broken pipe") == 0),
+	      "error text \"%s\"", text);
+	rc = conn_write(c, "DATA\r\n", 6);
+	CHECK(rc < 0, "conn_write after the reset: %d", rc);
+	rc = conn_flush(c);
+	CHECK(rc < 0, "conn_flush after the reset: %d", rc);
+	for (int i = 0; i < 10; i++)
+		uv_run(loop, UV_RUN_NOWAIT);
+	CHECK_INT(p.events[CONN_EV_ERROR], 1);
+	close_conn(loop, c, &p);
+}
+
 /* Client side: after conn_tls_client(), only handshake records go out. */
 static void test_client_handshake_write(uv_loop_t *loop, gnutls_certificate_credentials_t cred,
 					gnutls_priority_t prio)
@@ -267,6 +307,8 @@ int main(void)
 	gnutls_priority_t prio;
 	uv_loop_t loop;
 
+	/* As the relay does (serve): a write to a reset socket is an error, not a signal. */
+	signal(SIGPIPE, SIG_IGN);
 	uv_loop_init(&loop);
 	if (gnutls_certificate_allocate_credentials(&cred) < 0 ||
 	    gnutls_priority_init(&prio, "NORMAL", NULL) < 0) {
@@ -274,6 +316,7 @@ int main(void)
 		return 1;
 	}
 	test_write_cap(&loop);
+	test_write_after_reset(&loop);
 	test_client_handshake_write(&loop, cred, prio);
 	test_server_handshake_write(&loop, cred, prio);
 	uv_run(&loop, UV_RUN_DEFAULT);

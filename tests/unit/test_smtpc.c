@@ -6,7 +6,10 @@
  *     gets the whole message (the timeout bounds inactivity, not the
  *     transfer);
  *   - a peer that stops reading makes the session fail with TEMPFAIL,
- *     "timed out while sending message body", soon after.
+ *     "timed out while sending message body", soon after;
+ *   - a peer that resets the connection while the content is being written
+ *     (or while RCPT waits for its reply) ends the session at once, the
+ *     message deferred with "lost connection ... : connection reset by peer".
  *
  * And the reply classes (RFC 5321 4.3.2): the table itself, then scripted
  * hostile peers answering 354 after the end of data, 354 to RCPT, 334 to
@@ -40,7 +43,14 @@
 
 /* --- the receiving MX (child process, blocking I/O) --------------------- */
 
-enum peer_mode { PEER_SLOW, PEER_STALL };
+/*
+ * PEER_RESET_BODY: reads some content, then resets the connection (SO_LINGER
+ * 0 close) while the client is still writing it.  PEER_RESET_RCPT: answers
+ * MAIL, reads the RCPT command and resets instead of answering.
+ */
+enum peer_mode { PEER_SLOW, PEER_STALL, PEER_RESET_BODY, PEER_RESET_RCPT };
+
+#define RESET_AFTER (256 * 1024) /* content read before the reset */
 
 static int peer_line(int fd, char *buf, size_t size)
 {
@@ -97,11 +107,47 @@ static long peer_body(int fd, unsigned pause_us)
 	}
 }
 
+/* Close with an RST, not a FIN: what a crashed or rebooted peer sends. */
+static int peer_reset(int fd)
+{
+	struct linger lg = { .l_onoff = 1, .l_linger = 0 };
+
+	setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+	close(fd);
+	return 0;
+}
+
+static int peer_run_reset(int fd, int mode)
+{
+	static char buf[SLOW_CHUNK];
+	long total = 0;
+
+	if (peer_say(fd, "220 mx.test ESMTP\r\n") < 0 ||
+	    peer_step(fd, "EHLO ", "250 mx.test\r\n") < 0 ||
+	    peer_step(fd, "MAIL FROM:", "250 2.1.0 Ok\r\n") < 0)
+		return 2;
+	if (mode == PEER_RESET_RCPT)
+		return peer_line(fd, buf, sizeof(buf)) < 0 ? 3 : peer_reset(fd);
+	if (peer_step(fd, "RCPT TO:", "250 2.1.5 Ok\r\n") < 0 ||
+	    peer_step(fd, "DATA", "354 go ahead\r\n") < 0)
+		return 2;
+	while (total < RESET_AFTER) {
+		ssize_t k = recv(fd, buf, sizeof(buf), 0);
+
+		if (k <= 0)
+			return 3;
+		total += k;
+	}
+	return peer_reset(fd);
+}
+
 static int peer_run(int lfd, int mode)
 {
 	int fd = accept(lfd, NULL, NULL);
 	long got;
 
+	if (fd >= 0 && (mode == PEER_RESET_BODY || mode == PEER_RESET_RCPT))
+		return peer_run_reset(fd, mode);
 	if (fd < 0 || peer_say(fd, "220 mx.test ESMTP\r\n") < 0 ||
 	    peer_step(fd, "EHLO ", "250 mx.test\r\n") < 0 ||
 	    peer_step(fd, "MAIL FROM:", "250 2.1.0 Ok\r\n") < 0 ||
@@ -206,7 +252,7 @@ static int peer_reap(pid_t pid, int mode)
 {
 	int status = 0;
 
-	for (int i = 0; mode == PEER_SLOW && i < 500; i++) {
+	for (int i = 0; mode != PEER_STALL && i < 500; i++) {
 		if (waitpid(pid, &status, WNOHANG) == pid)
 			return status;
 		usleep(10000);
@@ -327,6 +373,44 @@ static void test_stalled_reader_times_out(void)
 	CHECK(ms < 10 * IDLE_MS, "gave up only after %llu ms", (unsigned long long)ms);
 }
 
+/*
+ * A peer that resets the connection while the client writes the content:
+ * the session ends at once (not after the stage's timeout, IDLE_MS here),
+ * and the message is deferred with the cause in its reason.
+ */
+static void test_reset_while_writing_body(void)
+{
+	struct run r;
+	int status = 0;
+	uint64_t ms = deliver(PEER_RESET_BODY, &r, &status);
+	const char *want = "lost connection with mx.test[127.0.0.1] while sending message body: ";
+
+	CHECK_INT(r.rcpt.result, SMTPC_TEMPFAIL);
+	CHECK(strncmp(r.rcpt.reason, want, strlen(want)) == 0 &&
+		      (strstr(r.rcpt.reason, "connection reset by peer") ||
+		       strstr(r.rcpt.reason, "broken pipe")),
+	      "reason \"%s\"", r.rcpt.reason);
+	CHECK_STR(r.rcpt.dsn, "4.4.2");
+	CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0, "peer status 0x%x", status);
+	CHECK(ms < IDLE_MS / 2, "noticed only after %llu ms", (unsigned long long)ms);
+}
+
+/*
+ * The same before the content: the reset comes while the client waits for
+ * the reply to RCPT, whose state's timeout is 300 s.
+ */
+static void test_reset_at_rcpt(void)
+{
+	struct run r;
+	int status = 0;
+	uint64_t ms = deliver(PEER_RESET_RCPT, &r, &status);
+
+	CHECK_INT(r.rcpt.result, SMTPC_TEMPFAIL);
+	CHECK_STR(r.rcpt.reason, "lost connection with mx.test[127.0.0.1] while sending RCPT TO: "
+		  "connection reset by peer");
+	CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0, "peer status 0x%x", status);
+	CHECK(ms < 5000, "noticed only after %llu ms", (unsigned long long)ms);
+}
 
 /* --- reply classes ------------------------------------------------------ */
 
@@ -567,8 +651,12 @@ static void test_reply_scripts(void)
 int main(void)
 {
 	log_init("test_smtpc", "client.test", LOG_ERR);
+	/* As the relay does (serve): a write to a reset socket is an error, not a signal. */
+	signal(SIGPIPE, SIG_IGN);
 	test_slow_reader_delivered();
 	test_stalled_reader_times_out();
+	test_reset_while_writing_body();
+	test_reset_at_rcpt();
 	test_reply_verdict_table();
 	test_reply_scripts();
 	return TEST_DONE();
