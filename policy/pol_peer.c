@@ -22,9 +22,9 @@ static void resolve_servername(const struct pol_entry *e, const char *domain, co
 
 	if (!e || !e->servername)
 		return;
-	sn = strcmp(e->servername, "hostname") == 0   ? host
+	sn = strcmp(e->servername, "hostname") == 0  ? host
 	     : strcmp(e->servername, "nexthop") == 0 ? domain
-						      : e->servername;
+						     : e->servername;
 	rl_strlcpy(out->servername, sn, sizeof(out->servername));
 	out->pol.servername = out->servername;
 }
@@ -35,7 +35,7 @@ int pol_peer_resolve(const struct pol_entry *e, int default_level, const char *d
 {
 	struct pol_peer_policy *sp = &out->pol;
 	const char *const *tokens = NULL;
-	struct rl_why why = { 0 };
+	struct rl_why why = {0};
 	size_t ntok = 0;
 
 	memset(sp, 0, sizeof(*sp));
@@ -55,8 +55,10 @@ int pol_peer_resolve(const struct pol_entry *e, int default_level, const char *d
 		tokens = pol_match_defaults(sp->level, &ntok);
 	if (ntok && cert_match_resolve(tokens, ntok, host, domain, out->names, POL_MATCH_MAX,
 				       &sp->nnames, &why) < 0) {
-		snprintf(reason, rsize, "Server certificate not verified: no usable match name "
-			 "for %s%s%s", host, why.reason ? ": " : "", why.reason ? why.reason : "");
+		snprintf(reason, rsize,
+			 "Server certificate not verified: no usable match name "
+			 "for %s%s%s",
+			 host, why.reason ? ": " : "", why.reason ? why.reason : "");
 		return RL_EPARSE;
 	}
 	sp->names = out->names;
@@ -65,7 +67,7 @@ int pol_peer_resolve(const struct pol_entry *e, int default_level, const char *d
 
 const char *pol_trust_word(int trust)
 {
-	static const char *const words[] = { "Anonymous", "Untrusted", "Trusted", "Verified" };
+	static const char *const words[] = {"Anonymous", "Untrusted", "Trusted", "Verified"};
 
 	RL_REQUIRE(trust >= POL_TRUST_ANONYMOUS && trust <= POL_TRUST_VERIFIED);
 	return words[trust];
@@ -154,8 +156,10 @@ static int check_names(const struct pol_peer_policy *p, const gnutls_datum_t *le
 	pol_peer_names_text(p, want, sizeof(want));
 	if (cert_subject_text(leaf->data, leaf->size, subject, sizeof(subject)) < 0)
 		rl_strlcpy(subject, "?", sizeof(subject));
-	say(reason, rsize, "Server certificate not verified: name mismatch (expected %s; "
-	    "certificate %s)", want[0] ? want : "(none)", subject);
+	say(reason, rsize,
+	    "Server certificate not verified: name mismatch (expected %s; "
+	    "certificate %s)",
+	    want[0] ? want : "(none)", subject);
 	return refuse(v);
 }
 
@@ -167,8 +171,8 @@ static void check_chain(const struct pol_peer_policy *p, const gnutls_datum_t *c
 	v->chain = POL_CHAIN_UNCHECKED;
 	if (p->trust)
 		v->chain = cert_chain_verify(chain, n, p->trust, &v->status) == 1
-				   ? POL_CHAIN_TRUSTED
-				   : POL_CHAIN_UNTRUSTED;
+			       ? POL_CHAIN_TRUSTED
+			       : POL_CHAIN_UNTRUSTED;
 	if (v->chain == POL_CHAIN_TRUSTED)
 		v->status = 0;
 	v->trust = v->chain == POL_CHAIN_TRUSTED ? POL_TRUST_TRUSTED : POL_TRUST_UNTRUSTED;
@@ -200,11 +204,14 @@ int pol_peer_check(const struct pol_peer_policy *p, const char *peer, const gnut
 		 * back to encrypt, as the contract says it does when no
 		 * usable TLSA records exist.)
 		 */
-		say(reason, rsize, "TLS is required with DANE authentication, but no usable "
-		    "TLSA records are available for %s", peer);
+		say(reason, rsize,
+		    "TLS is required with DANE authentication, but no usable "
+		    "TLSA records are available for %s",
+		    peer);
 		return refuse(v);
 	case POL_LEVEL_DANE:
-		return say(reason, rsize, "no usable TLSA records: encrypt, "
+		return say(reason, rsize,
+			   "no usable TLSA records: encrypt, "
 			   "no authentication required");
 	case POL_LEVEL_NONE:
 		return say(reason, rsize, "the relay would not use TLS");

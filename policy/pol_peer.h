@@ -78,22 +78,22 @@ const char *pol_trust_word(int trust);
 
 /* What became of the chain check. */
 enum pol_chain {
-	POL_CHAIN_NONE = 0,	/* no certificate */
-	POL_CHAIN_UNCHECKED,	/* no trust anchors */
+	POL_CHAIN_NONE = 0,  /* no certificate */
+	POL_CHAIN_UNCHECKED, /* no trust anchors */
 	POL_CHAIN_TRUSTED,
-	POL_CHAIN_UNTRUSTED,	/* status says why */
+	POL_CHAIN_UNTRUSTED, /* status says why */
 };
 
 /* The verdict on one peer. */
 struct pol_verdict {
-	int pass;	  /* 1: the level is satisfied; 0: defer (fail closed) */
-	int trust;	  /* enum pol_trust */
-	const char *dsn;  /* on failure the enhanced status (RFC 3463), else NULL */
-	int chain;	  /* enum pol_chain */
-	unsigned status;  /* POL_CHAIN_UNTRUSTED: GnuTLS status bits (cert_status_text) */
-	int named;	  /* verify/secure: a name matched (checked even when untrusted) */
+	int pass;	 /* 1: the level is satisfied; 0: defer (fail closed) */
+	int trust;	 /* enum pol_trust */
+	const char *dsn; /* on failure the enhanced status (RFC 3463), else NULL */
+	int chain;	 /* enum pol_chain */
+	unsigned status; /* POL_CHAIN_UNTRUSTED: GnuTLS status bits (cert_status_text) */
+	int named;	 /* verify/secure: a name matched (checked even when untrusted) */
 	char matched[CERT_PATTERN_SIZE]; /* the certificate name that matched */
-	int fpr_which;	  /* fingerprint passed: FPR_CERT or FPR_PUBKEY */
+	int fpr_which;			 /* fingerprint passed: FPR_CERT or FPR_PUBKEY */
 	/* On a fingerprint failure: "certificate SHA-256 .., public key SHA-256 ..". */
 	char seen[2 * FPR_TEXT_SIZE + 64];
 };

@@ -5,7 +5,10 @@
  * the relay would do under the domain's TLS policy, prints the server's
  * chain (with the leaf's match= digests, exactly as `certs fingerprint`
  * prints them) and what the policy's check makes of it, and ends with
- * QUIT.  The last line is "Verification: ...".
+ * QUIT.  The last line is "Verification: ...".  The check is the relay's
+ * own (pol_peer_resolve and pol_peer_check in policy/), so the probe
+ * reports the reason the relay would defer with, never a verdict of its
+ * own.
  *
  * The policy is the entry for the next-hop domain D (--domain), else the
  * entry pol_table_lookup() finds for HOST itself, else default_tls_level.

@@ -33,7 +33,7 @@ static struct made ca, good, wrong, self;
 static void make(struct made *m, const char *cn, int is_ca, const struct made *issuer)
 {
 	time_t now = time(NULL);
-	unsigned char serial[4] = { 1, 2, 3, 4 };
+	unsigned char serial[4] = {1, 2, 3, 4};
 
 	serial[3] = (unsigned char)(cn[0] + (is_ca ? 1 : 0));
 	OK(gnutls_x509_privkey_init(&m->key));
@@ -48,8 +48,8 @@ static void make(struct made *m, const char *cn, int is_ca, const struct made *i
 	OK(gnutls_x509_crt_set_key(m->crt, m->key));
 	OK(gnutls_x509_crt_set_basic_constraints(m->crt, is_ca, -1));
 	if (is_ca) {
-		OK(gnutls_x509_crt_set_key_usage(m->crt, GNUTLS_KEY_KEY_CERT_SIGN |
-							    GNUTLS_KEY_CRL_SIGN));
+		OK(gnutls_x509_crt_set_key_usage(m->crt,
+						 GNUTLS_KEY_KEY_CERT_SIGN | GNUTLS_KEY_CRL_SIGN));
 	} else {
 		OK(gnutls_x509_crt_set_key_usage(m->crt, GNUTLS_KEY_DIGITAL_SIGNATURE));
 		OK(gnutls_x509_crt_set_key_purpose_oid(m->crt, GNUTLS_KP_TLS_WWW_SERVER, 0));
@@ -90,51 +90,51 @@ enum fp { FP_NONE, FP_SELF_CERT, FP_SELF_PKEY, FP_SELF_SHA1, FP_GOOD_CERT };
 struct peer_case {
 	const char *entry; /* the policy line's level and attributes; NULL: default level */
 	enum fp fp;
-	int anchors;	   /* 1: the CA is trusted; 0: no anchors */
+	int anchors; /* 1: the CA is trusted; 0: no anchors */
 	enum chain chain;
 	int pass;
-	const char *trust; /* the word of the TLS line */
+	const char *trust;  /* the word of the TLS line */
 	const char *reason; /* the start of the reason */
 };
 
 #define NOTVER "Server certificate not verified: "
 #define NOTTRU "Server certificate not trusted ("
-#define NODANE "TLS is required with DANE authentication, but no usable TLSA records " \
-	       "are available for " PEER
+#define NODANE                                                                                     \
+	"TLS is required with DANE authentication, but no usable TLSA records "                    \
+	"are available for " PEER
 
 static const struct peer_case cases[] = {
-	{ "none", FP_NONE, 1, GOOD, 1, "Trusted", "the relay would not use TLS" },
-	{ "none", FP_NONE, 1, NOCERT, 1, "Anonymous", "no certificate" },
-	{ "may", FP_NONE, 1, SELF, 1, "Untrusted", "no authentication required" },
-	{ "may", FP_NONE, 1, NOCERT, 1, "Anonymous", "no certificate" },
-	{ "encrypt", FP_NONE, 1, GOOD, 1, "Trusted", "no authentication required" },
-	{ "encrypt", FP_NONE, 1, SELF, 1, "Untrusted", "no authentication required" },
-	{ "encrypt", FP_NONE, 0, GOOD, 1, "Untrusted", "no authentication required" },
-	{ "dane", FP_NONE, 1, GOOD, 1, "Trusted", "no usable TLSA records: encrypt" },
-	{ "dane", FP_NONE, 1, SELF, 1, "Untrusted", "no usable TLSA records: encrypt" },
-	/* No TLSA lookup yet: dane-only defers even a certificate verify passes. */
-	{ "dane-only", FP_NONE, 1, GOOD, 0, "Trusted", NODANE },
-	{ "dane-only", FP_NONE, 1, SELF, 0, "Untrusted", NODANE },
-	{ "dane-only", FP_NONE, 1, NOCERT, 0, "Anonymous", NOTVER "no certificate" },
-	{ NULL, FP_NONE, 1, GOOD_CA, 0, "Trusted", NODANE }, /* default_tls_level */
-	{ "fingerprint", FP_SELF_CERT, 1, SELF, 1, "Verified", "certificate digest matched" },
-	{ "fingerprint", FP_SELF_PKEY, 1, SELF, 1, "Verified", "public key digest matched" },
-	{ "fingerprint", FP_SELF_SHA1, 0, SELF, 1, "Verified", "certificate digest matched" },
-	{ "fingerprint", FP_GOOD_CERT, 1, SELF, 0, "Untrusted",
-	  NOTVER "no match= fingerprint matches" },
-	{ "fingerprint", FP_SELF_CERT, 1, NOCERT, 0, "Anonymous", NOTVER "no certificate" },
-	{ "verify", FP_NONE, 1, GOOD, 1, "Verified", "name matched mx.example.test" },
-	{ "verify", FP_NONE, 1, GOOD_CA, 1, "Verified", "name matched mx.example.test" },
-	{ "verify", FP_NONE, 1, WRONG, 0, "Trusted",
-	  NOTVER "name mismatch (expected mx.example.test; certificate CN=other.example.net)" },
-	{ "verify", FP_NONE, 1, SELF, 0, "Untrusted", NOTTRU },
-	{ "verify", FP_NONE, 0, GOOD, 0, "Untrusted", NOTTRU },
-	{ "verify", FP_NONE, 1, NOCERT, 0, "Anonymous", NOTVER "no certificate" },
-	{ "secure", FP_NONE, 1, GOOD, 1, "Verified", "name matched mx.example.test" },
-	{ "secure match=mx.other.test", FP_NONE, 1, GOOD, 0, "Trusted",
-	  NOTVER "name mismatch (expected mx.other.test; certificate CN=mx.example.test)" },
-	{ "secure", FP_NONE, 1, SELF, 0, "Untrusted", NOTTRU },
-	{ "secure", FP_NONE, 1, NOCERT, 0, "Anonymous", NOTVER "no certificate" },
+    {"none", FP_NONE, 1, GOOD, 1, "Trusted", "the relay would not use TLS"},
+    {"none", FP_NONE, 1, NOCERT, 1, "Anonymous", "no certificate"},
+    {"may", FP_NONE, 1, SELF, 1, "Untrusted", "no authentication required"},
+    {"may", FP_NONE, 1, NOCERT, 1, "Anonymous", "no certificate"},
+    {"encrypt", FP_NONE, 1, GOOD, 1, "Trusted", "no authentication required"},
+    {"encrypt", FP_NONE, 1, SELF, 1, "Untrusted", "no authentication required"},
+    {"encrypt", FP_NONE, 0, GOOD, 1, "Untrusted", "no authentication required"},
+    {"dane", FP_NONE, 1, GOOD, 1, "Trusted", "no usable TLSA records: encrypt"},
+    {"dane", FP_NONE, 1, SELF, 1, "Untrusted", "no usable TLSA records: encrypt"},
+    /* No TLSA lookup yet: dane-only defers even a certificate verify passes. */
+    {"dane-only", FP_NONE, 1, GOOD, 0, "Trusted", NODANE},
+    {"dane-only", FP_NONE, 1, SELF, 0, "Untrusted", NODANE},
+    {"dane-only", FP_NONE, 1, NOCERT, 0, "Anonymous", NOTVER "no certificate"},
+    {NULL, FP_NONE, 1, GOOD_CA, 0, "Trusted", NODANE}, /* default_tls_level */
+    {"fingerprint", FP_SELF_CERT, 1, SELF, 1, "Verified", "certificate digest matched"},
+    {"fingerprint", FP_SELF_PKEY, 1, SELF, 1, "Verified", "public key digest matched"},
+    {"fingerprint", FP_SELF_SHA1, 0, SELF, 1, "Verified", "certificate digest matched"},
+    {"fingerprint", FP_GOOD_CERT, 1, SELF, 0, "Untrusted", NOTVER "no match= fingerprint matches"},
+    {"fingerprint", FP_SELF_CERT, 1, NOCERT, 0, "Anonymous", NOTVER "no certificate"},
+    {"verify", FP_NONE, 1, GOOD, 1, "Verified", "name matched mx.example.test"},
+    {"verify", FP_NONE, 1, GOOD_CA, 1, "Verified", "name matched mx.example.test"},
+    {"verify", FP_NONE, 1, WRONG, 0, "Trusted",
+     NOTVER "name mismatch (expected mx.example.test; certificate CN=other.example.net)"},
+    {"verify", FP_NONE, 1, SELF, 0, "Untrusted", NOTTRU},
+    {"verify", FP_NONE, 0, GOOD, 0, "Untrusted", NOTTRU},
+    {"verify", FP_NONE, 1, NOCERT, 0, "Anonymous", NOTVER "no certificate"},
+    {"secure", FP_NONE, 1, GOOD, 1, "Verified", "name matched mx.example.test"},
+    {"secure match=mx.other.test", FP_NONE, 1, GOOD, 0, "Trusted",
+     NOTVER "name mismatch (expected mx.other.test; certificate CN=mx.example.test)"},
+    {"secure", FP_NONE, 1, SELF, 0, "Untrusted", NOTTRU},
+    {"secure", FP_NONE, 1, NOCERT, 0, "Anonymous", NOTVER "no certificate"},
 };
 
 /* The match= text a case's entry gets for fingerprint. */
@@ -189,8 +189,8 @@ static void run_case(size_t i, const struct peer_case *c, gnutls_x509_trust_list
 	      i, line, pol_trust_word(v.trust), c->trust);
 	CHECK(strncmp(reason, c->reason, strlen(c->reason)) == 0,
 	      "case %zu (%s): reason got \"%s\" want \"%s...\"", i, line, reason, c->reason);
-	CHECK(c->pass ? v.dsn == NULL : v.dsn && strcmp(v.dsn, "4.7.5") == 0,
-	      "case %zu: dsn %s", i, v.dsn ? v.dsn : "(none)");
+	CHECK(c->pass ? v.dsn == NULL : v.dsn && strcmp(v.dsn, "4.7.5") == 0, "case %zu: dsn %s", i,
+	      v.dsn ? v.dsn : "(none)");
 	/* A fingerprint mismatch shows what was seen, for the administrator. */
 	CHECK(!!v.seen[0] == (c->fp == FP_GOOD_CERT), "case %zu: seen \"%s\"", i, v.seen);
 	pol_table_free(t);
@@ -199,7 +199,7 @@ static void run_case(size_t i, const struct peer_case *c, gnutls_x509_trust_list
 static void test_levels(void)
 {
 	gnutls_x509_trust_list_t tl = ca_trust();
-	int covered[POL_LEVEL_COUNT] = { 0 };
+	int covered[POL_LEVEL_COUNT] = {0};
 
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
 		char level[32] = "dane-only";
@@ -227,27 +227,33 @@ static void test_resolve(void)
 
 	RL_REQUIRE(pol_table_parse("p", text, strlen(text), &t, NULL) == 0);
 	CHECK_INT(pol_peer_resolve(pol_table_lookup(t, "a.test"), POL_LEVEL_MAY, "a.test",
-				   "mx.a.test", NULL, NULL, &s, reason, sizeof(reason)), 0);
+				   "mx.a.test", NULL, NULL, &s, reason, sizeof(reason)),
+		  0);
 	CHECK_STR(s.pol.servername, "mx.a.test");
 	pol_peer_names_text(&s.pol, names, sizeof(names));
 	CHECK_STR(names, "mx.a.test");
 	CHECK_INT(pol_peer_resolve(pol_table_lookup(t, "b.test"), POL_LEVEL_MAY, "b.test",
-				   "mx.b.test", NULL, NULL, &s, reason, sizeof(reason)), 0);
+				   "mx.b.test", NULL, NULL, &s, reason, sizeof(reason)),
+		  0);
 	CHECK_STR(s.pol.servername, "b.test");
 	pol_peer_names_text(&s.pol, names, sizeof(names));
 	CHECK_STR(names, "b.test, .b.test");
 	CHECK_INT(pol_peer_resolve(pol_table_lookup(t, "c.test"), POL_LEVEL_MAY, "c.test",
-				   "mx.c.test", NULL, NULL, &s, reason, sizeof(reason)), 0);
+				   "mx.c.test", NULL, NULL, &s, reason, sizeof(reason)),
+		  0);
 	CHECK_STR(s.pol.servername, "sni.example");
 	CHECK_INT(s.pol.nnames, 0);
 	CHECK_INT(pol_peer_resolve(NULL, POL_LEVEL_ENCRYPT, "d.test", "mx.d.test", NULL, NULL, &s,
-				   reason, sizeof(reason)), 0);
+				   reason, sizeof(reason)),
+		  0);
 	CHECK_INT(s.pol.level, POL_LEVEL_ENCRYPT);
 	CHECK(s.pol.servername == NULL && s.entry == NULL, "defaults: no SNI, no entry");
 	CHECK_INT(pol_peer_resolve(pol_table_lookup(t, "a.test"), POL_LEVEL_MAY, "a.test",
-				   "bad..host", NULL, NULL, &s, reason, sizeof(reason)), RL_EPARSE);
+				   "bad..host", NULL, NULL, &s, reason, sizeof(reason)),
+		  RL_EPARSE);
 	CHECK(strncmp(reason, NOTVER "no usable match name for bad..host",
-		      strlen(NOTVER "no usable match name for bad..host")) == 0, "got %s", reason);
+		      strlen(NOTVER "no usable match name for bad..host")) == 0,
+	      "got %s", reason);
 	pol_table_free(t);
 }
 
