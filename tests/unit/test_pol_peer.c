@@ -84,7 +84,7 @@ static gnutls_x509_trust_list_t ca_trust(void)
 
 /* Chains the server may show. */
 enum chain { NOCERT, GOOD, GOOD_CA, WRONG, SELF };
-/* What the entry's match= gets after the text (fingerprint). */
+/* The digest that a fingerprint entry's match= names. */
 enum fp { FP_NONE, FP_SELF_CERT, FP_SELF_PKEY, FP_SELF_SHA1, FP_GOOD_CERT };
 
 struct peer_case {
@@ -137,7 +137,7 @@ static const struct peer_case cases[] = {
     {"secure", FP_NONE, 1, NOCERT, 0, "Anonymous", NOTVER "no certificate"},
 };
 
-/* The match= text a case's entry gets for fingerprint. */
+/* The match= text for a case's fingerprint entry. */
 static void fp_text(enum fp fp, char *out, size_t size)
 {
 	const gnutls_datum_t *der = fp == FP_GOOD_CERT ? &good.der : &self.der;
