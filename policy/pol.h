@@ -17,6 +17,8 @@
  * print or log.  Errors: RL_EPARSE (invalid input), RL_ETOOBIG (a cap
  * below was exceeded), -ENOMEM.
  *
+ * The decision on a peer's certificate chain under a level is in pol_peer.h.
+ *
  * Ownership: arguments are borrowed; a table owns its entries and every
  * string and array in them until pol_table_free().
  */

@@ -5,7 +5,10 @@
  * the relay would do under the domain's TLS policy, prints the server's
  * chain (with the leaf's match= digests, exactly as `certs fingerprint`
  * prints them) and what the policy's check makes of it, and ends with
- * QUIT.  The last line is "Verification: ...".
+ * QUIT.  The last line is "Verification: ...".  The check is the relay's
+ * own (pol_peer_resolve and pol_peer_check in policy/), so the probe
+ * reports the reason the relay would defer with, never a verdict of its
+ * own.
  *
  * The policy is the entry for the next-hop domain D (--domain), else the
  * entry pol_table_lookup() finds for HOST itself, else default_tls_level.
@@ -43,6 +46,7 @@
 #include "cli.h"
 #include "fpr.h"
 #include "pol.h"
+#include "pol_peer.h"
 #include "smtp.h"
 
 #define PROBE_TIMEOUT_MS 30000 /* to connect, for each reply and for the handshake */
@@ -60,6 +64,9 @@ struct probe {
 	unsigned port;
 	const struct pol_entry *e; /* NULL: no entry, default_tls_level */
 	int level;
+	struct pol_peer_sess sess; /* what the relay would check, from pol_peer_resolve() */
+	int resolve_rc;		   /* < 0: no usable match name (resolve_why says) */
+	char resolve_why[PROBE_TEXT_SIZE];
 	char src[600];			  /* where the level came from */
 	char relay[PROBE_HOST_SIZE + 80]; /* "host[ip]:port" */
 	int fd;
@@ -68,13 +75,6 @@ struct probe {
 	gnutls_certificate_credentials_t cred;
 	gnutls_priority_t prio;
 	gnutls_session_t tls;
-};
-
-/* What the policy's check makes of the chain. */
-struct verdict {
-	const char *trust; /* Anonymous, Untrusted, Trusted or Verified */
-	int failed;	   /* the level demands more than the server showed */
-	char text[PROBE_TEXT_SIZE];
 };
 
 static int probe_usage(void)
@@ -150,6 +150,12 @@ static int args_parse(int argc, char **argv, struct probe *p, const char **targe
 
 /* ---- the policy ------------------------------------------------------ */
 
+/*
+ * The entry and level, and the session policy the relay would resolve
+ * from them (without anchors: they are loaded for the verdict).  A match
+ * name that cannot be used is reported with the verdict, as the relay
+ * defers such mail.
+ */
 static void probe_policy(struct probe *p)
 {
 	p->e = pol_table_lookup(p->table, p->domain);
@@ -160,19 +166,17 @@ static void probe_policy(struct probe *p)
 	else
 		snprintf(p->src, sizeof(p->src), "default_tls_level, config %s", p->c->path);
 	printf("policy: %s for %s (%s)\n", pol_level_name(p->level), p->domain, p->src);
+	p->resolve_rc = pol_peer_resolve(p->e, p->c->default_tls_level, p->domain, p->host, NULL,
+					 NULL, &p->sess, p->resolve_why, sizeof(p->resolve_why));
 }
 
 /* SNI only with servername=; a host name, never an address (RFC 6066 3). */
 static const char *probe_servername(const struct probe *p)
 {
-	const char *name = p->e ? p->e->servername : NULL;
+	const char *name = p->sess.pol.servername;
 	struct in6_addr a6;
 	struct in_addr a4;
 
-	if (name && strcmp(name, "hostname") == 0)
-		name = p->host;
-	else if (name && strcmp(name, "nexthop") == 0)
-		name = p->domain;
 	if (!name || inet_pton(AF_INET, name, &a4) == 1 || inet_pton(AF_INET6, name, &a6) == 1)
 		return NULL;
 	return name;
@@ -545,141 +549,81 @@ static void cert_show(struct probe *p, const gnutls_datum_t *der, unsigned depth
 		cli_print_fingerprints(p->relay, der->data, der->size);
 }
 
-/* The anchors verify/secure use: tafile=, else tls_ca_file, else the system's. */
-static int chain_trusted(const struct probe *p, const gnutls_datum_t *chain, unsigned n,
-			 unsigned *status)
+/*
+ * The anchors the relay uses: tafile=, else tls_ca_file, else the
+ * system's; NULL when they cannot be loaded (the check then fails closed,
+ * as the relay's does without anchors).
+ */
+static gnutls_x509_trust_list_t probe_anchors(const struct probe *p)
 {
 	const char *ca = p->e && p->e->tafile ? p->e->tafile : p->c->tls_ca_file;
 	const char *src = p->e && p->e->tafile ? "tafile=" : ca ? "tls_ca_file" : "default";
 	struct rl_why why = {0, NULL, 0};
 	gnutls_x509_trust_list_t tl = NULL;
-	int ok = 0, rc;
+	int rc;
 
-	*status = GNUTLS_CERT_INVALID;
 	printf("trust anchors: %s (%s)\n", ca ? ca : "system trust store", src);
 	rc = cert_trust_load(ca, &tl, &why);
 	if (rc < 0) {
 		printf("chain: not checked: cannot load the trust anchors: %s%s%s\n",
 		       why.reason ? why.reason : rl_strerror(rc), why.reason ? ": " : "",
 		       why.reason ? rl_strerror(rc) : "");
-		return 0;
+		return NULL;
 	}
-	ok = cert_chain_verify(chain, n, tl, status) == 1;
-	cert_trust_free(tl);
-	if (ok)
+	return tl;
+}
+
+/* What the check looked at: the chain, and the names for verify/secure. */
+static void verdict_show(const struct probe *p, const gnutls_datum_t *leaf,
+			 const struct pol_verdict *v)
+{
+	char want[PROBE_TEXT_SIZE / 2], subject[PROBE_SHOW + 1];
+
+	if (v->chain == POL_CHAIN_TRUSTED)
 		printf("chain: trusted\n");
-	else
-		printf("chain: not trusted (%s)\n", cert_status_text(*status));
-	return ok;
-}
-
-static void verdict_fail(struct verdict *v, const char *fmt, ...) RL_PRINTF(2, 3);
-
-static void verdict_fail(struct verdict *v, const char *fmt, ...)
-{
-	va_list ap;
-
-	v->failed = 1;
-	va_start(ap, fmt);
-	vsnprintf(v->text, sizeof(v->text), fmt, ap);
-	va_end(ap);
-}
-
-/* verify/secure: the chain must be trusted and a name must match. */
-static void check_names(const struct probe *p, const gnutls_datum_t *leaf, int trusted,
-			unsigned status, struct verdict *v)
-{
-	struct cert_pattern pats[POL_MATCH_MAX];
-	struct rl_why why = {0, NULL, 0};
-	const char *const *tokens;
-	char want[PROBE_TEXT_SIZE / 2] = "", matched[CERT_PATTERN_SIZE], subject[PROBE_SHOW + 1];
-	size_t ntok, npat = 0, len = 0;
-	int named, rc;
-
-	if (p->e && p->e->nmatch)
-		tokens = (const char *const *)p->e->match, ntok = p->e->nmatch;
-	else
-		tokens = pol_match_defaults(p->level, &ntok);
-	rc = cert_match_resolve(tokens, ntok, p->host, p->domain, pats, POL_MATCH_MAX, &npat, &why);
-	if (rc < 0) {
-		verdict_fail(v,
-			     "Server certificate not verified: no usable match name for %s "
-			     "(match=%s: %s)",
-			     p->host, why.offset < ntok ? tokens[why.offset] : "?",
-			     why.reason ? why.reason : "invalid");
+	else if (v->chain == POL_CHAIN_UNTRUSTED)
+		printf("chain: not trusted (%s)\n", cert_status_text(v->status));
+	if (p->level != POL_LEVEL_VERIFY && p->level != POL_LEVEL_SECURE)
 		return;
-	}
-	for (size_t i = 0; i < npat && len + 1 < sizeof(want); i++)
-		len += (size_t)snprintf(want + len, sizeof(want) - len, "%s%s", i ? ", " : "",
-					pats[i].name);
+	pol_peer_names_text(&p->sess.pol, want, sizeof(want));
 	printf("names wanted: %s\n", want);
 	if (cert_subject_text(leaf->data, leaf->size, subject, sizeof(subject)) < 0)
 		rl_strlcpy(subject, "?", sizeof(subject));
-	/* Shown even for an untrusted chain: it tells what else to fix. */
-	named = cert_names_match(leaf->data, leaf->size, pats, npat, matched, sizeof(matched)) == 1;
-	if (named)
-		printf("names: matched %s\n", matched);
+	if (v->named)
+		printf("names: matched %s\n", v->matched);
 	else
 		printf("names: no match (certificate %s)\n", subject);
-	if (!trusted)
-		verdict_fail(v, "Server certificate not trusted (%s)", cert_status_text(status));
-	else if (!named)
-		verdict_fail(v,
-			     "Server certificate not verified: name mismatch (expected %s; "
-			     "certificate %s)",
-			     want, subject);
-	else
-		v->trust = "Verified";
-	if (trusted && named)
-		snprintf(v->text, sizeof(v->text), "Verified (%s: name matched %s)",
-			 pol_level_name(p->level), matched);
 }
 
-static void check_fingerprint(const struct probe *p, const gnutls_datum_t *leaf, struct verdict *v)
+/*
+ * The relay's own decision (pol_peer_check) on the chain, into text:
+ * "failed: REASON" or "TRUST (LEVEL: what satisfied it)"; *trust is the
+ * word of the TLS line.
+ */
+static void probe_verdict(struct probe *p, const gnutls_datum_t *chain, unsigned n,
+			  const char **trust, char *text, size_t size)
 {
-	int which = FPR_CERT;
+	struct pol_verdict v;
+	char reason[PROBE_TEXT_SIZE];
+	int rc;
 
-	if (fpr_match(leaf->data, leaf->size, p->e ? p->e->digests : NULL,
-		      p->e ? p->e->ndigests : 0, &which) == 1) {
-		v->trust = "Verified";
-		snprintf(v->text, sizeof(v->text), "Verified (fingerprint: %s digest matched)",
-			 which == FPR_PUBKEY ? "public key" : "certificate");
+	*trust = "Anonymous";
+	if (p->resolve_rc < 0) {
+		snprintf(text, size, "failed: %s", p->resolve_why);
 		return;
 	}
-	verdict_fail(v, "Server certificate not verified: no match= fingerprint matches");
-}
-
-/* What the relay would decide under p->level, into v. */
-static void probe_verdict(const struct probe *p, const gnutls_datum_t *chain, unsigned n,
-			  struct verdict *v)
-{
-	const char *lvl = pol_level_name(p->level);
-	unsigned status = GNUTLS_CERT_INVALID;
-	int trusted;
-
-	v->trust = "Anonymous";
-	if (n == 0) {
-		if (pol_level_requires_auth(p->level))
-			verdict_fail(v, "Server certificate not verified: no certificate");
-		else
-			snprintf(v->text, sizeof(v->text), "Anonymous (%s: no certificate)", lvl);
-		return;
-	}
-	trusted = chain_trusted(p, chain, n, &status);
-	v->trust = trusted ? "Trusted" : "Untrusted";
-	if (p->level == POL_LEVEL_VERIFY || p->level == POL_LEVEL_SECURE)
-		check_names(p, &chain[0], trusted, status, v);
-	else if (p->level == POL_LEVEL_FINGERPRINT)
-		check_fingerprint(p, &chain[0], v);
-	else if (p->level == POL_LEVEL_DANE || p->level == POL_LEVEL_DANE_ONLY)
-		snprintf(v->text, sizeof(v->text), "%s (%s: certs probe does not check TLSA)",
-			 v->trust, lvl);
-	else if (p->level == POL_LEVEL_NONE)
-		snprintf(v->text, sizeof(v->text), "%s (none: the relay would not use TLS)",
-			 v->trust);
+	if (n > 0)
+		p->sess.pol.trust = probe_anchors(p);
+	rc = pol_peer_check(&p->sess.pol, p->relay, chain, n, &v, reason, sizeof(reason));
+	if (n > 0)
+		verdict_show(p, &chain[0], &v);
+	cert_trust_free(p->sess.pol.trust);
+	p->sess.pol.trust = NULL;
+	*trust = pol_trust_word(v.trust);
+	if (rc < 0)
+		snprintf(text, size, "failed: %s", reason);
 	else
-		snprintf(v->text, sizeof(v->text), "%s (%s: no authentication required)", v->trust,
-			 lvl);
+		snprintf(text, size, "%s (%s: %s)", *trust, pol_level_name(p->level), reason);
 }
 
 /* After the handshake: the session, the chain, the verdict; then QUIT. */
@@ -687,8 +631,8 @@ static void probe_report(struct probe *p)
 {
 	unsigned n = 0;
 	const gnutls_datum_t *chain = gnutls_certificate_get_peers(p->tls, &n);
-	char summary[200];
-	struct verdict v = {"Anonymous", 0, ""};
+	char summary[200], verdict[PROBE_TEXT_SIZE + 64];
+	const char *trust;
 
 	if (!chain)
 		n = 0;
@@ -696,12 +640,12 @@ static void probe_report(struct probe *p)
 	printf("TLS: %s\n", summary);
 	for (unsigned i = 0; i < n; i++)
 		cert_show(p, &chain[i], i);
-	probe_verdict(p, chain, n, &v);
+	probe_verdict(p, chain, n, &trust, verdict, sizeof(verdict));
 	/* RFC 5321 4.1.1.10; the answer, or its absence, changes nothing. */
 	if (probe_cmd(p, "QUIT", 1) == 0)
 		gnutls_bye(p->tls, GNUTLS_SHUT_WR);
-	printf("%s TLS connection established to %s: %s\n", v.trust, p->relay, summary);
-	printf("Verification: %s%s\n", v.failed ? "failed: " : "", v.text);
+	printf("%s TLS connection established to %s: %s\n", trust, p->relay, summary);
+	printf("Verification: %s\n", verdict);
 }
 
 /* ---- the command -------------------------------------------------------- */

@@ -130,7 +130,7 @@ struct qsess {
 	size_t target;
 	struct smtpc_target t;
 	struct tlspol *polref;             /* the policy snapshot ps came from */
-	struct tlspol_sess ps;             /* what t.pol points to */
+	struct pol_peer_sess ps;           /* what t.pol points to */
 	unsigned taken;                    /* messages it was given */
 	unsigned replied;                  /* of those, answered by the server */
 };

@@ -616,98 +616,52 @@ static void smtpc_seen_digests(const gnutls_datum_t *leaf, char *out, size_t siz
 	snprintf(out, size, "certificate SHA-256 %s, public key SHA-256 %s", ct, kt);
 }
 
-/* The expected names, for a reason: "mx.example.com, .example.com". */
-static void smtpc_expected_names(const struct smtpc_policy *p, char *out, size_t size)
+/* What was checked, for tls_loglevel 2: "chain trusted; name matched ..". */
+static void smtpc_vsteps(struct smtpc *s, const struct pol_verdict *v, const char *reason)
 {
-	size_t n = 0;
+	const struct pol_peer_policy *p = s->t.pol;
+	char want[600];
+	size_t n;
 
-	out[0] = '\0';
-	for (size_t i = 0; i < p->nnames && n + 1 < size; i++)
-		n += (size_t)snprintf(out + n, size - n, "%s%s", i ? ", " : "", p->names[i].name);
-}
-
-/* Append one verification step to s->vsteps (logged at tls_loglevel 2). */
-static void smtpc_vstep(struct smtpc *s, const char *fmt, ...) RL_PRINTF(2, 3);
-
-static void smtpc_vstep(struct smtpc *s, const char *fmt, ...)
-{
-	size_t used = strlen(s->vsteps);
-	va_list ap;
-
-	va_start(ap, fmt);
-	vsnprintf(s->vsteps + used, sizeof(s->vsteps) - used, fmt, ap);
-	va_end(ap);
+	snprintf(s->vsteps, sizeof(s->vsteps), "chain %s",
+		 v->chain == POL_CHAIN_UNCHECKED ? "not checked (no trust anchors)"
+		 : v->chain == POL_CHAIN_TRUSTED ? "trusted"
+						 : cert_status_text(v->status));
+	n = strlen(s->vsteps);
+	pol_peer_names_text(p, want, sizeof(want));
+	if (p->level == POL_LEVEL_FINGERPRINT)
+		snprintf(s->vsteps + n, sizeof(s->vsteps) - n, "; %s",
+			 v->pass ? "fingerprint matched" : "no fingerprint matched");
+	else if ((p->level == POL_LEVEL_VERIFY || p->level == POL_LEVEL_SECURE) &&
+		 v->chain == POL_CHAIN_TRUSTED)
+		snprintf(s->vsteps + n, sizeof(s->vsteps) - n, "; %s (wanted %s)",
+			 v->named ? reason : "no name matched", want[0] ? want : "(none)");
 }
 
 /*
- * The policy checkpoint after the handshake.  Sets *trust to the word of
- * the log line: Anonymous (no certificate), Untrusted (chain does not
- * verify), Trusted (chain verifies), Verified (the level's check passed:
- * names for verify/secure, a digest for fingerprint).  Returns 0 when the
- * level is satisfied, else fails the session (fail closed) and returns -1.
+ * The policy checkpoint after the handshake: pol_peer_check() decides,
+ * as it does for `certs probe`.  Sets *trust to the word of the log line.
+ * Returns 0 when the level is satisfied, else fails the session (fail
+ * closed) with the verdict's reason and status, and returns -1.
  */
 static int smtpc_peer_check(struct smtpc *s, const gnutls_datum_t *chain, unsigned n,
 			    const char **trust)
 {
-	const struct smtpc_policy *p = s->t.pol;
-	char seen[400], want[600], matched[CERT_PATTERN_SIZE];
-	unsigned status = GNUTLS_CERT_INVALID;
-	int chain_ok = 0;
+	struct pol_verdict v;
+	char reason[SMTPC_REASON_MAX];
+	int rc = pol_peer_check(s->t.pol, s->relay, chain, chain ? n : 0, &v, reason,
+				sizeof(reason));
 
-	*trust = "Anonymous";
-	if (!chain || n == 0)
-		goto unauthenticated;
-	if (p->trust)
-		chain_ok = cert_chain_verify(chain, n, p->trust, &status) == 1;
-	*trust = chain_ok ? "Trusted" : "Untrusted";
-	snprintf(s->vsteps, sizeof(s->vsteps), "chain %s", !p->trust ? "not checked (no trust "
-		 "anchors)" : chain_ok ? "trusted" : cert_status_text(status));
-	if (p->level == POL_LEVEL_FINGERPRINT) {
-		if (fpr_match(chain[0].data, chain[0].size, p->digests, p->ndigests, NULL) == 1) {
-			*trust = "Verified";
-			smtpc_vstep(s, "; fingerprint matched");
-			return 0;
-		}
-		smtpc_vstep(s, "; no fingerprint matched");
-		smtpc_seen_digests(&chain[0], seen, sizeof(seen));
-		smtpc_fail(s, SMTPC_POLICYFAIL, "Server certificate not verified: no match= "
-			   "fingerprint matches (seen %s)", seen);
-		return -1;
-	}
-	if (p->level == POL_LEVEL_DANE_ONLY) {
-		/*
-		 * No TLSA lookup yet, so nothing can authenticate this peer:
-		 * fail closed.  (dane itself falls back to encrypt, as the
-		 * contract says it does when no usable TLSA records exist.)
-		 */
-		smtpc_fail(s, SMTPC_POLICYFAIL, "TLS is required with DANE authentication, but "
-			   "no usable TLSA records are available for %s", s->relay);
-		return -1;
-	}
-	if (p->level != POL_LEVEL_VERIFY && p->level != POL_LEVEL_SECURE)
-		return 0; /* none/may/encrypt/dane (no TLSA yet: encrypt) need no more */
-	if (!chain_ok) {
-		smtpc_fail(s, SMTPC_POLICYFAIL, "Server certificate not trusted (%s)",
-			   cert_status_text(status));
-		return -1;
-	}
-	smtpc_expected_names(p, want, sizeof(want));
-	if (cert_names_match(chain[0].data, chain[0].size, p->names, p->nnames, matched,
-			     sizeof(matched)) == 1) {
-		*trust = "Verified";
-		smtpc_vstep(s, "; name matched %s (wanted %s)", matched, want);
+	*trust = pol_trust_word(v.trust);
+	if (chain && n > 0)
+		smtpc_vsteps(s, &v, reason);
+	if (rc == 0)
 		return 0;
-	}
-	smtpc_vstep(s, "; no name matched (wanted %s)", want[0] ? want : "(none)");
-	if (cert_subject_text(chain[0].data, chain[0].size, seen, sizeof(seen)) < 0)
-		rl_strlcpy(seen, "?", sizeof(seen));
-	smtpc_fail(s, SMTPC_POLICYFAIL, "Server certificate not verified: name mismatch "
-		   "(expected %s; certificate %s)", want[0] ? want : "(none)", seen);
-	return -1;
-unauthenticated:
-	if (!pol_level_requires_auth(p->level))
-		return 0;
-	smtpc_fail(s, SMTPC_POLICYFAIL, "Server certificate not verified: no certificate");
+	s->fail_dsn = v.dsn;
+	if (v.seen[0])
+		smtpc_fail(s, SMTPC_POLICYFAIL, "%s (seen %s)", reason, v.seen);
+	else
+		smtpc_fail(s, SMTPC_POLICYFAIL, "%s", reason);
 	return -1;
 }
 

@@ -27,6 +27,7 @@
 
 #include "cert.h"
 #include "fpr.h"
+#include "pol_peer.h"
 #include "rl.h"
 
 enum smtpc_class {
@@ -66,26 +67,11 @@ struct smtpc_tls {
 	int loglevel; /* tls_loglevel */
 };
 
-/*
- * The TLS policy in force for one session, resolved by the owner from the
- * policy table (or default_tls_level) for this destination and host.
- */
-struct smtpc_policy {
-	int level;                         /* enum pol_level */
-	const struct fpr_digest *digests;  /* fingerprint: wanted digests */
-	size_t ndigests;
-	const struct cert_pattern *names;  /* verify/secure: resolved match names */
-	size_t nnames;
-	gnutls_x509_trust_list_t trust;    /* verify/secure: anchors (tafile= or CA) */
-	gnutls_priority_t prio;            /* NULL: the shared default */
-	const char *servername;            /* SNI; NULL: none (Postfix's default) */
-};
-
 struct smtpc_target {
 	const char *domain;   /* next-hop domain */
 	const char *host;     /* MX host name */
 	struct sockaddr_storage addr; /* with remote_port set */
-	const struct smtpc_policy *pol;
+	const struct pol_peer_policy *pol; /* resolved by the owner (pol_peer_resolve) */
 	int no_starttls;      /* retrying a `may` session in clear */
 };
 

@@ -330,48 +330,20 @@ gnutls_priority_t tlspol_priority(const struct tlspol *p, const struct pol_entry
 }
 
 int tlspol_resolve(const struct tlspol *p, const char *domain, const char *host,
-		   int default_level, gnutls_x509_trust_list_t trust, struct tlspol_sess *out,
+		   int default_level, gnutls_x509_trust_list_t trust, struct pol_peer_sess *out,
 		   char *reason, size_t rsize)
 {
 	const struct pol_entry *e = p ? pol_table_lookup(p->table, domain) : NULL;
-	struct smtpc_policy *sp = &out->pol;
-	const char *const *tokens = NULL;
-	struct rl_why why = { 0 };
-	size_t ntok = 0;
+	gnutls_priority_t prio = NULL;
 
-	memset(sp, 0, sizeof(*sp));
-	out->entry = e;
-	out->servername[0] = '\0';
-	sp->level = e ? e->level : default_level;
-	sp->trust = trust;
 	if (e) {
 		size_t i = pol_table_index(p->table, e);
 
-		sp->digests = e->digests;
-		sp->ndigests = e->ndigests;
-		sp->prio = p->prio[i];
+		prio = p->prio[i];
 		if (p->trust[i])
-			sp->trust = p->trust[i];
-		tokens = (const char *const *)e->match;
-		ntok = e->nmatch;
-		if (e->servername) {
-			/* Postfix's servername: a name, or the MX host or next hop. */
-			const char *sn = strcmp(e->servername, "hostname") == 0 ? host
-					 : strcmp(e->servername, "nexthop") == 0 ? domain
-					 : e->servername;
-
-			rl_strlcpy(out->servername, sn, sizeof(out->servername));
-			sp->servername = out->servername;
-		}
+			trust = p->trust[i];
 	}
-	if (!ntok)
-		tokens = pol_match_defaults(sp->level, &ntok);
-	if (ntok && cert_match_resolve(tokens, ntok, host, domain, out->names, TLSPOL_NAMES_MAX,
-				       &sp->nnames, &why) < 0) {
-		snprintf(reason, rsize, "Server certificate not verified: no usable match name "
-			 "for %s%s%s", host, why.reason ? ": " : "", why.reason ? why.reason : "");
+	if (pol_peer_resolve(e, default_level, domain, host, trust, prio, out, reason, rsize) < 0)
 		return -1;
-	}
-	sp->names = out->names;
 	return 0;
 }

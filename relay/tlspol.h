@@ -31,8 +31,8 @@
 #include "cert.h"
 #include "cfg.h"
 #include "pol.h"
+#include "pol_peer.h"
 #include "rl.h"
-#include "smtpc.h"
 
 struct tlspol;
 
@@ -117,27 +117,17 @@ const struct pol_table *tlspol_table(const struct tlspol *p);
 gnutls_priority_t tlspol_priority(const struct tlspol *p, const struct pol_entry *e);
 
 /*
- * What one outbound session uses, resolved from an entry (or defaults)
- * for one next-hop domain and MX host.  pol points into the struct and
- * into the snapshot it was resolved from: keep both alive together.
- */
-#define TLSPOL_NAMES_MAX POL_MATCH_MAX
-struct tlspol_sess {
-	struct smtpc_policy pol;
-	const struct pol_entry *entry; /* NULL: no entry, default_tls_level */
-	struct cert_pattern names[TLSPOL_NAMES_MAX];
-	char servername[CERT_NAME_MAX + 1];
-};
-
-/*
- * Resolve the session policy for mail to domain through MX host.  p may be
+ * Resolve the session policy for mail to domain through MX host: the
+ * entry in force (pol_table_lookup) with what this snapshot prepared for
+ * it (priority, tafile= anchors), decided by pol_peer_resolve().  p may be
  * NULL (no policy file loaded: defaults only).  default_level is
  * default_tls_level; trust the anchors of tls_ca_file (or NULL when there
- * are none: verify/secure then fail closed).  Returns 0, or -1 with a
- * reason for the recipients (a match name that cannot be used).
+ * are none: verify/secure then fail closed).  out points into p: keep a
+ * reference while it is used.  Returns 0, or -1 with a reason for the
+ * recipients (a match name that cannot be used).
  */
 int tlspol_resolve(const struct tlspol *p, const char *domain, const char *host,
-		   int default_level, gnutls_x509_trust_list_t trust, struct tlspol_sess *out,
+		   int default_level, gnutls_x509_trust_list_t trust, struct pol_peer_sess *out,
 		   char *reason, size_t rsize);
 
 /*

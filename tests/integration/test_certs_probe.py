@@ -8,7 +8,9 @@ with STARTTLS) on 127.0.0.7x, with certificates made by certtool:
   (a diagnostic);
 - no entry: default_tls_level and remote_port from the configuration;
 - `verify` through a host name (localhost, from /etc/hosts);
-- no STARTTLS, a dead port: exit 1 with one clear line; bad usage: exit 2.
+- no STARTTLS, a dead port: exit 1 with one clear line; bad usage: exit 2;
+- a `dane-only` domain: the probe fails with the very reason the relay
+  defers mail for that domain with (one decision, policy/pol_peer.c).
 """
 
 import os
@@ -21,6 +23,7 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import certs  # noqa: E402
+import dnszone  # noqa: E402
 import harness  # noqa: E402
 import mxpeer  # noqa: E402
 from harness import BIN, base_env, free_port, run  # noqa: E402
@@ -214,6 +217,44 @@ class CertsProbe(unittest.TestCase):
                       r.stdout)
         self.assertIn('policy: may for 127.0.0.74 (default_tls_level, '
                       'config %s)\n' % self.conf, r.stdout)
+
+    def test_dane_only_same_as_relay(self):
+        """dane-only: the relay defers (no usable TLSA records), and the
+        probe reports that same failure, not a pass."""
+        if not dnszone.available():
+            self.skipTest('Knot DNS (knot, knot-dnsutils) not installed')
+        ip = '127.0.0.76'
+        m = self.mx(ip, self.good)
+        zone = dnszone.DnsZone([('daneonly.test.', 'MX', '10 mx1.daneonly.test.'),
+                                ('mx1.daneonly.test.', 'A', ip)], testcase=self)
+        keys = dict(zone.relay_keys(), remote_port=m.port,
+                    tls_ca_file=self.ca.cert, default_tls_level='encrypt',
+                    retry_min='1h', retry_max='1h')
+        relay = harness.Relay(self, start=False, **keys)
+        with open(relay.keys['policy_file'], 'w') as f:
+            f.write('daneonly.test dane-only\n')
+        relay.start()
+        rcpt = 'bob@daneonly.test'
+        code, reply, qid = harness.smtp_send(
+            relay, 'alice@client.test', [rcpt], harness.make_message())
+        self.assertEqual(code, 250, reply)
+
+        def deferred():
+            q = relay.find(qid)
+            rs = q['recipients'] if q and q['queue_name'] == 'deferred' else []
+            return rs[0].get('delay_reason') if rs else None
+        held = harness.wait_for(deferred, 10.0, 0.1)
+        self.assertTrue(held, 'not deferred with a reason:\n' + relay.log_text())
+        why = ('TLS is required with DANE authentication, but no usable TLSA '
+               'records are available for %s[{0}]:{1}'.format(ip, m.port))
+        self.assertEqual(held, why % 'mx1.daneonly.test')
+        # The probe, under the same policy entry: the same verdict.
+        self.configure('daneonly.test dane-only\n')
+        r = self.probe('--domain', 'daneonly.test', '%s:%d' % (ip, m.port))
+        self.assertProbed(r, 'failed: ' + why % ip)
+        self.assertIn('policy: dane-only for daneonly.test (entry daneonly.test',
+                      r.stdout)
+        self.assertIn('\nTrusted TLS connection established to ', r.stdout)
 
     def test_verify_host_name(self):
         """HOST is a name: resolved, and it is what `verify` matches."""

@@ -318,7 +318,7 @@ static const struct smtpc_ops run_ops = { run_next, run_msg_done, run_closed };
 /* Deliver one BODY_SIZE message to a peer in mode; returns elapsed ms. */
 static uint64_t deliver(int mode, struct run *r, int *peer_status)
 {
-	struct smtpc_policy pol = { .level = POL_LEVEL_NONE };
+	struct pol_peer_policy pol = { .level = POL_LEVEL_NONE };
 	struct smtpc_tls tls = { .loglevel = 0 };
 	struct smtpc_target t = { .domain = "dest.test", .host = "mx.test", .pol = &pol };
 	struct smtpc_params p = { .helo_name = "client.test", .tls = &tls, .target = &t,
@@ -621,7 +621,7 @@ static void test_reply_scripts(void)
 {
 	for (size_t k = 0; k < sizeof(scripts) / sizeof(scripts[0]); k++) {
 		const struct script *sc = &scripts[k];
-		struct smtpc_policy pol = { .level = sc->level };
+		struct pol_peer_policy pol = { .level = sc->level };
 		struct smtpc_tls tls = { .loglevel = 0 };
 		struct smtpc_target t = { .domain = "dest.test", .host = "mx.test", .pol = &pol };
 		struct srun r;

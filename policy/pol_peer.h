@@ -1,0 +1,117 @@
+/*
+ * pol_peer: the certificate decision, made once for everyone.
+ *
+ * After the TLS handshake the relay (smtpc) and `certs probe` both ask one
+ * question: does the peer's chain satisfy the destination's policy?  Both
+ * get the answer here, from the same pure function, so what the probe
+ * prints is what the relay does.  This is also where DANE (TLSA records
+ * as match rules) and MTA-STS will plug in.
+ *
+ * Two steps:
+ * - pol_peer_resolve(): the policy of one session, from the policy file's
+ *   entry (or default_tls_level) for the next-hop domain and MX host:
+ *   level, digests, match names resolved against host and domain, trust
+ *   anchors, SNI name.  The caller supplies what needs I/O or GnuTLS
+ *   setup (the trust list of tafile= or tls_ca_file, the priority).
+ * - pol_peer_check(): the verdict on the peer's chain (DER, leaf first).
+ *
+ * No I/O, no logging, no globals.  Arguments are borrowed for the call;
+ * a struct pol_peer_sess points into the entry it was resolved from and
+ * into itself (keep both alive together).  Any thread.
+ */
+#ifndef POL_PEER_H
+#define POL_PEER_H
+
+#include <stddef.h>
+
+#include <gnutls/gnutls.h>
+#include <gnutls/x509.h>
+
+#include "cert.h"
+#include "fpr.h"
+#include "pol.h"
+#include "rl.h"
+
+/* The policy one session runs under. */
+struct pol_peer_policy {
+	int level;			  /* enum pol_level */
+	const struct fpr_digest *digests; /* fingerprint: wanted digests */
+	size_t ndigests;
+	const struct cert_pattern *names; /* verify/secure: resolved match names */
+	size_t nnames;
+	gnutls_x509_trust_list_t trust; /* anchors (tafile= or tls_ca_file); NULL: none */
+	/* Session setup, not read by pol_peer_check(): */
+	gnutls_priority_t prio; /* protocols=, ciphers=, exclude=; NULL: the default */
+	const char *servername; /* SNI; NULL: none (Postfix's default) */
+};
+
+/* A resolved policy with the storage its pointers use. */
+struct pol_peer_sess {
+	struct pol_peer_policy pol;
+	const struct pol_entry *entry; /* NULL: no entry, default_tls_level */
+	struct cert_pattern names[POL_MATCH_MAX];
+	char servername[CERT_NAME_MAX + 1];
+};
+
+/*
+ * Resolve the policy of a session to host (MX host name) for mail to
+ * domain (next hop) under entry e (NULL: default_level, no attributes).
+ * trust: the anchors for this entry (its tafile=, else tls_ca_file or the
+ * system store; NULL when there are none: verify/secure then fail).  prio
+ * is stored as given.  Returns 0, or RL_EPARSE with a reason for the
+ * recipients in reason (a match name that cannot be used: fail closed).
+ */
+int pol_peer_resolve(const struct pol_entry *e, int default_level, const char *domain,
+		     const char *host, gnutls_x509_trust_list_t trust, gnutls_priority_t prio,
+		     struct pol_peer_sess *out, char *reason, size_t rsize) RL_WUR;
+
+/* The word of Postfix's "... TLS connection established" line. */
+enum pol_trust {
+	POL_TRUST_ANONYMOUS = 0, /* no certificate */
+	POL_TRUST_UNTRUSTED,	 /* the chain does not verify (or was not checked) */
+	POL_TRUST_TRUSTED,	 /* the chain verifies */
+	POL_TRUST_VERIFIED,	 /* the level's own check passed (names, digest, TLSA) */
+};
+
+/* "Anonymous", "Untrusted", "Trusted", "Verified". */
+const char *pol_trust_word(int trust);
+
+/* What became of the chain check. */
+enum pol_chain {
+	POL_CHAIN_NONE = 0,  /* no certificate */
+	POL_CHAIN_UNCHECKED, /* no trust anchors */
+	POL_CHAIN_TRUSTED,
+	POL_CHAIN_UNTRUSTED, /* status says why */
+};
+
+/* The verdict on one peer. */
+struct pol_verdict {
+	int pass;	 /* 1: the level is satisfied; 0: defer (fail closed) */
+	int trust;	 /* enum pol_trust */
+	const char *dsn; /* on failure the enhanced status (RFC 3463), else NULL */
+	int chain;	 /* enum pol_chain */
+	unsigned status; /* POL_CHAIN_UNTRUSTED: GnuTLS status bits (cert_status_text) */
+	int named;	 /* verify/secure: a name matched (checked even when untrusted) */
+	char matched[CERT_PATTERN_SIZE]; /* the certificate name that matched */
+	int fpr_which;			 /* fingerprint passed: FPR_CERT or FPR_PUBKEY */
+	/* On a fingerprint failure: "certificate SHA-256 .., public key SHA-256 ..". */
+	char seen[2 * FPR_TEXT_SIZE + 64];
+};
+
+/*
+ * Decide whether the chain (n DER certificates, leaf first; n = 0 or
+ * chain NULL: none) satisfies p.  peer ("host[ip]:port") names the server
+ * in reasons.  Fills *v.  On success returns 0 and reason holds what
+ * satisfied the level ("name matched mx.example.com", "no authentication
+ * required", ...); on failure returns RL_EPOLICY and reason holds the
+ * reason for the recipients ("Server certificate not trusted (...)"),
+ * v->dsn the enhanced status.  reason is cut to rsize bytes.  Level none
+ * passes (no TLS is asked for: the caller does not start it).
+ */
+int pol_peer_check(const struct pol_peer_policy *p, const char *peer, const gnutls_datum_t *chain,
+		   size_t n, struct pol_verdict *v, char *reason, size_t rsize) RL_WUR;
+
+/* The names of p, for messages: "mx.example.com, .example.com" ("" if none). */
+void pol_peer_names_text(const struct pol_peer_policy *p, char *out, size_t size);
+
+#endif
