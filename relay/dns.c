@@ -127,6 +127,18 @@ RL_PRINTF(3, 4) static void why_set(char *why, size_t size, const char *fmt, ...
 	va_end(ap);
 }
 
+void dns_fail_text(char *out, size_t size, const char *name, const char *type, int status,
+		   const char *why)
+{
+	if (!why || !why[0])
+		why = status == DNS_NXDOMAIN ? "Host not found" :
+		      status == DNS_NODATA   ? "No address associated with hostname" :
+					       "Host not found, try again";
+	why_set(out, size,
+		"Host or domain name not found. Name service error for name=%s type=%s: %s", name,
+		type, why);
+}
+
 static void set_err(char *err, size_t errlen, const char *what, const char *arg, const char *why)
 {
 	if (err && errlen)

@@ -122,6 +122,16 @@ int dns_mx(struct dns *d, const char *domain,
 int dns_addrs(struct dns *d, const char *host,
 	      void (*cb)(void *arg, const struct dns_addr_result *r), void *arg) RL_WUR;
 
+/*
+ * The one sentence a failed lookup is reported with, as Postfix's
+ * smtp_addr.c words it: "Host or domain name not found. Name service error
+ * for name=NAME type=TYPE: WHY", WHY being the result's why (or, when it
+ * has none, the dns_strerror() text for status).  Used for the deferral
+ * and bounce reasons of mail, so that the wording lives in one place.
+ */
+void dns_fail_text(char *out, size_t size, const char *name, const char *type, int status,
+		   const char *why);
+
 /* Cancel a query by id; its callback will not run. */
 void dns_cancel(struct dns *d, int id);
 

@@ -11,6 +11,9 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 
 #include "dns.h"
 #include "dsn.h"
@@ -27,13 +30,13 @@
 #define QMGR_POLL_MS 500        /* schedule poll: queue control acts within 1 s */
 #define QMGR_ACTIVE_LIMIT 10000 /* messages in memory at once (Postfix: 20000) */
 #define QMGR_MSG_BUCKETS 4096
-#define QMGR_DEST_BUCKETS 1024
+#define QMGR_DEST_BUCKETS 4096
 #define QMGR_DUE_BATCH 1000     /* messages taken per poll */
 #define QMGR_DSN_HEADERS_MAX 65536
 #define QMGR_RELAY_MAX 320
 #define QMGR_DEST_SESS_MAX 256 /* sessions to one destination, whatever the config */
 #define QMGR_FIN_RETRY_MAX_MS 60000 /* cap of the backoff of a failed final write */
-#define QMGR_DESTS_KEEP_MAX 10000 /* above this, no destination is kept as dead */
+#define QMGR_DEAD_KEEP_MAX 10000 /* suspended destinations kept at most (memory bound) */
 #define QMGR_HOPS_READ 262144  /* header bytes scanned for Received: (as smtpd) */
 
 enum qdest_state { QD_IDLE = 0, QD_MX, QD_ADDR, QD_READY };
@@ -74,6 +77,20 @@ struct addr_ctx {
 	size_t host;
 };
 
+/*
+ * Membership of a destination in one of qmgr's lists (intrusive, doubly
+ * linked; d is NULL while not on the list).
+ */
+struct qlink {
+	struct qlink *next, *prev;
+	struct qdest *d;
+};
+
+struct qlist {
+	struct qlink *head, *tail;
+	size_t n;
+};
+
 struct qtarget {
 	char host[DNS_NAME_MAX];
 	unsigned pref;                 /* MX preference of host */
@@ -89,7 +106,13 @@ struct qdest {
 	unsigned nsess;
 	int state;
 	int mxq;                       /* MX query in flight, -1 none */
-	struct dns_mx_result *mx;      /* this round's MX hosts (NULL between rounds) */
+	/*
+	 * This round's MX hosts (NULL between rounds): a copy of only the
+	 * hosts of the resolver's result, not the whole ~8.6 KB of it.
+	 */
+	struct dns_mx_host *hosts;
+	size_t nhosts;
+	int implicit;                  /* no MX: hosts[0] is the domain itself */
 	struct dns_addr_result *addrs; /* per MX host */
 	int *addrq;                    /* address queries in flight, -1 done */
 	struct addr_ctx *actx;         /* callback arguments of those queries */
@@ -116,8 +139,9 @@ struct qdest {
 	int64_t dead_until;
 	char dead_reason[SMTPC_REASON_MAX];
 	char dead_dsn[16];
-	struct qdest *wnext, *wprev;   /* in q's FIFO of destinations waiting for a slot */
-	int waiting;
+	struct qlink wait;             /* in q->waitq: waiting for a session slot */
+	struct qlink busy;             /* in q->busy: may have jobs, sessions, lookups */
+	struct qlink dead;             /* in q->dead: suspended, by dead_until */
 };
 
 #define QMGR_NAMES_MAX 16
@@ -143,11 +167,17 @@ struct qmgr {
 	gnutls_x509_trust_list_t trust;    /* tls_ca_file or the system store */
 	struct qmsg *msgs[QMGR_MSG_BUCKETS];
 	unsigned nmsgs;
-	struct qdest *dests[QMGR_DEST_BUCKETS];
+	struct qdest *dests[QMGR_DEST_BUCKETS]; /* every destination, by domain */
+	/*
+	 * Periodic work visits these lists only, never the whole table:
+	 * busy holds the destinations that got jobs and have not been seen
+	 * idle by a poll since; dead the suspended ones, soonest end first.
+	 * A destination on neither is freed.
+	 */
+	struct qlist busy, dead;
+	struct qlist waitq;                /* waiting for a session slot, oldest first */
 	struct qsess *sessions;
 	unsigned nsess;
-	unsigned ndests;
-	struct qdest *waitq, *waitq_last; /* waiting for a session slot, oldest first */
 	struct selfaddr self;              /* addresses that loop back to us */
 	uint64_t flush_gen;                /* `queue flush` counter last seen */
 	int flush_seen;
@@ -158,6 +188,7 @@ struct qmgr {
 	uv_timer_t fin_timer;              /* retries failed final writes */
 	struct qmsg *finq;                 /* messages whose final write failed */
 	int timers_open;
+	int trimmed;                       /* memory handed back since the last work */
 };
 
 static void dest_kick(struct qdest *d);
@@ -183,6 +214,41 @@ static struct qmsg *qmsg_find(struct qmgr *q, const char *id)
 	return m;
 }
 
+/* Put k (of d) on l after the link after (NULL: at the head). */
+static void qlist_insert(struct qlist *l, struct qlink *after, struct qlink *k, struct qdest *d)
+{
+	RL_REQUIRE(!k->d);
+	k->d = d;
+	k->prev = after;
+	k->next = after ? after->next : l->head;
+	if (k->next)
+		k->next->prev = k;
+	else
+		l->tail = k;
+	if (after)
+		after->next = k;
+	else
+		l->head = k;
+	l->n++;
+}
+
+static void qlist_remove(struct qlist *l, struct qlink *k)
+{
+	if (!k->d)
+		return;
+	if (k->prev)
+		k->prev->next = k->next;
+	else
+		l->head = k->next;
+	if (k->next)
+		k->next->prev = k->prev;
+	else
+		l->tail = k->prev;
+	k->next = k->prev = NULL;
+	k->d = NULL;
+	l->n--;
+}
+
 static struct qdest *dest_get(struct qmgr *q, const char *domain)
 {
 	unsigned h = hash_str(domain, QMGR_DEST_BUCKETS);
@@ -190,6 +256,8 @@ static struct qdest *dest_get(struct qmgr *q, const char *domain)
 
 	while (d && strcmp(d->domain, domain) != 0)
 		d = d->hnext;
+	if (d && !d->busy.d) /* a suspended one, kept without work */
+		qlist_insert(&q->busy, q->busy.tail, &d->busy, d);
 	if (d)
 		return d;
 	d = calloc(1, sizeof(*d));
@@ -202,43 +270,21 @@ static struct qdest *dest_get(struct qmgr *q, const char *domain)
 	d->mxq = -1;
 	d->hnext = q->dests[h];
 	q->dests[h] = d;
-	q->ndests++;
+	/* It is about to get a job: the poll looks at it until it is idle. */
+	qlist_insert(&q->busy, q->busy.tail, &d->busy, d);
 	return d;
 }
 
 /* The FIFO of destinations waiting for a session slot (fairness). */
 static void dest_wait(struct qdest *d)
 {
-	struct qmgr *q = d->q;
-
-	if (d->waiting)
-		return;
-	d->waiting = 1;
-	d->wnext = NULL;
-	d->wprev = q->waitq_last;
-	if (q->waitq_last)
-		q->waitq_last->wnext = d;
-	else
-		q->waitq = d;
-	q->waitq_last = d;
+	if (!d->wait.d)
+		qlist_insert(&d->q->waitq, d->q->waitq.tail, &d->wait, d);
 }
 
 static void dest_unwait(struct qdest *d)
 {
-	struct qmgr *q = d->q;
-
-	if (!d->waiting)
-		return;
-	if (d->wprev)
-		d->wprev->wnext = d->wnext;
-	else
-		q->waitq = d->wnext;
-	if (d->wnext)
-		d->wnext->wprev = d->wprev;
-	else
-		q->waitq_last = d->wprev;
-	d->waiting = 0;
-	d->wnext = d->wprev = NULL;
+	qlist_remove(&d->q->waitq, &d->wait);
 }
 
 /* The most sessions a destination may ever have. */
@@ -288,6 +334,21 @@ static const char *class_status(int class)
 	}
 }
 
+/*
+ * The one writer of the contract's delivery line, Postfix's
+ * "ID: to=<r>, relay=HOST[IP]:PORT, delay=S, dsn=X.Y.Z, status=S (text)";
+ * note (may be "") goes before reason inside the parentheses.
+ */
+static void log_rcpt(const struct queue_msg *m, const char *rcpt, const char *relay,
+		     const char *dsn, const char *status, const char *note, const char *reason)
+{
+	char delay[32];
+
+	fmt_delay(delay, sizeof(delay), m->arrival);
+	log_info("%s: to=<%s>, relay=%s, delay=%s, dsn=%s, status=%s (%s%s)", m->id, rcpt, relay,
+		 delay, dsn[0] ? dsn : "4.0.0", status, note, reason);
+}
+
 /* --- jobs --------------------------------------------------------------- */
 
 static void job_free(struct qjob *j)
@@ -303,9 +364,7 @@ static void job_free(struct qjob *j)
 static void job_done(struct qjob *j, const char *relay)
 {
 	struct qmsg *qm = j->qm;
-	char delay[32];
 
-	fmt_delay(delay, sizeof(delay), qm->m->arrival);
 	for (size_t i = 0; i < j->sm.nrcpt; i++) {
 		struct smtpc_rcpt *r = &j->sm.rcpt[i];
 		size_t k = j->idx[i];
@@ -319,9 +378,8 @@ static void job_done(struct qjob *j, const char *relay)
 			qm->res[k] = *r;
 			rl_strlcpy(qm->relay[k], relay, sizeof(qm->relay[k]));
 		}
-		log_info("%s: to=<%s>, relay=%s, delay=%s, dsn=%s, status=%s (%s)", qm->m->id,
-			 r->address, qm->relay[k], delay, r->dsn[0] ? r->dsn : "4.0.0",
-			 class_status(r->result), r->reason);
+		log_rcpt(qm->m, r->address, qm->relay[k], r->dsn, class_status(r->result), "",
+			 r->reason);
 	}
 	job_free(j);
 	if (--qm->jobs == 0)
@@ -461,7 +519,6 @@ static int job_send_on(struct qjob *j, size_t target, const char *relay)
 {
 	struct qdest *d = j->d;
 	struct qmsg *qm = j->qm;
-	char delay[32];
 	size_t n = 0, temp = 0;
 
 	if (d->q->stopping || target + 1 >= d->ntargets ||
@@ -471,7 +528,6 @@ static int job_send_on(struct qjob *j, size_t target, const char *relay)
 		temp += j->sm.rcpt[i].result == SMTPC_TEMPFAIL;
 	if (temp == 0)
 		return 0;
-	fmt_delay(delay, sizeof(delay), qm->m->arrival);
 	for (size_t i = 0; i < j->sm.nrcpt; i++) {
 		struct smtpc_rcpt r = j->sm.rcpt[i];
 		size_t k = j->idx[i];
@@ -481,9 +537,8 @@ static int job_send_on(struct qjob *j, size_t target, const char *relay)
 		qm->res[k] = r;
 		rl_strlcpy(qm->relay[k], relay, sizeof(qm->relay[k]));
 		if (r.result != SMTPC_TEMPFAIL) {
-			log_info("%s: to=<%s>, relay=%s, delay=%s, dsn=%s, status=%s (%s)",
-				 qm->m->id, r.address, relay, delay, r.dsn[0] ? r.dsn : "4.0.0",
-				 class_status(r.result), r.reason);
+			log_rcpt(qm->m, r.address, relay, r.dsn, class_status(r.result), "",
+				 r.reason);
 			continue;
 		}
 		j->sm.rcpt[n] = (struct smtpc_rcpt){ .address = r.address };
@@ -499,29 +554,61 @@ static int job_send_on(struct qjob *j, size_t target, const char *relay)
 	return 1;
 }
 
-/* Every waiting job of the destination gets the same outcome. */
-static void dest_fail_all(struct qdest *d, int class, const char *reason)
+/*
+ * Every waiting job of the destination gets the same outcome.  The caller
+ * names the enhanced status along with the class (from the resolver's
+ * result or the session's failure); NULL: the default of the class.
+ */
+static void dest_fail_all(struct qdest *d, int class, const char *dsn, const char *reason)
 {
-	const char *dsn = class == SMTPC_PERMFAIL ? "5.4.4" : class == SMTPC_POLICYFAIL ? "4.7.5" :
-										      "4.4.3";
 	const char *relay = d->fail_relay[0] ? d->fail_relay : "none";
 	struct qjob *j;
 
-	if (d->fail_dsn[0] && strcmp(reason, d->fail_reason) == 0)
-		dsn = d->fail_dsn;
-	if (class == SMTPC_PERMFAIL && strstr(reason, "not found"))
-		dsn = "5.1.2";
-	if (class == SMTPC_PERMFAIL && strstr(reason, "nullMX"))
-		dsn = "5.1.10";
+	if (!dsn || !dsn[0])
+		dsn = class == SMTPC_PERMFAIL ? "5.4.4" : class == SMTPC_POLICYFAIL ? "4.7.5" :
+										    "4.4.3";
 	while ((j = dest_pop(d, SIZE_MAX)))
 		job_fail(j, class, dsn, reason, relay);
+}
+
+/*
+ * What a resolver result that gives no host means for the mail: its class
+ * and enhanced status, from the result's status (never from its text).
+ * RFC 7505 section 4.2: a null MX bounces with 5.1.10; RFC 3463: a domain
+ * that does not exist is a bad destination system address (5.1.2; Postfix
+ * says 5.4.4); anything else (SERVFAIL, timeout, bogus, MX records that
+ * name no usable host) is a directory server failure, retried (4.4.3).
+ */
+static int dns_outcome(int status, int null_mx, const char **dsn)
+{
+	if (null_mx) {
+		*dsn = "5.1.10";
+		return SMTPC_PERMFAIL;
+	}
+	if (status == DNS_NXDOMAIN) {
+		*dsn = "5.1.2";
+		return SMTPC_PERMFAIL;
+	}
+	*dsn = "4.4.3";
+	return SMTPC_TEMPFAIL;
+}
+
+/* The address lookups of the round, once over or cancelled. */
+static void dest_addrs_free(struct qdest *d)
+{
+	free(d->addrs);
+	free(d->addrq);
+	free(d->actx);
+	d->actx = NULL;
+	d->addrs = NULL;
+	d->addrq = NULL;
 }
 
 /* The round is over: forget the MX hosts; the next jobs resolve afresh. */
 static void dest_reset(struct qdest *d)
 {
-	if (d->addrq && d->mx) {
-		for (size_t i = 0; i < d->mx->nhosts; i++) {
+	if (d->addrq && d->hosts) {
+		for (size_t i = 0; i < d->nhosts; i++) {
 			if (d->addrq[i] >= 0)
 				dns_cancel(d->q->dns, d->addrq[i]);
 		}
@@ -529,18 +616,14 @@ static void dest_reset(struct qdest *d)
 	if (d->mxq >= 0)
 		dns_cancel(d->q->dns, d->mxq);
 	d->mxq = -1;
-	free(d->mx);
-	d->mx = NULL;
+	free(d->hosts);
+	d->hosts = NULL;
+	d->nhosts = 0;
 	dest_unwait(d);
 	d->round_ok = 0;
 	d->nanswered = 0;
-	free(d->addrs);
-	free(d->addrq);
-	free(d->actx);
+	dest_addrs_free(d);
 	free(d->targets);
-	d->actx = NULL;
-	d->addrs = NULL;
-	d->addrq = NULL;
 	d->targets = NULL;
 	d->ntargets = d->cursor = d->addr_pending = 0;
 	d->state = QD_IDLE;
@@ -717,12 +800,12 @@ static unsigned dest_self_pref(const struct qdest *d)
 {
 	unsigned best = UINT_MAX;
 
-	for (size_t i = 0; i < d->mx->nhosts; i++) {
+	for (size_t i = 0; i < d->nhosts; i++) {
 		for (size_t k = 0; d->addrs[i].status == DNS_OK && k < d->addrs[i].naddr; k++) {
 			const struct sockaddr *sa = (const struct sockaddr *)&d->addrs[i].addr[k].sa;
 
-			if (selfaddr_is_self(&d->q->self, sa) && d->mx->hosts[i].pref < best)
-				best = d->mx->hosts[i].pref;
+			if (selfaddr_is_self(&d->q->self, sa) && d->hosts[i].pref < best)
+				best = d->hosts[i].pref;
 		}
 	}
 	return best;
@@ -738,15 +821,19 @@ static int dest_targets(struct qdest *d)
 {
 	const struct cfg *c = &d->q->srv->cfg;
 	unsigned self;
-	size_t n = c->smtp_mx_address_limit;
+	size_t n = 0;
 
 	if (d->q->self.port != c->remote_port) /* changed by a reload */
 		selfaddr_init(&d->q->self, c);
 	self = dest_self_pref(d);
-
+	/* Room for the addresses there are, not for the limit (memory per destination). */
+	for (size_t i = 0; i < d->nhosts; i++)
+		n += d->addrs[i].status == DNS_OK ? d->addrs[i].naddr : 0;
+	if (n > c->smtp_mx_address_limit)
+		n = c->smtp_mx_address_limit;
 	d->targets = calloc(n ? n : 1, sizeof(*d->targets));
-	for (size_t i = 0; d->targets && i < d->mx->nhosts; i++) {
-		if (d->mx->hosts[i].pref >= self)
+	for (size_t i = 0; d->targets && i < d->nhosts; i++) {
+		if (d->hosts[i].pref >= self)
 			break; /* hosts come by preference */
 		for (size_t k = 0; d->addrs[i].status == DNS_OK && k < d->addrs[i].naddr; k++) {
 			struct qtarget *t = &d->targets[d->ntargets];
@@ -754,8 +841,8 @@ static int dest_targets(struct qdest *d)
 			if (d->ntargets == n)
 				break;
 			d->ntargets++;
-			rl_strlcpy(t->host, d->mx->hosts[i].name, sizeof(t->host));
-			t->pref = d->mx->hosts[i].pref;
+			rl_strlcpy(t->host, d->hosts[i].name, sizeof(t->host));
+			t->pref = d->hosts[i].pref;
 			t->addr = d->addrs[i].addr[k].sa;
 			if (t->addr.ss_family == AF_INET)
 				((struct sockaddr_in *)&t->addr)->sin_port = htons((uint16_t)c->remote_port);
@@ -768,15 +855,17 @@ static int dest_targets(struct qdest *d)
 	 * myself"); when better hosts exist but gave no address, the mail
 	 * waits for them.
 	 */
-	return self != UINT_MAX && d->ntargets == 0 && d->mx->nhosts > 0 &&
-	       self <= d->mx->hosts[0].pref;
+	return self != UINT_MAX && d->ntargets == 0 && d->nhosts > 0 &&
+	       self <= d->hosts[0].pref;
 }
 
 static void dest_addr_cb(void *arg, const struct dns_addr_result *r)
 {
 	struct addr_ctx *ac = arg;
 	struct qdest *d = ac->d;
-	int temp = 0;
+	char why[SMTPC_REASON_MAX];
+	const char *dsn;
+	int temp = 0, class;
 
 	d->addrs[ac->host] = *r;
 	d->addrq[ac->host] = -1;
@@ -786,23 +875,28 @@ static void dest_addr_cb(void *arg, const struct dns_addr_result *r)
 		/* The best MX is ourselves: Postfix bounces such mail (5.4.6). */
 		snprintf(d->fail_reason, sizeof(d->fail_reason),
 			 "mail for %s loops back to myself", d->domain);
-		rl_strlcpy(d->fail_dsn, "5.4.6", sizeof(d->fail_dsn));
-		dest_fail_all(d, SMTPC_PERMFAIL, d->fail_reason);
+		dest_fail_all(d, SMTPC_PERMFAIL, "5.4.6", d->fail_reason);
 		dest_reset(d);
 		return;
 	}
 	if (d->ntargets > 0) {
+		/* The targets hold all the round needs from the lookups. */
+		dest_addrs_free(d);
 		d->state = QD_READY;
 		dest_kick(d);
 		return;
 	}
-	for (size_t i = 0; i < d->mx->nhosts; i++)
+	for (size_t i = 0; i < d->nhosts; i++)
 		temp |= d->addrs[i].status == DNS_TEMPFAIL || d->addrs[i].status == DNS_BOGUS;
-	if (d->mx->implicit && !temp)
-		dest_fail_all(d, SMTPC_PERMFAIL, "Host or domain name not found. Name service error "
-						 "for type=A: Host not found");
-	else
-		dest_fail_all(d, SMTPC_TEMPFAIL, "no usable address for the MX hosts of the domain");
+	if (d->implicit && !temp) {
+		/* No MX and no address: the domain has no mail host at all. */
+		dns_fail_text(why, sizeof(why), d->domain, "A", DNS_NXDOMAIN, "Host not found");
+		class = dns_outcome(DNS_NXDOMAIN, 0, &dsn);
+		dest_fail_all(d, class, dsn, why);
+	} else {
+		dest_fail_all(d, SMTPC_TEMPFAIL, "4.4.3",
+			      "no usable address for the MX hosts of the domain");
+	}
 	dest_reset(d);
 }
 
@@ -810,30 +904,30 @@ static void dest_mx_cb(void *arg, const struct dns_mx_result *r)
 {
 	struct qdest *d = arg;
 	char why[SMTPC_REASON_MAX];
+	const char *dsn;
+	int class;
 
 	d->mxq = -1;
-	if (r->status == DNS_NXDOMAIN || r->null_mx || r->status != DNS_OK || r->nhosts == 0) {
+	if (r->status != DNS_OK || r->null_mx || r->nhosts == 0) {
+		/* The resolver words a null MX itself ("Domain D does not accept mail"). */
 		if (r->null_mx)
-			snprintf(why, sizeof(why), "Domain %s does not accept mail (nullMX)", d->domain);
-		else if (r->status == DNS_NXDOMAIN)
-			snprintf(why, sizeof(why), "Host or domain name not found. Name service error "
-				 "for name=%s type=MX: %s", d->domain,
-				 r->why[0] ? r->why : "Host not found");
+			rl_strlcpy(why, r->why, sizeof(why));
 		else
-			snprintf(why, sizeof(why), "Host or domain name not found. Name service error "
-				 "for name=%s type=MX: %s", d->domain, r->why[0] ? r->why : "try again");
-		dest_fail_all(d, r->null_mx || r->status == DNS_NXDOMAIN ? SMTPC_PERMFAIL :
-									   SMTPC_TEMPFAIL, why);
+			dns_fail_text(why, sizeof(why), d->domain, "MX", r->status, r->why);
+		class = dns_outcome(r->status, r->null_mx, &dsn);
+		dest_fail_all(d, class, dsn, why);
 		dest_reset(d);
 		return;
 	}
-	d->mx = malloc(sizeof(*d->mx));
-	if (!d->mx) {
-		dest_fail_all(d, SMTPC_TEMPFAIL, "out of memory");
+	d->hosts = calloc(r->nhosts, sizeof(*d->hosts));
+	if (!d->hosts) {
+		dest_fail_all(d, SMTPC_TEMPFAIL, "4.4.3", "out of memory");
 		dest_reset(d);
 		return;
 	}
-	*d->mx = *r;
+	memcpy(d->hosts, r->hosts, r->nhosts * sizeof(*d->hosts));
+	d->nhosts = r->nhosts;
+	d->implicit = r->implicit;
 	d->addrs = calloc(r->nhosts, sizeof(*d->addrs));
 	d->addrq = calloc(r->nhosts, sizeof(*d->addrq));
 	d->actx = calloc(r->nhosts, sizeof(*d->actx));
@@ -860,7 +954,7 @@ static void dest_mx_cb(void *arg, const struct dns_mx_result *r)
 		d->addrq[i] = id;
 	}
 	if (d->addr_pending == 0) {
-		dest_fail_all(d, SMTPC_TEMPFAIL, "cannot look up the MX hosts of the domain");
+		dest_fail_all(d, SMTPC_TEMPFAIL, "4.4.3", "cannot look up the MX hosts of the domain");
 		dest_reset(d);
 	}
 }
@@ -882,11 +976,18 @@ static void dest_mark_dead(struct qdest *d)
 {
 	const struct cfg *c = &d->q->srv->cfg;
 	int64_t t = c->retry_min > 0 ? c->retry_min : 1;
+	struct qlink *after;
 
 	/* Kept dead destinations cost memory: their number is bounded. */
-	if (d->q->ndests > QMGR_DESTS_KEEP_MAX)
+	qlist_remove(&d->q->dead, &d->dead);
+	d->dead_until = 0;
+	if (d->q->dead.n >= QMGR_DEAD_KEEP_MAX)
 		return;
 	d->dead_until = (int64_t)time(NULL) + t;
+	/* By end of suspension; from the tail, as retry_min changes only on reload. */
+	for (after = d->q->dead.tail; after && after->d->dead_until > d->dead_until;)
+		after = after->prev;
+	qlist_insert(&d->q->dead, after, &d->dead, d);
 	rl_strlcpy(d->dead_reason, d->fail_reason[0] ? d->fail_reason :
 			"no MX host could be reached", sizeof(d->dead_reason));
 	rl_strlcpy(d->dead_dsn, d->fail_dsn[0] ? d->fail_dsn : "4.4.1", sizeof(d->dead_dsn));
@@ -919,7 +1020,7 @@ static void dest_resolve(struct qdest *d)
 	d->state = QD_MX;
 	d->mxq = dns_mx(q->dns, d->domain, dest_mx_cb, d);
 	if (d->mxq < 0) {
-		dest_fail_all(d, SMTPC_TEMPFAIL, "cannot start a DNS lookup");
+		dest_fail_all(d, SMTPC_TEMPFAIL, "4.4.3", "cannot start a DNS lookup");
 		dest_reset(d);
 	}
 }
@@ -958,7 +1059,7 @@ static void dest_kick_n(struct qdest *d, unsigned max_new)
 	if (d->nwait > 0 && dest_next_target(d) == SIZE_MAX) {
 		if (!d->round_ok)
 			dest_mark_dead(d);
-		dest_fail_all(d, d->fail_class ? d->fail_class : SMTPC_TEMPFAIL,
+		dest_fail_all(d, d->fail_class ? d->fail_class : SMTPC_TEMPFAIL, d->fail_dsn,
 			      d->fail_reason[0] ? d->fail_reason : "no MX host could be reached");
 	}
 	if (d->nwait == 0 || q->stopping)
@@ -975,7 +1076,8 @@ static void qmgr_grant(struct qmgr *q)
 	const struct cfg *c = &q->srv->cfg;
 	struct qdest *d;
 
-	while (!q->stopping && q->nsess < c->smtp_max_connections && (d = q->waitq)) {
+	while (!q->stopping && q->nsess < c->smtp_max_connections && q->waitq.head) {
+		d = q->waitq.head->d;
 		dest_unwait(d);
 		dest_kick_n(d, 1);
 	}
@@ -987,6 +1089,7 @@ static void dest_kick(struct qdest *d)
 	dest_kick_n(d, UINT_MAX);
 }
 
+/* Only where no callback of d can be on the stack: it has no work left. */
 static void dest_free(struct qdest *d)
 {
 	struct qmgr *q = d->q;
@@ -997,8 +1100,9 @@ static void dest_free(struct qdest *d)
 	if (*pp)
 		*pp = d->hnext;
 	dest_unwait(d);
-	q->ndests--;
-	free(d->mx);
+	qlist_remove(&q->busy, &d->busy);
+	qlist_remove(&q->dead, &d->dead);
+	free(d->hosts);
 	free(d->addrs);
 	free(d->addrq);
 	free(d->actx);
@@ -1006,37 +1110,83 @@ static void dest_free(struct qdest *d)
 	free(d);
 }
 
+/* Nothing waiting, no session, no lookup: the destination holds no work. */
+static int dest_idle(const struct qdest *d)
+{
+	return d->nwait == 0 && d->nsess == 0 && d->state == QD_IDLE;
+}
+
 /*
- * Sessions freed up somewhere: let destinations waiting for them start.
- * Destinations with nothing to do are freed here (a safe point: no
- * callback of theirs is on the stack), so memory follows the mail in
- * delivery, not every domain ever seen; a dead one is kept until its
- * suspension ends.
+ * Nothing in delivery any more: hand the memory of the load back to the
+ * system, once.  glibc keeps freed memory in its arenas (the heap cannot
+ * shrink below a live block, and each thread has its own arena), so after
+ * a burst to many destinations the relay would otherwise keep its peak
+ * size while idle.
+ */
+static void qmgr_trim(struct qmgr *q)
+{
+	if (q->nmsgs > 0 || q->busy.n > 0) {
+		q->trimmed = 0;
+		return;
+	}
+	if (q->trimmed)
+		return;
+	q->trimmed = 1;
+#ifdef __GLIBC__
+	malloc_trim(0);
+#endif
+}
+
+/* Suspensions that ended: those destinations are freed unless busy again. */
+static void qmgr_expire_dead(struct qmgr *q, int64_t now)
+{
+	while (q->dead.head && !dest_dead(q->dead.head->d, now)) {
+		struct qdest *d = q->dead.head->d;
+
+		qlist_remove(&q->dead, &d->dead);
+		if (!d->busy.d)
+			dest_free(d);
+	}
+}
+
+/*
+ * The poll: destinations with waiting jobs start sessions.  Those with
+ * nothing to do leave the busy list here (a safe point: no callback of
+ * theirs is on the stack) and are freed unless suspended, so memory
+ * follows the mail in delivery, not every domain ever seen, and the cost
+ * of a poll follows the destinations with work, not those known.
  */
 static void qmgr_kick_all(struct qmgr *q)
 {
-	int64_t now = (int64_t)time(NULL);
-
 	qmgr_grant(q);
-	for (size_t i = 0; i < QMGR_DEST_BUCKETS; i++) {
-		struct qdest *d = q->dests[i], *next;
+	/* Nothing below frees or unlists another destination than d. */
+	for (struct qlink *k = q->busy.head, *next; k; k = next) {
+		struct qdest *d = k->d;
 
-		for (; d; d = next) {
-			next = d->hnext;
-			if (d->nwait > 0)
-				dest_kick(d);
-			else if (d->state == QD_IDLE && d->nsess == 0 && !dest_dead(d, now))
+		next = k->next;
+		if (d->nwait > 0) {
+			dest_kick(d);
+		} else if (dest_idle(d)) {
+			qlist_remove(&q->busy, &d->busy);
+			if (!d->dead.d)
 				dest_free(d);
 		}
 	}
+	qmgr_expire_dead(q, (int64_t)time(NULL));
+	qmgr_trim(q);
 }
 
 /* `queue flush` or a policy change: suspended destinations are tried again. */
 static void qmgr_revive_all(struct qmgr *q)
 {
-	for (size_t i = 0; i < QMGR_DEST_BUCKETS; i++)
-		for (struct qdest *d = q->dests[i]; d; d = d->hnext)
-			d->dead_until = 0;
+	while (q->dead.head) {
+		struct qdest *d = q->dead.head->d;
+
+		d->dead_until = 0;
+		qlist_remove(&q->dead, &d->dead);
+		if (!d->busy.d)
+			dest_free(d);
+	}
 }
 
 /* --- messages ----------------------------------------------------------- */
@@ -1087,61 +1237,93 @@ static int domain_of(const char *addr, char *out, size_t size, const char **err)
 	return rc;
 }
 
+/*
+ * The destination domain of each recipient still to deliver ("" for the
+ * others), with a hash of it, computed once per message: grouping then
+ * costs one comparison of hashes per pair, not one IDNA conversion.
+ */
+struct qdoms {
+	char (*name)[DNS_NAME_MAX];
+	unsigned *hash;
+};
+
+static int qdoms_make(const struct qmsg *qm, struct qdoms *out)
+{
+	const struct queue_msg *m = qm->m;
+	const char *err;
+
+	out->name = calloc(m->nrcpt + 1, sizeof(*out->name));
+	out->hash = calloc(m->nrcpt + 1, sizeof(*out->hash));
+	if (!out->name || !out->hash)
+		return -ENOMEM;
+	for (size_t i = 0; i < m->nrcpt; i++) {
+		if (!mailq_rcpt_listed(&m->rcpt[i]) || qm->res[i].result != SMTPC_NONE ||
+		    domain_of(m->rcpt[i].address, out->name[i], DNS_NAME_MAX, &err) < 0)
+			out->name[i][0] = '\0'; /* done, or refused by qmsg_precheck */
+		out->hash[i] = hash_str(out->name[i], UINT_MAX);
+	}
+	return 0;
+}
+
+/* Queue a job for the recipients of qm whose domain is that of recipient i. */
+static int qmsg_job(struct qmsg *qm, const struct qdoms *dm, size_t i, unsigned char *done)
+{
+	const struct queue_msg *m = qm->m;
+	size_t n = 0;
+	struct qjob *j;
+	struct qdest *d;
+
+	/* Arrays of the job's own size: a message to 1,000 domains makes 1,000 small jobs. */
+	for (size_t k = i; k < m->nrcpt; k++)
+		n += !done[k] && dm->hash[k] == dm->hash[i] && !strcmp(dm->name[k], dm->name[i]);
+	d = dest_get(qm->q, dm->name[i]);
+	j = calloc(1, sizeof(*j));
+	if (j) {
+		j->sm.rcpt = calloc(n, sizeof(*j->sm.rcpt));
+		j->idx = calloc(n, sizeof(*j->idx));
+	}
+	if (!d || !j || !j->sm.rcpt || !j->idx) {
+		job_free(j);
+		return -ENOMEM;
+	}
+	for (size_t k = i; k < m->nrcpt && j->sm.nrcpt < n; k++) {
+		if (done[k] || dm->hash[k] != dm->hash[i] || strcmp(dm->name[k], dm->name[i]))
+			continue;
+		done[k] = 1;
+		j->idx[j->sm.nrcpt] = k;
+		j->sm.rcpt[j->sm.nrcpt++].address = m->rcpt[k].address;
+	}
+	j->qm = qm;
+	j->d = d;
+	j->sm.id = m->id;
+	j->sm.sender = m->sender;
+	j->sm.flags = m->flags;
+	j->sm.size = m->size;
+	j->sm.read = job_read;
+	j->sm.arg = j;
+	*d->tail = j;
+	d->tail = &j->next;
+	d->nwait++;
+	qm->jobs++;
+	return 0;
+}
+
 /* One job per destination domain, over the recipients still to deliver. */
 static int qmsg_jobs(struct qmsg *qm)
 {
 	const struct queue_msg *m = qm->m;
-	char dom[DNS_NAME_MAX], other[DNS_NAME_MAX];
 	unsigned char *done = calloc(m->nrcpt + 1, 1);
-	const char *err;
+	struct qdoms dm = { 0 };
+	int rc = done ? qdoms_make(qm, &dm) : -ENOMEM;
 
-	if (!done)
-		return -ENOMEM;
-	for (size_t i = 0; i < m->nrcpt; i++) {
-		struct qjob *j;
-		struct qdest *d;
-
-		if (done[i] || !mailq_rcpt_listed(&m->rcpt[i]) || qm->res[i].result != SMTPC_NONE)
-			continue;
-		if (domain_of(m->rcpt[i].address, dom, sizeof(dom), &err) < 0)
-			continue; /* refused by qmsg_precheck */
-		d = dest_get(qm->q, dom);
-		j = calloc(1, sizeof(*j));
-		if (j) {
-			j->sm.rcpt = calloc(m->nrcpt - i, sizeof(*j->sm.rcpt));
-			j->idx = calloc(m->nrcpt - i, sizeof(*j->idx));
-		}
-		if (!d || !j || !j->sm.rcpt || !j->idx) {
-			job_free(j);
-			free(done);
-			return -ENOMEM;
-		}
-		for (size_t k = i; k < m->nrcpt; k++) {
-			if (done[k] || !mailq_rcpt_listed(&m->rcpt[k]) ||
-			    qm->res[k].result != SMTPC_NONE)
-				continue;
-			if (domain_of(m->rcpt[k].address, other, sizeof(other), &err) < 0 ||
-			    strcmp(dom, other) != 0)
-				continue;
-			done[k] = 1;
-			j->idx[j->sm.nrcpt] = k;
-			j->sm.rcpt[j->sm.nrcpt++].address = m->rcpt[k].address;
-		}
-		j->qm = qm;
-		j->d = d;
-		j->sm.id = m->id;
-		j->sm.sender = m->sender;
-		j->sm.flags = m->flags;
-		j->sm.size = m->size;
-		j->sm.read = job_read;
-		j->sm.arg = j;
-		*d->tail = j;
-		d->tail = &j->next;
-		d->nwait++;
-		qm->jobs++;
+	for (size_t i = 0; rc == 0 && i < m->nrcpt; i++) {
+		if (!done[i] && dm.name[i][0])
+			rc = qmsg_job(qm, &dm, i, done);
 	}
+	free(dm.name);
+	free(dm.hash);
 	free(done);
-	return 0;
+	return rc;
 }
 
 /* Worker thread: mark a message as in delivery (for mailq's '*'). */
@@ -1162,7 +1344,6 @@ static void qmsg_mark_done(struct commit_req *r)
 static void qmsg_refuse(struct qmsg *qm, size_t k, const char *dsn, const char *reason)
 {
 	struct smtpc_rcpt *r = &qm->res[k];
-	char delay[32];
 
 	r->address = qm->m->rcpt[k].address;
 	r->result = SMTPC_PERMFAIL;
@@ -1170,9 +1351,7 @@ static void qmsg_refuse(struct qmsg *qm, size_t k, const char *dsn, const char *
 	rl_strlcpy(r->reason, reason, sizeof(r->reason));
 	r->reply[0] = '\0';
 	rl_strlcpy(qm->relay[k], "none", sizeof(qm->relay[k]));
-	fmt_delay(delay, sizeof(delay), qm->m->arrival);
-	log_info("%s: to=<%s>, relay=none, delay=%s, dsn=%s, status=bounced (%s)", qm->m->id,
-		 r->address, delay, dsn, reason);
+	log_rcpt(qm->m, r->address, "none", dsn, "bounced", "", reason);
 }
 
 /* An address no peer may see: one with a control character. */
@@ -1524,15 +1703,10 @@ static size_t qmsg_outcome(struct qmsg *qm, struct dsn_rcpt *dr, int expired)
 		rl_strlcpy(u->dsn, r->dsn, sizeof(u->dsn));
 		if (u->state != QUEUE_RCPT_BOUNCED)
 			continue;
-		if (class != SMTPC_PERMFAIL) {
-			char delay[32];
-
-			/* The contract knows sent|deferred|bounced: an expiry is a bounce. */
-			fmt_delay(delay, sizeof(delay), m->arrival);
-			log_info("%s: to=<%s>, relay=none, delay=%s, dsn=%s, status=bounced (message "
-				 "expired after queue_lifetime: %s)", m->id, u->address, delay, u->dsn,
-				 r->reason);
-		}
+		/* The contract knows sent|deferred|bounced: an expiry is a bounce. */
+		if (class != SMTPC_PERMFAIL)
+			log_rcpt(m, u->address, "none", u->dsn, "bounced",
+				 "message expired after queue_lifetime: ", r->reason);
 		dr[nd++] = (struct dsn_rcpt){ u->address, "failed", u->dsn,
 					      strcmp(qm->relay[i], "none") ? qm->relay[i] : NULL,
 					      r->reply[0] ? r->reply : r->reason, r->reply[0] != 0 };
@@ -1866,15 +2040,15 @@ void qmgr_stop(struct qmgr *q, unsigned grace_ms, void (*done)(struct serve *srv
 		else
 			smtpc_abort(s->s);
 	}
-	for (size_t i = 0; i < QMGR_DEST_BUCKETS; i++) {
-		for (struct qdest *d = q->dests[i]; d; d = d->hnext) {
-			struct qjob *j;
+	/* Only busy destinations can have jobs. */
+	for (struct qlink *k = q->busy.head; k; k = k->next) {
+		struct qdest *d = k->d;
+		struct qjob *j;
 
-			while ((j = dest_pop(d, SIZE_MAX)))
-				job_done(j, "none"); /* never started: nothing changes */
-			if (d->nsess == 0)
-				dest_reset(d);
-		}
+		while ((j = dest_pop(d, SIZE_MAX)))
+			job_done(j, "none"); /* never started: nothing changes */
+		if (d->nsess == 0)
+			dest_reset(d);
 	}
 	qmgr_check_stopped(q);
 }
@@ -1883,19 +2057,9 @@ void qmgr_free(struct qmgr *q)
 {
 	if (!q)
 		return;
-	for (size_t i = 0; i < QMGR_DEST_BUCKETS; i++) {
-		struct qdest *d = q->dests[i], *next;
-
-		for (; d; d = next) {
-			next = d->hnext;
-			free(d->mx);
-			free(d->addrs);
-			free(d->addrq);
-			free(d->actx);
-			free(d->targets);
-			free(d);
-		}
-	}
+	for (size_t i = 0; i < QMGR_DEST_BUCKETS; i++)
+		while (q->dests[i])
+			dest_free(q->dests[i]);
 	if (q->tls.cred)
 		gnutls_certificate_free_credentials(q->tls.cred);
 	if (q->tls.prio)
