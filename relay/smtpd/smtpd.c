@@ -20,9 +20,8 @@
 #include "conn.h"
 #include "log.h"
 #include "msg.h"
-#include "qmgr.h"
-#include "serve.h"
 #include "smtp.h"
+#include "smtpd.h"
 #include "spill.h"
 
 #define SMTPD_ERROR_LIMIT 20 /* Postfix smtpd_hard_error_limit */
@@ -43,8 +42,16 @@ enum smtpd_state {
 	SMTPD_S_DONE,    /* closing */
 };
 
+struct smtpd_server {
+	struct smtpd_params p;
+	struct smtpd *sessions; /* every live session */
+	unsigned nsessions;
+	uint64_t spill_bytes;   /* in spill files of messages in progress */
+	int stopping;
+};
+
 struct smtpd {
-	struct serve *srv;
+	struct smtpd_server *sv;
 	struct conn *conn;
 	struct smtpd *prev, *next;
 	int state;
@@ -114,7 +121,7 @@ static void smtpd_close(struct smtpd *s)
 /* 421 and close: a timeout, too many errors, shutdown. */
 static void smtpd_bye(struct smtpd *s, const char *code, const char *text)
 {
-	smtpd_reply(s, "%s %s %s", code, s->srv->cfg.myhostname, text);
+	smtpd_reply(s, "%s %s %s", code, s->sv->p.cfg->myhostname, text);
 	smtpd_close(s);
 }
 
@@ -125,7 +132,7 @@ static void smtpd_tx_reset(struct smtpd *s)
 	s->nrcpt = 0;
 	s->in_mail = 0;
 	rl_buf_fini(&s->msg);
-	s->srv->spill_bytes -= s->spill.len;
+	s->sv->spill_bytes -= s->spill.len;
 	spill_close(&s->spill);
 	s->hops_known = 0;
 	s->spill_err = 0;
@@ -133,25 +140,26 @@ static void smtpd_tx_reset(struct smtpd *s)
 
 static void smtpd_free(struct smtpd *s)
 {
-	struct serve *srv = s->srv;
+	struct smtpd_server *sv = s->sv;
 
 	smtpd_tx_reset(s);
 	free(s->rcpt);
 	if (s->prev)
 		s->prev->next = s->next;
 	else
-		srv->sessions = s->next;
+		sv->sessions = s->next;
 	if (s->next)
 		s->next->prev = s->prev;
-	srv->nsessions--;
+	sv->nsessions--;
 	free(s);
-	serve_session_gone(srv);
+	if (sv->p.gone)
+		sv->p.gone(sv->p.arg);
 }
 
 static void smtpd_arm_timer(struct smtpd *s)
 {
-	uint64_t now = uv_now(s->srv->loop);
-	uint64_t idle = (uint64_t)s->srv->cfg.smtpd_timeout * 1000;
+	uint64_t now = uv_now(s->sv->p.loop);
+	uint64_t idle = (uint64_t)s->sv->p.cfg->smtpd_timeout * 1000;
 	uint64_t left = s->deadline > now ? s->deadline - now : 1;
 
 	conn_set_timeout(s->conn, idle < left ? idle : left);
@@ -161,7 +169,7 @@ static void smtpd_arm_timer(struct smtpd *s)
 
 static void cmd_helo(struct smtpd *s, const struct smtp_cmd *c, int esmtp)
 {
-	const struct cfg *cfg = &s->srv->cfg;
+	const struct cfg *cfg = s->sv->p.cfg;
 
 	if (c->arglen == 0) {
 		smtpd_reply(s, "501 5.5.4 Syntax: %s hostname", esmtp ? "EHLO" : "HELO");
@@ -177,7 +185,7 @@ static void cmd_helo(struct smtpd *s, const struct smtp_cmd *c, int esmtp)
 	smtpd_reply(s, "250-%s", cfg->myhostname);
 	smtpd_reply(s, "250-PIPELINING");
 	smtpd_reply(s, "250-SIZE %llu", (unsigned long long)cfg->max_message_size);
-	if (s->srv->smtpd_cred && !conn_tls_active(s->conn))
+	if (s->sv->p.cred && !conn_tls_active(s->conn))
 		smtpd_reply(s, "250-STARTTLS");
 	smtpd_reply(s, "250-ENHANCEDSTATUSCODES");
 	smtpd_reply(s, "250-8BITMIME");
@@ -206,7 +214,7 @@ static void cmd_mail(struct smtpd *s, const struct smtp_cmd *c)
 		smtpd_reply(s, "501 5.1.7 Bad sender address syntax (%s)", why.reason);
 		return;
 	}
-	if (s->mp.size > 0 && (uint64_t)s->mp.size > s->srv->cfg.max_message_size) {
+	if (s->mp.size > 0 && (uint64_t)s->mp.size > s->sv->p.cfg->max_message_size) {
 		smtpd_reply(s, "552 5.3.4 Message size exceeds fixed limit");
 		return;
 	}
@@ -264,7 +272,7 @@ static void cmd_rcpt(struct smtpd *s, const struct smtp_cmd *c)
 		smtpd_reply(s, "553 5.6.7 Must declare SMTPUTF8 to send UTF8 addresses");
 		return;
 	}
-	if (s->nrcpt >= s->srv->cfg.smtpd_max_recipients) {
+	if (s->nrcpt >= s->sv->p.cfg->smtpd_max_recipients) {
 		smtpd_reply(s, "452 4.5.3 Error: too many recipients");
 		return;
 	}
@@ -314,7 +322,7 @@ static int smtpd_received(struct smtpd *s, const char *id)
 	if (rc == 0 && s->tls[0])
 		rc = rl_buf_printf(&s->msg, "\t(using %s)\r\n", s->tls);
 	if (rc == 0)
-		rc = rl_buf_printf(&s->msg, "\tby %s (tlsrelay) with %s id %s", s->srv->cfg.myhostname,
+		rc = rl_buf_printf(&s->msg, "\tby %s (tlsrelay) with %s id %s", s->sv->p.cfg->myhostname,
 				   proto, id);
 	if (rc == 0 && s->nrcpt == 1)
 		rc = rl_buf_printf(&s->msg, "\r\n\tfor <%s>", s->rcpt[0].address);
@@ -353,7 +361,7 @@ static void cmd_data(struct smtpd *s, const struct smtp_cmd *c)
 	 * exactly (the slack of SMTPD_RECEIVED_MAX used to go to the client).
 	 */
 	s->rcvd_len = s->msg.len;
-	s->msg.limit = s->msg.len + s->srv->cfg.max_message_size;
+	s->msg.limit = s->msg.len + s->sv->p.cfg->max_message_size;
 	smtp_data_init(&s->data);
 	smtpd_reply(s, "354 End data with <CR><LF>.<CR><LF>");
 	smtpd_set_state(s, SMTPD_S_DATA);
@@ -367,7 +375,8 @@ static void smtpd_commit_done(struct commit_req *r)
 	if (r->result == 0) {
 		log_info("%s: from=<%s>, size=%llu, nrcpt=%zu", r->msg.id,
 			 s->from.addr, (unsigned long long)r->msg.size, s->nrcpt);
-		qmgr_wake(s->srv->qmgr);
+		if (s->sv->p.queued)
+			s->sv->p.queued(s->sv->p.arg);
 	}
 	else
 		log_warn("unknown[%s]: queue write failed: %s", s->addr, rl_strerror(r->result));
@@ -410,7 +419,7 @@ static void smtpd_spill(struct smtpd *s)
 	if (s->spill.fd < 0 && !s->spill_err && !s->data.overflow) {
 		s->hops = msg_received_count(s->msg.data + s->rcvd_len, n - s->rcvd_len);
 		s->hops_known = 1;
-		rc = spill_open(&s->spill, s->srv->cfg.queue_dir);
+		rc = spill_open(&s->spill, s->sv->p.cfg->queue_dir);
 	}
 	/* After an overflow or a failure the answer is known: only discard. */
 	/*
@@ -418,17 +427,17 @@ static void smtpd_spill(struct smtpd *s)
 	 * there could not be committed anyway, and disk is bounded by config.
 	 */
 	if (rc == 0 && s->spill.fd >= 0 && !s->spill_err && !s->data.overflow &&
-	    s->srv->spill_bytes + n > s->srv->cfg.queue_max_size)
+	    s->sv->spill_bytes + n > s->sv->p.cfg->queue_max_size)
 		rc = -ENOSPC;
 	if (rc == 0 && s->spill.fd >= 0 && !s->spill_err && !s->data.overflow) {
 		uint64_t before = s->spill.len;
 
 		rc = spill_write(&s->spill, s->msg.data, n);
-		s->srv->spill_bytes += s->spill.len - before;
+		s->sv->spill_bytes += s->spill.len - before;
 	}
 	if (rc < 0) {
 		log_warn("unknown[%s]: cannot write message to a file in %s: %s", s->addr,
-			 s->srv->cfg.queue_dir, rl_strerror(rc));
+			 s->sv->p.cfg->queue_dir, rl_strerror(rc));
 		s->spill_err = rc;
 	}
 	s->msg.limit -= n;
@@ -454,10 +463,10 @@ static int smtpd_data_refuse(struct smtpd *s)
 	else if (s->data.long_line)
 		smtpd_reply(s, "554 5.6.0 Message has lines too long for transport "
 			       "(RFC 5322 limit is 998 octets)");
-	else if (s->hops >= s->srv->cfg.hopcount_limit) {
+	else if (s->hops >= s->sv->p.cfg->hopcount_limit) {
 		/* RFC 5321 6.3: a loop; Postfix's hopcount_limit and reply. */
 		snprintf(reply, sizeof(reply), "554 5.4.6 too many hops (%zu Received: fields, "
-			 "hopcount_limit %u)", s->hops, s->srv->cfg.hopcount_limit);
+			 "hopcount_limit %u)", s->hops, s->sv->p.cfg->hopcount_limit);
 		smtpd_log_reject(s, "END-OF-MESSAGE", reply, s->rcpt[0].address);
 		smtpd_reply(s, "554 5.4.6 too many hops");
 	} else
@@ -506,12 +515,12 @@ static void smtpd_data_end(struct smtpd *s)
 	/* Pipelined input waits in the buffer; read no more until we reply. */
 	conn_pause(s->conn);
 	conn_set_timeout(s->conn, 0);
-	committer_submit(s->srv->commit, &s->creq);
+	committer_submit(s->sv->p.commit, &s->creq);
 }
 
 static void cmd_starttls(struct smtpd *s, const struct smtp_cmd *c)
 {
-	if (!s->srv->smtpd_cred) {
+	if (!s->sv->p.cred) {
 		smtpd_reply(s, "502 5.5.1 Error: command not implemented");
 		return;
 	}
@@ -529,7 +538,7 @@ static void cmd_starttls(struct smtpd *s, const struct smtp_cmd *c)
 	smtpd_tx_reset(s);
 	s->said_helo = 0;
 	s->helo[0] = '\0';
-	if (conn_tls_server(s->conn, s->srv->smtpd_cred, s->srv->smtpd_prio) < 0) {
+	if (conn_tls_server(s->conn, s->sv->p.cred, s->sv->p.prio) < 0) {
 		log_warn("unknown[%s]: cannot start TLS", s->addr);
 		smtpd_close(s);
 		return;
@@ -574,7 +583,7 @@ static void smtpd_bare_eol(struct smtpd *s)
 {
 	log_warn("unknown[%s]: bare <CR> or <LF> received, disconnecting", s->addr);
 	smtpd_tx_reset(s);
-	smtpd_reply(s, "521 5.5.2 %s Error: bare <LF> received", s->srv->cfg.myhostname);
+	smtpd_reply(s, "521 5.5.2 %s Error: bare <LF> received", s->sv->p.cfg->myhostname);
 	smtpd_close(s);
 }
 
@@ -617,7 +626,7 @@ static int smtpd_step_data(struct smtpd *s, struct rl_buf *in)
 	int rc = smtp_data_feed(&s->data, in->data, in->len, &s->msg, &used);
 
 	rl_buf_consume(in, used);
-	if (rc == 0 && (s->spill.fd >= 0 || s->msg.len > s->srv->cfg.smtpd_spill_threshold))
+	if (rc == 0 && (s->spill.fd >= 0 || s->msg.len > s->sv->p.cfg->smtpd_spill_threshold))
 		smtpd_spill(s);
 	if (rc == RL_EPROTO) {
 		smtpd_bare_eol(s);
@@ -690,7 +699,7 @@ static void smtpd_process(struct smtpd *s)
 
 static void smtpd_on_timeout(struct smtpd *s)
 {
-	if (uv_now(s->srv->loop) >= s->deadline)
+	if (uv_now(s->sv->p.loop) >= s->deadline)
 		smtpd_bye(s, "421 4.4.2", "Error: session time limit exceeded");
 	else
 		smtpd_bye(s, "421 4.4.2", "Error: timeout exceeded");
@@ -766,19 +775,19 @@ static void smtpd_addr_text(const struct sockaddr_storage *ss, char *out, size_t
  */
 static int smtpd_admit(struct smtpd *s)
 {
-	const struct cfg *cfg = &s->srv->cfg;
+	const struct cfg *cfg = s->sv->p.cfg;
 	unsigned live = 0, outside = 0, same = 0;
 	unsigned outside_max = cfg->smtpd_max_connections -
 			       cfg->smtpd_max_connections * cfg->smtpd_mynetworks_reserve / 100;
 
-	for (const struct smtpd *o = s->srv->sessions; o; o = o->next) {
+	for (const struct smtpd *o = s->sv->sessions; o; o = o->next) {
 		if (o == s || o->state == SMTPD_S_DONE)
 			continue;
 		live++;
 		outside += !o->relay_ok;
 		same += strcmp(o->addr, s->addr) == 0;
 	}
-	if (s->srv->stopping || live >= cfg->smtpd_max_connections ||
+	if (s->sv->stopping || live >= cfg->smtpd_max_connections ||
 	    (!s->relay_ok && outside >= outside_max)) {
 		log_warn("unknown[%s]: too many connections (%u, %u from outside mynetworks)",
 			 s->addr, live, outside);
@@ -797,7 +806,31 @@ static int smtpd_admit(struct smtpd *s)
 	return 0;
 }
 
-void smtpd_accept(struct serve *srv, uv_stream_t *server)
+int smtpd_server_new(const struct smtpd_params *p, struct smtpd_server **out)
+{
+	struct smtpd_server *sv = calloc(1, sizeof(*sv));
+
+	*out = sv;
+	if (!sv)
+		return -ENOMEM;
+	sv->p = *p;
+	return 0;
+}
+
+void smtpd_server_free(struct smtpd_server *sv)
+{
+	if (!sv)
+		return;
+	RL_REQUIRE(sv->nsessions == 0);
+	free(sv);
+}
+
+unsigned smtpd_server_sessions(const struct smtpd_server *sv)
+{
+	return sv ? sv->nsessions : 0;
+}
+
+void smtpd_accept(struct smtpd_server *sv, uv_stream_t *server)
 {
 	struct smtpd *s = calloc(1, sizeof(*s));
 	struct sockaddr_storage ss;
@@ -805,18 +838,18 @@ void smtpd_accept(struct serve *srv, uv_stream_t *server)
 	if (!s)
 		return;
 	spill_init(&s->spill);
-	s->srv = srv;
-	s->conn = conn_new(srv->loop, &smtpd_conn_ops, s, SMTPD_IN_LIMIT);
+	s->sv = sv;
+	s->conn = conn_new(sv->p.loop, &smtpd_conn_ops, s, SMTPD_IN_LIMIT);
 	if (!s->conn) {
 		free(s);
 		return;
 	}
-	s->next = srv->sessions;
+	s->next = sv->sessions;
 	if (s->next)
 		s->next->prev = s;
-	srv->sessions = s;
-	srv->nsessions++;
-	s->deadline = uv_now(srv->loop) + (uint64_t)srv->cfg.smtpd_max_session_time * 1000;
+	sv->sessions = s;
+	sv->nsessions++;
+	s->deadline = uv_now(sv->p.loop) + (uint64_t)sv->p.cfg->smtpd_max_session_time * 1000;
 	rl_strlcpy(s->addr, "unknown", sizeof(s->addr));
 	if (conn_accept(s->conn, server) < 0) {
 		conn_abort(s->conn);
@@ -824,19 +857,20 @@ void smtpd_accept(struct serve *srv, uv_stream_t *server)
 	}
 	if (conn_peer(s->conn, &ss) == 0) {
 		smtpd_addr_text(&ss, s->addr, sizeof(s->addr));
-		s->relay_ok = cfg_net_match(&srv->cfg, (struct sockaddr *)&ss);
+		s->relay_ok = cfg_net_match(sv->p.cfg, (struct sockaddr *)&ss);
 	}
 	log_info("connect from unknown[%s]", s->addr);
 	if (smtpd_admit(s) < 0)
 		return;
-	smtpd_reply(s, "220 %s ESMTP tlsrelay", srv->cfg.myhostname);
+	smtpd_reply(s, "220 %s ESMTP tlsrelay", sv->p.cfg->myhostname);
 	conn_flush(s->conn);
 	smtpd_arm_timer(s);
 }
 
-void smtpd_stop_all(struct serve *srv)
+void smtpd_stop_all(struct smtpd_server *sv)
 {
-	for (struct smtpd *s = srv->sessions; s; s = s->next) {
+	sv->stopping = 1;
+	for (struct smtpd *s = sv->sessions; s; s = s->next) {
 		if (s->state == SMTPD_S_DONE)
 			continue;
 		if (s->state == SMTPD_S_COMMIT) {

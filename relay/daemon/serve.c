@@ -15,6 +15,7 @@
 #include "log.h"
 #include "qmgr.h"
 #include "serve.h"
+#include "smtpd.h"
 #include "tlspol.h"
 
 #define SERVE_BACKLOG 511
@@ -33,7 +34,7 @@ static void serve_on_connection(uv_stream_t *server, int status)
 		log_warn("accept: %s", uv_strerror(status));
 		return;
 	}
-	smtpd_accept(srv, server);
+	smtpd_accept(srv->smtpd, server);
 }
 
 static int serve_listen(struct serve *srv)
@@ -305,13 +306,20 @@ static void serve_reload(struct serve *srv)
 	serve_policy_reload(srv, "SIGHUP");
 }
 
-static void serve_stop_tick(uv_timer_t *t)
+/*
+ * Shutdown is over when every inbound session is gone, delivery has
+ * stopped and the committer is idle.  Sessions and delivery say so by
+ * their callbacks; the committer has none, so a short timer also asks.
+ */
+static void serve_stop_check(struct serve *srv)
 {
-	struct serve *srv = t->data;
+	uv_timer_t *t = &srv->stop_timer;
 
 	/* Sessions close within conn's drain bound; commits in flight finish. */
-	if (srv->nsessions > 0 || !committer_idle(srv->commit) || !srv->qmgr_stopped)
+	if (!srv->stopping || srv->stop_done || smtpd_server_sessions(srv->smtpd) > 0 ||
+	    !committer_idle(srv->commit) || !srv->qmgr_stopped)
 		return;
+	srv->stop_done = 1;
 	uv_timer_stop(t);
 	uv_close((uv_handle_t *)t, NULL);
 	uv_close((uv_handle_t *)&srv->sig_term, NULL);
@@ -320,9 +328,15 @@ static void serve_stop_tick(uv_timer_t *t)
 	serve_policy_unwatch(srv);
 }
 
+static void serve_stop_tick(uv_timer_t *t)
+{
+	serve_stop_check(t->data);
+}
+
 static void serve_qmgr_stopped(struct serve *srv)
 {
 	srv->qmgr_stopped = 1;
+	serve_stop_check(srv);
 }
 
 static void serve_stop(struct serve *srv)
@@ -331,16 +345,19 @@ static void serve_stop(struct serve *srv)
 		return;
 	srv->stopping = 1;
 	log_info("terminating on signal");
+	/* First: the stop callbacks below may finish the shutdown at once. */
+	uv_timer_init(srv->loop, &srv->stop_timer);
+	srv->stop_timer.data = srv;
+	uv_timer_start(&srv->stop_timer, serve_stop_tick, SERVE_STOP_POLL_MS, SERVE_STOP_POLL_MS);
 	for (size_t i = 0; i < srv->nlisten; i++)
 		uv_close((uv_handle_t *)&srv->listen[i], NULL);
-	smtpd_stop_all(srv);
+	if (srv->smtpd)
+		smtpd_stop_all(srv->smtpd);
 	if (srv->qmgr)
 		qmgr_stop(srv->qmgr, SERVE_DELIVERY_GRACE_MS, serve_qmgr_stopped);
 	else
 		srv->qmgr_stopped = 1;
-	uv_timer_init(srv->loop, &srv->stop_timer);
-	srv->stop_timer.data = srv;
-	uv_timer_start(&srv->stop_timer, serve_stop_tick, 0, SERVE_STOP_POLL_MS);
+	serve_stop_check(srv);
 }
 
 static void serve_on_signal(uv_signal_t *h, int signum)
@@ -353,9 +370,18 @@ static void serve_on_signal(uv_signal_t *h, int signum)
 		serve_stop(srv);
 }
 
-void serve_session_gone(struct serve *srv)
+/* smtpd: a session ended; during shutdown the last one may finish it. */
+static void serve_session_gone(void *arg)
 {
-	(void)srv;
+	serve_stop_check(arg);
+}
+
+/* smtpd: a message is durable; delivery looks at once. */
+static void serve_queued(void *arg)
+{
+	struct serve *srv = arg;
+
+	qmgr_wake(srv->qmgr);
 }
 
 static void serve_signals(struct serve *srv)
@@ -373,6 +399,7 @@ static void serve_signals(struct serve *srv)
 
 static int serve_open(struct serve *srv)
 {
+	struct smtpd_params p;
 	struct rl_why why = { 0 };
 	int rc = queue_open(srv->cfg.queue_dir, srv->cfg.queue_max_size, 0, &srv->q, &why);
 
@@ -384,12 +411,18 @@ static int serve_open(struct serve *srv)
 	srv->commit = committer_new(srv->loop, srv->q);
 	if (!srv->commit)
 		return -ENOMEM;
+	p = (struct smtpd_params){ srv->loop, &srv->cfg, srv->commit, srv->smtpd_cred,
+				   srv->smtpd_prio, serve_queued, serve_session_gone, srv };
+	rc = smtpd_server_new(&p, &srv->smtpd);
+	if (rc < 0)
+		return rc;
 	return qmgr_start(srv, &srv->qmgr);
 }
 
 static void serve_cleanup(struct serve *srv)
 {
 	qmgr_free(srv->qmgr);
+	smtpd_server_free(srv->smtpd);
 	committer_free(srv->commit);
 	queue_close(srv->q);
 	if (srv->smtpd_cred)

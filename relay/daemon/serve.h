@@ -14,7 +14,7 @@
 #include "commit.h"
 #include "queue.h"
 
-struct smtpd;
+struct smtpd_server;
 struct qmgr;
 struct tlspol;
 struct tlspol_reload;
@@ -38,10 +38,9 @@ struct serve {
 	size_t nlisten;
 	uv_signal_t sig_term, sig_int, sig_hup;
 	uv_timer_t stop_timer;
-	struct smtpd *sessions; /* every live inbound session */
-	unsigned nsessions;
-	uint64_t spill_bytes;   /* in spill files of messages in progress */
+	struct smtpd_server *smtpd; /* inbound sessions */
 	int stopping;
+	int stop_done;        /* shutdown finished: handles closed */
 };
 
 /* Run `tlsrelay serve` with the configuration at path; returns exit code. */
@@ -52,13 +51,5 @@ int serve_main(const char *path);
  * start with a clear message (Postfix only warns): 0 if fine, -1 (logged).
  */
 int serve_check_key(const char *path);
-
-/* Called by smtpd when a session is gone, so shutdown can finish. */
-void serve_session_gone(struct serve *srv);
-
-/* smtpd.c: accept one connection from server (listener's data = srv). */
-void smtpd_accept(struct serve *srv, uv_stream_t *server);
-/* smtpd.c: ask every session to finish (SIGTERM). */
-void smtpd_stop_all(struct serve *srv);
 
 #endif

@@ -1,0 +1,50 @@
+/*
+ * smtpd: the inbound ESMTP server.  A struct smtpd_server holds every
+ * client session; the daemon gives it what it needs in smtpd_params (the
+ * loop, the configuration, the committer, the STARTTLS credentials) and
+ * hears back through two callbacks, so smtpd never sees the daemon's own
+ * context (the arrows point one way: daemon -> smtpd).
+ *
+ * Ownership: params and what they point to are borrowed and must outlive
+ * the server; cfg is read at each use (a reload replaces it in place).
+ * smtpd_server_free() only when smtpd_server_sessions() is 0.  Loop thread
+ * only.
+ */
+#ifndef SMTPD_H
+#define SMTPD_H
+
+#include <stdint.h>
+
+#include <gnutls/gnutls.h>
+#include <uv.h>
+
+#include "cfg.h"
+#include "commit.h"
+#include "rl.h"
+
+struct smtpd_params {
+	uv_loop_t *loop;
+	const struct cfg *cfg;
+	struct committer *commit;
+	gnutls_certificate_credentials_t cred; /* NULL: no STARTTLS */
+	gnutls_priority_t prio;
+	void (*queued)(void *arg); /* a message is durable in the queue */
+	void (*gone)(void *arg);   /* a session ended (shutdown waits for the last) */
+	void *arg;
+};
+
+struct smtpd_server;
+
+/* A server with no session yet; -ENOMEM. */
+int smtpd_server_new(const struct smtpd_params *p, struct smtpd_server **out) RL_WUR;
+/* Free; only when no session is left.  smtpd_server_free(NULL) is a no-op. */
+void smtpd_server_free(struct smtpd_server *sv);
+
+/* Accept one connection from a listener. */
+void smtpd_accept(struct smtpd_server *sv, uv_stream_t *listener);
+/* Refuse new clients and ask every session to finish (SIGTERM). */
+void smtpd_stop_all(struct smtpd_server *sv);
+/* Sessions still open. */
+unsigned smtpd_server_sessions(const struct smtpd_server *sv);
+
+#endif
