@@ -333,8 +333,10 @@ static void serve_stop_tick(uv_timer_t *t)
 	serve_stop_check(t->data);
 }
 
-static void serve_qmgr_stopped(struct serve *srv)
+static void serve_qmgr_stopped(void *arg)
 {
+	struct serve *srv = arg;
+
 	srv->qmgr_stopped = 1;
 	serve_stop_check(srv);
 }
@@ -354,7 +356,7 @@ static void serve_stop(struct serve *srv)
 	if (srv->smtpd)
 		smtpd_stop_all(srv->smtpd);
 	if (srv->qmgr)
-		qmgr_stop(srv->qmgr, SERVE_DELIVERY_GRACE_MS, serve_qmgr_stopped);
+		qmgr_stop(srv->qmgr, SERVE_DELIVERY_GRACE_MS);
 	else
 		srv->qmgr_stopped = 1;
 	serve_stop_check(srv);
@@ -400,6 +402,7 @@ static void serve_signals(struct serve *srv)
 static int serve_open(struct serve *srv)
 {
 	struct smtpd_params p;
+	struct qmgr_params qp;
 	struct rl_why why = { 0 };
 	int rc = queue_open(srv->cfg.queue_dir, srv->cfg.queue_max_size, 0, &srv->q, &why);
 
@@ -416,7 +419,12 @@ static int serve_open(struct serve *srv)
 	rc = smtpd_server_new(&p, &srv->smtpd);
 	if (rc < 0)
 		return rc;
-	return qmgr_start(srv, &srv->qmgr);
+	/* The client key's permissions, before delivery loads it. */
+	if (srv->cfg.tls_cert_file && serve_check_key(srv->cfg.tls_key_file) < 0)
+		return RL_ECONFIG;
+	qp = (struct qmgr_params){ srv->loop, &srv->cfg, srv->q, srv->commit, &srv->pol,
+				   serve_qmgr_stopped, srv };
+	return qmgr_start(&qp, &srv->qmgr);
 }
 
 static void serve_cleanup(struct serve *srv)
@@ -486,7 +494,7 @@ int serve_main(const char *path)
 		for (size_t i = 0; i < srv.nlisten; i++)
 			uv_close((uv_handle_t *)&srv.listen[i], NULL);
 		if (srv.qmgr)
-			qmgr_stop(srv.qmgr, 0, serve_qmgr_stopped);
+			qmgr_stop(srv.qmgr, 0);
 		uv_run(srv.loop, UV_RUN_DEFAULT);
 	}
 	if (uv_loop_close(srv.loop) != 0)

@@ -22,8 +22,8 @@
 #include "msg.h"
 #include "pol.h"
 #include "qmgr.h"
+#include "queue.h"
 #include "selfaddr.h"
-#include "serve.h"
 #include "smtpc.h"
 #include "tlspol.h"
 
@@ -160,7 +160,7 @@ struct qsess {
 };
 
 struct qmgr {
-	struct serve *srv;
+	struct qmgr_params p;
 	uv_timer_t timer;
 	struct dns *dns;
 	struct smtpc_tls tls;
@@ -183,7 +183,7 @@ struct qmgr {
 	int flush_seen;
 	uint32_t pid;
 	int stopping;
-	void (*stop_done)(struct serve *srv);
+	int stop_reported;                 /* p.stopped ran */
 	uv_timer_t grace;
 	uv_timer_t fin_timer;              /* retries failed final writes */
 	struct qmsg *finq;                 /* messages whose final write failed */
@@ -264,7 +264,7 @@ static struct qdest *dest_get(struct qmgr *q, const char *domain)
 	if (!d)
 		return NULL;
 	d->q = q;
-	d->win = q->srv->cfg.smtp_initial_destination_concurrency;
+	d->win = q->p.cfg->smtp_initial_destination_concurrency;
 	rl_strlcpy(d->domain, domain, sizeof(d->domain));
 	d->tail = &d->head;
 	d->mxq = -1;
@@ -290,7 +290,7 @@ static void dest_unwait(struct qdest *d)
 /* The most sessions a destination may ever have. */
 static unsigned dest_limit(const struct qdest *d)
 {
-	unsigned lim = d->q->srv->cfg.smtp_destination_concurrency_limit;
+	unsigned lim = d->q->p.cfg->smtp_destination_concurrency_limit;
 
 	return lim < QMGR_DEST_SESS_MAX ? lim : QMGR_DEST_SESS_MAX;
 }
@@ -307,7 +307,7 @@ static unsigned dest_window(const struct qdest *d)
 	unsigned lim = dest_limit(d);
 	const struct qmgr *q = d->q;
 
-	if (!d->proven && q->nsess * 2 >= q->srv->cfg.smtp_max_connections)
+	if (!d->proven && q->nsess * 2 >= q->p.cfg->smtp_max_connections)
 		lim = 1;
 	return d->win < lim ? d->win : lim;
 }
@@ -481,7 +481,7 @@ static void dest_target_failed(struct qdest *d, size_t target, int answered)
 
 	if (target == d->cursor) {
 		d->cursor++;
-		if (answered && ++d->nanswered >= d->q->srv->cfg.smtp_mx_session_limit)
+		if (answered && ++d->nanswered >= d->q->p.cfg->smtp_mx_session_limit)
 			d->cursor = d->ntargets;
 	}
 	while ((j = *pp)) {
@@ -522,7 +522,7 @@ static int job_send_on(struct qjob *j, size_t target, const char *relay)
 	size_t n = 0, temp = 0;
 
 	if (d->q->stopping || target + 1 >= d->ntargets ||
-	    ++j->nhosts >= d->q->srv->cfg.smtp_mx_session_limit)
+	    ++j->nhosts >= d->q->p.cfg->smtp_mx_session_limit)
 		return 0;
 	for (size_t i = 0; i < j->sm.nrcpt; i++)
 		temp += j->sm.rcpt[i].result == SMTPC_TEMPFAIL;
@@ -727,10 +727,10 @@ static int sess_policy(struct qsess *qs, const struct qtarget *t, char *reason, 
 {
 	struct qmgr *q = qs->d->q;
 
-	if (tlspol_resolve(q->srv->pol, qs->d->domain, t->host, q->srv->cfg.default_tls_level,
+	if (tlspol_resolve(*q->p.pol, qs->d->domain, t->host, q->p.cfg->default_tls_level,
 			   q->trust, &qs->ps, reason, rsize) < 0)
 		return -1;
-	qs->polref = tlspol_ref(q->srv->pol);
+	qs->polref = tlspol_ref(*q->p.pol);
 	qs->t.pol = &qs->ps.pol;
 	return 0;
 }
@@ -738,7 +738,7 @@ static int sess_policy(struct qsess *qs, const struct qtarget *t, char *reason, 
 static void sess_start(struct qdest *d, size_t target, int no_starttls)
 {
 	struct qmgr *q = d->q;
-	const struct cfg *c = &q->srv->cfg;
+	const struct cfg *c = q->p.cfg;
 	struct qsess *qs = calloc(1, sizeof(*qs));
 	struct smtpc_params p;
 	struct qtarget *t = &d->targets[target];
@@ -766,7 +766,7 @@ static void sess_start(struct qdest *d, size_t target, int no_starttls)
 		free(qs);
 		return;
 	}
-	p = (struct smtpc_params){ q->srv->loop, c->myhostname, &q->tls, &qs->t,
+	p = (struct smtpc_params){ q->p.loop, c->myhostname, &q->tls, &qs->t,
 				   &qmgr_smtpc_ops, qs };
 	rc = smtpc_start(&p, &qs->s);
 	if (rc < 0) {
@@ -819,7 +819,7 @@ static unsigned dest_self_pref(const struct qdest *d)
  */
 static int dest_targets(struct qdest *d)
 {
-	const struct cfg *c = &d->q->srv->cfg;
+	const struct cfg *c = d->q->p.cfg;
 	unsigned self;
 	size_t n = 0;
 
@@ -974,7 +974,7 @@ static int dest_dead(const struct qdest *d, int64_t now)
  */
 static void dest_mark_dead(struct qdest *d)
 {
-	const struct cfg *c = &d->q->srv->cfg;
+	const struct cfg *c = d->q->p.cfg;
 	int64_t t = c->retry_min > 0 ? c->retry_min : 1;
 	struct qlink *after;
 
@@ -1033,7 +1033,7 @@ static void dest_resolve(struct qdest *d)
 static void dest_kick_n(struct qdest *d, unsigned max_new)
 {
 	struct qmgr *q = d->q;
-	const struct cfg *c = &q->srv->cfg;
+	const struct cfg *c = q->p.cfg;
 
 	if (d->state == QD_IDLE && d->nwait > 0 && !q->stopping) {
 		dest_resolve(d);
@@ -1073,7 +1073,7 @@ static void dest_kick_n(struct qdest *d, unsigned max_new)
  */
 static void qmgr_grant(struct qmgr *q)
 {
-	const struct cfg *c = &q->srv->cfg;
+	const struct cfg *c = q->p.cfg;
 	struct qdest *d;
 
 	while (!q->stopping && q->nsess < c->smtp_max_connections && q->waitq.head) {
@@ -1215,7 +1215,7 @@ static int job_read(void *arg, uint64_t off, char *buf, size_t len, size_t *got)
 {
 	struct qjob *j = arg;
 
-	return queue_body_read(j->qm->q->srv->q, j->qm->m->id, off, buf, len, got);
+	return queue_body_read(j->qm->q->p.q, j->qm->m->id, off, buf, len, got);
 }
 
 /*
@@ -1392,7 +1392,7 @@ static void qmsg_precheck(struct qmsg *qm)
 	/* The hop count does not change: it is read before the first attempt only. */
 	if (m->attempts == 0)
 		hdr = malloc(QMGR_HOPS_READ);
-	if (hdr && queue_body_read(qm->q->srv->q, m->id, 0, hdr, QMGR_HOPS_READ, &got) == 0)
+	if (hdr && queue_body_read(qm->q->p.q, m->id, 0, hdr, QMGR_HOPS_READ, &got) == 0)
 		hops = msg_received_count(hdr, got);
 	free(hdr);
 	snprintf(reason, sizeof(reason), "too many hops (%zu Received: header fields)", hops);
@@ -1406,7 +1406,7 @@ static void qmsg_precheck(struct qmsg *qm)
 		 * Our own Received: field (smtpd's or sendmail's) is one of them:
 		 * the listener refused hopcount_limit fields before adding it.
 		 */
-		if (hops > qm->q->srv->cfg.hopcount_limit) {
+		if (hops > qm->q->p.cfg->hopcount_limit) {
 			qmsg_refuse(qm, k, "5.4.6", reason);
 		} else if (bad) {
 			qmsg_refuse(qm, k, "5.1.7", "bad sender address syntax");
@@ -1451,15 +1451,15 @@ static void qmgr_take(struct qmgr *q, struct queue_txn *t, const char *id)
 		free(qm);
 		return;
 	}
-	rl_buf_init(&qm->dsn, q->srv->cfg.max_message_size + QMGR_DSN_HEADERS_MAX * 2);
+	rl_buf_init(&qm->dsn, q->p.cfg->max_message_size + QMGR_DSN_HEADERS_MAX * 2);
 	qm->hnext = q->msgs[h];
 	q->msgs[h] = qm;
 	q->nmsgs++;
 	memcpy(qm->mark.msg.id, qm->m->id, QUEUE_ID_SIZE);
 	qm->mark.apply = qmsg_mark_apply;
 	qm->mark.done = qmsg_mark_done;
-	committer_submit(q->srv->commit, &qm->mark);
-	if (time(NULL) - qm->m->arrival >= q->srv->cfg.queue_lifetime) {
+	committer_submit(q->p.commit, &qm->mark);
+	if (time(NULL) - qm->m->arrival >= q->p.cfg->queue_lifetime) {
 		qmsg_finish(qm); /* expired before this attempt: bounce as it is */
 		return;
 	}
@@ -1506,7 +1506,7 @@ static void qmgr_poll(struct qmgr *q)
 	ids = calloc(room + q->nmsgs, sizeof(*ids));
 	if (!ids)
 		return;
-	rc = queue_txn_begin(q->srv->q, 0, &t);
+	rc = queue_txn_begin(q->p.q, 0, &t);
 	if (rc == 0)
 		qmgr_check_flush(q, t);
 	if (rc == 0)
@@ -1590,7 +1590,7 @@ static void qmgr_fin_retry_cb(uv_timer_t *t)
 	for (struct qmsg *next; qm; qm = next) {
 		next = qm->fnext;
 		qm->fnext = NULL;
-		committer_submit(q->srv->commit, &qm->fin);
+		committer_submit(q->p.commit, &qm->fin);
 	}
 }
 
@@ -1642,14 +1642,14 @@ static void qmsg_fin_done(struct commit_req *r)
 /* A DSN for the bounced recipients, to the sender (never for a bounce). */
 static void qmsg_dsn(struct qmsg *qm, const struct dsn_rcpt *dr, size_t n)
 {
-	const struct cfg *c = &qm->q->srv->cfg;
+	const struct cfg *c = qm->q->p.cfg;
 	char headers[QMGR_DSN_HEADERS_MAX], boundary[128], msgid[256];
 	struct dsn_info info;
 	size_t got = 0;
 
 	if (n == 0 || !qm->m->sender[0] || (qm->m->flags & QUEUE_F_BOUNCE))
 		return;
-	if (queue_body_read(qm->q->srv->q, qm->m->id, 0, headers, sizeof(headers), &got) < 0)
+	if (queue_body_read(qm->q->p.q, qm->m->id, 0, headers, sizeof(headers), &got) < 0)
 		got = 0;
 	queue_id_make(qm->dsnmsg.id, qm->now, 0);
 	qm->dsnmsg.id[0] = '\0'; /* the queue picks the final ID */
@@ -1716,7 +1716,7 @@ static size_t qmsg_outcome(struct qmsg *qm, struct dsn_rcpt *dr, int expired)
 
 static void qmsg_finish(struct qmsg *qm)
 {
-	const struct cfg *c = &qm->q->srv->cfg;
+	const struct cfg *c = qm->q->p.cfg;
 	int expired;
 	size_t nd;
 
@@ -1728,14 +1728,14 @@ static void qmsg_finish(struct qmsg *qm)
 	memcpy(qm->fin.msg.id, qm->m->id, QUEUE_ID_SIZE);
 	qm->fin.apply = qmsg_fin_apply;
 	qm->fin.done = qmsg_fin_done;
-	committer_submit(qm->q->srv->commit, &qm->fin);
+	committer_submit(qm->q->p.commit, &qm->fin);
 }
 
 /* --- start and stop ----------------------------------------------------- */
 
 static int qmgr_tls_init(struct qmgr *q)
 {
-	const struct cfg *c = &q->srv->cfg;
+	const struct cfg *c = q->p.cfg;
 	struct rl_buf prio;
 	int rc;
 
@@ -1761,8 +1761,6 @@ static int qmgr_tls_init(struct qmgr *q)
 		return -1;
 	}
 	if (c->tls_cert_file) {
-		if (serve_check_key(c->tls_key_file) < 0)
-			return -1;
 		rc = gnutls_certificate_set_x509_key_file2(q->tls.cred, c->tls_cert_file,
 							   c->tls_key_file, GNUTLS_X509_FMT_PEM,
 							   NULL, 0);
@@ -1780,7 +1778,7 @@ static int qmgr_tls_init(struct qmgr *q)
 	if (rc == 0) {
 		rc = gnutls_priority_init2(&q->tls.prio, prio.data, NULL, 0);
 		if (rc < 0)
-			log_err("%s: bad tls_priority \"%s\": %s", q->srv->cfg.path, prio.data,
+			log_err("%s: bad tls_priority \"%s\": %s", q->p.cfg->path, prio.data,
 				gnutls_strerror(rc));
 	}
 	rl_buf_fini(&prio);
@@ -1793,7 +1791,7 @@ static int qmgr_tls_init(struct qmgr *q)
 static int qmgr_clear_marks(struct qmgr *q)
 {
 	struct queue_txn *t;
-	int rc = queue_txn_begin(q->srv->q, 1, &t);
+	int rc = queue_txn_begin(q->p.q, 1, &t);
 
 	if (rc < 0)
 		return rc;
@@ -1805,7 +1803,7 @@ static int qmgr_clear_marks(struct qmgr *q)
 	return queue_txn_commit(t);
 }
 
-int qmgr_start(struct serve *srv, struct qmgr **out)
+int qmgr_start(const struct qmgr_params *p, struct qmgr **out)
 {
 	struct qmgr *q = calloc(1, sizeof(*q));
 	char err[256];
@@ -1813,13 +1811,13 @@ int qmgr_start(struct serve *srv, struct qmgr **out)
 
 	if (!q)
 		return -ENOMEM;
-	q->srv = srv;
+	q->p = *p;
 	q->pid = (uint32_t)getpid();
-	selfaddr_init(&q->self, &srv->cfg);
+	selfaddr_init(&q->self, p->cfg);
 	*out = q;
 	if (qmgr_tls_init(q) < 0)
 		return RL_ECONFIG;
-	rc = dns_new(srv->loop, &srv->cfg, &q->dns, err, sizeof(err));
+	rc = dns_new(p->loop, p->cfg, &q->dns, err, sizeof(err));
 	if (rc < 0) {
 		log_err("cannot start the resolver: %s", err);
 		return rc;
@@ -1830,9 +1828,9 @@ int qmgr_start(struct serve *srv, struct qmgr **out)
 		log_err("cannot reset in-delivery marks: %s", rl_strerror(rc));
 		return rc;
 	}
-	uv_timer_init(srv->loop, &q->timer);
-	uv_timer_init(srv->loop, &q->grace);
-	uv_timer_init(srv->loop, &q->fin_timer);
+	uv_timer_init(p->loop, &q->timer);
+	uv_timer_init(p->loop, &q->grace);
+	uv_timer_init(p->loop, &q->fin_timer);
 	q->timer.data = q->grace.data = q->fin_timer.data = q;
 	q->timers_open = 1;
 	uv_timer_start(&q->timer, qmgr_timer_cb, 0, QMGR_POLL_MS);
@@ -1846,11 +1844,9 @@ static void qmgr_closed_cb(uv_handle_t *h)
 
 static void qmgr_check_stopped(struct qmgr *q)
 {
-	void (*done)(struct serve *srv) = q->stop_done;
-
-	if (!q->stopping || q->nsess > 0 || q->nmsgs > 0 || !done)
+	if (!q->stopping || q->nsess > 0 || q->nmsgs > 0 || q->stop_reported)
 		return;
-	q->stop_done = NULL;
+	q->stop_reported = 1;
 	if (q->timers_open) {
 		uv_close((uv_handle_t *)&q->timer, qmgr_closed_cb);
 		uv_close((uv_handle_t *)&q->grace, qmgr_closed_cb);
@@ -1859,7 +1855,8 @@ static void qmgr_check_stopped(struct qmgr *q)
 	}
 	dns_free(q->dns);
 	q->dns = NULL;
-	done(q->srv);
+	if (q->p.stopped)
+		q->p.stopped(q->p.arg);
 }
 
 static void qmgr_grace_cb(uv_timer_t *t)
@@ -2008,7 +2005,7 @@ void qmgr_policy_changed(struct qmgr *q, const struct pol_table *old, const stru
 	c->now = (int64_t)time(NULL);
 	c->req.apply = qpolchg_apply;
 	c->req.done = qpolchg_done;
-	committer_submit(q->srv->commit, &c->req);
+	committer_submit(q->p.commit, &c->req);
 }
 
 void qmgr_wake(struct qmgr *q)
@@ -2017,10 +2014,9 @@ void qmgr_wake(struct qmgr *q)
 		uv_timer_start(&q->timer, qmgr_timer_cb, 0, QMGR_POLL_MS);
 }
 
-void qmgr_stop(struct qmgr *q, unsigned grace_ms, void (*done)(struct serve *srv))
+void qmgr_stop(struct qmgr *q, unsigned grace_ms)
 {
 	q->stopping = 1;
-	q->stop_done = done;
 	if (q->timers_open) {
 		uv_timer_stop(&q->timer);
 		uv_timer_start(&q->grace, qmgr_grace_cb, grace_ms, 0);

@@ -19,17 +19,39 @@
 #ifndef QMGR_H
 #define QMGR_H
 
-struct serve;
-struct qmgr;
+#include <uv.h>
 
-/* Create and start the scheduler for the daemon context srv. */
-int qmgr_start(struct serve *srv, struct qmgr **out);
+#include "cfg.h"
+#include "commit.h"
+#include "queue.h"
+
+struct qmgr;
+struct tlspol;
+
+/*
+ * What the scheduler needs from the daemon, borrowed for its lifetime: it
+ * never sees the daemon's own context (the arrows point one way).  cfg is
+ * read at each use (a reload replaces it in place); *pol is the policy
+ * snapshot in force, which the daemon replaces on a reload.
+ */
+struct qmgr_params {
+	uv_loop_t *loop;
+	const struct cfg *cfg;
+	struct queue *q;
+	struct committer *commit;
+	struct tlspol *const *pol;
+	void (*stopped)(void *arg); /* after qmgr_stop(): nothing in flight any more */
+	void *arg;
+};
+
+/* Create and start the scheduler. */
+int qmgr_start(const struct qmgr_params *p, struct qmgr **out);
 /*
  * Stop taking new work; sessions finish their current message; after
- * grace_ms the rest are cut (their recipients stay queued).  done() runs
- * once nothing is in flight any more.
+ * grace_ms the rest are cut (their recipients stay queued).  p.stopped
+ * runs once nothing is in flight any more.
  */
-void qmgr_stop(struct qmgr *q, unsigned grace_ms, void (*done)(struct serve *srv));
+void qmgr_stop(struct qmgr *q, unsigned grace_ms);
 /* New mail was queued: look at the schedule now rather than at the next poll. */
 void qmgr_wake(struct qmgr *q);
 
@@ -40,7 +62,7 @@ struct pol_table;
  */
 void qmgr_policy_changed(struct qmgr *q, const struct pol_table *old, const struct pol_table *cur);
 
-/* Free; only after done() ran.  qmgr_free(NULL) is a no-op. */
+/* Free; only after p.stopped ran.  qmgr_free(NULL) is a no-op. */
 void qmgr_free(struct qmgr *q);
 
 #endif
