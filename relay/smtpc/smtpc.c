@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "conn.h"
 #include "log.h"
@@ -81,6 +82,7 @@ struct smtpc {
 	const char *fail_dsn; /* enhanced status for that failure; NULL: by class */
 	char fail_reason[SMTPC_REASON_MAX];
 	int plain_retry;
+	const char *tls;   /* protection of the session for log lines: "none", ... */
 	int quit_on_fail;  /* end with QUIT rather than a bare close */
 	/* The transaction in progress. */
 	struct smtpc_msg *msg;
@@ -665,6 +667,17 @@ static int smtpc_peer_check(struct smtpc *s, const gnutls_datum_t *chain, unsign
 	return -1;
 }
 
+/* The contract's tls= value for a log line: the trust word in lower case. */
+static const char *smtpc_tls_word(const char *trust)
+{
+	static const char *const words[] = { "anonymous", "untrusted", "trusted", "verified" };
+
+	for (size_t i = 0; i < sizeof(words) / sizeof(words[0]); i++)
+		if (strcasecmp(trust, words[i]) == 0)
+			return words[i];
+	return "anonymous";
+}
+
 static int smtpc_tls_check(struct smtpc *s)
 {
 	gnutls_session_t t = conn_tls_session(s->conn);
@@ -677,6 +690,8 @@ static int smtpc_tls_check(struct smtpc *s)
 	conn_tls_summary(s->conn, summary, sizeof(summary));
 	/* Log first: the TLS line tells what was established, even if refused. */
 	rc = smtpc_peer_check(s, chain, n, &trust);
+	if (rc == 0)
+		s->tls = smtpc_tls_word(trust);
 	if (s->p.tls->loglevel >= 1)
 		log_info("%s TLS connection established to %s: %s", trust, s->relay, summary);
 	if (s->p.tls->loglevel >= 2 && chain && n > 0) {
@@ -1016,4 +1031,9 @@ const char *smtpc_relay(const struct smtpc *s)
 int smtpc_handshaken(const struct smtpc *s)
 {
 	return s->esmtp;
+}
+
+const char *smtpc_tls(const struct smtpc *s)
+{
+	return s->tls ? s->tls : "none";
 }

@@ -119,6 +119,12 @@ int smtpc_handshaken(const struct smtpc *s);
 /* Enhanced status of the failure that ended the session (in ops->closed). */
 const char *smtpc_fail_dsn(const struct smtpc *s);
 
+/*
+ * The protection of the session so far, as the contract's log lines say it:
+ * "none" (no TLS), "anonymous", "untrusted", "trusted" or "verified".  A
+ * static string.
+ */
+const char *smtpc_tls(const struct smtpc *s);
 /* "host[ip]:port" of the session, for log lines. */
 const char *smtpc_relay(const struct smtpc *s);
 
