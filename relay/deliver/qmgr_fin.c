@@ -1,0 +1,224 @@
+/*
+ * qmgr_fin: the end of a message's delivery.  Each recipient's new state
+ * (an expired deferral becomes a bounce), a DSN for the bounced ones, and
+ * the one final write that records all of it in a single transaction, with
+ * its retry when the write fails (the results live only in memory until it
+ * succeeds).  Apart from qmgr_msg.c because this path is about durability:
+ * its apply function runs on the committer's worker thread.
+ */
+#include <stdio.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "dsn.h"
+#include "log.h"
+#include "mailq.h"
+#include "qmgr_int.h"
+
+#define QMGR_FIN_RETRY_MAX_MS 60000 /* cap of the backoff of a failed final write */
+
+/* Backoff: retry_min doubling per attempt, at most retry_max (Postfix-like). */
+static int64_t qmgr_backoff(const struct cfg *c, uint32_t attempts)
+{
+	int64_t d = c->retry_min;
+
+	for (uint32_t i = 1; i < attempts && d < c->retry_max; i++)
+		d *= 2;
+	return d < c->retry_max ? d : c->retry_max;
+}
+
+/*
+ * Worker thread: record the outcome.  The record is read again so that a
+ * hold or delete made by `tlsrelay queue` during the delivery wins; a
+ * deleted message gets no DSN.
+ */
+static int qmsg_fin_apply(struct queue_txn *t, struct commit_req *r)
+{
+	struct qmsg *qm = (struct qmsg *)((char *)r - offsetof(struct qmsg, fin));
+	struct queue_msg *cur = NULL;
+	int rc = queue_msg_load(t, qm->m->id, &cur), left = 0;
+
+	if (rc == RL_ENOTFOUND) {
+		/* Deleted meanwhile: no DSN, and no in-delivery mark left behind. */
+		rc = queue_active_clear(t, qm->m->id);
+		return rc == RL_ENOTFOUND ? 0 : rc;
+	}
+	if (rc < 0)
+		return rc;
+	for (size_t i = 0; i < cur->nrcpt && i < qm->m->nrcpt; i++) {
+		const struct queue_rcpt *u = &qm->upd[i];
+
+		if (u->state >= 0 && strcmp(cur->rcpt[i].address, u->address) == 0) {
+			free(cur->rcpt[i].reason);
+			cur->rcpt[i].reason = u->reason ? strdup(u->reason) : NULL;
+			cur->rcpt[i].state = u->state;
+			memcpy(cur->rcpt[i].dsn, u->dsn, sizeof(u->dsn));
+		}
+		left |= mailq_rcpt_listed(&cur->rcpt[i]);
+	}
+	if (qm->tried) {
+		cur->attempts++;
+		cur->next_attempt = qm->next_attempt;
+	}
+	rc = left ? queue_msg_update(t, cur) : queue_msg_delete(t, cur->id);
+	if (rc == 0) {
+		rc = queue_active_clear(t, cur->id);
+		rc = rc == RL_ENOTFOUND ? 0 : rc;
+	}
+	if (rc == 0 && qm->dsn.len)
+		rc = queue_msg_insert(t, &qm->dsnmsg, qm->dsn.data, qm->dsn.len);
+	queue_msg_free(cur);
+	return rc;
+}
+
+void qmgr_fin_retry_cb(uv_timer_t *t)
+{
+	struct qmgr *q = t->data;
+	struct qmsg *qm = q->finq;
+
+	q->finq = NULL;
+	for (struct qmsg *next; qm; qm = next) {
+		next = qm->fnext;
+		qm->fnext = NULL;
+		committer_submit(q->p.commit, &qm->fin);
+	}
+}
+
+/*
+ * The final write failed (disk or map full): the recipients' results live
+ * only here.  Freeing them would make the message due again as it was and
+ * deliver it twice, so the message stays in the active set (the poller
+ * leaves it alone) and the same write is tried again with a growing delay.
+ * At shutdown one last try is made; if that fails too, it is said loudly.
+ */
+static int qmsg_fin_retry(struct qmsg *qm, int result)
+{
+	struct qmgr *q = qm->q;
+	uint64_t ms = 1000;
+
+	if (q->stopping && qm->fin_tries > 0) {
+		log_err("%s: cannot record delivery results: %s; giving up at shutdown: "
+			"recipients delivered in this attempt will get the message again",
+			qm->m->id, rl_strerror(result));
+		return -1;
+	}
+	for (unsigned i = 0; i < qm->fin_tries && ms < QMGR_FIN_RETRY_MAX_MS; i++)
+		ms *= 2;
+	if (ms > QMGR_FIN_RETRY_MAX_MS || q->stopping)
+		ms = q->stopping ? 0 : QMGR_FIN_RETRY_MAX_MS;
+	qm->fin_tries++;
+	log_err("%s: cannot record delivery results: %s; trying again in %llu ms", qm->m->id,
+		rl_strerror(result), (unsigned long long)ms);
+	qm->fnext = q->finq;
+	q->finq = qm;
+	if (q->timers_open && (ms == 0 || !uv_is_active((uv_handle_t *)&q->fin_timer)))
+		uv_timer_start(&q->fin_timer, qmgr_fin_retry_cb, ms, 0);
+	return 0;
+}
+
+static void qmsg_fin_done(struct commit_req *r)
+{
+	struct qmsg *qm = (struct qmsg *)((char *)r - offsetof(struct qmsg, fin));
+	struct qmgr *q = qm->q;
+
+	if (r->result < 0 && qmsg_fin_retry(qm, r->result) == 0)
+		return;
+	if (r->result == 0 && qm->dsn.len)
+		log_info("%s: sender non-delivery notification: %s", qm->m->id, qm->dsnmsg.id);
+	qmgr_msg_free(qm);
+	qmgr_check_stopped(q);
+}
+
+/* A DSN for the bounced recipients, to the sender (never for a bounce). */
+static void qmsg_dsn(struct qmsg *qm, const struct dsn_rcpt *dr, size_t n)
+{
+	const struct cfg *c = qm->q->p.cfg;
+	char headers[QMGR_DSN_HEADERS_MAX], boundary[128], msgid[256];
+	struct dsn_info info;
+	size_t got = 0;
+
+	if (n == 0 || !qm->m->sender[0] || (qm->m->flags & QUEUE_F_BOUNCE))
+		return;
+	if (queue_body_read(qm->q->p.q, qm->m->id, 0, headers, sizeof(headers), &got) < 0)
+		got = 0;
+	queue_id_make(qm->dsnmsg.id, qm->now, 0);
+	qm->dsnmsg.id[0] = '\0'; /* the queue picks the final ID */
+	snprintf(boundary, sizeof(boundary), "%s.%lld/%s", qm->m->id, (long long)qm->now,
+		 c->myhostname);
+	snprintf(msgid, sizeof(msgid), "%lld.%s.bounce@%s", (long long)qm->now, qm->m->id,
+		 c->myhostname);
+	info = (struct dsn_info){ c->myhostname, qm->m->id, qm->m->sender, qm->m->arrival,
+				  qm->now, boundary, msgid };
+	if (dsn_build(&qm->dsn, &info, dr, n, headers, got) < 0) {
+		log_err("%s: cannot build a non-delivery notification", qm->m->id);
+		rl_buf_reset(&qm->dsn);
+		return;
+	}
+	qm->dsnrcpt.address = qm->m->sender;
+	qm->dsnmsg.sender = "";
+	qm->dsnmsg.arrival = qm->dsnmsg.next_attempt = qm->now;
+	qm->dsnmsg.flags = QUEUE_F_BOUNCE;
+	qm->dsnmsg.nrcpt = 1;
+	qm->dsnmsg.rcpt = &qm->dsnrcpt;
+}
+
+/* Decide each recipient's new state; expired deferrals become bounces. */
+static size_t qmsg_outcome(struct qmsg *qm, struct dsn_rcpt *dr, int expired)
+{
+	const struct queue_msg *m = qm->m;
+	size_t nd = 0;
+
+	for (size_t i = 0; i < m->nrcpt; i++) {
+		struct smtpc_rcpt *r = &qm->res[i];
+		struct queue_rcpt *u = &qm->upd[i];
+		int class = r->result;
+
+		u->address = m->rcpt[i].address;
+		u->state = -1; /* unchanged */
+		if (class == SMTPC_NONE && expired && mailq_rcpt_listed(&m->rcpt[i])) {
+			/* Never tried in this round, but out of time: keep its last reason. */
+			class = SMTPC_TEMPFAIL;
+			rl_strlcpy(r->reason, m->rcpt[i].reason ? m->rcpt[i].reason :
+					      "delivery time expired", sizeof(r->reason));
+			rl_strlcpy(r->dsn, m->rcpt[i].dsn[0] ? m->rcpt[i].dsn : "4.4.7", sizeof(r->dsn));
+			rl_strlcpy(qm->relay[i], "none", sizeof(qm->relay[i]));
+		}
+		if (class == SMTPC_NONE)
+			continue;
+		qm->tried |= r->result != SMTPC_NONE;
+		u->state = class == SMTPC_DELIVERED ? QUEUE_RCPT_SENT :
+			   class == SMTPC_PERMFAIL || expired ? QUEUE_RCPT_BOUNCED :
+								  QUEUE_RCPT_DEFERRED;
+		u->reason = class == SMTPC_DELIVERED ? NULL : r->reason;
+		rl_strlcpy(u->dsn, r->dsn, sizeof(u->dsn));
+		if (u->state != QUEUE_RCPT_BOUNCED)
+			continue;
+		/* The contract knows sent|deferred|bounced: an expiry is a bounce. */
+		if (class != SMTPC_PERMFAIL)
+			qmgr_log_rcpt(m, u->address, "none", u->dsn, "bounced",
+				      "message expired after queue_lifetime: ", r->reason);
+		dr[nd++] = (struct dsn_rcpt){ u->address, "failed", u->dsn,
+					      strcmp(qm->relay[i], "none") ? qm->relay[i] : NULL,
+					      r->reply[0] ? r->reply : r->reason, r->reply[0] != 0 };
+	}
+	return nd;
+}
+
+void qmgr_msg_finish(struct qmsg *qm)
+{
+	const struct cfg *c = qm->q->p.cfg;
+	int expired;
+	size_t nd;
+
+	qm->now = time(NULL);
+	expired = qm->now - qm->m->arrival >= c->queue_lifetime;
+	nd = qmsg_outcome(qm, qm->dr, expired);
+	qm->next_attempt = qm->now + qmgr_backoff(c, qm->m->attempts + 1);
+	qmsg_dsn(qm, qm->dr, nd);
+	memcpy(qm->fin.msg.id, qm->m->id, QUEUE_ID_SIZE);
+	qm->fin.apply = qmsg_fin_apply;
+	qm->fin.done = qmsg_fin_done;
+	committer_submit(qm->q->p.commit, &qm->fin);
+}

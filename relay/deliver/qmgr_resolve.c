@@ -1,0 +1,273 @@
+/*
+ * qmgr_resolve: a destination's round.  The MX lookup, then the addresses
+ * of every MX host, then the targets (addresses in MX order, without those
+ * that loop back to us, at most smtp_mx_address_limit); a result that gives
+ * no host fails the waiting jobs with a class and DSN code taken from the
+ * resolver's status.  qmgr_dest_reset ends a round and cancels its lookups.
+ * This is where DANE's TLSA lookups will join the round.
+ */
+#include <errno.h>
+#include <limits.h>
+#include <netinet/in.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "qmgr_int.h"
+
+struct addr_ctx {
+	struct qdest *d;
+	size_t host;
+};
+
+/*
+ * What a resolver result that gives no host means for the mail: its class
+ * and enhanced status, from the result's status (never from its text).
+ * RFC 7505 section 4.2: a null MX bounces with 5.1.10; RFC 3463: a domain
+ * that does not exist is a bad destination system address (5.1.2; Postfix
+ * says 5.4.4); anything else (SERVFAIL, timeout, bogus, MX records that
+ * name no usable host) is a directory server failure, retried (4.4.3).
+ */
+static int dns_outcome(int status, int null_mx, const char **dsn)
+{
+	if (null_mx) {
+		*dsn = "5.1.10";
+		return SMTPC_PERMFAIL;
+	}
+	if (status == DNS_NXDOMAIN) {
+		*dsn = "5.1.2";
+		return SMTPC_PERMFAIL;
+	}
+	*dsn = "4.4.3";
+	return SMTPC_TEMPFAIL;
+}
+
+/* The address lookups of the round, once over or cancelled. */
+static void dest_addrs_free(struct qdest *d)
+{
+	free(d->addrs);
+	free(d->addrq);
+	free(d->actx);
+	d->actx = NULL;
+	d->addrs = NULL;
+	d->addrq = NULL;
+}
+
+/* The round is over: forget the MX hosts; the next jobs resolve afresh. */
+void qmgr_dest_reset(struct qdest *d)
+{
+	if (d->addrq && d->hosts) {
+		for (size_t i = 0; i < d->nhosts; i++) {
+			if (d->addrq[i] >= 0)
+				dns_cancel(d->q->dns, d->addrq[i]);
+		}
+	}
+	if (d->mxq >= 0)
+		dns_cancel(d->q->dns, d->mxq);
+	d->mxq = -1;
+	free(d->hosts);
+	d->hosts = NULL;
+	d->nhosts = 0;
+	qmgr_dest_unwait(d);
+	d->round_ok = 0;
+	d->nanswered = 0;
+	dest_addrs_free(d);
+	free(d->targets);
+	d->targets = NULL;
+	d->ntargets = d->cursor = d->addr_pending = 0;
+	d->state = QD_IDLE;
+	d->fail_class = 0;
+	d->fail_reason[0] = '\0';
+	d->fail_dsn[0] = '\0';
+	d->fail_relay[0] = '\0';
+}
+
+/*
+ * "Loops back to myself" (Postfix's smtp_addr.c): the lowest preference of
+ * an MX host with an address that is ourselves (or unspecified), UINT_MAX
+ * when none is.  Hosts from that preference on are never connected to: we
+ * would be talking to ourselves (a mail loop), or we are a backup MX of
+ * the domain and those hosts are no better than us.
+ */
+static unsigned dest_self_pref(const struct qdest *d)
+{
+	unsigned best = UINT_MAX;
+
+	for (size_t i = 0; i < d->nhosts; i++) {
+		for (size_t k = 0; d->addrs[i].status == DNS_OK && k < d->addrs[i].naddr; k++) {
+			const struct sockaddr *sa = (const struct sockaddr *)&d->addrs[i].addr[k].sa;
+
+			if (selfaddr_is_self(&d->q->self, sa) && d->hosts[i].pref < best)
+				best = d->hosts[i].pref;
+		}
+	}
+	return best;
+}
+
+/*
+ * The addresses to try, in MX order: none that loops back to us, and at
+ * most smtp_mx_address_limit of them (Postfix's limit: a domain listing
+ * hundreds of addresses cannot aim the relay at all of them).  Returns 1
+ * when the best MX is ourselves (the mail must bounce), else 0.
+ */
+static int dest_targets(struct qdest *d)
+{
+	const struct cfg *c = d->q->p.cfg;
+	unsigned self;
+	size_t n = 0;
+
+	if (d->q->self.port != c->remote_port) /* changed by a reload */
+		selfaddr_init(&d->q->self, c);
+	self = dest_self_pref(d);
+	/* Room for the addresses there are, not for the limit (memory per destination). */
+	for (size_t i = 0; i < d->nhosts; i++)
+		n += d->addrs[i].status == DNS_OK ? d->addrs[i].naddr : 0;
+	if (n > c->smtp_mx_address_limit)
+		n = c->smtp_mx_address_limit;
+	d->targets = calloc(n ? n : 1, sizeof(*d->targets));
+	for (size_t i = 0; d->targets && i < d->nhosts; i++) {
+		if (d->hosts[i].pref >= self)
+			break; /* hosts come by preference */
+		for (size_t k = 0; d->addrs[i].status == DNS_OK && k < d->addrs[i].naddr; k++) {
+			struct qtarget *t = &d->targets[d->ntargets];
+
+			if (d->ntargets == n)
+				break;
+			d->ntargets++;
+			rl_strlcpy(t->host, d->hosts[i].name, sizeof(t->host));
+			t->pref = d->hosts[i].pref;
+			t->addr = d->addrs[i].addr[k].sa;
+			if (t->addr.ss_family == AF_INET)
+				((struct sockaddr_in *)&t->addr)->sin_port = htons((uint16_t)c->remote_port);
+			else
+				((struct sockaddr_in6 *)&t->addr)->sin6_port = htons((uint16_t)c->remote_port);
+		}
+	}
+	/*
+	 * Bounce only when we are the best MX (Postfix's "loops back to
+	 * myself"); when better hosts exist but gave no address, the mail
+	 * waits for them.
+	 */
+	return self != UINT_MAX && d->ntargets == 0 && d->nhosts > 0 &&
+	       self <= d->hosts[0].pref;
+}
+
+static void dest_addr_cb(void *arg, const struct dns_addr_result *r)
+{
+	struct addr_ctx *ac = arg;
+	struct qdest *d = ac->d;
+	char why[SMTPC_REASON_MAX];
+	const char *dsn;
+	int temp = 0, class;
+
+	d->addrs[ac->host] = *r;
+	d->addrq[ac->host] = -1;
+	if (--d->addr_pending > 0)
+		return;
+	if (dest_targets(d)) {
+		/* The best MX is ourselves: Postfix bounces such mail (5.4.6). */
+		snprintf(d->fail_reason, sizeof(d->fail_reason),
+			 "mail for %s loops back to myself", d->domain);
+		qmgr_dest_fail_all(d, SMTPC_PERMFAIL, "5.4.6", d->fail_reason);
+		qmgr_dest_reset(d);
+		return;
+	}
+	if (d->ntargets > 0) {
+		/* The targets hold all the round needs from the lookups. */
+		dest_addrs_free(d);
+		d->state = QD_READY;
+		qmgr_dest_kick(d);
+		return;
+	}
+	for (size_t i = 0; i < d->nhosts; i++)
+		temp |= d->addrs[i].status == DNS_TEMPFAIL || d->addrs[i].status == DNS_BOGUS;
+	if (d->implicit && !temp) {
+		/* No MX and no address: the domain has no mail host at all. */
+		dns_fail_text(why, sizeof(why), d->domain, "A", DNS_NXDOMAIN, "Host not found");
+		class = dns_outcome(DNS_NXDOMAIN, 0, &dsn);
+		qmgr_dest_fail_all(d, class, dsn, why);
+	} else {
+		qmgr_dest_fail_all(d, SMTPC_TEMPFAIL, "4.4.3",
+				   "no usable address for the MX hosts of the domain");
+	}
+	qmgr_dest_reset(d);
+}
+
+static void dest_mx_cb(void *arg, const struct dns_mx_result *r)
+{
+	struct qdest *d = arg;
+	char why[SMTPC_REASON_MAX];
+	const char *dsn;
+	int class;
+
+	d->mxq = -1;
+	if (r->status != DNS_OK || r->null_mx || r->nhosts == 0) {
+		/* The resolver words a null MX itself ("Domain D does not accept mail"). */
+		if (r->null_mx)
+			rl_strlcpy(why, r->why, sizeof(why));
+		else
+			dns_fail_text(why, sizeof(why), d->domain, "MX", r->status, r->why);
+		class = dns_outcome(r->status, r->null_mx, &dsn);
+		qmgr_dest_fail_all(d, class, dsn, why);
+		qmgr_dest_reset(d);
+		return;
+	}
+	d->hosts = calloc(r->nhosts, sizeof(*d->hosts));
+	if (!d->hosts) {
+		qmgr_dest_fail_all(d, SMTPC_TEMPFAIL, "4.4.3", "out of memory");
+		qmgr_dest_reset(d);
+		return;
+	}
+	memcpy(d->hosts, r->hosts, r->nhosts * sizeof(*d->hosts));
+	d->nhosts = r->nhosts;
+	d->implicit = r->implicit;
+	d->addrs = calloc(r->nhosts, sizeof(*d->addrs));
+	d->addrq = calloc(r->nhosts, sizeof(*d->addrq));
+	d->actx = calloc(r->nhosts, sizeof(*d->actx));
+	d->state = QD_ADDR;
+	d->addr_pending = r->nhosts;
+	for (size_t i = 0; i < r->nhosts; i++) {
+		struct addr_ctx *ac = d->actx ? &d->actx[i] : NULL;
+		int id;
+
+		if (ac) {
+			ac->d = d;
+			ac->host = i;
+		}
+		id = ac && d->addrs && d->addrq ? dns_addrs(d->q->dns, r->hosts[i].name,
+							    dest_addr_cb, ac) : -ENOMEM;
+		if (id < 0) {
+			if (d->addrs)
+				d->addrs[i].status = DNS_TEMPFAIL;
+			if (d->addrq)
+				d->addrq[i] = -1;
+			d->addr_pending--;
+			continue;
+		}
+		d->addrq[i] = id;
+	}
+	if (d->addr_pending == 0) {
+		qmgr_dest_fail_all(d, SMTPC_TEMPFAIL, "4.4.3",
+				   "cannot look up the MX hosts of the domain");
+		qmgr_dest_reset(d);
+	}
+}
+
+/* Start the MX lookup of a new round; 0 if started (or failed already). */
+void qmgr_dest_resolve(struct qdest *d)
+{
+	struct qmgr *q = d->q;
+
+	if (qmgr_dest_dead(d, (int64_t)time(NULL))) {
+		qmgr_dest_defer_dead(d);
+		return;
+	}
+	d->state = QD_MX;
+	d->mxq = dns_mx(q->dns, d->domain, dest_mx_cb, d);
+	if (d->mxq < 0) {
+		qmgr_dest_fail_all(d, SMTPC_TEMPFAIL, "4.4.3", "cannot start a DNS lookup");
+		qmgr_dest_reset(d);
+	}
+}

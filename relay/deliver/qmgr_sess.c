@@ -1,0 +1,316 @@
+/*
+ * qmgr_sess: the smtpc sessions of the scheduler and the jobs they take.
+ * Which target (MX address) a waiting job goes to, where a new session is
+ * needed, moving on from a target that failed, sending the recipients of a
+ * 4xx on to the next MX host; the smtpc callbacks (next message, message
+ * done, closed, with the feedback they give the destination's window);
+ * starting a session under the TLS policy in force.
+ */
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "qmgr_int.h"
+
+/* The target a waiting job goes to next: past failed ones and its 4xx host. */
+static size_t job_target(const struct qdest *d, const struct qjob *j)
+{
+	return j->min_target > d->cursor ? j->min_target : d->cursor;
+}
+
+/*
+ * The first waiting job for target (any job: SIZE_MAX).  A session takes
+ * only the jobs meant for its own host: fresh mail is not sent to a backup
+ * just because a session to it is open, nor a 4xx'd job back to its host.
+ */
+struct qjob *qmgr_dest_pop(struct qdest *d, size_t target)
+{
+	struct qjob **pp = &d->head, *j;
+
+	while (*pp && target != SIZE_MAX && job_target(d, *pp) != target)
+		pp = &(*pp)->next;
+	j = *pp;
+	if (!j)
+		return NULL;
+	*pp = j->next;
+	if (d->tail == &j->next)
+		d->tail = pp;
+	d->nwait--;
+	j->next = NULL;
+	return j;
+}
+
+/* The lowest target a waiting job can still go to: SIZE_MAX when none. */
+size_t qmgr_dest_next_target(const struct qdest *d)
+{
+	size_t t = SIZE_MAX;
+
+	for (const struct qjob *j = d->head; j; j = j->next) {
+		size_t jt = job_target(d, j);
+
+		t = jt < t ? jt : t;
+	}
+	return t < d->ntargets ? t : SIZE_MAX;
+}
+
+/*
+ * Where a new session is needed: waiting jobs in queue order are matched
+ * with the sessions already open to their target (each session will take
+ * one); the first job left over names the target.  SIZE_MAX: none needed.
+ */
+size_t qmgr_dest_start_target(const struct qdest *d)
+{
+	size_t open[QMGR_DEST_SESS_MAX], n = 0;
+
+	for (const struct qsess *qs = d->q->sessions; qs && n < QMGR_DEST_SESS_MAX; qs = qs->next)
+		if (qs->d == d)
+			open[n++] = qs->target;
+	for (const struct qjob *j = d->head; j; j = j->next) {
+		size_t jt = job_target(d, j), k;
+
+		if (jt >= d->ntargets)
+			continue;
+		for (k = 0; k < n && open[k] != jt; k++)
+			;
+		if (k == n)
+			return jt;
+		open[k] = open[--n]; /* that session is spoken for */
+	}
+	return SIZE_MAX;
+}
+
+/*
+ * Target failed before any mail went: move on from it.  Jobs sent on to
+ * it (after a 4xx elsewhere) go on to the one after.  answered: the host
+ * completed the SMTP handshake; after smtp_mx_session_limit such hosts the round
+ * tries no more (Postfix's smtp_mx_session_limit: one message cannot make
+ * the relay talk to any number of hosts a domain lists).
+ */
+static void dest_target_failed(struct qdest *d, size_t target, int answered)
+{
+	struct qjob **pp = &d->head, *done = NULL, *j;
+
+	if (target == d->cursor) {
+		d->cursor++;
+		if (answered && ++d->nanswered >= d->q->p.cfg->smtp_mx_session_limit)
+			d->cursor = d->ntargets;
+	}
+	while ((j = *pp)) {
+		/* Only jobs sent on after a 4xx carry a target (> 0) of their own. */
+		if (j->min_target && j->min_target == target)
+			j->min_target = target + 1;
+		if (!j->min_target || job_target(d, j) < d->ntargets) {
+			pp = &j->next;
+			continue;
+		}
+		/* Sent on after a 4xx, and no host is left: that 4xx stands. */
+		*pp = j->next;
+		if (d->tail == &j->next)
+			d->tail = pp;
+		d->nwait--;
+		j->next = done;
+		done = j;
+	}
+	while ((j = done)) {
+		done = j->next;
+		j->next = NULL;
+		qmgr_job_done(j, "none");
+	}
+}
+
+/*
+ * A 4xx from this MX host for some recipients of job j: as Postfix does,
+ * they go on to the next host of the domain in this same round (the
+ * primary may be greylisting or overloaded; a backup may take them).  The
+ * recipients with a final outcome are recorded now; the 4xx ones keep
+ * their reply as the provisional outcome, in case no later host gets to
+ * them.  Returns 1 if j was queued again, 0 if it is done.
+ */
+static int job_send_on(struct qjob *j, size_t target, const char *relay)
+{
+	struct qdest *d = j->d;
+	struct qmsg *qm = j->qm;
+	size_t n = 0, temp = 0;
+
+	if (d->q->stopping || target + 1 >= d->ntargets ||
+	    ++j->nhosts >= d->q->p.cfg->smtp_mx_session_limit)
+		return 0;
+	for (size_t i = 0; i < j->sm.nrcpt; i++)
+		temp += j->sm.rcpt[i].result == SMTPC_TEMPFAIL;
+	if (temp == 0)
+		return 0;
+	for (size_t i = 0; i < j->sm.nrcpt; i++) {
+		struct smtpc_rcpt r = j->sm.rcpt[i];
+		size_t k = j->idx[i];
+
+		if (r.result == SMTPC_NONE)
+			continue;
+		qm->res[k] = r;
+		rl_strlcpy(qm->relay[k], relay, sizeof(qm->relay[k]));
+		if (r.result != SMTPC_TEMPFAIL) {
+			qmgr_log_rcpt(qm->m, r.address, relay, r.dsn, qmgr_class_status(r.result),
+				      "", r.reason);
+			continue;
+		}
+		j->sm.rcpt[n] = (struct smtpc_rcpt){ .address = r.address };
+		j->idx[n++] = k;
+	}
+	j->sm.nrcpt = n;
+	j->min_target = target + 1;
+	j->next = d->head;
+	if (!d->head)
+		d->tail = &j->next;
+	d->head = j;
+	d->nwait++;
+	return 1;
+}
+
+static struct smtpc_msg *sess_next(struct smtpc *s, void *arg)
+{
+	struct qsess *qs = arg;
+	struct qjob *j = qs->d->q->stopping ? NULL : qmgr_dest_pop(qs->d, qs->target);
+
+	(void)s;
+	qs->job = j;
+	qs->taken += j != NULL;
+	return j ? &j->sm : NULL;
+}
+
+static void sess_msg_done(struct smtpc *s, struct smtpc_msg *m, void *arg)
+{
+	struct qsess *qs = arg;
+	struct qjob *j = qs->job;
+
+	RL_REQUIRE(j && &j->sm == m);
+	qs->job = NULL;
+	for (size_t i = 0; i < m->nrcpt; i++) {
+		if (m->rcpt[i].reply[0]) {
+			qs->replied++; /* the server answered: not a stall */
+			break;
+		}
+	}
+	if (!job_send_on(j, qs->target, smtpc_relay(s)))
+		qmgr_job_done(j, smtpc_relay(s));
+}
+
+static void sess_closed(struct smtpc *s, int established, int class, const char *reason,
+			int plain_retry, void *arg)
+{
+	struct qsess *qs = arg;
+	struct qdest *d = qs->d;
+	struct qmgr *q = d->q;
+	size_t target = qs->target;
+	/*
+	 * Feedback: a session counts as a success when the server answered
+	 * a mail transaction, and as a failure when it failed before that or
+	 * when every message it took ended without an answer (a host that
+	 * greets and then stalls).  One that got through but had nothing to
+	 * do is neither.
+	 */
+	int good = established && qs->replied > 0;
+	int bad = established ? qs->taken > 0 && qs->replied == 0 : !plain_retry;
+
+	if (qs->prev)
+		qs->prev->next = qs->next;
+	else
+		q->sessions = qs->next;
+	if (qs->next)
+		qs->next->prev = qs->prev;
+	tlspol_unref(qs->polref);
+	free(qs);
+	d->nsess--;
+	q->nsess--;
+	d->round_ok |= established;
+	d->proven |= good;
+	if (good && d->win < qmgr_dest_limit(d))
+		d->win++;
+	else if (bad && d->win > 1)
+		d->win--;
+	if (!established && plain_retry && !q->stopping) {
+		/* `may`: the handshake failed, so try the same host in clear. */
+		qmgr_sess_start(d, target, 1);
+	} else if (!established) {
+		d->fail_class = class;
+		rl_strlcpy(d->fail_reason, reason, sizeof(d->fail_reason));
+		rl_strlcpy(d->fail_dsn, smtpc_fail_dsn(s), sizeof(d->fail_dsn));
+		rl_strlcpy(d->fail_relay, smtpc_connected(s) ? smtpc_relay(s) : "none",
+			   sizeof(d->fail_relay));
+		dest_target_failed(d, target, smtpc_handshaken(s));
+	}
+	/* A freed slot goes to the destination that has waited longest. */
+	qmgr_grant(q);
+	qmgr_dest_kick(d);
+	qmgr_check_stopped(q);
+}
+
+static const struct smtpc_ops qmgr_smtpc_ops = { sess_next, sess_msg_done, sess_closed };
+
+/*
+ * The TLS policy of a session: the entry of the policy file in force for
+ * the destination (or default_tls_level), resolved for this MX host.  The
+ * session keeps a reference to the snapshot, so a reload meanwhile changes
+ * only sessions started after it.
+ */
+static int sess_policy(struct qsess *qs, const struct qtarget *t, char *reason, size_t rsize)
+{
+	struct qmgr *q = qs->d->q;
+
+	if (tlspol_resolve(*q->p.pol, qs->d->domain, t->host, q->p.cfg->default_tls_level,
+			   q->trust, &qs->ps, reason, rsize) < 0)
+		return -1;
+	qs->polref = tlspol_ref(*q->p.pol);
+	qs->t.pol = &qs->ps.pol;
+	return 0;
+}
+
+void qmgr_sess_start(struct qdest *d, size_t target, int no_starttls)
+{
+	struct qmgr *q = d->q;
+	const struct cfg *c = q->p.cfg;
+	struct qsess *qs = calloc(1, sizeof(*qs));
+	struct smtpc_params p;
+	struct qtarget *t = &d->targets[target];
+	int rc;
+
+	if (!qs) {
+		/* Move on, or qmgr_dest_kick() would ask for this target forever. */
+		d->fail_class = SMTPC_TEMPFAIL;
+		rl_strlcpy(d->fail_reason, "out of memory", sizeof(d->fail_reason));
+		d->fail_dsn[0] = d->fail_relay[0] = '\0';
+		dest_target_failed(d, target, 0);
+		return;
+	}
+	qs->d = d;
+	qs->target = target;
+	qs->t.domain = d->domain;
+	qs->t.host = t->host;
+	qs->t.addr = t->addr;
+	qs->t.no_starttls = no_starttls;
+	if (sess_policy(qs, t, d->fail_reason, sizeof(d->fail_reason)) < 0) {
+		/* A host name that cannot be matched fails closed, like a bad cert. */
+		d->fail_class = SMTPC_POLICYFAIL;
+		d->fail_dsn[0] = d->fail_relay[0] = '\0';
+		dest_target_failed(d, target, 0);
+		free(qs);
+		return;
+	}
+	p = (struct smtpc_params){ q->p.loop, c->myhostname, &q->tls, &qs->t,
+				   &qmgr_smtpc_ops, qs };
+	rc = smtpc_start(&p, &qs->s);
+	if (rc < 0) {
+		d->fail_class = SMTPC_TEMPFAIL;
+		snprintf(d->fail_reason, sizeof(d->fail_reason), "connect to %s: %s", t->host,
+			 rl_strerror(rc));
+		d->fail_dsn[0] = d->fail_relay[0] = '\0';
+		dest_target_failed(d, target, 0);
+		tlspol_unref(qs->polref);
+		free(qs);
+		return;
+	}
+	qs->next = q->sessions;
+	if (qs->next)
+		qs->next->prev = qs;
+	q->sessions = qs;
+	d->nsess++;
+	q->nsess++;
+}
