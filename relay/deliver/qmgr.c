@@ -206,7 +206,7 @@ void qmgr_stop(struct qmgr *q, unsigned grace_ms)
 		struct qjob *j;
 
 		while ((j = qmgr_dest_pop(d, SIZE_MAX)))
-			qmgr_job_done(j, "none"); /* never started: nothing changes */
+			qmgr_job_done(j, "none", NULL); /* never started: nothing changes */
 		if (d->nsess == 0)
 			qmgr_dest_reset(d);
 	}

@@ -133,7 +133,7 @@ void qmgr_dest_fail_all(struct qdest *d, int class, const char *dsn, const char 
 		dsn = class == SMTPC_PERMFAIL ? "5.4.4" : class == SMTPC_POLICYFAIL ? "4.7.5" :
 										    "4.4.3";
 	while ((j = qmgr_dest_pop(d, SIZE_MAX)))
-		qmgr_job_fail(j, class, dsn, reason, relay);
+		qmgr_job_fail(j, class, dsn, reason, relay, d->fail_tls);
 }
 
 /* Is the destination suspended after a round in which every host failed? */
@@ -180,7 +180,7 @@ void qmgr_dest_defer_dead(struct qdest *d)
 	rl_strlcpy(why, "delivery temporarily suspended: ", sizeof(why));
 	rl_strlcpy(why + strlen(why), d->dead_reason, sizeof(why) - strlen(why));
 	while ((j = qmgr_dest_pop(d, SIZE_MAX)))
-		qmgr_job_fail(j, SMTPC_TEMPFAIL, d->dead_dsn, why, "none");
+		qmgr_job_fail(j, SMTPC_TEMPFAIL, d->dead_dsn, why, "none", NULL);
 }
 
 /*

@@ -59,6 +59,7 @@ struct qmsg {
 	struct queue_msg *m;
 	struct smtpc_rcpt *res;            /* per recipient of m; NONE: not tried */
 	char (*relay)[QMGR_RELAY_MAX];     /* per recipient: where it was tried */
+	const char **tls;                  /* per recipient: that session's protection */
 	struct queue_rcpt *upd;            /* new states, for the final write */
 	struct dsn_rcpt *dr;               /* bounced recipients, for the DSN */
 	unsigned jobs;                     /* jobs not yet finished */
@@ -130,6 +131,7 @@ struct qdest {
 	char fail_reason[SMTPC_REASON_MAX];
 	char fail_dsn[16];
 	char fail_relay[QMGR_RELAY_MAX]; /* "none" unless the host answered */
+	const char *fail_tls;            /* that session's protection (static) */
 	/*
 	 * Destination concurrency feedback (Postfix's qmgr): the window
 	 * starts at smtp_initial_destination_concurrency, grows by one per
@@ -230,11 +232,12 @@ void qmgr_sess_start(struct qdest *d, size_t target, int no_starttls);
 
 /* qmgr_msg.c */
 const char *qmgr_class_status(int class);
-void qmgr_log_rcpt(const struct queue_msg *m, const char *rcpt, const char *relay, const char *dsn,
+void qmgr_log_rcpt(const struct queue_msg *m, const char *rcpt, const char *relay, const char *tls,
+		   const char *dsn,
 		   const char *status, const char *note, const char *reason);
-void qmgr_job_done(struct qjob *j, const char *relay);
+void qmgr_job_done(struct qjob *j, const char *relay, const char *tls);
 void qmgr_job_fail(struct qjob *j, int class, const char *dsn, const char *reason,
-		   const char *relay);
+		   const char *relay, const char *tls);
 void qmgr_msg_free(struct qmsg *qm);
 void qmgr_msg_take(struct qmgr *q, struct queue_txn *t, const char *id);
 

@@ -49,14 +49,20 @@ const char *qmgr_class_status(int class)
  * "ID: to=<r>, relay=HOST[IP]:PORT, delay=S, dsn=X.Y.Z, status=S (text)";
  * note (may be "") goes before reason inside the parentheses.
  */
-void qmgr_log_rcpt(const struct queue_msg *m, const char *rcpt, const char *relay, const char *dsn,
-		   const char *status, const char *note, const char *reason)
+/*
+ * The contract's delivery line.  tls= (the protection of that delivery)
+ * only when a host answered: "relay=none" lines have none.
+ */
+void qmgr_log_rcpt(const struct queue_msg *m, const char *rcpt, const char *relay, const char *tls,
+		   const char *dsn, const char *status, const char *note, const char *reason)
 {
-	char delay[32];
+	char delay[32], tlsf[32] = "";
 
 	fmt_delay(delay, sizeof(delay), m->arrival);
-	log_info("%s: to=<%s>, relay=%s, delay=%s, dsn=%s, status=%s (%s%s)", m->id, rcpt, relay,
-		 delay, dsn[0] ? dsn : "4.0.0", status, note, reason);
+	if (strcmp(relay, "none") != 0)
+		snprintf(tlsf, sizeof(tlsf), ", tls=%s", tls ? tls : "none");
+	log_info("%s: to=<%s>, relay=%s, delay=%s%s, dsn=%s, status=%s (%s%s)", m->id, rcpt, relay,
+		 delay, tlsf, dsn[0] ? dsn : "4.0.0", status, note, reason);
 }
 
 static void job_free(struct qjob *j)
@@ -69,7 +75,7 @@ static void job_free(struct qjob *j)
 }
 
 /* Results of a job go to its message; the last job finishes the message. */
-void qmgr_job_done(struct qjob *j, const char *relay)
+void qmgr_job_done(struct qjob *j, const char *relay, const char *tls)
 {
 	struct qmsg *qm = j->qm;
 
@@ -85,8 +91,10 @@ void qmgr_job_done(struct qjob *j, const char *relay)
 		} else {
 			qm->res[k] = *r;
 			rl_strlcpy(qm->relay[k], relay, sizeof(qm->relay[k]));
+			qm->tls[k] = tls;
 		}
-		qmgr_log_rcpt(qm->m, r->address, qm->relay[k], r->dsn, qmgr_class_status(r->result),
+		qmgr_log_rcpt(qm->m, r->address, qm->relay[k], qm->tls[k], r->dsn,
+			      qmgr_class_status(r->result),
 			      "", r->reason);
 	}
 	job_free(j);
@@ -96,7 +104,7 @@ void qmgr_job_done(struct qjob *j, const char *relay)
 
 /* Give a job one outcome for all its recipients (no session got that far). */
 void qmgr_job_fail(struct qjob *j, int class, const char *dsn, const char *reason,
-		   const char *relay)
+		   const char *relay, const char *tls)
 {
 	for (size_t i = 0; i < j->sm.nrcpt; i++) {
 		struct smtpc_rcpt *r = &j->sm.rcpt[i];
@@ -106,7 +114,7 @@ void qmgr_job_fail(struct qjob *j, int class, const char *dsn, const char *reaso
 		rl_strlcpy(r->reason, reason, sizeof(r->reason));
 		r->reply[0] = '\0';
 	}
-	qmgr_job_done(j, relay);
+	qmgr_job_done(j, relay, tls);
 }
 
 void qmgr_msg_free(struct qmsg *qm)
@@ -123,6 +131,7 @@ void qmgr_msg_free(struct qmsg *qm)
 	queue_msg_free(qm->m);
 	free(qm->res);
 	free(qm->relay);
+	free(qm->tls);
 	free(qm->upd);
 	free(qm->dr);
 	rl_buf_fini(&qm->dsn);
@@ -269,7 +278,7 @@ static void qmsg_refuse(struct qmsg *qm, size_t k, const char *dsn, const char *
 	rl_strlcpy(r->reason, reason, sizeof(r->reason));
 	r->reply[0] = '\0';
 	rl_strlcpy(qm->relay[k], "none", sizeof(qm->relay[k]));
-	qmgr_log_rcpt(qm->m, r->address, "none", dsn, "bounced", "", reason);
+	qmgr_log_rcpt(qm->m, r->address, "none", NULL, dsn, "bounced", "", reason);
 }
 
 /* An address no peer may see: one with a control character. */
@@ -352,10 +361,11 @@ void qmgr_msg_take(struct qmgr *q, struct queue_txn *t, const char *id)
 	if (rc == 0) {
 		qm->res = calloc(qm->m->nrcpt + 1, sizeof(*qm->res));
 		qm->relay = calloc(qm->m->nrcpt + 1, sizeof(*qm->relay));
+		qm->tls = calloc(qm->m->nrcpt + 1, sizeof(*qm->tls));
 		/* All the final write needs, so that finishing cannot fail. */
 		qm->upd = calloc(qm->m->nrcpt + 1, sizeof(*qm->upd));
 		qm->dr = calloc(qm->m->nrcpt + 1, sizeof(*qm->dr));
-		if (!qm->res || !qm->relay || !qm->upd || !qm->dr)
+		if (!qm->res || !qm->relay || !qm->tls || !qm->upd || !qm->dr)
 			rc = -ENOMEM;
 	}
 	if (rc < 0) {
@@ -364,6 +374,7 @@ void qmgr_msg_take(struct qmgr *q, struct queue_txn *t, const char *id)
 			queue_msg_free(qm->m);
 		free(qm->res);
 		free(qm->relay);
+	free(qm->tls);
 		free(qm->upd);
 		free(qm->dr);
 		free(qm);

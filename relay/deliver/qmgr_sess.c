@@ -114,7 +114,7 @@ static void dest_target_failed(struct qdest *d, size_t target, int answered)
 	while ((j = done)) {
 		done = j->next;
 		j->next = NULL;
-		qmgr_job_done(j, "none");
+		qmgr_job_done(j, "none", NULL);
 	}
 }
 
@@ -126,7 +126,7 @@ static void dest_target_failed(struct qdest *d, size_t target, int answered)
  * their reply as the provisional outcome, in case no later host gets to
  * them.  Returns 1 if j was queued again, 0 if it is done.
  */
-static int job_send_on(struct qjob *j, size_t target, const char *relay)
+static int job_send_on(struct qjob *j, size_t target, const char *relay, const char *tls)
 {
 	struct qdest *d = j->d;
 	struct qmsg *qm = j->qm;
@@ -147,8 +147,9 @@ static int job_send_on(struct qjob *j, size_t target, const char *relay)
 			continue;
 		qm->res[k] = r;
 		rl_strlcpy(qm->relay[k], relay, sizeof(qm->relay[k]));
+		qm->tls[k] = tls;
 		if (r.result != SMTPC_TEMPFAIL) {
-			qmgr_log_rcpt(qm->m, r.address, relay, r.dsn, qmgr_class_status(r.result),
+			qmgr_log_rcpt(qm->m, r.address, relay, tls, r.dsn, qmgr_class_status(r.result),
 				      "", r.reason);
 			continue;
 		}
@@ -189,8 +190,8 @@ static void sess_msg_done(struct smtpc *s, struct smtpc_msg *m, void *arg)
 			break;
 		}
 	}
-	if (!job_send_on(j, qs->target, smtpc_relay(s)))
-		qmgr_job_done(j, smtpc_relay(s));
+	if (!job_send_on(j, qs->target, smtpc_relay(s), smtpc_tls(s)))
+		qmgr_job_done(j, smtpc_relay(s), smtpc_tls(s));
 }
 
 static void sess_closed(struct smtpc *s, int established, int class, const char *reason,
@@ -235,6 +236,7 @@ static void sess_closed(struct smtpc *s, int established, int class, const char 
 		rl_strlcpy(d->fail_dsn, smtpc_fail_dsn(s), sizeof(d->fail_dsn));
 		rl_strlcpy(d->fail_relay, smtpc_connected(s) ? smtpc_relay(s) : "none",
 			   sizeof(d->fail_relay));
+		d->fail_tls = smtpc_tls(s);
 		dest_target_failed(d, target, smtpc_handshaken(s));
 	}
 	/* A freed slot goes to the destination that has waited longest. */

@@ -219,12 +219,13 @@ class DeliveryBase(unittest.TestCase):
         return found
 
     def sent_line(self, relay, qid, rcpt, host, ip, status='sent',
-                  timeout=DELIVERY_TIMEOUT):
+                  timeout=DELIVERY_TIMEOUT, tls='[a-z]+'):
+        """The contract's delivery line; tls= the protection of it."""
         return self.wait_log(
-            relay, r'^.*%s: to=<%s>, relay=%s\[%s\]:%d, delay=[0-9.]+, '
+            relay, r'^.*%s: to=<%s>, relay=%s\[%s\]:%d, delay=[0-9.]+, tls=%s, '
             r'dsn=\d\.\d{1,3}\.\d{1,3}, status=%s \(.*\)$'
             % (qid, re.escape(rcpt), re.escape(host), re.escape(ip),
-               self.port, status), timeout)
+               self.port, tls, status), timeout)
 
 
 # ---------------------------------------------------------------------------
@@ -260,7 +261,8 @@ class TlsLevels(DeliveryBase):
         self.assertEqual(env['rcpt_tos'], ['bob@may.test'])
         self.assertIs(env['tls'], True, env)
         self.assertEqual(env['ehlo'], harness.HOSTNAME)
-        self.sent_line(relay, qid, 'bob@may.test', 'mx1.may.test', '127.0.0.5')
+        self.sent_line(relay, qid, 'bob@may.test', 'mx1.may.test', '127.0.0.5',
+                       tls='untrusted')
         self.wait_log(relay, r'Untrusted TLS connection '
                       r'established to mx1\.may\.test\[127\.0\.0\.5\]:%d: '
                       % self.port)
@@ -274,7 +276,7 @@ class TlsLevels(DeliveryBase):
         self.assertIs(env['tls'], False, env)
         self.assertEqual(env['rcpt_tos'], ['bob@clear.test'])
         self.sent_line(relay, qid, 'bob@clear.test', 'mx1.clear.test',
-                       '127.0.0.6')
+                       '127.0.0.6', tls='none')
         self.assertFalse(re.search(r'TLS connection established to '
                                    r'mx1\.clear\.test', relay.log_text()))
         self.wait_gone(relay, qid)
@@ -292,7 +294,7 @@ class TlsLevels(DeliveryBase):
         self.assertNotIn('starttls', kinds)
         self.assertNotIn('starttls_failed', kinds)
         self.sent_line(relay, qid, 'bob@none.test', 'mx1.none.test',
-                       '127.0.0.7')
+                       '127.0.0.7', tls='none')
         self.wait_gone(relay, qid)
 
     def test_encrypt_self_signed_is_untrusted(self):
@@ -320,7 +322,7 @@ class TlsLevels(DeliveryBase):
                       'mx1.notls.test[127.0.0.9]',
                       m['recipients'][0]['delay_reason'])
         self.wait_log(relay, r'%s: to=<bob@notls\.test>, relay=[^,]+, '
-                      r'delay=[0-9.]+, dsn=4\.\d+\.\d+, status=deferred '
+                      r'delay=[0-9.]+, (?:tls=[a-z]+, )?dsn=4\.\d+\.\d+, status=deferred '
                       r'\(TLS is required, but was not offered by host '
                       r'mx1\.notls\.test\[127\.0\.0\.9\]\)' % qid)
         # The relay talked to the host but never sent it the message.
@@ -420,7 +422,7 @@ class Routing(DeliveryBase):
         relay = self.relay(retry_min='1h', retry_max='1h')
         qid, mid = self.send(relay, 'alice@client.test', ['grey@bk.test'])
         self.wait_log(relay, r'%s: to=<grey@bk\.test>, relay=mx2\.bk\.test\[127\.0\.0\.30\]'
-                      r':%d, delay=[0-9.]+, dsn=4\.2\.2, status=deferred \(.*452 4\.2\.2'
+                      r':%d, delay=[0-9.]+, tls=[a-z]+, dsn=4\.2\.2, status=deferred \(.*452 4\.2\.2'
                       % (qid, self.port), timeout=10)
         rcpts = [r for m in relay.mailq_json() if m['queue_id'] == qid
                  for r in m['recipients']]
@@ -457,7 +459,7 @@ class Routing(DeliveryBase):
         relay = self.relay(retry_min='1h', retry_max='1h')
         qid, mid = self.send(relay, 'carol@snd.test', ['dave@null.test'])
         self.wait_log(relay, r'%s: to=<dave@null\.test>, relay=[^,]*, '
-                      r'delay=[0-9.]+, dsn=5\.\d+\.\d+, status=bounced'
+                      r'delay=[0-9.]+, (?:tls=[a-z]+, )?dsn=5\.\d+\.\d+, status=bounced'
                       % qid, timeout=10)
         dsns = harness.wait_for(lambda: [
             (e, c) for e, c in snd.messages() if null_sender(e['mail_from'])],
@@ -482,7 +484,7 @@ class Routing(DeliveryBase):
         relay = self.relay()
         qid, mid = self.send(relay, 'alice@client.test', ['bob@retry.test'])
         self.wait_log(relay, r'%s: to=<bob@retry\.test>, relay=mx1\.retry\.'
-                      r'test\[127\.0\.0\.24\]:%d, delay=[0-9.]+, dsn=4\.3\.0, '
+                      r'test\[127\.0\.0\.24\]:%d, delay=[0-9.]+, tls=[a-z]+, dsn=4\.3\.0, '
                       r'status=deferred \(.*451.*\)' % (qid, self.port))
         env, _ = self.messages_with(mx, mid)[0]
         self.assertEqual(env['rcpt_tos'], ['bob@retry.test'])
@@ -506,7 +508,7 @@ class Routing(DeliveryBase):
         self.sent_line(relay, qid, 'good@rej.test', 'mx1.rej.test',
                        '127.0.0.25')
         self.wait_log(relay, r'%s: to=<bad@rej\.test>, relay=mx1\.rej\.test'
-                      r'\[127\.0\.0\.25\]:%d, delay=[0-9.]+, dsn=5\.1\.1, '
+                      r'\[127\.0\.0\.25\]:%d, delay=[0-9.]+, tls=[a-z]+, dsn=5\.1\.1, '
                       r'status=bounced \(.*550.*\)' % (qid, self.port))
         dsns = harness.wait_for(lambda: [
             (e, c) for e, c in snd.messages() if null_sender(e['mail_from'])],

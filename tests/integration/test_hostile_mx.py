@@ -52,7 +52,7 @@ class ReplyClasses(DeliveryBase):
         self.assertIn('from %s[%s]' % (host, ip),
                       m['recipients'][0]['delay_reason'])
         self.assertIn(reason, relay.mailq_text())
-        self.wait_log(relay, r'%s: to=<%s>, relay=%s\[%s\]:%d, delay=[0-9.]+, '
+        self.wait_log(relay, r'%s: to=<%s>, relay=%s\[%s\]:%d, delay=[0-9.]+, tls=[a-z]+, '
                       r'dsn=4\.5\.0, status=deferred \(%s'
                       % (qid, re.escape(rcpt), re.escape(host), re.escape(ip),
                          self.port, re.escape(reason)))
@@ -141,7 +141,7 @@ class SmtpUtf8(DeliveryBase):
         why = 'SMTPUTF8 is required, but was not offered by host ' \
               'mx1.ascii.test[127.0.0.94]'
         self.wait_log(relay, r'%s: to=<dave@ascii\.test>, relay=mx1\.ascii\.'
-                      r'test\[127\.0\.0\.94\]:%d, delay=[0-9.]+, dsn=5\.6\.7, '
+                      r'test\[127\.0\.0\.94\]:%d, delay=[0-9.]+, tls=[a-z]+, dsn=5\.6\.7, '
                       r'status=bounced \(%s\)'
                       % (qid, self.port, re.escape(why)))
         dsns = harness.wait_for(lambda: [

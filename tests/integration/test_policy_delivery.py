@@ -269,10 +269,11 @@ class PolicyBase(unittest.TestCase):
         self.assertIs(env['tls'], True, env)
         self.tls_line(relay, key, trust)
         _, host, ip = DESTS[key]
-        sent = (r'%s: to=<%s>, relay=%s\[%s\]:%d, delay=[0-9.]+, '
+        # tls= in the delivery line is the trust word of the TLS line.
+        sent = (r'%s: to=<%s>, relay=%s\[%s\]:%d, delay=[0-9.]+, tls=%s, '
                 r'dsn=2\.\d{1,3}\.\d{1,3}, status=sent \(' %
                 (qid, re.escape(rcpt), re.escape(host), re.escape(ip),
-                 FIX.port))
+                 FIX.port, trust.lower()))
         if not relay.wait_log(sent, DELIVERY_TIMEOUT):
             self.fail('no status=sent line for %s to %s\nlog:\n%s'
                       % (qid, rcpt, self.log_tail(relay)))

@@ -182,7 +182,7 @@ class TlsClientBase(unittest.TestCase):
         self.assertEqual(env['rcpt_tos'], [rcpt], env)
         self.assertIs(env['tls'], True, env)
         _, host, ip = DESTS[key]
-        sent = (r'%s: to=<%s>, relay=%s\[%s\]:%d, delay=[0-9.]+, '
+        sent = (r'%s: to=<%s>, relay=%s\[%s\]:%d, delay=[0-9.]+, tls=[a-z]+, '
                 r'dsn=2\.\d{1,3}\.\d{1,3}, status=sent \(' %
                 (qid, re.escape(rcpt), re.escape(host), re.escape(ip),
                  FIX.port))
