@@ -45,6 +45,7 @@
 #include "cert.h"
 #include "cli.h"
 #include "fpr.h"
+#include "netaddr.h"
 #include "pol.h"
 #include "pol_peer.h"
 #include "smtp.h"
@@ -237,7 +238,7 @@ static int connect_one(const struct addrinfo *ai, int *out)
 static int probe_connect(struct probe *p)
 {
 	struct addrinfo hints, *res = NULL;
-	char port[8], ip[INET6_ADDRSTRLEN + 16] = "";
+	char port[8], ip[NETADDR_TEXT_SIZE];
 	int rc = 0;
 
 	memset(&hints, 0, sizeof(hints));
@@ -251,9 +252,7 @@ static int probe_connect(struct probe *p)
 		return -1;
 	}
 	for (struct addrinfo *ai = res; ai; ai = ai->ai_next) {
-		if (getnameinfo(ai->ai_addr, ai->ai_addrlen, ip, sizeof(ip), NULL, 0,
-				NI_NUMERICHOST) != 0)
-			rl_strlcpy(ip, "?", sizeof(ip));
+		(void)!netaddr_text(ai->ai_addr, ip, sizeof(ip), NULL);
 		snprintf(p->relay, sizeof(p->relay), "%s[%s]:%u", p->host, ip, p->port);
 		rc = connect_one(ai, &p->fd);
 		if (rc == 0)

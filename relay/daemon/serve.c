@@ -13,6 +13,7 @@
 #include <sys/stat.h>
 
 #include "log.h"
+#include "netaddr.h"
 #include "qmgr.h"
 #include "serve.h"
 #include "smtpd.h"
@@ -51,17 +52,11 @@ static int serve_listen(struct serve *srv)
 		if (rc == 0)
 			rc = uv_listen((uv_stream_t *)t, SERVE_BACKLOG, serve_on_connection);
 		if (rc < 0) {
-			char host[64] = "?";
-			int port = 0;
+			char host[NETADDR_TEXT_SIZE];
+			unsigned port;
 
-			if (sa->sa_family == AF_INET) {
-				uv_ip4_name((const struct sockaddr_in *)sa, host, sizeof(host));
-				port = ntohs(((const struct sockaddr_in *)sa)->sin_port);
-			} else {
-				uv_ip6_name((const struct sockaddr_in6 *)sa, host, sizeof(host));
-				port = ntohs(((const struct sockaddr_in6 *)sa)->sin6_port);
-			}
-			log_err("cannot listen on %s port %d: %s", host, port, uv_strerror(rc));
+			(void)!netaddr_text(sa, host, sizeof(host), &port);
+			log_err("cannot listen on %s port %u: %s", host, port, uv_strerror(rc));
 			return rc;
 		}
 	}

@@ -38,6 +38,7 @@
 #include <unbound.h>
 
 #include "dns.h"
+#include "netaddr.h"
 
 /* RFC 1035 section 3.2.2/3.2.4 and RFC 3596 section 2.1. */
 #define DNS_TYPE_A    1
@@ -744,22 +745,10 @@ static void on_close(uv_handle_t *h)
 /* A dns_servers address in libunbound's own "IP@PORT" notation. */
 static int fwd_text(const struct cfg_addr *a, char *out, size_t size)
 {
-	char ip[INET6_ADDRSTRLEN];
-	const void *bytes;
+	char ip[NETADDR_TEXT_SIZE];
 	unsigned port;
 
-	if (a->sa.ss_family == AF_INET6) {
-		const struct sockaddr_in6 *sin6 = (const struct sockaddr_in6 *)&a->sa;
-
-		bytes = &sin6->sin6_addr;
-		port = ntohs(sin6->sin6_port);
-	} else {
-		const struct sockaddr_in *sin = (const struct sockaddr_in *)&a->sa;
-
-		bytes = &sin->sin_addr;
-		port = ntohs(sin->sin_port);
-	}
-	if (!inet_ntop(a->sa.ss_family, bytes, ip, sizeof(ip)))
+	if (netaddr_text((const struct sockaddr *)&a->sa, ip, sizeof(ip), &port) < 0)
 		return -EINVAL;
 	snprintf(out, size, "%s@%u", ip, port);
 	return 0;

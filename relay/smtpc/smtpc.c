@@ -18,6 +18,7 @@
 
 #include "conn.h"
 #include "log.h"
+#include "netaddr.h"
 #include "pol.h"
 #include "queue.h"
 #include "smtp.h"
@@ -957,17 +958,11 @@ static void smtpc_finish(struct smtpc *s)
 
 static void smtpc_names(struct smtpc *s)
 {
-	const struct sockaddr_storage *ss = &s->t.addr;
-	char ip[64] = "?";
-	unsigned port = 0;
+	char ip[NETADDR_TEXT_SIZE];
+	unsigned port;
 
-	if (ss->ss_family == AF_INET) {
-		inet_ntop(AF_INET, &((const struct sockaddr_in *)ss)->sin_addr, ip, sizeof(ip));
-		port = ntohs(((const struct sockaddr_in *)ss)->sin_port);
-	} else if (ss->ss_family == AF_INET6) {
-		inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)ss)->sin6_addr, ip, sizeof(ip));
-		port = ntohs(((const struct sockaddr_in6 *)ss)->sin6_port);
-	}
+	/* An unknown family shows as "?" with port 0: the names are only text. */
+	(void)!netaddr_text((const struct sockaddr *)&s->t.addr, ip, sizeof(ip), &port);
 	snprintf(s->hostip, sizeof(s->hostip), "%s[%s]", s->t.host, ip);
 	snprintf(s->relay, sizeof(s->relay), "%s[%s]:%u", s->t.host, ip, port);
 }

@@ -20,6 +20,7 @@
 #include "conn.h"
 #include "log.h"
 #include "msg.h"
+#include "netaddr.h"
 #include "smtp.h"
 #include "smtpd.h"
 #include "spill.h"
@@ -751,18 +752,6 @@ static void smtpd_event(struct conn *c, int ev, void *arg)
 
 static const struct conn_ops smtpd_conn_ops = { smtpd_event };
 
-static void smtpd_addr_text(const struct sockaddr_storage *ss, char *out, size_t size)
-{
-	const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)ss;
-
-	if (ss->ss_family == AF_INET)
-		inet_ntop(AF_INET, &((const struct sockaddr_in *)ss)->sin_addr, out, (socklen_t)size);
-	else if (IN6_IS_ADDR_V4MAPPED(&s6->sin6_addr))
-		inet_ntop(AF_INET, &s6->sin6_addr.s6_addr[12], out, (socklen_t)size);
-	else
-		inet_ntop(AF_INET6, &s6->sin6_addr, out, (socklen_t)size);
-}
-
 /*
  * Admission (Postfix's smtpd_client_connection_count_limit, with
  * smtpd_client_event_limit_exceptions = $mynetworks): a client outside
@@ -856,7 +845,7 @@ void smtpd_accept(struct smtpd_server *sv, uv_stream_t *server)
 		return;
 	}
 	if (conn_peer(s->conn, &ss) == 0) {
-		smtpd_addr_text(&ss, s->addr, sizeof(s->addr));
+		(void)!netaddr_text((struct sockaddr *)&ss, s->addr, sizeof(s->addr), NULL);
 		s->relay_ok = cfg_net_match(sv->p.cfg, (struct sockaddr *)&ss);
 	}
 	log_info("connect from unknown[%s]", s->addr);
