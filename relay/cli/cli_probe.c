@@ -49,6 +49,7 @@
 #include "pol.h"
 #include "pol_peer.h"
 #include "smtp.h"
+#include "tlscred.h"
 
 #define PROBE_TIMEOUT_MS 30000 /* to connect, for each reply and for the handshake */
 /* The longest reply smtp_reply_parse() accepts (RFC 5321 4.5.3.1.5 lines). */
@@ -73,7 +74,8 @@ struct probe {
 	int fd;
 	struct rl_buf in; /* server bytes not yet assembled into a reply */
 	struct smtp_reply r;
-	gnutls_certificate_credentials_t cred;
+	/* The relay's own outbound credentials: trust store, client certificate. */
+	struct tlscred_out out;
 	gnutls_priority_t prio;
 	gnutls_session_t tls;
 };
@@ -469,10 +471,9 @@ static int probe_tls_setup(struct probe *p)
 	rl_buf_fini(&b);
 	if (rc < 0)
 		return -1;
-	if (gnutls_certificate_allocate_credentials(&p->cred) < 0 ||
-	    gnutls_init(&p->tls, GNUTLS_CLIENT | GNUTLS_NO_SIGNAL) < 0 ||
+	if (gnutls_init(&p->tls, GNUTLS_CLIENT | GNUTLS_NO_SIGNAL) < 0 ||
 	    gnutls_priority_set(p->tls, p->prio) < 0 ||
-	    gnutls_credentials_set(p->tls, GNUTLS_CRD_CERTIFICATE, p->cred) < 0 ||
+	    gnutls_credentials_set(p->tls, GNUTLS_CRD_CERTIFICATE, p->out.tls.cred) < 0 ||
 	    (sni && gnutls_server_name_set(p->tls, GNUTLS_NAME_DNS, sni, strlen(sni)) < 0)) {
 		fprintf(stderr, "tlsrelay: cannot set up the TLS session\n");
 		return -1;
@@ -551,7 +552,8 @@ static void cert_show(struct probe *p, const gnutls_datum_t *der, unsigned depth
 /*
  * The anchors the relay uses: tafile=, else tls_ca_file, else the
  * system's; NULL when they cannot be loaded (the check then fails closed,
- * as the relay's does without anchors).
+ * as the relay's does without anchors).  Without tafile= they are the
+ * relay's own list from tlscred (borrowed, never freed here).
  */
 static gnutls_x509_trust_list_t probe_anchors(const struct probe *p)
 {
@@ -562,6 +564,8 @@ static gnutls_x509_trust_list_t probe_anchors(const struct probe *p)
 	int rc;
 
 	printf("trust anchors: %s (%s)\n", ca ? ca : "system trust store", src);
+	if (!(p->e && p->e->tafile) && p->out.trust)
+		return p->out.trust;
 	rc = cert_trust_load(ca, &tl, &why);
 	if (rc < 0) {
 		printf("chain: not checked: cannot load the trust anchors: %s%s%s\n",
@@ -616,7 +620,8 @@ static void probe_verdict(struct probe *p, const gnutls_datum_t *chain, unsigned
 	rc = pol_peer_check(&p->sess.pol, p->relay, chain, n, &v, reason, sizeof(reason));
 	if (n > 0)
 		verdict_show(p, &chain[0], &v);
-	cert_trust_free(p->sess.pol.trust);
+	if (p->sess.pol.trust != p->out.trust)
+		cert_trust_free(p->sess.pol.trust);
 	p->sess.pol.trust = NULL;
 	*trust = pol_trust_word(v.trust);
 	if (rc < 0)
@@ -649,9 +654,23 @@ static void probe_report(struct probe *p)
 
 /* ---- the command -------------------------------------------------------- */
 
+/*
+ * tlscred's errors, with the texts the relay logs when it refuses to start.
+ * A warning (no system trust store) is left out: the verdict's "trust
+ * anchors" lines say it for this probe.
+ */
+static void probe_say(int err, const char *text)
+{
+	if (err)
+		fprintf(stderr, "tlsrelay: %s\n", text);
+}
+
 static int probe_run(struct probe *p)
 {
 	rl_buf_init(&p->in, PROBE_IN_MAX);
+	/* Built as the relay builds them, so the peer sees the relay's client. */
+	if (tlscred_out_init(p->c, &p->out, probe_say) < 0)
+		return -1;
 	if (probe_connect(p) < 0)
 		return -1;
 	if (probe_smtp_start(p) < 0 || probe_handshake(p) < 0)
@@ -664,8 +683,7 @@ static void probe_fini(struct probe *p)
 {
 	if (p->tls)
 		gnutls_deinit(p->tls);
-	if (p->cred)
-		gnutls_certificate_free_credentials(p->cred);
+	tlscred_out_fini(&p->out);
 	if (p->prio)
 		gnutls_priority_deinit(p->prio);
 	if (p->fd >= 0)

@@ -24,8 +24,6 @@
 #define SERVE_DELIVERY_GRACE_MS 10000 /* deliveries in flight may finish */
 #define SERVE_POLICY_SETTLE_MS 200    /* an editor's save is several events */
 
-/* Inbound TLS: what any current MTA speaks, nothing older than TLS 1.2. */
-#define SERVE_SMTPD_PRIORITY "NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2:%SERVER_PRECEDENCE"
 
 static void serve_on_connection(uv_stream_t *server, int status)
 {
@@ -63,44 +61,18 @@ static int serve_listen(struct serve *srv)
 	return 0;
 }
 
-int serve_check_key(const char *path)
+/* tlscred's messages go to the log, as they always did. */
+static void serve_tls_say(int err, const char *text)
 {
-	struct stat st;
-
-	if (stat(path, &st) < 0) {
-		log_err("cannot read private key %s: %s", path, strerror(errno));
-		return -1;
-	}
-	if (st.st_mode & (S_IRWXG | S_IRWXO)) {
-		log_err("private key %s is accessible by group or others (mode %04o); "
-			"chmod 600 it", path, (unsigned)(st.st_mode & 07777));
-		return -1;
-	}
-	return 0;
+	if (err)
+		log_err("%s", text);
+	else
+		log_warn("%s", text);
 }
 
 static int serve_tls_init(struct serve *srv)
 {
-	const struct cfg *c = &srv->cfg;
-	int rc;
-
-	if (!c->smtpd_tls_cert_file)
-		return 0;
-	if (serve_check_key(c->smtpd_tls_key_file) < 0)
-		return -1;
-	if (gnutls_certificate_allocate_credentials(&srv->smtpd_cred) < 0)
-		return -1;
-	rc = gnutls_certificate_set_x509_key_file2(srv->smtpd_cred, c->smtpd_tls_cert_file,
-						   c->smtpd_tls_key_file, GNUTLS_X509_FMT_PEM,
-						   NULL, 0);
-	if (rc < 0) {
-		log_err("cannot load smtpd_tls_cert_file %s / smtpd_tls_key_file %s: %s",
-			c->smtpd_tls_cert_file, c->smtpd_tls_key_file, gnutls_strerror(rc));
-		return -1;
-	}
-	rc = gnutls_priority_init2(&srv->smtpd_prio, SERVE_SMTPD_PRIORITY, NULL, 0);
-	RL_REQUIRE(rc == 0);
-	return 0;
+	return tlscred_in_init(&srv->cfg, &srv->tls_in, serve_tls_say);
 }
 
 /* --- the policy file --------------------------------------------------- */
@@ -409,15 +381,16 @@ static int serve_open(struct serve *srv)
 	srv->commit = committer_new(srv->loop, srv->q);
 	if (!srv->commit)
 		return -ENOMEM;
-	p = (struct smtpd_params){ srv->loop, &srv->cfg, srv->commit, srv->smtpd_cred,
-				   srv->smtpd_prio, serve_queued, serve_session_gone, srv };
+	p = (struct smtpd_params){ srv->loop, &srv->cfg, srv->commit, srv->tls_in.cred,
+				   srv->tls_in.prio, serve_queued, serve_session_gone, srv };
 	rc = smtpd_server_new(&p, &srv->smtpd);
 	if (rc < 0)
 		return rc;
-	/* The client key's permissions, before delivery loads it. */
-	if (srv->cfg.tls_cert_file && serve_check_key(srv->cfg.tls_key_file) < 0)
+	/* The outbound credentials, lent to delivery for its whole life. */
+	if (tlscred_out_init(&srv->cfg, &srv->tls_out, serve_tls_say) < 0)
 		return RL_ECONFIG;
 	qp = (struct qmgr_params){ srv->loop, &srv->cfg, srv->q, srv->commit, &srv->pol,
+				   &srv->tls_out.tls, srv->tls_out.trust,
 				   serve_qmgr_stopped, srv };
 	return qmgr_start(&qp, &srv->qmgr);
 }
@@ -428,10 +401,8 @@ static void serve_cleanup(struct serve *srv)
 	smtpd_server_free(srv->smtpd);
 	committer_free(srv->commit);
 	queue_close(srv->q);
-	if (srv->smtpd_cred)
-		gnutls_certificate_free_credentials(srv->smtpd_cred);
-	if (srv->smtpd_prio)
-		gnutls_priority_deinit(srv->smtpd_prio);
+	tlscred_in_fini(&srv->tls_in);
+	tlscred_out_fini(&srv->tls_out);
 	tlspol_reload_free(srv->pol_reload);
 	tlspol_unref(srv->pol);
 	cfg_fini(&srv->cfg);

@@ -13,6 +13,7 @@
 #include "cfg.h"
 #include "commit.h"
 #include "queue.h"
+#include "tlscred.h"
 
 struct smtpd_server;
 struct qmgr;
@@ -32,8 +33,8 @@ struct serve {
 	int pol_watching;
 	struct tlspol_reload *pol_reload; /* reloads run off the loop */
 	int qmgr_stopped;
-	gnutls_certificate_credentials_t smtpd_cred; /* NULL: no STARTTLS */
-	gnutls_priority_t smtpd_prio;
+	struct tlscred_in tls_in;   /* inbound STARTTLS; cred NULL: none */
+	struct tlscred_out tls_out; /* outbound, lent to qmgr */
 	uv_tcp_t listen[CFG_MAX_LISTEN];
 	size_t nlisten;
 	uv_signal_t sig_term, sig_int, sig_hup;
@@ -45,11 +46,5 @@ struct serve {
 
 /* Run `tlsrelay serve` with the configuration at path; returns exit code. */
 int serve_main(const char *path);
-
-/*
- * A private key readable or writable by group or others is refused at
- * start with a clear message (Postfix only warns): 0 if fine, -1 (logged).
- */
-int serve_check_key(const char *path);
 
 #endif

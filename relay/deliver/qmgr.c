@@ -119,8 +119,6 @@ int qmgr_start(const struct qmgr_params *p, struct qmgr **out)
 	q->pid = (uint32_t)getpid();
 	selfaddr_init(&q->self, p->cfg);
 	*out = q;
-	if (qmgr_tls_init(q) < 0)
-		return RL_ECONFIG;
 	rc = dns_new(p->loop, p->cfg, &q->dns, err, sizeof(err));
 	if (rc < 0) {
 		log_err("cannot start the resolver: %s", err);
@@ -220,7 +218,6 @@ void qmgr_free(struct qmgr *q)
 	for (size_t i = 0; i < QMGR_DEST_BUCKETS; i++)
 		while (q->dests[i])
 			qmgr_dest_free(q->dests[i]);
-	qmgr_tls_fini(q);
 	dns_free(q->dns);
 	free(q);
 }

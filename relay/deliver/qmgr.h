@@ -19,11 +19,13 @@
 #ifndef QMGR_H
 #define QMGR_H
 
+#include <gnutls/x509.h>
 #include <uv.h>
 
 #include "cfg.h"
 #include "commit.h"
 #include "queue.h"
+#include "smtpc.h"
 
 struct qmgr;
 struct tlspol;
@@ -32,7 +34,10 @@ struct tlspol;
  * What the scheduler needs from the daemon, borrowed for its lifetime: it
  * never sees the daemon's own context (the arrows point one way).  cfg is
  * read at each use (a reload replaces it in place); *pol is the policy
- * snapshot in force, which the daemon replaces on a reload.
+ * snapshot in force, which the daemon replaces on a reload.  tls (the
+ * outbound credentials and priority) and trust (the list the policy checks
+ * chains against; NULL: no trust store, verify and secure are deferred)
+ * are built by the daemon (daemon/tlscred.h), not here.
  */
 struct qmgr_params {
 	uv_loop_t *loop;
@@ -40,6 +45,8 @@ struct qmgr_params {
 	struct queue *q;
 	struct committer *commit;
 	struct tlspol *const *pol;
+	const struct smtpc_tls *tls;
+	gnutls_x509_trust_list_t trust;
 	void (*stopped)(void *arg); /* after qmgr_stop(): nothing in flight any more */
 	void *arg;
 };

@@ -7,7 +7,6 @@
  * sessions, metrics in the final write) and no file passes ~600 lines:
  *   qmgr.c         start, stop, free; the poll of the schedule, flush
  *                  detection, wake;
- *   qmgr_tls.c     the outbound TLS credentials and the trust list;
  *   qmgr_dest.c    destinations: lookup, the busy/dead lists, the wait
  *                  queue and its grants, the feedback window, suspension,
  *                  kick, and freeing the idle ones;
@@ -170,8 +169,6 @@ struct qmgr {
 	struct qmgr_params p;
 	uv_timer_t timer;
 	struct dns *dns;
-	struct smtpc_tls tls;
-	gnutls_x509_trust_list_t trust;    /* tls_ca_file or the system store */
 	struct qmsg *msgs[QMGR_MSG_BUCKETS];
 	unsigned nmsgs;
 	struct qdest *dests[QMGR_DEST_BUCKETS]; /* every destination, by domain */
@@ -202,10 +199,6 @@ struct qmgr {
 unsigned qmgr_hash_str(const char *s, unsigned buckets);
 /* p.stopped once stopping and nothing is in flight any more. */
 void qmgr_check_stopped(struct qmgr *q);
-
-/* qmgr_tls.c: q->tls and q->trust, from the configuration; fini frees them. */
-int qmgr_tls_init(struct qmgr *q);
-void qmgr_tls_fini(struct qmgr *q);
 
 /* qmgr_dest.c */
 struct qdest *qmgr_dest_get(struct qmgr *q, const char *domain);

@@ -258,7 +258,7 @@ static int sess_policy(struct qsess *qs, const struct qtarget *t, char *reason, 
 	struct qmgr *q = qs->d->q;
 
 	if (tlspol_resolve(*q->p.pol, qs->d->domain, t->host, q->p.cfg->default_tls_level,
-			   q->trust, &qs->ps, reason, rsize) < 0)
+			   q->p.trust, &qs->ps, reason, rsize) < 0)
 		return -1;
 	qs->polref = tlspol_ref(*q->p.pol);
 	qs->t.pol = &qs->ps.pol;
@@ -296,7 +296,7 @@ void qmgr_sess_start(struct qdest *d, size_t target, int no_starttls)
 		free(qs);
 		return;
 	}
-	p = (struct smtpc_params){ q->p.loop, c->myhostname, &q->tls, &qs->t,
+	p = (struct smtpc_params){ q->p.loop, c->myhostname, q->p.tls, &qs->t,
 				   &qmgr_smtpc_ops, qs };
 	rc = smtpc_start(&p, &qs->s);
 	if (rc < 0) {

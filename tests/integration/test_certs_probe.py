@@ -135,6 +135,30 @@ class CertsProbe(unittest.TestCase):
         self.assertIn('starttls', kinds)
         m.wait_event('quit')
 
+    def test_client_certificate(self):
+        """The probe presents tls_cert_file, as the relay does (one builder
+        of the outbound credentials, relay/daemon/tlscred.c): an MX that
+        requests a client certificate records it; a group-readable
+        tls_key_file stops the probe with the relay's own line."""
+        client = certs.make_cert(self.dir, 'probe-client.test',
+                                 name='probe-client', ca=self.ca)
+        os.chmod(client.key, 0o600)
+        m = self.mx('127.0.0.71', self.good, tls_client_ca=self.ca.cert)
+        self.configure('example.test secure\n', tls_cert_file=client.cert,
+                       tls_key_file=client.key)
+        r = self.probe('--domain', 'example.test', '127.0.0.71:%d' % m.port)
+        self.assertProbed(r, 'Verified (secure: name matched mx.example.test)')
+        ev = m.wait_event('starttls')
+        self.assertEqual(ev.get('tls_client_cn'), 'probe-client.test', ev)
+        self.assertEqual(ev.get('tls_client_sha256'), client.cert_sha256(), ev)
+        os.chmod(client.key, 0o640)
+        r = self.probe('--domain', 'example.test', '127.0.0.71:%d' % m.port)
+        self.assertEqual(r.returncode, 1, r.stdout + r.stderr)
+        self.assertEqual(r.stderr, 'tlsrelay: private key %s is accessible by '
+                         'group or others (mode 0640); chmod 600 it\n'
+                         % client.key)
+        self.assertNotIn('connected to', r.stdout)
+
     def test_chain(self):
         """A server that sends its intermediate: every depth is shown, the
         digests only for the leaf, and the chain verifies up to the root."""

@@ -48,25 +48,25 @@ static void test_table(void)
 		const char *want;
 		unsigned want_port;
 	} t[] = {
-		{ AF_INET, "127.0.0.5", 2525, 46, 0, "127.0.0.5", 2525 },
-		{ AF_INET, "0.0.0.0", 0, 46, 0, "0.0.0.0", 0 },
-		{ AF_INET, "255.255.255.255", 65535, 46, 0, "255.255.255.255", 65535 },
-		{ AF_INET6, "::1", 25, 46, 0, "::1", 25 },
-		{ AF_INET6, "2001:db8:0:0:1:0:0:1", 587, 46, 0, "2001:db8::1:0:0:1", 587 },
-		/* A dual-stack listener's IPv4 client: shown as IPv4. */
-		{ AF_INET6, "::ffff:127.0.0.5", 40000, 46, 0, "127.0.0.5", 40000 },
-		/* Only ::ffff:0:0/96 is mapped; the deprecated ::a.b.c.d is not. */
-		{ AF_INET6, "::127.0.0.5", 1, 46, 0, "::127.0.0.5", 1 },
-		{ AF_INET6, "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff", 9, 46, 0,
-		  "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff", 9 },
-		/* The longest IPv6 text (45 octets) fits NETADDR_TEXT_SIZE exactly. */
-		{ AF_INET6, "ffff:ffff:ffff:ffff:ffff:ffff:255.255.255.255", 9, 46, 0,
-		  "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff", 9 },
-		{ 0, NULL, 0, 46, -EAFNOSUPPORT, "?", 0 },
-		/* Too small: never a truncated address, "?" instead. */
-		{ AF_INET, "127.0.0.5", 25, 9, -ENOSPC, "?", 0 },
-		{ AF_INET6, "::ffff:127.0.0.5", 25, 9, -ENOSPC, "?", 0 },
-		{ AF_INET, "127.0.0.5", 25, 10, 0, "127.0.0.5", 25 },
+	    {AF_INET, "127.0.0.5", 2525, 46, 0, "127.0.0.5", 2525},
+	    {AF_INET, "0.0.0.0", 0, 46, 0, "0.0.0.0", 0},
+	    {AF_INET, "255.255.255.255", 65535, 46, 0, "255.255.255.255", 65535},
+	    {AF_INET6, "::1", 25, 46, 0, "::1", 25},
+	    {AF_INET6, "2001:db8:0:0:1:0:0:1", 587, 46, 0, "2001:db8::1:0:0:1", 587},
+	    /* A dual-stack listener's IPv4 client: shown as IPv4. */
+	    {AF_INET6, "::ffff:127.0.0.5", 40000, 46, 0, "127.0.0.5", 40000},
+	    /* Only ::ffff:0:0/96 is mapped; the deprecated ::a.b.c.d is not. */
+	    {AF_INET6, "::127.0.0.5", 1, 46, 0, "::127.0.0.5", 1},
+	    {AF_INET6, "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff", 9, 46, 0,
+	     "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff", 9},
+	    /* The longest IPv6 text (45 octets) fits NETADDR_TEXT_SIZE exactly. */
+	    {AF_INET6, "ffff:ffff:ffff:ffff:ffff:ffff:255.255.255.255", 9, 46, 0,
+	     "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff", 9},
+	    {0, NULL, 0, 46, -EAFNOSUPPORT, "?", 0},
+	    /* Too small: never a truncated address, "?" instead. */
+	    {AF_INET, "127.0.0.5", 25, 9, -ENOSPC, "?", 0},
+	    {AF_INET6, "::ffff:127.0.0.5", 25, 9, -ENOSPC, "?", 0},
+	    {AF_INET, "127.0.0.5", 25, 10, 0, "127.0.0.5", 25},
 	};
 
 	for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
@@ -93,7 +93,7 @@ static void test_table(void)
 static void test_tiny(void)
 {
 	struct sockaddr_storage ss = sa_of(0, NULL, 0);
-	char ip[2] = { 'x', 'x' };
+	char ip[2] = {'x', 'x'};
 
 	CHECK_INT(netaddr_text((const struct sockaddr *)&ss, ip, 1, NULL), -EAFNOSUPPORT);
 	CHECK_INT(ip[0], '\0');
