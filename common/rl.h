@@ -10,6 +10,11 @@
  * buffer unchanged.  A buffer owns its memory; rl_buf_fini() releases it and
  * rl_buf_take() hands it to the caller.
  *
+ * The line splitter (struct rl_lines) belongs to the bounded-buffer code: it
+ * walks the lines of a text buffer as slices of it, refusing lines longer
+ * than a fixed limit and control characters, so the configuration and
+ * policy parsers share one set of line rules.
+ *
  * Nothing here does I/O or keeps global state; every function is safe on any
  * thread as long as one object is not shared between threads.
  */
@@ -93,6 +98,33 @@ void rl_buf_commit(struct rl_buf *b, size_t n);
 void rl_buf_consume(struct rl_buf *b, size_t n);
 /* Hand the memory to the caller (free() it); the buffer is left empty. */
 char *rl_buf_take(struct rl_buf *b, size_t *len);
+
+/*
+ * The physical lines of a text buffer, in order.  The text is borrowed and
+ * must outlive the iterator; nothing is copied or allocated.
+ */
+struct rl_lines {
+	const char *text;
+	size_t len;
+	size_t pos;    /* where the next line starts */
+	size_t max;    /* longest line accepted, without its LF or CRLF */
+	unsigned line; /* number of the line last returned, 1 for the first */
+};
+
+/* Start at the first line of len bytes of text (need not be NUL-terminated). */
+void rl_lines_init(struct rl_lines *it, const char *text, size_t len, size_t max);
+
+/*
+ * The next physical line: *line points into the text and *n is its length
+ * without the LF or CRLF that ends it (the last line need not end in LF).
+ * Returns 1 for a line that passed the checks and 0 at the end of the text.
+ * A line that fails them is still returned (*line, *n and it->line are
+ * set, so the caller can report it and go on), with why (optional) filled:
+ *   RL_ETOOBIG  "line too long": more than max bytes (offset: max);
+ *   RL_EPARSE   "NUL character", or "control character" for any other byte
+ *               below 0x20 but tab, or 0x7f (offset: the byte in the line).
+ */
+int rl_lines_next(struct rl_lines *it, const char **line, size_t *n, struct rl_why *why) RL_WUR;
 
 /* Copy at most size-1 bytes of src into dst and terminate it; returns
  * strlen(src), so a result >= size means truncation. */

@@ -491,6 +491,102 @@ static void test_wipe(void)
 	CHECK(zero, "rl_wipe(8) did not clear exactly 8 bytes");
 }
 
+/* rl_lines: each case lists every line the splitter returns, in order. */
+static void test_lines(void)
+{
+	struct want {
+		int rc;
+		const char *line;
+		size_t off;     /* why.offset for a refused line */
+		const char *why;
+		size_t len;     /* the line's length when it holds a NUL */
+	};
+#define GOOD(l) { 1, l, 0, NULL, 0 }
+#define BAD(rc, l, off, why, len) { rc, l, off, why, len }
+#define END { 0, NULL, 0, NULL, 0 }
+	static const struct {
+		const char *name;
+		const char *text;
+		size_t len;
+		size_t max;
+		struct want w[5];
+	} cases[] = {
+		{ "empty", "", 0, 8, { END } },
+		{ "one LF", "abc\n", 4, 8, { GOOD("abc"), END } },
+		{ "no final LF", "abc\ndef", 7, 8, { GOOD("abc"), GOOD("def"), END } },
+		{ "CRLF", "a b\r\n\r\nc\r", 9, 8,
+		  { GOOD("a b"), GOOD(""), GOOD("c"), END } },
+		{ "blank lines", "\n\n", 2, 8, { GOOD(""), GOOD(""), END } },
+		{ "only one CR goes", "a\r\r\n", 4, 8,
+		  { BAD(RL_EPARSE, "a\r", 1, "control character", 0), END } },
+		{ "CR inside", "a\rb\n", 4, 8, { BAD(RL_EPARSE, "a\rb", 1, "control character", 0), END } },
+		{ "tab allowed", "\ta\t\n", 4, 8, { GOOD("\ta\t"), END } },
+		{ "exactly max", "12345678\n", 9, 8, { GOOD("12345678"), END } },
+		{ "max without CRLF", "12345678\r\n", 10, 8, { GOOD("12345678"), END } },
+		{ "one over max", "123456789\nok\n", 13, 8,
+		  { BAD(RL_ETOOBIG, "123456789", 8, "line too long", 0), GOOD("ok"), END } },
+		{ "length before bytes", "\001\001\001\001\001\001\001\001\001", 9, 8,
+		  { BAD(RL_ETOOBIG, "\001\001\001\001\001\001\001\001\001", 8, "line too long", 0),
+		    END } },
+		{ "NUL", "ok\nx\0y\nz", 8, 8,
+		  { GOOD("ok"), BAD(RL_EPARSE, "x\0y", 1, "NUL character", 3),
+		    GOOD("z"), END } },
+		{ "DEL", "ab\177\n", 4, 8, { BAD(RL_EPARSE, "ab\177", 2, "control character", 0), END } },
+		{ "ESC", "\033[1m\n", 5, 8, { BAD(RL_EPARSE, "\033[1m", 0, "control character", 0), END } },
+		{ "8-bit allowed", "\303\251\200\377\n", 5, 8, { GOOD("\303\251\200\377"), END } },
+		{ "max 0", "\nx\n", 3, 0,
+		  { GOOD(""), BAD(RL_ETOOBIG, "x", 0, "line too long", 0), END } },
+	};
+#undef GOOD
+#undef BAD
+#undef END
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct rl_lines it;
+		char name[80];
+
+		rl_lines_init(&it, cases[i].text, cases[i].len, cases[i].max);
+		for (unsigned k = 0; k < 5; k++) {
+			const struct want *w = &cases[i].w[k];
+			struct rl_why why = { 0, NULL, 0 };
+			const char *line = NULL;
+			size_t n = 0, wn = 0;
+			int rc = rl_lines_next(&it, &line, &n, &why);
+
+			snprintf(name, sizeof(name), "lines %s #%u", cases[i].name, k + 1);
+			CASE_INT(name, rc, w->rc);
+			if (rc == 0 || w->rc == 0)
+				break;
+			wn = w->len ? w->len : strlen(w->line);
+			CASE_INT(name, n, wn);
+			CHECK(n == wn && memcmp(line, w->line, n) == 0, "%s: got \"%.*s\"", name,
+			      (int)n, line ? line : "");
+			CASE_INT(name, it.line, k + 1);
+			if (w->why) {
+				CASE_STR(name, why.reason, w->why);
+				CASE_INT(name, why.code, w->rc);
+				CASE_INT(name, why.offset, w->off);
+			} else {
+				CHECK(why.reason == NULL, "%s: why filled for a good line", name);
+			}
+		}
+	}
+
+	/* why is optional: the code alone still tells what was wrong. */
+	{
+		struct rl_lines it;
+		const char *line;
+		size_t n;
+
+		rl_lines_init(&it, "a\001\n123456789", 13, 8);
+		CASE_INT("lines no why 1", rl_lines_next(&it, &line, &n, NULL), RL_EPARSE);
+		CASE_INT("lines no why 2", rl_lines_next(&it, &line, &n, NULL), RL_ETOOBIG);
+		CASE_INT("lines no why end", rl_lines_next(&it, &line, &n, NULL), 0);
+		CASE_INT("lines no why end again", rl_lines_next(&it, &line, &n, NULL), 0);
+		CASE_INT("lines count", it.line, 2);
+	}
+}
+
 int main(void)
 {
 	test_strerror();
@@ -503,5 +599,6 @@ int main(void)
 	test_require();
 	test_strlcpy();
 	test_wipe();
+	test_lines();
 	return TEST_DONE();
 }
