@@ -15,8 +15,10 @@
  * than a fixed limit and control characters, so the configuration and
  * policy parsers share one set of line rules.
  *
- * Nothing here does I/O or keeps global state; every function is safe on any
- * thread as long as one object is not shared between threads.
+ * Nothing here keeps global state, and nothing does I/O except
+ * rl_buf_read_file(), which fills a bounded buffer from a file.  Every
+ * function is safe on any thread as long as one object is not shared
+ * between threads.
  */
 #ifndef RL_H
 #define RL_H
@@ -98,6 +100,21 @@ void rl_buf_commit(struct rl_buf *b, size_t n);
 void rl_buf_consume(struct rl_buf *b, size_t n);
 /* Hand the memory to the caller (free() it); the buffer is left empty. */
 char *rl_buf_take(struct rl_buf *b, size_t *len);
+
+/*
+ * Append the whole file at path to b, at most max bytes of it.  The file is
+ * opened without blocking and must be a regular file: a FIFO (which would
+ * hang the reader until a writer came), a device (which could feed it
+ * without end), a directory or a socket is refused.  Returns 0; or, with
+ * why (optional) filled and b holding what was read so far:
+ *   -errno       "cannot open file" / "cannot read file" (-ENOENT: missing);
+ *   RL_ECONFIG   "not a regular file (a FIFO)", "(a character device)", ...;
+ *   RL_ETOOBIG   "file too large": the file holds more than max bytes, or
+ *                b's own limit was reached; b holds the first bytes only;
+ *   -ENOMEM      "out of memory".
+ * Blocks on disk I/O: run it off the event loop where that matters.
+ */
+int rl_buf_read_file(struct rl_buf *b, const char *path, size_t max, struct rl_why *why) RL_WUR;
 
 /*
  * The physical lines of a text buffer, in order.  The text is borrowed and
