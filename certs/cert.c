@@ -4,13 +4,10 @@
  * codes are translated here and never leave certs/.
  */
 #include <errno.h>
-#include <fcntl.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include <gnutls/gnutls.h>
 #include <gnutls/x509-ext.h>
@@ -156,79 +153,30 @@ int cert_names_match(const unsigned char *leaf_der, size_t len, const struct cer
 }
 
 /*
- * Open a file only if it is a regular one, without blocking: a FIFO named
- * as a CA file would otherwise hang its reader (the daemon at start or
- * reload) until a writer came, and a device could feed it without end.
+ * Read a whole file of at most CERT_FILE_MAX bytes into malloc'ed memory.
+ * rl_buf_read_file() opens only a regular file, without blocking: a FIFO
+ * named as a CA file would otherwise hang its reader (the daemon at start
+ * or reload) until a writer came, and a device could feed it without end.
  */
-static FILE *file_open_regular(const char *path, struct rl_why *why, int *rc)
-{
-	struct stat st = { 0 };
-	FILE *f;
-	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
-
-	if (fd < 0) {
-		*rc = rl_fail(why, -errno, "cannot open file", 0);
-		return NULL;
-	}
-	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode)) {
-		*rc = rl_fail(why, RL_ECONFIG,
-			      S_ISFIFO(st.st_mode)  ? "not a regular file (a FIFO)"
-			      : S_ISCHR(st.st_mode) ? "not a regular file (a character device)"
-			      : S_ISBLK(st.st_mode) ? "not a regular file (a block device)"
-			      : S_ISDIR(st.st_mode) ? "not a regular file (a directory)"
-						    : "not a regular file",
-			      0);
-		close(fd);
-		return NULL;
-	}
-	f = fdopen(fd, "rb");
-	if (!f) {
-		*rc = rl_fail(why, -errno, "cannot open file", 0);
-		close(fd);
-	}
-	return f;
-}
-
-/* Read a whole file of at most CERT_FILE_MAX bytes into malloc'ed memory. */
 static int file_read(const char *path, gnutls_datum_t *out, struct rl_why *why)
 {
-	unsigned char *buf = NULL;
-	size_t len = 0, cap = 0, got;
-	int rc = 0;
-	FILE *f = file_open_regular(path, why, &rc);
+	struct rl_buf b;
+	size_t len;
+	int rc;
 
 	out->data = NULL;
 	out->size = 0;
-	if (!f)
-		return rc;
-	errno = 0;
-	do {
-		if (len == cap) {
-			unsigned char *nb;
-
-			cap = cap ? cap * 2 : 16384;
-			if (cap > CERT_FILE_MAX + 1)
-				cap = CERT_FILE_MAX + 1;
-			nb = realloc(buf, cap);
-			if (!nb) {
-				rc = rl_fail(why, -ENOMEM, "out of memory", len);
-				break;
-			}
-			buf = nb;
-		}
-		got = fread(buf + len, 1, cap - len, f);
-		len += got;
-	} while (got > 0 && len <= CERT_FILE_MAX);
-	if (rc == 0 && ferror(f))
-		rc = rl_fail(why, errno > 0 ? -errno : -EIO, "cannot read file", len);
-	if (rc == 0 && len > CERT_FILE_MAX)
+	rl_buf_init(&b, CERT_FILE_MAX);
+	rc = rl_buf_read_file(&b, path, CERT_FILE_MAX, why);
+	if (rc == RL_ETOOBIG)
 		rc = rl_fail(why, RL_ETOOBIG, "file larger than 16 MiB", CERT_FILE_MAX);
-	fclose(f);
+	if (rc == 0 && b.data == NULL)
+		rc = rl_buf_append(&b, "", 0); /* an empty file: data is never NULL */
 	if (rc < 0) {
-		free(buf);
-		return rc;
+		rl_buf_fini(&b);
+		return rc == -ENOMEM ? rl_fail(why, rc, "out of memory", 0) : rc;
 	}
-	out->data = buf;
+	out->data = (unsigned char *)rl_buf_take(&b, &len);
 	out->size = (unsigned)len;
 	return 0;
 }

@@ -10,8 +10,15 @@
  * buffer unchanged.  A buffer owns its memory; rl_buf_fini() releases it and
  * rl_buf_take() hands it to the caller.
  *
- * Nothing here does I/O or keeps global state; every function is safe on any
- * thread as long as one object is not shared between threads.
+ * The line splitter (struct rl_lines) belongs to the bounded-buffer code: it
+ * walks the lines of a text buffer as slices of it, refusing lines longer
+ * than a fixed limit and control characters, so the configuration and
+ * policy parsers share one set of line rules.
+ *
+ * Nothing here keeps global state, and nothing does I/O except
+ * rl_buf_read_file(), which fills a bounded buffer from a file.  Every
+ * function is safe on any thread as long as one object is not shared
+ * between threads.
  */
 #ifndef RL_H
 #define RL_H
@@ -93,6 +100,48 @@ void rl_buf_commit(struct rl_buf *b, size_t n);
 void rl_buf_consume(struct rl_buf *b, size_t n);
 /* Hand the memory to the caller (free() it); the buffer is left empty. */
 char *rl_buf_take(struct rl_buf *b, size_t *len);
+
+/*
+ * Append the whole file at path to b, at most max bytes of it.  The file is
+ * opened without blocking and must be a regular file: a FIFO (which would
+ * hang the reader until a writer came), a device (which could feed it
+ * without end), a directory or a socket is refused.  Returns 0; or, with
+ * why (optional) filled and b holding what was read so far:
+ *   -errno       "cannot open file" / "cannot read file" (-ENOENT: missing);
+ *   RL_ECONFIG   "not a regular file (a FIFO)", "(a character device)", ...;
+ *   RL_ETOOBIG   "file too large": the file holds more than max bytes, or
+ *                b's own limit was reached; b holds the first bytes only;
+ *   -ENOMEM      "out of memory".
+ * Blocks on disk I/O: run it off the event loop where that matters.
+ */
+int rl_buf_read_file(struct rl_buf *b, const char *path, size_t max, struct rl_why *why) RL_WUR;
+
+/*
+ * The physical lines of a text buffer, in order.  The text is borrowed and
+ * must outlive the iterator; nothing is copied or allocated.
+ */
+struct rl_lines {
+	const char *text;
+	size_t len;
+	size_t pos;    /* where the next line starts */
+	size_t max;    /* longest line accepted, without its LF or CRLF */
+	unsigned line; /* number of the line last returned, 1 for the first */
+};
+
+/* Start at the first line of len bytes of text (need not be NUL-terminated). */
+void rl_lines_init(struct rl_lines *it, const char *text, size_t len, size_t max);
+
+/*
+ * The next physical line: *line points into the text and *n is its length
+ * without the LF or CRLF that ends it (the last line need not end in LF).
+ * Returns 1 for a line that passed the checks and 0 at the end of the text.
+ * A line that fails them is still returned (*line, *n and it->line are
+ * set, so the caller can report it and go on), with why (optional) filled:
+ *   RL_ETOOBIG  "line too long": more than max bytes (offset: max);
+ *   RL_EPARSE   "NUL character", or "control character" for any other byte
+ *               below 0x20 but tab, or 0x7f (offset: the byte in the line).
+ */
+int rl_lines_next(struct rl_lines *it, const char **line, size_t *n, struct rl_why *why) RL_WUR;
 
 /* Copy at most size-1 bytes of src into dst and terminate it; returns
  * strlen(src), so a result >= size means truncation. */

@@ -631,26 +631,21 @@ static void add_tokens(struct pstate *st, const char *s, size_t n, unsigned line
 }
 
 /*
- * Why a physical line cannot be read at all, or NULL.  *bad is the
- * offending byte, or -1 when the line is too long: a NUL gets its own
- * message, since "control character 0x00" hides the usual cause (a binary
- * or UTF-16 file saved by mistake).
+ * The message for a physical line rl_lines_next() refused (rc < 0): a NUL
+ * gets its own, since "control character 0x00" hides the usual cause (a
+ * binary or UTF-16 file saved by mistake).
  */
-static const char *line_problem(const char *s, size_t n, int *bad)
+static void line_error(struct pstate *st, unsigned line, const char *s, int rc,
+		       const struct rl_why *why)
 {
-	*bad = -1;
-	if (n > POL_LINE_MAX)
-		return "line too long";
-	for (size_t i = 0; i < n; i++) {
-		unsigned char ch = (unsigned char)s[i];
+	unsigned char ch = rc == RL_ETOOBIG ? 0 : (unsigned char)s[why->offset];
 
-		/* Names and values reach log lines and messages. */
-		if ((ch < 0x20 && ch != '\t') || ch == 0x7f) {
-			*bad = ch;
-			return ch == 0 ? "NUL character" : "control character";
-		}
-	}
-	return NULL;
+	if (rc == RL_ETOOBIG)
+		perr(st, line, "line too long (over %d bytes)", POL_LINE_MAX);
+	else if (ch == 0)
+		perr(st, line, "NUL character");
+	else
+		perr(st, line, "control character 0x%02x in line", (unsigned)ch);
 }
 
 enum { ENTRY_NONE, ENTRY_OPEN, ENTRY_SKIP };
@@ -660,27 +655,21 @@ enum { ENTRY_NONE, ENTRY_OPEN, ENTRY_SKIP };
  * or end it and start the next.  A line that cannot be read makes the
  * continuation lines after it be skipped, so one mistake is one message.
  */
-static void scan_line(struct pstate *st, int *state, unsigned line, const char *s, size_t n)
+static void scan_line(struct pstate *st, int *state, unsigned line, const char *s, size_t n,
+		      int rc, const struct rl_why *why)
 {
-	int bad;
-	const char *why = line_problem(s, n, &bad);
 	size_t i = 0;
 
 	while (i < n && (s[i] == ' ' || s[i] == '\t'))
 		i++;
-	if (!why && (i == n || s[i] == '#'))
+	if (rc > 0 && (i == n || s[i] == '#'))
 		return;
 	if (i == 0 && *state == ENTRY_OPEN)
 		parse_entry(st);
 	if (i == 0)
 		*state = ENTRY_NONE;
-	if (why) {
-		if (bad > 0)
-			perr(st, line, "%s 0x%02x in line", why, (unsigned)bad);
-		else if (bad == 0)
-			perr(st, line, "%s", why);
-		else
-			perr(st, line, "%s (over %d bytes)", why, POL_LINE_MAX);
+	if (rc < 0) {
+		line_error(st, line, s, rc, why);
 		*state = ENTRY_SKIP;
 		return;
 	}
@@ -701,25 +690,6 @@ static void scan_line(struct pstate *st, int *state, unsigned line, const char *
 		*state = ENTRY_OPEN;
 	}
 	add_tokens(st, s + i, n - i, line, " \t,");
-}
-
-/* The next physical line without its LF or CRLF; the last need not end in LF. */
-static int line_next(const char *text, size_t len, size_t *pos, const char **line, size_t *n)
-{
-	const char *s, *nl;
-	size_t l;
-
-	if (*pos >= len)
-		return 0;
-	s = text + *pos;
-	nl = memchr(s, '\n', len - *pos);
-	l = nl ? (size_t)(nl - s) : len - *pos;
-	*pos += l + (nl ? 1 : 0);
-	if (l && s[l - 1] == '\r')
-		l--;
-	*line = s;
-	*n = l;
-	return 1;
 }
 
 /* Entries are sorted by key, then line: a run of one key is a duplicate. */
@@ -758,13 +728,15 @@ static void sort_errors(struct pol_errors *e)
 
 static void scan(struct pstate *st, const char *text, size_t len)
 {
-	size_t pos = 0, n;
+	struct rl_lines it;
+	struct rl_why why = { 0 };
+	size_t n;
 	const char *s;
-	unsigned line = 0;
-	int state = ENTRY_NONE;
+	int state = ENTRY_NONE, rc;
 
-	while (!st->fatal && line_next(text, len, &pos, &s, &n))
-		scan_line(st, &state, ++line, s, n);
+	rl_lines_init(&it, text, len, POL_LINE_MAX);
+	while (!st->fatal && (rc = rl_lines_next(&it, &s, &n, &why)) != 0)
+		scan_line(st, &state, it.line, s, n, rc, &why);
 	if (!st->fatal && state == ENTRY_OPEN)
 		parse_entry(st);
 	if (!st->fatal)

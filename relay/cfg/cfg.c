@@ -6,7 +6,6 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -140,32 +139,6 @@ int cfg_defaults(struct cfg *c)
 	return rc;
 }
 
-/* Read a whole file of at most CFG_FILE_MAX bytes into b. */
-static int read_file(const char *path, struct rl_buf *b)
-{
-	char chunk[8192];
-	ssize_t got;
-	int fd, rc = 0;
-
-	fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return -errno;
-	for (;;) {
-		got = read(fd, chunk, sizeof(chunk));
-		if (got < 0 && errno == EINTR)
-			continue;
-		if (got <= 0) {
-			rc = got < 0 ? -errno : 0;
-			break;
-		}
-		rc = rl_buf_append(b, chunk, (size_t)got);
-		if (rc < 0)
-			break;
-	}
-	close(fd);
-	return rc;
-}
-
 /* Put "PATH:LINE: " (or "PATH: " when no line is to blame) before err->msg. */
 static int load_fail(struct cfg_error *err, const char *path, int rc)
 {
@@ -185,6 +158,7 @@ static int load_fail(struct cfg_error *err, const char *path, int rc)
 
 int cfg_load(struct cfg *c, const char *path, struct cfg_error *err)
 {
+	struct rl_why why = { 0, NULL, 0 };
 	struct rl_buf b;
 	int rc;
 
@@ -195,10 +169,14 @@ int cfg_load(struct cfg *c, const char *path, struct cfg_error *err)
 		return load_fail(err, path, rc);
 	}
 	rl_buf_init(&b, CFG_FILE_MAX);
-	rc = read_file(path, &b);
+	/* The policy file's rules: a FIFO or a device given as the
+	 * configuration is refused at once instead of hanging the command. */
+	rc = rl_buf_read_file(&b, path, CFG_FILE_MAX, &why);
 	if (rc == RL_ETOOBIG)
 		snprintf(err->msg, sizeof(err->msg), "file too large (over %d bytes)",
 			 CFG_FILE_MAX);
+	else if (rc == RL_ECONFIG)
+		rl_strlcpy(err->msg, why.reason, sizeof(err->msg));
 	else if (rc < 0)
 		rl_strlcpy(err->msg, rl_strerror(rc), sizeof(err->msg));
 	if (rc == 0)

@@ -113,28 +113,6 @@ static void trim(const char **s, size_t *n)
 }
 
 /*
- * The next physical line from *pos: its start and its length without the
- * LF or CRLF that ends it.  The last line need not end in LF.
- */
-static int line_next(const char *text, size_t len, size_t *pos, const char **line, size_t *n)
-{
-	const char *s, *nl;
-	size_t l;
-
-	if (*pos >= len)
-		return 0;
-	s = text + *pos;
-	nl = memchr(s, '\n', len - *pos);
-	l = nl ? (size_t)(nl - s) : len - *pos;
-	*pos += l + (nl ? 1 : 0);
-	if (l && s[l - 1] == '\r')
-		l--;
-	*line = s;
-	*n = l;
-	return 1;
-}
-
-/*
  * The next item of a comma-separated list, trimmed of blanks.  An item may
  * be empty ("a,,b"), which callers reject.  *p is NULL after the last item.
  */
@@ -734,24 +712,25 @@ static int cfg_apply(struct cfg_state *st, const char *s, size_t n)
 /* Pass 1: the bytes of each line, before any of them is interpreted. */
 static int cfg_check_bytes(struct cfg_state *st, const char *text, size_t len)
 {
-	size_t pos = 0, n;
-	const char *s;
+	struct rl_lines it;
+	struct rl_why why = { 0 };
+	size_t n;
+	const char *s = NULL;
+	int rc;
 
-	st->line = 0;
-	while (line_next(text, len, &pos, &s, &n)) {
-		st->line++;
-		if (n > CFG_LINE_MAX)
-			return cfg_fail(st, "line too long (over %d bytes)", CFG_LINE_MAX);
-		for (size_t i = 0; i < n; i++) {
-			unsigned char ch = (unsigned char)s[i];
-
-			if (ch == '\0')
-				return cfg_fail(st, "NUL byte in line");
-			/* Values reach log lines and the EHLO greeting. */
-			if ((ch < 0x20 && ch != '\t') || ch == 0x7f)
-				return cfg_fail(st, "control character 0x%02x in line", ch);
-		}
-	}
+	/* Values reach log lines and the EHLO greeting: rl_lines_next()
+	 * refuses control characters as well as overlong lines. */
+	rl_lines_init(&it, text, len, CFG_LINE_MAX);
+	while ((rc = rl_lines_next(&it, &s, &n, &why)) > 0)
+		;
+	st->line = it.line;
+	if (rc == RL_ETOOBIG)
+		return cfg_fail(st, "line too long (over %d bytes)", CFG_LINE_MAX);
+	if (rc < 0 && s[why.offset] == '\0')
+		return cfg_fail(st, "NUL byte in line");
+	if (rc < 0)
+		return cfg_fail(st, "control character 0x%02x in line",
+				(unsigned)(unsigned char)s[why.offset]);
 	return 0;
 }
 
@@ -794,15 +773,18 @@ static int cfg_scan_line(struct cfg_state *st, struct rl_buf *lb, unsigned *star
 
 static int cfg_scan(struct cfg_state *st, const char *text, size_t len)
 {
+	struct rl_lines it;
 	struct rl_buf lb;
-	size_t pos = 0, n;
+	size_t n;
 	const char *s;
-	unsigned lineno = 0, start = 0;
+	unsigned start = 0;
 	int rc = 0;
 
+	/* Pass 1 has refused every line that rl_lines_next() refuses. */
+	rl_lines_init(&it, text, len, CFG_LINE_MAX);
 	rl_buf_init(&lb, CFG_LOGICAL_MAX);
-	while (rc == 0 && line_next(text, len, &pos, &s, &n))
-		rc = cfg_scan_line(st, &lb, &start, ++lineno, s, n);
+	while (rc == 0 && rl_lines_next(&it, &s, &n, NULL) > 0)
+		rc = cfg_scan_line(st, &lb, &start, it.line, s, n);
 	if (rc == 0 && start) {
 		st->line = start;
 		rc = cfg_apply(st, lb.data, lb.len);

@@ -2,13 +2,10 @@
  * tlspol: load and prepare a policy file; resolve one session's policy.
  */
 #include <errno.h>
-#include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 #include "tlspol.h"
 
@@ -24,72 +21,13 @@ struct tlspol {
 	size_t ntas;
 };
 
-/*
- * The kind of a file that is not a regular one, for the message.  Such a
- * file is refused: a FIFO would block the reader until a writer came, a
- * device could feed it without end.
- */
-static const char *tlspol_file_kind(mode_t m)
-{
-	return S_ISFIFO(m)    ? "not a regular file (a FIFO)"
-	       : S_ISCHR(m)  ? "not a regular file (a character device)"
-	       : S_ISBLK(m)  ? "not a regular file (a block device)"
-	       : S_ISDIR(m)  ? "not a regular file (a directory)"
-	       : S_ISSOCK(m) ? "not a regular file (a socket)"
-			     : "not a regular file";
-}
-
-int tlspol_open_regular(const char *path, struct rl_why *why)
-{
-	struct stat st;
-	int fd;
-
-	/* O_NONBLOCK: opening a FIFO must not wait for a writer; O_NOCTTY:
-	 * a terminal named here must not become ours. */
-	fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
-	if (fd < 0)
-		return rl_fail(why, -errno, "cannot open file", 0);
-	if (fstat(fd, &st) < 0) {
-		int rc = -errno;
-
-		close(fd);
-		return rl_fail(why, rc, "cannot read file", 0);
-	}
-	if (!S_ISREG(st.st_mode)) {
-		close(fd);
-		return rl_fail(why, RL_ECONFIG, tlspol_file_kind(st.st_mode), 0);
-	}
-	return fd;
-}
-
 int tlspol_read_file(const char *path, struct rl_buf *b, struct rl_why *why)
 {
-	char chunk[8192];
-	ssize_t got;
-	int fd, rc = 0;
+	/* One byte over the cap is enough for the parser to refuse the file,
+	 * with its own message. */
+	int rc = rl_buf_read_file(b, path, POL_FILE_MAX + 1, why);
 
-	fd = tlspol_open_regular(path, why);
-	if (fd < 0)
-		return fd;
-	for (;;) {
-		got = read(fd, chunk, sizeof(chunk));
-		if (got < 0 && errno == EINTR)
-			continue;
-		if (got < 0)
-			rc = rl_fail(why, -errno, "cannot read file", b->len);
-		if (got <= 0)
-			break;
-		rc = rl_buf_append(b, chunk, (size_t)got);
-		/* One byte over the cap is enough for the parser to refuse it. */
-		if (rc == RL_ETOOBIG) {
-			rc = 0;
-			break;
-		}
-		if (rc < 0)
-			break;
-	}
-	close(fd);
-	return rc;
+	return rc == RL_ETOOBIG && b->len == POL_FILE_MAX + 1 ? 0 : rc;
 }
 
 static void tlspol_error(struct pol_errors *errs, unsigned line, const char *fmt, ...)

@@ -57,18 +57,11 @@ int tlspol_load_base(const char *path, const struct tlspol_base *base, struct tl
 		     struct pol_errors *errs, int *missing) RL_WUR;
 
 /*
- * Open path for reading without blocking, only if it is a regular file:
- * returns the descriptor, or < 0 with why filled (RL_ECONFIG and
- * "not a regular file (a FIFO)" and the like; -errno when it cannot be
- * opened).
- */
-int tlspol_open_regular(const char *path, struct rl_why *why) RL_WUR;
-
-/*
- * Read a policy file into b, whose limit should be POL_FILE_MAX + 1: a
- * longer file is cut there, which is enough for the parser to refuse it.
- * -ENOENT when the file does not exist (no entries, as in Postfix);
- * RL_ECONFIG with why->reason for a file that is not a regular file.
+ * Read a policy file into b (rl_buf_read_file(), so only a regular file),
+ * whose limit should be POL_FILE_MAX + 1: a longer file is cut there, which
+ * is enough for the parser to refuse it.  -ENOENT when the file does not
+ * exist (no entries, as in Postfix); RL_ECONFIG with why->reason for a file
+ * that is not a regular file.
  */
 int tlspol_read_file(const char *path, struct rl_buf *b, struct rl_why *why) RL_WUR;
 

@@ -4,6 +4,7 @@ import os
 import re
 import shutil
 import signal
+import subprocess
 import sys
 import tempfile
 import time
@@ -103,6 +104,29 @@ class ConfigFiles(unittest.TestCase):
         self.assertEqual(r.returncode, 1, r.stderr)
         self.assertIn(conf, r.stderr)
 
+    def test_fifo_config_refused(self):
+        """A FIFO given with -c is refused at once with one clear line:
+        the old reader opened it blocking and hung until a writer came."""
+        fifo = os.path.join(self.dir, 'fifo.conf')
+        os.mkfifo(fifo)
+        want = 'tlsrelay: %s: not a regular file (a FIFO)\n' % fifo
+        # sendmail keeps its exit code for a configuration it cannot use
+        # (75, EX_TEMPFAIL); every other command exits 1.
+        for argv, code in ((['serve'], 1), (['mailq'], 1),
+                           (['policy', 'check'], 1), (['queue', 'flush'], 1),
+                           (['sendmail', 'a@b.test'], 75)):
+            with self.subTest(argv=argv):
+                t0 = time.monotonic()
+                try:
+                    r = run([BIN, '-c', fifo] + argv, input='',
+                            env=base_env(), timeout=5)
+                except subprocess.TimeoutExpired:
+                    self.fail('%s hung on a FIFO as -c' % ' '.join(argv))
+                self.assertEqual(r.returncode, code, r.stderr)
+                self.assertEqual(r.stderr, want)
+                self.assertLess(time.monotonic() - t0, 5.0)
+        self.assertFalse(port_open(self.port), 'relay listens on a FIFO config')
+
     def good_with_message(self):
         """A good config whose queue holds one message from marker@b.test
         (so a listing shows which queue was read)."""
@@ -188,6 +212,20 @@ class Reload(unittest.TestCase):
                                              ['b@dest.test'],
                                              harness.make_message())
         self.assertEqual(code, 250, reply)
+
+
+    def test_sighup_fifo_config_keeps_running(self):
+        """A configuration file replaced by a FIFO before SIGHUP: the reload
+        is refused with the reason and the relay goes on serving (the old
+        reader blocked the event loop on the FIFO for good)."""
+        r = harness.Relay(self, max_message_size=100000)
+        os.unlink(r.conf)
+        os.mkfifo(r.conf)
+        r.proc.send_signal(signal.SIGHUP)
+        self.assertTrue(r.wait_log(re.escape(
+            '%s: not a regular file (a FIFO)' % r.conf)), r.log_text())
+        self.assertTrue(r.alive())
+        self.assertEqual(self.ehlo_size(r), '100000')
 
 
 class Usage(unittest.TestCase):

@@ -165,6 +165,20 @@ class PolicyCli(unittest.TestCase):
         self.assertEqual(r.stderr, '/dev/null: not a regular file '
                          '(a character device)\n')
 
+    def test_check_refuses_file_over_16mib(self):
+        """A policy file over 16 MiB is refused whole.  The old reader
+        stopped at the last 8 KiB read that fit and parsed only that: a
+        file 8 KiB over the limit passed as its first 16 MiB, entries past
+        the limit (broken ones here) unseen."""
+        line = b'#' + b'x' * 1022 + b'\n'
+        with open(self.policy, 'wb') as f:
+            f.write(line * (16 * 1024))
+            f.write(b'a.example nonsense\n' * 431)
+        r = self.policy_cli('check', self.policy)
+        self.assertEqual(r.returncode, 1, r.stdout)
+        self.assertEqual(r.stderr, '%s: file too large (over 16777216 '
+                         'bytes)\n' % self.policy)
+
     def test_usage(self):
         self.assertEqual(self.policy_cli().returncode, 2)
         self.assertEqual(self.policy_cli('bogus').returncode, 2)

@@ -8,6 +8,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -491,6 +494,237 @@ static void test_wipe(void)
 	CHECK(zero, "rl_wipe(8) did not clear exactly 8 bytes");
 }
 
+/* rl_lines: each case lists every line the splitter returns, in order. */
+static void test_lines(void)
+{
+	struct want {
+		int rc;
+		const char *line;
+		size_t off;     /* why.offset for a refused line */
+		const char *why;
+		size_t len;     /* the line's length when it holds a NUL */
+	};
+#define GOOD(l) { 1, l, 0, NULL, 0 }
+#define BAD(rc, l, off, why, len) { rc, l, off, why, len }
+#define END { 0, NULL, 0, NULL, 0 }
+	static const struct {
+		const char *name;
+		const char *text;
+		size_t len;
+		size_t max;
+		struct want w[5];
+	} cases[] = {
+		{ "empty", "", 0, 8, { END } },
+		{ "one LF", "abc\n", 4, 8, { GOOD("abc"), END } },
+		{ "no final LF", "abc\ndef", 7, 8, { GOOD("abc"), GOOD("def"), END } },
+		{ "CRLF", "a b\r\n\r\nc\r", 9, 8,
+		  { GOOD("a b"), GOOD(""), GOOD("c"), END } },
+		{ "blank lines", "\n\n", 2, 8, { GOOD(""), GOOD(""), END } },
+		{ "only one CR goes", "a\r\r\n", 4, 8,
+		  { BAD(RL_EPARSE, "a\r", 1, "control character", 0), END } },
+		{ "CR inside", "a\rb\n", 4, 8, { BAD(RL_EPARSE, "a\rb", 1, "control character", 0), END } },
+		{ "tab allowed", "\ta\t\n", 4, 8, { GOOD("\ta\t"), END } },
+		{ "exactly max", "12345678\n", 9, 8, { GOOD("12345678"), END } },
+		{ "max without CRLF", "12345678\r\n", 10, 8, { GOOD("12345678"), END } },
+		{ "one over max", "123456789\nok\n", 13, 8,
+		  { BAD(RL_ETOOBIG, "123456789", 8, "line too long", 0), GOOD("ok"), END } },
+		{ "length before bytes", "\001\001\001\001\001\001\001\001\001", 9, 8,
+		  { BAD(RL_ETOOBIG, "\001\001\001\001\001\001\001\001\001", 8, "line too long", 0),
+		    END } },
+		{ "NUL", "ok\nx\0y\nz", 8, 8,
+		  { GOOD("ok"), BAD(RL_EPARSE, "x\0y", 1, "NUL character", 3),
+		    GOOD("z"), END } },
+		{ "DEL", "ab\177\n", 4, 8, { BAD(RL_EPARSE, "ab\177", 2, "control character", 0), END } },
+		{ "ESC", "\033[1m\n", 5, 8, { BAD(RL_EPARSE, "\033[1m", 0, "control character", 0), END } },
+		{ "8-bit allowed", "\303\251\200\377\n", 5, 8, { GOOD("\303\251\200\377"), END } },
+		{ "max 0", "\nx\n", 3, 0,
+		  { GOOD(""), BAD(RL_ETOOBIG, "x", 0, "line too long", 0), END } },
+	};
+#undef GOOD
+#undef BAD
+#undef END
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct rl_lines it;
+		char name[80];
+
+		rl_lines_init(&it, cases[i].text, cases[i].len, cases[i].max);
+		for (unsigned k = 0; k < 5; k++) {
+			const struct want *w = &cases[i].w[k];
+			struct rl_why why = { 0, NULL, 0 };
+			const char *line = NULL;
+			size_t n = 0, wn = 0;
+			int rc = rl_lines_next(&it, &line, &n, &why);
+
+			snprintf(name, sizeof(name), "lines %s #%u", cases[i].name, k + 1);
+			CASE_INT(name, rc, w->rc);
+			if (rc == 0 || w->rc == 0)
+				break;
+			wn = w->len ? w->len : strlen(w->line);
+			CASE_INT(name, n, wn);
+			CHECK(n == wn && memcmp(line, w->line, n) == 0, "%s: got \"%.*s\"", name,
+			      (int)n, line ? line : "");
+			CASE_INT(name, it.line, k + 1);
+			if (w->why) {
+				CASE_STR(name, why.reason, w->why);
+				CASE_INT(name, why.code, w->rc);
+				CASE_INT(name, why.offset, w->off);
+			} else {
+				CHECK(why.reason == NULL, "%s: why filled for a good line", name);
+			}
+		}
+	}
+
+	/* why is optional: the code alone still tells what was wrong. */
+	{
+		struct rl_lines it;
+		const char *line;
+		size_t n;
+
+		rl_lines_init(&it, "a\001\n123456789", 13, 8);
+		CASE_INT("lines no why 1", rl_lines_next(&it, &line, &n, NULL), RL_EPARSE);
+		CASE_INT("lines no why 2", rl_lines_next(&it, &line, &n, NULL), RL_ETOOBIG);
+		CASE_INT("lines no why end", rl_lines_next(&it, &line, &n, NULL), 0);
+		CASE_INT("lines no why end again", rl_lines_next(&it, &line, &n, NULL), 0);
+		CASE_INT("lines count", it.line, 2);
+	}
+}
+
+/* Write n bytes of a repeating pattern to path. */
+static void write_pattern(const char *path, size_t n)
+{
+	FILE *f = fopen(path, "wb");
+
+	CHECK(f != NULL, "fopen %s", path);
+	for (size_t i = 0; f && i < n; i++)
+		fputc('a' + (int)(i % 26), f);
+	if (f)
+		fclose(f);
+}
+
+/* rl_buf_read_file on regular files: contents, size bounds, errors. */
+static void test_read_file_sizes(const char *dir)
+{
+	static const struct {
+		const char *name;
+		size_t size;   /* bytes in the file */
+		size_t max;    /* max argument */
+		size_t limit;  /* the buffer's own limit */
+		int rc;
+		size_t len;    /* bytes in b afterwards */
+	} cases[] = {
+		{ "empty", 0, 10, 100, 0, 0 },
+		{ "small", 5, 10, 100, 0, 5 },
+		{ "exactly max", 10, 10, 100, 0, 10 },
+		{ "one over max", 11, 10, 100, RL_ETOOBIG, 10 },
+		{ "max 0, empty", 0, 0, 100, 0, 0 },
+		{ "max 0, one byte", 1, 0, 100, RL_ETOOBIG, 0 },
+		{ "many chunks", 100000, 100000, 200000, 0, 100000 },
+		{ "many chunks, over", 100001, 100000, 200000, RL_ETOOBIG, 100000 },
+		{ "chunk boundary over", 16384 + 8192, 16384, 100000, RL_ETOOBIG, 16384 },
+		{ "buffer limit first", 50, 100, 20, RL_ETOOBIG, 0 },
+	};
+	char path[256];
+
+	snprintf(path, sizeof(path), "%s/file", dir);
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct rl_why why = { 0, NULL, 0 };
+		struct rl_buf b;
+		char name[80];
+		int rc;
+
+		snprintf(name, sizeof(name), "read_file %s", cases[i].name);
+		write_pattern(path, cases[i].size);
+		rl_buf_init(&b, cases[i].limit);
+		rc = rl_buf_read_file(&b, path, cases[i].max, &why);
+		CASE_INT(name, rc, cases[i].rc);
+		CASE_INT(name, b.len, cases[i].len);
+		if (rc == RL_ETOOBIG)
+			CASE_STR(name, why.reason, "file too large");
+		for (size_t k = 0; k < b.len; k++)
+			if (b.data[k] != 'a' + (int)(k % 26)) {
+				CHECK(0, "%s: byte %zu differs", name, k);
+				break;
+			}
+		rl_buf_fini(&b);
+	}
+
+	/* The file is appended to what the buffer holds. */
+	{
+		struct rl_buf b;
+
+		write_pattern(path, 3);
+		rl_buf_init(&b, 100);
+		CASE_INT("read_file append", rl_buf_puts(&b, "x:"), 0);
+		CASE_INT("read_file append", rl_buf_read_file(&b, path, 10, NULL), 0);
+		check_buf("read_file append", &b, "x:abc");
+		rl_buf_fini(&b);
+	}
+	unlink(path);
+}
+
+/*
+ * rl_buf_read_file on what is not a regular file: refused at once with the
+ * kind named, never read.  alarm() turns a hang on the FIFO (the bug this
+ * guards against) into a failure.
+ */
+static void test_read_file_kinds(const char *dir)
+{
+	char fifo[256], sock[256], missing[256];
+	struct {
+		const char *name;
+		const char *path;
+		int rc;
+		const char *why;
+	} cases[] = {
+		{ "fifo", fifo, RL_ECONFIG, "not a regular file (a FIFO)" },
+		{ "directory", dir, RL_ECONFIG, "not a regular file (a directory)" },
+		{ "char device", "/dev/zero", RL_ECONFIG, "not a regular file (a character device)" },
+		/* Linux refuses to open a socket (ENXIO) before fstat sees it. */
+		{ "socket", sock, -ENXIO, "cannot open file" },
+		{ "missing", missing, -ENOENT, "cannot open file" },
+	};
+	struct sockaddr_un addr = { .sun_family = AF_UNIX };
+	int sfd = socket(AF_UNIX, SOCK_STREAM, 0);
+
+	snprintf(fifo, sizeof(fifo), "%s/fifo", dir);
+	snprintf(sock, sizeof(sock), "%s/sock", dir);
+	snprintf(missing, sizeof(missing), "%s/missing", dir);
+	CHECK(mkfifo(fifo, 0600) == 0, "mkfifo: %s", strerror(errno));
+	rl_strlcpy(addr.sun_path, sock, sizeof(addr.sun_path));
+	CHECK(sfd >= 0 && bind(sfd, (struct sockaddr *)&addr, sizeof(addr)) == 0, "bind: %s",
+	      strerror(errno));
+	alarm(10);
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct rl_why why = { 0, NULL, 0 };
+		struct rl_buf b;
+		char name[80];
+
+		snprintf(name, sizeof(name), "read_file %s", cases[i].name);
+		rl_buf_init(&b, 100);
+		CASE_INT(name, rl_buf_read_file(&b, cases[i].path, 50, &why), cases[i].rc);
+		CASE_STR(name, why.reason, cases[i].why);
+		CASE_INT(name, why.code, cases[i].rc);
+		CASE_INT(name, b.len, 0);
+		rl_buf_fini(&b);
+	}
+	alarm(0);
+	if (sfd >= 0)
+		close(sfd);
+	unlink(sock);
+	unlink(fifo);
+}
+
+static void test_read_file(void)
+{
+	char dir[] = "/tmp/test_rl.XXXXXX";
+
+	CHECK(mkdtemp(dir) != NULL, "mkdtemp: %s", strerror(errno));
+	test_read_file_sizes(dir);
+	test_read_file_kinds(dir);
+	rmdir(dir);
+}
+
 int main(void)
 {
 	test_strerror();
@@ -503,5 +737,7 @@ int main(void)
 	test_require();
 	test_strlcpy();
 	test_wipe();
+	test_lines();
+	test_read_file();
 	return TEST_DONE();
 }
