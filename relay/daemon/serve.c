@@ -20,7 +20,6 @@
 #include "tlspol.h"
 
 #define SERVE_BACKLOG 511
-#define SERVE_STOP_POLL_MS 50
 #define SERVE_DELIVERY_GRACE_MS 10000 /* deliveries in flight may finish */
 #define SERVE_POLICY_SETTLE_MS 200    /* an editor's save is several events */
 
@@ -275,29 +274,27 @@ static void serve_reload(struct serve *srv)
 
 /*
  * Shutdown is over when every inbound session is gone, delivery has
- * stopped and the committer is idle.  Sessions and delivery say so by
- * their callbacks; the committer has none, so a short timer also asks.
+ * stopped and the committer is idle.  Each says so by a callback (smtpd's
+ * gone, qmgr's stopped, the committer's idle), and each callback asks
+ * here: shutdown completes by events, never by polling.
  */
 static void serve_stop_check(struct serve *srv)
 {
-	uv_timer_t *t = &srv->stop_timer;
-
 	/* Sessions close within conn's drain bound; commits in flight finish. */
 	if (!srv->stopping || srv->stop_done || smtpd_server_sessions(srv->smtpd) > 0 ||
 	    !committer_idle(srv->commit) || !srv->qmgr_stopped)
 		return;
 	srv->stop_done = 1;
-	uv_timer_stop(t);
-	uv_close((uv_handle_t *)t, NULL);
 	uv_close((uv_handle_t *)&srv->sig_term, NULL);
 	uv_close((uv_handle_t *)&srv->sig_int, NULL);
 	uv_close((uv_handle_t *)&srv->sig_hup, NULL);
 	serve_policy_unwatch(srv);
 }
 
-static void serve_stop_tick(uv_timer_t *t)
+/* The committer has nothing left to write. */
+static void serve_commit_idle(void *arg)
 {
-	serve_stop_check(t->data);
+	serve_stop_check(arg);
 }
 
 static void serve_qmgr_stopped(void *arg)
@@ -314,10 +311,6 @@ static void serve_stop(struct serve *srv)
 		return;
 	srv->stopping = 1;
 	log_info("terminating on signal");
-	/* First: the stop callbacks below may finish the shutdown at once. */
-	uv_timer_init(srv->loop, &srv->stop_timer);
-	srv->stop_timer.data = srv;
-	uv_timer_start(&srv->stop_timer, serve_stop_tick, SERVE_STOP_POLL_MS, SERVE_STOP_POLL_MS);
 	for (size_t i = 0; i < srv->nlisten; i++)
 		uv_close((uv_handle_t *)&srv->listen[i], NULL);
 	if (srv->smtpd)
@@ -381,6 +374,7 @@ static int serve_open(struct serve *srv)
 	srv->commit = committer_new(srv->loop, srv->q);
 	if (!srv->commit)
 		return -ENOMEM;
+	committer_on_idle(srv->commit, serve_commit_idle, srv);
 	p = (struct smtpd_params){ srv->loop, &srv->cfg, srv->commit, srv->tls_in.cred,
 				   srv->tls_in.prio, serve_queued, serve_session_gone, srv };
 	rc = smtpd_server_new(&p, &srv->smtpd);

@@ -38,7 +38,6 @@ struct serve {
 	uv_tcp_t listen[CFG_MAX_LISTEN];
 	size_t nlisten;
 	uv_signal_t sig_term, sig_int, sig_hup;
-	uv_timer_t stop_timer;
 	struct smtpd_server *smtpd; /* inbound sessions */
 	int stopping;
 	int stop_done;        /* shutdown finished: handles closed */

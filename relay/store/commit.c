@@ -16,6 +16,8 @@ struct committer {
 	struct commit_req *batch;  /* on the worker */
 	struct commit_req *head;   /* waiting for the next batch */
 	struct commit_req **tail;
+	void (*idle)(void *arg);   /* see committer_on_idle() */
+	void *idle_arg;
 };
 
 struct committer *committer_new(uv_loop_t *loop, struct queue *q)
@@ -105,6 +107,14 @@ static void commit_after_cb(uv_work_t *w, int status)
 			r->result = status;
 		r->done(r);
 	}
+	if (c->idle && committer_idle(c))
+		c->idle(c->idle_arg);
+}
+
+void committer_on_idle(struct committer *c, void (*cb)(void *arg), void *arg)
+{
+	c->idle = cb;
+	c->idle_arg = arg;
 }
 
 static void commit_start(struct committer *c)

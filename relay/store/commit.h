@@ -44,5 +44,11 @@ void committer_free(struct committer *c);
 /* Queue r; r and what it points to must stay valid until r->done(). */
 void committer_submit(struct committer *c, struct commit_req *r);
 int committer_idle(const struct committer *c);
+/*
+ * cb(arg) runs on the loop thread each time a batch has finished (its
+ * done() callbacks have run) and nothing waits: for a shutdown that
+ * completes by events.  cb may submit again; it must not free c.
+ */
+void committer_on_idle(struct committer *c, void (*cb)(void *arg), void *arg);
 
 #endif
