@@ -8,8 +8,8 @@
  * lock is needed.  ub_process() takes no lock while it calls a callback, so a
  * callback may start or cancel lookups (libunbound is re-entrant there).
  *
- * Requests: one lookup of ours is one or two libunbound queries (MX; or
- * AAAA + A).  Each lookup has a slot in a table; its id carries the slot
+ * Requests: one lookup of ours is one or two libunbound queries (MX; TLSA;
+ * or AAAA + A).  Each lookup has a slot in a table; its id carries the slot
  * index and a generation count, so an id that has completed (or a guess)
  * never cancels a later lookup that reuses the slot.  The libunbound
  * callback argument is the query's struct dns_sub, which lives exactly as
@@ -44,6 +44,7 @@
 #define DNS_TYPE_A    1
 #define DNS_TYPE_MX   15
 #define DNS_TYPE_AAAA 28
+#define DNS_TYPE_TLSA 52 /* RFC 6698 section 7.1 */
 #define DNS_CLASS_IN  1
 /* RFC 1035 section 4.1.1. */
 #define DNS_RCODE_NOERROR  0
@@ -56,7 +57,7 @@
 
 _Static_assert(DNS_PENDING_MAX == 1u << DNS_SLOT_BITS, "ids hold DNS_SLOT_BITS of slot");
 
-enum dns_kind { DNS_KIND_MX, DNS_KIND_ADDRS };
+enum dns_kind { DNS_KIND_MX, DNS_KIND_ADDRS, DNS_KIND_TLSA };
 
 struct dns_req;
 
@@ -82,10 +83,11 @@ struct dns_req {
 	struct dns_req *prev, *next; /* in deadline order */
 	void (*mx_cb)(void *arg, const struct dns_mx_result *r);
 	void (*addr_cb)(void *arg, const struct dns_addr_result *r);
+	void (*tlsa_cb)(void *arg, const struct dns_tlsa_result *r);
 	void *arg;
 	char name[DNS_NAME_MAX];     /* as queried: A-labels only */
 	const char *idn_error;       /* static: the name has no A-label form */
-	struct dns_sub sub[2]; /* MX: [0]; addresses: [0] AAAA, [1] A */
+	struct dns_sub sub[2]; /* MX, TLSA: [0]; addresses: [0] AAAA, [1] A */
 	int nsub;
 };
 
@@ -159,6 +161,8 @@ static const char *type_name(int qtype)
 		return "A";
 	case DNS_TYPE_AAAA:
 		return "AAAA";
+	case DNS_TYPE_TLSA:
+		return "TLSA";
 	default:
 		return "MX";
 	}
@@ -610,6 +614,8 @@ static void addrs_finish(struct dns_req *req)
 	/* Both answers shaped the result (one by its addresses, the other
 	 * by having none), so it is only as trustworthy as the weaker. */
 	r.secure = s6->secure && s4->secure;
+	r.secure6 = s6->secure;
+	r.secure4 = s4->secure;
 	r.status = r.naddr > 0 ? DNS_OK : addrs_status(s6, s4, &why);
 	if (why)
 		copy_text(r.why, sizeof(r.why), why);
@@ -619,6 +625,57 @@ static void addrs_finish(struct dns_req *req)
 	cb(arg, &r);
 }
 
+/*
+ * The records of a TLSA answer, pointing into res (alive until the callback
+ * has returned).  A record too large for DANE_DATA_MAX, or past the first
+ * DNS_TLSA_MAX, is counted, not kept: the caller sees that records were
+ * there, so "present but none usable" stays distinguishable from "none".
+ */
+static void tlsa_fill(int err, const struct ub_result *res, struct dns_tlsa_result *r)
+{
+	memset(r, 0, sizeof(*r));
+	r->status = classify(err, res, &r->secure, r->why, sizeof(r->why));
+	if (r->status != DNS_OK)
+		return;
+	for (size_t i = 0; res->data[i]; i++) {
+		if (res->len[i] < 0 || res->len[i] > DNS_TLSA_RDATA_MAX || r->nrec >= DNS_TLSA_MAX) {
+			r->ndropped++;
+			continue;
+		}
+		r->rec[r->nrec].data = (const unsigned char *)res->data[i];
+		r->rec[r->nrec++].len = (size_t)res->len[i];
+	}
+}
+
+static void tlsa_finish(struct dns_req *req, const struct dns_tlsa_result *r)
+{
+	void (*cb)(void *, const struct dns_tlsa_result *) = req->tlsa_cb;
+	void *arg = req->arg;
+
+	req_release(req);
+	cb(arg, r);
+}
+
+/* End a one-query lookup (MX, TLSA) without an answer: status and why. */
+static void single_finish(struct dns_req *req, int status, const char *why)
+{
+	if (req->kind == DNS_KIND_MX) {
+		struct dns_mx_result r;
+
+		memset(&r, 0, sizeof(r));
+		r.status = status;
+		copy_text(r.why, sizeof(r.why), why);
+		mx_finish(req, &r);
+	} else {
+		struct dns_tlsa_result r;
+
+		memset(&r, 0, sizeof(r));
+		r.status = status;
+		copy_text(r.why, sizeof(r.why), why);
+		tlsa_finish(req, &r);
+	}
+}
+
 /* libunbound's callback, from ub_process() on the loop thread. */
 static void on_answer(void *mydata, int err, struct ub_result *res)
 {
@@ -626,6 +683,15 @@ static void on_answer(void *mydata, int err, struct ub_result *res)
 	struct dns_req *req = s->req;
 
 	s->pending = 0;
+	if (req->kind == DNS_KIND_TLSA) {
+		struct dns_tlsa_result r;
+
+		/* The records point into res: free it only afterwards. */
+		tlsa_fill(err, res, &r);
+		tlsa_finish(req, &r);
+		ub_resolve_free(res);
+		return;
+	}
 	if (req->kind == DNS_KIND_MX) {
 		struct dns_mx_result r;
 
@@ -653,13 +719,8 @@ static void req_fail(struct dns_req *req, const char *reason)
 		why_set(s->why, sizeof(s->why), "Host not found, try again (%s)", reason);
 	}
 	req_withdraw(req);
-	if (req->kind == DNS_KIND_MX) {
-		struct dns_mx_result r;
-
-		memset(&r, 0, sizeof(r));
-		r.status = DNS_TEMPFAIL;
-		memcpy(r.why, req->sub[0].why, sizeof(r.why));
-		mx_finish(req, &r);
+	if (req->kind != DNS_KIND_ADDRS) {
+		single_finish(req, DNS_TEMPFAIL, req->sub[0].why);
 		return;
 	}
 	addrs_finish(req);
@@ -677,13 +738,8 @@ static void req_refuse(struct dns_req *req)
 			"Host not found (not a valid internationalized domain name: %s)",
 			req->idn_error);
 	}
-	if (req->kind == DNS_KIND_MX) {
-		struct dns_mx_result r;
-
-		memset(&r, 0, sizeof(r));
-		r.status = DNS_NXDOMAIN;
-		memcpy(r.why, req->sub[0].why, sizeof(r.why));
-		mx_finish(req, &r);
+	if (req->kind != DNS_KIND_ADDRS) {
+		single_finish(req, DNS_NXDOMAIN, req->sub[0].why);
 		return;
 	}
 	addrs_finish(req);
@@ -922,6 +978,27 @@ int dns_addrs(struct dns *d, const char *host,
 		rc = sub_start(req, 1, DNS_TYPE_A);
 	if (rc < 0) {
 		req_withdraw(req);
+		req_release(req);
+		return rc;
+	}
+	return req->id;
+}
+
+int dns_tlsa(struct dns *d, const char *name,
+	     void (*cb)(void *arg, const struct dns_tlsa_result *r), void *arg)
+{
+	struct dns_req *req;
+	int rc;
+
+	RL_REQUIRE(d && name && cb);
+	rc = req_new(d, DNS_KIND_TLSA, name, &req);
+	if (rc < 0)
+		return rc;
+	req->tlsa_cb = cb;
+	req->arg = arg;
+	req->nsub = 1;
+	rc = sub_start(req, 0, DNS_TYPE_TLSA);
+	if (rc < 0) {
 		req_release(req);
 		return rc;
 	}

@@ -8,7 +8,7 @@
  *
  * Lifetime: dns_free() cancels outstanding queries; their callbacks are not
  * called.  dns_cancel() cancels one.  Callbacks run on the loop thread, never
- * inside dns_mx()/dns_addrs() themselves.  Loop thread only.
+ * inside dns_mx()/dns_addrs()/dns_tlsa() themselves.  Loop thread only.
  *
  * Loop handles: the resolver owns a uv_poll_t and a uv_timer_t.  They keep
  * the loop alive only while lookups are outstanding, so a short-lived tool
@@ -23,8 +23,8 @@
  * one that has no A-label form ends with DNS_NXDOMAIN and a why saying so
  * (permanent), through the callback like any answer.
  *
- * Errors: dns_new() fails with a negative code and a message; dns_mx() and
- * dns_addrs() return -EINVAL for a name that is not a host name, RL_ETOOBIG
+ * Errors: dns_new() fails with a negative code and a message; dns_mx(),
+ * dns_addrs() and dns_tlsa() return -EINVAL for a name that is not a host name, RL_ETOOBIG
  * when DNS_PENDING_MAX lookups are outstanding, -ENOMEM, or -EIO when the
  * resolver is unusable.  Lookup outcomes come back in the result's status.
  */
@@ -43,6 +43,11 @@
 #define DNS_NAME_MAX 256 /* text form, without the trailing dot */
 #define DNS_MX_MAX 32
 #define DNS_ADDR_MAX 16
+/* TLSA records of one answer that are kept (more are counted, not kept),
+ * and the largest rdata kept: usage, selector, matching type and a full
+ * certificate or key of DANE_DATA_MAX (policy/dane.h) octets. */
+#define DNS_TLSA_MAX 32
+#define DNS_TLSA_RDATA_MAX (3 + 4096)
 #define DNS_TIMEOUT_MS 30000   /* default bound on one lookup */
 #define DNS_PENDING_MAX 65536  /* outstanding lookups per resolver */
 
@@ -86,9 +91,35 @@ struct dns_addr {
 struct dns_addr_result {
 	int status;       /* DNS_OK if either A or AAAA gave addresses */
 	int secure;       /* both the AAAA and the A answer were validated */
+	/* Each family on its own: its answer, or its denial, was validated
+	 * (DANE asks for secure address records of either family). */
+	int secure6, secure4;
 	size_t naddr;
 	struct dns_addr addr[DNS_ADDR_MAX]; /* IPv6 first, then IPv4 */
 	char why[256];
+};
+
+struct dns_tlsa_rr {
+	const unsigned char *data; /* valid only during the callback */
+	size_t len;		   /* 0 .. DNS_TLSA_RDATA_MAX */
+};
+
+/*
+ * The result classes DANE needs (RFC 7672 section 2.2): DNS_OK with secure
+ * = 1 (usable records); DNS_NODATA/DNS_NXDOMAIN with secure = 1 (a proven
+ * absence: no DANE); any status with secure = 0 (insecure: no DANE);
+ * DNS_TEMPFAIL (SERVFAIL, timeout) and DNS_BOGUS (validation failed) are
+ * temporary failures that must never be taken for "no TLSA".  secure is
+ * libunbound's own validation (ub_result->secure), never a server's AD bit.
+ * DNS_OK may come with nrec = 0 when every record was dropped (ndropped).
+ */
+struct dns_tlsa_result {
+	int status;	  /* enum dns_status */
+	int secure;	  /* the answer or its denial was DNSSEC-validated */
+	size_t nrec;
+	struct dns_tlsa_rr rec[DNS_TLSA_MAX]; /* raw rdata, in answer order */
+	size_t ndropped;  /* records over DNS_TLSA_RDATA_MAX or DNS_TLSA_MAX */
+	char why[256];    /* for a failure, e.g. "DNSSEC validation failed: ..." */
 };
 
 struct dns;
@@ -121,6 +152,13 @@ int dns_mx(struct dns *d, const char *domain,
 /* A and AAAA of a host, merged into one result; returns a query id >= 0. */
 int dns_addrs(struct dns *d, const char *host,
 	      void (*cb)(void *arg, const struct dns_addr_result *r), void *arg) RL_WUR;
+
+/*
+ * TLSA records at name (`_25._tcp.mx.example.com`); returns a query id >= 0.
+ * The record pointers in the result are valid only during the callback.
+ */
+int dns_tlsa(struct dns *d, const char *name,
+	     void (*cb)(void *arg, const struct dns_tlsa_result *r), void *arg) RL_WUR;
 
 /*
  * The one sentence a failed lookup is reported with, as Postfix's

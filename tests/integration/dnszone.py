@@ -17,6 +17,11 @@ trust-anchor file (`keymgr ... ds`) and an unbound.conf that sends queries for
 the zone to Knot and validates them with that anchor.  Knot signs the zone
 itself (automatic keys), so every answer from the zone is DNSSEC-secure.
 
+unsigned_children={'insecure.test.': [records]} adds unsigned child zones
+served by the same knotd: the parent delegates to them without a DS record
+(a signed proof that there is none), so their answers are DNSSEC-insecure
+(RFC 4035 section 5.2), and unbound.conf gets a stub zone for each.
+
 Pass testcase=self (unittest) to have the server stopped at cleanup; or use
 the object as a context manager; or call close().  Set TLSRELAY_KEEP_TMP=1 to
 keep the directory (knot.log, zone file) for inspection.
@@ -90,10 +95,12 @@ class DnsZone:
     """One knotd serving one signed zone on 127.0.0.1@port."""
 
     def __init__(self, records=(), zone='test.', testcase=None, start=True,
-                 ttl=5):
+                 ttl=5, unsigned_children=None):
         if not zone.endswith('.'):
             zone += '.'
         self.zone = zone
+        self.children = {_absolute(c, zone): list(r)
+                         for c, r in (unsigned_children or {}).items()}
         self.ttl = ttl
         self.records = list(records)
         self.dir = tempfile.mkdtemp(prefix='tlsrelay-dns-')
@@ -139,6 +146,10 @@ class DnsZone:
             '    zonefile-sync: -1',
             'zone:',
             '  - domain: %s' % self.zone,
+        ] + [l for c in self.children for l in (
+            '  - domain: %s' % c,
+            '    dnssec-signing: off',
+        )] + [
             'log:',
             '  - target: "%s"' % self.log_path,
             '    any: info',
@@ -158,7 +169,21 @@ class DnsZone:
             '@ NS ns.%s' % z,
             'ns.%s A 127.0.0.1' % z,
         ]
-        for rec in self.records:
+        # The delegations to the unsigned children: NS, and no DS.
+        lines += ['%s NS ns.%s' % (c, z) for c in self.children]
+        self._write_zone_file(self.zone_file, z, lines, self.records)
+        for c, recs in self.children.items():
+            head = ['$ORIGIN %s' % c, '$TTL %d' % self.ttl,
+                    '@ SOA ns.%s hostmaster.%s 1 3600 600 86400 %d'
+                    % (z, z, self.ttl),
+                    '@ NS ns.%s' % z]
+            self._write_zone_file(os.path.join(self.dir, '%szone' % c), c,
+                                  head, recs)
+
+    @staticmethod
+    def _write_zone_file(path, z, lines, records):
+        lines = list(lines)
+        for rec in records:
             if len(rec) == 3:
                 owner, rtype, rdata = rec
                 ttl = ''
@@ -166,10 +191,10 @@ class DnsZone:
                 owner, ttl, rtype, rdata = rec
                 ttl = '%d ' % ttl
             lines.append('%s %s%s %s' % (_absolute(owner, z), ttl, rtype, rdata))
-        tmp = self.zone_file + '.tmp'
+        tmp = path + '.tmp'
         with open(tmp, 'w') as f:
             f.write('\n'.join(lines) + '\n')
-        os.replace(tmp, self.zone_file)
+        os.replace(tmp, path)
 
     def write_unbound_conf(self, path=None, trust_anchor_file=None,
                            extra_server=()):
@@ -189,12 +214,13 @@ class DnsZone:
             '    module-config: "validator iterator"',
         ]
         lines += ['    %s' % l for l in extra_server]
-        lines += [
-            'stub-zone:',
-            '    name: "%s"' % self.zone,
-            '    stub-addr: 127.0.0.1@%d' % self.port,
-            '',
-        ]
+        for z in [self.zone] + list(self.children):
+            lines += [
+                'stub-zone:',
+                '    name: "%s"' % z,
+                '    stub-addr: 127.0.0.1@%d' % self.port,
+            ]
+        lines.append('')
         with open(path, 'w') as f:
             f.write('\n'.join(lines))
         return path
@@ -255,6 +281,8 @@ class DnsZone:
                                      stdout=self._out, stderr=self._out)
         try:
             self._wait_served(self.serial)
+            for c in self.children:
+                self._wait_child(c)
             self._write_trust_anchor()
             self.write_unbound_conf()
         except BaseException:
@@ -306,6 +334,16 @@ class DnsZone:
                                    'within %.0f s (got %s); log:\n%s'
                                    % (self.zone, serial, timeout, got,
                                       self.log_text()))
+            time.sleep(0.05)
+
+    def _wait_child(self, child, timeout=START_TIMEOUT):
+        """Until Knot serves the (unsigned) child zone's SOA."""
+        deadline = time.monotonic() + timeout
+        while not any(l.split()[:1] == ['ns.' + self.zone]
+                      for l in self.query(child, 'SOA')):
+            if time.monotonic() >= deadline:
+                raise RuntimeError('zone %s not served within %.0f s; log:\n%s'
+                                   % (child, timeout, self.log_text()))
             time.sleep(0.05)
 
     def set_records(self, records):

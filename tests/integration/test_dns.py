@@ -5,7 +5,8 @@ configuration, runs the lookups named on its command line at the same time
 and prints one line per lookup:
 
     mx NAME status=OK secure=1 implicit=0 null_mx=0 hosts=10:a,20:b ms=N why=...
-    addrs NAME status=OK secure=1 addrs=::1,127.0.0.5 ms=N why=...
+    addrs NAME status=OK secure=1 secure6=1 secure4=1 addrs=::1,127.0.0.5 ms=N why=...
+    tlsa NAME status=OK secure=1 n=1 dropped=0 rdata=35:030101AB... ms=N why=...
 
 Lines starting with FAIL are broken promises of dns.h (callback inside the
 starting call, twice, or after cancel; the loop not closing after dns_free).
@@ -69,6 +70,37 @@ RECORDS = [
     ('many.test.', 'AAAA', '::1'),
 ]
 
+# TLSA (RFC 6698): a DANE-EE and a DANE-TA record for mx.test; a name with
+# other data only (NODATA); one record of the largest size kept (3 + 4096
+# octets) next to one an octet larger; more records than DNS_TLSA_MAX.
+TLSA_EE = '3 1 1 ' + 'AB' * 32
+TLSA_TA = '2 0 1 ' + ''.join('%02X' % i for i in range(32))
+TLSA_MAX_DATA = 4096  # DNS_TLSA_RDATA_MAX - 3
+RECORDS += [
+    ('_25._tcp.mx.test.', 'TLSA', TLSA_EE),
+    ('_25._tcp.mx.test.', 'TLSA', TLSA_TA),
+    ('mx.test.', 'A', '127.0.0.5'),
+    ('_25._tcp.nodata.test.', 'TXT', '"no TLSA here"'),
+    ('_25._tcp.big.test.', 'TLSA', '3 0 0 ' + '11' * TLSA_MAX_DATA),
+    ('_25._tcp.big.test.', 'TLSA', '3 0 0 ' + '22' * (TLSA_MAX_DATA + 1)),
+] + [('_25._tcp.manytlsa.test.', 'TLSA', '3 1 1 %064X' % i)
+     for i in range(34)]
+
+# An unsigned child zone under an insecure delegation (no DS in test.).
+UNSIGNED_CHILDREN = {'insecure.test.': [
+    ('_25._tcp.mx.insecure.test.', 'TLSA', TLSA_EE),
+    ('mx.insecure.test.', 'A', '127.0.0.5'),
+    ('mx.insecure.test.', 'AAAA', '::1'),
+]}
+
+
+def rdata_hex(text):
+    """'3 1 1 ABCD' -> the driver's 'LEN:HEX' for that rdata."""
+    f = text.split()
+    data = ''.join(f[3:])
+    return '%d:%02X%02X%02X%s' % (3 + len(data) // 2, int(f[0]), int(f[1]),
+                                  int(f[2]), data)
+
 
 def parse_line(line):
     """'mx NAME k=v k=v ... why=TEXT' -> dict with kind, name and the keys."""
@@ -89,7 +121,8 @@ class DnsTestBase(unittest.TestCase):
         dnszone.require_knot()
         if not os.access(TEST_DNS, os.X_OK):
             raise unittest.SkipTest('test_dns not built at %s' % TEST_DNS)
-        cls.zone = dnszone.DnsZone(RECORDS)
+        cls.zone = dnszone.DnsZone(RECORDS,
+                                   unsigned_children=UNSIGNED_CHILDREN)
         cls.addClassCleanup(cls.zone.close)
 
     def setUp(self):
@@ -293,6 +326,93 @@ class AddressLookups(DnsTestBase):
         self.assertEqual([l['secure'] for l in lines], ['1', '1'])
 
 
+class TlsaLookups(DnsTestBase):
+    """dns_tlsa(): the result classes DANE needs (RFC 7672 section 2.2)."""
+
+    def test_secure_records_exact_rdata(self):
+        r = self.one(self.config(), 'tlsa:_25._tcp.mx.test')
+        self.assertEqual((r['status'], r['secure'], r['n'], r['dropped']),
+                         ('OK', '1', '2', '0'), r)
+        self.assertEqual(sorted(r['rdata'].split(',')),
+                         sorted([rdata_hex(TLSA_TA), rdata_hex(TLSA_EE)]))
+        self.assertEqual(r['why'], '')
+
+    def test_secure_denials(self):
+        lines, _ = self.run_dns(self.config(), [
+            'tlsa:_25._tcp.nodata.test', 'tlsa:mx.test',
+            'tlsa:_25._tcp.nowhere.test', 'tlsa:_587._tcp.mx.test'])
+        self.assertEqual([(l['status'], l['secure'], l['n']) for l in lines],
+                         [('NODATA', '1', '0'), ('NODATA', '1', '0'),
+                          ('NXDOMAIN', '1', '0'), ('NXDOMAIN', '1', '0')],
+                         lines)
+
+    def test_insecure_delegation(self):
+        lines, _ = self.run_dns(self.config(), [
+            'tlsa:_25._tcp.mx.insecure.test', 'addrs:mx.insecure.test',
+            'tlsa:_25._tcp.other.insecure.test', 'addrs:both.test',
+            'addrs:v4.test'])
+        # Records present but unproven: the caller must not use them.
+        self.assertEqual((lines[0]['status'], lines[0]['secure'],
+                          lines[0]['rdata']), ('OK', '0', rdata_hex(TLSA_EE)))
+        self.assertEqual((lines[1]['status'], lines[1]['secure'],
+                          lines[1]['secure6'], lines[1]['secure4']),
+                         ('OK', '0', '0', '0'), lines[1])
+        self.assertEqual((lines[2]['status'], lines[2]['secure']),
+                         ('NXDOMAIN', '0'), lines[2])
+        # Per family: both answers validated; a validated denial counts.
+        self.assertEqual((lines[3]['secure6'], lines[3]['secure4']),
+                         ('1', '1'), lines[3])
+        self.assertEqual((lines[4]['addrs'], lines[4]['secure6'],
+                          lines[4]['secure4']), ('127.0.0.6', '1', '1'))
+
+    def test_bounded_records(self):
+        lines, _ = self.run_dns(self.config(), ['tlsa:_25._tcp.big.test',
+                                                'tlsa:_25._tcp.manytlsa.test'])
+        big, many = lines
+        self.assertEqual((big['status'], big['secure'], big['n'],
+                          big['dropped']), ('OK', '1', '1', '1'), big)
+        self.assertEqual(big['rdata'], '4099:030000' + '11' * 37 + '+')
+        self.assertEqual((many['status'], many['n'], many['dropped']),
+                         ('OK', '32', '2'), many)
+        self.assertEqual(len(set(many['rdata'].split(','))), 32)
+
+    def test_bogus(self):
+        bad_ta = self.zone.bad_trust_anchor(os.path.join(self.dir, 'bad.ds'))
+        ub = self.zone.write_unbound_conf(os.path.join(self.dir, 'ub.conf'),
+                                          trust_anchor_file=bad_ta)
+        conf = self.config(dns_unbound_config=ub,
+                           dns_trust_anchor_file='/nonexistent/anchor')
+        lines, _ = self.run_dns(conf, ['tlsa:_25._tcp.mx.test',
+                                       'tlsa:_25._tcp.nowhere.test',
+                                       'addrs:mx.test'])
+        # A bogus answer, records or denial, is never "no TLSA".
+        for r in lines:
+            self.assertEqual((r['status'], r['secure']), ('BOGUS', '0'), r)
+            self.assertIn('DNSSEC validation failed: ', r['why'])
+            self.assertIn('validation failure', r['why'])
+        self.assertEqual((lines[0]['n'], lines[0]['rdata']), ('0', ''))
+        self.assertEqual((lines[2]['secure6'], lines[2]['secure4']),
+                         ('0', '0'))
+
+    def test_refused_is_tempfail(self):
+        ub = self.zone.write_unbound_conf(
+            os.path.join(self.dir, 'ub.conf'),
+            extra_server=['local-zone: "_tcp.refused.test." refuse'])
+        r = self.one(self.config(dns_unbound_config=ub),
+                     'tlsa:_25._tcp.refused.test')
+        self.assertEqual((r['status'], r['secure'], r['n']),
+                         ('TEMPFAIL', '0', '0'), r)
+        self.assertEqual(r['why'], 'Host not found, try again')
+
+    def test_cancel_and_bad_name(self):
+        lines, _ = self.run_dns(self.config(), [
+            'cancel-tlsa:_25._tcp.mx.test', 'tlsa:_25._tcp.mx.test',
+            'tlsa:_25._tcp..mx.test'])
+        self.assertEqual(lines[0], 'cancelled _25._tcp.mx.test')
+        self.assertEqual(lines[1]['status'], 'OK')
+        self.assertRegex(lines[2], r'^tlsa _25._tcp..mx.test error=-22\b')
+
+
 class Validation(DnsTestBase):
 
     def test_bogus_with_wrong_trust_anchor(self):
@@ -352,7 +472,8 @@ class Failures(DnsTestBase):
                            dns_trust_anchor_file='/nonexistent/anchor')
         # example.com: not one of libunbound's built-in local zones, so the
         # query really goes to the (dead) server.
-        lookups = ['mx:example.com', 'addrs:example.com']
+        lookups = ['mx:example.com', 'addrs:example.com',
+                   'tlsa:_25._tcp.example.com']
         procs = []
         for extra in ([], ['-t', '1500']):
             procs.append(subprocess.Popen(
@@ -377,7 +498,7 @@ class Failures(DnsTestBase):
             for m in SANITIZER_MARKERS:
                 self.assertNotIn(m, err, err)
             lines = [parse_line(l) for l in out.splitlines()]
-            self.assertEqual(len(lines), 2, out)
+            self.assertEqual(len(lines), 3, out)
             for r in lines:
                 self.assertEqual((r['status'], r['secure']), ('TEMPFAIL', '0'),
                                  r)

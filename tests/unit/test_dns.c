@@ -4,11 +4,14 @@
  * (which starts Knot DNS and writes the configuration).
  *
  * Usage: test_dns -c CONFIG [-t TIMEOUT_MS] [-f FREE_AFTER_MS] LOOKUP...
- *   LOOKUP is mx:NAME, addrs:NAME, or cancel-mx:NAME / cancel-addrs:NAME
- *   (started, then cancelled at once: its callback must never run).
+ *   LOOKUP is mx:NAME, addrs:NAME, tlsa:NAME, or cancel-mx:NAME /
+ *   cancel-addrs:NAME / cancel-tlsa:NAME (started, then cancelled at once:
+ *   its callback must never run).
  *   All lookups run at the same time; lines are printed in argument order:
  *     mx NAME status=OK secure=1 implicit=0 null_mx=0 hosts=10:a,20:b ms=N why=TEXT
- *     addrs NAME status=OK secure=1 addrs=::1,127.0.0.5 ms=N why=TEXT
+ *     addrs NAME status=OK secure=1 secure6=1 secure4=1 addrs=::1,127.0.0.5 ms=N why=TEXT
+ *     tlsa NAME status=OK secure=1 n=2 dropped=0 rdata=35:030101AB..,4099:0300..+ ms=N why=TEXT
+ *       (each record LEN:HEX, HEX cut at TLSA_HEX_MAX octets and then marked "+")
  *     mx NAME error=CODE
  *     cancelled NAME
  *     pending NAME      (with -f: dns_free() came first)
@@ -28,8 +31,9 @@
 #include "dns.h"
 
 #define MAX_LOOKUPS 256
+#define TLSA_HEX_MAX 40 /* octets of each TLSA rdata shown */
 
-enum { L_MX, L_ADDRS };
+enum { L_MX, L_ADDRS, L_TLSA };
 
 struct lookup {
 	int kind;
@@ -39,7 +43,7 @@ struct lookup {
 	int err;   /* dns_mx()/dns_addrs() failed with this */
 	int calls; /* callbacks seen */
 	uint64_t start;
-	char line[2048];
+	char line[4096];
 };
 
 static struct lookup lookups[MAX_LOOKUPS];
@@ -102,8 +106,8 @@ static void on_addrs(void *arg, const struct dns_addr_result *r)
 	size_t pos;
 
 	pos = (size_t)snprintf(l->line, sizeof(l->line),
-			       "addrs %s status=%s secure=%d addrs=", l->name,
-			       status_name(r->status), r->secure);
+			       "addrs %s status=%s secure=%d secure6=%d secure4=%d addrs=",
+			       l->name, status_name(r->status), r->secure, r->secure6, r->secure4);
 	for (size_t i = 0; i < r->naddr && pos < sizeof(l->line); i++) {
 		const struct dns_addr *a = &r->addr[i];
 		char ip[INET6_ADDRSTRLEN] = "?";
@@ -116,6 +120,32 @@ static void on_addrs(void *arg, const struct dns_addr_result *r)
 				  sizeof(ip));
 		pos += (size_t)snprintf(l->line + pos, sizeof(l->line) - pos, "%s%s", i ? "," : "",
 					ip);
+	}
+	if (pos < sizeof(l->line))
+		snprintf(l->line + pos, sizeof(l->line) - pos, " ms=%llu why=%s",
+			 (unsigned long long)(uv_now(&loop) - l->start), r->why);
+	done_one(l);
+}
+
+static void on_tlsa(void *arg, const struct dns_tlsa_result *r)
+{
+	struct lookup *l = arg;
+	size_t pos;
+
+	pos = (size_t)snprintf(l->line, sizeof(l->line),
+			       "tlsa %s status=%s secure=%d n=%zu dropped=%zu rdata=", l->name,
+			       status_name(r->status), r->secure, r->nrec, r->ndropped);
+	for (size_t i = 0; i < r->nrec && pos < sizeof(l->line); i++) {
+		const struct dns_tlsa_rr *rr = &r->rec[i];
+		size_t n = rr->len < TLSA_HEX_MAX ? rr->len : TLSA_HEX_MAX;
+
+		pos += (size_t)snprintf(l->line + pos, sizeof(l->line) - pos, "%s%zu:", i ? "," : "",
+					rr->len);
+		for (size_t k = 0; k < n && pos < sizeof(l->line); k++)
+			pos += (size_t)snprintf(l->line + pos, sizeof(l->line) - pos, "%02X",
+						rr->data[k]);
+		if (n < rr->len && pos < sizeof(l->line))
+			pos += (size_t)snprintf(l->line + pos, sizeof(l->line) - pos, "+");
 	}
 	if (pos < sizeof(l->line))
 		snprintf(l->line + pos, sizeof(l->line) - pos, " ms=%llu why=%s",
@@ -138,8 +168,10 @@ static int parse_lookup(const char *arg, struct lookup *l)
 	} kinds[] = {
 	    {"mx:", L_MX, 0},
 	    {"addrs:", L_ADDRS, 0},
+	    {"tlsa:", L_TLSA, 0},
 	    {"cancel-mx:", L_MX, 1},
 	    {"cancel-addrs:", L_ADDRS, 1},
+	    {"cancel-tlsa:", L_TLSA, 1},
 	};
 
 	for (size_t i = 0; i < sizeof(kinds) / sizeof(kinds[0]); i++) {
@@ -164,13 +196,16 @@ static void start_all(void)
 		l->start = uv_now(&loop);
 		if (l->kind == L_MX)
 			l->id = dns_mx(resolver, l->name, on_mx, l);
+		else if (l->kind == L_TLSA)
+			l->id = dns_tlsa(resolver, l->name, on_tlsa, l);
 		else
 			l->id = dns_addrs(resolver, l->name, on_addrs, l);
 		if (l->id < 0) {
+			static const char *kinds[] = {"mx", "addrs", "tlsa"};
+
 			l->err = l->id;
-			snprintf(l->line, sizeof(l->line), "%s %s error=%d (%s)",
-				 l->kind == L_MX ? "mx" : "addrs", l->name, l->err,
-				 rl_strerror(l->err));
+			snprintf(l->line, sizeof(l->line), "%s %s error=%d (%s)", kinds[l->kind],
+				 l->name, l->err, rl_strerror(l->err));
 			continue;
 		}
 		if (l->cancel) {
