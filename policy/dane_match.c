@@ -68,7 +68,7 @@ static gnutls_x509_crt_t crt_decode(const gnutls_datum_t *der)
 
 /*
  * The object a selector picks from certificate i (RFC 6698 2.1.2): the DER
- * as sent (0) or its SubjectPublicKeyInfo (1, GnuTLS-allocated: *owned is
+ * as sent (0) or its SubjectPublicKeyInfo (1, in GnuTLS memory: *owned is
  * set and the caller frees it).  Returns false when it cannot be had.
  */
 static bool select_object(const struct peer *p, size_t i, unsigned selector, gnutls_datum_t *out,
