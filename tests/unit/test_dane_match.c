@@ -2,8 +2,9 @@
  * test_dane_match: dane_match() (policy/dane_match.c) against real
  * certificates made here with the GnuTLS API: a CA, an intermediate it
  * signed, leaves for mx.example.test under each, an expired leaf, a leaf
- * for another name, and a second CA with the first one's name but its own
- * key.  TLSA records are built directly from those certificates.
+ * for another name, an expired intermediate with a current leaf under it,
+ * and a second CA with the first one's name but its own key.  TLSA records
+ * are built directly from those certificates.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -28,7 +29,7 @@ struct made {
 };
 
 /* The certificates, by the names the case table uses. */
-enum who { GOOD, DEEP, EXPIRED, WRONG, CA, CA2, INTER, NWHO };
+enum who { GOOD, DEEP, EXPIRED, WRONG, CA, CA2, INTER, OLDINTER, OLDDEEP, NWHO };
 static struct made certs[NWHO];
 
 /* A certificate for cn (a CA when is_ca), valid from..until, signed by
@@ -75,6 +76,9 @@ static void make_all(time_t now)
 	make(&certs[DEEP], "mx.example.test", 0, &certs[INTER], now - DAY, now + DAY);
 	make(&certs[EXPIRED], "mx.example.test", 0, &certs[CA], now - 10 * DAY, now - DAY);
 	make(&certs[WRONG], "other.example.net", 0, &certs[CA], now - DAY, now + DAY);
+	/* An expired intermediate above a current leaf. */
+	make(&certs[OLDINTER], "Old Intermediate", 1, &certs[CA], now - 10 * DAY, now - DAY);
+	make(&certs[OLDDEEP], "mx.example.test", 0, &certs[OLDINTER], now - DAY, now + DAY);
 }
 
 /* A TLSA record for certificate w (usage u, selector s, matching m). */
@@ -168,6 +172,12 @@ static const struct match_case cases[] = {
     {"2 0 1 leaf not yet valid at now",
      R1(2, 0, 1, CA), {GOOD, CA}, 2, MX, NULL, -2 * DAY, 0, 0,
      "DANE-TA: certificate is not yet valid"},
+    {"2 0 1 expired anchor", R1(2, 0, 1, OLDINTER), {OLDDEEP, OLDINTER}, 2, MX, NULL, 0, 0, 0,
+     "DANE-TA: certificate has expired"},
+    {"2 0 1 expired certificate on the path", R1(2, 0, 1, CA), {OLDDEEP, OLDINTER, CA}, 3, MX,
+     NULL, 0, 0, 0, "DANE-TA: certificate has expired"},
+    {"3 1 1 under an expired intermediate", R1(3, 1, 1, OLDDEEP), {OLDDEEP, OLDINTER, CA}, 3, MX,
+     NULL, 0, 1, 0, NULL},
     {"2 0 1 wrong name",
      R1(2, 0, 1, CA), {WRONG, CA}, 2, MX, NULL, 0, 0, 0,
      "DANE-TA: certificate name does not match"},
