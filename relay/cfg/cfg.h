@@ -74,6 +74,7 @@ struct cfg {
 	int default_tls_level; /* enum pol_level */
 	unsigned remote_port;
 	int dns_system;        /* dns_servers = system */
+	/* dns_servers = recursive: dns_system 0 and ndns 0 (no forwarder) */
 	struct cfg_addr dns[CFG_MAX_DNS];
 	size_t ndns;
 	char *dns_trust_anchor_file;

@@ -580,13 +580,19 @@ static int set_dns(struct cfg_state *st, const struct cfg_key *k, const char *v,
 		st->c->ndns = 0;
 		return 0;
 	}
+	/* libunbound resolves from the root servers itself: no forwarder. */
+	if (n == 9 && memcmp(v, "recursive", 9) == 0) {
+		st->c->dns_system = 0;
+		st->c->ndns = 0;
+		return 0;
+	}
 	while (list_next(&p, v + n, &item, &ilen)) {
 		if (count == CFG_MAX_DNS)
 			return cfg_fail(st, "%s: too many servers (at most %d)", k->name,
 					CFG_MAX_DNS);
 		if (parse_server(item, ilen, &tmp[count]) < 0)
 			return cfg_fail(st,
-					"%s: bad server \"%.*s\" (expected system or IP[@PORT])",
+					"%s: bad server \"%.*s\" (expected system, recursive or IP[@PORT])",
 					k->name, qlen(ilen), item);
 		count++;
 	}

@@ -565,6 +565,23 @@ class Routing(DeliveryBase):
                             'c.test': '127.0.0.28'}[dom])
 
 
+
+class RecursiveResolver(DeliveryBase):
+    """dns_servers = recursive (the contract): libunbound resolves by
+    itself, with no forwarder; the test zone is reached through the
+    unbound configuration's stub zone, as a site's own zones would be."""
+
+    RECORDS = [('rec.test.', 'MX', '10 mx1.rec.test.'),
+               ('mx1.rec.test.', 'A', '127.0.0.31')]
+    HOSTS = ['127.0.0.31']
+
+    def test_recursive_delivers(self):
+        mx = self.mx('127.0.0.31', 'mx1.rec.test')
+        relay = self.relay(default_tls_level='may', dns_servers='recursive')
+        qid, mid = self.send(relay, 'alice@client.test', ['bob@rec.test'])
+        self.messages_with(mx, mid)
+        self.sent_line(relay, qid, 'bob@rec.test', 'mx1.rec.test', '127.0.0.31')
+
 if __name__ == '__main__':
     require_peers()
     unittest.main(verbosity=2)

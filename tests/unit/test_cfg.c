@@ -737,6 +737,16 @@ static void test_replace(void)
 	CHECK_INT(c.nlisten, 1);
 	cfg_fini(&c);
 
+	/* dns_servers = recursive: no resolv.conf, no forwarder (the contract). */
+	rc = parse(&c, "dns_servers = 127.0.0.1\ndns_servers = recursive\n", &err);
+	CHECK(rc == 0, "%s", err.msg);
+	CHECK_INT(c.dns_system, 0);
+	CHECK_INT(c.ndns, 0);
+	cfg_fini(&c);
+	rc = parse(&c, "dns_servers = recursive, 127.0.0.1\n", &err);
+	CHECK_INT(rc, RL_ECONFIG);
+	cfg_fini(&c);
+
 	/* A failed parse leaves a struct that cfg_fini() can release. */
 	rc = parse(&c, "queue_dir = /a\ntls_ca_file = /ca\nremote_port = x\n", &err);
 	CHECK_INT(rc, RL_ECONFIG);
