@@ -117,6 +117,19 @@ void qmgr_job_fail(struct qjob *j, int class, const char *dsn, const char *reaso
 	qmgr_job_done(j, relay, tls);
 }
 
+/* What a message owns; also for one that never made it into the set. */
+static void qmsg_parts_free(struct qmsg *qm)
+{
+	queue_msg_free(qm->m);
+	free(qm->res);
+	free(qm->relay);
+	free(qm->tls);
+	free(qm->upd);
+	free(qm->dr);
+	rl_buf_fini(&qm->dsn);
+	free(qm);
+}
+
 void qmgr_msg_free(struct qmsg *qm)
 {
 	struct qmgr *q = qm->q;
@@ -128,14 +141,7 @@ void qmgr_msg_free(struct qmsg *qm)
 		*pp = qm->hnext;
 		q->nmsgs--;
 	}
-	queue_msg_free(qm->m);
-	free(qm->res);
-	free(qm->relay);
-	free(qm->tls);
-	free(qm->upd);
-	free(qm->dr);
-	rl_buf_fini(&qm->dsn);
-	free(qm);
+	qmsg_parts_free(qm);
 }
 
 static int job_read(void *arg, uint64_t off, char *buf, size_t len, size_t *got)
@@ -370,14 +376,7 @@ void qmgr_msg_take(struct qmgr *q, struct queue_txn *t, const char *id)
 	}
 	if (rc < 0) {
 		log_warn("%s: cannot load queued message: %s", id, rl_strerror(rc));
-		if (qm->m)
-			queue_msg_free(qm->m);
-		free(qm->res);
-		free(qm->relay);
-	free(qm->tls);
-		free(qm->upd);
-		free(qm->dr);
-		free(qm);
+		qmsg_parts_free(qm);
 		return;
 	}
 	rl_buf_init(&qm->dsn, q->p.cfg->max_message_size + QMGR_DSN_HEADERS_MAX * 2);

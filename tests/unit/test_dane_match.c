@@ -18,67 +18,29 @@
 
 #include "dane.h"
 #include "tap.h"
+#include "testcert.h"
 
 #define OK(expr) RL_REQUIRE((expr) >= 0)
 #define DAY	 86400
-
-struct made {
-	gnutls_x509_privkey_t key;
-	gnutls_x509_crt_t crt;
-	gnutls_datum_t der;
-};
 
 /* The certificates, by the names the case table uses. */
 enum who { GOOD, DEEP, EXPIRED, WRONG, CA, CA2, INTER, OLDINTER, OLDDEEP, NWHO };
 static struct made certs[NWHO];
 
-/* A certificate for cn (a CA when is_ca), valid from..until, signed by
- * issuer (NULL: itself). */
-static void make(struct made *m, const char *cn, int is_ca, const struct made *issuer, time_t from,
-		 time_t until)
-{
-	static unsigned char serial = 1;
-	unsigned char sn[4] = {1, 2, 3, serial++};
-
-	OK(gnutls_x509_privkey_init(&m->key));
-	OK(gnutls_x509_privkey_generate(m->key, GNUTLS_PK_ECDSA,
-					GNUTLS_CURVE_TO_BITS(GNUTLS_ECC_CURVE_SECP256R1), 0));
-	OK(gnutls_x509_crt_init(&m->crt));
-	OK(gnutls_x509_crt_set_version(m->crt, 3));
-	OK(gnutls_x509_crt_set_serial(m->crt, sn, sizeof(sn)));
-	OK(gnutls_x509_crt_set_activation_time(m->crt, from));
-	OK(gnutls_x509_crt_set_expiration_time(m->crt, until));
-	OK(gnutls_x509_crt_set_dn_by_oid(m->crt, GNUTLS_OID_X520_COMMON_NAME, 0, cn, strlen(cn)));
-	OK(gnutls_x509_crt_set_key(m->crt, m->key));
-	OK(gnutls_x509_crt_set_basic_constraints(m->crt, is_ca, -1));
-	if (is_ca) {
-		OK(gnutls_x509_crt_set_key_usage(m->crt,
-						 GNUTLS_KEY_KEY_CERT_SIGN | GNUTLS_KEY_CRL_SIGN));
-	} else {
-		OK(gnutls_x509_crt_set_key_usage(m->crt, GNUTLS_KEY_DIGITAL_SIGNATURE));
-		OK(gnutls_x509_crt_set_key_purpose_oid(m->crt, GNUTLS_KP_TLS_WWW_SERVER, 0));
-		OK(gnutls_x509_crt_set_subject_alt_name(m->crt, GNUTLS_SAN_DNSNAME, cn,
-							(unsigned)strlen(cn), GNUTLS_FSAN_SET));
-	}
-	if (!issuer)
-		issuer = m;
-	OK(gnutls_x509_crt_sign2(m->crt, issuer->crt, issuer->key, GNUTLS_DIG_SHA256, 0));
-	OK(gnutls_x509_crt_export2(m->crt, GNUTLS_X509_FMT_DER, &m->der));
-}
 
 static void make_all(time_t now)
 {
-	make(&certs[CA], "Test CA", 1, NULL, now - DAY, now + 30 * DAY);
+	testcert_make(&certs[CA], "Test CA", 1, NULL, now - DAY, now + 30 * DAY);
 	/* Same subject as CA, another key: a name match, never a signature. */
-	make(&certs[CA2], "Test CA", 1, NULL, now - DAY, now + 30 * DAY);
-	make(&certs[INTER], "Test Intermediate", 1, &certs[CA], now - DAY, now + 30 * DAY);
-	make(&certs[GOOD], "mx.example.test", 0, &certs[CA], now - DAY, now + DAY);
-	make(&certs[DEEP], "mx.example.test", 0, &certs[INTER], now - DAY, now + DAY);
-	make(&certs[EXPIRED], "mx.example.test", 0, &certs[CA], now - 10 * DAY, now - DAY);
-	make(&certs[WRONG], "other.example.net", 0, &certs[CA], now - DAY, now + DAY);
+	testcert_make(&certs[CA2], "Test CA", 1, NULL, now - DAY, now + 30 * DAY);
+	testcert_make(&certs[INTER], "Test Intermediate", 1, &certs[CA], now - DAY, now + 30 * DAY);
+	testcert_make(&certs[GOOD], "mx.example.test", 0, &certs[CA], now - DAY, now + DAY);
+	testcert_make(&certs[DEEP], "mx.example.test", 0, &certs[INTER], now - DAY, now + DAY);
+	testcert_make(&certs[EXPIRED], "mx.example.test", 0, &certs[CA], now - 10 * DAY, now - DAY);
+	testcert_make(&certs[WRONG], "other.example.net", 0, &certs[CA], now - DAY, now + DAY);
 	/* An expired intermediate above a current leaf. */
-	make(&certs[OLDINTER], "Old Intermediate", 1, &certs[CA], now - 10 * DAY, now - DAY);
-	make(&certs[OLDDEEP], "mx.example.test", 0, &certs[OLDINTER], now - DAY, now + DAY);
+	testcert_make(&certs[OLDINTER], "Old Intermediate", 1, &certs[CA], now - 10 * DAY, now - DAY);
+	testcert_make(&certs[OLDDEEP], "mx.example.test", 0, &certs[OLDINTER], now - DAY, now + DAY);
 }
 
 /* A TLSA record for certificate w (usage u, selector s, matching m). */
@@ -297,10 +259,7 @@ int main(void)
 		run_case(i, &cases[i], now);
 	test_reason_text(now);
 	test_garbage(now);
-	for (size_t i = 0; i < NWHO; i++) {
-		gnutls_x509_crt_deinit(certs[i].crt);
-		gnutls_x509_privkey_deinit(certs[i].key);
-		gnutls_free(certs[i].der.data);
-	}
+	for (size_t i = 0; i < NWHO; i++)
+		testcert_free(&certs[i]);
 	return TEST_DONE();
 }

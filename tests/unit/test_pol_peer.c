@@ -16,57 +16,20 @@
 
 #include "pol_peer.h"
 #include "tap.h"
+#include "testcert.h"
 
 #define PEER "mx.example.test[127.0.0.1]:25"
-
-struct made {
-	gnutls_x509_privkey_t key;
-	gnutls_x509_crt_t crt;
-	gnutls_datum_t der;
-};
 
 static struct made ca, good, wrong, self;
 
 #define OK(expr) RL_REQUIRE((expr) >= 0)
 
-/* A certificate for cn (a CA when is_ca), signed by issuer (NULL: itself). */
+/* A certificate for cn valid around now, signed by issuer (NULL: itself). */
 static void make(struct made *m, const char *cn, int is_ca, const struct made *issuer)
 {
 	time_t now = time(NULL);
-	unsigned char serial[4] = {1, 2, 3, 4};
 
-	serial[3] = (unsigned char)(cn[0] + (is_ca ? 1 : 0));
-	OK(gnutls_x509_privkey_init(&m->key));
-	OK(gnutls_x509_privkey_generate(m->key, GNUTLS_PK_ECDSA,
-					GNUTLS_CURVE_TO_BITS(GNUTLS_ECC_CURVE_SECP256R1), 0));
-	OK(gnutls_x509_crt_init(&m->crt));
-	OK(gnutls_x509_crt_set_version(m->crt, 3));
-	OK(gnutls_x509_crt_set_serial(m->crt, serial, sizeof(serial)));
-	OK(gnutls_x509_crt_set_activation_time(m->crt, now - 3600));
-	OK(gnutls_x509_crt_set_expiration_time(m->crt, now + 86400));
-	OK(gnutls_x509_crt_set_dn_by_oid(m->crt, GNUTLS_OID_X520_COMMON_NAME, 0, cn, strlen(cn)));
-	OK(gnutls_x509_crt_set_key(m->crt, m->key));
-	OK(gnutls_x509_crt_set_basic_constraints(m->crt, is_ca, -1));
-	if (is_ca) {
-		OK(gnutls_x509_crt_set_key_usage(m->crt,
-						 GNUTLS_KEY_KEY_CERT_SIGN | GNUTLS_KEY_CRL_SIGN));
-	} else {
-		OK(gnutls_x509_crt_set_key_usage(m->crt, GNUTLS_KEY_DIGITAL_SIGNATURE));
-		OK(gnutls_x509_crt_set_key_purpose_oid(m->crt, GNUTLS_KP_TLS_WWW_SERVER, 0));
-		OK(gnutls_x509_crt_set_subject_alt_name(m->crt, GNUTLS_SAN_DNSNAME, cn,
-							(unsigned)strlen(cn), GNUTLS_FSAN_SET));
-	}
-	if (!issuer)
-		issuer = m;
-	OK(gnutls_x509_crt_sign2(m->crt, issuer->crt, issuer->key, GNUTLS_DIG_SHA256, 0));
-	OK(gnutls_x509_crt_export2(m->crt, GNUTLS_X509_FMT_DER, &m->der));
-}
-
-static void made_free(struct made *m)
-{
-	gnutls_x509_crt_deinit(m->crt);
-	gnutls_x509_privkey_deinit(m->key);
-	gnutls_free(m->der.data);
+	testcert_make(m, cn, is_ca, issuer, now - 3600, now + 86400);
 }
 
 /* A trust list holding the CA (its own copy: the list frees it). */
@@ -265,9 +228,9 @@ int main(void)
 	make(&self, "mx.example.test", 0, NULL);
 	test_levels();
 	test_resolve();
-	made_free(&self);
-	made_free(&wrong);
-	made_free(&good);
-	made_free(&ca);
+	testcert_free(&self);
+	testcert_free(&wrong);
+	testcert_free(&good);
+	testcert_free(&ca);
 	return TEST_DONE();
 }
