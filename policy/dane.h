@@ -39,8 +39,8 @@ enum dane_mtype { DANE_MATCH_FULL = 0, DANE_MATCH_SHA256 = 1, DANE_MATCH_SHA512 
 
 struct dane_tlsa {
 	uint8_t usage, selector, mtype;
-	size_t len;			  /* bytes of data */
-	unsigned char data[DANE_DATA_MAX]; /* the association data */
+	size_t len;		   /* bytes of data, at most DANE_DATA_MAX */
+	const unsigned char *data; /* the association data (borrowed: see dane_tlsa_parse) */
 };
 
 /*
@@ -48,6 +48,7 @@ struct dane_tlsa {
  * usage, selector or matching type we do not know parses fine (it is
  * merely unusable); a digest whose length does not fit its matching type
  * (32 for SHA-256, 64 for SHA-512) or an empty one is RL_EPARSE.
+ * out->data points into rdata (no copy): keep rdata alive while out is used.
  */
 int dane_tlsa_parse(const unsigned char *rdata, size_t len, struct dane_tlsa *out,
 		    struct rl_why *why) RL_WUR;

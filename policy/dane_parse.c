@@ -29,6 +29,7 @@ static int refuse(struct dane_tlsa *out, struct rl_why *why, int code, const cha
 {
 	out->usage = out->selector = out->mtype = 0;
 	out->len = 0;
+	out->data = NULL;
 	return rl_fail(why, code, reason, off);
 }
 
@@ -55,7 +56,7 @@ int dane_tlsa_parse(const unsigned char *rdata, size_t len, struct dane_tlsa *ou
 	if (rdata[2] == DANE_MATCH_SHA512 && dlen != want)
 		return refuse(out, why, RL_EPARSE, "TLSA SHA-512 digest is not 64 octets",
 			      TLSA_HEAD);
-	/* The data is copied into a fixed array: longer records are refused, never cut. */
+	/* Longer records are refused, never cut: the bound is what callers store. */
 	if (dlen > DANE_DATA_MAX)
 		return refuse(out, why, RL_ETOOBIG, "TLSA association data over 4096 octets",
 			      TLSA_HEAD + DANE_DATA_MAX);
@@ -63,7 +64,7 @@ int dane_tlsa_parse(const unsigned char *rdata, size_t len, struct dane_tlsa *ou
 	out->selector = rdata[1];
 	out->mtype = rdata[2];
 	out->len = dlen;
-	memcpy(out->data, rdata + TLSA_HEAD, dlen);
+	out->data = rdata + TLSA_HEAD;
 	return 0;
 }
 

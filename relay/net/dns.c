@@ -30,6 +30,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/random.h>
 #include <time.h>
 #include <unistd.h>
@@ -71,6 +72,7 @@ struct dns_sub {
 	int secure;
 	size_t naddr; /* addresses kept from an A or AAAA answer */
 	unsigned char addr[DNS_ADDR_MAX][16];
+	char canon[DNS_NAME_MAX]; /* the CNAME-expanded name, "" if no CNAME */
 	char why[256];
 };
 
@@ -548,6 +550,11 @@ static void addr_collect(struct dns_req *req, struct dns_sub *s, int err,
 	s->status = classify(err, res, &s->secure, s->why, sizeof(s->why));
 	if (s->status != DNS_OK)
 		return;
+	/* libunbound names the end of a CNAME chain; "" when there was none. */
+	if (!res->canonname || dns_parse_host(res->canonname, strlen(res->canonname), s->canon,
+					      sizeof(s->canon)) < 0 ||
+	    strcasecmp(s->canon, req->name) == 0)
+		s->canon[0] = '\0';
 	for (size_t i = 0; res->data[i] && s->naddr < DNS_ADDR_MAX; i++)
 		if (res->len[i] == (int)want)
 			memcpy(s->addr[s->naddr++], res->data[i], want);
@@ -617,6 +624,9 @@ static void addrs_finish(struct dns_req *req)
 	r.secure6 = s6->secure;
 	r.secure4 = s4->secure;
 	r.status = r.naddr > 0 ? DNS_OK : addrs_status(s6, s4, &why);
+	/* The alias target, from whichever answer gave addresses (IPv6 first). */
+	rl_strlcpy(r.canon, s6->naddr ? s6->canon : s4->canon, sizeof(r.canon));
+	r.canon_secure = s6->naddr && s6->canon[0] ? s6->secure : s4->secure;
 	if (why)
 		copy_text(r.why, sizeof(r.why), why);
 	else if (r.status == DNS_NODATA)

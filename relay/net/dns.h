@@ -96,6 +96,13 @@ struct dns_addr_result {
 	int secure6, secure4;
 	size_t naddr;
 	struct dns_addr addr[DNS_ADDR_MAX]; /* IPv6 first, then IPv4 */
+	/*
+	 * When the host name is an alias: the end of its CNAME chain (RFC 7672
+	 * section 2.2.2 looks for TLSA records there first), else "".
+	 * canon_secure: the answer that named it was validated.
+	 */
+	char canon[DNS_NAME_MAX];
+	int canon_secure;
 	char why[256];
 };
 

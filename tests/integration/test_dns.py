@@ -5,7 +5,7 @@ configuration, runs the lookups named on its command line at the same time
 and prints one line per lookup:
 
     mx NAME status=OK secure=1 implicit=0 null_mx=0 hosts=10:a,20:b ms=N why=...
-    addrs NAME status=OK secure=1 secure6=1 secure4=1 addrs=::1,127.0.0.5 ms=N why=...
+    addrs NAME status=OK secure=1 secure6=1 secure4=1 addrs=::1,127.0.0.5 canon=- ms=N why=...
     tlsa NAME status=OK secure=1 n=1 dropped=0 rdata=35:030101AB... ms=N why=...
 
 Lines starting with FAIL are broken promises of dns.h (callback inside the
@@ -309,6 +309,9 @@ class AddressLookups(DnsTestBase):
         self.assertEqual(r['status'], 'OK', r)
         self.assertEqual(r['addrs'], '::1,127.0.0.5')
         self.assertEqual(r['secure'], '1')
+        # DANE looks for TLSA records at the end of the chain first.
+        self.assertEqual(r['canon'], 'both.test')
+        self.assertEqual(self.one(self.config(), 'addrs:both.test')['canon'], '-')
 
     def test_capped(self):
         r = self.one(self.config(), 'addrs:many.test')

@@ -48,8 +48,13 @@ static void record(struct dane_tlsa *t, unsigned u, unsigned s, unsigned m, enum
 {
 	gnutls_datum_t obj = certs[w].der, spki = {NULL, 0};
 	gnutls_pubkey_t key;
+	/* Each record made keeps its own data (the struct borrows it). */
+	static unsigned char pool[16][DANE_DATA_MAX];
+	static size_t npool;
+	unsigned char *buf = pool[npool++ % 16];
 
 	memset(t, 0, sizeof(*t));
+	t->data = buf;
 	t->usage = (uint8_t)u;
 	t->selector = (uint8_t)s;
 	t->mtype = (uint8_t)m;
@@ -62,11 +67,11 @@ static void record(struct dane_tlsa *t, unsigned u, unsigned s, unsigned m, enum
 	}
 	if (m == DANE_MATCH_SHA256 || m == DANE_MATCH_SHA512) {
 		OK(gnutls_hash_fast(m == 1 ? GNUTLS_DIG_SHA256 : GNUTLS_DIG_SHA512, obj.data,
-				    obj.size, t->data));
+				    obj.size, buf));
 		t->len = m == 1 ? 32 : 64;
 	} else {
 		RL_REQUIRE(obj.size <= DANE_DATA_MAX);
-		memcpy(t->data, obj.data, obj.size);
+		memcpy(buf, obj.data, obj.size);
 		t->len = obj.size;
 	}
 	gnutls_free(spki.data);
@@ -244,7 +249,7 @@ static void test_garbage(time_t now)
 	set[0].usage = 3;
 	set[0].selector = 0;
 	set[0].mtype = 0;
-	memcpy(set[0].data, junk, sizeof(junk));
+	set[0].data = junk;
 	set[0].len = sizeof(junk);
 	CHECK(dane_match(set, 1, chain, 2, MX, NULL, 0, now, &which, reason, sizeof(reason)) == 0,
 	      "garbage 3 0 0: %s", reason);

@@ -146,6 +146,7 @@ static void test_text(void)
 	    {"no data", 0, 64, "3 1 1"},
 	};
 	static struct dane_tlsa t;
+	static unsigned char buf[64];
 	char out[80];
 
 	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
@@ -155,7 +156,8 @@ static void test_text(void)
 		t.mtype = 1;
 		t.len = cases[i].dlen;
 		for (size_t j = 0; j < t.len; j++)
-			t.data[j] = (unsigned char)(j == 0 ? 0x5e : j);
+			buf[j] = (unsigned char)(j == 0 ? 0x5e : j);
+		t.data = buf;
 		memset(out, '#', sizeof(out));
 		dane_tlsa_text(&t, out, cases[i].size);
 		CHECK(strcmp(out, cases[i].want) == 0, "%s: got \"%s\" want \"%s\"", cases[i].what,
@@ -173,9 +175,12 @@ static void test_text(void)
 static void test_text_big(void)
 {
 	static struct dane_tlsa t;
+	static unsigned char buf[DANE_DATA_MAX];
 	char out[100];
 
-	memset(&t, 0xff, sizeof(t));
+	memset(&t, 0, sizeof(t));
+	memset(buf, 0xff, sizeof(buf));
+	t.data = buf;
 	t.usage = 2;
 	t.selector = 0;
 	t.mtype = 0;

@@ -9,7 +9,8 @@
  *   its callback must never run).
  *   All lookups run at the same time; lines are printed in argument order:
  *     mx NAME status=OK secure=1 implicit=0 null_mx=0 hosts=10:a,20:b ms=N why=TEXT
- *     addrs NAME status=OK secure=1 secure6=1 secure4=1 addrs=::1,127.0.0.5 ms=N why=TEXT
+ *     addrs NAME status=OK secure=1 secure6=1 secure4=1 addrs=::1,127.0.0.5 canon=- ms=N why=TEXT
+ *       (canon: the end of the host's CNAME chain, - when none)
  *     tlsa NAME status=OK secure=1 n=2 dropped=0 rdata=35:030101AB..,4099:0300..+ ms=N why=TEXT
  *       (each record LEN:HEX, HEX cut at TLSA_HEX_MAX octets and then marked "+")
  *     mx NAME error=CODE
@@ -122,8 +123,9 @@ static void on_addrs(void *arg, const struct dns_addr_result *r)
 					ip);
 	}
 	if (pos < sizeof(l->line))
-		snprintf(l->line + pos, sizeof(l->line) - pos, " ms=%llu why=%s",
-			 (unsigned long long)(uv_now(&loop) - l->start), r->why);
+		snprintf(l->line + pos, sizeof(l->line) - pos, " canon=%s ms=%llu why=%s",
+			 r->canon[0] ? r->canon : "-", (unsigned long long)(uv_now(&loop) - l->start),
+			 r->why);
 	done_one(l);
 }
 
