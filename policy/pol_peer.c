@@ -4,6 +4,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #include "pol_peer.h"
 
@@ -63,6 +64,49 @@ int pol_peer_resolve(const struct pol_entry *e, int default_level, const char *d
 	}
 	sp->names = out->names;
 	return 0;
+}
+
+int pol_peer_dane_applies(const struct pol_entry *e)
+{
+	return !e || e->level == POL_LEVEL_DANE || e->level == POL_LEVEL_DANE_ONLY;
+}
+
+int pol_peer_dane(struct pol_peer_sess *s, const struct pol_dane *dn, const char *host,
+		  const char **dsn, char *reason, size_t rsize)
+{
+	struct pol_peer_policy *p = &s->pol;
+
+	*dsn = NULL;
+	reason[0] = '\0';
+	if (!pol_peer_dane_applies(s->entry))
+		return 0; /* the administrator's word wins */
+	if (dn->state == POL_DANE_FAIL) {
+		/* Not knowing whether DANE applies is never "it does not". */
+		*dsn = POL_PEER_DSN;
+		snprintf(reason, rsize, "%s", dn->why ? dn->why : "TLSA lookup error");
+		return RL_EPOLICY;
+	}
+	if (dn->state == POL_DANE_USABLE && dn->nrec > 0) {
+		if (p->level != POL_LEVEL_DANE_ONLY)
+			p->level = POL_LEVEL_DANE;
+		if (!s->entry)
+			p->nnames = 0; /* default_tls_level's match names do not apply */
+		p->tlsa = dn->rec;
+		p->ntlsa = dn->nrec;
+		p->dane_base = dn->base;
+		p->dane_mx_secure = dn->mx_secure;
+		rl_strlcpy(s->servername, dn->base, sizeof(s->servername));
+		p->servername = s->servername;
+		return 0;
+	}
+	if (p->level != POL_LEVEL_DANE_ONLY)
+		return 0; /* dane: encrypt; no entry: default_tls_level */
+	*dsn = POL_PEER_DSN;
+	snprintf(reason, rsize,
+		 "TLS is required with DANE authentication, but %s has %s", host,
+		 dn->state == POL_DANE_UNUSABLE ? "no usable TLSA records"
+						: "no DNSSEC-secure TLSA records");
+	return RL_EPOLICY;
 }
 
 const char *pol_trust_word(int trust)
@@ -163,6 +207,28 @@ static int check_names(const struct pol_peer_policy *p, const gnutls_datum_t *le
 	return refuse(v);
 }
 
+/*
+ * DANE: one usable record must match (dane_match).  The verdict is
+ * Verified when the MX RRset was secure, Trusted when only the host's own
+ * records were (the host name itself came from an unsigned answer).
+ */
+static int check_dane(const struct pol_peer_policy *p, const gnutls_datum_t *chain, size_t n,
+		      struct pol_verdict *v, char *reason, size_t rsize)
+{
+	char why[400], rec[120];
+	size_t which = 0;
+
+	if (dane_match(p->tlsa, p->ntlsa, chain, n, p->dane_base, p->names, p->nnames, time(NULL),
+		       &which, why, sizeof(why)) == 0) {
+		v->dane = 1;
+		v->trust = p->dane_mx_secure ? POL_TRUST_VERIFIED : POL_TRUST_TRUSTED;
+		dane_tlsa_text(&p->tlsa[which], rec, sizeof(rec));
+		return say(reason, rsize, "TLSA record matched (%s)", rec);
+	}
+	say(reason, rsize, "Server certificate not verified: %s", why);
+	return refuse(v);
+}
+
 /* The chain against the anchors: sets v->chain, v->status and v->trust. */
 static void check_chain(const struct pol_peer_policy *p, const gnutls_datum_t *chain, size_t n,
 			struct pol_verdict *v)
@@ -185,7 +251,8 @@ int pol_peer_check(const struct pol_peer_policy *p, const char *peer, const gnut
 	v->pass = 1;
 	reason[0] = '\0';
 	if (!chain || n == 0) {
-		if (!pol_level_requires_auth(p->level))
+		/* DANE with usable records authenticates: a bare key never passes. */
+		if (!pol_level_requires_auth(p->level) && p->ntlsa == 0)
 			return say(reason, rsize, "no certificate");
 		say(reason, rsize, "Server certificate not verified: no certificate");
 		return refuse(v);
@@ -198,21 +265,19 @@ int pol_peer_check(const struct pol_peer_policy *p, const char *peer, const gnut
 	case POL_LEVEL_SECURE:
 		return check_names(p, &chain[0], v, reason, rsize);
 	case POL_LEVEL_DANE_ONLY:
-		/*
-		 * No TLSA records are looked up yet, so nothing can
-		 * authenticate this peer: fail closed.  (dane itself falls
-		 * back to encrypt, as the contract says it does when no
-		 * usable TLSA records exist.)
-		 */
+	case POL_LEVEL_DANE:
+		if (p->ntlsa > 0)
+			return check_dane(p, chain, n, v, reason, rsize);
+		if (p->level == POL_LEVEL_DANE)
+			return say(reason, rsize,
+				   "no usable TLSA records: encrypt, "
+				   "no authentication required");
+		/* dane-only without records: nothing can authenticate this peer. */
 		say(reason, rsize,
 		    "TLS is required with DANE authentication, but no usable "
 		    "TLSA records are available for %s",
 		    peer);
 		return refuse(v);
-	case POL_LEVEL_DANE:
-		return say(reason, rsize,
-			   "no usable TLSA records: encrypt, "
-			   "no authentication required");
 	case POL_LEVEL_NONE:
 		return say(reason, rsize, "the relay would not use TLS");
 	default:

@@ -28,6 +28,7 @@
 #include <gnutls/x509.h>
 
 #include "cert.h"
+#include "dane.h"
 #include "fpr.h"
 #include "pol.h"
 #include "rl.h"
@@ -40,6 +41,16 @@ struct pol_peer_policy {
 	const struct cert_pattern *names; /* verify/secure: resolved match names */
 	size_t nnames;
 	gnutls_x509_trust_list_t trust; /* anchors (tafile= or tls_ca_file); NULL: none */
+	/*
+	 * DANE (level dane/dane-only with usable records, set by
+	 * pol_peer_dane()): the records, the TLSA base domain their DANE-TA
+	 * names are checked against, and whether a match is Verified (the MX
+	 * RRset was DNSSEC-secure) or only Trusted (it was not).
+	 */
+	const struct dane_tlsa *tlsa;
+	size_t ntlsa;
+	const char *dane_base;
+	int dane_mx_secure;
 	/* Session setup, not read by pol_peer_check(): */
 	gnutls_priority_t prio; /* protocols=, ciphers=, exclude=; NULL: the default */
 	const char *servername; /* SNI; NULL: none (Postfix's default) */
@@ -64,6 +75,40 @@ struct pol_peer_sess {
 int pol_peer_resolve(const struct pol_entry *e, int default_level, const char *domain,
 		     const char *host, gnutls_x509_trust_list_t trust, gnutls_priority_t prio,
 		     struct pol_peer_sess *out, char *reason, size_t rsize) RL_WUR;
+
+/* What the TLSA lookup of the session's MX host found (RFC 7672 2.2). */
+enum pol_dane_state {
+	POL_DANE_NONE = 0, /* not looked up, insecure, or a secure denial: no DANE */
+	POL_DANE_USABLE,   /* secure records, at least one usable */
+	POL_DANE_UNUSABLE, /* secure records, none usable: no authentication */
+	POL_DANE_FAIL,	   /* SERVFAIL, timeout, bogus: never taken for "none" */
+};
+
+struct pol_dane {
+	int state;		    /* enum pol_dane_state */
+	const struct dane_tlsa *rec; /* POL_DANE_USABLE: the usable records */
+	size_t nrec;
+	const char *base;	    /* the TLSA base domain (the MX host, or its alias target) */
+	int mx_secure;		    /* the MX RRset (or its absence) was DNSSEC-secure */
+	const char *why;	    /* POL_DANE_FAIL: "TLSA lookup error for ...: ..." */
+};
+
+/*
+ * Apply DANE to a resolved session (INTERFACE.md, "Where a domain's policy
+ * comes from"): an entry of another level wins and nothing changes; for an
+ * entry of dane or dane-only, or no entry at all, usable records make the
+ * session check them (level dane, or dane-only as written; SNI = the base
+ * domain, RFC 7672 8.1).  Without usable records dane stays (encrypt
+ * semantics) and no entry keeps default_tls_level.  Fails closed with a
+ * reason, returning RL_EPOLICY (*dsn the enhanced status): a failed lookup
+ * wherever DANE could apply, and dane-only without usable records.  dn's
+ * pointers must outlive s.  Pure.
+ */
+int pol_peer_dane(struct pol_peer_sess *s, const struct pol_dane *dn, const char *host,
+		  const char **dsn, char *reason, size_t rsize) RL_WUR;
+
+/* Would DANE apply to mail under entry e (NULL: no entry)?  Decides whether to look TLSA up. */
+int pol_peer_dane_applies(const struct pol_entry *e);
 
 /* The word of Postfix's "... TLS connection established" line. */
 enum pol_trust {
@@ -94,6 +139,7 @@ struct pol_verdict {
 	int named;	 /* verify/secure: a name matched (checked even when untrusted) */
 	char matched[CERT_PATTERN_SIZE]; /* the certificate name that matched */
 	int fpr_which;			 /* fingerprint passed: FPR_CERT or FPR_PUBKEY */
+	int dane;			 /* a TLSA record matched (trust says Verified or Trusted) */
 	/* On a fingerprint failure: "certificate SHA-256 .., public key SHA-256 ..". */
 	char seen[2 * FPR_TEXT_SIZE + 64];
 };

@@ -34,6 +34,7 @@
 #include <uv.h>
 
 #include "commit.h"
+#include "danehost.h"
 #include "dns.h"
 #include "qmgr.h"
 #include "queue.h"
@@ -50,7 +51,7 @@ struct addr_ctx; /* qmgr_resolve.c's: one address lookup of a round */
 #define QMGR_RELAY_MAX 320
 #define QMGR_DEST_SESS_MAX 256 /* sessions to one destination, whatever the config */
 
-enum qdest_state { QD_IDLE = 0, QD_MX, QD_ADDR, QD_READY };
+enum qdest_state { QD_IDLE = 0, QD_MX, QD_ADDR, QD_TLSA, QD_READY };
 
 struct qmsg {
 	struct qmsg *hnext;
@@ -101,6 +102,7 @@ struct qlist {
 struct qtarget {
 	char host[DNS_NAME_MAX];
 	unsigned pref;                 /* MX preference of host */
+	size_t hostidx;                /* its index in the round's MX hosts */
 	struct sockaddr_storage addr;
 };
 
@@ -126,6 +128,14 @@ struct qdest {
 	size_t addr_pending;
 	struct qtarget *targets;
 	size_t ntargets, cursor;
+	/*
+	 * DANE: the MX RRset (or its absence) was DNSSEC-secure; the TLSA
+	 * lookups of the hosts with targets (NULL when DANE cannot apply to
+	 * the domain, e.g. a policy entry of another level).
+	 */
+	int mx_secure;
+	struct danehost *dane;         /* per MX host; POL_DANE_NONE if not looked up */
+	size_t dane_pending;
 	int fail_class;
 	char fail_reason[SMTPC_REASON_MAX];
 	char fail_dsn[16];

@@ -4,7 +4,8 @@
  * that loop back to us, at most smtp_mx_address_limit); a result that gives
  * no host fails the waiting jobs with a class and DSN code taken from the
  * resolver's status.  qmgr_dest_reset ends a round and cancels its lookups.
- * This is where DANE's TLSA lookups will join the round.
+ * Then, where DANE can apply, the TLSA records of each MX host whose
+ * addresses were DNSSEC-secure (danehost.c), before any session starts.
  */
 #include <errno.h>
 #include <limits.h>
@@ -55,6 +56,15 @@ static void dest_addrs_free(struct qdest *d)
 	d->addrq = NULL;
 }
 
+static void dest_dane_free(struct qdest *d)
+{
+	for (size_t i = 0; d->dane && i < d->nhosts; i++)
+		danehost_clear(&d->dane[i]);
+	free(d->dane);
+	d->dane = NULL;
+	d->dane_pending = 0;
+}
+
 /* The round is over: forget the MX hosts; the next jobs resolve afresh. */
 void qmgr_dest_reset(struct qdest *d)
 {
@@ -67,6 +77,7 @@ void qmgr_dest_reset(struct qdest *d)
 	if (d->mxq >= 0)
 		dns_cancel(d->q->dns, d->mxq);
 	d->mxq = -1;
+	dest_dane_free(d); /* before the hosts are forgotten: it walks them */
 	free(d->hosts);
 	d->hosts = NULL;
 	d->nhosts = 0;
@@ -138,6 +149,7 @@ static int dest_targets(struct qdest *d)
 			d->ntargets++;
 			rl_strlcpy(t->host, d->hosts[i].name, sizeof(t->host));
 			t->pref = d->hosts[i].pref;
+			t->hostidx = i;
 			t->addr = d->addrs[i].addr[k].sa;
 			if (t->addr.ss_family == AF_INET)
 				((struct sockaddr_in *)&t->addr)->sin_port = htons((uint16_t)c->remote_port);
@@ -152,6 +164,59 @@ static int dest_targets(struct qdest *d)
 	 */
 	return self != UINT_MAX && d->ntargets == 0 && d->nhosts > 0 &&
 	       self <= d->hosts[0].pref;
+}
+
+static void dest_dane_cb(void *arg, struct danehost *h)
+{
+	struct qdest *d = arg;
+
+	(void)h;
+	if (--d->dane_pending > 0)
+		return;
+	d->state = QD_READY;
+	qmgr_dest_kick(d);
+}
+
+/*
+ * Start the TLSA lookups of the round (RFC 7672 2.2): for each MX host
+ * with a target whose A or AAAA answer was DNSSEC-secure, unless the
+ * policy entry of the domain sets a level DANE does not touch.  An
+ * insecure MX RRset does not stop it: a match is then Trusted, not
+ * Verified (pol_peer_dane).  Returns the number of lookups started.
+ */
+static size_t dest_dane_start(struct qdest *d)
+{
+	struct qmgr *q = d->q;
+	const struct tlspol *pol = *q->p.pol;
+	const struct pol_entry *e = pol ? pol_table_lookup(tlspol_table(pol), d->domain) : NULL;
+
+	if (!pol_peer_dane_applies(e))
+		return 0;
+	d->dane = calloc(d->nhosts, sizeof(*d->dane));
+	if (!d->dane)
+		return 0; /* sessions then fail closed where DANE is required */
+	for (size_t i = 0; i < d->nhosts; i++)
+		d->dane[i].qid = -1;
+	for (size_t k = 0; k < d->ntargets; k++) {
+		size_t i = d->targets[k].hostidx;
+		const struct dns_addr_result *a = &d->addrs[i];
+		struct danehost *h = &d->dane[i];
+		int rc;
+
+		if (h->dns || !(a->secure4 || a->secure6))
+			continue; /* looked up already, or not secure: no DANE */
+		rc = danehost_start(h, q->dns, d->hosts[i].name, a->canon_secure ? a->canon : "",
+				    q->p.cfg->remote_port, dest_dane_cb, d);
+		if (rc < 0) {
+			h->state = POL_DANE_FAIL;
+			if (snprintf(h->why, sizeof(h->why), "TLSA lookup error for %s: %s",
+				     h->qname, rl_strerror(rc)) < 0)
+				h->why[0] = '\0';
+			continue;
+		}
+		d->dane_pending++;
+	}
+	return d->dane_pending;
 }
 
 static void dest_addr_cb(void *arg, const struct dns_addr_result *r)
@@ -175,8 +240,14 @@ static void dest_addr_cb(void *arg, const struct dns_addr_result *r)
 		return;
 	}
 	if (d->ntargets > 0) {
-		/* The targets hold all the round needs from the lookups. */
+		size_t tlsa = dest_dane_start(d);
+
+		/* The targets and TLSA lookups hold all the round needs from them. */
 		dest_addrs_free(d);
+		if (tlsa > 0) {
+			d->state = QD_TLSA;
+			return;
+		}
 		d->state = QD_READY;
 		qmgr_dest_kick(d);
 		return;
@@ -214,6 +285,7 @@ static void dest_mx_cb(void *arg, const struct dns_mx_result *r)
 		qmgr_dest_reset(d);
 		return;
 	}
+	d->mx_secure = r->secure;
 	d->hosts = calloc(r->nhosts, sizeof(*d->hosts));
 	if (!d->hosts) {
 		qmgr_dest_fail_all(d, SMTPC_TEMPFAIL, "4.4.3", "out of memory");

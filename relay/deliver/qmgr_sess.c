@@ -249,17 +249,30 @@ static const struct smtpc_ops qmgr_smtpc_ops = { sess_next, sess_msg_done, sess_
 
 /*
  * The TLS policy of a session: the entry of the policy file in force for
- * the destination (or default_tls_level), resolved for this MX host.  The
+ * the destination (or default_tls_level), resolved for this MX host, then
+ * raised by what the host's TLSA lookup found (pol_peer_dane).  The
  * session keeps a reference to the snapshot, so a reload meanwhile changes
- * only sessions started after it.
+ * only sessions started after it.  On failure *dsn is the enhanced status
+ * ("" when it has none).
  */
-static int sess_policy(struct qsess *qs, const struct qtarget *t, char *reason, size_t rsize)
+static int sess_policy(struct qsess *qs, const struct qtarget *t, const char **dsn, char *reason,
+		       size_t rsize)
 {
-	struct qmgr *q = qs->d->q;
+	struct qdest *d = qs->d;
+	struct qmgr *q = d->q;
+	struct danehost none = {.state = POL_DANE_NONE, .qid = -1};
+	struct pol_dane dn;
 
-	if (tlspol_resolve(*q->p.pol, qs->d->domain, t->host, q->p.cfg->default_tls_level,
+	*dsn = "";
+	if (tlspol_resolve(*q->p.pol, d->domain, t->host, q->p.cfg->default_tls_level,
 			   q->p.trust, &qs->ps, reason, rsize) < 0)
 		return -1;
+	/* The records stay with the round, which outlives its sessions. */
+	danehost_pol(d->dane ? &d->dane[t->hostidx] : &none, d->mx_secure, &dn);
+	if (pol_peer_dane(&qs->ps, &dn, t->host, dsn, reason, rsize) < 0) {
+		*dsn = *dsn ? *dsn : "";
+		return -1;
+	}
 	qs->polref = tlspol_ref(*q->p.pol);
 	qs->t.pol = &qs->ps.pol;
 	return 0;
@@ -272,6 +285,7 @@ void qmgr_sess_start(struct qdest *d, size_t target, int no_starttls)
 	struct qsess *qs = calloc(1, sizeof(*qs));
 	struct smtpc_params p;
 	struct qtarget *t = &d->targets[target];
+	const char *dsn;
 	int rc;
 
 	if (!qs) {
@@ -288,10 +302,12 @@ void qmgr_sess_start(struct qdest *d, size_t target, int no_starttls)
 	qs->t.host = t->host;
 	qs->t.addr = t->addr;
 	qs->t.no_starttls = no_starttls;
-	if (sess_policy(qs, t, d->fail_reason, sizeof(d->fail_reason)) < 0) {
-		/* A host name that cannot be matched fails closed, like a bad cert. */
+	if (sess_policy(qs, t, &dsn, d->fail_reason, sizeof(d->fail_reason)) < 0) {
+		/* A host name that cannot be matched, a failed TLSA lookup,
+		 * dane-only without records: fail closed, like a bad cert. */
 		d->fail_class = SMTPC_POLICYFAIL;
-		d->fail_dsn[0] = d->fail_relay[0] = '\0';
+		rl_strlcpy(d->fail_dsn, dsn, sizeof(d->fail_dsn));
+		d->fail_relay[0] = '\0';
 		dest_target_failed(d, target, 0);
 		free(qs);
 		return;

@@ -648,7 +648,7 @@ static void smtpc_vsteps(struct smtpc *s, const struct pol_verdict *v, const cha
  * closed) with the verdict's reason and status, and returns -1.
  */
 static int smtpc_peer_check(struct smtpc *s, const gnutls_datum_t *chain, unsigned n,
-			    const char **trust)
+			    const char **trust, int *dane)
 {
 	struct pol_verdict v;
 	char reason[SMTPC_REASON_MAX];
@@ -656,6 +656,7 @@ static int smtpc_peer_check(struct smtpc *s, const gnutls_datum_t *chain, unsign
 				sizeof(reason));
 
 	*trust = pol_trust_word(v.trust);
+	*dane = v.dane;
 	if (chain && n > 0)
 		smtpc_vsteps(s, &v, reason);
 	if (rc == 0)
@@ -686,13 +687,14 @@ static int smtpc_tls_check(struct smtpc *s)
 	const gnutls_datum_t *chain = gnutls_certificate_get_peers(t, &n);
 	const char *trust = "Anonymous";
 	char summary[200];
-	int rc;
+	int rc, dane = 0;
 
 	conn_tls_summary(s->conn, summary, sizeof(summary));
 	/* Log first: the TLS line tells what was established, even if refused. */
-	rc = smtpc_peer_check(s, chain, n, &trust);
+	rc = smtpc_peer_check(s, chain, n, &trust, &dane);
+	/* tls=dane: verified by DANE (a Trusted match is "trusted"). */
 	if (rc == 0)
-		s->tls = smtpc_tls_word(trust);
+		s->tls = dane && strcmp(trust, "Verified") == 0 ? "dane" : smtpc_tls_word(trust);
 	if (s->p.tls->loglevel >= 1)
 		log_info("%s TLS connection established to %s: %s", trust, s->relay, summary);
 	if (s->p.tls->loglevel >= 2 && chain && n > 0) {

@@ -121,8 +121,8 @@ const char *smtpc_fail_dsn(const struct smtpc *s);
 
 /*
  * The protection of the session so far, as the contract's log lines say it:
- * "none" (no TLS), "anonymous", "untrusted", "trusted" or "verified".  A
- * static string.
+ * "none" (no TLS), "anonymous", "untrusted", "trusted", "verified" or "dane"
+ * (verified by a TLSA record).  A static string.
  */
 const char *smtpc_tls(const struct smtpc *s);
 /* "host[ip]:port" of the session, for log lines. */
