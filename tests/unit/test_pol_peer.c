@@ -11,6 +11,7 @@
 #include <time.h>
 
 #include <gnutls/abstract.h>
+#include <gnutls/crypto.h>
 #include <gnutls/gnutls.h>
 #include <gnutls/x509.h>
 
@@ -220,6 +221,129 @@ static void test_resolve(void)
 	pol_table_free(t);
 }
 
+/* A DANE-EE 3 0 1 record of certificate m (SHA-256 of its DER). */
+static void ee_record(struct dane_tlsa *t, unsigned char *buf, const struct made *m)
+{
+	OK(gnutls_hash_fast(GNUTLS_DIG_SHA256, m->der.data, m->der.size, buf));
+	*t = (struct dane_tlsa){.usage = 3, .selector = 0, .mtype = 1, .len = 32, .data = buf};
+}
+
+/*
+ * pol_peer_dane: which entries DANE touches, what each state makes of
+ * the session, and the verdicts pol_peer_check gives under DANE.
+ */
+static void test_dane(void)
+{
+	static const char text[] = "dane.test dane\n"
+				   "only.test dane-only\n"
+				   "enc.test encrypt\n"
+				   "ver.test verify\n";
+	static const struct {
+		const char *domain; /* NULL: no entry */
+		int deflevel;
+		int state;
+		int rc;
+		int level;	/* the level after pol_peer_dane (rc 0) */
+		size_t ntlsa;	/* records the session checks */
+		const char *reason; /* the start of the reason (rc < 0) */
+	} dcases[] = {
+	    {"dane.test", POL_LEVEL_MAY, POL_DANE_USABLE, 0, POL_LEVEL_DANE, 1, NULL},
+	    {"dane.test", POL_LEVEL_MAY, POL_DANE_NONE, 0, POL_LEVEL_DANE, 0, NULL},
+	    {"dane.test", POL_LEVEL_MAY, POL_DANE_UNUSABLE, 0, POL_LEVEL_DANE, 0, NULL},
+	    {"dane.test", POL_LEVEL_MAY, POL_DANE_FAIL, RL_EPOLICY, 0, 0, "TLSA lookup error"},
+	    {"only.test", POL_LEVEL_MAY, POL_DANE_USABLE, 0, POL_LEVEL_DANE_ONLY, 1, NULL},
+	    {"only.test", POL_LEVEL_MAY, POL_DANE_NONE, RL_EPOLICY, 0, 0,
+	     "TLS is required with DANE authentication, but mx.x.test has no DNSSEC-secure"},
+	    {"only.test", POL_LEVEL_MAY, POL_DANE_UNUSABLE, RL_EPOLICY, 0, 0,
+	     "TLS is required with DANE authentication, but mx.x.test has no usable"},
+	    /* The administrator's word wins over DANE, failures included. */
+	    {"enc.test", POL_LEVEL_MAY, POL_DANE_USABLE, 0, POL_LEVEL_ENCRYPT, 0, NULL},
+	    {"enc.test", POL_LEVEL_MAY, POL_DANE_FAIL, 0, POL_LEVEL_ENCRYPT, 0, NULL},
+	    {"ver.test", POL_LEVEL_MAY, POL_DANE_USABLE, 0, POL_LEVEL_VERIFY, 0, NULL},
+	    /* No entry: DANE raises default_tls_level, whatever it is. */
+	    {NULL, POL_LEVEL_ENCRYPT, POL_DANE_USABLE, 0, POL_LEVEL_DANE, 1, NULL},
+	    {NULL, POL_LEVEL_NONE, POL_DANE_USABLE, 0, POL_LEVEL_DANE, 1, NULL},
+	    {NULL, POL_LEVEL_VERIFY, POL_DANE_USABLE, 0, POL_LEVEL_DANE, 1, NULL},
+	    {NULL, POL_LEVEL_ENCRYPT, POL_DANE_NONE, 0, POL_LEVEL_ENCRYPT, 0, NULL},
+	    {NULL, POL_LEVEL_MAY, POL_DANE_UNUSABLE, 0, POL_LEVEL_MAY, 0, NULL},
+	    {NULL, POL_LEVEL_MAY, POL_DANE_FAIL, RL_EPOLICY, 0, 0, "TLSA lookup error"},
+	    {NULL, POL_LEVEL_DANE_ONLY, POL_DANE_NONE, RL_EPOLICY, 0, 0, "TLS is required"},
+	};
+	static unsigned char buf[32];
+	struct dane_tlsa rec;
+	struct pol_table *t = NULL;
+	struct pol_peer_sess s;
+	char reason[300];
+
+	ee_record(&rec, buf, &good);
+	RL_REQUIRE(pol_table_parse("p", text, strlen(text), &t, NULL) == 0);
+	for (size_t i = 0; i < sizeof(dcases) / sizeof(dcases[0]); i++) {
+		const struct pol_entry *e = dcases[i].domain ? pol_table_lookup(t, dcases[i].domain)
+							    : NULL;
+		struct pol_dane dn = {dcases[i].state, &rec, 1, "mx.x.test", 1,
+				      "TLSA lookup error for _25._tcp.mx.x.test: DNSSEC validation failed"};
+		const char *dsn = NULL;
+		int rc;
+
+		RL_REQUIRE(!dcases[i].domain || e);
+		RL_REQUIRE(pol_peer_resolve(e, dcases[i].deflevel, "x.test", "mx.x.test", NULL, NULL,
+					    &s, reason, sizeof(reason)) == 0);
+		CHECK_INT(pol_peer_dane_applies(e), !e || e->level == POL_LEVEL_DANE ||
+							e->level == POL_LEVEL_DANE_ONLY);
+		rc = pol_peer_dane(&s, &dn, "mx.x.test", &dsn, reason, sizeof(reason));
+		CHECK(rc == dcases[i].rc, "case %zu: rc %d want %d (%s)", i, rc, dcases[i].rc, reason);
+		if (rc < 0) {
+			CHECK(strncmp(reason, dcases[i].reason, strlen(dcases[i].reason)) == 0,
+			      "case %zu: reason %s", i, reason);
+			CHECK(dsn && strcmp(dsn, "4.7.5") == 0, "case %zu: dsn", i);
+			continue;
+		}
+		CHECK(s.pol.level == dcases[i].level, "case %zu: level %d want %d", i, s.pol.level,
+		      dcases[i].level);
+		CHECK(s.pol.ntlsa == dcases[i].ntlsa, "case %zu: ntlsa %zu", i, s.pol.ntlsa);
+		if (s.pol.ntlsa)
+			CHECK(s.pol.servername && strcmp(s.pol.servername, "mx.x.test") == 0,
+			      "case %zu: SNI is the base domain", i);
+	}
+
+	/* The verdicts under DANE: one per state of the MX RRset and chain. */
+	{
+		struct pol_dane dn = {POL_DANE_USABLE, &rec, 1, "mx.example.test", 1, NULL};
+		struct pol_verdict v;
+		const char *dsn;
+
+		RL_REQUIRE(pol_peer_resolve(NULL, POL_LEVEL_ENCRYPT, "example.test",
+					    "mx.example.test", NULL, NULL, &s, reason,
+					    sizeof(reason)) == 0);
+		RL_REQUIRE(pol_peer_dane(&s, &dn, "mx.example.test", &dsn, reason,
+					 sizeof(reason)) == 0);
+		CHECK_INT(pol_peer_check(&s.pol, PEER, &good.der, 1, &v, reason, sizeof(reason)),
+			  0);
+		CHECK(v.dane && v.trust == POL_TRUST_VERIFIED, "match: Verified, dane");
+		CHECK(strncmp(reason, "TLSA record matched (3 0 1 ", 27) == 0, "got %s", reason);
+		CHECK_INT(pol_peer_check(&s.pol, PEER, &wrong.der, 1, &v, reason, sizeof(reason)),
+			  RL_EPOLICY);
+		CHECK(!v.dane && v.dsn && strcmp(v.dsn, "4.7.5") == 0, "mismatch: 4.7.5");
+		CHECK(strncmp(reason, NOTVER "no TLSA record matches (3 0 1 ",
+			      strlen(NOTVER "no TLSA record matches (3 0 1 ")) == 0,
+		      "got %s", reason);
+		/* A bare key (no certificate) never passes DANE. */
+		CHECK_INT(pol_peer_check(&s.pol, PEER, NULL, 0, &v, reason, sizeof(reason)),
+			  RL_EPOLICY);
+		/* An insecure MX RRset: the same match is only Trusted. */
+		dn.mx_secure = 0;
+		RL_REQUIRE(pol_peer_resolve(NULL, POL_LEVEL_ENCRYPT, "example.test",
+					    "mx.example.test", NULL, NULL, &s, reason,
+					    sizeof(reason)) == 0);
+		RL_REQUIRE(pol_peer_dane(&s, &dn, "mx.example.test", &dsn, reason,
+					 sizeof(reason)) == 0);
+		CHECK_INT(pol_peer_check(&s.pol, PEER, &good.der, 1, &v, reason, sizeof(reason)),
+			  0);
+		CHECK(v.dane && v.trust == POL_TRUST_TRUSTED, "insecure MX: Trusted");
+	}
+	pol_table_free(t);
+}
+
 int main(void)
 {
 	make(&ca, "Test CA", 1, NULL);
@@ -228,6 +352,7 @@ int main(void)
 	make(&self, "mx.example.test", 0, NULL);
 	test_levels();
 	test_resolve();
+	test_dane();
 	testcert_free(&self);
 	testcert_free(&wrong);
 	testcert_free(&good);
