@@ -1,4 +1,4 @@
-"""A DNS proxy on loopback that silently drops chosen query types (stdlib only).
+"""A DNS proxy on loopback that silently drops chosen query types.
 
     from dnsproxy import DnsProxy
 
@@ -131,9 +131,14 @@ class DnsProxy:
             except OSError:
                 pass
         deadline = time.monotonic() + STOP_TIMEOUT
-        for t in self._threads:
+        # The two loops first: then no connection thread is added.
+        for t in self._threads[:2]:
             t.join(max(0.1, deadline - time.monotonic()))
-        alive = [t for t in self._threads if t.is_alive()]
+        with self._lock:
+            threads = list(self._threads)
+        for t in threads[2:]:
+            t.join(max(0.1, deadline - time.monotonic()))
+        alive = [t for t in threads if t.is_alive()]
         for s in (self._udp, self._tcp):
             s.close()
         self._udp = self._tcp = None
@@ -221,8 +226,9 @@ class DnsProxy:
                 self._conns.add(conn)
             t = threading.Thread(target=self._tcp_conn, args=(conn,),
                                  daemon=True)
+            with self._lock:
+                self._threads.append(t)
             t.start()
-            self._threads.append(t)
 
     def _tcp_conn(self, conn):
         """One client connection: length-prefixed queries, one at a time."""

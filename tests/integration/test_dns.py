@@ -665,12 +665,14 @@ class DaneFixtures(DnsTestBase):
             'mx:cname.test', 'addrs:mx.cname.test', 'mx:pointer.insecure.test',
             'addrs:mx.test'])
         mx, alias, pointer, target = lines
-        self.assertEqual((mx['hosts'], mx['secure']), ('10:mx.cname.test', '1'))
+        self.assertEqual((mx['hosts'], mx['secure']),
+                         ('10:mx.cname.test', '1'))
         self.assertEqual((alias['status'], alias['secure'], alias['addrs']),
                          ('OK', '1', '127.0.0.6'), alias)
         # The MX RRset is insecure, the host it names is secure.
         self.assertEqual((pointer['status'], pointer['secure'],
-                          pointer['hosts']), ('OK', '0', '10:mx.test'), pointer)
+                          pointer['hosts']), ('OK', '0', '10:mx.test'),
+                         pointer)
         self.assertEqual((target['secure'], target['addrs']),
                          ('1', '127.0.0.5'))
 
@@ -685,14 +687,16 @@ class DaneFixtures(DnsTestBase):
         self.assertEqual([l.upper().split() for l in z.query('bogus.test.',
                                                              'DS')], [bad])
         r = subprocess.run([dnszone.KDIG, '@127.0.0.1', '-p', str(z.port),
-                            '+dnssec', '+short', 'TLSA', '_25._tcp.mx.bogus.test'],
+                            '+dnssec', '+short', 'TLSA',
+                            '_25._tcp.mx.bogus.test'],
                            stdout=subprocess.PIPE, encoding='utf-8',
                            timeout=10)
         self.assertRegex(r.stdout, r'(?m)^TLSA 13 \d+ \d+ \d+ \d+ \d+ '
                          r'bogus\.test\. ')
         lines, _ = self.run_dns(self.config(), [
             'tlsa:_25._tcp.mx.bogus.test', 'addrs:mx.bogus.test',
-            'mx:bogus.test', 'tlsa:_25._tcp.mx.half.test', 'addrs:mx.half.test'])
+            'mx:bogus.test', 'tlsa:_25._tcp.mx.half.test',
+            'addrs:mx.half.test'])
         for r in lines[:4]:
             self.assertEqual((r['status'], r['secure']), ('BOGUS', '0'), r)
             self.assertIn('DNSSEC validation failed', r['why'])
