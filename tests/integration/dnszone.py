@@ -22,6 +22,20 @@ served by the same knotd: the parent delegates to them without a DS record
 (a signed proof that there is none), so their answers are DNSSEC-insecure
 (RFC 4035 section 5.2), and unbound.conf gets a stub zone for each.
 
+bogus_children={'bogus.test.': [records]} adds child zones that Knot signs
+with their own keys, while the parent publishes a DS record for each that
+does not match (the child's real SHA-256 DS with its last hex digit
+changed): every answer from such a child is DNSSEC-bogus.  start() returns
+once the parent serves that DS, signed.
+
+TLSA records for a certificate: tlsa_rdata(cert, usage, selector, mtype)
+gives the rdata text ('3 1 1 AB12...') for a PEM file (or a certs.Cert, or
+DER bytes); tlsa_owner(host, port) the owner name '_PORT._tcp.HOST.'.
+
+A resolver that must not reach Knot directly (e.g. through dnsproxy.py):
+write_unbound_conf(path, stub_port=PORT) points every stub zone at
+127.0.0.1@PORT instead.
+
 Pass testcase=self (unittest) to have the server stopped at cleanup; or use
 the object as a context manager; or call close().  Set TLSRELAY_KEEP_TMP=1 to
 keep the directory (knot.log, zone file) for inspection.
@@ -32,7 +46,10 @@ query 127.0.0.1 unless `do-not-query-localhost: no`; Knot listens for knotc
 on knot.sock in its rundir (the temporary directory).
 """
 
+import base64
+import hashlib
 import os
+import re
 import shutil
 import signal
 import socket
@@ -82,6 +99,90 @@ def free_dns_port():
     raise RuntimeError('no free port for a DNS server')
 
 
+# -- TLSA rdata for a certificate (RFC 6698) ---------------------------------
+
+PEM_CERT_RE = re.compile(r'-----BEGIN CERTIFICATE-----(.+?)'
+                         r'-----END CERTIFICATE-----', re.S)
+
+
+def cert_der(cert):
+    """The DER of a certificate: cert is DER bytes, a certs.Cert (its .cert
+    file), or the path of a PEM file (the first certificate in it: a chain
+    file gives its leaf) or of a DER file."""
+    if isinstance(cert, (bytes, bytearray)):
+        return bytes(cert)
+    path = getattr(cert, 'cert', cert)
+    with open(path, 'rb') as f:
+        data = f.read()
+    m = PEM_CERT_RE.search(data.decode('ascii', 'replace'))
+    if m:
+        return base64.b64decode(''.join(m.group(1).split()))
+    return data
+
+
+def _der_tlv(data, pos):
+    """(tag, start of value, end of value) of the DER element at pos."""
+    tag = data[pos]
+    n = data[pos + 1]
+    pos += 2
+    if n & 0x80:
+        count = n & 0x7F
+        if count == 0 or count > 4:
+            raise ValueError('unsupported DER length')
+        n = int.from_bytes(data[pos:pos + count], 'big')
+        pos += count
+    if pos + n > len(data):
+        raise ValueError('truncated DER')
+    return tag, pos, pos + n
+
+
+def spki_der(der):
+    """The SubjectPublicKeyInfo (DER) of a certificate (DER): the 7th
+    element of tbsCertificate, counting the optional [0] version."""
+    tag, s, _ = _der_tlv(der, 0)            # Certificate
+    if tag != 0x30:
+        raise ValueError('not a certificate')
+    tag, s, _ = _der_tlv(der, s)            # tbsCertificate
+    if tag != 0x30:
+        raise ValueError('no tbsCertificate')
+    pos = s
+    tag, _, end = _der_tlv(der, pos)
+    if tag == 0xA0:                         # version
+        pos = end
+    # serialNumber, signature, issuer, validity, subject
+    for _ in range(5):
+        _, _, pos = _der_tlv(der, pos)
+    tag, _, end = _der_tlv(der, pos)
+    if tag != 0x30:
+        raise ValueError('no SubjectPublicKeyInfo')
+    return der[pos:end]
+
+
+def tlsa_data(cert, selector=1, mtype=1):
+    """The association data (bytes) of a TLSA record for cert: selector
+    0 = the full certificate, 1 = its SubjectPublicKeyInfo; matching type
+    0 = the data itself, 1 = SHA-256, 2 = SHA-512."""
+    der = cert_der(cert)
+    data = spki_der(der) if selector == 1 else der
+    if mtype == 1:
+        return hashlib.sha256(data).digest()
+    if mtype == 2:
+        return hashlib.sha512(data).digest()
+    return data
+
+
+def tlsa_rdata(cert, usage=3, selector=1, mtype=1):
+    """TLSA rdata text for a zone file, e.g. '3 1 1 5E0A...' (usage 3 =
+    DANE-EE, 2 = DANE-TA: then cert is the trust anchor's certificate)."""
+    return '%d %d %d %s' % (usage, selector, mtype,
+                            tlsa_data(cert, selector, mtype).hex().upper())
+
+
+def tlsa_owner(host, port=25):
+    """'_PORT._tcp.HOST.': where a TLSA RRset for an SMTP server lives."""
+    return '_%d._tcp.%s.' % (port, host.rstrip('.'))
+
+
 def _absolute(name, zone):
     """name as a fully qualified name ('@' is the zone apex)."""
     if name == '@':
@@ -95,12 +196,18 @@ class DnsZone:
     """One knotd serving one signed zone on 127.0.0.1@port."""
 
     def __init__(self, records=(), zone='test.', testcase=None, start=True,
-                 ttl=5, unsigned_children=None):
+                 ttl=5, unsigned_children=None, bogus_children=None):
         if not zone.endswith('.'):
             zone += '.'
         self.zone = zone
         self.children = {_absolute(c, zone): list(r)
                          for c, r in (unsigned_children or {}).items()}
+        self.bogus = {_absolute(c, zone): list(r)
+                      for c, r in (bogus_children or {}).items()}
+        # The DS record the parent publishes for each bogus child (wrong
+        # digest), known once the child's keys exist; the child's real one.
+        self.bogus_ds = {}
+        self.real_ds = {}
         self.ttl = ttl
         self.records = list(records)
         self.dir = tempfile.mkdtemp(prefix='tlsrelay-dns-')
@@ -149,6 +256,8 @@ class DnsZone:
         ] + [l for c in self.children for l in (
             '  - domain: %s' % c,
             '    dnssec-signing: off',
+        )] + [l for c in self.bogus for l in (
+            '  - domain: %s' % c,
         )] + [
             'log:',
             '  - target: "%s"' % self.log_path,
@@ -171,8 +280,12 @@ class DnsZone:
         ]
         # The delegations to the unsigned children: NS, and no DS.
         lines += ['%s NS ns.%s' % (c, z) for c in self.children]
+        # The delegations to the bogus children: NS, and a DS that does not
+        # match (once the child's key is known, see _add_bogus_ds()).
+        lines += ['%s NS ns.%s' % (c, z) for c in self.bogus]
+        lines += ['%s DS %s' % (c, ds) for c, ds in self.bogus_ds.items()]
         self._write_zone_file(self.zone_file, z, lines, self.records)
-        for c, recs in self.children.items():
+        for c, recs in list(self.children.items()) + list(self.bogus.items()):
             head = ['$ORIGIN %s' % c, '$TTL %d' % self.ttl,
                     '@ SOA ns.%s hostmaster.%s 1 3600 600 86400 %d'
                     % (z, z, self.ttl),
@@ -197,12 +310,15 @@ class DnsZone:
         os.replace(tmp, path)
 
     def write_unbound_conf(self, path=None, trust_anchor_file=None,
-                           extra_server=()):
+                           extra_server=(), stub_port=None):
         """Write an unbound.conf for dns_unbound_config (default: the one at
         self.unbound_conf, with the zone's real trust anchor).  Variants for
-        a test: another trust_anchor_file (e.g. bad_trust_anchor()), or more
-        `server:` lines.  Returns the path."""
+        a test: another trust_anchor_file (e.g. bad_trust_anchor()), more
+        `server:` lines, or stub_port: send the queries to 127.0.0.1 at that
+        port (a dnsproxy.DnsProxy in front of Knot) instead of to Knot.
+        Returns the path."""
         path = path or self.unbound_conf
+        stub_port = stub_port or self.port
         ta = trust_anchor_file or self.ta_file
         lines = [
             'server:',
@@ -214,11 +330,11 @@ class DnsZone:
             '    module-config: "validator iterator"',
         ]
         lines += ['    %s' % l for l in extra_server]
-        for z in [self.zone] + list(self.children):
+        for z in [self.zone] + list(self.children) + list(self.bogus):
             lines += [
                 'stub-zone:',
                 '    name: "%s"' % z,
-                '    stub-addr: 127.0.0.1@%d' % self.port,
+                '    stub-addr: 127.0.0.1@%d' % stub_port,
             ]
         lines.append('')
         with open(path, 'w') as f:
@@ -283,29 +399,65 @@ class DnsZone:
             self._wait_served(self.serial)
             for c in self.children:
                 self._wait_child(c)
+            for c in self.bogus:
+                self._wait_served(1, zone=c)
+            if self.bogus:
+                self._add_bogus_ds()
             self._write_trust_anchor()
             self.write_unbound_conf()
         except BaseException:
             self.stop()
             raise
 
-    def _write_trust_anchor(self):
-        r = self._run([KEYMGR, '-c', self.conf, self.zone, 'ds'])
+    def keymgr_ds(self, zone=None):
+        """The SHA-256 DS record of a zone Knot signs, as keymgr prints it
+        ('test. DS 12345 13 2 HEX')."""
+        zone = zone or self.zone
+        r = self._run([KEYMGR, '-c', self.conf, zone, 'ds'])
         lines = [l.strip() for l in r.stdout.splitlines() if ' DS ' in l]
         if r.returncode != 0 or not lines:
-            raise RuntimeError('keymgr ds failed (%d): %s%s'
-                               % (r.returncode, r.stdout, r.stderr))
+            raise RuntimeError('keymgr ds %s failed (%d): %s%s'
+                               % (zone, r.returncode, r.stdout, r.stderr))
         # The first line is the SHA-256 digest, which every validator knows.
-        self.ds = lines[0]
+        return lines[0]
+
+    def _write_trust_anchor(self):
+        self.ds = self.keymgr_ds()
         with open(self.ta_file, 'w') as f:
             f.write(self.ds + '\n')
 
-    def served_serial(self):
-        """The SOA serial Knot serves, if the SOA is signed; else None."""
+    def _add_bogus_ds(self):
+        """Publish in the parent, for each bogus child, its real DS with the
+        digest's last hex digit changed (key tag and algorithm still right,
+        so a validator finds the key and then the mismatch), and wait until
+        the parent serves it signed."""
+        for c in self.bogus:
+            real = self.keymgr_ds(c)
+            rdata = real.split(' DS ', 1)[1].split()
+            self.real_ds[c] = ' '.join(rdata)
+            digest = rdata[-1]
+            rdata[-1] = digest[:-1] + ('0' if digest[-1] != '0' else '1')
+            self.bogus_ds[c] = ' '.join(rdata)
+        self._reload()
+        for c, ds in self.bogus_ds.items():
+            want = ds.upper().split()
+            deadline = time.monotonic() + RELOAD_TIMEOUT
+            while [l.upper().split() for l in self.query(c, 'DS')] != [want]:
+                if time.monotonic() >= deadline:
+                    raise RuntimeError('parent does not serve DS %s for %s '
+                                       'within %.0f s (serves %s); log:\n%s'
+                                       % (ds, c, RELOAD_TIMEOUT,
+                                          self.query(c, 'DS'),
+                                          self.log_text()))
+                time.sleep(0.05)
+
+    def served_serial(self, zone=None):
+        """The SOA serial Knot serves for the zone (default: the main one),
+        if the SOA is signed; else None."""
         try:
             r = self._run([KDIG, '@127.0.0.1', '-p', str(self.port),
                            '+dnssec', '+short', '+timeout=1', '+retry=0',
-                           'SOA', self.zone], timeout=5)
+                           'SOA', zone or self.zone], timeout=5)
         except subprocess.TimeoutExpired:
             return None
         serial = None
@@ -318,11 +470,13 @@ class DnsZone:
                 signed = True
         return serial if signed else None
 
-    def _wait_served(self, serial, timeout=START_TIMEOUT):
-        """Until Knot serves a signed SOA with at least this serial."""
+    def _wait_served(self, serial, timeout=START_TIMEOUT, zone=None):
+        """Until Knot serves a signed SOA with at least this serial (for
+        the main zone, or the given one)."""
+        zone = zone or self.zone
         deadline = time.monotonic() + timeout
         while True:
-            got = self.served_serial()
+            got = self.served_serial(zone)
             if got is not None and got >= serial:
                 return got
             if self.proc is not None and self.proc.poll() is not None:
@@ -332,7 +486,7 @@ class DnsZone:
             if time.monotonic() >= deadline:
                 raise RuntimeError('zone %s not served signed with serial >= %d '
                                    'within %.0f s (got %s); log:\n%s'
-                                   % (self.zone, serial, timeout, got,
+                                   % (zone, serial, timeout, got,
                                       self.log_text()))
             time.sleep(0.05)
 
@@ -350,6 +504,10 @@ class DnsZone:
         """Replace the zone's records (SOA/NS stay), reload Knot and return
         once the new version is served, signed."""
         self.records = list(records)
+        self._reload()
+
+    def _reload(self):
+        """Write the zone files again and have Knot serve the new version."""
         # Knot bumps the serial when it signs; start above what it serves.
         current = self.served_serial() or self.serial
         self.serial = max(self.serial, current) + 1

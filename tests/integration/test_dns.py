@@ -22,6 +22,8 @@ import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import certs  # noqa: E402
+import dnsproxy  # noqa: E402
 import dnszone  # noqa: E402
 import harness  # noqa: E402
 
@@ -558,6 +560,185 @@ class ZoneUpdates(DnsTestBase):
             self.assertEqual(lines[1]['addrs'], '127.0.0.9')
             proc = z.proc
         self.assertIsNotNone(proc.returncode)  # knotd stopped and reaped
+
+
+class DaneFixtures(DnsTestBase):
+    """The fixtures test_dane.py builds on, checked against Knot, kdig,
+    certtool and relay/dns.c: TLSA rdata computed for real certificates,
+    a bogus child zone, CNAMEs, an insecure zone pointing into the signed
+    one, and a proxy that drops TLSA queries only."""
+
+    @classmethod
+    def setUpClass(cls):
+        dnszone.require_knot()
+        if not os.access(TEST_DNS, os.X_OK):
+            raise unittest.SkipTest('test_dns not built at %s' % TEST_DNS)
+        cls.certdir = tempfile.mkdtemp(prefix='tlsrelay-dnsfix-')
+        cls.addClassCleanup(shutil.rmtree, cls.certdir, True)
+        d = cls.certdir
+        cls.ca = certs.make_ca(d, cn='fixture TA', name='fixca')
+        cls.leaf = certs.make_cert(d, 'mx.test', ca=cls.ca)
+        cls.rsa = certs.make_cert(d, 'rsa.test', self_signed=True,
+                                  key_type='rsa')
+        tlsa = dnszone.tlsa_rdata
+        cls.tlsa311 = tlsa(cls.leaf, 3, 1, 1)
+        cls.tlsa201 = tlsa(cls.ca, 2, 0, 1)
+        cls.tlsa312 = tlsa(cls.leaf, 3, 1, 2)
+        owner = dnszone.tlsa_owner
+        cls.zone = dnszone.DnsZone([
+            ('mx.test.', 'A', '127.0.0.5'),
+            (owner('mx.test'), 'TLSA', cls.tlsa311),
+            (owner('mx.test'), 'TLSA', cls.tlsa201),
+            (owner('mx.test'), 'TLSA', cls.tlsa312),
+            # An MX host name that is an alias; TLSA at the target.
+            ('cname.test.', 'MX', '10 mx.cname.test.'),
+            ('mx.cname.test.', 'CNAME', 'real-mx.test.'),
+            ('real-mx.test.', 'A', '127.0.0.6'),
+            (owner('real-mx.test'), 'TLSA', cls.tlsa311),
+            # Secure address, TLSA owner an alias into the bogus child.
+            ('mx.half.test.', 'A', '127.0.0.7'),
+            (owner('mx.half.test'), 'CNAME', owner('mx.bogus.test')),
+        ], unsigned_children={'insecure.test.': [
+            ('pointer.insecure.test.', 'MX', '10 mx.test.'),
+        ]}, bogus_children={'bogus.test.': [
+            ('bogus.test.', 'MX', '10 mx.bogus.test.'),
+            ('mx.bogus.test.', 'A', '127.0.0.8'),
+            (owner('mx.bogus.test'), 'TLSA', cls.tlsa311),
+        ]})
+        cls.addClassCleanup(cls.zone.close)
+
+    def certtool_der(self, *args):
+        r = subprocess.run(['certtool'] + list(args), stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE, stdin=subprocess.DEVNULL,
+                           timeout=30)
+        self.assertEqual(r.returncode, 0, r.stderr)
+        return r.stdout
+
+    def test_tlsa_rdata_matches_certtool(self):
+        import hashlib
+        for c in (self.leaf, self.ca, self.rsa):
+            der = self.certtool_der('--certificate-info', '--infile', c.cert,
+                                    '--outder')
+            spki = self.certtool_der('--pubkey-info', '--load-certificate',
+                                     c.cert, '--outder')
+            self.assertEqual(dnszone.cert_der(c), der)
+            self.assertEqual(dnszone.cert_der(c.cert), der)
+            self.assertEqual(dnszone.spki_der(der), spki)
+            want = {
+                (3, 1, 1): hashlib.sha256(spki).hexdigest(),
+                (3, 0, 1): hashlib.sha256(der).hexdigest(),
+                (2, 0, 1): hashlib.sha256(der).hexdigest(),
+                (3, 1, 2): hashlib.sha512(spki).hexdigest(),
+                (3, 0, 0): der.hex(),
+                (3, 1, 0): spki.hex(),
+            }
+            for (u, s, m), data in want.items():
+                self.assertEqual(dnszone.tlsa_rdata(c, u, s, m),
+                                 '%d %d %d %s' % (u, s, m, data.upper()))
+            # The same digests as certs.py's (certtool's) fingerprints.
+            self.assertEqual(dnszone.tlsa_rdata(c, 3, 1, 1)[6:],
+                             c.pubkey_sha256().replace(':', ''))
+            self.assertEqual(dnszone.tlsa_rdata(c, 3, 0, 1)[6:],
+                             c.cert_sha256().replace(':', ''))
+        # A chain file (leaf first) gives the leaf.
+        chain = os.path.join(self.dir, 'chain.pem')
+        with open(chain, 'w') as f:
+            f.write(self.leaf.pem() + self.ca.pem())
+        self.assertEqual(dnszone.cert_der(chain), dnszone.cert_der(self.leaf))
+        self.assertEqual(dnszone.tlsa_owner('mx.test.', 2525),
+                         '_2525._tcp.mx.test.')
+
+    def test_tlsa_published_and_secure(self):
+        lines, _ = self.run_dns(self.config(), ['tlsa:_25._tcp.mx.test',
+                                                'tlsa:_25._tcp.real-mx.test'])
+        r = lines[0]
+        self.assertEqual((r['status'], r['secure'], r['n']), ('OK', '1', '3'),
+                         r)
+        got = r['rdata'].split(',')
+        self.assertIn(rdata_hex(self.tlsa311), got)
+        self.assertIn(rdata_hex(self.tlsa201), got)
+        # 3 1 2: 67 octets, shown cut at the driver's 40.
+        self.assertIn(rdata_hex(self.tlsa312)[:3 + 80] + '+', got)
+        self.assertEqual((lines[1]['status'], lines[1]['secure'],
+                          lines[1]['rdata']),
+                         ('OK', '1', rdata_hex(self.tlsa311)))
+
+    def test_cname_and_insecure_pointer(self):
+        lines, _ = self.run_dns(self.config(), [
+            'mx:cname.test', 'addrs:mx.cname.test', 'mx:pointer.insecure.test',
+            'addrs:mx.test'])
+        mx, alias, pointer, target = lines
+        self.assertEqual((mx['hosts'], mx['secure']),
+                         ('10:mx.cname.test', '1'))
+        self.assertEqual((alias['status'], alias['secure'], alias['addrs']),
+                         ('OK', '1', '127.0.0.6'), alias)
+        # The MX RRset is insecure, the host it names is secure.
+        self.assertEqual((pointer['status'], pointer['secure'],
+                          pointer['hosts']), ('OK', '0', '10:mx.test'),
+                         pointer)
+        self.assertEqual((target['secure'], target['addrs']),
+                         ('1', '127.0.0.5'))
+
+    def test_bogus_child(self):
+        # Knot serves the child signed, the parent a DS that is not the
+        # child's: same key tag and algorithm, another digest.
+        z = self.zone
+        real = z.real_ds['bogus.test.'].upper().split()
+        bad = z.bogus_ds['bogus.test.'].upper().split()
+        self.assertEqual(real[:3], bad[:3])
+        self.assertNotEqual(real[3], bad[3])
+        self.assertEqual([l.upper().split() for l in z.query('bogus.test.',
+                                                             'DS')], [bad])
+        r = subprocess.run([dnszone.KDIG, '@127.0.0.1', '-p', str(z.port),
+                            '+dnssec', '+short', 'TLSA',
+                            '_25._tcp.mx.bogus.test'],
+                           stdout=subprocess.PIPE, encoding='utf-8',
+                           timeout=10)
+        self.assertRegex(r.stdout, r'(?m)^TLSA 13 \d+ \d+ \d+ \d+ \d+ '
+                         r'bogus\.test\. ')
+        lines, _ = self.run_dns(self.config(), [
+            'tlsa:_25._tcp.mx.bogus.test', 'addrs:mx.bogus.test',
+            'mx:bogus.test', 'tlsa:_25._tcp.mx.half.test',
+            'addrs:mx.half.test'])
+        for r in lines[:4]:
+            self.assertEqual((r['status'], r['secure']), ('BOGUS', '0'), r)
+            self.assertIn('DNSSEC validation failed', r['why'])
+        # Only the TLSA RRset of mx.half.test is bogus, not its address.
+        self.assertEqual((lines[4]['status'], lines[4]['secure'],
+                          lines[4]['addrs']), ('OK', '1', '127.0.0.7'))
+
+    def test_proxy_drops_tlsa_only(self):
+        with dnsproxy.DnsProxy(self.zone.port) as proxy:
+            ub = self.zone.write_unbound_conf(
+                os.path.join(self.dir, 'ub.conf'), stub_port=proxy.port)
+            lines, took = self.run_dns(self.config(dns_unbound_config=ub), [
+                'mx:cname.test', 'addrs:mx.test', 'tlsa:_25._tcp.mx.test'])
+            mx, addrs, tlsa = lines
+            self.assertEqual((mx['status'], mx['secure']), ('OK', '1'), mx)
+            self.assertEqual((addrs['status'], addrs['secure']), ('OK', '1'),
+                             addrs)
+            self.assertEqual((tlsa['status'], tlsa['secure'], tlsa['n']),
+                             ('TEMPFAIL', '0', '0'), tlsa)
+            self.assertLess(took, 40)
+            # Every query went through the proxy; it dropped TLSA alone.
+            self.assertEqual(proxy.dropped_types(), {dnsproxy.TLSA})
+            self.assertIn(('_25._tcp.mx.test.', dnsproxy.TLSA, 'udp'),
+                          proxy.dropped)
+            types = {t for _, t, _ in proxy.forwarded}
+            self.assertTrue({1, 15, 48}.issubset(types), types)  # A MX DNSKEY
+            self.assertNotIn(dnsproxy.TLSA, types)
+            for rtype, name, want in (('A', 'mx.test', ['127.0.0.5']),
+                                      ('TLSA', '_25._tcp.mx.test', [])):
+                for transport in ('+notcp', '+tcp'):
+                    r = subprocess.run(
+                        [dnszone.KDIG, '@127.0.0.1', '-p', str(proxy.port),
+                         transport, '+short', '+timeout=1', '+retry=0',
+                         rtype, name], stdout=subprocess.PIPE,
+                        stderr=subprocess.PIPE, encoding='utf-8', timeout=10)
+                    self.assertEqual(r.stdout.splitlines(), want,
+                                     (rtype, transport, r.stderr))
+            self.assertIn(('_25._tcp.mx.test.', dnsproxy.TLSA, 'tcp'),
+                          proxy.dropped)
 
 
 class RelayDeferralReasons(unittest.TestCase):
