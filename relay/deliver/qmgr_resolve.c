@@ -259,6 +259,21 @@ static void dest_addr_cb(void *arg, const struct dns_addr_result *r)
 		dns_fail_text(why, sizeof(why), d->domain, "A", DNS_NXDOMAIN, "Host not found");
 		class = dns_outcome(DNS_NXDOMAIN, 0, &dsn);
 		qmgr_dest_fail_all(d, class, dsn, why);
+	} else if (temp) {
+		/* Say why: a bogus answer first, it is the one to fix. */
+		size_t k = 0;
+
+		for (size_t i = 0; i < d->nhosts; i++) {
+			if (d->addrs[i].status == DNS_BOGUS) {
+				k = i;
+				break;
+			}
+			if (d->addrs[i].status == DNS_TEMPFAIL && d->addrs[k].status != DNS_TEMPFAIL)
+				k = i;
+		}
+		dns_fail_text(why, sizeof(why), d->hosts[k].name, "A", d->addrs[k].status,
+			      d->addrs[k].why);
+		qmgr_dest_fail_all(d, SMTPC_TEMPFAIL, "4.4.3", why);
 	} else {
 		qmgr_dest_fail_all(d, SMTPC_TEMPFAIL, "4.4.3",
 				   "no usable address for the MX hosts of the domain");
