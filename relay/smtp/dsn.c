@@ -270,10 +270,10 @@ static int build_text(struct rl_buf *b, struct rl_buf *scratch, const struct dsn
 
 	sanitize(host, info->reporting_mta, SAN_WORD);
 	rc = rl_buf_printf(b, "This is the mail system at host %s.\r\n\r\n", host);
-	if (rc == 0)
-		rc = rl_buf_puts(b, all_delayed(rcpt, nrcpt) ? text_delayed
-				    : info->redacted		 ? text_failed_redacted
-							 : text_failed);
+	if (rc == 0 && all_delayed(rcpt, nrcpt))
+		rc = rl_buf_puts(b, text_delayed);
+	else if (rc == 0)
+		rc = rl_buf_puts(b, info->redacted ? text_failed_redacted : text_failed);
 	if (rc == 0)
 		rc = rl_buf_puts(b, text_common);
 	for (size_t i = 0; i < nrcpt && rc == 0; i++) {
