@@ -697,9 +697,10 @@ static int smtpc_peer_check(struct smtpc *s, const gnutls_datum_t *chain, unsign
 				sizeof(reason));
 
 	*trust = pol_trust_word(v.trust);
-	s->verified = rc == 0 && v.trust == POL_TRUST_VERIFIED;
 	if (chain && n > 0)
 		smtpc_vsteps(s, &v, reason);
+	/* For REQUIRETLS: only a Verified peer will do (DANE, verify, ...). */
+	s->verified = rc == 0 && v.trust == POL_TRUST_VERIFIED;
 	if (rc == 0)
 		return 0;
 	s->fail_dsn = v.dsn;
