@@ -59,6 +59,7 @@ enum queue_rcpt_state {
 #define QUEUE_F_8BITMIME 0x02 /* MAIL FROM had BODY=8BITMIME */
 #define QUEUE_F_SMTPUTF8 0x04 /* MAIL FROM had SMTPUTF8 */
 #define QUEUE_F_BOUNCE 0x08   /* a DSN made by the relay: never bounce it */
+#define QUEUE_F_REQUIRETLS 0x10 /* MAIL FROM had REQUIRETLS (RFC 8689) */
 
 struct queue_rcpt {
 	char *address;  /* without angle brackets */

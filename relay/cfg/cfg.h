@@ -106,6 +106,7 @@ struct cfg {
 	unsigned smtpd_client_connection_count_limit; /* 0: none */
 	unsigned smtpd_mynetworks_reserve;            /* percent */
 	uint64_t smtpd_spill_threshold;
+	int requiretls; /* offer REQUIRETLS (RFC 8689) under TLS: 1 yes, 0 no */
 	char *path; /* the file this came from ("(defaults)" if none) */
 };
 

@@ -602,6 +602,20 @@ static int set_dns(struct cfg_state *st, const struct cfg_key *k, const char *v,
 	return 0;
 }
 
+/* Postfix's booleans: "yes" or "no", nothing else (no "1", no "true"). */
+static int set_bool(struct cfg_state *st, const struct cfg_key *k, const char *v, size_t n)
+{
+	int *out = field(st, k);
+
+	if (n == 3 && memcmp(v, "yes", 3) == 0)
+		*out = 1;
+	else if (n == 2 && memcmp(v, "no", 2) == 0)
+		*out = 0;
+	else
+		return cfg_fail(st, "%s: expected yes or no, got \"%.*s\"", k->name, qlen(n), v);
+	return 0;
+}
+
 _Static_assert(CFG_TLS1_0 == POL_TLS1_0 && CFG_TLS1_1 == POL_TLS1_1 && CFG_TLS1_2 == POL_TLS1_2 &&
 		   CFG_TLS1_3 == POL_TLS1_3,
 	       "cfg and pol protocol bits must agree");
@@ -651,6 +665,7 @@ static const struct cfg_key cfg_keys[] = {
     {"tls_priority", set_str, F(tls_priority), 0, 0, 0},
     {"smtpd_tls_cert_file", set_str, F(smtpd_tls_cert_file), 0, 0, 0},
     {"smtpd_tls_key_file", set_str, F(smtpd_tls_key_file), 0, 0, 0},
+    {"requiretls", set_bool, F(requiretls), 0, 0, 0},
     {"tls_loglevel", set_int, F(tls_loglevel), 0, 4, 0},
     {"max_message_size", set_size, F(max_message_size), 1024, 0, 0},
     {"retry_min", set_time, F(retry_min), 0, CFG_TIME_MAX, 0},

@@ -200,6 +200,10 @@ static int show_msg(struct queue_txn *t, const char *id)
 	printf("message_size: %llu\n", (unsigned long long)m->size);
 	show_time("message_arrival_time", m->arrival);
 	show_field("sender: ", m->sender, "", "", "");
+	/* RFC 8689: said only when set, so other listings stay as they were. */
+	if (m->flags & QUEUE_F_REQUIRETLS)
+		printf("requiretls: yes (only over verified TLS to a server that offers "
+		       "REQUIRETLS)\n");
 	printf("attempts: %u\n", m->attempts);
 	if (!(m->flags & QUEUE_F_HOLD) && m->attempts)
 		show_time("next_attempt_time", m->next_attempt);

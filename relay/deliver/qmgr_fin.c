@@ -149,8 +149,16 @@ static void qmsg_dsn(struct qmsg *qm, const struct dsn_rcpt *dr, size_t n)
 		 c->myhostname);
 	snprintf(msgid, sizeof(msgid), "%lld.%s.bounce@%s", (long long)qm->now, qm->m->id,
 		 c->myhostname);
+	/*
+	 * RFC 8689 section 5: the report of REQUIRETLS mail would need
+	 * REQUIRETLS itself, unless redacted.  We redact it (only the
+	 * Message-ID of the original comes back) and send it as ordinary
+	 * mail under the sender domain's policy, so it can reach a sender
+	 * whose MX does not offer REQUIRETLS.
+	 */
 	info = (struct dsn_info){ c->myhostname, qm->m->id, qm->m->sender, qm->m->arrival,
-				  qm->now, boundary, msgid };
+				  qm->now, boundary, msgid,
+				  (qm->m->flags & QUEUE_F_REQUIRETLS) != 0 };
 	if (dsn_build(&qm->dsn, &info, dr, n, headers, got) < 0) {
 		log_err("%s: cannot build a non-delivery notification", qm->m->id);
 		rl_buf_reset(&qm->dsn);

@@ -214,6 +214,13 @@ static const char text_failed[] = "I'm sorry to have to inform you that your mes
 				  "message are attached below.\r\n"
 				  "\r\n";
 
+/* RFC 8689 section 5: the report of REQUIRETLS mail says what it left out. */
+static const char text_failed_redacted[] =
+    "I'm sorry to have to inform you that your message could not\r\n"
+    "be delivered to one or more recipients. Your message required\r\n"
+    "TLS (REQUIRETLS), so only its Message-ID is attached below.\r\n"
+    "\r\n";
+
 static const char text_delayed[] =
     "####################################################################\r\n"
     "# THIS IS A WARNING ONLY.  YOU DO NOT NEED TO RESEND YOUR MESSAGE. #\r\n"
@@ -263,8 +270,10 @@ static int build_text(struct rl_buf *b, struct rl_buf *scratch, const struct dsn
 
 	sanitize(host, info->reporting_mta, SAN_WORD);
 	rc = rl_buf_printf(b, "This is the mail system at host %s.\r\n\r\n", host);
-	if (rc == 0)
-		rc = rl_buf_puts(b, all_delayed(rcpt, nrcpt) ? text_delayed : text_failed);
+	if (rc == 0 && all_delayed(rcpt, nrcpt))
+		rc = rl_buf_puts(b, text_delayed);
+	else if (rc == 0)
+		rc = rl_buf_puts(b, info->redacted ? text_failed_redacted : text_failed);
 	if (rc == 0)
 		rc = rl_buf_puts(b, text_common);
 	for (size_t i = 0; i < nrcpt && rc == 0; i++) {
@@ -351,15 +360,38 @@ static int put_clean_line(struct rl_buf *b, const char *p, size_t len)
 }
 
 /*
+ * Is the line p[0..len) the start of a Message-ID field?  The name in any
+ * case, blanks allowed before the colon (RFC 5322 4.5.3 obsolete syntax).
+ */
+static int is_message_id(const char *p, size_t len)
+{
+	static const char name[] = "message-id";
+	size_t i = sizeof(name) - 1;
+
+	if (len < i)
+		return 0;
+	for (size_t k = 0; k < i; k++) {
+		char c = p[k] >= 'A' && p[k] <= 'Z' ? (char)(p[k] - 'A' + 'a') : p[k];
+
+		if (c != name[k])
+			return 0;
+	}
+	while (i < len && (p[i] == ' ' || p[i] == '\t'))
+		i++;
+	return i < len && p[i] == ':';
+}
+
+/*
  * Part 3, text/rfc822-headers: the original header section up to its empty
  * line (all of it when there is none), never the body.  Lines longer than
  * DSN_LINE_MAX are cut; the section is cut at a line end once it would pass
- * DSN_HEADERS_MAX.
+ * DSN_HEADERS_MAX.  redacted: only the Message-ID field, with its folded
+ * continuation lines (RFC 8689 section 5).
  */
-static int build_headers(struct rl_buf *b, const char *orig, size_t origlen)
+static int build_headers(struct rl_buf *b, const char *orig, size_t origlen, int redacted)
 {
 	size_t hend = orig ? msg_header_end(orig, origlen) : 0, i = 0;
-	int rc = 0;
+	int rc = 0, keep = !redacted;
 
 	while (i < hend && rc == 0) {
 		const char *lf = memchr(orig + i, '\n', hend - i);
@@ -370,11 +402,15 @@ static int build_headers(struct rl_buf *b, const char *orig, size_t origlen)
 			len--;
 		if (len == 0)
 			break; /* the empty line that ends the section */
+		/* A line starting with a blank continues the field before it. */
+		if (redacted && orig[i] != ' ' && orig[i] != '\t')
+			keep = is_message_id(orig + i, len);
 		if (len > DSN_LINE_MAX)
 			len = DSN_LINE_MAX;
 		if (b->len + len + 2 > DSN_HEADERS_MAX)
 			break;
-		rc = put_clean_line(b, orig + i, len);
+		if (keep)
+			rc = put_clean_line(b, orig + i, len);
 		i = lf ? end + 1 : hend;
 	}
 	return rc;
@@ -567,7 +603,7 @@ int dsn_build(struct rl_buf *out, const struct dsn_info *info, const struct dsn_
 	if (rc == 0)
 		rc = build_status(&status, &scratch, info, rcpt, nrcpt);
 	if (rc == 0)
-		rc = build_headers(&headers, orig, origlen);
+		rc = build_headers(&headers, orig, origlen, info->redacted);
 	if (rc == 0)
 		rc = put_message(out, &scratch, info, all_delayed(rcpt, nrcpt), parts);
 	rl_buf_fini(&text);

@@ -32,13 +32,17 @@ struct dsn_info {
 	int64_t now;               /* time of the report (Date:) */
 	const char *boundary;      /* unique MIME boundary, e.g. "ID.time/host" */
 	const char *message_id;    /* Message-ID for the DSN, without <> */
+	int redacted;              /* the original was REQUIRETLS mail (RFC 8689
+				      section 5): return only its Message-ID */
 };
 
 /*
  * Append a whole DSN message (headers, CRLF lines) to out: a human-readable
  * part, the message/delivery-status part with one block per recipient, and
  * the original message's header section as text/rfc822-headers (RFC 3462).
- * orig/origlen is the original message content; only its headers are used.
+ * orig/origlen is the original message content; only its headers are used,
+ * and with info->redacted only its Message-ID field (the report can then
+ * travel without REQUIRETLS: it carries no content of the message).
  *
  * All strings are borrowed.  Text from outside (addresses, diagnostics, the
  * original headers) is made printable US-ASCII (CR/LF in a diagnostic become

@@ -23,7 +23,8 @@ int mailq_format_text(struct rl_buf *out, const struct queue_msg *m, int active)
 /* Append the trailer: "-- N Kbytes in N Request(s).\n". */
 int mailq_format_trailer(struct rl_buf *out, uint64_t bytes, uint64_t count) RL_WUR;
 
-/* Append one message as a JSON object and a newline (postqueue -j). */
+/* Append one message as a JSON object and a newline (postqueue -j), with
+ * "requiretls": true last when the message carries QUEUE_F_REQUIRETLS. */
 int mailq_format_json(struct rl_buf *out, const struct queue_msg *m, int active) RL_WUR;
 
 /* Append s for the text layout, each control octet (CR, LF, ...) as '?'. */

@@ -230,5 +230,10 @@ int mailq_format_json(struct rl_buf *out, const struct queue_msg *m, int active)
 		rc = format_json_rcpt(out, &m->rcpt[i], first);
 		first = 0;
 	}
-	return rc ? rc : rl_buf_puts(out, "]}\n");
+	if (rc == 0)
+		rc = rl_buf_puts(out, "]");
+	/* Ours, beyond postqueue -j: present only on REQUIRETLS mail (RFC 8689). */
+	if (rc == 0 && (m->flags & QUEUE_F_REQUIRETLS))
+		rc = rl_buf_puts(out, ", \"requiretls\": true");
+	return rc ? rc : rl_buf_puts(out, "}\n");
 }

@@ -82,6 +82,7 @@ struct smtp_mail_params {
 	int64_t size; /* SIZE=, -1 when absent */
 	int body;     /* SMTP_BODY_* */
 	int smtputf8; /* SMTPUTF8 given */
+	int requiretls; /* REQUIRETLS given (RFC 8689 section 2; it takes no value) */
 };
 
 /*

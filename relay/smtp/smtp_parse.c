@@ -346,7 +346,8 @@ static int parse_number(const char *p, size_t n, int64_t *out)
 	return 0;
 }
 
-/* One ESMTP parameter "KEY[=VALUE]" of MAIL FROM (RFC 1870, 6152, 6531). */
+/* One ESMTP parameter "KEY[=VALUE]" of MAIL FROM (RFC 1870, 6152, 6531, 8689).
+ * Whether the session may use a parameter is the caller's decision. */
 static int mail_param(const char *p, size_t n, struct smtp_mail_params *mp, struct rl_why *why,
 		      size_t off)
 {
@@ -373,6 +374,10 @@ static int mail_param(const char *p, size_t n, struct smtp_mail_params *mp, stru
 		mp->smtputf8 = 1;
 		return 0;
 	}
+	if (kl == 10 && ascii_ieq(p, "REQUIRETLS", 10) && !v) {
+		mp->requiretls = 1;
+		return 0;
+	}
 	return rl_fail(why, -ENOTSUP, "unsupported parameter", off);
 }
 
@@ -385,6 +390,7 @@ int smtp_mail_parse(const char *arg, size_t len, struct smtp_path *from,
 	p->size = -1;
 	p->body = SMTP_BODY_NONE;
 	p->smtputf8 = 0;
+	p->requiretls = 0;
 	if (skip_keyword(arg, len, "FROM:", &pos) < 0)
 		return rl_fail(why, RL_EPARSE, "expected FROM:<address>", 0);
 	rc = parse_path(arg + pos, len - pos, 1, from, &used, why);

@@ -84,6 +84,7 @@ struct smtpc {
 	char fail_reason[SMTPC_REASON_MAX];
 	int plain_retry;
 	const char *tls;   /* protection of the session for log lines: "none", ... */
+	int verified;      /* TLS whose peer check ended POL_TRUST_VERIFIED (REQUIRETLS) */
 	int quit_on_fail;  /* end with QUIT rather than a bare close */
 	/* The transaction in progress. */
 	struct smtpc_msg *msg;
@@ -280,7 +281,12 @@ static int smtpc_send_mail(struct smtpc *s)
 	if ((m->flags & QUEUE_F_8BITMIME) && (s->ehlo.ext & SMTP_EXT_8BITMIME))
 		n += (size_t)snprintf(params + n, sizeof(params) - n, " BODY=8BITMIME");
 	if ((m->flags & QUEUE_F_SMTPUTF8) && (s->ehlo.ext & SMTP_EXT_SMTPUTF8))
-		snprintf(params + n, sizeof(params) - n, " SMTPUTF8");
+		n += (size_t)snprintf(params + n, sizeof(params) - n, " SMTPUTF8");
+	if (m->flags & QUEUE_F_REQUIRETLS) {
+		/* smtpc_requiretls_fits() let the message this far: never in clear. */
+		RL_REQUIRE(s->verified && (s->ehlo.ext & SMTP_EXT_REQUIRETLS));
+		snprintf(params + n, sizeof(params) - n, " REQUIRETLS");
+	}
 	return smtpc_send(s, "MAIL FROM:<%s>%s", m->sender, params);
 }
 
@@ -309,12 +315,47 @@ static void smtpc_send_more(struct smtpc *s)
 	smtpc_push(s, 0, smtpc_doing(s, s->sent - 1));
 }
 
+/*
+ * RFC 8689 section 4.2.1: a REQUIRETLS message goes only over TLS whose
+ * peer was verified (DANE, MTA-STS, verify, secure, fingerprint: the peer
+ * check's POL_TRUST_VERIFIED), and only to a server that offers REQUIRETLS
+ * after STARTTLS (the EHLO of this session; s->ehlo was forgotten at the
+ * handshake).  Otherwise its recipients bounce at once with 5.7.30, before
+ * MAIL: waiting would not change the MX host, and the sender asked for
+ * failure over an unprotected hop.
+ */
+static int smtpc_requiretls_fits(struct smtpc *s)
+{
+	char why[SMTPC_REASON_MAX];
+	const char *level = pol_level_name(s->t.pol->level);
+
+	if (!(s->msg->flags & QUEUE_F_REQUIRETLS))
+		return 1;
+	if (!conn_tls_active(s->conn))
+		snprintf(why, sizeof(why),
+			 "REQUIRETLS: the connection to %s is not protected by TLS (level %s)",
+			 s->hostip, level);
+	else if (!s->verified)
+		snprintf(why, sizeof(why),
+			 "REQUIRETLS: the TLS connection to %s was not verified (level %s)",
+			 s->hostip, level);
+	else if (!(s->ehlo.ext & SMTP_EXT_REQUIRETLS))
+		snprintf(why, sizeof(why), "REQUIRETLS: host %s does not offer REQUIRETLS",
+			 s->hostip);
+	else
+		return 1;
+	smtpc_rcpt_all(s, SMTPC_PERMFAIL, "5.7.30", why, NULL);
+	return 0;
+}
+
 /* Checks before a message is offered to this server at all. */
 static int smtpc_msg_fits(struct smtpc *s)
 {
 	const struct smtpc_msg *m = s->msg;
 	char why[SMTPC_REASON_MAX];
 
+	if (!smtpc_requiretls_fits(s))
+		return 0;
 	if ((m->flags & QUEUE_F_SMTPUTF8) && !(s->ehlo.ext & SMTP_EXT_SMTPUTF8)) {
 		snprintf(why, sizeof(why), "SMTPUTF8 is required, but was not offered by host %s",
 			 s->hostip);
@@ -659,6 +700,8 @@ static int smtpc_peer_check(struct smtpc *s, const gnutls_datum_t *chain, unsign
 	*dane = v.dane;
 	if (chain && n > 0)
 		smtpc_vsteps(s, &v, reason);
+	/* For REQUIRETLS: only a Verified peer will do (DANE, verify, ...). */
+	s->verified = rc == 0 && v.trust == POL_TRUST_VERIFIED;
 	if (rc == 0)
 		return 0;
 	s->fail_dsn = v.dsn;

@@ -9,7 +9,10 @@
  * a class: DELIVERED, TEMPFAIL, PERMFAIL or POLICYFAIL, with the reply or
  * reason; the queue retries from that class alone.  A TLS level is never
  * lowered: when the level requires TLS and it cannot be had, no MAIL FROM
- * is ever sent on that connection.
+ * is ever sent on that connection.  A message with QUEUE_F_REQUIRETLS (RFC
+ * 8689) is sent only when the session's TLS peer was verified and the server
+ * offers REQUIRETLS after STARTTLS; otherwise its recipients get PERMFAIL
+ * with 5.7.30 and no MAIL FROM is sent for it.
  *
  * Ownership: everything passed in is borrowed and must outlive the session
  * (until ops->closed runs).  ops->closed is the last callback; the session

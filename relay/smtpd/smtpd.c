@@ -168,6 +168,21 @@ static void smtpd_arm_timer(struct smtpd *s)
 
 /* --- commands ------------------------------------------------------------ */
 
+/* Postfix's reject line; to NULL (a refused MAIL) leaves out to=. */
+static void smtpd_log_reject(struct smtpd *s, const char *what, const char *reply,
+			     const char *to)
+{
+	log_info("NOQUEUE: reject: %s from unknown[%s]: %s; from=<%s>%s%s%s proto=%s helo=<%s>",
+		 what, s->addr, reply, s->from.addr, to ? " to=<" : "", to ? to : "",
+		 to ? ">" : "", s->said_helo == 2 ? "ESMTP" : "SMTP", s->helo);
+}
+
+/* May this session use REQUIRETLS (RFC 8689): under TLS, and when offered. */
+static int smtpd_requiretls_ok(const struct smtpd *s)
+{
+	return s->sv->p.cfg->requiretls && conn_tls_active(s->conn);
+}
+
 static void cmd_helo(struct smtpd *s, const struct smtp_cmd *c, int esmtp)
 {
 	const struct cfg *cfg = s->sv->p.cfg;
@@ -190,6 +205,9 @@ static void cmd_helo(struct smtpd *s, const struct smtp_cmd *c, int esmtp)
 		smtpd_reply(s, "250-STARTTLS");
 	smtpd_reply(s, "250-ENHANCEDSTATUSCODES");
 	smtpd_reply(s, "250-8BITMIME");
+	/* RFC 8689 section 2: offered only once the session is under TLS. */
+	if (smtpd_requiretls_ok(s))
+		smtpd_reply(s, "250-REQUIRETLS");
 	smtpd_reply(s, "250 SMTPUTF8");
 }
 
@@ -219,16 +237,25 @@ static void cmd_mail(struct smtpd *s, const struct smtp_cmd *c)
 		smtpd_reply(s, "552 5.3.4 Message size exceeds fixed limit");
 		return;
 	}
+	/*
+	 * REQUIRETLS where it was not offered (before STARTTLS, or requiretls =
+	 * no): we cannot take on its promise here, and the sender must learn
+	 * that now rather than have the message travel unprotected.  5.7.30 is
+	 * RFC 8689's code ("REQUIRETLS support required"), 550 its basic code.
+	 */
+	if (s->mp.requiretls && !smtpd_requiretls_ok(s)) {
+		char reply[SMTP_REPLY_LINE_MAX];
+
+		snprintf(reply, sizeof(reply), "550 5.7.30 REQUIRETLS support required: %s",
+			 !s->sv->p.cfg->requiretls ? "not offered by this server"
+			 : s->sv->p.cred	   ? "issue a STARTTLS command first"
+						   : "TLS is not available on this server");
+		smtpd_log_reject(s, "MAIL", reply, NULL);
+		smtpd_reply(s, "%s", reply);
+		return;
+	}
 	s->in_mail = 1;
 	smtpd_reply(s, "250 2.1.0 Ok");
-}
-
-static void smtpd_log_reject(struct smtpd *s, const char *what, const char *reply,
-			     const char *to)
-{
-	log_info("NOQUEUE: reject: %s from unknown[%s]: %s; from=<%s> to=<%s> proto=%s helo=<%s>",
-		 what, s->addr, reply, s->from.addr, to, s->said_helo == 2 ? "ESMTP" : "SMTP",
-		 s->helo);
 }
 
 static void cmd_rcpt(struct smtpd *s, const struct smtp_cmd *c)
@@ -499,7 +526,8 @@ static void smtpd_data_end(struct smtpd *s)
 	m->sender = s->from.addr;
 	m->next_attempt = m->arrival;
 	m->flags = (s->mp.body == SMTP_BODY_8BITMIME ? QUEUE_F_8BITMIME : 0) |
-		   (s->mp.smtputf8 ? QUEUE_F_SMTPUTF8 : 0);
+		   (s->mp.smtputf8 ? QUEUE_F_SMTPUTF8 : 0) |
+		   (s->mp.requiretls ? QUEUE_F_REQUIRETLS : 0);
 	m->nrcpt = s->nrcpt;
 	m->rcpt = s->rcpt;
 	s->creq.body = s->msg.data;

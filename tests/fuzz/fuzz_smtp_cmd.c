@@ -23,7 +23,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		if (smtp_cmd_parse(p + off, linelen, &c, NULL) == 0) {
 			RL_REQUIRE(c.arg >= p + off && c.arg + c.arglen <= p + off + linelen);
 			if (smtp_mail_parse(c.arg, c.arglen, &path, &mp, NULL) == 0)
-				RL_REQUIRE(path.len == strlen(path.addr) && path.len < SMTP_PATH_MAX);
+				RL_REQUIRE(path.len == strlen(path.addr) && path.len < SMTP_PATH_MAX &&
+					   (mp.requiretls == 0 || mp.requiretls == 1));
 			if (smtp_rcpt_parse(c.arg, c.arglen, &path, NULL) == 0)
 				RL_REQUIRE(path.len > 0 && strchr(path.addr, '@') &&
 					   path.literal >= SMTP_LIT_NONE && path.literal <= SMTP_LIT_IPV6);

@@ -220,6 +220,54 @@ class TLS(unittest.TestCase):
         kinds = [e['event'] for e in mx.events()]
         self.assertEqual(kinds[:3], ['ehlo', 'starttls', 'ehlo'])
 
+    def requiretls_session(self, mx, c):
+        """EHLO features in clear and after STARTTLS, and the replies to
+        MAIL ... REQUIRETLS and to an ordinary MAIL over TLS."""
+        s = smtplib.SMTP(mx.host, mx.port, local_hostname='client.test',
+                         timeout=10)
+        try:
+            s.ehlo()
+            before = dict(s.esmtp_features)
+            s._host = 'mx1.example.test'
+            s.starttls(context=verifying_context(c.ca.cert))
+            s.ehlo()
+            after = dict(s.esmtp_features)
+            first = s.mail('alice@client.test', ['REQUIRETLS', 'SIZE=10'])
+            s.rset()
+            second = s.mail('carol@client.test')
+            s.rcpt('bob@dest.test')
+            s.data(MESSAGE)
+            s.quit()
+            return before, after, first, second
+        finally:
+            s.close()
+
+    def test_requiretls(self):
+        """requiretls=True: REQUIRETLS offered only after STARTTLS, the MAIL
+        parameter taken and recorded; by default neither."""
+        d = need_certs()
+        c = certs.make_cert(d, 'mx1.example.test')
+        mx = MX(self).start(HOST, 0, tls_cert=c.cert, tls_key=c.key,
+                            hostname='mx1.example.test', requiretls=True)
+        before, after, first, second = self.requiretls_session(mx, c)
+        self.assertNotIn('requiretls', before)
+        self.assertIn('requiretls', after)
+        self.assertEqual(first[0], 250, first)
+        self.assertEqual(second[0], 250, second)
+        mails = [e for e in mx.events() if e['event'] == 'mail']
+        self.assertEqual([m['options'] for m in mails],
+                         [['SIZE=10', 'REQUIRETLS'], []], mails)
+        env, _ = mx.wait_messages(1)[0]
+        self.assertEqual(env['mail_from'], 'carol@client.test')
+        self.assertEqual(env['mail_options'], [])
+        # The default MX does not know the extension.
+        mx = MX(self).start(HOST, 0, tls_cert=c.cert, tls_key=c.key,
+                            hostname='mx1.example.test')
+        before, after, first, second = self.requiretls_session(mx, c)
+        self.assertNotIn('requiretls', after)
+        self.assertEqual(first[0], 555, first)
+        self.assertEqual(second[0], 250, second)
+
     def test_no_starttls(self):
         d = need_certs()
         c = certs.make_cert(d, 'mx2.example.test')

@@ -13,7 +13,7 @@ names that start with a dot.
           [--hostname mx1.example.test]
           [--rcpt-reply 'bad@x.test=550 5.1.1 No such user'] ...
           [--data-reply '554 5.7.1 Go away'] [--mail-reply '334 x']
-          [--no-smtputf8]
+          [--no-smtputf8] [--requiretls]
           [--tempfail-first N] [--tempfail-stage mail|rcpt|data]
           [--log FILE] [--ready-file PATH] [--verbose]
 
@@ -28,6 +28,12 @@ get that reply (the transaction does not start).  Replies are sent as
 given, so a test can play a hostile MX: '354 ...' after the end of data or
 to RCPT, '334 ...' to MAIL.  --no-smtputf8 leaves SMTPUTF8 out of the EHLO
 reply (aiosmtpd's enable_SMTPUTF8=False) and refuses MAIL FROM ... SMTPUTF8.
+
+--requiretls offers REQUIRETLS (RFC 8689) in the EHLO reply after STARTTLS
+(never in clear, as the RFC asks) and takes MAIL FROM ... REQUIRETLS: the
+parameter is kept in mail_options (envelope and mail event) like the others.
+Without it the MX never offers REQUIRETLS and refuses the parameter with
+aiosmtpd's 555, as a server that does not know the extension.
 
 --tls-max-version caps the TLS versions the MX accepts after STARTTLS
 (TLSv1, TLSv1.1, TLSv1.2 or TLSv1.3; TLSv1_2 spellings work too), so a test
@@ -135,6 +141,7 @@ def parse_args(argv):
     p.add_argument('--data-reply', type=smtp_reply)
     p.add_argument('--mail-reply', type=smtp_reply)
     p.add_argument('--no-smtputf8', action='store_true')
+    p.add_argument('--requiretls', action='store_true')
     p.add_argument('--tempfail-first', type=int, default=0)
     p.add_argument('--tempfail-stage', choices=('mail', 'rcpt', 'data'),
                    default='data')
@@ -149,6 +156,8 @@ def parse_args(argv):
         p.error('--tls-max-version needs --tls-cert')
     if args.tls_client_ca and not args.tls_cert:
         p.error('--tls-client-ca needs --tls-cert')
+    if args.requiretls and (not args.tls_cert or args.no_starttls):
+        p.error('--requiretls needs --tls-cert (it is offered after STARTTLS)')
     if args.tempfail_first < 0:
         p.error('--tempfail-first must be >= 0')
     return args
@@ -250,6 +259,9 @@ class Handler:
     async def handle_EHLO(self, server, session, envelope, hostname,
                           responses):
         session.host_name = hostname
+        if self.args.requiretls and session.ssl and responses:
+            # RFC 8689 section 2: only once the session is under TLS.
+            responses = responses[:-1] + ['250-REQUIRETLS'] + responses[-1:]
         self.event(session, 'ehlo', name=hostname)
         return responses
 
@@ -262,6 +274,8 @@ class Handler:
 
     async def handle_MAIL(self, server, session, envelope, address,
                           mail_options):
+        if getattr(server, 'mx_requiretls', False):
+            mail_options = list(mail_options) + ['REQUIRETLS']
         if self.args.mail_reply:
             reply = self.args.mail_reply
         elif self.tempfail(envelope, 'mail'):
@@ -341,6 +355,18 @@ class Handler:
 class MXSMTP(SMTP):
     """aiosmtpd's server, with failed TLS handshakes in the event log (a
     test can then tell "tried TLS and gave up" from "never tried")."""
+
+    @syntax('MAIL FROM: <address>', extended=' [SP <mail-parameters>]')
+    async def smtp_MAIL(self, arg):
+        # aiosmtpd refuses parameters it does not know; with --requiretls
+        # take REQUIRETLS out of the argument and hand it to handle_MAIL.
+        self.mx_requiretls = False
+        if arg and self.event_handler.args.requiretls:
+            words = arg.split(' ')
+            kept = [w for w in words if w.upper() != 'REQUIRETLS']
+            self.mx_requiretls = len(kept) != len(words)
+            arg = ' '.join(kept)
+        await super().smtp_MAIL(arg)
 
     @syntax('STARTTLS', when='tls_context')
     async def smtp_STARTTLS(self, arg):

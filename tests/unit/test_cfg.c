@@ -897,6 +897,46 @@ static void test_smtpd_hardening(void)
 	}
 }
 
+/* requiretls (RFC 8689): yes by default; yes or no, nothing else. */
+static void test_requiretls(void)
+{
+	static const struct {
+		const char *text;
+		int want;        /* the value after a successful parse */
+		const char *err; /* NULL: accepted */
+	} cases[] = {
+		{"requiretls = yes\n", 1, NULL},
+		{"requiretls = no\n", 0, NULL},
+		{"requiretls=no\n", 0, NULL},
+		{"requiretls = no\nrequiretls = yes\n", 1, NULL},
+		{"requiretls = YES\n", 0, "requiretls: expected yes or no, got \"YES\""},
+		{"requiretls = 1\n", 0, "requiretls: expected yes or no, got \"1\""},
+		{"requiretls = true\n", 0, "expected yes or no"},
+		{"requiretls = no no\n", 0, "expected yes or no"},
+		{"requiretls =\n", 0, "requiretls: empty value"},
+	};
+	struct cfg c;
+	struct cfg_error err;
+	int rc = cfg_defaults(&c);
+
+	CHECK_INT(rc, 0);
+	CHECK_INT(c.requiretls, 1);
+	cfg_fini(&c);
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		rc = parse(&c, cases[i].text, &err);
+		if (!cases[i].err) {
+			CHECK(rc == 0, "%s: rc %d: %s", cases[i].text, rc, err.msg);
+			CHECK(c.requiretls == cases[i].want, "%s: got %d want %d", cases[i].text,
+			      c.requiretls, cases[i].want);
+		} else {
+			CHECK(rc == RL_ECONFIG && strstr(err.msg, cases[i].err) && err.line >= 1,
+			      "%s: got rc %d \"%s\" want \"%s\"", cases[i].text, rc,
+			      rc ? err.msg : "", cases[i].err);
+		}
+		cfg_fini(&c);
+	}
+}
+
 int main(void)
 {
 	test_defaults();
@@ -913,5 +953,6 @@ int main(void)
 	test_replace();
 	test_load();
 	test_smtpd_hardening();
+	test_requiretls();
 	return TEST_DONE();
 }

@@ -638,6 +638,73 @@ static void test_orig_headers(void)
 	}
 }
 
+/*
+ * REQUIRETLS mail (RFC 8689 section 5): the report returns only the
+ * Message-ID field, with its folding, and says so; nothing else of the
+ * original (Subject, addresses, other fields' continuation lines, body).
+ */
+static void test_redacted(void)
+{
+	static const struct {
+		const char *name, *orig, *want;
+	} cases[] = {
+	    {"Message-ID kept, the rest dropped",
+	     "Received: from x\r\nFrom: <alice@client.test>\r\nSubject: secret plans\r\n"
+	     "Message-ID: <m1@client.test>\r\nTo: <bob@dest.test>\r\n\r\nsecret body\r\n",
+	     "Message-ID: <m1@client.test>\r\n"},
+	    {"folded Message-ID, folded neighbours",
+	     "Subject: secret\r\n plans\r\nMessage-Id:\r\n\t<m2@client.test>\r\n"
+	     "X-Other: a\r\n\tsecret continuation\r\n\r\nbody",
+	     "Message-Id:\r\n\t<m2@client.test>\r\n"},
+	    {"any case, blanks before the colon", "MESSAGE-ID : <m3@c.test>\r\nSubject: s\r\n",
+	     "MESSAGE-ID : <m3@c.test>\r\n"},
+	    {"no Message-ID: nothing", "Subject: secret\r\nFrom: a@b.test\r\n\r\nbody", ""},
+	    {"look-alike names are not it",
+	     "Message-IDs: <x@c.test>\r\nX-Message-ID: <y@c.test>\r\nMessage-I: z\r\n"
+	     "Message-ID\r\n", ""},
+	    {"empty original", "", ""},
+	};
+	static const struct dsn_rcpt r = {"a@dest.test", "failed", "5.7.30", "mx.dest.test[127.0.0.5]",
+					  "REQUIRETLS: host mx.dest.test[127.0.0.5] does not offer "
+					  "REQUIRETLS", 0};
+	struct dsn_info info = base_info();
+
+	info.redacted = 1;
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct rl_buf b;
+		const char *p;
+		size_t len = 0;
+
+		CHECK_RC(build(&b, &info, &r, 1, cases[i].orig, strlen(cases[i].orig)), 0);
+		p = get_part(&b, 2, &len);
+		CHECK(p && len == strlen(cases[i].want) && memcmp(p, cases[i].want, len) == 0,
+		      "%s: got \"%.*s\" want \"%s\"", cases[i].name, p ? (int)len : 0, p ? p : "",
+		      cases[i].want);
+		CHECK(b.data && !strstr(b.data, "secret") && !strstr(b.data, "body"),
+		      "%s: content of the original in the report", cases[i].name);
+		CHECK(b.data && strstr(b.data, "only its Message-ID is attached below"),
+		      "%s: the text does not say what was left out", cases[i].name);
+		CHECK(b.data && strstr(b.data, "Status: 5.7.30\r\n"), "%s: no status 5.7.30",
+		      cases[i].name);
+		check_shape(cases[i].name, &b);
+		rl_buf_fini(&b);
+	}
+	/* Not redacted: the whole header section, as before. */
+	{
+		struct rl_buf b;
+		const char *p;
+		size_t len = 0;
+
+		info.redacted = 0;
+		CHECK_RC(build(&b, &info, &r, 1, cases[0].orig, strlen(cases[0].orig)), 0);
+		p = get_part(&b, 2, &len);
+		CHECK(p && len > 60 && strstr(b.data, "\r\nSubject: secret plans\r\nMessage-ID:"),
+		      "unredacted report lost headers");
+		CHECK(b.data && !strstr(b.data, "only its Message-ID"), "unredacted text says redacted");
+		rl_buf_fini(&b);
+	}
+}
+
 /* Huge header sections: lines cut at 998, the whole at 64 KiB. */
 static void test_orig_caps(void)
 {
@@ -717,6 +784,7 @@ int main(void)
 	test_message_id();
 	test_orig_headers();
 	test_orig_caps();
+	test_redacted();
 	test_errors();
 	return TEST_DONE();
 }

@@ -188,6 +188,11 @@ static void test_text(void)
 		  0,
 		  "4C2E81A0F3!       7 Fri Aug  3 09:50:15  a@example.com\n"
 		  SP41 "b@example.com\n" },
+		{ "requiretls: the Postfix layout has no place for it",
+		  { "a@example.com", 0, 7, 0, QUEUE_F_REQUIRETLS, { { "b@example.com", PENDING, NULL } } },
+		  0,
+		  "4C2E81A0F3        7 Fri Aug  3 09:50:15  a@example.com\n"
+		  SP41 "b@example.com\n" },
 		{ "in delivery",
 		  { "a@example.com", 0, 7, 0, 0, { { "b@example.com", PENDING, NULL } } },
 		  1,
@@ -534,6 +539,29 @@ static void test_json(void)
 		  "\"sender\": \"\\\"odd\\\\user\\\"@example.com\", \"recipients\": ["
 		  "{\"address\": \"\\\"x\\\"@example.com\", "
 		  "\"delay_reason\": \"said \\\"no\\\" \\\\ twice\"}]}\n" },
+		{ "requiretls shown last, only when set",
+		  { "a@example.com", 0, 10, 1, QUEUE_F_REQUIRETLS | QUEUE_F_8BITMIME,
+		    { { "b@example.com", DEFERRED, "why" } } },
+		  0,
+		  "{\"queue_name\": \"deferred\", \"queue_id\": \"4C2E81A0F3\", "
+		  "\"arrival_time\": 1533289815, \"message_size\": 10, \"forced_expire\": false, "
+		  "\"sender\": \"a@example.com\", \"recipients\": [{\"address\": "
+		  "\"b@example.com\", \"delay_reason\": \"why\"}], \"requiretls\": true}\n" },
+		{ "requiretls on hold, no recipient left",
+		  { "a@example.com", 0, 10, 1, QUEUE_F_REQUIRETLS | QUEUE_F_HOLD,
+		    { { "s@example.com", SENT, NULL } } },
+		  0,
+		  "{\"queue_name\": \"hold\", \"queue_id\": \"4C2E81A0F3\", "
+		  "\"arrival_time\": 1533289815, \"message_size\": 10, \"forced_expire\": false, "
+		  "\"sender\": \"a@example.com\", \"recipients\": [], \"requiretls\": true}\n" },
+		{ "other flags: no requiretls",
+		  { "a@example.com", 0, 10, 0, QUEUE_F_SMTPUTF8 | QUEUE_F_8BITMIME | QUEUE_F_BOUNCE,
+		    { { "b@example.com", PENDING, NULL } } },
+		  0,
+		  "{\"queue_name\": \"incoming\", \"queue_id\": \"4C2E81A0F3\", "
+		  "\"arrival_time\": 1533289815, \"message_size\": 10, \"forced_expire\": false, "
+		  "\"sender\": \"a@example.com\", \"recipients\": [{\"address\": "
+		  "\"b@example.com\"}]}\n" },
 		{ "UTF-8 passes through",
 		  { "j\xc3\xb6rg@example.com", 0, 10, 0, 0, { { "\xe7\x94\xa8@example.com", PENDING, NULL } } },
 		  0,

@@ -124,6 +124,8 @@ static const struct rec_case {
     {"mixed", {"", "x@y", -1, INT64_MIN, UINT32_MAX, 0xffffffffu, UINT64_MAX, 4, rc_mix}},
     {"no rcpt", {"", "z@example.org", INT64_MAX, 0, 7, QUEUE_F_HOLD, 0, 0, NULL}},
     {"limits", {"", long_addr, 5, 6, 1, QUEUE_F_SMTPUTF8, 99, 1, rc_big}},
+    {"requiretls", {"", "r@example.org", 7, 8, 0, QUEUE_F_REQUIRETLS | QUEUE_F_8BITMIME, 10, 1,
+		    rc_one}},
 };
 
 static void test_rec_roundtrip(void)

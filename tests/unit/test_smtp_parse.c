@@ -441,6 +441,57 @@ static void test_mail_limits(void)
 	}
 }
 
+/* REQUIRETLS (RFC 8689 section 2): a MAIL parameter without a value. */
+static void test_mail_requiretls(void)
+{
+	static const struct {
+		const char *in;
+		size_t len;
+		int rc;
+		int requiretls; /* when rc == 0 */
+		int smtputf8;
+		int64_t size;
+	} t[] = {
+		{ S("FROM:<a@example.com>"), 0, 0, 0, -1 },
+		{ S("FROM:<a@example.com> REQUIRETLS"), 0, 1, 0, -1 },
+		{ S("FROM:<a@example.com> requiretls"), 0, 1, 0, -1 },
+		{ S("FROM:<a@example.com> RequireTLS"), 0, 1, 0, -1 },
+		{ S("FROM:<> REQUIRETLS"), 0, 1, 0, -1 },
+		{ S("FROM:<a@example.com> SIZE=10 REQUIRETLS SMTPUTF8"), 0, 1, 1, 10 },
+		{ S("FROM:<a@example.com> REQUIRETLS REQUIRETLS"), 0, 1, 0, -1 },
+		{ S("FROM:<a@example.com>  REQUIRETLS  "), 0, 1, 0, -1 },
+		/* No value, and nothing that merely starts or ends like it. */
+		{ S("FROM:<a@example.com> REQUIRETLS=yes"), -ENOTSUP, 0, 0, 0 },
+		{ S("FROM:<a@example.com> REQUIRETLS="), -ENOTSUP, 0, 0, 0 },
+		{ S("FROM:<a@example.com> REQUIRETL"), -ENOTSUP, 0, 0, 0 },
+		{ S("FROM:<a@example.com> REQUIRETLSX"), -ENOTSUP, 0, 0, 0 },
+		{ S("FROM:<a@example.com> XREQUIRETLS"), -ENOTSUP, 0, 0, 0 },
+		{ S("FROM:<a@example.com> REQUIRE-TLS"), -ENOTSUP, 0, 0, 0 },
+		{ S("FROM:<a@example.com> REQUIRETLS\0"), -ENOTSUP, 0, 0, 0 },
+		{ S("FROM:<a@example.com>REQUIRETLS"), RL_EPARSE, 0, 0, 0 },
+	};
+
+	for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
+		struct smtp_path from;
+		struct smtp_mail_params mp;
+		struct rl_why why = { 0, NULL, 0 };
+		char name[200];
+		int rc;
+
+		memset(&mp, 0xA5, sizeof(mp));
+		rc = smtp_mail_parse(t[i].in, t[i].len, &from, &mp, &why);
+		snprintf(name, sizeof(name), "mail_parse requiretls \"%s\"", esc(t[i].in, t[i].len));
+		CASE_RC(name, rc, t[i].rc);
+		if (rc == 0 && t[i].rc == 0) {
+			CASE_INT(name, mp.requiretls, t[i].requiretls);
+			CASE_INT(name, mp.smtputf8, t[i].smtputf8);
+			CASE_INT(name, mp.size, t[i].size);
+		}
+		if (rc < 0 && t[i].rc < 0)
+			CHECK(why.reason != NULL, "%s: no reason given", name);
+	}
+}
+
 /* ---------------------------------------------------------------- RCPT TO */
 
 /* Address literals (RFC 5321 4.1.3): IPv4 and IPv6 only, and valid. */
@@ -1237,6 +1288,7 @@ int main(void)
 	test_line_next();
 	test_cmd_parse();
 	test_mail_parse();
+	test_mail_requiretls();
 	test_mail_limits();
 	test_rcpt_parse();
 	test_literals();

@@ -31,6 +31,7 @@
 
 #include "log.h"
 #include "pol.h"
+#include "queue.h"
 #include "smtp.h"
 #include "smtpc.h"
 #include "tap.h"
@@ -617,35 +618,75 @@ static void script_check(const struct script *sc, const struct srun *r, int stat
 	CHECK(clean_text(r->reason), "%s: control octets in \"%s\"", sc->name, r->reason);
 }
 
+/* Play one script against a session; the message carries flags (QUEUE_F_*). */
+static void run_script(const struct script *sc, uint32_t flags)
+{
+	struct pol_peer_policy pol = { .level = sc->level };
+	struct smtpc_tls tls = { .loglevel = 0 };
+	struct smtpc_target t = { .domain = "dest.test", .host = "mx.test", .pol = &pol };
+	struct srun r;
+	struct smtpc_params p = { .helo_name = "client.test", .tls = &tls, .target = &t,
+				  .ops = &srun_ops, .arg = &r };
+	struct sockaddr_in sa;
+	struct smtpc *s;
+	uv_loop_t loop;
+	pid_t pid = peer_start(0, sc, &sa);
+
+	memset(&r, 0, sizeof(r));
+	r.rcpt[0].address = "rcpt@dest.test";
+	r.rcpt[1].address = "rcpt2@dest.test";
+	r.msg = (struct smtpc_msg){ .id = "TEST000002", .sender = "a@client.test",
+				    .flags = flags, .size = 22, .rcpt = r.rcpt,
+				    .nrcpt = sc->nrcpt, .read = small_read };
+	memcpy(&t.addr, &sa, sizeof(sa));
+	uv_loop_init(&loop);
+	p.loop = &loop;
+	CHECK_INT(smtpc_start(&p, &s), 0);
+	uv_run(&loop, UV_RUN_DEFAULT);
+	CHECK_INT(uv_loop_close(&loop), 0);
+	script_check(sc, &r, peer_reap(pid, PEER_SLOW));
+}
+
 static void test_reply_scripts(void)
 {
-	for (size_t k = 0; k < sizeof(scripts) / sizeof(scripts[0]); k++) {
-		const struct script *sc = &scripts[k];
-		struct pol_peer_policy pol = { .level = sc->level };
-		struct smtpc_tls tls = { .loglevel = 0 };
-		struct smtpc_target t = { .domain = "dest.test", .host = "mx.test", .pol = &pol };
-		struct srun r;
-		struct smtpc_params p = { .helo_name = "client.test", .tls = &tls, .target = &t,
-					  .ops = &srun_ops, .arg = &r };
-		struct sockaddr_in sa;
-		struct smtpc *s;
-		uv_loop_t loop;
-		pid_t pid = peer_start(0, sc, &sa);
+	for (size_t k = 0; k < sizeof(scripts) / sizeof(scripts[0]); k++)
+		run_script(&scripts[k], 0);
+}
 
-		memset(&r, 0, sizeof(r));
-		r.rcpt[0].address = "rcpt@dest.test";
-		r.rcpt[1].address = "rcpt2@dest.test";
-		r.msg = (struct smtpc_msg){ .id = "TEST000002", .sender = "a@client.test",
-					    .size = 22, .rcpt = r.rcpt, .nrcpt = sc->nrcpt,
-					    .read = small_read };
-		memcpy(&t.addr, &sa, sizeof(sa));
-		uv_loop_init(&loop);
-		p.loop = &loop;
-		CHECK_INT(smtpc_start(&p, &s), 0);
-		uv_run(&loop, UV_RUN_DEFAULT);
-		CHECK_INT(uv_loop_close(&loop), 0);
-		script_check(sc, &r, peer_reap(pid, PEER_SLOW));
-	}
+/*
+ * REQUIRETLS mail (RFC 8689) on sessions that never become verified TLS:
+ * the server offers REQUIRETLS, yet no MAIL is ever sent (the peer fails
+ * the script with status 5 on any command but QUIT); the recipients
+ * bounce at once with 5.7.30 and the session ends with QUIT.
+ */
+#define EHLO_RTLS { "EHLO ", "250-mx.test\r\n250-PIPELINING\r\n250 REQUIRETLS\r\n" }
+#define NOT_TLS "REQUIRETLS: the connection to mx.test[127.0.0.1] is not protected by TLS"
+
+static const struct script rtls_scripts[] = {
+	{ "REQUIRETLS at level none", POL_LEVEL_NONE, { GREET220, EHLO_RTLS },
+	  2, 1, { SMTPC_PERMFAIL, SMTPC_PERMFAIL }, "5.7.30", NOT_TLS " (level none)", NULL },
+	{ "REQUIRETLS at level may, no STARTTLS offered", POL_LEVEL_MAY, { GREET220, EHLO_RTLS },
+	  1, 1, { SMTPC_PERMFAIL }, "5.7.30", NOT_TLS " (level may)", NULL },
+	{ "REQUIRETLS at level may, STARTTLS refused", POL_LEVEL_MAY,
+	  { GREET220,
+	    { "EHLO ", "250-mx.test\r\n250-STARTTLS\r\n250 REQUIRETLS\r\n" },
+	    { "STARTTLS", "454 4.7.0 TLS not available now\r\n" } },
+	  1, 1, { SMTPC_PERMFAIL }, "5.7.30", NOT_TLS " (level may)", NULL },
+	{ "REQUIRETLS, the server does not offer it (in clear)", POL_LEVEL_NONE,
+	  { GREET220, EHLO250 }, 1, 1, { SMTPC_PERMFAIL }, "5.7.30", NOT_TLS, NULL },
+};
+
+static void test_requiretls_scripts(void)
+{
+	for (size_t k = 0; k < sizeof(rtls_scripts) / sizeof(rtls_scripts[0]); k++)
+		run_script(&rtls_scripts[k], QUEUE_F_REQUIRETLS);
+	/* The same peer takes an ordinary message: the flag alone made the difference. */
+	run_script(&(const struct script){ "no REQUIRETLS: delivered in clear", POL_LEVEL_NONE,
+					   { GREET220, EHLO_RTLS, MAIL250, RCPT250,
+					     { "DATA", "354 go ahead\r\n" },
+					     { BODY, "250 2.0.0 Ok: queued as X\r\n" } },
+					   1, 1, { SMTPC_DELIVERED }, "2.0.0", NULL, NULL },
+		   0);
 }
 
 int main(void)
@@ -659,5 +700,6 @@ int main(void)
 	test_reset_at_rcpt();
 	test_reply_verdict_table();
 	test_reply_scripts();
+	test_requiretls_scripts();
 	return TEST_DONE();
 }
