@@ -22,6 +22,10 @@ served by the same knotd: the parent delegates to them without a DS record
 (a signed proof that there is none), so their answers are DNSSEC-insecure
 (RFC 4035 section 5.2), and unbound.conf gets a stub zone for each.
 
+signed=False serves the zone without DNSSEC (no keys, no signatures, no
+trust anchor): a stand-in for a resolver that strips DNSSEC records, when
+it is a forwarder for a relay that holds the signed zone's anchor.
+
 Pass testcase=self (unittest) to have the server stopped at cleanup; or use
 the object as a context manager; or call close().  Set TLSRELAY_KEEP_TMP=1 to
 keep the directory (knot.log, zone file) for inspection.
@@ -95,10 +99,11 @@ class DnsZone:
     """One knotd serving one signed zone on 127.0.0.1@port."""
 
     def __init__(self, records=(), zone='test.', testcase=None, start=True,
-                 ttl=5, unsigned_children=None):
+                 ttl=5, unsigned_children=None, signed=True):
         if not zone.endswith('.'):
             zone += '.'
         self.zone = zone
+        self.signed = signed
         self.children = {_absolute(c, zone): list(r)
                          for c, r in (unsigned_children or {}).items()}
         self.ttl = ttl
@@ -142,7 +147,7 @@ class DnsZone:
             '  - id: default',
             '    storage: "%s"' % d,
             '    file: "%s.zone"',
-            '    dnssec-signing: on',
+            '    dnssec-signing: %s' % ('on' if self.signed else 'off'),
             '    zonefile-sync: -1',
             'zone:',
             '  - domain: %s' % self.zone,
@@ -283,8 +288,9 @@ class DnsZone:
             self._wait_served(self.serial)
             for c in self.children:
                 self._wait_child(c)
-            self._write_trust_anchor()
-            self.write_unbound_conf()
+            if self.signed:
+                self._write_trust_anchor()
+                self.write_unbound_conf()
         except BaseException:
             self.stop()
             raise
@@ -301,7 +307,8 @@ class DnsZone:
             f.write(self.ds + '\n')
 
     def served_serial(self):
-        """The SOA serial Knot serves, if the SOA is signed; else None."""
+        """The SOA serial Knot serves, if the SOA is signed (or the zone is
+        meant to be unsigned); else None."""
         try:
             r = self._run([KDIG, '@127.0.0.1', '-p', str(self.port),
                            '+dnssec', '+short', '+timeout=1', '+retry=0',
@@ -316,7 +323,7 @@ class DnsZone:
                 serial = int(f[2])
             elif f and f[0] == 'SOA':
                 signed = True
-        return serial if signed else None
+        return serial if signed or not self.signed else None
 
     def _wait_served(self, serial, timeout=START_TIMEOUT):
         """Until Knot serves a signed SOA with at least this serial."""
