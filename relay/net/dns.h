@@ -24,7 +24,8 @@
  * (permanent), through the callback like any answer.
  *
  * Errors: dns_new() fails with a negative code and a message; dns_mx(),
- * dns_addrs() and dns_tlsa() return -EINVAL for a name that is not a host name, RL_ETOOBIG
+ * dns_addrs(), dns_tlsa() and dns_check_dnssec() return -EINVAL for a name
+ * that is not a host name (the check also takes "."), RL_ETOOBIG
  * when DNS_PENDING_MAX lookups are outstanding, -ENOMEM, or -EIO when the
  * resolver is unusable.  Lookup outcomes come back in the result's status.
  */
