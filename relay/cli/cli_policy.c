@@ -7,14 +7,18 @@
  * errors are printed as "FILE:LINE: message", one per line, on stderr.
  * `policy check` prints a one-line summary on stdout when the file is
  * valid.  `policy show` prints the effective policy for a domain, one
- * "key: value (source)" line per setting.
+ * "key: value (source)" line per setting, then what DNS says (the DNSSEC
+ * check of the relay's start, run here through the same configuration).
  */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include <uv.h>
+
 #include "cli.h"
+#include "dns.h"
 #include "pol.h"
 #include "tlspol.h"
 
@@ -215,6 +219,97 @@ static int show_domain(const struct cfg *c, const char *policy_path, const struc
 	return 0;
 }
 
+/*
+ * The DNS part of `policy show`: a resolver made from the configuration as
+ * the relay makes it, on a loop of its own, and lookups run to completion
+ * (each bounded by the lookup timeout, so show always ends).  Lines are
+ * printed after the policy lines, which are flushed first: a slow server
+ * delays only what depends on it.
+ */
+struct show_dns {
+	uv_loop_t loop;
+	struct dns *dns;
+	char servers[1024];
+	int done;
+};
+
+static int show_dns_open(struct show_dns *sd, const struct cfg *c)
+{
+	char err[256];
+	int rc;
+
+	memset(sd, 0, sizeof(*sd));
+	dns_servers_text(c, sd->servers, sizeof(sd->servers));
+	rc = uv_loop_init(&sd->loop);
+	if (rc < 0) {
+		fprintf(stderr, "tlsrelay: %s\n", uv_strerror(rc));
+		return rc;
+	}
+	rc = dns_new(&sd->loop, c, &sd->dns, err, sizeof(err));
+	if (rc < 0) {
+		fprintf(stderr, "tlsrelay: %s\n", err);
+		(void)uv_loop_close(&sd->loop);
+	}
+	return rc;
+}
+
+static void show_dns_close(struct show_dns *sd)
+{
+	dns_free(sd->dns);
+	/* The resolver's handles close on this last turn of the loop. */
+	uv_run(&sd->loop, UV_RUN_DEFAULT);
+	(void)uv_loop_close(&sd->loop);
+}
+
+struct show_dnssec {
+	struct show_dns *sd;
+	char zone[DNS_NAME_MAX];
+};
+
+static void show_dnssec_done(void *arg, const struct dns_check_result *r)
+{
+	struct show_dnssec *k = arg;
+
+	if (r->verdict == DNS_CHECK_SECURE)
+		printf("DNSSEC: validation works through %s: the DNSKEY records of %s validate\n",
+		       k->sd->servers, k->zone);
+	else
+		printf("DNSSEC: validation FAILS through %s: name=%s type=DNSKEY: %s\n",
+		       k->sd->servers, k->zone, r->why);
+	k->sd->done = 1;
+}
+
+/* "DNSSEC: ..." : does validation work through the configured servers? */
+static int show_dnssec(struct show_dns *sd, const struct cfg *c)
+{
+	struct show_dnssec k = {sd, ""};
+	int rc;
+
+	dns_check_zone(c, k.zone, sizeof(k.zone));
+	sd->done = 0;
+	rc = dns_check_dnssec(sd->dns, k.zone, show_dnssec_done, &k);
+	if (rc < 0) {
+		fprintf(stderr, "tlsrelay: DNSSEC check: %s\n", rl_strerror(rc));
+		return rc;
+	}
+	uv_run(&sd->loop, UV_RUN_DEFAULT);
+	RL_REQUIRE(sd->done);
+	return 0;
+}
+
+static int show_dns(const struct cfg *c)
+{
+	struct show_dns sd;
+	int rc;
+
+	fflush(stdout);
+	if (show_dns_open(&sd, c) < 0)
+		return -1;
+	rc = show_dnssec(&sd, c);
+	show_dns_close(&sd);
+	return rc;
+}
+
 static int policy_show(const char *cfgpath, int argc, char **argv)
 {
 	struct cfg c;
@@ -230,6 +325,8 @@ static int policy_show(const char *cfgpath, int argc, char **argv)
 	rc = cli_load_policy(c.policy_file, &t, &missing);
 	if (rc == 0)
 		rc = show_domain(&c, c.policy_file, t, argv[0]);
+	if (rc == 0)
+		rc = show_dns(&c);
 	pol_table_free(t);
 	cfg_fini(&c);
 	return rc == 0 ? CLI_EX_OK : CLI_EX_FAIL;

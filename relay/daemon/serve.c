@@ -12,6 +12,7 @@
 #include <sys/resource.h>
 #include <sys/stat.h>
 
+#include "dns.h"
 #include "log.h"
 #include "netaddr.h"
 #include "qmgr.h"
@@ -272,6 +273,83 @@ static void serve_reload(struct serve *srv)
 	serve_policy_reload(srv, "SIGHUP");
 }
 
+/* --- does DNSSEC validation work? (dns_check_dnssec, once at start) ------ */
+
+/*
+ * The check has a resolver of its own, made like delivery's from the same
+ * keys and freed as soon as the answer is in, so delivery's resolver and
+ * the start of the relay never wait for it.  What it names is taken at
+ * start: a SIGHUP does not change the resolver either.
+ */
+struct serve_dnscheck {
+	struct dns *dns;
+	char zone[DNS_NAME_MAX];
+	char servers[1024];
+	const char *advice; /* the next step, when it does not work */
+};
+
+static void serve_dnscheck_stop(struct serve *srv)
+{
+	if (!srv->dnscheck)
+		return;
+	dns_free(srv->dnscheck->dns);
+	free(srv->dnscheck);
+	srv->dnscheck = NULL;
+}
+
+static void serve_dnscheck_done(void *arg, const struct dns_check_result *r)
+{
+	struct serve *srv = arg;
+	struct serve_dnscheck *c = srv->dnscheck;
+
+	if (r->verdict == DNS_CHECK_SECURE)
+		log_info("DNSSEC validation works through %s: the DNSKEY records of %s validate",
+			 c->servers, c->zone);
+	else if (r->verdict == DNS_CHECK_INSECURE)
+		log_warn("DNSSEC validation does not work through %s: name=%s type=DNSKEY: %s; "
+			 "DANE will not be used; see README \"DNS\" (dns_trust_anchor_file)",
+			 c->servers, c->zone, r->why);
+	else
+		log_warn("DNSSEC validation does not work through %s: name=%s type=DNSKEY: %s; "
+			 "mail%s%s is deferred until it does; see README \"DNS\"%s",
+			 c->servers, c->zone, r->why,
+			 strcmp(c->zone, ".") ? " to domains under " : "",
+			 strcmp(c->zone, ".") ? c->zone : "", c->advice);
+	serve_dnscheck_stop(srv);
+}
+
+/*
+ * A resolver that does not pass DNSSEC records through makes every lookup
+ * under the trust anchor bogus, and mail is deferred for a reason that
+ * names no cause: say it once, in one line, at start.  The relay runs on
+ * either way; mail then defers, it is never sent on unvalidated answers.
+ */
+static void serve_dnscheck_start(struct serve *srv)
+{
+	struct serve_dnscheck *c = calloc(1, sizeof(*c));
+	char err[256];
+	int rc;
+
+	if (!c)
+		return;
+	dns_check_zone(&srv->cfg, c->zone, sizeof(c->zone));
+	dns_servers_text(&srv->cfg, c->servers, sizeof(c->servers));
+	/* Forwarders that strip DNSSEC records are the usual cause. */
+	c->advice = srv->cfg.dns_system || srv->cfg.ndns > 0 ? " (dns_servers = recursive)" : "";
+	rc = dns_new(srv->loop, &srv->cfg, &c->dns, err, sizeof(err));
+	if (rc < 0) {
+		free(c);
+		return; /* delivery made its resolver from the same keys and said why */
+	}
+	srv->dnscheck = c;
+	rc = dns_check_dnssec(c->dns, c->zone, serve_dnscheck_done, srv);
+	if (rc < 0) {
+		log_warn("cannot check DNSSEC validation through %s: %s", c->servers,
+			 rl_strerror(rc));
+		serve_dnscheck_stop(srv);
+	}
+}
+
 /*
  * Shutdown is over when every inbound session is gone, delivery has
  * stopped and the committer is idle.  Each says so by a callback (smtpd's
@@ -311,6 +389,7 @@ static void serve_stop(struct serve *srv)
 		return;
 	srv->stopping = 1;
 	log_info("terminating on signal");
+	serve_dnscheck_stop(srv);
 	for (size_t i = 0; i < srv->nlisten; i++)
 		uv_close((uv_handle_t *)&srv->listen[i], NULL);
 	if (srv->smtpd)
@@ -447,6 +526,7 @@ int serve_main(const char *path)
 		serve_signals(&srv);
 		serve_policy_watch(&srv);
 		log_info("daemon started -- version 0.1.0, configuration %s", path);
+		serve_dnscheck_start(&srv);
 		uv_run(srv.loop, UV_RUN_DEFAULT);
 		log_info("daemon stopped");
 		rc = 0;

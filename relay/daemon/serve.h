@@ -19,6 +19,7 @@ struct smtpd_server;
 struct qmgr;
 struct tlspol;
 struct tlspol_reload;
+struct serve_dnscheck;
 
 struct serve {
 	uv_loop_t *loop;
@@ -41,6 +42,7 @@ struct serve {
 	struct smtpd_server *smtpd; /* inbound sessions */
 	int stopping;
 	int stop_done;        /* shutdown finished: handles closed */
+	struct serve_dnscheck *dnscheck; /* the DNSSEC check at start, until answered */
 };
 
 /* Run `tlsrelay serve` with the configuration at path; returns exit code. */

@@ -46,6 +46,7 @@
 #define DNS_TYPE_MX   15
 #define DNS_TYPE_AAAA 28
 #define DNS_TYPE_TLSA 52 /* RFC 6698 section 7.1 */
+#define DNS_TYPE_DNSKEY 48 /* RFC 4034 section 2 */
 #define DNS_CLASS_IN  1
 /* RFC 1035 section 4.1.1. */
 #define DNS_RCODE_NOERROR  0
@@ -58,7 +59,7 @@
 
 _Static_assert(DNS_PENDING_MAX == 1u << DNS_SLOT_BITS, "ids hold DNS_SLOT_BITS of slot");
 
-enum dns_kind { DNS_KIND_MX, DNS_KIND_ADDRS, DNS_KIND_TLSA };
+enum dns_kind { DNS_KIND_MX, DNS_KIND_ADDRS, DNS_KIND_TLSA, DNS_KIND_CHECK };
 
 struct dns_req;
 
@@ -86,6 +87,7 @@ struct dns_req {
 	void (*mx_cb)(void *arg, const struct dns_mx_result *r);
 	void (*addr_cb)(void *arg, const struct dns_addr_result *r);
 	void (*tlsa_cb)(void *arg, const struct dns_tlsa_result *r);
+	void (*check_cb)(void *arg, const struct dns_check_result *r);
 	void *arg;
 	char name[DNS_NAME_MAX];     /* as queried: A-labels only */
 	const char *idn_error;       /* static: the name has no A-label form */
@@ -130,18 +132,6 @@ RL_PRINTF(3, 4) static void why_set(char *why, size_t size, const char *fmt, ...
 	va_start(ap, fmt);
 	vsnprintf(why, size, fmt, ap);
 	va_end(ap);
-}
-
-void dns_fail_text(char *out, size_t size, const char *name, const char *type, int status,
-		   const char *why)
-{
-	if (!why || !why[0])
-		why = status == DNS_NXDOMAIN ? "Host not found" :
-		      status == DNS_NODATA   ? "No address associated with hostname" :
-					       "Host not found, try again";
-	why_set(out, size,
-		"Host or domain name not found. Name service error for name=%s type=%s: %s", name,
-		type, why);
 }
 
 static void set_err(char *err, size_t errlen, const char *what, const char *arg, const char *why)
@@ -312,14 +302,18 @@ static int req_new(struct dns *d, enum dns_kind kind, const char *name, struct d
 {
 	struct dns_req *req;
 	uint32_t slot;
-	int rc;
+	int rc = 0;
 
 	if (d->closing || d->broken)
 		return -EIO;
 	req = calloc(1, sizeof(*req));
 	if (!req)
 		return -ENOMEM;
-	rc = req_name(req, name);
+	/* The root is no host name, but the DNSSEC check asks for its keys. */
+	if (kind == DNS_KIND_CHECK && strcmp(name, ".") == 0)
+		memcpy(req->name, ".", 2);
+	else
+		rc = req_name(req, name);
 	if (rc < 0) {
 		free(req);
 		return rc;
@@ -666,10 +660,67 @@ static void tlsa_finish(struct dns_req *req, const struct dns_tlsa_result *r)
 	cb(arg, r);
 }
 
-/* End a one-query lookup (MX, TLSA) without an answer: status and why. */
+/* -- the DNSSEC check (dns_check_dnssec) -------------------------------- */
+
+static const char *rcode_name(int rcode)
+{
+	/* RFC 1035 section 4.1.1. */
+	static const char *names[] = {"NOERROR",  "FORMERR", "SERVFAIL",
+				      "NXDOMAIN", "NOTIMP",  "REFUSED"};
+
+	return rcode >= 0 && rcode < 6 ? names[rcode] : "an error rcode";
+}
+
+/*
+ * What the DNSKEY answer says about validation.  Secure: it works.  Bogus:
+ * libunbound says why (typically "no DNSKEY rrset from SERVER", when the
+ * server strips DNSSEC records).  An answer that is neither was not
+ * validated at all: no trust anchor covers the zone, or nothing was signed.
+ */
+static void check_fill(int err, const struct ub_result *res, struct dns_check_result *r)
+{
+	char text[200];
+
+	memset(r, 0, sizeof(*r));
+	if (err != 0 || !res) {
+		r->verdict = DNS_CHECK_NOANSWER;
+		why_set(r->why, sizeof(r->why), "no answer (%s)", ub_strerror(err));
+	} else if (res->bogus) {
+		r->verdict = DNS_CHECK_BOGUS;
+		copy_text(text, sizeof(text), res->why_bogus ? res->why_bogus : "bogus");
+		why_set(r->why, sizeof(r->why), "DNSSEC validation failed: %s", text);
+	} else if (res->secure) {
+		r->verdict = DNS_CHECK_SECURE;
+	} else if (res->rcode != DNS_RCODE_NOERROR && res->rcode != DNS_RCODE_NXDOMAIN) {
+		r->verdict = DNS_CHECK_NOANSWER;
+		why_set(r->why, sizeof(r->why), "no answer (%s)", rcode_name(res->rcode));
+	} else {
+		r->verdict = DNS_CHECK_INSECURE;
+		why_set(r->why, sizeof(r->why),
+			"the answer is insecure: not signed, or no trust anchor for it");
+	}
+}
+
+static void check_finish(struct dns_req *req, const struct dns_check_result *r)
+{
+	void (*cb)(void *, const struct dns_check_result *) = req->check_cb;
+	void *arg = req->arg;
+
+	req_release(req);
+	cb(arg, r);
+}
+
+/* End a one-query lookup (MX, TLSA, check) without an answer: status and why. */
 static void single_finish(struct dns_req *req, int status, const char *why)
 {
-	if (req->kind == DNS_KIND_MX) {
+	if (req->kind == DNS_KIND_CHECK) {
+		struct dns_check_result r;
+
+		memset(&r, 0, sizeof(r));
+		r.verdict = DNS_CHECK_NOANSWER;
+		copy_text(r.why, sizeof(r.why), why);
+		check_finish(req, &r);
+	} else if (req->kind == DNS_KIND_MX) {
 		struct dns_mx_result r;
 
 		memset(&r, 0, sizeof(r));
@@ -693,6 +744,14 @@ static void on_answer(void *mydata, int err, struct ub_result *res)
 	struct dns_req *req = s->req;
 
 	s->pending = 0;
+	if (req->kind == DNS_KIND_CHECK) {
+		struct dns_check_result r;
+
+		check_fill(err, res, &r);
+		ub_resolve_free(res);
+		check_finish(req, &r);
+		return;
+	}
 	if (req->kind == DNS_KIND_TLSA) {
 		struct dns_tlsa_result r;
 
@@ -726,7 +785,10 @@ static void req_fail(struct dns_req *req, const char *reason)
 			continue;
 		s->status = DNS_TEMPFAIL;
 		s->secure = 0;
-		why_set(s->why, sizeof(s->why), "Host not found, try again (%s)", reason);
+		if (req->kind == DNS_KIND_CHECK)
+			why_set(s->why, sizeof(s->why), "no answer (%s)", reason);
+		else
+			why_set(s->why, sizeof(s->why), "Host not found, try again (%s)", reason);
 	}
 	req_withdraw(req);
 	if (req->kind != DNS_KIND_ADDRS) {
@@ -1008,6 +1070,27 @@ int dns_tlsa(struct dns *d, const char *name,
 	req->arg = arg;
 	req->nsub = 1;
 	rc = sub_start(req, 0, DNS_TYPE_TLSA);
+	if (rc < 0) {
+		req_release(req);
+		return rc;
+	}
+	return req->id;
+}
+
+int dns_check_dnssec(struct dns *d, const char *zone,
+		     void (*cb)(void *arg, const struct dns_check_result *r), void *arg)
+{
+	struct dns_req *req;
+	int rc;
+
+	RL_REQUIRE(d && cb);
+	rc = req_new(d, DNS_KIND_CHECK, zone && zone[0] ? zone : ".", &req);
+	if (rc < 0)
+		return rc;
+	req->check_cb = cb;
+	req->arg = arg;
+	req->nsub = 1;
+	rc = sub_start(req, 0, DNS_TYPE_DNSKEY);
 	if (rc < 0) {
 		req_release(req);
 		return rc;

@@ -24,7 +24,8 @@
  * (permanent), through the callback like any answer.
  *
  * Errors: dns_new() fails with a negative code and a message; dns_mx(),
- * dns_addrs() and dns_tlsa() return -EINVAL for a name that is not a host name, RL_ETOOBIG
+ * dns_addrs(), dns_tlsa() and dns_check_dnssec() return -EINVAL for a name
+ * that is not a host name (the check also takes "."), RL_ETOOBIG
  * when DNS_PENDING_MAX lookups are outstanding, -ENOMEM, or -EIO when the
  * resolver is unusable.  Lookup outcomes come back in the result's status.
  */
@@ -171,11 +172,54 @@ int dns_tlsa(struct dns *d, const char *name,
  * The one sentence a failed lookup is reported with, as Postfix's
  * smtp_addr.c words it: "Host or domain name not found. Name service error
  * for name=NAME type=TYPE: WHY", WHY being the result's why (or, when it
- * has none, the dns_strerror() text for status).  Used for the deferral
- * and bounce reasons of mail, so that the wording lives in one place.
+ * has none, the dns_strerror() text for status).  A DNS_BOGUS answer leads
+ * with its cause instead: "DNSSEC validation failed for name=NAME
+ * type=TYPE: WHY" (the "DNSSEC validation failed: " that starts the why of
+ * a bogus result is not said twice).  Used for the deferral and bounce
+ * reasons of mail, so that the wording lives in one place.  Pure
+ * (dns_parse.c); out is always terminated.
  */
 void dns_fail_text(char *out, size_t size, const char *name, const char *type, int status,
 		   const char *why);
+
+/*
+ * Does DNSSEC validation work through the configured servers?  A resolver
+ * that does not pass DNSSEC records through (many site and ISP resolvers)
+ * makes every DANE lookup bogus, and mail to DANE domains is deferred with
+ * no hint why; this check says so once, at start and in `policy show`.
+ *
+ * dns_check_dnssec() asks for the DNSKEY RRset of zone (NULL or "." for the
+ * root), a zone with a trust anchor: when validation works, that answer
+ * validates.  The result comes back through cb on the loop, like every
+ * lookup (never from within the call), bounded by the lookup timeout;
+ * dns_cancel() and dns_free() work on its id as on any other.
+ */
+enum dns_check_verdict {
+	DNS_CHECK_SECURE = 0, /* the DNSKEY RRset validated: validation works */
+	DNS_CHECK_BOGUS,      /* validation failed (why: libunbound's why_bogus) */
+	DNS_CHECK_INSECURE,   /* an answer, not validated: unsigned, or no trust anchor */
+	DNS_CHECK_NOANSWER,   /* SERVFAIL, REFUSED, timeout, no server reachable */
+};
+
+struct dns_check_result {
+	int verdict;   /* enum dns_check_verdict */
+	char why[256]; /* for all but DNS_CHECK_SECURE: what failed, one line */
+};
+
+int dns_check_dnssec(struct dns *d, const char *zone,
+		     void (*cb)(void *arg, const struct dns_check_result *r), void *arg) RL_WUR;
+
+/*
+ * For the check's callers (dns_check.c; these read files, so not on a busy
+ * loop): the zone to check, being the owner of the first DS or DNSKEY
+ * record in dns_trust_anchor_file, or "." when that file is missing or has
+ * none; and where queries go, for the log, e.g. "10.0.0.2 (dns_servers =
+ * system: /etc/resolv.conf)", "the root name servers (dns_servers =
+ * recursive)" or "127.0.0.1@5353 (dns_servers)", each with ", dns_unbound_config
+ * = FILE" inside the parentheses when one is set (it may redirect queries).
+ */
+void dns_check_zone(const struct cfg *cfg, char *out, size_t size);
+void dns_servers_text(const struct cfg *cfg, char *out, size_t size);
 
 /* Cancel a query by id; its callback will not run. */
 void dns_cancel(struct dns *d, int id);
@@ -206,5 +250,24 @@ int dns_parse_name(const unsigned char *p, size_t len, size_t *used, char *out,
  * RL_EPARSE for anything else, RL_ETOOBIG if out is too small.
  */
 int dns_parse_host(const char *s, size_t len, char *out, size_t outlen) RL_WUR;
+/*
+ * The owner of the first DS or DNSKEY record in the text of a trust-anchor
+ * file (zone file format, as libunbound's trust-anchor-file and
+ * /usr/share/dns/root.key): "." for the root, else the name without its
+ * final dot.  Comments (';', and lines starting with '#'), blank lines,
+ * other record types and the continuation lines of a record in parentheses
+ * are skipped; $ORIGIN applies to relative owners and '@', and a line that
+ * starts with a blank has the origin as its owner.  0 with out set;
+ * RL_ENOTFOUND: no DS or DNSKEY record; RL_EPARSE: that record's owner is
+ * not a host name (out is then ""); RL_ETOOBIG: out is too small.
+ */
+int dns_parse_anchor_owner(const char *text, size_t len, char *out, size_t outlen) RL_WUR;
+/*
+ * The addresses of the "nameserver ADDR" lines of a resolv.conf text, as
+ * "10.0.0.2, ::1" in out (whole entries only, as many as fit; a token that
+ * is not made of address characters is skipped, so nothing else reaches a
+ * log line).  Returns how many are in out.
+ */
+size_t dns_parse_resolv(const char *text, size_t len, char *out, size_t outlen);
 
 #endif

@@ -15,7 +15,9 @@
  */
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
+#include <strings.h>
 
 #include "dns.h"
 
@@ -141,4 +143,238 @@ int dns_parse_host(const char *s, size_t len, char *out, size_t outlen)
 	memcpy(out, s, len);
 	out[len] = '\0';
 	return 0;
+}
+
+/* -- texts from files the operator gives (trust anchors, resolv.conf) ---- */
+
+/* The fields of one line: at most DNS_FIELDS_MAX, a ';' starts a comment. */
+#define DNS_FIELDS_MAX 6
+
+struct dns_fields {
+	const char *f[DNS_FIELDS_MAX];
+	size_t n[DNS_FIELDS_MAX];
+	size_t count;
+	int indented; /* the line starts with a blank: no owner field */
+};
+
+static int blank(char c)
+{
+	return c == ' ' || c == '\t' || c == '\r';
+}
+
+static void fields_split(const char *line, size_t len, struct dns_fields *fl)
+{
+	size_t i = 0;
+
+	fl->count = 0;
+	fl->indented = len > 0 && blank(line[0]);
+	while (i < len && fl->count < DNS_FIELDS_MAX) {
+		size_t start;
+
+		while (i < len && blank(line[i]))
+			i++;
+		if (i >= len || line[i] == ';')
+			return;
+		start = i;
+		while (i < len && !blank(line[i]) && line[i] != ';')
+			i++;
+		fl->f[fl->count] = line + start;
+		fl->n[fl->count++] = i - start;
+	}
+}
+
+static int field_is(const struct dns_fields *fl, size_t k, const char *word)
+{
+	size_t n = strlen(word);
+
+	if (k >= fl->count || fl->n[k] != n)
+		return 0;
+	for (size_t i = 0; i < n; i++) {
+		char c = fl->f[k][i];
+
+		if (c >= 'a' && c <= 'z')
+			c = (char)(c - 'a' + 'A');
+		if (c != word[i])
+			return 0;
+	}
+	return 1;
+}
+
+/* A TTL (digits, maybe with BIND's units) or a class (RFC 1035 section
+ * 5.1, RFC 3597 section 5 for CLASSnn). */
+static int field_ttl_or_class(const struct dns_fields *fl, size_t k)
+{
+	const char *f = k < fl->count ? fl->f[k] : NULL;
+	size_t n = f ? fl->n[k] : 0, i = 5;
+
+	if (!f)
+		return 0;
+	if ((f[0] >= '0' && f[0] <= '9') || field_is(fl, k, "IN") || field_is(fl, k, "CH") ||
+	    field_is(fl, k, "HS") || field_is(fl, k, "CS"))
+		return 1;
+	if (n <= 5 || strncasecmp(f, "CLASS", 5) != 0)
+		return 0;
+	while (i < n && f[i] >= '0' && f[i] <= '9')
+		i++;
+	return i == n;
+}
+
+/* The parenthesis depth after a line (RFC 1035 section 5.1: a record may
+ * span lines inside parentheses; comments do not count). */
+static int paren_depth(const char *line, size_t len, int depth)
+{
+	for (size_t i = 0; i < len && line[i] != ';'; i++)
+		depth += line[i] == '(' ? 1 : line[i] == ')' ? -1 : 0;
+	return depth < 0 ? 0 : depth;
+}
+
+/*
+ * name (n octets, as written in the file) made absolute against origin
+ * ("" for the root) into abs, without a final dot ("" for the root).
+ */
+static int owner_absolute(const char *name, size_t n, const char *origin, char *abs, size_t abslen)
+{
+	size_t o = strlen(origin);
+
+	if (n == 1 && name[0] == '@')
+		n = 0; /* the origin itself */
+	else if (n > 0 && name[n - 1] == '.')
+		o = 0; /* absolute already: no origin */
+	if (n + 1 + o + 1 > abslen)
+		return RL_ETOOBIG;
+	memcpy(abs, name, n);
+	if (n > 0 && name[n - 1] == '.')
+		n--;
+	if (n > 0 && o > 0)
+		abs[n++] = '.';
+	memcpy(abs + n, origin, o);
+	abs[n + o] = '\0';
+	return 0;
+}
+
+/* The owner as dns_parse_anchor_owner() hands it back: "." or a host name. */
+static int owner_out(const char *abs, char *out, size_t outlen)
+{
+	if (abs[0] != '\0')
+		return dns_parse_host(abs, strlen(abs), out, outlen);
+	if (outlen < 2)
+		return RL_ETOOBIG;
+	memcpy(out, ".", 2);
+	return 0;
+}
+
+int dns_parse_anchor_owner(const char *text, size_t len, char *out, size_t outlen)
+{
+	char origin[DNS_NAME_MAX] = "", abs[DNS_NAME_MAX + 2];
+	struct dns_fields fl;
+	size_t pos = 0;
+	int depth = 0;
+
+	RL_REQUIRE(out && outlen > 0 && (text || len == 0));
+	out[0] = '\0';
+	while (pos < len) {
+		const char *line = text + pos;
+		const char *nl = memchr(line, '\n', len - pos);
+		size_t n = nl ? (size_t)(nl - line) : len - pos, k;
+		int continued = depth > 0;
+
+		pos += n + (nl != NULL);
+		depth = paren_depth(line, n, depth);
+		fields_split(line, n, &fl);
+		if (continued || fl.count == 0 || line[0] == '#')
+			continue;
+		if (field_is(&fl, 0, "$ORIGIN") && fl.count >= 2) {
+			if (owner_absolute(fl.f[1], fl.n[1], origin, abs, sizeof(abs)) < 0 ||
+			    strlen(abs) >= sizeof(origin))
+				return RL_EPARSE;
+			memcpy(origin, abs, strlen(abs) + 1);
+			continue;
+		}
+		if (fl.f[0][0] == '$')
+			continue; /* $TTL, $INCLUDE: no owner here */
+		/* owner [TTL] [class] type: TTL and class in either order. */
+		k = fl.indented ? 0 : 1;
+		for (int i = 0; i < 2 && field_ttl_or_class(&fl, k); i++)
+			k++;
+		if (!field_is(&fl, k, "DS") && !field_is(&fl, k, "DNSKEY"))
+			continue;
+		if (fl.indented)
+			memcpy(abs, origin, strlen(origin) + 1);
+		else if (owner_absolute(fl.f[0], fl.n[0], origin, abs, sizeof(abs)) < 0)
+			return RL_EPARSE;
+		return owner_out(abs, out, outlen);
+	}
+	return RL_ENOTFOUND;
+}
+
+/* The characters of an address in resolv.conf: IPv4, IPv6, a %scope. */
+static int addr_char(char c)
+{
+	return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+	       c == '.' || c == ':' || c == '%' || c == '_' || c == '-';
+}
+
+size_t dns_parse_resolv(const char *text, size_t len, char *out, size_t outlen)
+{
+	struct dns_fields fl;
+	size_t pos = 0, o = 0, count = 0;
+
+	RL_REQUIRE(out && outlen > 0 && (text || len == 0));
+	out[0] = '\0';
+	while (pos < len) {
+		const char *line = text + pos;
+		const char *nl = memchr(line, '\n', len - pos);
+		size_t n = nl ? (size_t)(nl - line) : len - pos, need, i;
+
+		pos += n + (nl != NULL);
+		fields_split(line, n, &fl);
+		/* resolv.conf(5): "nameserver ADDR"; '#' or ';' start comments. */
+		if (fl.count < 2 || fl.n[0] != 10 || memcmp(fl.f[0], "nameserver", 10) != 0)
+			continue;
+		for (i = 0; i < fl.n[1] && addr_char(fl.f[1][i]); i++)
+			;
+		if (i != fl.n[1])
+			continue; /* not an address: never copied into a log line */
+		need = (o ? 2 : 0) + fl.n[1];
+		if (o + need >= outlen)
+			break; /* whole entries only */
+		if (o) {
+			memcpy(out + o, ", ", 2);
+			o += 2;
+		}
+		memcpy(out + o, fl.f[1], fl.n[1]);
+		o += fl.n[1];
+		out[o] = '\0';
+		count++;
+	}
+	return count;
+}
+
+/* -- the words of a failed lookup ----------------------------------------- */
+
+#define DNS_BOGUS_PREFIX "DNSSEC validation failed: "
+
+void dns_fail_text(char *out, size_t size, const char *name, const char *type, int status,
+		   const char *why)
+{
+	size_t n = sizeof(DNS_BOGUS_PREFIX) - 1;
+
+	RL_REQUIRE(out && size > 0 && name && type);
+	if (status == DNS_BOGUS) {
+		/* The answer was there but failed validation: "not found" would
+		 * send the administrator after the wrong problem.  The resolver's
+		 * why already starts with the same words; say them once. */
+		if (why && strncmp(why, DNS_BOGUS_PREFIX, n) == 0)
+			why += n;
+		snprintf(out, size, "DNSSEC validation failed for name=%s type=%s: %s", name, type,
+			 why && why[0] ? why : "the answer is bogus");
+		return;
+	}
+	if (!why || !why[0])
+		why = status == DNS_NXDOMAIN ? "Host not found"
+		      : status == DNS_NODATA ? "No address associated with hostname"
+					     : "Host not found, try again";
+	snprintf(out, size,
+		 "Host or domain name not found. Name service error for name=%s type=%s: %s", name,
+		 type, why);
 }

@@ -36,6 +36,10 @@ A resolver that must not reach Knot directly (e.g. through dnsproxy.py):
 write_unbound_conf(path, stub_port=PORT) points every stub zone at
 127.0.0.1@PORT instead.
 
+signed=False serves the zone without DNSSEC (no keys, no signatures, no
+trust anchor): a stand-in for a resolver that strips DNSSEC records, when
+it is a forwarder for a relay that holds the signed zone's anchor.
+
 Pass testcase=self (unittest) to have the server stopped at cleanup; or use
 the object as a context manager; or call close().  Set TLSRELAY_KEEP_TMP=1 to
 keep the directory (knot.log, zone file) for inspection.
@@ -196,10 +200,12 @@ class DnsZone:
     """One knotd serving one signed zone on 127.0.0.1@port."""
 
     def __init__(self, records=(), zone='test.', testcase=None, start=True,
-                 ttl=5, unsigned_children=None, bogus_children=None):
+                 ttl=5, unsigned_children=None, bogus_children=None,
+                 signed=True):
         if not zone.endswith('.'):
             zone += '.'
         self.zone = zone
+        self.signed = signed
         self.children = {_absolute(c, zone): list(r)
                          for c, r in (unsigned_children or {}).items()}
         self.bogus = {_absolute(c, zone): list(r)
@@ -249,7 +255,7 @@ class DnsZone:
             '  - id: default',
             '    storage: "%s"' % d,
             '    file: "%s.zone"',
-            '    dnssec-signing: on',
+            '    dnssec-signing: %s' % ('on' if self.signed else 'off'),
             '    zonefile-sync: -1',
             'zone:',
             '  - domain: %s' % self.zone,
@@ -403,8 +409,9 @@ class DnsZone:
                 self._wait_served(1, zone=c)
             if self.bogus:
                 self._add_bogus_ds()
-            self._write_trust_anchor()
-            self.write_unbound_conf()
+            if self.signed:
+                self._write_trust_anchor()
+                self.write_unbound_conf()
         except BaseException:
             self.stop()
             raise
@@ -453,7 +460,8 @@ class DnsZone:
 
     def served_serial(self, zone=None):
         """The SOA serial Knot serves for the zone (default: the main one),
-        if the SOA is signed; else None."""
+        if the SOA is signed (or the zone is meant to be unsigned); else
+        None."""
         try:
             r = self._run([KDIG, '@127.0.0.1', '-p', str(self.port),
                            '+dnssec', '+short', '+timeout=1', '+retry=0',
@@ -468,7 +476,7 @@ class DnsZone:
                 serial = int(f[2])
             elif f and f[0] == 'SOA':
                 signed = True
-        return serial if signed else None
+        return serial if signed or not self.signed else None
 
     def _wait_served(self, serial, timeout=START_TIMEOUT, zone=None):
         """Until Knot serves a signed SOA with at least this serial (for

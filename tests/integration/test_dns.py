@@ -739,6 +739,74 @@ class DaneFixtures(DnsTestBase):
                                      (rtype, transport, r.stderr))
             self.assertIn(('_25._tcp.mx.test.', dnsproxy.TLSA, 'tcp'),
                           proxy.dropped)
+class DnssecCheck(DnsTestBase):
+    """dns_check_dnssec(): the DNSKEY records of the anchor's zone validate,
+    or the result says why not (bogus, insecure, no answer)."""
+
+    def test_secure_and_zone_from_anchor_file(self):
+        # "check:" alone: the zone dns_check_zone() reads from the anchor file.
+        lines, _ = self.run_dns(self.config(), ['check:', 'check:test.'])
+        for r in lines:
+            self.assertEqual((r['kind'], r['name'].rstrip('.'), r['status'],
+                              r['why']), ('check', 'test', 'SECURE', ''), r)
+
+    def test_root_when_the_anchor_file_is_missing(self):
+        # A port nobody answers on: our deadline ends it, as any lookup.
+        conf = self.config(dns_unbound_config=None,
+                           dns_trust_anchor_file='/nonexistent/anchor')
+        r = self.one(conf, 'check:', timeout_ms=1500)
+        self.assertEqual((r['name'], r['status'], r['why']),
+                         ('.', 'NOANSWER', 'no answer (timed out)'), r)
+        self.assertLess(int(r['ms']), 3000, r)
+
+    def test_bogus_with_wrong_trust_anchor(self):
+        bad_ta = self.zone.bad_trust_anchor(os.path.join(self.dir, 'bad.ds'))
+        ub = self.zone.write_unbound_conf(os.path.join(self.dir, 'ub.conf'),
+                                          trust_anchor_file=bad_ta)
+        r = self.one(self.config(dns_unbound_config=ub,
+                                 dns_trust_anchor_file=bad_ta), 'check:')
+        self.assertEqual((r['name'], r['status']), ('test', 'BOGUS'), r)
+        self.assertTrue(r['why'].startswith(
+            'DNSSEC validation failed: validation failure <test. DNSKEY IN>: '
+            'DS hash mismatches key from 127.0.0.1'), r)
+
+    def test_bogus_through_a_server_that_strips_dnssec(self):
+        with dnszone.DnsZone(RECORDS[:3], signed=False) as stripped:
+            ub = os.path.join(self.dir, 'plain.conf')
+            with open(ub, 'w') as f:
+                f.write('server:\n    local-zone: "test." nodefault\n'
+                        '    do-not-query-localhost: no\n')
+            conf = self.config(dns_servers='127.0.0.1@%d' % stripped.port,
+                               dns_unbound_config=ub)
+            lines, _ = self.run_dns(conf, ['check:', 'mx:pref.test'])
+        self.assertEqual((lines[0]['status'], lines[1]['status']),
+                         ('BOGUS', 'BOGUS'), lines)
+        self.assertIn('no DNSKEY rrset from 127.0.0.1 for trust anchor test.',
+                      lines[0]['why'])
+
+    def test_insecure_without_anchor_for_the_zone(self):
+        ub = self.zone.write_unbound_conf(os.path.join(self.dir, 'ub.conf'))
+        with open(ub) as f:
+            text = re.sub(r'\n\s*trust-anchor-file:.*', '', f.read())
+        with open(ub, 'w') as f:
+            f.write(text)
+        conf = self.config(dns_unbound_config=ub,
+                           dns_trust_anchor_file='/nonexistent/anchor')
+        r = self.one(conf, 'check:test')
+        self.assertEqual(r['status'], 'INSECURE', r)
+        self.assertIn('no trust anchor', r['why'])
+
+    def test_error_answer_and_cancel(self):
+        ub = self.zone.write_unbound_conf(
+            os.path.join(self.dir, 'ub.conf'),
+            extra_server=['local-zone: "refused.test." refuse'])
+        lines, _ = self.run_dns(self.config(dns_unbound_config=ub),
+                                ['check:refused.test', 'cancel-check:test',
+                                 'check:bad..zone'])
+        self.assertEqual((lines[0]['status'], lines[0]['why']),
+                         ('NOANSWER', 'no answer (REFUSED)'), lines[0])
+        self.assertEqual(lines[1], 'cancelled test')
+        self.assertRegex(lines[2], r'^check bad..zone error=-22\b')
 
 
 class RelayDeferralReasons(unittest.TestCase):

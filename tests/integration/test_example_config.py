@@ -5,7 +5,9 @@ machine where the queue directory (and its parent) do not exist yet.
 The last round's first command failed on a fresh machine and no test
 noticed; this one runs the example configuration itself (only the listen
 port and the queue folder are moved, so that tests never touch the
-user's /tmp/tlsrelay-example or port 2525).
+user's /tmp/tlsrelay-example or port 2525; and dns_servers goes to a
+loopback port nobody answers on, so that the DNSSEC check the relay makes
+at start stays on this machine).
 
 ReadmeFirstCommand runs the command itself, as written, in a fresh clone of
 the committed HEAD of $TLSRELAY_SRCDIR (the apt-get part is dropped only when
@@ -74,6 +76,8 @@ class ExampleConfig(unittest.TestCase):
         self.assertRegex(text, r'(?m)^queue_dir = ')
         text = re.sub(r'(?m)^listen = .*$', 'listen = 127.0.0.1:%d' % port, text)
         text = re.sub(r'(?m)^queue_dir = .*$', 'queue_dir = %s' % queue, text)
+        self.assertNotRegex(text, r'(?m)^dns_servers = ')
+        text += 'dns_servers = 127.0.0.1@%d\n' % harness.unused_udp_port()
         conf = os.path.join(tmp, 'tlsrelay.conf')
         with open(conf, 'w') as f:
             f.write(text)

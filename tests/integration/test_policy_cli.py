@@ -1,7 +1,9 @@
 """`tlsrelay policy check [FILE]` and `tlsrelay policy show DOMAIN`."""
 
 import os
+import shutil
 import sys
+import tempfile
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -45,12 +47,37 @@ PRIORITY = ('NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2:-CIPHER-ALL:'
 VERS12_13 = ':-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2'
 
 
+# `policy show` ends with the DNSSEC check of the relay's start.  Here
+# every question is refused at once, so the check fails without waiting
+# and without leaving the machine (the default dns_servers of the tests is
+# a port nobody answers on, which libunbound gives up on after 17 s).
+REFUSE_ALL = 'server:\n    local-zone: "." refuse\n'
+
+
+def quiet_relay(testcase, **keys):
+    """A Relay (not started) whose DNS questions are all refused."""
+    d = tempfile.mkdtemp(prefix='tlsrelay-policy-')
+    testcase.addCleanup(shutil.rmtree, d, True)
+    ub = os.path.join(d, 'unbound.conf')
+    with open(ub, 'w') as f:
+        f.write(REFUSE_ALL)
+    return Relay(testcase, start=False, dns_unbound_config=ub, **keys)
+
+
+def dnssec_line(relay):
+    return ('DNSSEC: validation FAILS through %s (dns_servers, '
+            'dns_unbound_config = %s): name=. type=DNSKEY: no answer '
+            '(REFUSED)' % (relay.keys['dns_servers'],
+                           relay.keys['dns_unbound_config']))
+
+
 class PolicyCli(unittest.TestCase):
 
     def setUp(self):
-        self.relay = Relay(self, start=False)
+        self.relay = quiet_relay(self)
         self.policy = self.relay.keys['policy_file']
         self.conf = self.relay.conf
+        self.dnssec = dnssec_line(self.relay)
 
     def write(self, text, path=None):
         path = path or self.policy
@@ -205,6 +232,7 @@ class PolicyCli(unittest.TestCase):
             'priority: %s%s (tls_priority, config %s; versions from '
             'protocols)' % (PRIORITY, VERS12_13, self.conf),
             'servername: none (default: no SNI)',
+            self.dnssec,
         ])
 
     def test_show_parent(self):
@@ -217,7 +245,8 @@ class PolicyCli(unittest.TestCase):
             'entry: .example.com (%s)' % src,
             'match: .example.com (%s)' % src,
         ])
-        self.assertEqual(out[-1], 'tafile: none (system trust store)')
+        self.assertEqual(out[-2:], ['tafile: none (system trust store)',
+                                    self.dnssec])
 
     def test_show_attributes(self):
         self.write(GOOD)
@@ -237,6 +266,7 @@ class PolicyCli(unittest.TestCase):
             % (PRIORITY, self.conf, src),
             'servername: none (default: no SNI)',
             'tafile: none (system trust store)',
+            self.dnssec,
         ])
 
     def test_show_fingerprint_and_nexthop(self):
@@ -257,6 +287,7 @@ class PolicyCli(unittest.TestCase):
             'domain: off.example',
             'level: none (%s)' % src,
             'entry: off.example (%s)' % src,
+            self.dnssec,
         ])
 
     def test_show_default(self):
@@ -270,11 +301,12 @@ class PolicyCli(unittest.TestCase):
             'priority: %s%s (tls_priority, config %s; versions from '
             'protocols)' % (PRIORITY, VERS12_13, self.conf),
             'servername: none (default: no SNI)',
+            self.dnssec,
         ])
 
     def test_show_default_secure(self):
-        relay = Relay(self, start=False, default_tls_level='secure',
-                      tls_protocols='>=TLSv1.3')
+        relay = quiet_relay(self, default_tls_level='secure',
+                            tls_protocols='>=TLSv1.3')
         out = relay.cli('policy', 'show', 'x.test')
         self.assertEqual(out.returncode, 0, out.stderr)
         lines = out.stdout.splitlines()
@@ -291,6 +323,18 @@ class PolicyCli(unittest.TestCase):
         out = self.show('example.com')
         self.assertEqual(out[1], 'level: may (default_tls_level, config %s)'
                          % self.conf)
+
+    def test_show_resolver_unusable_fails(self):
+        # The relay would not start with this: show says so and fails.
+        relay = Relay(self, start=False,
+                      dns_unbound_config='/nonexistent/unbound.conf')
+        r = relay.cli('policy', 'show', 'x.test')
+        self.assertEqual(r.returncode, 1, r.stdout + r.stderr)
+        self.assertEqual(r.stdout.splitlines()[0], 'domain: x.test')
+        self.assertNotIn('DNSSEC', r.stdout)
+        self.assertEqual(r.stderr, 'tlsrelay: dns: cannot read dns_unbound_config '
+                         '/nonexistent/unbound.conf: No such file or '
+                         'directory\n')
 
     def test_show_invalid_file_fails(self):
         self.write(BAD)

@@ -4,14 +4,16 @@
  * (which starts Knot DNS and writes the configuration).
  *
  * Usage: test_dns -c CONFIG [-t TIMEOUT_MS] [-f FREE_AFTER_MS] LOOKUP...
- *   LOOKUP is mx:NAME, addrs:NAME, tlsa:NAME, or cancel-mx:NAME /
- *   cancel-addrs:NAME / cancel-tlsa:NAME (started, then cancelled at once:
- *   its callback must never run).
+ *   LOOKUP is mx:NAME, addrs:NAME, tlsa:NAME, check:ZONE (dns_check_dnssec;
+ *   "check:" alone: the zone dns_check_zone() picks from the configuration),
+ *   or cancel-mx:NAME / cancel-addrs:NAME / cancel-tlsa:NAME / cancel-check:ZONE
+ *   (started, then cancelled at once: its callback must never run).
  *   All lookups run at the same time; lines are printed in argument order:
  *     mx NAME status=OK secure=1 implicit=0 null_mx=0 hosts=10:a,20:b ms=N why=TEXT
  *     addrs NAME status=OK secure=1 secure6=1 secure4=1 addrs=::1,127.0.0.5 canon=- ms=N why=TEXT
  *       (canon: the end of the host's CNAME chain, - when none)
  *     tlsa NAME status=OK secure=1 n=2 dropped=0 rdata=35:030101AB..,4099:0300..+ ms=N why=TEXT
+ *     check ZONE status=SECURE|BOGUS|INSECURE|NOANSWER ms=N why=TEXT
  *       (each record LEN:HEX, HEX cut at TLSA_HEX_MAX octets and then marked "+")
  *     mx NAME error=CODE
  *     cancelled NAME
@@ -34,7 +36,7 @@
 #define MAX_LOOKUPS 256
 #define TLSA_HEX_MAX 40 /* octets of each TLSA rdata shown */
 
-enum { L_MX, L_ADDRS, L_TLSA };
+enum { L_MX, L_ADDRS, L_TLSA, L_CHECK };
 
 struct lookup {
 	int kind;
@@ -52,6 +54,7 @@ static size_t nlookups, outstanding;
 static struct dns *resolver;
 static uv_loop_t loop;
 static int failed, starting;
+static char picked_zone[DNS_NAME_MAX]; /* "check:" alone: dns_check_zone() */
 
 static const char *status_name(int s)
 {
@@ -155,6 +158,17 @@ static void on_tlsa(void *arg, const struct dns_tlsa_result *r)
 	done_one(l);
 }
 
+static void on_check(void *arg, const struct dns_check_result *r)
+{
+	static const char *verdicts[] = {"SECURE", "BOGUS", "INSECURE", "NOANSWER"};
+	struct lookup *l = arg;
+
+	snprintf(l->line, sizeof(l->line), "check %s status=%s ms=%llu why=%s", l->name,
+		 r->verdict >= 0 && r->verdict < 4 ? verdicts[r->verdict] : "?",
+		 (unsigned long long)(uv_now(&loop) - l->start), r->why);
+	done_one(l);
+}
+
 static void on_free_timer(uv_timer_t *t)
 {
 	dns_free(resolver);
@@ -171,9 +185,11 @@ static int parse_lookup(const char *arg, struct lookup *l)
 	    {"mx:", L_MX, 0},
 	    {"addrs:", L_ADDRS, 0},
 	    {"tlsa:", L_TLSA, 0},
+	    {"check:", L_CHECK, 0},
 	    {"cancel-mx:", L_MX, 1},
 	    {"cancel-addrs:", L_ADDRS, 1},
 	    {"cancel-tlsa:", L_TLSA, 1},
+	    {"cancel-check:", L_CHECK, 1},
 	};
 
 	for (size_t i = 0; i < sizeof(kinds) / sizeof(kinds[0]); i++) {
@@ -200,10 +216,12 @@ static void start_all(void)
 			l->id = dns_mx(resolver, l->name, on_mx, l);
 		else if (l->kind == L_TLSA)
 			l->id = dns_tlsa(resolver, l->name, on_tlsa, l);
+		else if (l->kind == L_CHECK)
+			l->id = dns_check_dnssec(resolver, l->name, on_check, l);
 		else
 			l->id = dns_addrs(resolver, l->name, on_addrs, l);
 		if (l->id < 0) {
-			static const char *kinds[] = {"mx", "addrs", "tlsa"};
+			static const char *kinds[] = {"mx", "addrs", "tlsa", "check"};
 
 			l->err = l->id;
 			snprintf(l->line, sizeof(l->line), "%s %s error=%d (%s)", kinds[l->kind],
@@ -285,6 +303,10 @@ int main(int argc, char **argv)
 		cfg_fini(&c);
 		return 1;
 	}
+	dns_check_zone(&c, picked_zone, sizeof(picked_zone));
+	for (size_t i = 0; i < nlookups; i++)
+		if (lookups[i].kind == L_CHECK && lookups[i].name[0] == '\0')
+			lookups[i].name = picked_zone;
 	uv_loop_init(&loop);
 	if (dns_new(&loop, &c, &resolver, err, sizeof(err)) < 0) {
 		printf("dns_new error: %s\n", err);

@@ -1,6 +1,7 @@
 /*
  * test_dns_parse: the wire-name, MX rdata and host-name checks of
- * relay/dns_parse.c.
+ * relay/dns_parse.c; the readers of trust-anchor files and resolv.conf
+ * that the DNSSEC check uses; the sentence of a failed lookup.
  */
 #include <stdio.h>
 #include <string.h>
@@ -218,11 +219,161 @@ static void test_hosts(void)
 	CHECK_STR(out, "abc");
 }
 
+struct anchor_case {
+	const char *what;
+	const char *text;
+	int rc;
+	const char *want;
+};
+
+#define ROOT_KEY                                                                                   \
+	". IN DNSKEY 257 3 8 AwEAAaz/tAm8yTn4Mfeh5eyI96WSVexTBAvkMgJzkKTOiW1v ; keytag 20326\n"
+#define TEST_DS                                                                                    \
+	"test. 0 IN DS 24446 13 2 "                                                                \
+	"1C9AAB3B0D2B1F9BFB1E0BE0EF50F47C6A58ED6A7436C2B4BA0A5D4F0A0C9D58\n"
+
+static const struct anchor_case anchor_cases[] = {
+    {"Debian's root.key", ROOT_KEY ROOT_KEY, 0, "."},
+    {"keymgr's DS for test.", TEST_DS, 0, "test"},
+    {"comments and blanks first", "; a comment\n\n# another\n   \n" TEST_DS, 0, "test"},
+    {"first anchor wins", TEST_DS ROOT_KEY, 0, "test"},
+    {"no TTL, no class", "example.org. DS 1 8 2 AB\n", 0, "example.org"},
+    {"class before TTL", "example.org. IN 3600 DNSKEY 257 3 8 AB\n", 0, "example.org"},
+    {"CLASS1 (RFC 3597)", "example.org. CLASS1 DS 1 8 2 AB\n", 0, "example.org"},
+    {"type in lower case", "example.org. in ds 1 8 2 AB\n", 0, "example.org"},
+    {"CRLF line ends", "a.example. IN DS 1 8 2 AB\r\n", 0, "a.example"},
+    {"no final newline", "a.example. IN DS 1 8 2 AB", 0, "a.example"},
+    {"other types are skipped", "x.example. IN TXT \"DS\"\nb.example. DS 1 8 2 AB\n", 0,
+     "b.example"},
+    {"$ORIGIN and a relative owner", "$ORIGIN example.\nsub IN DS 1 8 2 AB\n", 0, "sub.example"},
+    {"$ORIGIN and @", "$ORIGIN example.net.\n@ IN DS 1 8 2 AB\n", 0, "example.net"},
+    {"$TTL is no owner", "$TTL 3600\n. IN DS 1 8 2 AB\n", 0, "."},
+    {"indented line: the origin", "$ORIGIN example.\n  IN DS 1 8 2 AB\n", 0, "example"},
+    {"relative without $ORIGIN", "example DS 1 8 2 AB\n", 0, "example"},
+    {"continuation lines are not records",
+     "x. IN SOA a. b. (\n  1 DS 2 3 4 )\nc.example. DS 1 8 2 AB\n", 0, "c.example"},
+    {"the multi-line anchor itself", "d.example. IN DNSKEY ( 257 3 8\n  AB )\n", 0, "d.example"},
+    {"empty file", "", RL_ENOTFOUND, ""},
+    {"comments only", "; nothing\n# here\n", RL_ENOTFOUND, ""},
+    {"no DS or DNSKEY", "example. IN A 127.0.0.1\n", RL_ENOTFOUND, ""},
+    {"owner with an escape", "a\\032b. IN DS 1 8 2 AB\n", RL_EPARSE, ""},
+    {"owner with an empty label", "a..b. IN DS 1 8 2 AB\n", RL_EPARSE, ""},
+    {"bad $ORIGIN", "$ORIGIN a..b.\nx DS 1 8 2 AB\n", RL_EPARSE, ""},
+};
+
+static void test_anchor_owner(void)
+{
+	char out[DNS_NAME_MAX], small[4];
+
+	for (size_t i = 0; i < sizeof(anchor_cases) / sizeof(anchor_cases[0]); i++) {
+		const struct anchor_case *c = &anchor_cases[i];
+		int rc;
+
+		memset(out, 'x', sizeof(out));
+		rc = dns_parse_anchor_owner(c->text, strlen(c->text), out, sizeof(out));
+		CHECK(rc == c->rc, "%s: rc %d want %d", c->what, rc, c->rc);
+		CHECK(strcmp(out, c->want) == 0, "%s: got \"%s\" want \"%s\"", c->what, out,
+		      c->want);
+	}
+	/* The length given is the end, NUL or not. */
+	CHECK_INT(dns_parse_anchor_owner(TEST_DS, 4, out, sizeof(out)), RL_ENOTFOUND);
+	CHECK_INT(dns_parse_anchor_owner(TEST_DS, strlen(TEST_DS), small, sizeof(small)),
+		  RL_ETOOBIG);
+	CHECK_INT(dns_parse_anchor_owner(ROOT_KEY, strlen(ROOT_KEY), small, 2), 0);
+	CHECK_STR(small, ".");
+}
+
+struct resolv_case {
+	const char *what;
+	const char *text;
+	size_t n;
+	const char *want;
+};
+
+static const struct resolv_case resolv_cases[] = {
+    {"one", "nameserver 10.0.0.2\n", 1, "10.0.0.2"},
+    {"several, with other lines",
+     "# generated\nsearch example.com\nnameserver 10.0.0.2\noptions edns0\n"
+     "nameserver ::1\n\tnameserver\tfe80::1%eth0 ; comment\n",
+     3, "10.0.0.2, ::1, fe80::1%eth0"},
+    {"CRLF and no final newline", "nameserver 192.0.2.1\r\nnameserver 192.0.2.2", 2,
+     "192.0.2.1, 192.0.2.2"},
+    {"commented out", "#nameserver 10.0.0.9\n;nameserver 10.0.0.8\n", 0, ""},
+    {"no address", "nameserver\n", 0, ""},
+    {"not an address: skipped", "nameserver 10.0.0.1\"x\nnameserver 10.0.0.3\n", 1, "10.0.0.3"},
+    {"other keyword", "nameservers 10.0.0.1\n", 0, ""},
+    {"empty", "", 0, ""},
+};
+
+static void test_resolv(void)
+{
+	char out[128], small[16];
+
+	for (size_t i = 0; i < sizeof(resolv_cases) / sizeof(resolv_cases[0]); i++) {
+		const struct resolv_case *c = &resolv_cases[i];
+		size_t n = dns_parse_resolv(c->text, strlen(c->text), out, sizeof(out));
+
+		CHECK(n == c->n, "%s: %zu servers want %zu", c->what, n, c->n);
+		CHECK(strcmp(out, c->want) == 0, "%s: got \"%s\" want \"%s\"", c->what, out,
+		      c->want);
+	}
+	/* Whole entries only when out is short. */
+	CHECK_INT(dns_parse_resolv("nameserver 10.0.0.2\nnameserver 10.0.0.3\n", 40, small,
+				   sizeof(small)),
+		  1);
+	CHECK_STR(small, "10.0.0.2");
+}
+
+struct fail_case {
+	int status;
+	const char *why;
+	const char *want;
+};
+
+static const struct fail_case fail_cases[] = {
+    {DNS_TEMPFAIL, "Host not found, try again",
+     "Host or domain name not found. Name service error for name=d.example type=MX: Host not "
+     "found, try again"},
+    {DNS_TEMPFAIL, "",
+     "Host or domain name not found. Name service error for name=d.example "
+     "type=MX: Host not found, try again"},
+    {DNS_NXDOMAIN, NULL,
+     "Host or domain name not found. Name service error for name=d.example "
+     "type=MX: Host not found"},
+    {DNS_NODATA, NULL,
+     "Host or domain name not found. Name service error for name=d.example "
+     "type=MX: No address associated with hostname"},
+    /* A bogus answer leads with its cause, said once. */
+    {DNS_BOGUS, "DNSSEC validation failed: validation failure <d.example. MX IN>: no DNSKEY rrset",
+     "DNSSEC validation failed for name=d.example type=MX: validation failure <d.example. MX "
+     "IN>: no DNSKEY rrset"},
+    {DNS_BOGUS, "signature expired",
+     "DNSSEC validation failed for name=d.example type=MX: signature expired"},
+    {DNS_BOGUS, NULL, "DNSSEC validation failed for name=d.example type=MX: the answer is bogus"},
+};
+
+static void test_fail_text(void)
+{
+	char out[512], small[20];
+
+	for (size_t i = 0; i < sizeof(fail_cases) / sizeof(fail_cases[0]); i++) {
+		const struct fail_case *c = &fail_cases[i];
+
+		dns_fail_text(out, sizeof(out), "d.example", "MX", c->status, c->why);
+		CHECK_STR(out, c->want);
+	}
+	dns_fail_text(small, sizeof(small), "d.example", "MX", DNS_BOGUS, "x");
+	CHECK_STR(small, "DNSSEC validation f");
+}
+
 int main(void)
 {
 	test_names();
 	test_name_limits();
 	test_mx();
 	test_hosts();
+	test_anchor_owner();
+	test_resolv();
+	test_fail_text();
 	return TEST_DONE();
 }
