@@ -23,6 +23,9 @@ mismatch) or is what the log must show (Trusted, outside DANE).
                     or dane); default level dane-only
     DefaultEncrypt  no entry, default_tls_level = encrypt: DANE raises it
     TlsaTimeout     the relay's resolver goes through the TLSA-dropping proxy
+    RequireTls      REQUIRETLS (RFC 8689) mail: only to a DANE-Verified MX
+                    (secure MX RRset) that offers the extension, else a
+                    5.7.30 bounce with a DSN to the sender's MX
 
 An outcome is always something that could have gone the other way: the
 message at the MX with the TLS log line, the `tls=` word of the delivery
@@ -44,7 +47,8 @@ import dnsproxy  # noqa: E402
 import dnszone  # noqa: E402
 import harness  # noqa: E402
 from mxpeer import MX  # noqa: E402
-from test_delivery import (common_port, message, msg_id_of,  # noqa: E402
+from test_delivery import (common_port, dsn_parts, message,  # noqa: E402
+                           msg_id_of, null_sender, per_recipient,
                            require_peers)
 
 DELIVERY_TIMEOUT = 15.0
@@ -97,7 +101,10 @@ CNAMES = {
     'cname': ('mx.cname.test', 'real-mx.test'),
     'cname-orig': ('mx.cname-orig.test', 'real-mx2.test'),
 }
-HOSTS = sorted({ip for _, _, ip in DESTS.values()})
+# The sender's domain (SENDER) and its MX: where DSNs go.  Plain SMTP
+# (policy `may` in RequireTls); no other class starts it.
+SENDER_MX = ('client.test', 'mx.client.test', '127.0.0.80')
+HOSTS = sorted({ip for _, _, ip in DESTS.values()} | {SENDER_MX[2]})
 
 # The policy file of PolicyEntries; every other domain defaults to dane-only.
 LEVELS = {k: 'dane-only' for k in DESTS}
@@ -190,6 +197,8 @@ class Fixture:
             hosts[host] = ip
         for host, ip in sorted(hosts.items()):
             recs.append((host + '.', 'A', ip))
+        recs.append((SENDER_MX[0] + '.', 'MX', '10 %s.' % SENDER_MX[1]))
+        recs.append((SENDER_MX[1] + '.', 'A', SENDER_MX[2]))
         tlsa = {
             'ee311': [t(c['ee311'], 3, 1, 1)],
             'ee301': [t(c['ee301'], 3, 0, 1)],
@@ -784,6 +793,153 @@ class TlsaTimeout(DaneBase):
         names = {n for n, _, _ in self.proxy.forwarded}
         self.assertIn('slow.test.', names)
         self.assertIn(DESTS['slow'][1] + '.', names)
+
+
+# -- REQUIRETLS (RFC 8689) meets DANE -----------------------------------------
+
+
+RTLS_SECRET = 'secret-subject-dane-8689'
+
+
+class RequireTls(DaneBase):
+    """Mail taken with `MAIL FROM:<..> REQUIRETLS` (over STARTTLS) goes
+    only over TLS that DANE Verified, which needs a DNSSEC-secure MX RRset
+    (RFC 8689 section 4.2.1, RFC 7672 2.2.1), and only to an MX that offers
+    REQUIRETLS.  Otherwise it bounces at once with 5.7.30, before MAIL: no
+    transaction at that MX, and a redacted DSN at the sender's MX.
+
+    Each case reaches the MX over TLS, so the outcome turns on what the
+    relay made of it: the trust word of the TLS line, the tls= word and
+    status of the delivery line, the MX's MAIL options.  Retries are an hour
+    away: a bounce seen here is the first attempt's, and a deferral fails
+    the test instead of a later retry passing it."""
+
+    @classmethod
+    def setUpClass(cls):
+        smtpd = certs.make_cert(FIX.dir, harness.HOSTNAME, name='smtpd-rtls')
+        cls.start_relay(['%s dane' % DESTS[k][0]
+                         for k in ('dane-match', 'dane-notlsa', 'pointer')] +
+                        ['%s may' % SENDER_MX[0]],
+                        smtpd_tls_cert_file=smtpd.cert,
+                        smtpd_tls_key_file=smtpd.key,
+                        retry_min='1h', retry_max='1h')
+
+    def send_rtls(self, key):
+        """Submit over STARTTLS, with REQUIRETLS, one message to
+        bob@DESTS[key]'s domain; returns (queue ID, Message-ID, rcpt)."""
+        rcpt = 'bob@%s' % DESTS[key][0]
+        data, mid = message(SENDER, [rcpt], subject=RTLS_SECRET)
+        code, reply, qid = harness.smtp_send(
+            self.relay, SENDER, [rcpt], data, starttls=True,
+            mail_options=['REQUIRETLS'])
+        self.assertEqual(code, 250, reply)
+        self.assertIsNotNone(qid, reply)
+        return qid, mid, rcpt
+
+    def sender_mx(self):
+        """The MX of the sender's domain (no TLS); stopped at cleanup."""
+        _, host, ip = SENDER_MX
+        m = MX(self)
+        m.start(ip, FIX.port, hostname=host)
+        return m
+
+    def outcome(self, key, qid, rcpt):
+        """The first delivery line of qid for rcpt at DESTS[key]'s MX
+        (sent, bounced or deferred): (tls word, dsn, status, reason)."""
+        _, host, ip = DESTS[key]
+        rx = (r'%s: to=<%s>, relay=%s\[%s\]:%d, delay=[0-9.]+, tls=([a-z]+), '
+              r'dsn=(\d\.\d{1,3}\.\d{1,3}), status=([a-z]+) \((.*)\)$'
+              % (qid, re.escape(rcpt), re.escape(host), re.escape(ip),
+                 FIX.port))
+        m = self.relay.wait_log(rx, DELIVERY_TIMEOUT)
+        if not m:
+            self.fail('no delivery line for %s to %s within %.0f s: %s\n'
+                      'log:\n%s' % (qid, rcpt, DELIVERY_TIMEOUT,
+                                    self.relay.find(qid), self.log_tail()))
+        return m.groups()
+
+    def assert_bounced(self, key, snd, qid, mid, rcpt, tls_word, reason):
+        """qid's rcpt bounced at once with 5.7.30 and reason after a TLS
+        session the relay called tls_word; the queue holds nothing of it;
+        one redacted DSN reached the sender's MX snd."""
+        tls, dsn, status, got = self.outcome(key, qid, rcpt)
+        self.assertEqual((status, dsn), ('bounced', '5.7.30'),
+                         'the REQUIRETLS message was %s (%s, tls=%s): %s'
+                         % (status, dsn, tls, got))
+        self.assertEqual(tls, tls_word, got)
+        self.assertIn(reason, got)
+        if not harness.wait_for(lambda: self.relay.find(qid) is None,
+                                DELIVERY_TIMEOUT):
+            self.fail('%s still queued after its bounce: %s'
+                      % (qid, self.relay.find(qid)))
+        dsns = harness.wait_for(lambda: [
+            (e, c) for e, c in snd.messages() if null_sender(e['mail_from'])],
+            DELIVERY_TIMEOUT)
+        self.assertTrue(dsns, 'no DSN at %s; events: %s\nlog:\n%s'
+                        % (SENDER_MX[1], snd.events(), self.log_tail()))
+        self.assertEqual(len(dsns), 1, dsns)
+        env, content = dsns[0]
+        self.assertEqual(env['rcpt_tos'], [SENDER])
+        # The DSN is ordinary mail (redacted, RFC 8689 section 5).
+        self.assertNotIn('REQUIRETLS', env['mail_options'])
+        _, blocks = dsn_parts(content)
+        fields = per_recipient(blocks)[rcpt]
+        self.assertEqual(fields['Status'].strip(), '5.7.30')
+        self.assertEqual(fields['Action'].strip().lower(), 'failed')
+        self.assertIn(reason, ' '.join(fields.get('Diagnostic-Code',
+                                                  '').split()))
+        self.assertIn(('Message-ID: %s' % mid).encode(), content)
+        self.assertNotIn(RTLS_SECRET.encode(), content)
+        self.assertIn(b'only its Message-ID is attached', content)
+
+    def assert_tls_but_no_mail(self, mx, mid):
+        """The relay got as far as STARTTLS with mx (so the bounce is its
+        verdict on that session), and no further: no MAIL, RCPT or DATA."""
+        self.assertTrue(any(e['event'] == 'starttls' for e in mx.events()),
+                        mx.events())
+        self.assert_nothing_at_mx(mx, mid)
+
+    def test_dane_verified_mx_with_requiretls_delivers(self):
+        mx = self.mx('dane-match', requiretls=True)
+        qid, mid, rcpt = self.send_rtls('dane-match')
+        env = self.assert_dane_delivered('dane-match', mx, qid, mid, rcpt)
+        self.assertIn('REQUIRETLS', env['mail_options'])
+
+    def test_dane_verified_mx_without_requiretls_bounces(self):
+        mx = self.mx('dane-match')
+        snd = self.sender_mx()
+        qid, mid, rcpt = self.send_rtls('dane-match')
+        # DANE did verify it (tls=dane): the missing extension is the cause.
+        self.tls_line('dane-match', 'Verified')
+        self.assert_bounced('dane-match', snd, qid, mid, rcpt, 'dane',
+                            'REQUIRETLS: host %s[%s] does not offer '
+                            'REQUIRETLS' % DESTS['dane-match'][1:])
+        self.assert_tls_but_no_mail(mx, mid)
+
+    def test_insecure_mx_rrset_to_dane_host_bounces(self):
+        # The host's TLSA records match, but the MX RRset that named it is
+        # unsigned: Trusted, not Verified, so not enough for REQUIRETLS.
+        mx = self.mx('pointer', requiretls=True)
+        snd = self.sender_mx()
+        qid, mid, rcpt = self.send_rtls('pointer')
+        self.tls_line('pointer', 'Trusted')
+        self.assert_bounced('pointer', snd, qid, mid, rcpt, 'trusted',
+                            'REQUIRETLS: the TLS connection to %s[%s] was '
+                            'not verified' % DESTS['pointer'][1:])
+        self.assert_tls_but_no_mail(mx, mid)
+        self.assert_no_verified('pointer')
+
+    def test_dane_without_tlsa_bounces(self):
+        # `dane` with no TLSA records is encrypt: never verified.
+        mx = self.mx('dane-notlsa', requiretls=True)
+        snd = self.sender_mx()
+        qid, mid, rcpt = self.send_rtls('dane-notlsa')
+        self.tls_line('dane-notlsa', 'Untrusted')
+        self.assert_bounced('dane-notlsa', snd, qid, mid, rcpt, 'untrusted',
+                            'REQUIRETLS: the TLS connection to %s[%s] was '
+                            'not verified' % DESTS['dane-notlsa'][1:])
+        self.assert_tls_but_no_mail(mx, mid)
+        self.assert_no_verified('dane-notlsa')
 
 
 if __name__ == '__main__':
