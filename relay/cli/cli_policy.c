@@ -7,7 +7,8 @@
  * errors are printed as "FILE:LINE: message", one per line, on stderr.
  * `policy check` prints a one-line summary on stdout when the file is
  * valid.  `policy show` prints the effective policy for a domain, one
- * "key: value (source)" line per setting.
+ * "key: value (source)" line per setting, then what the relay's DNS
+ * lookups make of it per MX host, DANE included (cli_dane.c).
  */
 #include <errno.h>
 #include <stdio.h>
@@ -15,6 +16,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "cli_dane.h"
 #include "pol.h"
 #include "tlspol.h"
 
@@ -230,6 +232,8 @@ static int policy_show(const char *cfgpath, int argc, char **argv)
 	rc = cli_load_policy(c.policy_file, &t, &missing);
 	if (rc == 0)
 		rc = show_domain(&c, c.policy_file, t, argv[0]);
+	if (rc == 0)
+		rc = cli_dane_show(&c, t, argv[0]); /* the relay's lookups: MX, addresses, TLSA */
 	pol_table_free(t);
 	cfg_fini(&c);
 	return rc == 0 ? CLI_EX_OK : CLI_EX_FAIL;

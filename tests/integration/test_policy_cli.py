@@ -1,7 +1,15 @@
-"""`tlsrelay policy check [FILE]` and `tlsrelay policy show DOMAIN`."""
+"""`tlsrelay policy check [FILE]` and `tlsrelay policy show DOMAIN`.
+
+`policy show` ends with the relay's DNS lookups for the domain (MX,
+addresses, TLSA); test_dane_cli.py checks those against a signed zone.
+Here the resolver answers NXDOMAIN for every name at once (a local zone
+for the root), so the tests stay fast and the lookup part is one line.
+"""
 
 import os
+import shutil
 import sys
+import tempfile
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -45,10 +53,21 @@ PRIORITY = ('NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2:-CIPHER-ALL:'
 VERS12_13 = ':-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2'
 
 
+def fast_nxdomain(directory):
+    """An unbound.conf under which every name is NXDOMAIN at once."""
+    path = os.path.join(directory, 'nx-unbound.conf')
+    with open(path, 'w') as f:
+        f.write('server:\n    local-zone: "." static\n')
+    return path
+
+
 class PolicyCli(unittest.TestCase):
 
     def setUp(self):
-        self.relay = Relay(self, start=False)
+        self.tmp = tempfile.mkdtemp(prefix='tlsrelay-polcli-')
+        self.addCleanup(shutil.rmtree, self.tmp, True)
+        self.nx = fast_nxdomain(self.tmp)
+        self.relay = Relay(self, start=False, dns_unbound_config=self.nx)
         self.policy = self.relay.keys['policy_file']
         self.conf = self.relay.conf
 
@@ -188,10 +207,29 @@ class PolicyCli(unittest.TestCase):
     # -- show -------------------------------------------------------------
 
     def show(self, domain):
+        """The lines about the policy file; the lookup lines that follow
+        ("mx: ...") are kept in self.dns."""
         r = self.policy_cli('show', domain)
         self.assertEqual(r.returncode, 0, r.stderr)
         self.assertEqual(r.stderr, '')
-        return r.stdout.splitlines()
+        lines = r.stdout.splitlines()
+        first = [i for i, l in enumerate(lines) if l.startswith('mx: ')]
+        self.assertTrue(first, r.stdout)
+        self.dns = lines[first[0]:]
+        return lines[:first[0]]
+
+    def test_show_lookups(self):
+        """After the policy file's lines, the MX lookup of the domain in
+        its A-label form; its failure is part of the answer (exit 0)."""
+        self.write(GOOD)
+        self.show('Example.COM.')
+        self.assertEqual(self.dns, [
+            'mx: Host or domain name not found. Name service error for '
+            'name=Example.COM type=MX: Host not found'])
+        self.show('bücher.example')
+        self.assertEqual(self.dns, [
+            'mx: Host or domain name not found. Name service error for '
+            'name=xn--bcher-kva.example type=MX: Host not found'])
 
     def test_show_exact(self):
         self.write(GOOD)
@@ -274,7 +312,7 @@ class PolicyCli(unittest.TestCase):
 
     def test_show_default_secure(self):
         relay = Relay(self, start=False, default_tls_level='secure',
-                      tls_protocols='>=TLSv1.3')
+                      tls_protocols='>=TLSv1.3', dns_unbound_config=self.nx)
         out = relay.cli('policy', 'show', 'x.test')
         self.assertEqual(out.returncode, 0, out.stderr)
         lines = out.stdout.splitlines()
