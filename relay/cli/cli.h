@@ -1,10 +1,12 @@
 /*
  * cli: the command-line tools that work on the queue next to (or without)
  * the running daemon: mailq, queue, sendmail; policy (cli_policy.c),
- * which reads the configuration and the policy file only; and certs
+ * which reads the configuration and the policy file; and certs
  * (cli_certs.c, cli_probe.c), which read certificate files or, for
  * `certs probe`, talk to one SMTP server with blocking sockets (a
- * one-shot tool: no event loop).  Each returns an exit code of
+ * one-shot tool: no event loop for SMTP).  `policy show` and `certs
+ * probe --domain` also make the relay's DNS lookups for DANE, on a
+ * loop of their own (cli_dane.h).  Each returns an exit code of
  * the contract: 0 success, 1 failure, 2 usage, 75 for sendmail when the
  * queue cannot take the message; sendmail also uses 64, 65 and 69 below.
  */

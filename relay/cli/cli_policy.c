@@ -7,8 +7,10 @@
  * errors are printed as "FILE:LINE: message", one per line, on stderr.
  * `policy check` prints a one-line summary on stdout when the file is
  * valid.  `policy show` prints the effective policy for a domain, one
- * "key: value (source)" line per setting, then what DNS says (the DNSSEC
- * check of the relay's start, run here through the same configuration).
+ * "key: value (source)" line per setting, then what the relay's DNS
+ * lookups make of it per MX host, DANE included (cli_dane.c), and last the
+ * DNSSEC check of the relay's start, run here through the same
+ * configuration.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -18,6 +20,7 @@
 #include <uv.h>
 
 #include "cli.h"
+#include "cli_dane.h"
 #include "dns.h"
 #include "pol.h"
 #include "tlspol.h"
@@ -325,6 +328,8 @@ static int policy_show(const char *cfgpath, int argc, char **argv)
 	rc = cli_load_policy(c.policy_file, &t, &missing);
 	if (rc == 0)
 		rc = show_domain(&c, c.policy_file, t, argv[0]);
+	if (rc == 0)
+		rc = cli_dane_show(&c, t, argv[0]); /* the relay's lookups: MX, addresses, TLSA */
 	if (rc == 0)
 		rc = show_dns(&c);
 	pol_table_free(t);

@@ -15,6 +15,14 @@
  * D (or HOST) is the "nexthop" of match= and servername=, HOST the
  * "hostname".  PORT defaults to remote_port.
  *
+ * DANE as the relay applies it: with --domain D, HOST a name and an entry
+ * of D that lets DANE apply, the relay's resolver looks up HOST's
+ * addresses (the probe connects to those), its TLSA records at
+ * _PORT._tcp.HOST when the addresses were DNSSEC-secure, and D's MX RRset
+ * (a match is Verified only when it was secure and lists HOST), and
+ * pol_peer_dane() raises the level before the handshake (cli_dane.c).
+ * An IP address as HOST has no TLSA records to look up.
+ *
  * A one-shot tool, so blocking sockets with timeouts and GnuTLS over the
  * socket, not conn_ and the event loop.  Server replies are assembled by
  * the pure smtp_reply_parse() (which turns non-printables into '?') from a
@@ -44,6 +52,7 @@
 
 #include "cert.h"
 #include "cli.h"
+#include "cli_dane.h"
 #include "fpr.h"
 #include "netaddr.h"
 #include "pol.h"
@@ -63,12 +72,15 @@ struct probe {
 	const struct pol_table *table;
 	char host[PROBE_HOST_SIZE]; /* HOST without brackets */
 	const char *domain;	    /* the next-hop domain: --domain, else host */
+	int domain_given;	    /* --domain */
 	unsigned port;
 	const struct pol_entry *e; /* NULL: no entry, default_tls_level */
 	int level;
 	struct pol_peer_sess sess; /* what the relay would check, from pol_peer_resolve() */
 	int resolve_rc;		   /* < 0: no usable match name (resolve_why says) */
 	char resolve_why[PROBE_TEXT_SIZE];
+	int dane_looked;		  /* the relay's lookups ran: connect to their addresses */
+	struct cli_dane_peer dane;	  /* their outcome; sess's TLSA records point here */
 	char src[600];			  /* where the level came from */
 	char relay[PROBE_HOST_SIZE + 80]; /* "host[ip]:port" */
 	int fd;
@@ -85,7 +97,8 @@ static int probe_usage(void)
 	fputs("usage: tlsrelay certs probe [--domain D] HOST[:PORT]\n"
 	      "  HOST: a host name or an IP address ([IPv6]:PORT with a port); PORT: remote_port\n"
 	      "  --domain D: check under the policy of next-hop domain D (its entry, and D as\n"
-	      "              nexthop); default: the policy entry for HOST itself\n",
+	      "              nexthop; DANE: HOST's TLSA records, D's MX RRset); default:\n"
+	      "              the policy entry for HOST itself\n",
 	      stderr);
 	return CLI_EX_USAGE;
 }
@@ -173,16 +186,55 @@ static void probe_policy(struct probe *p)
 					 NULL, &p->sess, p->resolve_why, sizeof(p->resolve_why));
 }
 
+static int is_ip(const char *s)
+{
+	struct in6_addr a6;
+	struct in_addr a4;
+
+	return inet_pton(AF_INET, s, &a4) == 1 || inet_pton(AF_INET6, s, &a6) == 1;
+}
+
+/*
+ * DANE, where it can apply to the domain (cli_dane.h): the lookups, then
+ * pol_peer_dane() on the session, so that the check after the handshake
+ * is the relay's.  A failure the relay defers with (a failed TLSA lookup,
+ * dane-only without records) becomes the verdict; the probe still shows
+ * the server.  Returns -1 when HOST has no address for the relay.
+ */
+static int probe_dane(struct probe *p)
+{
+	char reason[PROBE_TEXT_SIZE];
+	int rc;
+
+	if (!pol_peer_dane_applies(p->e))
+		return 0;
+	if (is_ip(p->host)) {
+		printf("TLSA: not looked up (%s is an IP address)\n", p->host);
+		return 0;
+	}
+	if (!p->domain_given) {
+		printf("TLSA: not looked up (no --domain: no MX RRset to find %s in)\n", p->host);
+		return 0;
+	}
+	rc = cli_dane_peer(p->c, p->e, p->domain, p->host, p->port,
+			   p->resolve_rc == 0 ? &p->sess : NULL, &p->dane, reason, sizeof(reason));
+	if (rc < 0 && rc != RL_EPOLICY)
+		return -1;
+	p->dane_looked = 1;
+	if (rc == RL_EPOLICY) {
+		p->resolve_rc = rc;
+		rl_strlcpy(p->resolve_why, reason, sizeof(p->resolve_why));
+	}
+	p->level = p->sess.pol.level;
+	return 0;
+}
+
 /* SNI only with servername=; a host name, never an address (RFC 6066 3). */
 static const char *probe_servername(const struct probe *p)
 {
 	const char *name = p->sess.pol.servername;
-	struct in6_addr a6;
-	struct in_addr a4;
 
-	if (!name || inet_pton(AF_INET, name, &a4) == 1 || inet_pton(AF_INET6, name, &a6) == 1)
-		return NULL;
-	return name;
+	return name && !is_ip(name) ? name : NULL;
 }
 
 /* ---- connecting -------------------------------------------------------- */
@@ -236,12 +288,49 @@ static int connect_one(const struct addrinfo *ai, int *out)
 	return 0;
 }
 
-/* Try each address of HOST in turn, as a client of an MX host would. */
-static int probe_connect(struct probe *p)
+/* Connect to one address of HOST; p->relay names it. */
+static int probe_try(struct probe *p, const struct addrinfo *ai)
+{
+	char ip[NETADDR_TEXT_SIZE];
+
+	(void)!netaddr_text(ai->ai_addr, ip, sizeof(ip), NULL);
+	snprintf(p->relay, sizeof(p->relay), "%s[%s]:%u", p->host, ip, p->port);
+	return connect_one(ai, &p->fd);
+}
+
+/* The addresses the relay's resolver gave (probe_dane), in its order. */
+static int probe_connect_dns(struct probe *p)
+{
+	const struct dns_addr_result *a = &p->dane.addrs;
+	int rc = -EHOSTUNREACH;
+
+	for (size_t i = 0; i < a->naddr; i++) {
+		struct sockaddr_storage ss = a->addr[i].sa;
+		struct addrinfo ai = {0};
+
+		if (ss.ss_family == AF_INET)
+			((struct sockaddr_in *)&ss)->sin_port = htons((uint16_t)p->port);
+		else
+			((struct sockaddr_in6 *)&ss)->sin6_port = htons((uint16_t)p->port);
+		ai.ai_family = ss.ss_family;
+		ai.ai_socktype = SOCK_STREAM;
+		ai.ai_addr = (struct sockaddr *)&ss;
+		ai.ai_addrlen = a->addr[i].len;
+		rc = probe_try(p, &ai);
+		if (rc == 0)
+			break;
+		if (i + 1 < a->naddr)
+			printf("connect to %s: %s\n", p->relay, rl_strerror(rc));
+	}
+	return rc;
+}
+
+/* HOST's addresses from the system's resolver; 1 when it has none. */
+static int probe_connect_gai(struct probe *p)
 {
 	struct addrinfo hints, *res = NULL;
-	char port[8], ip[NETADDR_TEXT_SIZE];
-	int rc = 0;
+	char port[8];
+	int rc;
 
 	memset(&hints, 0, sizeof(hints));
 	hints.ai_family = AF_UNSPEC;
@@ -251,18 +340,29 @@ static int probe_connect(struct probe *p)
 	rc = getaddrinfo(p->host, port, &hints, &res);
 	if (rc != 0) {
 		fprintf(stderr, "tlsrelay: cannot resolve %s: %s\n", p->host, gai_strerror(rc));
-		return -1;
+		return 1;
 	}
 	for (struct addrinfo *ai = res; ai; ai = ai->ai_next) {
-		(void)!netaddr_text(ai->ai_addr, ip, sizeof(ip), NULL);
-		snprintf(p->relay, sizeof(p->relay), "%s[%s]:%u", p->host, ip, p->port);
-		rc = connect_one(ai, &p->fd);
+		rc = probe_try(p, ai);
 		if (rc == 0)
 			break;
 		if (ai->ai_next)
 			printf("connect to %s: %s\n", p->relay, rl_strerror(rc));
 	}
 	freeaddrinfo(res);
+	return rc;
+}
+
+/*
+ * Try each address of HOST in turn, as a client of an MX host would: the
+ * relay's resolver's when it was asked (DANE), else the system's.
+ */
+static int probe_connect(struct probe *p)
+{
+	int rc = p->dane_looked ? probe_connect_dns(p) : probe_connect_gai(p);
+
+	if (rc == 1)
+		return -1;
 	if (rc < 0) {
 		fprintf(stderr, "tlsrelay: connect to %s: %s\n", p->relay, rl_strerror(rc));
 		return -1;
@@ -689,6 +789,7 @@ static void probe_fini(struct probe *p)
 	if (p->fd >= 0)
 		close(p->fd);
 	rl_buf_fini(&p->in);
+	cli_dane_peer_fini(&p->dane);
 }
 
 int cli_probe(const char *cfgpath, int argc, char **argv)
@@ -716,9 +817,10 @@ int cli_probe(const char *cfgpath, int argc, char **argv)
 		p->c = &c;
 		p->table = t;
 		p->port = p->port ? p->port : c.remote_port;
+		p->domain_given = p->domain != NULL;
 		p->domain = p->domain ? p->domain : p->host;
 		probe_policy(p);
-		rc = probe_run(p) == 0 ? CLI_EX_OK : CLI_EX_FAIL;
+		rc = probe_dane(p) == 0 && probe_run(p) == 0 ? CLI_EX_OK : CLI_EX_FAIL;
 		probe_fini(p);
 	}
 	pol_table_free(t);

@@ -89,6 +89,7 @@ static void danehost_on_tlsa(void *arg, const struct dns_tlsa_result *r)
 	struct danehost *h = arg;
 
 	h->qid = -1;
+	h->secure = r->secure;
 	if (r->status == DNS_TEMPFAIL || r->status == DNS_BOGUS) {
 		danehost_fail(h, r->why[0] ? r->why : "lookup failed");
 	} else if (r->status == DNS_OK && r->secure) {

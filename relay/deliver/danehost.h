@@ -48,6 +48,8 @@ struct danehost {
 	struct dane_tlsa *rec;		  /* usable records (data in the same block) */
 	size_t nrec;
 	size_t nunusable;		  /* records present that SMTP may not use */
+	int secure;			  /* the last answer (or denial) was validated:
+					     POL_DANE_NONE with 1 is a secure denial */
 	char why[DANEHOST_WHY_MAX];	  /* POL_DANE_FAIL: "TLSA lookup error for ...: ..." */
 	/* The lookup (private). */
 	struct dns *dns;

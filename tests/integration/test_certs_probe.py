@@ -10,7 +10,8 @@ with STARTTLS) on 127.0.0.7x, with certificates made by certtool:
 - `verify` through a host name (localhost, from /etc/hosts);
 - no STARTTLS, a dead port: exit 1 with one clear line; bad usage: exit 2;
 - a `dane-only` domain: the probe fails with the very reason the relay
-  defers mail for that domain with (one decision, policy/pol_peer.c).
+  defers mail for that domain with (one decision, policy/pol_peer.c): by
+  name after the relay's own TLSA lookup, by address without one.
 """
 
 import os
@@ -79,7 +80,9 @@ class CertsProbe(unittest.TestCase):
                     'queue_dir': os.path.join(self.tmp, 'queue'),
                     'policy_file': self.policy,
                     'tls_ca_file': self.ca.cert,
-                    'default_tls_level': 'encrypt'}
+                    'default_tls_level': 'encrypt',
+                    # The relay's resolver asks no one off the machine.
+                    'dns_servers': '127.0.0.1@%d' % harness.unused_udp_port()}
         settings.update(keys)
         harness.write_config(self.conf, settings)
 
@@ -282,6 +285,20 @@ class CertsProbe(unittest.TestCase):
         self.assertIn('policy: dane-only for daneonly.test (entry daneonly.test',
                       r.stdout)
         self.assertIn('\nTrusted TLS connection established to ', r.stdout)
+        self.assertIn('\nTLSA: not looked up (%s is an IP address)\n' % ip,
+                      r.stdout)
+        # By name, the probe makes the relay's lookups (the zone has no TLSA
+        # records) and fails with the relay's own reason, word for word.
+        self.configure('daneonly.test dane-only\n', **zone.relay_keys())
+        r = self.probe('--domain', 'daneonly.test',
+                       'mx1.daneonly.test:%d' % m.port)
+        self.assertProbed(r, 'failed: ' + held)
+        self.assertIn('\nTLSA: none (secure denial at _%d._tcp.mx1.daneonly.test)'
+                      '\n' % m.port, r.stdout)
+        self.assertIn('\nlevel: dane-only (policy file %s:1): mail deferred: %s\n'
+                      % (self.policy, held), r.stdout)
+        self.assertIn('\nconnected to mx1.daneonly.test[%s]:%d\n' % (ip, m.port),
+                      r.stdout)
 
     def test_verify_host_name(self):
         """HOST is a name: resolved, and it is what `verify` matches."""

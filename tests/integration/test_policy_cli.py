@@ -215,10 +215,29 @@ class PolicyCli(unittest.TestCase):
     # -- show -------------------------------------------------------------
 
     def show(self, domain):
+        """The policy file's lines and the DNSSEC line; the lookup lines
+        between them ("mx: ..." and what follows) are kept in self.dns."""
         r = self.policy_cli('show', domain)
         self.assertEqual(r.returncode, 0, r.stderr)
         self.assertEqual(r.stderr, '')
-        return r.stdout.splitlines()
+        lines = r.stdout.splitlines()
+        first = [i for i, l in enumerate(lines) if l.startswith('mx: ')]
+        self.assertTrue(first, r.stdout)
+        self.dns = lines[first[0]:-1]
+        return lines[:first[0]] + lines[-1:]
+
+    def test_show_lookups(self):
+        """After the policy file's lines, the MX lookup of the domain in
+        its A-label form; its failure is part of the answer (exit 0)."""
+        self.write(GOOD)
+        self.show('Example.COM.')
+        self.assertEqual(self.dns, [
+            'mx: Host or domain name not found. Name service error for '
+            'name=Example.COM type=MX: Host not found, try again'])
+        self.show('bücher.example')
+        self.assertEqual(self.dns, [
+            'mx: Host or domain name not found. Name service error for '
+            'name=xn--bcher-kva.example type=MX: Host not found, try again'])
 
     def test_show_exact(self):
         self.write(GOOD)
