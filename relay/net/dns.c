@@ -9,7 +9,7 @@
  * callback may start or cancel lookups (libunbound is re-entrant there).
  *
  * Requests: one lookup of ours is one or two libunbound queries (MX; TLSA;
- * or AAAA + A).  Each lookup has a slot in a table; its id carries the slot
+ * TXT; or AAAA + A).  Each lookup has a slot in a table; its id carries the slot
  * index and a generation count, so an id that has completed (or a guess)
  * never cancels a later lookup that reuses the slot.  The libunbound
  * callback argument is the query's struct dns_sub, which lives exactly as
@@ -44,6 +44,7 @@
 /* RFC 1035 section 3.2.2/3.2.4 and RFC 3596 section 2.1. */
 #define DNS_TYPE_A    1
 #define DNS_TYPE_MX   15
+#define DNS_TYPE_TXT  16
 #define DNS_TYPE_AAAA 28
 #define DNS_TYPE_TLSA 52 /* RFC 6698 section 7.1 */
 #define DNS_TYPE_DNSKEY 48 /* RFC 4034 section 2 */
@@ -59,7 +60,7 @@
 
 _Static_assert(DNS_PENDING_MAX == 1u << DNS_SLOT_BITS, "ids hold DNS_SLOT_BITS of slot");
 
-enum dns_kind { DNS_KIND_MX, DNS_KIND_ADDRS, DNS_KIND_TLSA, DNS_KIND_CHECK };
+enum dns_kind { DNS_KIND_MX, DNS_KIND_ADDRS, DNS_KIND_TLSA, DNS_KIND_TXT, DNS_KIND_CHECK };
 
 struct dns_req;
 
@@ -87,11 +88,12 @@ struct dns_req {
 	void (*mx_cb)(void *arg, const struct dns_mx_result *r);
 	void (*addr_cb)(void *arg, const struct dns_addr_result *r);
 	void (*tlsa_cb)(void *arg, const struct dns_tlsa_result *r);
+	void (*txt_cb)(void *arg, const struct dns_txt_result *r);
 	void (*check_cb)(void *arg, const struct dns_check_result *r);
 	void *arg;
 	char name[DNS_NAME_MAX];     /* as queried: A-labels only */
 	const char *idn_error;       /* static: the name has no A-label form */
-	struct dns_sub sub[2]; /* MX, TLSA: [0]; addresses: [0] AAAA, [1] A */
+	struct dns_sub sub[2]; /* MX, TLSA, TXT: [0]; addresses: [0] AAAA, [1] A */
 	int nsub;
 };
 
@@ -155,6 +157,8 @@ static const char *type_name(int qtype)
 		return "AAAA";
 	case DNS_TYPE_TLSA:
 		return "TLSA";
+	case DNS_TYPE_TXT:
+		return "TXT";
 	default:
 		return "MX";
 	}
@@ -660,6 +664,38 @@ static void tlsa_finish(struct dns_req *req, const struct dns_tlsa_result *r)
 	cb(arg, r);
 }
 
+/*
+ * The records of a TXT answer, as tlsa_fill() does it: rdata pointing into
+ * res, a record over DNS_TXT_RDATA_MAX or past DNS_TXT_MAX counted, not
+ * kept.  The character-strings are not checked here: the rdata goes as it
+ * came to the parsers in policy/ (sts_txt_parse()), which read it as
+ * untrusted bytes.
+ */
+static void txt_fill(int err, const struct ub_result *res, struct dns_txt_result *r)
+{
+	memset(r, 0, sizeof(*r));
+	r->status = classify(err, res, &r->secure, r->why, sizeof(r->why));
+	if (r->status != DNS_OK)
+		return;
+	for (size_t i = 0; res->data[i]; i++) {
+		if (res->len[i] < 0 || res->len[i] > DNS_TXT_RDATA_MAX || r->nrec >= DNS_TXT_MAX) {
+			r->ndropped++;
+			continue;
+		}
+		r->rec[r->nrec].data = (const unsigned char *)res->data[i];
+		r->rec[r->nrec++].len = (size_t)res->len[i];
+	}
+}
+
+static void txt_finish(struct dns_req *req, const struct dns_txt_result *r)
+{
+	void (*cb)(void *, const struct dns_txt_result *) = req->txt_cb;
+	void *arg = req->arg;
+
+	req_release(req);
+	cb(arg, r);
+}
+
 /* -- the DNSSEC check (dns_check_dnssec) -------------------------------- */
 
 static const char *rcode_name(int rcode)
@@ -710,7 +746,7 @@ static void check_finish(struct dns_req *req, const struct dns_check_result *r)
 	cb(arg, r);
 }
 
-/* End a one-query lookup (MX, TLSA, check) without an answer: status and why. */
+/* End a one-query lookup (MX, TLSA, TXT, check) without an answer: status and why. */
 static void single_finish(struct dns_req *req, int status, const char *why)
 {
 	if (req->kind == DNS_KIND_CHECK) {
@@ -727,6 +763,13 @@ static void single_finish(struct dns_req *req, int status, const char *why)
 		r.status = status;
 		copy_text(r.why, sizeof(r.why), why);
 		mx_finish(req, &r);
+	} else if (req->kind == DNS_KIND_TXT) {
+		struct dns_txt_result r;
+
+		memset(&r, 0, sizeof(r));
+		r.status = status;
+		copy_text(r.why, sizeof(r.why), why);
+		txt_finish(req, &r);
 	} else {
 		struct dns_tlsa_result r;
 
@@ -758,6 +801,14 @@ static void on_answer(void *mydata, int err, struct ub_result *res)
 		/* The records point into res: free it only afterwards. */
 		tlsa_fill(err, res, &r);
 		tlsa_finish(req, &r);
+		ub_resolve_free(res);
+		return;
+	}
+	if (req->kind == DNS_KIND_TXT) {
+		struct dns_txt_result r;
+
+		txt_fill(err, res, &r);
+		txt_finish(req, &r);
 		ub_resolve_free(res);
 		return;
 	}
@@ -1070,6 +1121,27 @@ int dns_tlsa(struct dns *d, const char *name,
 	req->arg = arg;
 	req->nsub = 1;
 	rc = sub_start(req, 0, DNS_TYPE_TLSA);
+	if (rc < 0) {
+		req_release(req);
+		return rc;
+	}
+	return req->id;
+}
+
+int dns_txt(struct dns *d, const char *name, void (*cb)(void *arg, const struct dns_txt_result *r),
+	    void *arg)
+{
+	struct dns_req *req;
+	int rc;
+
+	RL_REQUIRE(d && name && cb);
+	rc = req_new(d, DNS_KIND_TXT, name, &req);
+	if (rc < 0)
+		return rc;
+	req->txt_cb = cb;
+	req->arg = arg;
+	req->nsub = 1;
+	rc = sub_start(req, 0, DNS_TYPE_TXT);
 	if (rc < 0) {
 		req_release(req);
 		return rc;

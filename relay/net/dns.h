@@ -8,7 +8,7 @@
  *
  * Lifetime: dns_free() cancels outstanding queries; their callbacks are not
  * called.  dns_cancel() cancels one.  Callbacks run on the loop thread, never
- * inside dns_mx()/dns_addrs()/dns_tlsa() themselves.  Loop thread only.
+ * inside dns_mx()/dns_addrs()/dns_tlsa()/dns_txt() themselves.  Loop thread only.
  *
  * Loop handles: the resolver owns a uv_poll_t and a uv_timer_t.  They keep
  * the loop alive only while lookups are outstanding, so a short-lived tool
@@ -24,10 +24,10 @@
  * (permanent), through the callback like any answer.
  *
  * Errors: dns_new() fails with a negative code and a message; dns_mx(),
- * dns_addrs(), dns_tlsa() and dns_check_dnssec() return -EINVAL for a name
- * that is not a host name (the check also takes "."), RL_ETOOBIG
- * when DNS_PENDING_MAX lookups are outstanding, -ENOMEM, or -EIO when the
- * resolver is unusable.  Lookup outcomes come back in the result's status.
+ * dns_addrs(), dns_tlsa(), dns_txt() and dns_check_dnssec() return -EINVAL
+ * for a name that is not a host name (the check also takes "."),
+ * RL_ETOOBIG when DNS_PENDING_MAX lookups are outstanding, -ENOMEM, or -EIO
+ * when the resolver is unusable.  Lookup outcomes come back in the result's status.
  */
 #ifndef DNS_H
 #define DNS_H
@@ -49,6 +49,12 @@
  * certificate or key of DANE_DATA_MAX (policy/dane.h) octets. */
 #define DNS_TLSA_MAX 32
 #define DNS_TLSA_RDATA_MAX (3 + 4096)
+/* TXT records of one answer that are kept (more are counted, not kept),
+ * and the largest rdata kept.  MTA-STS and TLS-RPT records (RFC 8461 3.1,
+ * RFC 8460 3) are a few dozen octets; an RRset full of other TXT records
+ * (site verifications) only needs to be seen as "more than one". */
+#define DNS_TXT_MAX 16
+#define DNS_TXT_RDATA_MAX 4096
 #define DNS_TIMEOUT_MS 30000   /* default bound on one lookup */
 #define DNS_PENDING_MAX 65536  /* outstanding lookups per resolver */
 
@@ -130,6 +136,33 @@ struct dns_tlsa_result {
 	char why[256];    /* for a failure, e.g. "DNSSEC validation failed: ..." */
 };
 
+struct dns_txt_rr {
+	/* The rdata in wire form: one or more character-strings (a length
+	 * octet, then that many octets), as received and not checked; valid
+	 * only during the callback.  struct sts_txt (policy/sts.h) takes it. */
+	const unsigned char *data;
+	size_t len; /* 0 .. DNS_TXT_RDATA_MAX */
+};
+
+/*
+ * A TXT RRset (`_mta-sts.example.com`, `_smtp._tls.example.com`), with the
+ * same result classes as TLSA: DNS_OK (records, secure or not); DNS_NODATA
+ * and DNS_NXDOMAIN (none; secure says whether that was proven);
+ * DNS_TEMPFAIL and DNS_BOGUS, which say nothing about the records and must
+ * not be taken for "none".  ndropped > 0 means the RRset had records that
+ * are not in rec[] (over DNS_TXT_RDATA_MAX, or past DNS_TXT_MAX): a caller
+ * that needs the whole RRset (RFC 8461 3.1: exactly one STSv1 record) must
+ * not treat what is kept as all of it.  DNS_OK may come with nrec = 0.
+ */
+struct dns_txt_result {
+	int status;	 /* enum dns_status: OK, NXDOMAIN, NODATA, TEMPFAIL, BOGUS */
+	int secure;	 /* the answer or its denial was DNSSEC-validated */
+	size_t nrec;
+	struct dns_txt_rr rec[DNS_TXT_MAX]; /* in answer order */
+	size_t ndropped; /* records over DNS_TXT_RDATA_MAX or DNS_TXT_MAX */
+	char why[256];	 /* for a failure, as for TLSA */
+};
+
 struct dns;
 
 /*
@@ -167,6 +200,14 @@ int dns_addrs(struct dns *d, const char *host,
  */
 int dns_tlsa(struct dns *d, const char *name,
 	     void (*cb)(void *arg, const struct dns_tlsa_result *r), void *arg) RL_WUR;
+
+/*
+ * TXT records at name; returns a query id >= 0.  Names with underscore
+ * labels are host names here (dns_parse_host()).  The record pointers in
+ * the result are valid only during the callback.
+ */
+int dns_txt(struct dns *d, const char *name,
+	    void (*cb)(void *arg, const struct dns_txt_result *r), void *arg) RL_WUR;
 
 /*
  * The one sentence a failed lookup is reported with, as Postfix's

@@ -7,6 +7,7 @@ and prints one line per lookup:
     mx NAME status=OK secure=1 implicit=0 null_mx=0 hosts=10:a,20:b ms=N why=...
     addrs NAME status=OK secure=1 secure6=1 secure4=1 addrs=::1,127.0.0.5 canon=- ms=N why=...
     tlsa NAME status=OK secure=1 n=1 dropped=0 rdata=35:030101AB... ms=N why=...
+    txt NAME status=OK secure=1 n=1 dropped=0 rdata=21:14763D53... ms=N why=...
 
 Lines starting with FAIL are broken promises of dns.h (callback inside the
 starting call, twice, or after cancel; the loop not closing after dns_free).
@@ -88,8 +89,30 @@ RECORDS += [
 ] + [('_25._tcp.manytlsa.test.', 'TLSA', '3 1 1 %064X' % i)
      for i in range(34)]
 
+# TXT (MTA-STS, TLS-RPT): one record; one split into character-strings;
+# raw octets (NUL, 0xFF) that must come through as they are; an address
+# only (NODATA); the largest rdata kept (16 strings of 255 octets = 4096
+# octets of rdata) next to one an octet larger; more than DNS_TXT_MAX.
+TXT_STS = '"v=STSv1; id=20240101"'
+TXT_SPLIT = '"v=STSv1; " "id=abc"'
+TXT_RPT = '"v=TLSRPTv1; rua=mailto:tlsrpt@x.test"'
+TXT_RAW = '"a\\000b" "\\255"'
+TXT_BIG = ' '.join(['"%s"' % ('a' * 255)] * 16)
+TXT_BIGGER = TXT_BIG + ' ""'
+RECORDS += [
+    ('_mta-sts.x.test.', 'TXT', TXT_STS),
+    ('_smtp._tls.x.test.', 'TXT', TXT_RPT),
+    ('_mta-sts.split.test.', 'TXT', TXT_SPLIT),
+    ('raw.test.', 'TXT', TXT_RAW),
+    ('_mta-sts.notxt.test.', 'A', '127.0.0.5'),
+    ('_mta-sts.bigtxt.test.', 'TXT', TXT_BIG),
+    ('_mta-sts.bigtxt.test.', 'TXT', TXT_BIGGER),
+] + [('_mta-sts.manytxt.test.', 'TXT', '"v=STSv1; id=n%02d"' % i)
+     for i in range(20)]
+
 # An unsigned child zone under an insecure delegation (no DS in test.).
 UNSIGNED_CHILDREN = {'insecure.test.': [
+    ('_mta-sts.insecure.test.', 'TXT', TXT_STS),
     ('_25._tcp.mx.insecure.test.', 'TLSA', TLSA_EE),
     ('mx.insecure.test.', 'A', '127.0.0.5'),
     ('mx.insecure.test.', 'AAAA', '::1'),
@@ -102,6 +125,12 @@ def rdata_hex(text):
     data = ''.join(f[3:])
     return '%d:%02X%02X%02X%s' % (3 + len(data) // 2, int(f[0]), int(f[1]),
                                   int(f[2]), data)
+
+
+def txt_hex(*strings):
+    """Character-strings (bytes) -> the driver's 'LEN:HEX' of their rdata."""
+    wire = b''.join(bytes([len(x)]) + x for x in strings)
+    return '%d:%s' % (len(wire), wire.hex().upper())
 
 
 def parse_line(line):
@@ -416,6 +445,103 @@ class TlsaLookups(DnsTestBase):
         self.assertEqual(lines[0], 'cancelled _25._tcp.mx.test')
         self.assertEqual(lines[1]['status'], 'OK')
         self.assertRegex(lines[2], r'^tlsa _25._tcp..mx.test error=-22\b')
+
+
+class TxtLookups(DnsTestBase):
+    """dns_txt(): the records MTA-STS and TLS-RPT read (RFC 8461 3.1,
+    RFC 8460 3), as rdata in wire form."""
+
+    def test_records_in_wire_form(self):
+        lines, _ = self.run_dns(self.config(), [
+            'txt:_mta-sts.x.test', 'txt:_smtp._tls.x.test',
+            'txt:_mta-sts.split.test', 'txt:raw.test',
+            'txt:_MTA-STS.X.test.'])
+        sts, rpt, split, raw, upper = lines
+        self.assertEqual((sts['status'], sts['secure'], sts['n'],
+                          sts['dropped'], sts['why']),
+                         ('OK', '1', '1', '0', ''), sts)
+        self.assertEqual(sts['rdata'], txt_hex(b'v=STSv1; id=20240101'))
+        self.assertEqual((rpt['status'], rpt['secure'], rpt['rdata']),
+                         ('OK', '1',
+                          txt_hex(b'v=TLSRPTv1; rua=mailto:tlsrpt@x.test')),
+                         rpt)
+        # Each character-string keeps its own length octet: joining them
+        # is the record parser's work.
+        self.assertEqual((split['status'], split['n'], split['rdata']),
+                         ('OK', '1', txt_hex(b'v=STSv1; ', b'id=abc')), split)
+        self.assertEqual(raw['rdata'], txt_hex(b'a\x00b', b'\xff'), raw)
+        # Case and a final dot name the same owner.
+        self.assertEqual((upper['status'], upper['rdata']),
+                         ('OK', sts['rdata']), upper)
+
+    def test_secure_denials(self):
+        lines, _ = self.run_dns(self.config(), [
+            'txt:_mta-sts.notxt.test', 'txt:_mta-sts.nowhere.test',
+            'txt:_smtp._tls.nowhere.test'])
+        self.assertEqual([(l['status'], l['secure'], l['n'], l['rdata'])
+                          for l in lines],
+                         [('NODATA', '1', '0', ''), ('NXDOMAIN', '1', '0', ''),
+                          ('NXDOMAIN', '1', '0', '')], lines)
+        self.assertEqual([l['why'] for l in lines],
+                         ['No data', 'Host not found', 'Host not found'])
+
+    def test_bounded_records(self):
+        lines, _ = self.run_dns(self.config(), ['txt:_mta-sts.bigtxt.test',
+                                                'txt:_mta-sts.manytxt.test'])
+        big, many = lines
+        self.assertEqual((big['status'], big['secure'], big['n'],
+                          big['dropped']), ('OK', '1', '1', '1'), big)
+        self.assertEqual(big['rdata'], '4096:FF' + '61' * 99 + '+')
+        self.assertEqual((many['status'], many['secure'], many['n'],
+                          many['dropped']), ('OK', '1', '16', '4'), many)
+        got = many['rdata'].split(',')
+        self.assertEqual(len(set(got)), 16, got)
+        want = {txt_hex(b'v=STSv1; id=n%02d' % i) for i in range(20)}
+        self.assertTrue(set(got) <= want, got)
+
+    def test_insecure_delegation(self):
+        r = self.one(self.config(), 'txt:_mta-sts.insecure.test')
+        self.assertEqual((r['status'], r['secure'], r['rdata']),
+                         ('OK', '0', txt_hex(b'v=STSv1; id=20240101')), r)
+
+    def test_bogus(self):
+        bad_ta = self.zone.bad_trust_anchor(os.path.join(self.dir, 'bad.ds'))
+        ub = self.zone.write_unbound_conf(os.path.join(self.dir, 'ub.conf'),
+                                          trust_anchor_file=bad_ta)
+        conf = self.config(dns_unbound_config=ub,
+                           dns_trust_anchor_file='/nonexistent/anchor')
+        lines, _ = self.run_dns(conf, ['txt:_mta-sts.x.test',
+                                       'txt:_mta-sts.nowhere.test'])
+        # Records or a denial that failed validation: never "no record".
+        for r in lines:
+            self.assertEqual((r['status'], r['secure'], r['n'], r['rdata']),
+                             ('BOGUS', '0', '0', ''), r)
+            self.assertIn('DNSSEC validation failed: ', r['why'])
+
+    def test_refused_and_timeout_are_tempfail(self):
+        ub = self.zone.write_unbound_conf(
+            os.path.join(self.dir, 'ub.conf'),
+            extra_server=['local-zone: "refused.test." refuse'])
+        r = self.one(self.config(dns_unbound_config=ub),
+                     'txt:_mta-sts.refused.test')
+        self.assertEqual((r['status'], r['secure'], r['n'], r['why']),
+                         ('TEMPFAIL', '0', '0', 'Host not found, try again'),
+                         r)
+        dead = self.config(name='dead.conf', dns_unbound_config=None,
+                           dns_trust_anchor_file='/nonexistent/anchor')
+        r = self.one(dead, 'txt:_mta-sts.example.com', timeout_ms=1000)
+        self.assertEqual((r['status'], r['secure'], r['n']),
+                         ('TEMPFAIL', '0', '0'), r)
+        self.assertIn('timed out', r['why'])
+
+    def test_cancel_and_bad_name(self):
+        lines, _ = self.run_dns(self.config(), [
+            'cancel-txt:_mta-sts.x.test', 'txt:_mta-sts.x.test',
+            'txt:_mta-sts..x.test', 'txt:_mta sts.x.test'])
+        self.assertEqual(lines[0], 'cancelled _mta-sts.x.test')
+        self.assertEqual(lines[1]['status'], 'OK')
+        self.assertRegex(lines[2], r'^txt _mta-sts..x.test error=-22\b')
+        self.assertRegex(lines[3], r'^txt _mta sts.x.test error=-22\b')
 
 
 class Validation(DnsTestBase):

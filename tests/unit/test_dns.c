@@ -4,15 +4,18 @@
  * (which starts Knot DNS and writes the configuration).
  *
  * Usage: test_dns -c CONFIG [-t TIMEOUT_MS] [-f FREE_AFTER_MS] LOOKUP...
- *   LOOKUP is mx:NAME, addrs:NAME, tlsa:NAME, check:ZONE (dns_check_dnssec;
- *   "check:" alone: the zone dns_check_zone() picks from the configuration),
- *   or cancel-mx:NAME / cancel-addrs:NAME / cancel-tlsa:NAME / cancel-check:ZONE
+ *   LOOKUP is mx:NAME, addrs:NAME, tlsa:NAME, txt:NAME, check:ZONE
+ *   (dns_check_dnssec; "check:" alone: the zone dns_check_zone() picks from
+ *   the configuration), or cancel-mx:NAME / cancel-addrs:NAME /
+ *   cancel-tlsa:NAME / cancel-txt:NAME / cancel-check:ZONE
  *   (started, then cancelled at once: its callback must never run).
  *   All lookups run at the same time; lines are printed in argument order:
  *     mx NAME status=OK secure=1 implicit=0 null_mx=0 hosts=10:a,20:b ms=N why=TEXT
  *     addrs NAME status=OK secure=1 secure6=1 secure4=1 addrs=::1,127.0.0.5 canon=- ms=N why=TEXT
  *       (canon: the end of the host's CNAME chain, - when none)
  *     tlsa NAME status=OK secure=1 n=2 dropped=0 rdata=35:030101AB..,4099:0300..+ ms=N why=TEXT
+ *     txt NAME status=OK secure=1 n=1 dropped=0 rdata=21:14763D53.. ms=N why=TEXT
+ *       (TXT rdata in wire form, cut at TXT_HEX_MAX octets)
  *     check ZONE status=SECURE|BOGUS|INSECURE|NOANSWER ms=N why=TEXT
  *       (each record LEN:HEX, HEX cut at TLSA_HEX_MAX octets and then marked "+")
  *     mx NAME error=CODE
@@ -35,8 +38,9 @@
 
 #define MAX_LOOKUPS 256
 #define TLSA_HEX_MAX 40 /* octets of each TLSA rdata shown */
+#define TXT_HEX_MAX 100 /* octets of each TXT rdata shown */
 
-enum { L_MX, L_ADDRS, L_TLSA, L_CHECK };
+enum { L_MX, L_ADDRS, L_TLSA, L_CHECK, L_TXT };
 
 struct lookup {
 	int kind;
@@ -132,6 +136,22 @@ static void on_addrs(void *arg, const struct dns_addr_result *r)
 	done_one(l);
 }
 
+/* Append one record as LEN:HEX, the hex cut at max octets and marked "+". */
+static size_t put_rdata(struct lookup *l, size_t pos, size_t i, const unsigned char *data,
+			size_t len, size_t max)
+{
+	size_t n = len < max ? len : max;
+
+	if (pos < sizeof(l->line))
+		pos += (size_t)snprintf(l->line + pos, sizeof(l->line) - pos, "%s%zu:",
+					i ? "," : "", len);
+	for (size_t k = 0; k < n && pos < sizeof(l->line); k++)
+		pos += (size_t)snprintf(l->line + pos, sizeof(l->line) - pos, "%02X", data[k]);
+	if (n < len && pos < sizeof(l->line))
+		pos += (size_t)snprintf(l->line + pos, sizeof(l->line) - pos, "+");
+	return pos;
+}
+
 static void on_tlsa(void *arg, const struct dns_tlsa_result *r)
 {
 	struct lookup *l = arg;
@@ -140,18 +160,24 @@ static void on_tlsa(void *arg, const struct dns_tlsa_result *r)
 	pos = (size_t)snprintf(l->line, sizeof(l->line),
 			       "tlsa %s status=%s secure=%d n=%zu dropped=%zu rdata=", l->name,
 			       status_name(r->status), r->secure, r->nrec, r->ndropped);
-	for (size_t i = 0; i < r->nrec && pos < sizeof(l->line); i++) {
-		const struct dns_tlsa_rr *rr = &r->rec[i];
-		size_t n = rr->len < TLSA_HEX_MAX ? rr->len : TLSA_HEX_MAX;
+	for (size_t i = 0; i < r->nrec; i++)
+		pos = put_rdata(l, pos, i, r->rec[i].data, r->rec[i].len, TLSA_HEX_MAX);
+	if (pos < sizeof(l->line))
+		snprintf(l->line + pos, sizeof(l->line) - pos, " ms=%llu why=%s",
+			 (unsigned long long)(uv_now(&loop) - l->start), r->why);
+	done_one(l);
+}
 
-		pos += (size_t)snprintf(l->line + pos, sizeof(l->line) - pos, "%s%zu:", i ? "," : "",
-					rr->len);
-		for (size_t k = 0; k < n && pos < sizeof(l->line); k++)
-			pos += (size_t)snprintf(l->line + pos, sizeof(l->line) - pos, "%02X",
-						rr->data[k]);
-		if (n < rr->len && pos < sizeof(l->line))
-			pos += (size_t)snprintf(l->line + pos, sizeof(l->line) - pos, "+");
-	}
+static void on_txt(void *arg, const struct dns_txt_result *r)
+{
+	struct lookup *l = arg;
+	size_t pos;
+
+	pos = (size_t)snprintf(l->line, sizeof(l->line),
+			       "txt %s status=%s secure=%d n=%zu dropped=%zu rdata=", l->name,
+			       status_name(r->status), r->secure, r->nrec, r->ndropped);
+	for (size_t i = 0; i < r->nrec; i++)
+		pos = put_rdata(l, pos, i, r->rec[i].data, r->rec[i].len, TXT_HEX_MAX);
 	if (pos < sizeof(l->line))
 		snprintf(l->line + pos, sizeof(l->line) - pos, " ms=%llu why=%s",
 			 (unsigned long long)(uv_now(&loop) - l->start), r->why);
@@ -186,10 +212,12 @@ static int parse_lookup(const char *arg, struct lookup *l)
 	    {"addrs:", L_ADDRS, 0},
 	    {"tlsa:", L_TLSA, 0},
 	    {"check:", L_CHECK, 0},
+	    {"txt:", L_TXT, 0},
 	    {"cancel-mx:", L_MX, 1},
 	    {"cancel-addrs:", L_ADDRS, 1},
 	    {"cancel-tlsa:", L_TLSA, 1},
 	    {"cancel-check:", L_CHECK, 1},
+	    {"cancel-txt:", L_TXT, 1},
 	};
 
 	for (size_t i = 0; i < sizeof(kinds) / sizeof(kinds[0]); i++) {
@@ -218,10 +246,12 @@ static void start_all(void)
 			l->id = dns_tlsa(resolver, l->name, on_tlsa, l);
 		else if (l->kind == L_CHECK)
 			l->id = dns_check_dnssec(resolver, l->name, on_check, l);
+		else if (l->kind == L_TXT)
+			l->id = dns_txt(resolver, l->name, on_txt, l);
 		else
 			l->id = dns_addrs(resolver, l->name, on_addrs, l);
 		if (l->id < 0) {
-			static const char *kinds[] = {"mx", "addrs", "tlsa", "check"};
+			static const char *kinds[] = {"mx", "addrs", "tlsa", "check", "txt"};
 
 			l->err = l->id;
 			snprintf(l->line, sizeof(l->line), "%s %s error=%d (%s)", kinds[l->kind],
