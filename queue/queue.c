@@ -9,11 +9,11 @@
  * and the commit itself report that first failure.
  */
 #include "queue.h"
+#include "queue_db.h"
 #include "queue_int.h"
 
 #include <errno.h>
 #include <limits.h>
-#include <lmdb.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -35,24 +35,6 @@
 #define QUEUE_ID_TRIES	    100
 #define QUEUE_RESIZE_TRIES  4
 #define QUEUE_SCHED_KEY_LEN (8 + QUEUE_ID_LEN)
-
-struct queue {
-	MDB_env *env;
-	MDB_dbi msg, body, sched, meta, active;
-	unsigned flags;
-	/* Transactions open in this process.  The map may be moved (after
-	 * another process grew it) only at zero, since moving it would leave
-	 * their pointers dangling.  Atomic: the relay reads on the loop thread
-	 * while its committer writes on a worker thread. */
-	_Atomic int ntxn;
-};
-
-struct queue_txn {
-	struct queue *q;
-	MDB_txn *txn;
-	int write;
-	int err; /* first failure of a write transaction; commit aborts */
-};
 
 static int queue_mdb_err(int rc)
 {
@@ -88,6 +70,11 @@ static int txn_fail(struct queue_txn *t, int mdbrc)
 	if (rc < 0 && t->write && !t->err && mdbrc != MDB_NOTFOUND && mdbrc != MDB_KEYEXIST)
 		t->err = rc;
 	return rc;
+}
+
+int queue_db_fail(struct queue_txn *t, int mdbrc)
+{
+	return txn_fail(t, mdbrc);
 }
 
 /* Mark a write transaction failed after it has been partly changed, so that
@@ -288,17 +275,30 @@ static int queue_mdb_begin(struct queue *q, unsigned f, MDB_txn **txn)
 	return queue_mdb_err(rc);
 }
 
+/* The named databases (queue.h); mdb_env_set_maxdbs() must allow them all. */
+static const char *const queue_db_names[] = {"msg", "body", "sched", "meta", "active", "sts"};
+_Static_assert(sizeof(queue_db_names) / sizeof(queue_db_names[0]) <= QUEUE_MAXDBS,
+	       "QUEUE_MAXDBS too small for the named databases");
+
 static int queue_dbs_open(struct queue *q, MDB_txn *txn)
 {
-	static const char *const names[] = {"msg", "body", "sched", "meta", "active"};
-	MDB_dbi *dbis[] = {&q->msg, &q->body, &q->sched, &q->meta, &q->active};
+	MDB_dbi *dbis[] = {&q->msg, &q->body, &q->sched, &q->meta, &q->active, &q->sts};
 	unsigned f = (q->flags & QUEUE_O_RDONLY) ? 0 : MDB_CREATE;
-	size_t i;
+	size_t i, last = sizeof(dbis) / sizeof(dbis[0]) - 1;
 	int rc = 0;
 
-	for (i = 0; i < sizeof(names) / sizeof(names[0]) && !rc; i++)
-		rc = mdb_dbi_open(txn, names[i], f, dbis[i]);
-	return rc;
+	_Static_assert(sizeof(dbis) / sizeof(dbis[0]) ==
+			   sizeof(queue_db_names) / sizeof(queue_db_names[0]),
+		       "one handle per named database");
+	for (i = 0; i < last && !rc; i++)
+		rc = mdb_dbi_open(txn, queue_db_names[i], f, dbis[i]);
+	if (rc)
+		return rc;
+	/* "sts" came later: a queue made before it has none, which a
+	 * read-only open (mailq) must accept as an empty cache. */
+	rc = mdb_dbi_open(txn, queue_db_names[last], f, dbis[last]);
+	q->has_sts = rc == 0;
+	return rc == MDB_NOTFOUND && (q->flags & QUEUE_O_RDONLY) ? 0 : rc;
 }
 
 /* Check (or, in a new queue, write) the layout version in meta.  A newer
@@ -576,7 +576,9 @@ static int msg_put_fresh(struct queue_txn *t, const struct queue_msg *m, const s
  */
 static int queue_has_room(struct queue_txn *t, size_t len)
 {
-	MDB_dbi dbis[] = { 0, t->q->msg, t->q->body, t->q->sched, t->q->meta, t->q->active };
+	MDB_dbi dbis[] = { 0, t->q->msg, t->q->body, t->q->sched, t->q->meta, t->q->active,
+			   t->q->sts };
+	size_t ndbi = sizeof(dbis) / sizeof(dbis[0]) - !t->q->has_sts;
 	MDB_envinfo info;
 	MDB_stat st;
 	uint64_t pages = 0, psize, cap;
@@ -584,7 +586,7 @@ static int queue_has_room(struct queue_txn *t, size_t len)
 	if (mdb_env_info(t->q->env, &info) != 0 || mdb_stat(t->txn, 0, &st) != 0)
 		return 1; /* cannot tell: LMDB's own MDB_MAP_FULL still guards */
 	psize = st.ms_psize;
-	for (size_t i = 0; i < sizeof(dbis) / sizeof(dbis[0]); i++) {
+	for (size_t i = 0; i < ndbi; i++) {
 		if (mdb_stat(t->txn, dbis[i], &st) != 0)
 			return 1;
 		pages += st.ms_branch_pages + st.ms_leaf_pages + st.ms_overflow_pages;

@@ -20,6 +20,11 @@
  *           entry, so due work is found by a cursor from the start and
  *           never by scanning the queue
  *   "meta"  small named values (format version, control generation)
+ *   "active" queue ID -> pid of the relay delivering it
+ *   "sts"   domain (lower case) -> cached MTA-STS policy (queue_sts_*);
+ *           nothing that lists or counts mail reads it.  A queue made by
+ *           an older version has no "sts" until a writer opens it; a
+ *           read-only open then sees an empty cache.
  *
  * Threads and processes: a struct queue may be used from one thread at a
  * time.  A transaction begins and ends inside one function call of the
@@ -225,6 +230,69 @@ int queue_body_read(struct queue *q, const char *id, uint64_t off, void *buf, si
  * two write transactions later); call after RL_EQFULL, then retry once.
  */
 int queue_reclaim(struct queue *q) RL_WUR;
+
+/*
+ * The MTA-STS policy cache ("sts" database): per policy domain, the policy
+ * body as last fetched and the TXT record id it was fetched under (RFC 8461
+ * section 5.1: a cached policy is used until it expires, and refreshed when
+ * the record's id changes).  Entries last across restarts.  This module
+ * stores and bounds; it does not parse the body (policy/sts.h does).
+ *
+ * domain: a host name in A-labels (converting U-labels is the caller's
+ * job): letters, digits, '-', '_', labels of 1..63 octets, at most
+ * QUEUE_STS_DOMAIN_MAX octets, one final dot allowed.  It is stored in
+ * lower case without the dot, so "Example.COM." and "example.com" are one
+ * entry.  Anything else: -EINVAL.
+ */
+#define QUEUE_STS_ID_MAX 32       /* RFC 8461 3.1: sts-id = 1*32(ALPHA / DIGIT) */
+#define QUEUE_STS_BODY_MAX 65536  /* the largest policy body stored */
+#define QUEUE_STS_DOMAIN_MAX 253  /* text form, without the final dot */
+
+/* One cached MTA-STS policy (RFC 8461 section 5.1): the body as fetched. */
+struct queue_sts {
+	char id[QUEUE_STS_ID_MAX + 1]; /* the TXT record's id the body was fetched under */
+	int64_t fetched;               /* epoch seconds, >= 0 */
+	int64_t expires;               /* fetched + max_age; >= fetched */
+	/* The policy text, not NUL-terminated.  From queue_sts_get() and
+	 * queue_sts_foreach() it points into the map: valid until the
+	 * transaction ends (in a write transaction, until its next change). */
+	const char *body;
+	size_t len;                    /* at most QUEUE_STS_BODY_MAX */
+};
+
+/*
+ * The entry of domain into *out.  0; -ENOENT when there is none;
+ * RL_EPARSE for a record that does not decode (damaged, or written by a
+ * newer version: a cache entry, so the caller refetches and overwrites
+ * it); -EINVAL for a bad domain; RL_EQUEUE or a negated errno for a
+ * storage failure.  *out is zeroed on failure.
+ */
+int queue_sts_get(struct queue_txn *t, const char *domain, struct queue_sts *out) RL_WUR;
+
+/*
+ * Store rec as the entry of domain (write transaction), replacing any
+ * earlier one.  rec is borrowed.  -EINVAL for a bad domain, an id that is
+ * not 1..QUEUE_STS_ID_MAX letters and digits, fetched < 0 or expires <
+ * fetched; RL_ETOOBIG for a body over QUEUE_STS_BODY_MAX (nothing written,
+ * the transaction stays usable); RL_EQFULL or RL_EQUEUE from storage
+ * (the transaction is failed).
+ */
+int queue_sts_put(struct queue_txn *t, const char *domain, const struct queue_sts *rec) RL_WUR;
+
+/* Remove the entry of domain (write transaction); 0 also when there was
+ * none.  -EINVAL for a bad domain. */
+int queue_sts_del(struct queue_txn *t, const char *domain) RL_WUR;
+
+/*
+ * Visit every entry in domain order (for `policy show` and tools).  domain
+ * and rec are valid only during the call.  Entries whose key or record
+ * does not decode are skipped (queue_sts_get() reports them as RL_EPARSE;
+ * a put or del replaces them).  Stops at and returns fn's first non-zero
+ * value; otherwise 0, or a storage error.
+ */
+int queue_sts_foreach(struct queue_txn *t,
+		      int (*fn)(void *arg, const char *domain, const struct queue_sts *rec),
+		      void *arg) RL_WUR;
 
 /* Text of a recipient state for listings: "pending", "deferred", ... */
 const char *queue_rcpt_state_name(int state);

@@ -1,6 +1,7 @@
 /*
- * queue_int: declarations shared by queue.c (LMDB) and queue_rec.c (the
- * envelope record codec).  Other modules never include this file; the fuzz
+ * queue_int: declarations shared by queue.c and queue_sts.c (LMDB) and the
+ * pure record codecs, queue_rec.c (envelopes) and queue_sts_rec.c (the
+ * MTA-STS cache).  Other modules never include this file; the fuzz
  * target and the unit test do, to reach the codec directly.
  *
  * Record format, version 1 (all integers little-endian, fixed width):
@@ -92,5 +93,45 @@ int queue_msg_is_scheduled(const struct queue_msg *m);
 
 /* Whether id is exactly QUEUE_ID_LEN upper-case hex digits. */
 int queue_id_valid(const char *id);
+
+/*
+ * MTA-STS cache record ("sts" database, queue_sts_rec.c), version 1, all
+ * integers little-endian:
+ *
+ *   u8   version                  QUEUE_STS_REC_VERSION
+ *   u8   id length, then the id   1..QUEUE_STS_ID_MAX letters and digits
+ *   i64  fetched                  two's complement, >= 0
+ *   i64  expires                  two's complement, >= fetched
+ *   u32  body length, then body   0..QUEUE_STS_BODY_MAX octets, any value
+ *
+ * The domain is the LMDB key (queue_sts_key()), not repeated here.  As for
+ * envelopes the encoding is canonical: decode accepts exactly what encode
+ * produces, nothing may follow the body.
+ */
+#define QUEUE_STS_REC_VERSION 1
+#define QUEUE_STS_REC_HEAD (1 + 1)
+#define QUEUE_STS_REC_MAX (QUEUE_STS_REC_HEAD + QUEUE_STS_ID_MAX + 8 + 8 + 4 + QUEUE_STS_BODY_MAX)
+
+/*
+ * Append the record of s to out.  -EINVAL for a bad id or times,
+ * RL_ETOOBIG for a body over QUEUE_STS_BODY_MAX or out's limit, -ENOMEM;
+ * on failure out is left as it was.  s->body may be NULL when s->len is 0.
+ */
+int queue_sts_rec_encode(const struct queue_sts *s, struct rl_buf *out) RL_WUR;
+
+/*
+ * Decode n bytes at p into *out: the id is copied, out->body points into p.
+ * Safe on arbitrary bytes; no allocation.  RL_EPARSE for anything
+ * malformed, RL_EVERSION for a newer version.  *out is zeroed on failure.
+ */
+int queue_sts_rec_decode(const void *p, size_t n, struct queue_sts *out) RL_WUR;
+
+/*
+ * The key of a domain (see queue.h): lower case, no final dot, checked;
+ * out holds at least QUEUE_STS_DOMAIN_MAX + 1 octets and is NUL-terminated.
+ * Sets *len.  -EINVAL for anything that is not a host name.  A key read
+ * back from disk is sound when it is its own key.
+ */
+int queue_sts_key(const char *domain, size_t dlen, char *out, size_t *len) RL_WUR;
 
 #endif

@@ -1,0 +1,40 @@
+/*
+ * queue_db: the LMDB state shared by the queue's LMDB files, queue.c (the
+ * environment, transactions, messages) and queue_sts.c (the MTA-STS
+ * cache).  Only this module includes it; nothing here escapes queue.h.
+ */
+#ifndef QUEUE_DB_H
+#define QUEUE_DB_H
+
+#include <lmdb.h>
+
+#include "queue.h"
+
+struct queue {
+	MDB_env *env;
+	MDB_dbi msg, body, sched, meta, active, sts;
+	/* "sts" is open.  Only a read-only open of a queue that an older
+	 * version made can lack it: that open cannot create it. */
+	int has_sts;
+	unsigned flags;
+	/* Transactions open in this process.  The map may be moved (after
+	 * another process grew it) only at zero, since moving it would leave
+	 * their pointers dangling.  Atomic: the relay reads on the loop thread
+	 * while its committer writes on a worker thread. */
+	_Atomic int ntxn;
+};
+
+struct queue_txn {
+	struct queue *q;
+	MDB_txn *txn;
+	int write;
+	int err; /* first failure of a write transaction; commit aborts */
+};
+
+/*
+ * Translate an LMDB code (0 stays 0) and, for a real failure in a write
+ * transaction, remember it so that commit aborts (queue.c, txn_fail).
+ */
+int queue_db_fail(struct queue_txn *t, int mdbrc);
+
+#endif
