@@ -109,6 +109,47 @@ int pol_peer_dane(struct pol_peer_sess *s, const struct pol_dane *dn, const char
 	return RL_EPOLICY;
 }
 
+int pol_peer_sts(struct pol_peer_sess *s, const struct pol_sts *st, const char *host,
+		 const char **dsn, char *reason, size_t rsize)
+{
+	static const char *const hostname[] = {"hostname"};
+	struct pol_peer_policy *p = &s->pol;
+	struct rl_why why = {0};
+
+	*dsn = NULL;
+	reason[0] = '\0';
+	if (s->entry || p->ntlsa > 0 || st->mode == POL_STS_NONE)
+		return 0; /* the administrator's entry, then DANE, win */
+	p->sts_domain = st->domain;
+	p->sts_mx_match = st->mx_match;
+	if (st->mode == POL_STS_TESTING) {
+		p->sts_testing = 1;
+		if (!p->nnames &&
+		    cert_match_resolve(hostname, 1, host, st->domain, s->names, POL_MATCH_MAX,
+				       &p->nnames, &why) == 0)
+			p->names = s->names; /* for the check on the side */
+		return 0;
+	}
+	*dsn = POL_PEER_DSN;
+	if (!st->mx_match) {
+		snprintf(reason, rsize, "MTA-STS policy of %s (enforce): MX host %s does not match",
+			 st->domain, host);
+		return RL_EPOLICY;
+	}
+	if (cert_match_resolve(hostname, 1, host, st->domain, s->names, POL_MATCH_MAX, &p->nnames,
+			       &why) < 0) {
+		snprintf(reason, rsize,
+			 "MTA-STS policy of %s (enforce): certificate not valid for %s: %s",
+			 st->domain, host, why.reason ? why.reason : "no usable name");
+		return RL_EPOLICY;
+	}
+	*dsn = NULL;
+	p->names = s->names;
+	p->level = POL_LEVEL_VERIFY;
+	p->sts_enforce = 1;
+	return 0;
+}
+
 const char *pol_trust_word(int trust)
 {
 	static const char *const words[] = {"Anonymous", "Untrusted", "Trusted", "Verified"};
@@ -244,8 +285,61 @@ static void check_chain(const struct pol_peer_policy *p, const gnutls_datum_t *c
 	v->trust = v->chain == POL_CHAIN_TRUSTED ? POL_TRUST_TRUSTED : POL_TRUST_UNTRUSTED;
 }
 
+/*
+ * MTA-STS testing: would the policy have been met?  The chain against the
+ * anchors and the MX host name, as enforce checks them; into v->sts_note.
+ */
+static void sts_testing_note(const struct pol_peer_policy *p, const gnutls_datum_t *chain,
+			     size_t n, struct pol_verdict *v)
+{
+	unsigned status = GNUTLS_CERT_INVALID;
+
+	if (!p->sts_mx_match) {
+		snprintf(v->sts_note, sizeof(v->sts_note), "MX host does not match");
+		return;
+	}
+	if (!chain || n == 0) {
+		snprintf(v->sts_note, sizeof(v->sts_note), "no certificate");
+		return;
+	}
+	if (!p->trust || cert_chain_verify(chain, n, p->trust, &status) != 1) {
+		snprintf(v->sts_note, sizeof(v->sts_note), "certificate not trusted (%s)",
+			 p->trust ? cert_status_text(status) : "no trust anchors");
+		return;
+	}
+	if (cert_names_match(chain[0].data, chain[0].size, p->names, p->nnames, NULL, 0) != 1)
+		snprintf(v->sts_note, sizeof(v->sts_note), "certificate not valid for the MX host");
+}
+
+static int check_verdict(const struct pol_peer_policy *p, const char *peer,
+			 const gnutls_datum_t *chain, size_t n, struct pol_verdict *v, char *reason,
+			 size_t rsize);
+
 int pol_peer_check(const struct pol_peer_policy *p, const char *peer, const gnutls_datum_t *chain,
 		   size_t n, struct pol_verdict *v, char *reason, size_t rsize)
+{
+	char why[600];
+	int rc = check_verdict(p, peer, chain, n, v, why, sizeof(why));
+
+	if (p->sts_testing && !p->sts_enforce)
+		sts_testing_note(p, chain, n, v);
+	if (!p->sts_enforce) {
+		snprintf(reason, rsize, "%s", why);
+		return rc;
+	}
+	if (rc == 0) {
+		v->sts = 1;
+		snprintf(reason, rsize, "MTA-STS policy of %s (enforce): %s", p->sts_domain, why);
+		return 0;
+	}
+	snprintf(reason, rsize, "MTA-STS policy of %s (enforce): certificate not valid for %s: %s",
+		 p->sts_domain, p->names && p->nnames ? p->names[0].name : "the MX host", why);
+	return rc;
+}
+
+static int check_verdict(const struct pol_peer_policy *p, const char *peer,
+			 const gnutls_datum_t *chain, size_t n, struct pol_verdict *v, char *reason,
+			 size_t rsize)
 {
 	memset(v, 0, sizeof(*v));
 	v->pass = 1;

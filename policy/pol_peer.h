@@ -51,6 +51,16 @@ struct pol_peer_policy {
 	size_t ntlsa;
 	const char *dane_base;
 	int dane_mx_secure;
+	/*
+	 * MTA-STS (set by pol_peer_sts()): sts_enforce makes the level's
+	 * check (verify: chain and the MX host name) the policy's, with its
+	 * reasons and tls=mta-sts; sts_testing asks pol_peer_check to judge
+	 * the chain the same way on the side, for the log and TLS-RPT, without
+	 * changing the verdict.  sts_domain names the policy in reasons.
+	 */
+	int sts_enforce, sts_testing;
+	int sts_mx_match;
+	const char *sts_domain;
 	/* Session setup, not read by pol_peer_check(): */
 	gnutls_priority_t prio; /* protocols=, ciphers=, exclude=; NULL: the default */
 	const char *servername; /* SNI; NULL: none (Postfix's default) */
@@ -107,6 +117,28 @@ struct pol_dane {
 int pol_peer_dane(struct pol_peer_sess *s, const struct pol_dane *dn, const char *host,
 		  const char **dsn, char *reason, size_t rsize) RL_WUR;
 
+/* What the MTA-STS policy of the session's domain says (RFC 8461). */
+enum pol_sts_mode { POL_STS_NONE = 0, POL_STS_TESTING, POL_STS_ENFORCE };
+
+struct pol_sts {
+	int mode;	    /* enum pol_sts_mode; NONE: no policy (or mode none) */
+	int mx_match;	    /* the MX host matches one of the policy's mx patterns */
+	const char *domain; /* the policy domain, for reasons */
+};
+
+/*
+ * Apply MTA-STS to a session after pol_peer_dane(): an entry of the
+ * policy file wins, and so do usable DANE records; otherwise enforce
+ * replaces default_tls_level with a check of the chain (tls_ca_file or
+ * the system store) and of the MX host name, and testing leaves the level
+ * alone (pol_peer_check then reports in v->sts_note whether the policy
+ * would have been met).  Enforce with an MX host that does not match
+ * fails closed: RL_EPOLICY with "MTA-STS policy of D (enforce): MX host H
+ * does not match" (*dsn 4.7.5).  st's pointers must outlive s.  Pure.
+ */
+int pol_peer_sts(struct pol_peer_sess *s, const struct pol_sts *st, const char *host,
+		 const char **dsn, char *reason, size_t rsize) RL_WUR;
+
 /* Would DANE apply to mail under entry e (NULL: no entry)?  Decides whether to look TLSA up. */
 int pol_peer_dane_applies(const struct pol_entry *e);
 
@@ -140,6 +172,9 @@ struct pol_verdict {
 	char matched[CERT_PATTERN_SIZE]; /* the certificate name that matched */
 	int fpr_which;			 /* fingerprint passed: FPR_CERT or FPR_PUBKEY */
 	int dane;			 /* a TLSA record matched (trust says Verified or Trusted) */
+	int sts;			 /* MTA-STS enforce was met (trust Verified) */
+	/* MTA-STS testing: why the policy would not have been met ("" if it would). */
+	char sts_note[300];
 	/* On a fingerprint failure: "certificate SHA-256 .., public key SHA-256 ..". */
 	char seen[2 * FPR_TEXT_SIZE + 64];
 };

@@ -116,6 +116,7 @@ int cfg_defaults(struct cfg *c)
 	c->tls_protocols = CFG_TLS1_2 | CFG_TLS1_3;
 	c->tls_loglevel = 1;
 	c->requiretls = 1;
+	c->mta_sts = 1;
 	c->max_message_size = 52428800;
 	c->retry_min = 5 * 60;
 	c->retry_max = 60 * 60;

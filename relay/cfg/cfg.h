@@ -107,6 +107,7 @@ struct cfg {
 	unsigned smtpd_mynetworks_reserve;            /* percent */
 	uint64_t smtpd_spill_threshold;
 	int requiretls; /* offer REQUIRETLS (RFC 8689) under TLS: 1 yes, 0 no */
+	int mta_sts;	/* honour MTA-STS policies (RFC 8461): 1 yes, 0 no */
 	char *path; /* the file this came from ("(defaults)" if none) */
 };
 

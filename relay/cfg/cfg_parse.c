@@ -666,6 +666,7 @@ static const struct cfg_key cfg_keys[] = {
     {"smtpd_tls_cert_file", set_str, F(smtpd_tls_cert_file), 0, 0, 0},
     {"smtpd_tls_key_file", set_str, F(smtpd_tls_key_file), 0, 0, 0},
     {"requiretls", set_bool, F(requiretls), 0, 0, 0},
+    {"mta_sts", set_bool, F(mta_sts), 0, 0, 0},
     {"tls_loglevel", set_int, F(tls_loglevel), 0, 4, 0},
     {"max_message_size", set_size, F(max_message_size), 1024, 0, 0},
     {"retry_min", set_time, F(retry_min), 0, CFG_TIME_MAX, 0},

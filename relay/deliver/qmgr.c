@@ -124,6 +124,14 @@ int qmgr_start(const struct qmgr_params *p, struct qmgr **out)
 		log_err("cannot start the resolver: %s", err);
 		return rc;
 	}
+	rc = https_new(p->loop, &q->https, err, sizeof(err));
+	if (rc < 0) {
+		log_err("cannot start the HTTPS client (MTA-STS): %s", err);
+		return rc;
+	}
+	q->sts = mtasts_new(&(struct mtasts_params){q->dns, q->https, p->q, p->commit, p->cfg});
+	if (!q->sts)
+		return -ENOMEM;
 	/* Marks of a previous run are stale: that process is gone. */
 	rc = qmgr_clear_marks(q);
 	if (rc < 0) {
@@ -155,6 +163,10 @@ void qmgr_check_stopped(struct qmgr *q)
 		uv_close((uv_handle_t *)&q->fin_timer, qmgr_closed_cb);
 		q->timers_open = 0;
 	}
+	mtasts_free(q->sts);
+	q->sts = NULL;
+	https_free(q->https);
+	q->https = NULL;
 	dns_free(q->dns);
 	q->dns = NULL;
 	if (q->p.stopped)
@@ -218,6 +230,8 @@ void qmgr_free(struct qmgr *q)
 	for (size_t i = 0; i < QMGR_DEST_BUCKETS; i++)
 		while (q->dests[i])
 			qmgr_dest_free(q->dests[i]);
+	mtasts_free(q->sts);
+	https_free(q->https);
 	dns_free(q->dns);
 	free(q);
 }

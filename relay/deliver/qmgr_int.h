@@ -36,6 +36,8 @@
 #include "commit.h"
 #include "danehost.h"
 #include "dns.h"
+#include "https.h"
+#include "mtasts.h"
 #include "qmgr.h"
 #include "queue.h"
 #include "rl.h"
@@ -51,7 +53,8 @@ struct addr_ctx; /* qmgr_resolve.c's: one address lookup of a round */
 #define QMGR_RELAY_MAX 320
 #define QMGR_DEST_SESS_MAX 256 /* sessions to one destination, whatever the config */
 
-enum qdest_state { QD_IDLE = 0, QD_MX, QD_ADDR, QD_TLSA, QD_READY };
+/* QD_LATE: addresses known; TLSA and MTA-STS lookups still running. */
+enum qdest_state { QD_IDLE = 0, QD_MX, QD_ADDR, QD_LATE, QD_READY };
 
 struct qmsg {
 	struct qmsg *hnext;
@@ -136,6 +139,14 @@ struct qdest {
 	int mx_secure;
 	struct danehost *dane;         /* per MX host; POL_DANE_NONE if not looked up */
 	size_t dane_pending;
+	/*
+	 * MTA-STS: the policy's mode (enum pol_sts_mode) and, per MX host,
+	 * whether it matches the policy's mx patterns; stsq: the lookup in
+	 * flight (0: none).
+	 */
+	int stsq;
+	int sts_mode;
+	unsigned char *sts_match;
 	int fail_class;
 	char fail_reason[SMTPC_REASON_MAX];
 	char fail_dsn[16];
@@ -179,6 +190,8 @@ struct qmgr {
 	struct qmgr_params p;
 	uv_timer_t timer;
 	struct dns *dns;
+	struct https *https;               /* MTA-STS fetches */
+	struct mtasts *sts;
 	struct qmsg *msgs[QMGR_MSG_BUCKETS];
 	unsigned nmsgs;
 	struct qdest *dests[QMGR_DEST_BUCKETS]; /* every destination, by domain */

@@ -5,7 +5,9 @@
  * no host fails the waiting jobs with a class and DSN code taken from the
  * resolver's status.  qmgr_dest_reset ends a round and cancels its lookups.
  * Then, where DANE can apply, the TLSA records of each MX host whose
- * addresses were DNSSEC-secure (danehost.c), before any session starts.
+ * addresses were DNSSEC-secure (danehost.c), and, where MTA-STS can, the
+ * domain's policy (mtasts.c, started with the address lookups), before
+ * any session starts.
  */
 #include <errno.h>
 #include <limits.h>
@@ -56,6 +58,16 @@ static void dest_addrs_free(struct qdest *d)
 	d->addrq = NULL;
 }
 
+static void dest_sts_free(struct qdest *d)
+{
+	if (d->stsq > 0)
+		mtasts_cancel(d->q->sts, d->stsq);
+	d->stsq = 0;
+	d->sts_mode = POL_STS_NONE;
+	free(d->sts_match);
+	d->sts_match = NULL;
+}
+
 static void dest_dane_free(struct qdest *d)
 {
 	for (size_t i = 0; d->dane && i < d->nhosts; i++)
@@ -78,6 +90,7 @@ void qmgr_dest_reset(struct qdest *d)
 		dns_cancel(d->q->dns, d->mxq);
 	d->mxq = -1;
 	dest_dane_free(d); /* before the hosts are forgotten: it walks them */
+	dest_sts_free(d);
 	free(d->hosts);
 	d->hosts = NULL;
 	d->nhosts = 0;
@@ -166,15 +179,59 @@ static int dest_targets(struct qdest *d)
 	       self <= d->hosts[0].pref;
 }
 
+/* The last of the late lookups (TLSA, MTA-STS) is in: sessions may start. */
+static void dest_late_done(struct qdest *d)
+{
+	if (d->state != QD_LATE || d->dane_pending > 0 || d->stsq > 0)
+		return;
+	d->state = QD_READY;
+	qmgr_dest_kick(d);
+}
+
 static void dest_dane_cb(void *arg, struct danehost *h)
 {
 	struct qdest *d = arg;
 
 	(void)h;
-	if (--d->dane_pending > 0)
+	d->dane_pending--;
+	dest_late_done(d);
+}
+
+static void dest_sts_cb(void *arg, const struct mtasts_result *r)
+{
+	struct qdest *d = arg;
+
+	d->stsq = 0;
+	if (r->mode != POL_STS_NONE) {
+		d->sts_match = calloc(d->nhosts ? d->nhosts : 1, 1);
+		if (d->sts_match) {
+			d->sts_mode = r->mode;
+			for (size_t i = 0; i < d->nhosts; i++)
+				d->sts_match[i] = (unsigned char)sts_mx_match(r->policy, d->hosts[i].name);
+		} else if (r->mode == POL_STS_ENFORCE) {
+			d->sts_mode = r->mode; /* no host matches: fail closed */
+			d->sts_match = NULL;
+		}
+	}
+	dest_late_done(d);
+}
+
+/*
+ * Start the MTA-STS lookup of the round: when mta_sts = yes and no entry
+ * of the policy file names the domain (the administrator's word wins).
+ */
+static void dest_sts_start(struct qdest *d)
+{
+	struct qmgr *q = d->q;
+	const struct tlspol *pol = *q->p.pol;
+	int id;
+
+	if (!q->p.cfg->mta_sts || !q->sts ||
+	    (pol && pol_table_lookup(tlspol_table(pol), d->domain)))
 		return;
-	d->state = QD_READY;
-	qmgr_dest_kick(d);
+	id = mtasts_lookup(q->sts, d->domain, dest_sts_cb, d);
+	if (id > 0)
+		d->stsq = id;
 }
 
 /*
@@ -243,13 +300,10 @@ static void dest_addr_cb(void *arg, const struct dns_addr_result *r)
 		size_t tlsa = dest_dane_start(d);
 
 		/* The targets and TLSA lookups hold all the round needs from them. */
+		(void)tlsa;
 		dest_addrs_free(d);
-		if (tlsa > 0) {
-			d->state = QD_TLSA;
-			return;
-		}
-		d->state = QD_READY;
-		qmgr_dest_kick(d);
+		d->state = QD_LATE;
+		dest_late_done(d);
 		return;
 	}
 	for (size_t i = 0; i < d->nhosts; i++)
@@ -339,7 +393,9 @@ static void dest_mx_cb(void *arg, const struct dns_mx_result *r)
 		qmgr_dest_fail_all(d, SMTPC_TEMPFAIL, "4.4.3",
 				   "cannot look up the MX hosts of the domain");
 		qmgr_dest_reset(d);
+		return;
 	}
+	dest_sts_start(d);
 }
 
 /* Start the MX lookup of a new round; 0 if started (or failed already). */

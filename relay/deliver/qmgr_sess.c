@@ -250,7 +250,8 @@ static const struct smtpc_ops qmgr_smtpc_ops = { sess_next, sess_msg_done, sess_
 /*
  * The TLS policy of a session: the entry of the policy file in force for
  * the destination (or default_tls_level), resolved for this MX host, then
- * raised by what the host's TLSA lookup found (pol_peer_dane).  The
+ * raised by what the host's TLSA lookup found (pol_peer_dane), then by
+ * the domain's MTA-STS policy (pol_peer_sts).  The
  * session keeps a reference to the snapshot, so a reload meanwhile changes
  * only sessions started after it.  On failure *dsn is the enhanced status
  * ("" when it has none).
@@ -272,6 +273,16 @@ static int sess_policy(struct qsess *qs, const struct qtarget *t, const char **d
 	if (pol_peer_dane(&qs->ps, &dn, t->host, dsn, reason, rsize) < 0) {
 		*dsn = *dsn ? *dsn : "";
 		return -1;
+	}
+	/* Then MTA-STS, which neither an entry nor usable DANE leaves room for. */
+	if (d->sts_mode != POL_STS_NONE) {
+		struct pol_sts st = {d->sts_mode, d->sts_match && d->sts_match[t->hostidx],
+				     d->domain};
+
+		if (pol_peer_sts(&qs->ps, &st, t->host, dsn, reason, rsize) < 0) {
+			*dsn = *dsn ? *dsn : "";
+			return -1;
+		}
 	}
 	qs->polref = tlspol_ref(*q->p.pol);
 	qs->t.pol = &qs->ps.pol;

@@ -689,7 +689,7 @@ static void smtpc_vsteps(struct smtpc *s, const struct pol_verdict *v, const cha
  * closed) with the verdict's reason and status, and returns -1.
  */
 static int smtpc_peer_check(struct smtpc *s, const gnutls_datum_t *chain, unsigned n,
-			    const char **trust, int *dane)
+			    const char **trust, const char **mech)
 {
 	struct pol_verdict v;
 	char reason[SMTPC_REASON_MAX];
@@ -697,7 +697,11 @@ static int smtpc_peer_check(struct smtpc *s, const gnutls_datum_t *chain, unsign
 				sizeof(reason));
 
 	*trust = pol_trust_word(v.trust);
-	*dane = v.dane;
+	/* tls=dane / tls=mta-sts: verified by that mechanism. */
+	*mech = v.trust != POL_TRUST_VERIFIED ? NULL : v.dane ? "dane" : v.sts ? "mta-sts" : NULL;
+	if (v.sts_note[0])
+		log_info("mta-sts: %s: testing policy not met: %s with %s", s->t.pol->sts_domain,
+			 v.sts_note, s->relay);
 	if (chain && n > 0)
 		smtpc_vsteps(s, &v, reason);
 	/* For REQUIRETLS: only a Verified peer will do (DANE, verify, ...). */
@@ -728,16 +732,16 @@ static int smtpc_tls_check(struct smtpc *s)
 	gnutls_session_t t = conn_tls_session(s->conn);
 	unsigned n = 0;
 	const gnutls_datum_t *chain = gnutls_certificate_get_peers(t, &n);
-	const char *trust = "Anonymous";
+	const char *trust = "Anonymous", *mech = NULL;
 	char summary[200];
-	int rc, dane = 0;
+	int rc;
 
 	conn_tls_summary(s->conn, summary, sizeof(summary));
 	/* Log first: the TLS line tells what was established, even if refused. */
-	rc = smtpc_peer_check(s, chain, n, &trust, &dane);
-	/* tls=dane: verified by DANE (a Trusted match is "trusted"). */
+	rc = smtpc_peer_check(s, chain, n, &trust, &mech);
+	/* A Trusted DANE match is "trusted", not "dane". */
 	if (rc == 0)
-		s->tls = dane && strcmp(trust, "Verified") == 0 ? "dane" : smtpc_tls_word(trust);
+		s->tls = mech ? mech : smtpc_tls_word(trust);
 	if (s->p.tls->loglevel >= 1)
 		log_info("%s TLS connection established to %s: %s", trust, s->relay, summary);
 	if (s->p.tls->loglevel >= 2 && chain && n > 0) {

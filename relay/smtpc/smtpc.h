@@ -125,7 +125,8 @@ const char *smtpc_fail_dsn(const struct smtpc *s);
 /*
  * The protection of the session so far, as the contract's log lines say it:
  * "none" (no TLS), "anonymous", "untrusted", "trusted", "verified" or "dane"
- * (verified by a TLSA record).  A static string.
+ * (verified by a TLSA record), "mta-sts" (by MTA-STS enforce).  A static
+ * string.
  */
 const char *smtpc_tls(const struct smtpc *s);
 /* "host[ip]:port" of the session, for log lines. */

@@ -897,6 +897,24 @@ static void test_smtpd_hardening(void)
 	}
 }
 
+/* mta_sts (RFC 8461): yes by default; yes or no. */
+static void test_mta_sts(void)
+{
+	struct cfg c;
+	struct cfg_error err;
+
+	CHECK_INT(cfg_defaults(&c), 0);
+	CHECK_INT(c.mta_sts, 1);
+	cfg_fini(&c);
+	CHECK_INT(parse(&c, "mta_sts = no\n", &err), 0);
+	CHECK_INT(c.mta_sts, 0);
+	cfg_fini(&c);
+	CHECK(parse(&c, "mta_sts = maybe\n", &err) == RL_ECONFIG &&
+		  strstr(err.msg, "mta_sts: expected yes or no") != NULL,
+	      "mta_sts = maybe refused: %s", err.msg);
+	cfg_fini(&c);
+}
+
 /* requiretls (RFC 8689): yes by default; yes or no, nothing else. */
 static void test_requiretls(void)
 {
@@ -954,5 +972,6 @@ int main(void)
 	test_load();
 	test_smtpd_hardening();
 	test_requiretls();
+	test_mta_sts();
 	return TEST_DONE();
 }
