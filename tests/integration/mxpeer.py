@@ -15,7 +15,8 @@ tls_client_ca (a CA file: the MX requests, but does not require, a client
 certificate chaining to it, and records the one shown as tls_client_cn and
 tls_client_sha256 in envelopes and in the starttls event), hostname,
 rcpt_reply (dict ADDRESS -> REPLY, or a list of "ADDRESS=REPLY" strings),
-data_reply, mail_reply, no_smtputf8, requiretls (offer REQUIRETLS after
+data_reply, mail_reply, no_smtputf8, log_connect (a "connect" event per
+accepted connection), requiretls (offer REQUIRETLS after
 STARTTLS and take the MAIL parameter, kept in mail_options), tempfail_first,
 tempfail_stage, size_limit, verbose.  With TLS,
 every envelope and starttls event also carries tls_sni: the server name the

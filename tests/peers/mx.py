@@ -15,7 +15,7 @@ names that start with a dot.
           [--data-reply '554 5.7.1 Go away'] [--mail-reply '334 x']
           [--no-smtputf8] [--requiretls]
           [--tempfail-first N] [--tempfail-stage mail|rcpt|data]
-          [--log FILE] [--ready-file PATH] [--verbose]
+          [--log FILE] [--log-connect] [--ready-file PATH] [--verbose]
 
 --rcpt-reply ADDR=REPLY answers RCPT TO for ADDR (case-insensitive; '@dom'
 matches a whole domain) with REPLY instead of 250.  --tempfail-first N makes
@@ -59,7 +59,9 @@ certificate whatever the name; SNI is only observed.
 
 --log FILE appends one JSON object per event (ehlo, starttls,
 starttls_failed, mail, rcpt, data, quit) with the reply sent, so a test can see what the relay tried even
-when nothing was stored.  The ready file is written (atomically) once the
+when nothing was stored.  --log-connect adds a "connect" event for each TCP
+connection accepted (before the banner), so a test can tell "never
+connected" from "connected and gave up before EHLO".  The ready file is written (atomically) once the
 socket listens; it holds {"pid", "host", "port"}, the real port when --port 0
 was given.  SIGTERM or SIGINT closes the listener and exits 0.
 
@@ -147,6 +149,7 @@ def parse_args(argv):
                    default='data')
     p.add_argument('--size-limit', type=int, default=64 * 1024 * 1024)
     p.add_argument('--log')
+    p.add_argument('--log-connect', action='store_true')
     p.add_argument('--ready-file')
     p.add_argument('--verbose', action='store_true')
     args = p.parse_args(argv)
@@ -355,6 +358,14 @@ class Handler:
 class MXSMTP(SMTP):
     """aiosmtpd's server, with failed TLS handshakes in the event log (a
     test can then tell "tried TLS and gave up" from "never tried")."""
+
+    def connection_made(self, transport):
+        # aiosmtpd calls this again after STARTTLS (with the TLS transport):
+        # only the first call is a new connection.
+        first = getattr(self, '_original_transport', None) is None
+        super().connection_made(transport)
+        if first and self.event_handler.args.log_connect:
+            self.event_handler.event(self.session, 'connect')
 
     @syntax('MAIL FROM: <address>', extended=' [SP <mail-parameters>]')
     async def smtp_MAIL(self, arg):
