@@ -20,6 +20,7 @@
 #include <uv.h>
 
 #include "cli_dane.h"
+#include "cli_sts.h"
 #include "netaddr.h"
 
 #define LINE_MAX_TEXT 4096 /* one printed line (records past it are cut) */
@@ -397,9 +398,12 @@ static void level_text(const struct cfg *c, const struct pol_entry *e,
 
 /* ---- policy show ----------------------------------------------------------- */
 
-/* One MX host: what the lookups found, and the level of a session to it. */
+/*
+ * One MX host: what the lookups found, and the level of a session to it;
+ * then MTA-STS (st: the domain's policy, NULL when none is looked up).
+ */
 static void show_host(struct look *l, const struct cfg *c, const struct pol_entry *e,
-		      const struct host *h)
+		      const struct host *h, const struct cli_sts *st)
 {
 	char *text = malloc(3 * LINE_MAX_TEXT), *addrs, *tlsa, reason[600];
 	const char *dsn;
@@ -433,12 +437,15 @@ static void show_host(struct look *l, const struct cfg *c, const struct pol_entr
 		rc = pol_peer_dane(&l->sess, &dn, h->name, &dsn, reason, sizeof(reason));
 	level_text(c, e, &l->sess, &dn, rc, reason, text, LINE_MAX_TEXT);
 	printf("  %s\n", text);
+	if (rc == 0)
+		cli_sts_show_host(st, c, &l->sess, h->name);
 	free(text);
 }
 
 static void show_print(struct look *l, const struct cfg *c, const struct pol_entry *e)
 {
 	const struct dns_mx_result *mx = &l->mx;
+	struct cli_sts *st;
 	char line[600];
 
 	if (mx->status != DNS_OK) {
@@ -450,8 +457,11 @@ static void show_print(struct look *l, const struct cfg *c, const struct pol_ent
 		printf("mx: none (null MX, %s): %s\n", mx->secure ? "secure" : "insecure", mx->why);
 		return;
 	}
+	/* The relay looks MTA-STS up once the domain has MX hosts (qmgr_resolve.c). */
+	st = cli_sts_show(c, e, l->domain);
 	for (size_t i = 0; i < l->nhosts; i++)
-		show_host(l, c, e, &l->hosts[i]);
+		show_host(l, c, e, &l->hosts[i], st);
+	cli_sts_free(st);
 }
 
 int cli_dane_show(const struct cfg *c, const struct pol_table *t, const char *domain)

@@ -35,8 +35,11 @@
  *   mx: HOST (pref N): MX secure, addresses secure (IP, ...), TLSA ...
  * and one line with the level a session to it runs under and where that
  * came from ("  level: dane (DANE: usable TLSA records; MX RRset secure
- * -> Verified)").  t: the policy table (borrowed).  Returns 0, also when
- * lookups failed (the lines say so).
+ * -> Verified)").  Once the MX hosts are known, the MTA-STS lines come
+ * before them (cli_sts_show()), and where a policy is in force each host
+ * gets one more line, the rule that won ("  rule: MTA-STS enforce (level
+ * verify: ...)", cli_sts_show_host()).  t: the policy table (borrowed).
+ * Returns 0, also when lookups failed (the lines say so).
  */
 int cli_dane_show(const struct cfg *c, const struct pol_table *t, const char *domain);
 

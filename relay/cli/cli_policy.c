@@ -8,9 +8,9 @@
  * `policy check` prints a one-line summary on stdout when the file is
  * valid.  `policy show` prints the effective policy for a domain, one
  * "key: value (source)" line per setting, then what the relay's DNS
- * lookups make of it per MX host, DANE included (cli_dane.c), and last the
- * DNSSEC check of the relay's start, run here through the same
- * configuration.
+ * lookups make of it per MX host, DANE and MTA-STS included (cli_dane.c,
+ * cli_sts.c), and last the DNSSEC check of the relay's start, run here
+ * through the same configuration.
  */
 #include <errno.h>
 #include <stdio.h>

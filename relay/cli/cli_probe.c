@@ -23,6 +23,12 @@
  * pol_peer_dane() raises the level before the handshake (cli_dane.c).
  * An IP address as HOST has no TLSA records to look up.
  *
+ * MTA-STS as the relay applies it: with --domain D, mta_sts = yes, no
+ * entry of D and no usable DANE records, D's policy (the cached one while
+ * it is current, else fetched; never stored) goes through pol_peer_sts()
+ * before the handshake (cli_sts.c): enforce checks the chain and HOST's
+ * name and names the policy in the verdict ("Verified (mta-sts: ...)").
+ *
  * A one-shot tool, so blocking sockets with timeouts and GnuTLS over the
  * socket, not conn_ and the event loop.  Server replies are assembled by
  * the pure smtp_reply_parse() (which turns non-printables into '?') from a
@@ -53,6 +59,7 @@
 #include "cert.h"
 #include "cli.h"
 #include "cli_dane.h"
+#include "cli_sts.h"
 #include "fpr.h"
 #include "netaddr.h"
 #include "pol.h"
@@ -81,6 +88,7 @@ struct probe {
 	char resolve_why[PROBE_TEXT_SIZE];
 	int dane_looked;		  /* the relay's lookups ran: connect to their addresses */
 	struct cli_dane_peer dane;	  /* their outcome; sess's TLSA records point here */
+	struct cli_sts *sts;		  /* D's MTA-STS policy; sess points into it */
 	char src[600];			  /* where the level came from */
 	char relay[PROBE_HOST_SIZE + 80]; /* "host[ip]:port" */
 	int fd;
@@ -97,8 +105,8 @@ static int probe_usage(void)
 	fputs("usage: tlsrelay certs probe [--domain D] HOST[:PORT]\n"
 	      "  HOST: a host name or an IP address ([IPv6]:PORT with a port); PORT: remote_port\n"
 	      "  --domain D: check under the policy of next-hop domain D (its entry, and D as\n"
-	      "              nexthop; DANE: HOST's TLSA records, D's MX RRset); default:\n"
-	      "              the policy entry for HOST itself\n",
+	      "              nexthop; DANE: HOST's TLSA records, D's MX RRset; MTA-STS:\n"
+	      "              D's policy); default: the policy entry for HOST itself\n",
 	      stderr);
 	return CLI_EX_USAGE;
 }
@@ -221,6 +229,34 @@ static int probe_dane(struct probe *p)
 	if (rc < 0 && rc != RL_EPOLICY)
 		return -1;
 	p->dane_looked = 1;
+	if (rc == RL_EPOLICY) {
+		p->resolve_rc = rc;
+		rl_strlcpy(p->resolve_why, reason, sizeof(p->resolve_why));
+	}
+	p->level = p->sess.pol.level;
+	return 0;
+}
+
+/*
+ * MTA-STS, where it can apply (cli_sts.h): after DANE, as sess_policy()
+ * does, so the check after the handshake is the relay's.  The relay's
+ * deferral (enforce, HOST not in the policy) becomes the verdict.
+ * Returns -1 when D is not a domain name.
+ */
+static int probe_sts(struct probe *p)
+{
+	char reason[PROBE_TEXT_SIZE];
+	int rc;
+
+	if (!p->domain_given || p->e || p->resolve_rc < 0 || p->sess.pol.ntlsa > 0)
+		return 0; /* no next hop, the entry wins, a deferral already, or DANE wins */
+	if (!p->c->mta_sts) {
+		printf("MTA-STS: not used (mta_sts = no)\n");
+		return 0;
+	}
+	rc = cli_sts_peer(p->c, p->domain, p->host, &p->sess, &p->sts, reason, sizeof(reason));
+	if (rc < 0 && rc != RL_EPOLICY)
+		return -1;
 	if (rc == RL_EPOLICY) {
 		p->resolve_rc = rc;
 		rl_strlcpy(p->resolve_why, reason, sizeof(p->resolve_why));
@@ -724,10 +760,14 @@ static void probe_verdict(struct probe *p, const gnutls_datum_t *chain, unsigned
 		cert_trust_free(p->sess.pol.trust);
 	p->sess.pol.trust = NULL;
 	*trust = pol_trust_word(v.trust);
+	if (p->sess.pol.sts_testing && !p->sess.pol.sts_enforce)
+		printf("MTA-STS testing: %s\n",
+		       v.sts_note[0] ? v.sts_note : "the policy would have been met");
 	if (rc < 0)
 		snprintf(text, size, "failed: %s", reason);
 	else
-		snprintf(text, size, "%s (%s: %s)", *trust, pol_level_name(p->level), reason);
+		snprintf(text, size, "%s (%s: %s)", *trust,
+			 p->sess.pol.sts_enforce ? "mta-sts" : pol_level_name(p->level), reason);
 }
 
 /* After the handshake: the session, the chain, the verdict; then QUIT. */
@@ -790,6 +830,7 @@ static void probe_fini(struct probe *p)
 		close(p->fd);
 	rl_buf_fini(&p->in);
 	cli_dane_peer_fini(&p->dane);
+	cli_sts_free(p->sts);
 }
 
 int cli_probe(const char *cfgpath, int argc, char **argv)
@@ -820,7 +861,8 @@ int cli_probe(const char *cfgpath, int argc, char **argv)
 		p->domain_given = p->domain != NULL;
 		p->domain = p->domain ? p->domain : p->host;
 		probe_policy(p);
-		rc = probe_dane(p) == 0 && probe_run(p) == 0 ? CLI_EX_OK : CLI_EX_FAIL;
+		rc = probe_dane(p) == 0 && probe_sts(p) == 0 && probe_run(p) == 0 ? CLI_EX_OK
+										  : CLI_EX_FAIL;
 		probe_fini(p);
 	}
 	pol_table_free(t);

@@ -17,8 +17,11 @@ struct mreq {
 	int id;
 	mtasts_cb cb;
 	void *arg;
-	int dnsq;  /* DNS lookup in flight, -1 none */
-	int httpq; /* fetch in flight, 0 none */
+	unsigned flags;		   /* MTASTS_NO_STORE, MTASTS_FETCH */
+	struct mtasts_report *rep; /* NULL: log the steps */
+	int keep_cache;		   /* MTASTS_FETCH fetched although the cache was current */
+	int dnsq;		   /* DNS lookup in flight, -1 none */
+	int httpq;		   /* fetch in flight, 0 none */
 	char domain[DNS_NAME_MAX];
 	char host[DNS_NAME_MAX + 8]; /* mta-sts.DOMAIN */
 	char txt_id[STS_ID_MAX + 1]; /* "" when the record gave none */
@@ -133,7 +136,7 @@ static void mreq_read_cache(struct mreq *r)
 	int64_t now = (int64_t)time(NULL);
 
 	r->cached = 0;
-	if (queue_txn_begin(r->m->p.q, 0, &t) < 0)
+	if (!r->m->p.q || queue_txn_begin(r->m->p.q, 0, &t) < 0)
 		return;
 	if (queue_sts_get(t, r->domain, &rec) == 0 && rec.expires > now &&
 	    sts_policy_parse(rec.body, rec.len, &r->cpol, NULL) == 0) {
@@ -142,6 +145,12 @@ static void mreq_read_cache(struct mreq *r)
 		rl_strlcpy(r->cached_id, rec.id, sizeof(r->cached_id));
 	}
 	queue_txn_abort(t);
+	if (r->rep) {
+		r->rep->cached = r->cached;
+		r->rep->stale = r->cached && r->stale;
+		rl_strlcpy(r->rep->cached_id, r->cached ? r->cached_id : "",
+			   sizeof(r->rep->cached_id));
+	}
 }
 
 static int mwrite_apply(struct queue_txn *t, struct commit_req *req)
@@ -185,6 +194,20 @@ static void mreq_store(struct mreq *r, const char *body, size_t len, uint32_t ma
 	committer_submit(r->m->p.commit, &w->req);
 }
 
+/* No policy from the fetch (type: the RFC 8460 result type): say why, fall back. */
+static void mreq_fail(struct mreq *r, const char *type, const char *why)
+{
+	if (r->rep) {
+		r->rep->fetch = MTASTS_FETCHED_FAILED;
+		r->rep->fail_type = type;
+		rl_strlcpy(r->rep->fail_why, why, sizeof(r->rep->fail_why));
+	} else {
+		log_info("mta-sts: %s: policy %s (%s): %s", r->domain,
+			 strcmp(type, MTASTS_INVALID) == 0 ? "invalid" : "fetch failed", type, why);
+	}
+	mreq_fallback(r);
+}
+
 static void mreq_on_fetch(void *arg, const struct https_result *hr)
 {
 	struct mreq *r = arg;
@@ -192,20 +215,28 @@ static void mreq_on_fetch(void *arg, const struct https_result *hr)
 
 	r->httpq = 0;
 	if (hr->status != HTTPS_OK) {
-		log_info("mta-sts: %s: policy fetch failed (sts-policy-fetch-error): %s", r->domain,
-			 hr->why[0] ? hr->why : https_status_name(hr->status));
-		mreq_fallback(r);
+		mreq_fail(r, MTASTS_FETCH_ERROR,
+			  hr->why[0] ? hr->why : https_status_name(hr->status));
 		return;
 	}
 	if (sts_policy_parse(hr->body, hr->body_len, &r->fpol, &why) < 0) {
-		log_info("mta-sts: %s: policy invalid (sts-policy-invalid): %s", r->domain,
-			 why.reason ? why.reason : "cannot parse");
-		mreq_fallback(r);
+		mreq_fail(r, MTASTS_INVALID, why.reason ? why.reason : "cannot parse");
 		return;
 	}
-	log_info("mta-sts: %s: policy id %s fetched (mode %s, max_age %u)", r->domain, r->txt_id,
-		 sts_mode_name(r->fpol.mode), (unsigned)r->fpol.max_age);
-	mreq_store(r, hr->body, hr->body_len, r->fpol.max_age);
+	if (r->rep) {
+		r->rep->fetch = MTASTS_FETCHED_OK;
+		r->rep->fetched = r->fpol;
+	} else {
+		log_info("mta-sts: %s: policy id %s fetched (mode %s, max_age %u)", r->domain,
+			 r->txt_id, sts_mode_name(r->fpol.mode), (unsigned)r->fpol.max_age);
+	}
+	if (r->keep_cache) {
+		/* Fetched only to be shown: the relay would have used the cache. */
+		mreq_done(r, &r->cpol, "cache", r->cached_id);
+		return;
+	}
+	if (!(r->flags & MTASTS_NO_STORE))
+		mreq_store(r, hr->body, hr->body_len, r->fpol.max_age);
 	mreq_done(r, &r->fpol, "fetched", r->txt_id);
 }
 
@@ -229,19 +260,35 @@ static void mreq_on_addrs(void *arg, const struct dns_addr_result *a)
 	r->dnsq = -1;
 	if (a->status != DNS_OK || a->naddr == 0) {
 		dns_fail_text(why, sizeof(why), r->host, "A", a->status, a->why);
-		log_info("mta-sts: %s: policy fetch failed (sts-policy-fetch-error): %s", r->domain,
-			 why);
-		mreq_fallback(r);
+		mreq_fail(r, MTASTS_FETCH_ERROR, why);
 		return;
 	}
 	id = https_get(r->m->p.https, &hq, mreq_on_fetch, r);
 	if (id <= 0) {
-		log_info("mta-sts: %s: policy fetch failed (sts-policy-fetch-error): %s", r->domain,
-			 rl_strerror(id));
-		mreq_fallback(r);
+		mreq_fail(r, MTASTS_FETCH_ERROR, rl_strerror(id));
 		return;
 	}
 	r->httpq = id;
+}
+
+/* The TXT step into the report: the id, or why there is none. */
+static void mreq_report_txt(struct mreq *r, const struct dns_txt_result *t,
+			    const struct rl_why *why)
+{
+	struct mtasts_report *rep = r->rep;
+	char name[DNS_NAME_MAX + 16];
+
+	rl_strlcpy(rep->txt_id, r->txt_id, sizeof(rep->txt_id));
+	if (r->txt_id[0])
+		return;
+	snprintf(name, sizeof(name), "_mta-sts.%s", r->domain);
+	if (t->status != DNS_OK)
+		dns_fail_text(rep->txt_why, sizeof(rep->txt_why), name, "TXT", t->status, t->why);
+	else if (why->code == RL_ENOTFOUND || t->nrec == 0)
+		snprintf(rep->txt_why, sizeof(rep->txt_why), "no v=STSv1 record at %s", name);
+	else
+		snprintf(rep->txt_why, sizeof(rep->txt_why), "the record at %s is not usable: %s",
+			 name, why->reason ? why->reason : rl_strerror(why->code));
 }
 
 static void mreq_on_txt(void *arg, const struct dns_txt_result *t)
@@ -249,6 +296,7 @@ static void mreq_on_txt(void *arg, const struct dns_txt_result *t)
 	struct mreq *r = arg;
 	struct sts_txt rrs[DNS_TXT_MAX];
 	struct sts_record rec;
+	struct rl_why why = {0};
 	int id;
 
 	r->dnsq = -1;
@@ -257,17 +305,22 @@ static void mreq_on_txt(void *arg, const struct dns_txt_result *t)
 	if (t->status == DNS_OK) {
 		for (size_t i = 0; i < t->nrec; i++)
 			rrs[i] = (struct sts_txt){t->rec[i].data, t->rec[i].len};
-		if (sts_txt_parse(rrs, t->nrec, &rec, NULL) == 0)
+		if (sts_txt_parse(rrs, t->nrec, &rec, &why) == 0)
 			rl_strlcpy(r->txt_id, rec.id, sizeof(r->txt_id));
 	}
+	if (r->rep)
+		mreq_report_txt(r, t, &why);
 	if (!r->txt_id[0]) {
 		/* No record (or a DNS failure): the cache decides, as it lasts. */
 		mreq_fallback(r);
 		return;
 	}
 	if (r->cached && !r->stale && strcmp(r->txt_id, r->cached_id) == 0) {
-		mreq_done(r, &r->cpol, "cache", r->cached_id);
-		return;
+		if (!(r->flags & MTASTS_FETCH)) {
+			mreq_done(r, &r->cpol, "cache", r->cached_id);
+			return;
+		}
+		r->keep_cache = 1;
 	}
 	id = dns_addrs(r->m->p.dns, r->host, mreq_on_addrs, r);
 	if (id < 0) {
@@ -279,15 +332,27 @@ static void mreq_on_txt(void *arg, const struct dns_txt_result *t)
 
 int mtasts_lookup(struct mtasts *m, const char *domain, mtasts_cb cb, void *arg)
 {
-	struct mreq *r = calloc(1, sizeof(*r));
+	return mtasts_lookup_report(m, domain, 0, NULL, cb, arg);
+}
+
+int mtasts_lookup_report(struct mtasts *m, const char *domain, unsigned flags,
+			 struct mtasts_report *rep, mtasts_cb cb, void *arg)
+{
+	struct mreq *r;
 	char name[DNS_NAME_MAX + 16];
 	int id;
 
+	RL_REQUIRE(m->p.commit || (flags & MTASTS_NO_STORE));
+	if (rep)
+		memset(rep, 0, sizeof(*rep));
+	r = calloc(1, sizeof(*r));
 	if (!r)
 		return -ENOMEM;
 	r->m = m;
 	r->cb = cb;
 	r->arg = arg;
+	r->flags = flags;
+	r->rep = rep;
 	r->dnsq = -1;
 	rl_strlcpy(r->domain, domain, sizeof(r->domain));
 	for (char *p = r->domain; *p; p++)

@@ -23,8 +23,11 @@
  * (the RFC 8460 result types, for TLS-RPT).
  *
  * Cache writes go through the committer (a worker thread), never on the
- * loop.  Memory: one lookup holds one policy (~17 KB) while in flight.
- * Loop thread only.
+ * loop.  The command-line tools (`policy show`, `certs probe`) make the
+ * same lookup with mtasts_lookup_report(): never writing the cache, and
+ * with the steps recorded for them to print instead of logged.
+ * Memory: one lookup holds one policy (~17 KB) while in flight.  Loop
+ * thread only.
  */
 #ifndef MTASTS_H
 #define MTASTS_H
@@ -46,8 +49,8 @@
 struct mtasts_params {
 	struct dns *dns;
 	struct https *https;
-	struct queue *q;
-	struct committer *commit;
+	struct queue *q;	  /* NULL: no cache (nothing read, nothing written) */
+	struct committer *commit; /* NULL only when every lookup has MTASTS_NO_STORE */
 	const struct cfg *cfg; /* read at each use (a reload changes it in place) */
 };
 
@@ -72,6 +75,42 @@ void mtasts_free(struct mtasts *m);
  * nothing started.
  */
 int mtasts_lookup(struct mtasts *m, const char *domain, mtasts_cb cb, void *arg) RL_WUR;
+
+/* mtasts_lookup_report() flags. */
+#define MTASTS_NO_STORE 0x01 /* never write the cache: a look that changes nothing */
+#define MTASTS_FETCH	0x02 /* fetch even when the cached policy will do; the outcome stays */
+
+/* The RFC 8460 result types of a policy that could not be had. */
+#define MTASTS_FETCH_ERROR "sts-policy-fetch-error"
+#define MTASTS_INVALID	   "sts-policy-invalid"
+
+enum mtasts_fetch { MTASTS_FETCHED_NOT = 0, MTASTS_FETCHED_OK, MTASTS_FETCHED_FAILED };
+
+/*
+ * What one lookup saw, step by step.  Everything a report holds is a copy:
+ * it stays valid after the callback.
+ */
+struct mtasts_report {
+	char txt_id[STS_ID_MAX + 1]; /* the TXT record's id; "" when it gave none */
+	char txt_why[600];	     /* txt_id "": why (the DNS outcome, or the record's fault) */
+	int cached;		     /* an unexpired cached policy that parses was read */
+	int stale;		     /* cached: in the last quarter of its max_age */
+	char cached_id[STS_ID_MAX + 1];
+	int fetch;		   /* enum mtasts_fetch */
+	const char *fail_type;	   /* FAILED: MTASTS_FETCH_ERROR or MTASTS_INVALID */
+	char fail_why[600];	   /* FAILED: the reason, as the log line says it */
+	struct sts_policy fetched; /* OK: the policy as fetched */
+};
+
+/*
+ * mtasts_lookup() for the command-line tools: the same steps and the same
+ * outcome (cb), with flags (MTASTS_*), and *rep (borrowed until cb has
+ * run; zeroed here) filled with what each step saw instead of the log
+ * lines.  With MTASTS_FETCH the policy is fetched for the report also
+ * when the cached one is current, and the outcome is still the cached one.
+ */
+int mtasts_lookup_report(struct mtasts *m, const char *domain, unsigned flags,
+			 struct mtasts_report *rep, mtasts_cb cb, void *arg) RL_WUR;
 
 /* Cancel a lookup by id: its callback does not run. */
 void mtasts_cancel(struct mtasts *m, int id);
