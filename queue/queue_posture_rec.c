@@ -11,7 +11,7 @@
 #include <string.h>
 
 static const char *const posture_tls_names[QUEUE_PT_N] = {
-	"none", "anonymous", "untrusted", "trusted", "verified", "dane", "mta-sts", "-",
+    "none", "anonymous", "untrusted", "trusted", "verified", "dane", "mta-sts", "-",
 };
 
 int queue_posture_tls_index(const char *word)

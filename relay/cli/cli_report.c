@@ -120,7 +120,8 @@ static void dom_finish(struct report_dom *d)
 
 static int dom_cmp(const void *a, const void *b)
 {
-	return strcmp(((const struct report_dom *)a)->domain, ((const struct report_dom *)b)->domain);
+	return strcmp(((const struct report_dom *)a)->domain,
+		      ((const struct report_dom *)b)->domain);
 }
 
 static int report_text(struct rl_buf *o, const struct report *r)
@@ -164,18 +165,21 @@ static int json_dom(struct rl_buf *o, const struct report_dom *d)
 	int rc = rl_buf_puts(o, "{\"domain\": ");
 
 	rc = rc ? rc : mailq_json_string(o, d->domain);
-	rc = rc ? rc : rl_buf_printf(o, ", \"delivered\": {\"dane\": %u, \"mta-sts\": %u, "
-					"\"policy\": %u, \"encrypted\": %u, \"cleartext\": %u}, "
-					"\"deferred\": %u, \"bounced\": %u, \"failures\": [",
-				     d->dane, d->sts, d->policy, d->encrypted, d->cleartext,
-				     d->deferred, d->bounced);
+	rc = rc ? rc
+		: rl_buf_printf(o,
+				", \"delivered\": {\"dane\": %u, \"mta-sts\": %u, "
+				"\"policy\": %u, \"encrypted\": %u, \"cleartext\": %u}, "
+				"\"deferred\": %u, \"bounced\": %u, \"failures\": [",
+				d->dane, d->sts, d->policy, d->encrypted, d->cleartext, d->deferred,
+				d->bounced);
 	for (size_t j = 0; j < d->sum.nreason && rc == 0; j++) {
 		rc = rl_buf_puts(o, j ? ", {\"reason\": " : "{\"reason\": ");
 		rc = rc ? rc : mailq_json_string(o, d->sum.reason[j].text);
 		rc = rc ? rc : rl_buf_printf(o, ", \"count\": %u}", d->sum.reason[j].count);
 	}
-	rc = rc ? rc : rl_buf_printf(o, "], \"failures_other\": %u, \"fingerprints\": [",
-				     d->sum.reason_other);
+	rc = rc ? rc
+		: rl_buf_printf(o, "], \"failures_other\": %u, \"fingerprints\": [",
+				d->sum.reason_other);
 	for (size_t j = 0; j < d->sum.nfpr && rc == 0; j++) {
 		struct fpr_digest k = {.len = FPR_SHA256_LEN};
 
@@ -186,7 +190,8 @@ static int json_dom(struct rl_buf *o, const struct report_dom *d)
 	}
 	rc = rc ? rc : rl_buf_puts(o, "], \"suggestion\": ");
 	if (rc == 0)
-		rc = d->suggestion[0] ? mailq_json_string(o, d->suggestion) : rl_buf_puts(o, "null");
+		rc =
+		    d->suggestion[0] ? mailq_json_string(o, d->suggestion) : rl_buf_puts(o, "null");
 	return rc ? rc : rl_buf_puts(o, "}");
 }
 
@@ -221,7 +226,9 @@ static int report_load(const char *cfgpath, uint64_t secs, struct report *r)
 	int rc;
 
 	r->to_day = (uint32_t)(now / 86400);
-	r->from_day = (uint32_t)((uint64_t)(now - (time_t)(secs < (uint64_t)now ? secs : (uint64_t)now)) / 86400);
+	r->from_day =
+	    (uint32_t)((uint64_t)(now - (time_t)(secs < (uint64_t)now ? secs : (uint64_t)now)) /
+		       86400);
 	if (cli_load_cfg(cfgpath, &c) < 0)
 		return -1;
 	rc = cli_open_queue(&c, QUEUE_O_RDONLY, &q);
@@ -234,7 +241,8 @@ static int report_load(const char *cfgpath, uint64_t secs, struct report *r)
 	queue_txn_abort(t);
 	queue_close(q);
 	if (rc < 0) {
-		fprintf(stderr, "tlsrelay: cannot read the posture counters: %s\n", rl_strerror(rc));
+		fprintf(stderr, "tlsrelay: cannot read the posture counters: %s\n",
+			rl_strerror(rc));
 		return -1;
 	}
 	qsort(r->dom, r->n, sizeof(*r->dom), dom_cmp);

@@ -13,48 +13,48 @@
 #include "cli_report.h"
 
 static const char report_css[] =
-	"body{font:14px/1.4 sans-serif;margin:2em;color:#222;background:#fff}"
-	"h1{font-size:1.4em}table{border-collapse:collapse;margin:1em 0}"
-	"th,td{border:1px solid #ccc;padding:.25em .6em;text-align:right}"
-	"th:first-child,td:first-child{text-align:left}"
-	".key span{display:inline-block;margin-right:1.2em}"
-	".key i{display:inline-block;width:1em;height:1em;margin-right:.3em;vertical-align:middle}"
-	"pre{background:#f4f4f4;padding:.6em}#err{color:#b00}";
+    "body{font:14px/1.4 sans-serif;margin:2em;color:#222;background:#fff}"
+    "h1{font-size:1.4em}table{border-collapse:collapse;margin:1em 0}"
+    "th,td{border:1px solid #ccc;padding:.25em .6em;text-align:right}"
+    "th:first-child,td:first-child{text-align:left}"
+    ".key span{display:inline-block;margin-right:1.2em}"
+    ".key i{display:inline-block;width:1em;height:1em;margin-right:.3em;vertical-align:middle}"
+    "pre{background:#f4f4f4;padding:.6em}#err{color:#b00}";
 
 /*
  * Colours: green for verified (three shades), amber for encrypted only,
  * red for cleartext, grey for failures.
  */
 static const char report_js[] =
-	"(function(){\n"
-	"var body=document.body;\n"
-	"window.onerror=function(m){body.setAttribute('data-report','error');"
-	"document.getElementById('err').textContent='script error: '+m;};\n"
-	"var data=JSON.parse(document.getElementById('report-data').textContent);\n"
-	"var parts=[['dane','DANE','#1b7837'],['mta-sts','MTA-STS','#5aae61'],"
-	"['policy','verified (policy)','#a6dba0'],['encrypted','encrypted only','#f1a340'],"
-	"['cleartext','cleartext','#d73027']];\n"
-	"var key=document.getElementById('key');\n"
-	"parts.concat([['failed','deferred/bounced','#999']]).forEach(function(p){"
-	"var s=document.createElement('span');var i=document.createElement('i');"
-	"i.style.background=p[2];s.appendChild(i);s.appendChild(document.createTextNode(p[1]));"
-	"key.appendChild(s);});\n"
-	"var c=document.getElementById('chart');var rows=Math.max(data.domains.length,1);\n"
-	"c.width=1000;c.height=40+rows*34;var g=c.getContext('2d');\n"
-	"g.fillStyle='#fff';g.fillRect(0,0,c.width,c.height);g.font='13px sans-serif';\n"
-	"var max=1;data.domains.forEach(function(d){var t=d.deferred+d.bounced;"
-	"parts.forEach(function(p){t+=d.delivered[p[0]];});if(t>max)max=t;});\n"
-	"if(!data.domains.length){g.fillStyle='#222';g.fillText('no deliveries in this period',"
-	"10,30);}\n"
-	"data.domains.forEach(function(d,i){var y=20+i*34,x=260,w=700;\n"
-	"g.fillStyle='#222';g.fillText(d.domain,10,y+17);\n"
-	"var segs=parts.map(function(p){return [d.delivered[p[0]],p[2]];});"
-	"segs.push([d.deferred+d.bounced,'#999']);\n"
-	"segs.forEach(function(s){var len=w*s[0]/max;if(len>0){g.fillStyle=s[1];"
-	"g.fillRect(x,y,len,24);x+=len;}});});\n"
-	"body.setAttribute('data-report','rendered');\n"
-	"document.getElementById('status').textContent='charts rendered';\n"
-	"})();\n";
+    "(function(){\n"
+    "var body=document.body;\n"
+    "window.onerror=function(m){body.setAttribute('data-report','error');"
+    "document.getElementById('err').textContent='script error: '+m;};\n"
+    "var data=JSON.parse(document.getElementById('report-data').textContent);\n"
+    "var parts=[['dane','DANE','#1b7837'],['mta-sts','MTA-STS','#5aae61'],"
+    "['policy','verified (policy)','#a6dba0'],['encrypted','encrypted only','#f1a340'],"
+    "['cleartext','cleartext','#d73027']];\n"
+    "var key=document.getElementById('key');\n"
+    "parts.concat([['failed','deferred/bounced','#999']]).forEach(function(p){"
+    "var s=document.createElement('span');var i=document.createElement('i');"
+    "i.style.background=p[2];s.appendChild(i);s.appendChild(document.createTextNode(p[1]));"
+    "key.appendChild(s);});\n"
+    "var c=document.getElementById('chart');var rows=Math.max(data.domains.length,1);\n"
+    "c.width=1000;c.height=40+rows*34;var g=c.getContext('2d');\n"
+    "g.fillStyle='#fff';g.fillRect(0,0,c.width,c.height);g.font='13px sans-serif';\n"
+    "var max=1;data.domains.forEach(function(d){var t=d.deferred+d.bounced;"
+    "parts.forEach(function(p){t+=d.delivered[p[0]];});if(t>max)max=t;});\n"
+    "if(!data.domains.length){g.fillStyle='#222';g.fillText('no deliveries in this period',"
+    "10,30);}\n"
+    "data.domains.forEach(function(d,i){var y=20+i*34,x=260,w=700;\n"
+    "g.fillStyle='#222';g.fillText(d.domain,10,y+17);\n"
+    "var segs=parts.map(function(p){return [d.delivered[p[0]],p[2]];});"
+    "segs.push([d.deferred+d.bounced,'#999']);\n"
+    "segs.forEach(function(s){var len=w*s[0]/max;if(len>0){g.fillStyle=s[1];"
+    "g.fillRect(x,y,len,24);x+=len;}});});\n"
+    "body.setAttribute('data-report','rendered');\n"
+    "document.getElementById('status').textContent='charts rendered';\n"
+    "})();\n";
 
 /* Text for HTML content and attribute values. */
 static int html_text(struct rl_buf *o, const char *s)
@@ -63,11 +63,20 @@ static int html_text(struct rl_buf *o, const char *s)
 
 	for (; *s && rc == 0; s++) {
 		switch (*s) {
-		case '<': rc = rl_buf_puts(o, "&lt;"); break;
-		case '>': rc = rl_buf_puts(o, "&gt;"); break;
-		case '&': rc = rl_buf_puts(o, "&amp;"); break;
-		case '"': rc = rl_buf_puts(o, "&quot;"); break;
-		default: rc = rl_buf_append(o, s, 1);
+		case '<':
+			rc = rl_buf_puts(o, "&lt;");
+			break;
+		case '>':
+			rc = rl_buf_puts(o, "&gt;");
+			break;
+		case '&':
+			rc = rl_buf_puts(o, "&amp;");
+			break;
+		case '"':
+			rc = rl_buf_puts(o, "&quot;");
+			break;
+		default:
+			rc = rl_buf_append(o, s, 1);
 		}
 	}
 	return rc;
@@ -75,20 +84,23 @@ static int html_text(struct rl_buf *o, const char *s)
 
 static int html_table(struct rl_buf *o, const struct report *r)
 {
-	int rc = rl_buf_puts(o, "<table><tr><th>domain</th><th>DANE</th><th>MTA-STS</th>"
-				"<th>verified (policy)</th><th>encrypted only</th><th>cleartext</th>"
-				"<th>deferred</th><th>bounced</th><th>failures by reason</th>"
-				"<th>suggested policy line</th></tr>\n");
+	int rc =
+	    rl_buf_puts(o, "<table><tr><th>domain</th><th>DANE</th><th>MTA-STS</th>"
+			   "<th>verified (policy)</th><th>encrypted only</th><th>cleartext</th>"
+			   "<th>deferred</th><th>bounced</th><th>failures by reason</th>"
+			   "<th>suggested policy line</th></tr>\n");
 
 	for (size_t i = 0; i < r->n && rc == 0; i++) {
 		const struct report_dom *d = &r->dom[i];
 
 		rc = rl_buf_puts(o, "<tr><td>");
 		rc = rc ? rc : html_text(o, d->domain);
-		rc = rc ? rc : rl_buf_printf(o, "</td><td>%u</td><td>%u</td><td>%u</td><td>%u</td>"
-						"<td>%u</td><td>%u</td><td>%u</td><td>",
-					     d->dane, d->sts, d->policy, d->encrypted,
-					     d->cleartext, d->deferred, d->bounced);
+		rc = rc ? rc
+			: rl_buf_printf(o,
+					"</td><td>%u</td><td>%u</td><td>%u</td><td>%u</td>"
+					"<td>%u</td><td>%u</td><td>%u</td><td>",
+					d->dane, d->sts, d->policy, d->encrypted, d->cleartext,
+					d->deferred, d->bounced);
 		for (size_t j = 0; j < d->sum.nreason && rc == 0; j++) {
 			rc = rl_buf_printf(o, "%s%u &times; ", j ? "<br>" : "",
 					   d->sum.reason[j].count);
@@ -123,17 +135,18 @@ int report_html(struct rl_buf *o, const struct report *r)
 
 	report_day_text(r->from_day, from);
 	report_day_text(r->to_day, to);
-	rc = rl_buf_printf(o, "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
-			      "<title>TLS posture %s .. %s</title><style>%s</style></head>\n"
-			      "<body><h1>TLS posture per destination domain, %s .. %s (UTC)</h1>\n"
-			      "<div class=\"key\" id=\"key\"></div>\n"
-			      "<canvas id=\"chart\" width=\"1000\" height=\"80\"></canvas>\n"
-			      "<p id=\"status\"></p><p id=\"err\"></p>\n",
+	rc = rl_buf_printf(o,
+			   "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+			   "<title>TLS posture %s .. %s</title><style>%s</style></head>\n"
+			   "<body><h1>TLS posture per destination domain, %s .. %s (UTC)</h1>\n"
+			   "<div class=\"key\" id=\"key\"></div>\n"
+			   "<canvas id=\"chart\" width=\"1000\" height=\"80\"></canvas>\n"
+			   "<p id=\"status\"></p><p id=\"err\"></p>\n",
 			   from, to, report_css, from, to);
 	rc = rc ? rc : html_table(o, r);
 	rc = rc ? rc : rl_buf_puts(o, "<script type=\"application/json\" id=\"report-data\">");
 	rc = rc ? rc : html_data(o, r);
-	rc = rc ? rc : rl_buf_printf(o, "</script>\n<script>\n%s</script>\n</body></html>\n",
-				     report_js);
+	rc = rc ? rc
+		: rl_buf_printf(o, "</script>\n<script>\n%s</script>\n</body></html>\n", report_js);
 	return rc;
 }

@@ -21,8 +21,8 @@
 #include "log.h"
 #include "qmgr_int.h"
 
-#define QPOST_MAX 64          /* (day, domain) entries per batch */
-#define QPOST_FLUSH_MS 5000   /* how often the gathered counts are written */
+#define QPOST_MAX      64   /* (day, domain) entries per batch */
+#define QPOST_FLUSH_MS 5000 /* how often the gathered counts are written */
 
 struct qpost_ent {
 	uint32_t day;
@@ -32,7 +32,7 @@ struct qpost_ent {
 
 struct qposture {
 	struct qmgr *q;
-	struct qpost_ent cur[QPOST_MAX];    /* gathering */
+	struct qpost_ent cur[QPOST_MAX]; /* gathering */
 	size_t ncur;
 	struct qpost_ent flight[QPOST_MAX]; /* being written */
 	size_t nflight;
@@ -137,8 +137,9 @@ static struct qpost_ent *posture_slot(struct qposture *p, uint32_t day, const ch
 void qmgr_posture_note(struct qposture *p, const char *domain, int class, const char *relay,
 		       const char *tls, const char *reason, const unsigned char *pk)
 {
-	int status = class == SMTPC_DELIVERED ? QUEUE_PS_SENT
-		     : class == SMTPC_PERMFAIL ? QUEUE_PS_BOUNCED : QUEUE_PS_DEFERRED;
+	int status = class == SMTPC_DELIVERED  ? QUEUE_PS_SENT
+		     : class == SMTPC_PERMFAIL ? QUEUE_PS_BOUNCED
+					       : QUEUE_PS_DEFERRED;
 	int idx = strcmp(relay, "none") == 0 ? QUEUE_PT_NOSESS : queue_posture_tls_index(tls);
 	struct qpost_ent *e;
 
@@ -149,7 +150,8 @@ void qmgr_posture_note(struct qposture *p, const char *domain, int class, const 
 	e = posture_slot(p, (uint32_t)(time(NULL) / 86400), domain);
 	if (!e) {
 		if (p->dropped++ == 0)
-			log_warn("posture counters: too many destinations at once; some not counted");
+			log_warn(
+			    "posture counters: too many destinations at once; some not counted");
 		return;
 	}
 	queue_posture_count(&e->rec, status, idx, reason, status == QUEUE_PS_SENT ? pk : NULL);
