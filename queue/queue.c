@@ -27,7 +27,7 @@
 /* 4 GiB of address space costs nothing on 64-bit systems; LMDB does not
  * grow the file until the data does. */
 #define QUEUE_MAPSIZE_DEFAULT (SIZE_MAX > 0xffffffffu ? (uint64_t)4 << 30 : (uint64_t)1 << 30)
-#define QUEUE_MAXDBS	      8
+#define QUEUE_MAXDBS	      16
 /* queue_msg_insert_fd() reads its file in pieces of this size. */
 #define QUEUE_PREAD_CHUNK (1024 * 1024)
 /* Inserts retry on ID collisions with other processes; each try uses a
@@ -298,7 +298,9 @@ static int queue_dbs_open(struct queue *q, MDB_txn *txn)
 	 * read-only open (mailq) must accept as an empty cache. */
 	rc = mdb_dbi_open(txn, queue_db_names[last], f, dbis[last]);
 	q->has_sts = rc == 0;
-	return rc == MDB_NOTFOUND && (q->flags & QUEUE_O_RDONLY) ? 0 : rc;
+	if (rc == MDB_NOTFOUND && (q->flags & QUEUE_O_RDONLY))
+		rc = 0;
+	return rc ? rc : queue_posture_dbopen(q, txn);
 }
 
 /* Check (or, in a new queue, write) the layout version in meta.  A newer

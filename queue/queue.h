@@ -294,6 +294,98 @@ int queue_sts_foreach(struct queue_txn *t,
 		      int (*fn)(void *arg, const char *domain, const struct queue_sts *rec),
 		      void *arg) RL_WUR;
 
+/*
+ * TLS posture counters ("posture" database, queue_posture.c): per UTC day
+ * and destination domain, what the relay's deliveries reached.  The relay
+ * adds to them through its committer; `tlsrelay report` reads them.
+ * Nothing that lists or counts mail reads them.  A queue made before them
+ * has no "posture" database until a writer opens it; a read-only open then
+ * sees no counters.
+ *
+ * The record is bounded: counts per status and TLS word, the
+ * QUEUE_POSTURE_REASONS most frequent failure reasons (each cut to
+ * QUEUE_POSTURE_REASON_MAX octets; the rest only counted), and the
+ * QUEUE_POSTURE_FPRS most frequent SHA-256 public-key digests of the peer's
+ * leaf certificate (likewise).  Counts saturate at UINT32_MAX.  Domains are
+ * keys as for the "sts" database (lower case, no final dot, -EINVAL
+ * otherwise).
+ */
+enum queue_posture_tls {
+	QUEUE_PT_NONE = 0,  /* a session, no TLS: cleartext */
+	QUEUE_PT_ANONYMOUS,
+	QUEUE_PT_UNTRUSTED,
+	QUEUE_PT_TRUSTED,
+	QUEUE_PT_VERIFIED,  /* verified under the policy file (or default level) */
+	QUEUE_PT_DANE,
+	QUEUE_PT_STS,       /* "mta-sts" */
+	QUEUE_PT_NOSESS,    /* no server answered (relay=none) */
+	QUEUE_PT_N
+};
+
+enum queue_posture_status { QUEUE_PS_SENT = 0, QUEUE_PS_DEFERRED, QUEUE_PS_BOUNCED, QUEUE_PS_N };
+
+#define QUEUE_POSTURE_REASONS 8
+#define QUEUE_POSTURE_REASON_MAX 120
+#define QUEUE_POSTURE_FPRS 4
+#define QUEUE_POSTURE_FPR_LEN 32 /* SHA-256 */
+
+struct queue_posture_reason {
+	uint32_t count;
+	char text[QUEUE_POSTURE_REASON_MAX + 1]; /* 1..REASON_MAX octets, no NUL */
+};
+
+struct queue_posture_fpr {
+	uint32_t count;
+	unsigned char sha256[QUEUE_POSTURE_FPR_LEN];
+};
+
+struct queue_posture {
+	uint32_t count[QUEUE_PS_N][QUEUE_PT_N];
+	uint32_t reason_other;  /* failures whose reason was not kept */
+	size_t nreason;
+	struct queue_posture_reason reason[QUEUE_POSTURE_REASONS];
+	uint32_t fpr_other;     /* TLS deliveries whose digest was not kept or unknown */
+	size_t nfpr;
+	struct queue_posture_fpr fpr[QUEUE_POSTURE_FPRS];
+};
+
+/* The index of a contract tls= word ("none" .. "mta-sts"); NULL gives
+ * QUEUE_PT_NONE; an unknown word -1.  And back (QUEUE_PT_NOSESS: "-"). */
+int queue_posture_tls_index(const char *word);
+const char *queue_posture_tls_name(int tls);
+
+/*
+ * Count one recipient outcome into p (pure, in memory): status and tls
+ * index; reason (may be NULL or "") is kept for a deferred or bounced
+ * outcome; pk (may be NULL) is the leaf's SHA-256 public-key digest, kept
+ * for a sent outcome over TLS.  Out-of-range indexes are programmer bugs.
+ */
+void queue_posture_count(struct queue_posture *p, int status, int tls, const char *reason,
+			 const unsigned char *pk);
+
+/* Add from's counts to into (pure), keeping the bounds above. */
+void queue_posture_merge(struct queue_posture *into, const struct queue_posture *from);
+
+/*
+ * Add delta to the record of (day, domain) (write transaction); day counts
+ * UTC days since 1970-01-01.  A record that does not decode is replaced.
+ * -EINVAL for a bad domain; RL_EQFULL or RL_EQUEUE from storage.
+ */
+int queue_posture_add(struct queue_txn *t, uint32_t day, const char *domain,
+		      const struct queue_posture *delta) RL_WUR;
+
+/*
+ * Visit the records of days >= from_day, by day then domain.  domain and
+ * rec are valid only during the call; records that do not decode are
+ * skipped.  Stops at and returns fn's first non-zero value; otherwise 0,
+ * or a storage error.
+ */
+int queue_posture_foreach(struct queue_txn *t, uint32_t from_day,
+			  int (*fn)(void *arg, uint32_t day, const char *domain,
+				    const struct queue_posture *rec),
+			  void *arg) RL_WUR;
+
+
 /* Text of a recipient state for listings: "pending", "deferred", ... */
 const char *queue_rcpt_state_name(int state);
 

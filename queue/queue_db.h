@@ -22,6 +22,9 @@ struct queue {
 	 * their pointers dangling.  Atomic: the relay reads on the loop thread
 	 * while its committer writes on a worker thread. */
 	_Atomic int ntxn;
+	/* TLS posture counters (queue_posture.c); has_posture as has_sts. */
+	MDB_dbi posture;
+	int has_posture;
 };
 
 struct queue_txn {
@@ -36,5 +39,8 @@ struct queue_txn {
  * transaction, remember it so that commit aborts (queue.c, txn_fail).
  */
 int queue_db_fail(struct queue_txn *t, int mdbrc);
+
+/* Open the "posture" database (queue_posture.c); an LMDB code. */
+int queue_posture_dbopen(struct queue *q, MDB_txn *txn);
 
 #endif

@@ -38,6 +38,8 @@ int cli_sendmail(const char *cfgpath, int argc, char **argv);
 int cli_policy(const char *cfgpath, int argc, char **argv);
 /* `certs fingerprint FILE`, `certs probe ...`; argv starts after "certs". */
 int cli_certs(const char *cfgpath, int argc, char **argv);
+/* `report [--since 7d] [--json | --html FILE]`; argv starts after "report". */
+int cli_report(const char *cfgpath, int argc, char **argv);
 /* `certs probe [--domain D] HOST[:PORT]`; argv starts after "probe". */
 int cli_probe(const char *cfgpath, int argc, char **argv);
 

@@ -89,7 +89,10 @@ static void qmgr_poll(struct qmgr *q)
 
 static void qmgr_timer_cb(uv_timer_t *t)
 {
-	qmgr_poll(t->data);
+	struct qmgr *q = t->data;
+
+	qmgr_posture_tick(q->posture);
+	qmgr_poll(q);
 }
 
 static int qmgr_clear_marks(struct qmgr *q)
@@ -132,6 +135,9 @@ int qmgr_start(const struct qmgr_params *p, struct qmgr **out)
 	q->sts = mtasts_new(&(struct mtasts_params){q->dns, q->https, p->q, p->commit, p->cfg});
 	if (!q->sts)
 		return -ENOMEM;
+	q->posture = qmgr_posture_new(q);
+	if (!q->posture)
+		return -ENOMEM;
 	/* Marks of a previous run are stale: that process is gone. */
 	rc = qmgr_clear_marks(q);
 	if (rc < 0) {
@@ -157,6 +163,8 @@ void qmgr_check_stopped(struct qmgr *q)
 	if (!q->stopping || q->nsess > 0 || q->nmsgs > 0 || q->stop_reported)
 		return;
 	q->stop_reported = 1;
+	/* The last counts go to the committer, which the daemon waits for. */
+	qmgr_posture_flush(q->posture);
 	if (q->timers_open) {
 		uv_close((uv_handle_t *)&q->timer, qmgr_closed_cb);
 		uv_close((uv_handle_t *)&q->grace, qmgr_closed_cb);
@@ -233,5 +241,6 @@ void qmgr_free(struct qmgr *q)
 	mtasts_free(q->sts);
 	https_free(q->https);
 	dns_free(q->dns);
+	qmgr_posture_free(q->posture);
 	free(q);
 }

@@ -216,6 +216,7 @@ struct qmgr {
 	struct qmsg *finq;                 /* messages whose final write failed */
 	int timers_open;
 	int trimmed;                       /* memory handed back since the last work */
+	struct qposture *posture;          /* TLS posture counters (qmgr_posture.c) */
 };
 
 /* qmgr.c */
@@ -256,6 +257,15 @@ void qmgr_job_fail(struct qjob *j, int class, const char *dsn, const char *reaso
 		   const char *relay, const char *tls);
 void qmgr_msg_free(struct qmsg *qm);
 void qmgr_msg_take(struct qmgr *q, struct queue_txn *t, const char *id);
+
+/* qmgr_posture.c: counters for `tlsrelay report` (NULL p: no-ops) */
+struct qposture;
+struct qposture *qmgr_posture_new(struct qmgr *q);
+void qmgr_posture_free(struct qposture *p);
+void qmgr_posture_note(struct qposture *p, const char *domain, int class, const char *relay,
+		       const char *tls, const char *reason, const unsigned char *pk);
+void qmgr_posture_tick(struct qposture *p);
+void qmgr_posture_flush(struct qposture *p);
 
 /* qmgr_fin.c */
 void qmgr_msg_finish(struct qmsg *qm);

@@ -96,6 +96,8 @@ void qmgr_job_done(struct qjob *j, const char *relay, const char *tls)
 		qmgr_log_rcpt(qm->m, r->address, qm->relay[k], qm->tls[k], r->dsn,
 			      qmgr_class_status(r->result),
 			      "", r->reason);
+		qmgr_posture_note(qm->q->posture, j->d->domain, r->result, qm->relay[k], qm->tls[k],
+				  r->reason, r == &qm->res[k] || !j->sm.has_pk ? NULL : j->sm.pk_sha256);
 	}
 	job_free(j);
 	if (--qm->jobs == 0)

@@ -84,6 +84,8 @@ struct smtpc {
 	char fail_reason[SMTPC_REASON_MAX];
 	int plain_retry;
 	const char *tls;   /* protection of the session for log lines: "none", ... */
+	unsigned char pk[FPR_SHA256_LEN]; /* leaf public-key SHA-256 (has_pk) */
+	int has_pk;
 	int verified;      /* TLS whose peer check ended POL_TRUST_VERIFIED (REQUIRETLS) */
 	int quit_on_fail;  /* end with QUIT rather than a bare close */
 	/* The transaction in progress. */
@@ -178,6 +180,9 @@ static void smtpc_msg_finish(struct smtpc *s)
 		smtpc_clean(m->rcpt[i].reason, sizeof(m->rcpt[i].reason));
 		smtpc_clean(m->rcpt[i].reply, sizeof(m->rcpt[i].reply));
 	}
+	m->has_pk = s->has_pk;
+	if (s->has_pk)
+		memcpy(m->pk_sha256, s->pk, sizeof(m->pk_sha256));
 	s->p.ops->msg_done(s, m, s->p.arg);
 }
 
@@ -727,6 +732,22 @@ static const char *smtpc_tls_word(const char *trust)
 	return "anonymous";
 }
 
+/* Remember the leaf's public-key digest for the posture counters. */
+static void smtpc_note_pk(struct smtpc *s, const gnutls_datum_t *chain, unsigned n)
+{
+	struct fpr_digest k;
+
+	s->has_pk = chain && n > 0 &&
+		    fpr_compute(chain[0].data, chain[0].size, FPR_PUBKEY, FPR_SHA256_LEN, &k) == 0;
+	if (s->has_pk)
+		memcpy(s->pk, k.bytes, sizeof(s->pk));
+}
+
+const unsigned char *smtpc_pk_sha256(const struct smtpc *s)
+{
+	return s->has_pk ? s->pk : NULL;
+}
+
 static int smtpc_tls_check(struct smtpc *s)
 {
 	gnutls_session_t t = conn_tls_session(s->conn);
@@ -737,6 +758,7 @@ static int smtpc_tls_check(struct smtpc *s)
 	int rc;
 
 	conn_tls_summary(s->conn, summary, sizeof(summary));
+	smtpc_note_pk(s, chain, n);
 	/* Log first: the TLS line tells what was established, even if refused. */
 	rc = smtpc_peer_check(s, chain, n, &trust, &mech);
 	/* A Trusted DANE match is "trusted", not "dane". */

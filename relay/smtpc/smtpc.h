@@ -61,6 +61,11 @@ struct smtpc_msg {
 	/* Read content bytes from off; *got = 0 at the end. */
 	int (*read)(void *arg, uint64_t off, char *buf, size_t len, size_t *got);
 	void *arg;
+	/* Set by smtpc when the message is done: the SHA-256 digest of the
+	 * public key of the server's leaf certificate (has_pk 0: no TLS or no
+	 * certificate), for the TLS posture counters. */
+	unsigned char pk_sha256[32];
+	int has_pk;
 };
 
 /* TLS material shared by all sessions (built once from the config). */
@@ -131,5 +136,11 @@ const char *smtpc_fail_dsn(const struct smtpc *s);
 const char *smtpc_tls(const struct smtpc *s);
 /* "host[ip]:port" of the session, for log lines. */
 const char *smtpc_relay(const struct smtpc *s);
+/*
+ * The SHA-256 digest of the public key of the server's leaf certificate
+ * (32 bytes, valid until the session ends), or NULL before TLS or when the
+ * server showed no certificate or it did not decode.
+ */
+const unsigned char *smtpc_pk_sha256(const struct smtpc *s);
 
 #endif
