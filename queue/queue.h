@@ -68,6 +68,7 @@ enum queue_rcpt_state {
 #define QUEUE_F_SMTPUTF8 0x04 /* MAIL FROM had SMTPUTF8 */
 #define QUEUE_F_BOUNCE 0x08   /* a DSN made by the relay: never bounce it */
 #define QUEUE_F_REQUIRETLS 0x10 /* MAIL FROM had REQUIRETLS (RFC 8689) */
+#define QUEUE_F_TLSRPT 0x20   /* a TLS-RPT report: its sessions are not counted */
 
 struct queue_rcpt {
 	char *address;  /* without angle brackets */
@@ -373,6 +374,8 @@ struct queue_tlsrpt_sess {
 	const char *sending_ip, *receiving_ip;
 };
 
+/* Whether day is "YYYY-MM-DD" (digits and dashes in place). */
+int queue_tlsrpt_day_valid(const char *day, size_t len);
 /* Count one session into r (pure; bounded as above). */
 void queue_tlsrpt_add(struct queue_tlsrpt *r, const struct queue_tlsrpt_sess *s);
 /* Add the counts of src to dst (pure); dst->sent is kept if set. */

@@ -165,7 +165,5 @@ int queue_tlsrpt_rec_decode(const void *p, size_t n, struct queue_tlsrpt *out) R
 /* The key of (day, domain) into out (QUEUE_TLSRPT_KEY_MAX + 1): -EINVAL if either is bad. */
 int queue_tlsrpt_key(const char *day, const char *domain, size_t dlen, char *out,
 		     size_t *len) RL_WUR;
-/* Whether day is "YYYY-MM-DD" (digits and dashes in place). */
-int queue_tlsrpt_day_valid(const char *day, size_t len);
 
 #endif

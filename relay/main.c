@@ -23,7 +23,8 @@ static void usage(FILE *f)
 	      "  queue hold|release|delete ID|ALL\n"
 	      "  sendmail [-f FROM] [-t] [-i] [RCPT...]\n"
 	      "  policy check [FILE] | policy show DOMAIN\n"
-	      "  certs fingerprint FILE | certs probe [--domain D] HOST[:PORT]\n",
+	      "  certs fingerprint FILE | certs probe [--domain D] HOST[:PORT]\n"
+	      "  tlsrpt show [--day YYYY-MM-DD] [DOMAIN] | tlsrpt send [--day YYYY-MM-DD]\n",
 	      f);
 }
 
@@ -92,6 +93,8 @@ int main(int argc, char **argv)
 		return cli_certs(path, n - 1, argv + 1);
 	if (strcmp(argv[0], "policy") == 0)
 		return cli_policy(path, n - 1, argv + 1);
+	if (strcmp(argv[0], "tlsrpt") == 0)
+		return cli_tlsrpt(path, n - 1, argv + 1);
 	if (strcmp(argv[0], "help") == 0 || strcmp(argv[0], "--help") == 0) {
 		usage(stdout);
 		return CLI_EX_OK;

@@ -38,6 +38,8 @@ int cli_sendmail(const char *cfgpath, int argc, char **argv);
 int cli_policy(const char *cfgpath, int argc, char **argv);
 /* `certs fingerprint FILE`, `certs probe ...`; argv starts after "certs". */
 int cli_certs(const char *cfgpath, int argc, char **argv);
+/* `tlsrpt show [--day D] [DOMAIN]`, `tlsrpt send [--day D]`; argv starts after "tlsrpt". */
+int cli_tlsrpt(const char *cfgpath, int argc, char **argv);
 /* `certs probe [--domain D] HOST[:PORT]`; argv starts after "probe". */
 int cli_probe(const char *cfgpath, int argc, char **argv);
 

@@ -19,6 +19,7 @@
 #include "serve.h"
 #include "smtpd.h"
 #include "tlspol.h"
+#include "tlsrpt.h"
 
 #define SERVE_BACKLOG 511
 #define SERVE_DELIVERY_GRACE_MS 10000 /* deliveries in flight may finish */
@@ -362,6 +363,13 @@ static void serve_stop_check(struct serve *srv)
 	if (!srv->stopping || srv->stop_done || smtpd_server_sessions(srv->smtpd) > 0 ||
 	    !committer_idle(srv->commit) || !srv->qmgr_stopped)
 		return;
+	/* The last TLS-RPT counts go after delivery stopped counting. */
+	if (!tlsrpt_counter_idle(srv->rpt)) {
+		tlsrpt_counter_stop(srv->rpt);
+		if (!tlsrpt_counter_idle(srv->rpt))
+			return; /* the committer's idle callback comes back here */
+	}
+	tlsrpt_counter_stop(srv->rpt);
 	srv->stop_done = 1;
 	uv_close((uv_handle_t *)&srv->sig_term, NULL);
 	uv_close((uv_handle_t *)&srv->sig_int, NULL);
@@ -454,6 +462,10 @@ static int serve_open(struct serve *srv)
 	if (!srv->commit)
 		return -ENOMEM;
 	committer_on_idle(srv->commit, serve_commit_idle, srv);
+	/* Counts are kept whatever `tlsrpt` says; it only decides sending. */
+	srv->rpt = tlsrpt_counter_new(srv->loop, srv->commit);
+	if (!srv->rpt)
+		return -ENOMEM;
 	p = (struct smtpd_params){ srv->loop, &srv->cfg, srv->commit, srv->tls_in.cred,
 				   srv->tls_in.prio, serve_queued, serve_session_gone, srv };
 	rc = smtpd_server_new(&p, &srv->smtpd);
@@ -464,7 +476,7 @@ static int serve_open(struct serve *srv)
 		return RL_ECONFIG;
 	qp = (struct qmgr_params){ srv->loop, &srv->cfg, srv->q, srv->commit, &srv->pol,
 				   &srv->tls_out.tls, srv->tls_out.trust,
-				   serve_qmgr_stopped, srv };
+				   serve_qmgr_stopped, srv, srv->rpt };
 	return qmgr_start(&qp, &srv->qmgr);
 }
 
@@ -473,6 +485,7 @@ static void serve_cleanup(struct serve *srv)
 	qmgr_free(srv->qmgr);
 	smtpd_server_free(srv->smtpd);
 	committer_free(srv->commit);
+	tlsrpt_counter_free(srv->rpt);
 	queue_close(srv->q);
 	tlscred_in_fini(&srv->tls_in);
 	tlscred_out_fini(&srv->tls_out);

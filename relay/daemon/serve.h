@@ -17,6 +17,7 @@
 
 struct smtpd_server;
 struct qmgr;
+struct tlsrpt_counter;
 struct tlspol;
 struct tlspol_reload;
 struct serve_dnscheck;
@@ -27,6 +28,7 @@ struct serve {
 	char *cfg_path;
 	struct queue *q;
 	struct committer *commit;
+	struct tlsrpt_counter *rpt; /* TLS-RPT counts of outbound sessions */
 	struct qmgr *qmgr;    /* delivery; NULL until started */
 	struct tlspol *pol;   /* policy file in force (refcounted snapshot) */
 	uv_fs_event_t pol_watch; /* the policy file's directory */
