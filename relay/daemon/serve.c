@@ -11,8 +11,10 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <time.h>
 
 #include "dns.h"
+#include "https.h"
 #include "log.h"
 #include "netaddr.h"
 #include "qmgr.h"
@@ -361,7 +363,7 @@ static void serve_stop_check(struct serve *srv)
 {
 	/* Sessions close within conn's drain bound; commits in flight finish. */
 	if (!srv->stopping || srv->stop_done || smtpd_server_sessions(srv->smtpd) > 0 ||
-	    !committer_idle(srv->commit) || !srv->qmgr_stopped)
+	    !committer_idle(srv->commit) || !srv->qmgr_stopped || srv->rpt_sending)
 		return;
 	/* The last TLS-RPT counts go after delivery stopped counting. */
 	if (!tlsrpt_counter_idle(srv->rpt)) {
@@ -374,6 +376,8 @@ static void serve_stop_check(struct serve *srv)
 	uv_close((uv_handle_t *)&srv->sig_term, NULL);
 	uv_close((uv_handle_t *)&srv->sig_int, NULL);
 	uv_close((uv_handle_t *)&srv->sig_hup, NULL);
+	if (srv->rpt) /* its timer was started with it */
+		uv_close((uv_handle_t *)&srv->rpt_timer, NULL);
 	serve_policy_unwatch(srv);
 }
 
@@ -446,6 +450,73 @@ static void serve_signals(struct serve *srv)
 	signal(SIGPIPE, SIG_IGN);
 }
 
+/* --- the daily TLS-RPT run (RFC 8460 section 3) --------------------------- */
+
+/* A minute, and a failed run is tried again after an hour. */
+#define SERVE_RPT_TICK_MS 60000
+#define SERVE_RPT_RETRY 3600
+/* Counts of yesterday's last seconds are written within TLSRPT_FLUSH_MS. */
+#define SERVE_RPT_SETTLE 120
+
+static void serve_rpt_done(void *arg, int failures)
+{
+	struct serve *srv = arg;
+	char day[16];
+
+	tlsrpt_day((int64_t)time(NULL) - 86400, day, sizeof(day));
+	if (failures == 0)
+		rl_strlcpy(srv->rpt_done_day, day, sizeof(srv->rpt_done_day));
+	else
+		srv->rpt_retry_at = (int64_t)time(NULL) + SERVE_RPT_RETRY;
+	dns_free(srv->rpt_dns);
+	https_free(srv->rpt_https);
+	srv->rpt_dns = NULL;
+	srv->rpt_https = NULL;
+	srv->rpt_sending = 0;
+	serve_stop_check(srv);
+}
+
+/*
+ * Once a day, after 00:00 UTC (and at start): yesterday's reports, unless
+ * they all went already.  A report is marked sent in the queue, so a
+ * restart never sends one twice.
+ */
+static void serve_rpt_tick(uv_timer_t *t)
+{
+	struct serve *srv = t->data;
+	int64_t now = (int64_t)time(NULL);
+	struct tlsrpt_send_params p = {0};
+	char err[256];
+
+	if (!srv->cfg.tlsrpt || srv->rpt_sending || srv->stopping || now < srv->rpt_retry_at ||
+	    now % 86400 < SERVE_RPT_SETTLE)
+		return;
+	tlsrpt_day(now - 86400, p.day, sizeof(p.day));
+	if (strcmp(p.day, srv->rpt_done_day) == 0)
+		return;
+	if (dns_new(srv->loop, &srv->cfg, &srv->rpt_dns, err, sizeof(err)) < 0 ||
+	    https_new(srv->loop, &srv->rpt_https, err, sizeof(err)) < 0) {
+		log_warn("tlsrpt: cannot send reports: %s", err);
+		dns_free(srv->rpt_dns);
+		srv->rpt_dns = NULL;
+		srv->rpt_retry_at = now + SERVE_RPT_RETRY;
+		return;
+	}
+	p.loop = srv->loop;
+	p.cfg = &srv->cfg;
+	p.q = srv->q;
+	p.dns = srv->rpt_dns;
+	p.https = srv->rpt_https;
+	p.commit = srv->commit;
+	p.done = serve_rpt_done;
+	p.arg = srv;
+	srv->rpt_sending = 1;
+	if (tlsrpt_send_start(&p) < 0) {
+		srv->rpt_sending = 0;
+		serve_rpt_done(srv, 1);
+	}
+}
+
 static int serve_open(struct serve *srv)
 {
 	struct smtpd_params p;
@@ -466,6 +537,9 @@ static int serve_open(struct serve *srv)
 	srv->rpt = tlsrpt_counter_new(srv->loop, srv->commit);
 	if (!srv->rpt)
 		return -ENOMEM;
+	uv_timer_init(srv->loop, &srv->rpt_timer);
+	srv->rpt_timer.data = srv;
+	uv_timer_start(&srv->rpt_timer, serve_rpt_tick, 1000, SERVE_RPT_TICK_MS);
 	p = (struct smtpd_params){ srv->loop, &srv->cfg, srv->commit, srv->tls_in.cred,
 				   srv->tls_in.prio, serve_queued, serve_session_gone, srv };
 	rc = smtpd_server_new(&p, &srv->smtpd);

@@ -192,7 +192,8 @@ class TlsRpt(DeliveryBase):
             ('_smtp._tls.web.test.', 'TXT',
              '"v=TLSRPTv1; rua=https://reports.web.test:%d/report"' % web.port)])
         mx = self.mx('127.0.0.93', 'mx.web.test')
-        relay = self.relay(default_tls_level='encrypt', tls_ca_file=self.ca.cert)
+        relay = self.relay(default_tls_level='encrypt', tls_ca_file=self.ca.cert,
+                           tlsrpt='yes')
         qid, mid = self.send(relay, 'alice@client.test', ['bob@web.test'])
         self.messages_with(mx, mid)
         self.wait_gone(relay, qid)
