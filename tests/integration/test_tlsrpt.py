@@ -177,6 +177,7 @@ class TlsRpt(DeliveryBase):
         self.assertEqual(json.loads(data), json.loads(shown))
         # The report's own delivery is not counted (no report loops).
         self.wait_log(relay, r'to=<tlsrpt@rua\.test>.*status=sent')
+        relay.stop()   # writes the last counts
         rua_rep = relay.cli('tlsrpt', 'show', '--day', today(), 'rua.test')
         self.assertNotEqual(rua_rep.returncode, 0, rua_rep.stdout)
         # Never twice.
