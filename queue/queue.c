@@ -276,15 +276,17 @@ static int queue_mdb_begin(struct queue *q, unsigned f, MDB_txn **txn)
 }
 
 /* The named databases (queue.h); mdb_env_set_maxdbs() must allow them all. */
-static const char *const queue_db_names[] = {"msg", "body", "sched", "meta", "active", "sts"};
+static const char *const queue_db_names[] = {"msg",    "body", "sched", "meta",
+					     "active", "sts",  "tlsrpt"};
 _Static_assert(sizeof(queue_db_names) / sizeof(queue_db_names[0]) <= QUEUE_MAXDBS,
 	       "QUEUE_MAXDBS too small for the named databases");
 
 static int queue_dbs_open(struct queue *q, MDB_txn *txn)
 {
-	MDB_dbi *dbis[] = {&q->msg, &q->body, &q->sched, &q->meta, &q->active, &q->sts};
+	MDB_dbi *dbis[] = {&q->msg,    &q->body, &q->sched, &q->meta,
+			   &q->active, &q->sts,	 &q->tlsrpt};
 	unsigned f = (q->flags & QUEUE_O_RDONLY) ? 0 : MDB_CREATE;
-	size_t i, last = sizeof(dbis) / sizeof(dbis[0]) - 1;
+	size_t i, last = sizeof(dbis) / sizeof(dbis[0]) - 2;
 	int rc = 0;
 
 	_Static_assert(sizeof(dbis) / sizeof(dbis[0]) ==
@@ -298,9 +300,14 @@ static int queue_dbs_open(struct queue *q, MDB_txn *txn)
 	 * read-only open (mailq) must accept as an empty cache. */
 	rc = mdb_dbi_open(txn, queue_db_names[last], f, dbis[last]);
 	q->has_sts = rc == 0;
-	if (rc == MDB_NOTFOUND && (q->flags & QUEUE_O_RDONLY))
-		rc = 0;
-	return rc ? rc : queue_posture_dbopen(q, txn);
+	if (rc && !(rc == MDB_NOTFOUND && (q->flags & QUEUE_O_RDONLY)))
+		return rc;
+	/* "tlsrpt" came later still, and is optional in the same way. */
+	rc = mdb_dbi_open(txn, queue_db_names[last + 1], f, dbis[last + 1]);
+	q->has_tlsrpt = rc == 0;
+	if (rc && !(rc == MDB_NOTFOUND && (q->flags & QUEUE_O_RDONLY)))
+		return rc;
+	return queue_posture_dbopen(q, txn);
 }
 
 /* Check (or, in a new queue, write) the layout version in meta.  A newer
@@ -579,8 +586,8 @@ static int msg_put_fresh(struct queue_txn *t, const struct queue_msg *m, const s
 static int queue_has_room(struct queue_txn *t, size_t len)
 {
 	MDB_dbi dbis[] = { 0, t->q->msg, t->q->body, t->q->sched, t->q->meta, t->q->active,
-			   t->q->sts };
-	size_t ndbi = sizeof(dbis) / sizeof(dbis[0]) - !t->q->has_sts;
+			   t->q->has_sts ? t->q->sts : 0, t->q->has_tlsrpt ? t->q->tlsrpt : 0 };
+	size_t ndbi = sizeof(dbis) / sizeof(dbis[0]);
 	MDB_envinfo info;
 	MDB_stat st;
 	uint64_t pages = 0, psize, cap;
@@ -589,6 +596,8 @@ static int queue_has_room(struct queue_txn *t, size_t len)
 		return 1; /* cannot tell: LMDB's own MDB_MAP_FULL still guards */
 	psize = st.ms_psize;
 	for (size_t i = 0; i < ndbi; i++) {
+		if (i > 0 && dbis[i] == 0)
+			continue; /* an optional database this queue lacks */
 		if (mdb_stat(t->txn, dbis[i], &st) != 0)
 			return 1;
 		pages += st.ms_branch_pages + st.ms_leaf_pages + st.ms_overflow_pages;

@@ -25,6 +25,9 @@
  *           nothing that lists or counts mail reads it.  A queue made by
  *           an older version has no "sts" until a writer opens it; a
  *           read-only open then sees an empty cache.
+ *   "tlsrpt" "YYYY-MM-DD:domain" -> that UTC day's TLS-RPT counts for the
+ *           policy domain (queue_tlsrpt_*), and whether its report went
+ *           out; absent from older queues as "sts" is.
  *
  * Threads and processes: a struct queue may be used from one thread at a
  * time.  A transaction begins and ends inside one function call of the
@@ -65,6 +68,7 @@ enum queue_rcpt_state {
 #define QUEUE_F_SMTPUTF8 0x04 /* MAIL FROM had SMTPUTF8 */
 #define QUEUE_F_BOUNCE 0x08   /* a DSN made by the relay: never bounce it */
 #define QUEUE_F_REQUIRETLS 0x10 /* MAIL FROM had REQUIRETLS (RFC 8689) */
+#define QUEUE_F_TLSRPT 0x20   /* a TLS-RPT report: its sessions are not counted */
 
 struct queue_rcpt {
 	char *address;  /* without angle brackets */
@@ -385,6 +389,106 @@ int queue_posture_foreach(struct queue_txn *t, uint32_t from_day,
 				    const struct queue_posture *rec),
 			  void *arg) RL_WUR;
 
+/*
+ * TLS-RPT counts (RFC 8460), the "tlsrpt" database: per UTC day and
+ * policy domain, the sessions counted under each policy (type, policy
+ * strings, MX hosts), successes and failures, the failures by result type
+ * and addresses, and whether that day's report was sent.  Every part is
+ * bounded: what does not fit (a fifth policy, a seventeenth failure
+ * detail, a ninth MX host) is dropped, except that a failure always
+ * counts in its policy's summary.
+ *
+ * day: "YYYY-MM-DD"; domain: as for the "sts" database (lower-cased).
+ */
+#define QUEUE_TLSRPT_DAY_LEN 10
+#define QUEUE_TLSRPT_POL_MAX 4
+#define QUEUE_TLSRPT_STR_MAX 1024 /* policy strings, LF-separated */
+#define QUEUE_TLSRPT_MX_MAX 8
+#define QUEUE_TLSRPT_DET_MAX 16
+#define QUEUE_TLSRPT_HOST_MAX 253
+#define QUEUE_TLSRPT_IP_MAX 45 /* INET6_ADDRSTRLEN - 1 */
+
+/* RFC 8460 4.4: policy-type. */
+enum queue_tlsrpt_type {
+	QUEUE_TLSRPT_STS = 1,
+	QUEUE_TLSRPT_TLSA,
+	QUEUE_TLSRPT_NOPOLICY,
+	QUEUE_TLSRPT_TYPE_END,
+};
+
+/* RFC 8460 4.3: result-type of a failure. */
+enum queue_tlsrpt_result {
+	QUEUE_TLSRPT_R_STARTTLS = 1,	/* starttls-not-supported */
+	QUEUE_TLSRPT_R_HOST_MISMATCH,	/* certificate-host-mismatch */
+	QUEUE_TLSRPT_R_EXPIRED,		/* certificate-expired */
+	QUEUE_TLSRPT_R_NOT_TRUSTED,	/* certificate-not-trusted */
+	QUEUE_TLSRPT_R_VALIDATION,	/* validation-failure */
+	QUEUE_TLSRPT_R_TLSA_INVALID,	/* tlsa-invalid */
+	QUEUE_TLSRPT_R_DNSSEC_INVALID,	/* dnssec-invalid */
+	QUEUE_TLSRPT_R_DANE_REQUIRED,	/* dane-required */
+	QUEUE_TLSRPT_R_STS_FETCH,	/* sts-policy-fetch-error */
+	QUEUE_TLSRPT_R_STS_INVALID,	/* sts-policy-invalid */
+	QUEUE_TLSRPT_R_STS_WEBPKI,	/* sts-webpki-invalid */
+	QUEUE_TLSRPT_R_END,
+};
+
+struct queue_tlsrpt_detail {
+	int result; /* enum queue_tlsrpt_result */
+	char sending_ip[QUEUE_TLSRPT_IP_MAX + 1];
+	char mx[QUEUE_TLSRPT_HOST_MAX + 1];
+	char receiving_ip[QUEUE_TLSRPT_IP_MAX + 1];
+	uint64_t count;
+};
+
+struct queue_tlsrpt_policy {
+	int type; /* enum queue_tlsrpt_type */
+	char strings[QUEUE_TLSRPT_STR_MAX + 1];
+	size_t nmx;
+	char mx[QUEUE_TLSRPT_MX_MAX][QUEUE_TLSRPT_HOST_MAX + 1];
+	uint64_t ok, fail;
+	size_t ndet;
+	struct queue_tlsrpt_detail det[QUEUE_TLSRPT_DET_MAX];
+};
+
+struct queue_tlsrpt {
+	int64_t sent; /* when the report went out (epoch seconds); 0: not yet */
+	size_t npol;
+	struct queue_tlsrpt_policy pol[QUEUE_TLSRPT_POL_MAX];
+};
+
+/* One session, as counted (borrowed strings; "" when unknown). */
+struct queue_tlsrpt_sess {
+	int type;	     /* enum queue_tlsrpt_type */
+	const char *strings; /* the policy's lines, LF-separated */
+	const char *mx;	     /* the MX host */
+	int result;	     /* 0: success, else enum queue_tlsrpt_result */
+	const char *sending_ip, *receiving_ip;
+};
+
+/* Whether day is "YYYY-MM-DD" (digits and dashes in place). */
+int queue_tlsrpt_day_valid(const char *day, size_t len);
+/* Count one session into r (pure; bounded as above). */
+void queue_tlsrpt_add(struct queue_tlsrpt *r, const struct queue_tlsrpt_sess *s);
+/* Add the counts of src to dst (pure); dst->sent is kept if set. */
+void queue_tlsrpt_merge(struct queue_tlsrpt *dst, const struct queue_tlsrpt *src);
+/* "sts", "tlsa", "no-policy-found"; result types as RFC 8460 4.3 writes them. */
+const char *queue_tlsrpt_type_name(int type);
+const char *queue_tlsrpt_result_name(int result);
+
+/* The day's entry of domain: 0, -ENOENT, RL_EPARSE (damaged), -EINVAL, storage errors. */
+int queue_tlsrpt_get(struct queue_txn *t, const char *day, const char *domain,
+		     struct queue_tlsrpt *out) RL_WUR;
+/* Store rec as the day's entry of domain (write transaction). */
+int queue_tlsrpt_put(struct queue_txn *t, const char *day, const char *domain,
+		     const struct queue_tlsrpt *rec) RL_WUR;
+/*
+ * Visit the entries of day in domain order (damaged ones skipped).  rec
+ * is valid only during the call.  Stops at fn's first non-zero value and
+ * returns it; otherwise 0 or a storage error.
+ */
+int queue_tlsrpt_foreach(struct queue_txn *t, const char *day,
+			 int (*fn)(void *arg, const char *domain, const struct queue_tlsrpt *rec),
+			 void *arg) RL_WUR;
 
 /* Text of a recipient state for listings: "pending", "deferred", ... */
 const char *queue_rcpt_state_name(int state);

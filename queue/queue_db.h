@@ -12,10 +12,11 @@
 
 struct queue {
 	MDB_env *env;
-	MDB_dbi msg, body, sched, meta, active, sts;
+	MDB_dbi msg, body, sched, meta, active, sts, tlsrpt;
 	/* "sts" is open.  Only a read-only open of a queue that an older
 	 * version made can lack it: that open cannot create it. */
 	int has_sts;
+	int has_tlsrpt; /* likewise for "tlsrpt" */
 	unsigned flags;
 	/* Transactions open in this process.  The map may be moved (after
 	 * another process grew it) only at zero, since moving it would leave

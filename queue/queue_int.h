@@ -134,4 +134,36 @@ int queue_sts_rec_decode(const void *p, size_t n, struct queue_sts *out) RL_WUR;
  */
 int queue_sts_key(const char *domain, size_t dlen, char *out, size_t *len) RL_WUR;
 
+/*
+ * TLS-RPT record ("tlsrpt" database, queue_tlsrpt_rec.c), version 1,
+ * integers little-endian, strings as a length then octets (no NUL, the
+ * bounds of queue.h):
+ *
+ *   u8   version                    QUEUE_TLSRPT_REC_VERSION
+ *   i64  sent                       >= 0
+ *   u8   npol                       <= QUEUE_TLSRPT_POL_MAX
+ *   per policy:
+ *     u8 type; u16 strings; u8 nmx, per MX u8 host;
+ *     u64 ok; u64 fail; u8 ndet, per detail:
+ *       u8 result; u8 sending-ip; u8 mx; u8 receiving-ip; u64 count
+ *
+ * Canonical: nothing may follow the last detail.  The key is
+ * "YYYY-MM-DD:" + the domain key (queue_tlsrpt_key()).
+ */
+#define QUEUE_TLSRPT_REC_VERSION 1
+#define QUEUE_TLSRPT_DET_SIZE (1 + 3 + 2 * QUEUE_TLSRPT_IP_MAX + QUEUE_TLSRPT_HOST_MAX + 8)
+#define QUEUE_TLSRPT_POL_SIZE                                                            \
+	(1 + 2 + QUEUE_TLSRPT_STR_MAX + 1 + QUEUE_TLSRPT_MX_MAX * (1 + QUEUE_TLSRPT_HOST_MAX) + \
+	 16 + 1 + QUEUE_TLSRPT_DET_MAX * QUEUE_TLSRPT_DET_SIZE)
+#define QUEUE_TLSRPT_REC_MAX (1 + 8 + 1 + QUEUE_TLSRPT_POL_MAX * QUEUE_TLSRPT_POL_SIZE)
+#define QUEUE_TLSRPT_KEY_MAX (QUEUE_TLSRPT_DAY_LEN + 1 + QUEUE_STS_DOMAIN_MAX)
+
+/* Append the record of r to out: -EINVAL for a field out of bounds, RL_ETOOBIG, -ENOMEM. */
+int queue_tlsrpt_rec_encode(const struct queue_tlsrpt *r, struct rl_buf *out) RL_WUR;
+/* Decode untrusted bytes: RL_EPARSE, RL_EVERSION; *out zeroed on failure. */
+int queue_tlsrpt_rec_decode(const void *p, size_t n, struct queue_tlsrpt *out) RL_WUR;
+/* The key of (day, domain) into out (QUEUE_TLSRPT_KEY_MAX + 1): -EINVAL if either is bad. */
+int queue_tlsrpt_key(const char *day, const char *domain, size_t dlen, char *out,
+		     size_t *len) RL_WUR;
+
 #endif

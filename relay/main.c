@@ -24,7 +24,8 @@ static void usage(FILE *f)
 	      "  sendmail [-f FROM] [-t] [-i] [RCPT...]\n"
 	      "  policy check [FILE] | policy show DOMAIN\n"
 	      "  certs fingerprint FILE | certs probe [--domain D] HOST[:PORT]\n"
-	      "  report [--since 7d] [--json | --html FILE]\n",
+	      "  report [--since 7d] [--json | --html FILE]\n"
+	      "  tlsrpt show [--day YYYY-MM-DD] [DOMAIN] | tlsrpt send [--day YYYY-MM-DD]\n",
 	      f);
 }
 
@@ -95,6 +96,8 @@ int main(int argc, char **argv)
 		return cli_policy(path, n - 1, argv + 1);
 	if (strcmp(argv[0], "report") == 0)
 		return cli_report(path, n - 1, argv + 1);
+	if (strcmp(argv[0], "tlsrpt") == 0)
+		return cli_tlsrpt(path, n - 1, argv + 1);
 	if (strcmp(argv[0], "help") == 0 || strcmp(argv[0], "--help") == 0) {
 		usage(stdout);
 		return CLI_EX_OK;

@@ -45,6 +45,27 @@ int cfg_net_match(const struct cfg *c, const struct sockaddr *addr)
 	return 0;
 }
 
+void cfg_tlsrpt_org_name(const struct cfg *c, char *out, size_t size)
+{
+	snprintf(out, size, "%s", c->tlsrpt_org_name ? c->tlsrpt_org_name : c->myhostname);
+}
+
+void cfg_tlsrpt_contact_info(const struct cfg *c, char *out, size_t size)
+{
+	if (c->tlsrpt_contact_info)
+		snprintf(out, size, "%s", c->tlsrpt_contact_info);
+	else
+		snprintf(out, size, "postmaster@%s", c->myhostname);
+}
+
+void cfg_tlsrpt_sender(const struct cfg *c, char *out, size_t size)
+{
+	if (c->tlsrpt_sender)
+		snprintf(out, size, "%s", c->tlsrpt_sender);
+	else
+		snprintf(out, size, "noreply-tlsrpt@%s", c->myhostname);
+}
+
 void cfg_fini(struct cfg *c)
 {
 	char **strs[] = {
@@ -60,6 +81,9 @@ void cfg_fini(struct cfg *c)
 	    &c->tls_priority,
 	    &c->smtpd_tls_cert_file,
 	    &c->smtpd_tls_key_file,
+	    &c->tlsrpt_org_name,
+	    &c->tlsrpt_contact_info,
+	    &c->tlsrpt_sender,
 	    &c->path,
 	};
 

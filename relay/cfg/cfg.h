@@ -108,6 +108,13 @@ struct cfg {
 	uint64_t smtpd_spill_threshold;
 	int requiretls; /* offer REQUIRETLS (RFC 8689) under TLS: 1 yes, 0 no */
 	int mta_sts;	/* honour MTA-STS policies (RFC 8461): 1 yes, 0 no */
+	int tlsrpt;	/* send daily TLS-RPT reports (RFC 8460): 1 yes, 0 no */
+	/* The report's organization-name, contact-info and the From of report
+	 * mail; NULL: myhostname, postmaster@myhostname,
+	 * noreply-tlsrpt@myhostname (cfg_tlsrpt_*() give the value in force). */
+	char *tlsrpt_org_name;
+	char *tlsrpt_contact_info;
+	char *tlsrpt_sender;
 	char *path; /* the file this came from ("(defaults)" if none) */
 };
 
@@ -133,6 +140,11 @@ int cfg_parse(struct cfg *c, const char *text, size_t len,
  * line ready to print: "PATH:LINE: message" (or "PATH: strerror").
  */
 int cfg_load(struct cfg *c, const char *path, struct cfg_error *err) RL_WUR;
+
+/* The tlsrpt_* values in force (the key, or its default from myhostname). */
+void cfg_tlsrpt_org_name(const struct cfg *c, char *out, size_t size);
+void cfg_tlsrpt_contact_info(const struct cfg *c, char *out, size_t size);
+void cfg_tlsrpt_sender(const struct cfg *c, char *out, size_t size);
 
 /* Is addr (sockaddr_in/_in6, v4-mapped v6 treated as v4) in mynetworks? */
 int cfg_net_match(const struct cfg *c, const struct sockaddr *addr);

@@ -506,6 +506,39 @@ static int set_hostname(struct cfg_state *st, const struct cfg_key *k, const cha
 	return set_str(st, k, v, n);
 }
 
+/*
+ * Text that goes into report JSON and mail headers (Subject,
+ * TLS-Report-Submitter): printable ASCII, at most CFG_TEXT_MAX octets, so
+ * that no value can add a header line.
+ */
+#define CFG_TEXT_MAX 200
+
+static int set_text(struct cfg_state *st, const struct cfg_key *k, const char *v, size_t n)
+{
+	if (n == 0 || n > CFG_TEXT_MAX)
+		return cfg_fail(st, "%s: expected 1 to %d characters", k->name, CFG_TEXT_MAX);
+	for (size_t i = 0; i < n; i++)
+		if ((unsigned char)v[i] < 0x20 || (unsigned char)v[i] > 0x7e)
+			return cfg_fail(st, "%s: only printable ASCII is allowed", k->name);
+	return set_str(st, k, v, n);
+}
+
+/* An address LOCAL@DOMAIN for an envelope sender and a From header. */
+static int set_mailbox(struct cfg_state *st, const struct cfg_key *k, const char *v, size_t n)
+{
+	const char *at = memchr(v, '@', n);
+
+	if (!at || at == v || memchr(at + 1, '@', n - (size_t)(at - v) - 1) ||
+	    hostname_problem(at + 1, n - (size_t)(at - v) - 1))
+		return cfg_fail(st, "%s: expected an address LOCAL@DOMAIN, got \"%.*s\"", k->name,
+				qlen(n), v);
+	for (const char *p = v; p < at; p++)
+		if (*p <= ' ' || *p > '~' || strchr("<>()[]\\,;:\"", *p))
+			return cfg_fail(st, "%s: bad local part in \"%.*s\"", k->name, qlen(n),
+					v);
+	return set_str(st, k, v, n);
+}
+
 /* "a.b.c.d/n" or "[v6]/n" for a message, from a network's bytes. */
 static void net_format(const struct cfg_net *net, char *buf, size_t size)
 {
@@ -667,6 +700,10 @@ static const struct cfg_key cfg_keys[] = {
     {"smtpd_tls_key_file", set_str, F(smtpd_tls_key_file), 0, 0, 0},
     {"requiretls", set_bool, F(requiretls), 0, 0, 0},
     {"mta_sts", set_bool, F(mta_sts), 0, 0, 0},
+    {"tlsrpt", set_bool, F(tlsrpt), 0, 0, 0},
+    {"tlsrpt_org_name", set_text, F(tlsrpt_org_name), 0, 0, 0},
+    {"tlsrpt_contact_info", set_text, F(tlsrpt_contact_info), 0, 0, 0},
+    {"tlsrpt_sender", set_mailbox, F(tlsrpt_sender), 0, 0, 0},
     {"tls_loglevel", set_int, F(tls_loglevel), 0, 4, 0},
     {"max_message_size", set_size, F(max_message_size), 1024, 0, 0},
     {"retry_min", set_time, F(retry_min), 0, CFG_TIME_MAX, 0},

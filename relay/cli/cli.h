@@ -40,6 +40,8 @@ int cli_policy(const char *cfgpath, int argc, char **argv);
 int cli_certs(const char *cfgpath, int argc, char **argv);
 /* `report [--since 7d] [--json | --html FILE]`; argv starts after "report". */
 int cli_report(const char *cfgpath, int argc, char **argv);
+/* `tlsrpt show [--day D] [DOMAIN]`, `tlsrpt send [--day D]`; argv starts after "tlsrpt". */
+int cli_tlsrpt(const char *cfgpath, int argc, char **argv);
 /* `certs probe [--domain D] HOST[:PORT]`; argv starts after "probe". */
 int cli_probe(const char *cfgpath, int argc, char **argv);
 

@@ -11,14 +11,17 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
+#include <time.h>
 
 #include "dns.h"
+#include "https.h"
 #include "log.h"
 #include "netaddr.h"
 #include "qmgr.h"
 #include "serve.h"
 #include "smtpd.h"
 #include "tlspol.h"
+#include "tlsrpt.h"
 
 #define SERVE_BACKLOG 511
 #define SERVE_DELIVERY_GRACE_MS 10000 /* deliveries in flight may finish */
@@ -360,12 +363,21 @@ static void serve_stop_check(struct serve *srv)
 {
 	/* Sessions close within conn's drain bound; commits in flight finish. */
 	if (!srv->stopping || srv->stop_done || smtpd_server_sessions(srv->smtpd) > 0 ||
-	    !committer_idle(srv->commit) || !srv->qmgr_stopped)
+	    !committer_idle(srv->commit) || !srv->qmgr_stopped || srv->rpt_sending)
 		return;
+	/* The last TLS-RPT counts go after delivery stopped counting. */
+	if (!tlsrpt_counter_idle(srv->rpt)) {
+		tlsrpt_counter_stop(srv->rpt);
+		if (!tlsrpt_counter_idle(srv->rpt))
+			return; /* the committer's idle callback comes back here */
+	}
+	tlsrpt_counter_stop(srv->rpt);
 	srv->stop_done = 1;
 	uv_close((uv_handle_t *)&srv->sig_term, NULL);
 	uv_close((uv_handle_t *)&srv->sig_int, NULL);
 	uv_close((uv_handle_t *)&srv->sig_hup, NULL);
+	if (srv->rpt) /* its timer was started with it */
+		uv_close((uv_handle_t *)&srv->rpt_timer, NULL);
 	serve_policy_unwatch(srv);
 }
 
@@ -438,6 +450,73 @@ static void serve_signals(struct serve *srv)
 	signal(SIGPIPE, SIG_IGN);
 }
 
+/* --- the daily TLS-RPT run (RFC 8460 section 3) --------------------------- */
+
+/* A minute, and a failed run is tried again after an hour. */
+#define SERVE_RPT_TICK_MS 60000
+#define SERVE_RPT_RETRY 3600
+/* Counts of yesterday's last seconds are written within TLSRPT_FLUSH_MS. */
+#define SERVE_RPT_SETTLE 120
+
+static void serve_rpt_done(void *arg, int failures)
+{
+	struct serve *srv = arg;
+	char day[16];
+
+	tlsrpt_day((int64_t)time(NULL) - 86400, day, sizeof(day));
+	if (failures == 0)
+		rl_strlcpy(srv->rpt_done_day, day, sizeof(srv->rpt_done_day));
+	else
+		srv->rpt_retry_at = (int64_t)time(NULL) + SERVE_RPT_RETRY;
+	dns_free(srv->rpt_dns);
+	https_free(srv->rpt_https);
+	srv->rpt_dns = NULL;
+	srv->rpt_https = NULL;
+	srv->rpt_sending = 0;
+	serve_stop_check(srv);
+}
+
+/*
+ * Once a day, after 00:00 UTC (and at start): yesterday's reports, unless
+ * they all went already.  A report is marked sent in the queue, so a
+ * restart never sends one twice.
+ */
+static void serve_rpt_tick(uv_timer_t *t)
+{
+	struct serve *srv = t->data;
+	int64_t now = (int64_t)time(NULL);
+	struct tlsrpt_send_params p = {0};
+	char err[256];
+
+	if (!srv->cfg.tlsrpt || srv->rpt_sending || srv->stopping || now < srv->rpt_retry_at ||
+	    now % 86400 < SERVE_RPT_SETTLE)
+		return;
+	tlsrpt_day(now - 86400, p.day, sizeof(p.day));
+	if (strcmp(p.day, srv->rpt_done_day) == 0)
+		return;
+	if (dns_new(srv->loop, &srv->cfg, &srv->rpt_dns, err, sizeof(err)) < 0 ||
+	    https_new(srv->loop, &srv->rpt_https, err, sizeof(err)) < 0) {
+		log_warn("tlsrpt: cannot send reports: %s", err);
+		dns_free(srv->rpt_dns);
+		srv->rpt_dns = NULL;
+		srv->rpt_retry_at = now + SERVE_RPT_RETRY;
+		return;
+	}
+	p.loop = srv->loop;
+	p.cfg = &srv->cfg;
+	p.q = srv->q;
+	p.dns = srv->rpt_dns;
+	p.https = srv->rpt_https;
+	p.commit = srv->commit;
+	p.done = serve_rpt_done;
+	p.arg = srv;
+	srv->rpt_sending = 1;
+	if (tlsrpt_send_start(&p) < 0) {
+		srv->rpt_sending = 0;
+		serve_rpt_done(srv, 1);
+	}
+}
+
 static int serve_open(struct serve *srv)
 {
 	struct smtpd_params p;
@@ -454,6 +533,13 @@ static int serve_open(struct serve *srv)
 	if (!srv->commit)
 		return -ENOMEM;
 	committer_on_idle(srv->commit, serve_commit_idle, srv);
+	/* Counts are kept whatever `tlsrpt` says; it only decides sending. */
+	srv->rpt = tlsrpt_counter_new(srv->loop, srv->commit);
+	if (!srv->rpt)
+		return -ENOMEM;
+	uv_timer_init(srv->loop, &srv->rpt_timer);
+	srv->rpt_timer.data = srv;
+	uv_timer_start(&srv->rpt_timer, serve_rpt_tick, 1000, SERVE_RPT_TICK_MS);
 	p = (struct smtpd_params){ srv->loop, &srv->cfg, srv->commit, srv->tls_in.cred,
 				   srv->tls_in.prio, serve_queued, serve_session_gone, srv };
 	rc = smtpd_server_new(&p, &srv->smtpd);
@@ -464,7 +550,7 @@ static int serve_open(struct serve *srv)
 		return RL_ECONFIG;
 	qp = (struct qmgr_params){ srv->loop, &srv->cfg, srv->q, srv->commit, &srv->pol,
 				   &srv->tls_out.tls, srv->tls_out.trust,
-				   serve_qmgr_stopped, srv };
+				   serve_qmgr_stopped, srv, srv->rpt };
 	return qmgr_start(&qp, &srv->qmgr);
 }
 
@@ -473,6 +559,7 @@ static void serve_cleanup(struct serve *srv)
 	qmgr_free(srv->qmgr);
 	smtpd_server_free(srv->smtpd);
 	committer_free(srv->commit);
+	tlsrpt_counter_free(srv->rpt);
 	queue_close(srv->q);
 	tlscred_in_fini(&srv->tls_in);
 	tlscred_out_fini(&srv->tls_out);

@@ -17,6 +17,9 @@
 
 struct smtpd_server;
 struct qmgr;
+struct tlsrpt_counter;
+struct dns;
+struct https;
 struct tlspol;
 struct tlspol_reload;
 struct serve_dnscheck;
@@ -27,6 +30,16 @@ struct serve {
 	char *cfg_path;
 	struct queue *q;
 	struct committer *commit;
+	struct tlsrpt_counter *rpt; /* TLS-RPT counts of outbound sessions */
+	/* The daily TLS-RPT run (tlsrpt = yes): the day last sent in full,
+	 * the time before which a failed run is not retried, the run's own
+	 * resolver and HTTPS client while it runs. */
+	uv_timer_t rpt_timer;
+	char rpt_done_day[16];
+	int64_t rpt_retry_at;
+	int rpt_sending;
+	struct dns *rpt_dns;
+	struct https *rpt_https;
 	struct qmgr *qmgr;    /* delivery; NULL until started */
 	struct tlspol *pol;   /* policy file in force (refcounted snapshot) */
 	uv_fs_event_t pol_watch; /* the policy file's directory */

@@ -39,6 +39,8 @@ struct tlspol;
  * chains against; NULL: no trust store, verify and secure are deferred)
  * are built by the daemon (daemon/tlscred.h), not here.
  */
+struct tlsrpt_counter;
+
 struct qmgr_params {
 	uv_loop_t *loop;
 	const struct cfg *cfg;
@@ -49,6 +51,7 @@ struct qmgr_params {
 	gnutls_x509_trust_list_t trust;
 	void (*stopped)(void *arg); /* after qmgr_stop(): nothing in flight any more */
 	void *arg;
+	struct tlsrpt_counter *rpt; /* TLS-RPT counts of the sessions; NULL: none */
 };
 
 /* Create and start the scheduler. */

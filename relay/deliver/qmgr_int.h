@@ -44,6 +44,7 @@
 #include "selfaddr.h"
 #include "smtpc.h"
 #include "tlspol.h"
+#include "tlsrpt.h"
 
 struct addr_ctx; /* qmgr_resolve.c's: one address lookup of a round */
 
@@ -147,6 +148,7 @@ struct qdest {
 	int stsq;
 	int sts_mode;
 	unsigned char *sts_match;
+	char *sts_text;                /* the policy's lines, for TLS-RPT; NULL: none */
 	int fail_class;
 	char fail_reason[SMTPC_REASON_MAX];
 	char fail_dsn[16];
@@ -184,6 +186,7 @@ struct qsess {
 	struct pol_peer_sess ps;           /* what t.pol points to */
 	unsigned taken;                    /* messages it was given */
 	unsigned replied;                  /* of those, answered by the server */
+	int nocount;                       /* carries TLS-RPT reports: not counted */
 };
 
 struct qmgr {

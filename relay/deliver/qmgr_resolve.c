@@ -66,6 +66,28 @@ static void dest_sts_free(struct qdest *d)
 	d->sts_mode = POL_STS_NONE;
 	free(d->sts_match);
 	d->sts_match = NULL;
+	free(d->sts_text);
+	d->sts_text = NULL;
+}
+
+/* The policy as TLS-RPT's policy-string lists it (RFC 8460 4.4): its lines. */
+static char *sts_policy_text(const struct sts_policy *p)
+{
+	char *t = malloc(QUEUE_TLSRPT_STR_MAX + 1);
+	size_t n;
+
+	if (!t)
+		return NULL;
+	n = (size_t)snprintf(t, QUEUE_TLSRPT_STR_MAX + 1, "version: STSv1\nmode: %s\nmax_age: %u",
+			     sts_mode_name(p->mode), (unsigned)p->max_age);
+	for (size_t i = 0; i < p->nmx && n < QUEUE_TLSRPT_STR_MAX; i++) {
+		size_t need = strlen(p->mx[i]) + 5;
+
+		if (n + need > QUEUE_TLSRPT_STR_MAX)
+			break; /* bounded: the lines that fit */
+		n += (size_t)snprintf(t + n, QUEUE_TLSRPT_STR_MAX + 1 - n, "\nmx: %s", p->mx[i]);
+	}
+	return t;
 }
 
 static void dest_dane_free(struct qdest *d)
@@ -202,6 +224,8 @@ static void dest_sts_cb(void *arg, const struct mtasts_result *r)
 	struct qdest *d = arg;
 
 	d->stsq = 0;
+	if (r->mode != POL_STS_NONE && r->policy && !d->sts_text)
+		d->sts_text = sts_policy_text(r->policy);
 	if (r->mode != POL_STS_NONE) {
 		d->sts_match = calloc(d->nhosts ? d->nhosts : 1, 1);
 		if (d->sts_match) {

@@ -9,7 +9,10 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+#include <time.h>
 
+#include "netaddr.h"
 #include "qmgr_int.h"
 
 /* The target a waiting job goes to next: past failed ones and its 4xx host. */
@@ -166,6 +169,74 @@ static int job_send_on(struct qjob *j, size_t target, const char *relay, const c
 	return 1;
 }
 
+/* --- TLS-RPT (RFC 8460) ---------------------------------------------- */
+
+/* The TLSA records of the session as policy-string lines, bounded. */
+static void tlsa_text(const struct pol_peer_policy *p, char *out, size_t size)
+{
+	size_t n = 0;
+
+	out[0] = '\0';
+	for (size_t i = 0; i < p->ntlsa; i++) {
+		char rec[QUEUE_TLSRPT_STR_MAX];
+		size_t len;
+
+		dane_tlsa_text(&p->tlsa[i], rec, sizeof(rec));
+		len = strlen(rec);
+		if (n + len + 2 > size)
+			break;
+		n += (size_t)snprintf(out + n, size - n, "%s%s", n ? "\n" : "", rec);
+	}
+}
+
+/* smtpc's result as RFC 8460's result type (0: success). */
+static int sess_result_type(int tr)
+{
+	switch (tr) {
+	case SMTPC_TR_STARTTLS: return QUEUE_TLSRPT_R_STARTTLS;
+	case SMTPC_TR_HOST_MISMATCH: return QUEUE_TLSRPT_R_HOST_MISMATCH;
+	case SMTPC_TR_EXPIRED: return QUEUE_TLSRPT_R_EXPIRED;
+	case SMTPC_TR_NOT_TRUSTED: return QUEUE_TLSRPT_R_NOT_TRUSTED;
+	case SMTPC_TR_STS_WEBPKI: return QUEUE_TLSRPT_R_STS_WEBPKI;
+	case SMTPC_TR_OK: return 0;
+	default: return QUEUE_TLSRPT_R_VALIDATION;
+	}
+}
+
+/*
+ * Count one session for the domain's TLS-RPT report: under the policy it
+ * ran (or was to run) under; result 0 for a success.  Sessions that carry
+ * reports are not counted, so reports about reports cannot loop.
+ */
+static void sess_count(struct qsess *qs, int type, int result, const char *local_ip)
+{
+	struct qdest *d = qs->d;
+	char strings[QUEUE_TLSRPT_STR_MAX + 1] = "", rip[NETADDR_TEXT_SIZE] = "";
+	struct queue_tlsrpt_sess rs;
+	unsigned port;
+
+	if (!d->q->p.rpt || qs->nocount)
+		return;
+	if (type == QUEUE_TLSRPT_TLSA)
+		tlsa_text(&qs->ps.pol, strings, sizeof(strings));
+	else if (type == QUEUE_TLSRPT_STS && d->sts_text)
+		rl_strlcpy(strings, d->sts_text, sizeof(strings));
+	if (netaddr_text((const struct sockaddr *)&qs->t.addr, rip, sizeof(rip), &port) < 0)
+		rip[0] = '\0';
+	rs = (struct queue_tlsrpt_sess){type, strings, qs->t.host, result, local_ip, rip};
+	tlsrpt_count(d->q->p.rpt, d->domain, (int64_t)time(NULL), &rs);
+}
+
+/* The policy type a resolved session runs under. */
+static int sess_policy_type(const struct qsess *qs)
+{
+	if (qs->ps.pol.ntlsa > 0)
+		return QUEUE_TLSRPT_TLSA;
+	if (qs->ps.pol.sts_enforce || qs->ps.pol.sts_testing)
+		return QUEUE_TLSRPT_STS;
+	return QUEUE_TLSRPT_NOPOLICY;
+}
+
 static struct smtpc_msg *sess_next(struct smtpc *s, void *arg)
 {
 	struct qsess *qs = arg;
@@ -174,6 +245,8 @@ static struct smtpc_msg *sess_next(struct smtpc *s, void *arg)
 	(void)s;
 	qs->job = j;
 	qs->taken += j != NULL;
+	if (j && (j->sm.flags & QUEUE_F_TLSRPT))
+		qs->nocount = 1;
 	return j ? &j->sm : NULL;
 }
 
@@ -210,7 +283,10 @@ static void sess_closed(struct smtpc *s, int established, int class, const char 
 	 */
 	int good = established && qs->replied > 0;
 	int bad = established ? qs->taken > 0 && qs->replied == 0 : !plain_retry;
+	int tr = smtpc_tls_result(s);
 
+	if (tr != SMTPC_TR_NONE)
+		sess_count(qs, sess_policy_type(qs), sess_result_type(tr), smtpc_local_ip(s));
 	if (qs->prev)
 		qs->prev->next = qs->next;
 	else
@@ -272,6 +348,11 @@ static int sess_policy(struct qsess *qs, const struct qtarget *t, const char **d
 	danehost_pol(d->dane ? &d->dane[t->hostidx] : &none, d->mx_secure, &dn);
 	if (pol_peer_dane(&qs->ps, &dn, t->host, dsn, reason, rsize) < 0) {
 		*dsn = *dsn ? *dsn : "";
+		/* RFC 8460 4.3: a failed (bogus) TLSA lookup, or dane-only without records. */
+		sess_count(qs, QUEUE_TLSRPT_TLSA,
+			   dn.state == POL_DANE_FAIL ? QUEUE_TLSRPT_R_DNSSEC_INVALID
+						     : QUEUE_TLSRPT_R_DANE_REQUIRED,
+			   "");
 		return -1;
 	}
 	/* Then MTA-STS, which neither an entry nor usable DANE leaves room for. */
@@ -281,11 +362,22 @@ static int sess_policy(struct qsess *qs, const struct qtarget *t, const char **d
 
 		if (pol_peer_sts(&qs->ps, &st, t->host, dsn, reason, rsize) < 0) {
 			*dsn = *dsn ? *dsn : "";
+			/* Enforce, and the MX host is not in the policy. */
+			sess_count(qs, QUEUE_TLSRPT_STS, QUEUE_TLSRPT_R_STS_WEBPKI, "");
 			return -1;
 		}
 	}
 	qs->polref = tlspol_ref(*q->p.pol);
 	qs->t.pol = &qs->ps.pol;
+	return 0;
+}
+
+/* Is the first job waiting for target a TLS-RPT report (the session's first message)? */
+static int sess_first_is_report(const struct qdest *d, size_t target)
+{
+	for (const struct qjob *j = d->head; j; j = j->next)
+		if (job_target(d, j) == target)
+			return (j->sm.flags & QUEUE_F_TLSRPT) != 0;
 	return 0;
 }
 
@@ -313,6 +405,7 @@ void qmgr_sess_start(struct qdest *d, size_t target, int no_starttls)
 	qs->t.host = t->host;
 	qs->t.addr = t->addr;
 	qs->t.no_starttls = no_starttls;
+	qs->nocount = sess_first_is_report(d, target);
 	if (sess_policy(qs, t, &dsn, d->fail_reason, sizeof(d->fail_reason)) < 0) {
 		/* A host name that cannot be matched, a failed TLSA lookup,
 		 * dane-only without records: fail closed, like a bad cert. */

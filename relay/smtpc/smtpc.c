@@ -86,6 +86,8 @@ struct smtpc {
 	const char *tls;   /* protection of the session for log lines: "none", ... */
 	unsigned char pk[FPR_SHA256_LEN]; /* leaf public-key SHA-256 (has_pk) */
 	int has_pk;
+	int tls_result;    /* enum smtpc_tls_result */
+	char local_ip[NETADDR_TEXT_SIZE];
 	int verified;      /* TLS whose peer check ended POL_TRUST_VERIFIED (REQUIRETLS) */
 	int quit_on_fail;  /* end with QUIT rather than a bare close */
 	/* The transaction in progress. */
@@ -100,6 +102,7 @@ struct smtpc {
 };
 
 static void smtpc_finish(struct smtpc *s);
+static void smtpc_note_local(struct smtpc *s);
 static void smtpc_next_msg(struct smtpc *s);
 static int smtpc_on_data_reply(struct smtpc *s, const struct smtp_reply *r);
 
@@ -558,6 +561,7 @@ static int smtpc_after_ehlo(struct smtpc *s)
 		smtpc_push(s, smtpc_send(s, "STARTTLS"), smtpc_states[s->state].name);
 		return 0;
 	}
+	s->tls_result = SMTPC_TR_STARTTLS;
 	if (needs) {
 		s->fail_dsn = "4.7.4"; /* RFC 3463: security features not supported */
 		smtpc_fail(s, SMTPC_POLICYFAIL, "TLS is required, but was not offered by host %s",
@@ -623,6 +627,7 @@ static int smtpc_on_starttls_reply(struct smtpc *s, const struct smtp_reply *r, 
 		return smtpc_proto_error(s, SMTP_STEP_STARTTLS, r);
 	if (v == SMTP_VERDICT_REFUSED) {
 		smtp_reply_oneline(r, line, sizeof(line));
+		s->tls_result = SMTPC_TR_STARTTLS;
 		if (needs) {
 			smtpc_fail(s, SMTPC_POLICYFAIL,
 				   "TLS is required, but host %s refused to start TLS: %s", s->hostip,
@@ -634,6 +639,7 @@ static int smtpc_on_starttls_reply(struct smtpc *s, const struct smtp_reply *r, 
 	}
 	if (extra) {
 		/* Bytes after the 220 were sent before TLS: command injection. */
+		s->tls_result = SMTPC_TR_VALIDATION;
 		smtpc_fail(s, needs ? SMTPC_POLICYFAIL : SMTPC_TEMPFAIL,
 			   "host %s sent data after its STARTTLS reply (possible injection)",
 			   s->hostip);
@@ -688,6 +694,27 @@ static void smtpc_vsteps(struct smtpc *s, const struct pol_verdict *v, const cha
 }
 
 /*
+ * The TLS-RPT result type of a verdict (RFC 8460 4.3).  MTA-STS (enforce,
+ * or testing that would have failed) speaks for itself; otherwise DANE
+ * records that do not match are a validation failure, and a chain check
+ * says why: expired, not trusted, or trusted for another name.
+ */
+static int smtpc_result_of(const struct pol_peer_policy *p, const struct pol_verdict *v, int rc)
+{
+	if (rc == 0)
+		return v->sts_note[0] ? SMTPC_TR_STS_WEBPKI : SMTPC_TR_OK;
+	if (p->sts_enforce)
+		return SMTPC_TR_STS_WEBPKI;
+	if (p->ntlsa > 0 || p->level == POL_LEVEL_FINGERPRINT || v->chain == POL_CHAIN_NONE)
+		return SMTPC_TR_VALIDATION;
+	if (v->chain == POL_CHAIN_UNTRUSTED)
+		return (v->status & GNUTLS_CERT_EXPIRED) ? SMTPC_TR_EXPIRED : SMTPC_TR_NOT_TRUSTED;
+	if (v->chain == POL_CHAIN_TRUSTED && !v->named)
+		return SMTPC_TR_HOST_MISMATCH;
+	return SMTPC_TR_VALIDATION;
+}
+
+/*
  * The policy checkpoint after the handshake: pol_peer_check() decides,
  * as it does for `certs probe`.  Sets *trust to the word of the log line.
  * Returns 0 when the level is satisfied, else fails the session (fail
@@ -711,6 +738,7 @@ static int smtpc_peer_check(struct smtpc *s, const gnutls_datum_t *chain, unsign
 		smtpc_vsteps(s, &v, reason);
 	/* For REQUIRETLS: only a Verified peer will do (DANE, verify, ...). */
 	s->verified = rc == 0 && v.trust == POL_TRUST_VERIFIED;
+	s->tls_result = smtpc_result_of(s->t.pol, &v, rc);
 	if (rc == 0)
 		return 0;
 	s->fail_dsn = v.dsn;
@@ -963,6 +991,7 @@ static void smtpc_on_error(struct smtpc *s, int ev)
 			   ev == CONN_EV_TIMEOUT ? "Connection timed out" : text);
 	} else if (s->state == SMTPC_S_TLS) {
 		s->plain_retry = !needs && !s->established;
+		s->tls_result = SMTPC_TR_VALIDATION;
 		smtpc_fail(s, needs ? SMTPC_POLICYFAIL : SMTPC_TEMPFAIL,
 			   "Cannot start TLS: handshake failure with %s: %s", s->hostip, text);
 	} else if (s->state == SMTPC_S_QUIT || s->state == SMTPC_S_DONE) {
@@ -988,6 +1017,7 @@ static void smtpc_event(struct conn *c, int ev, void *arg)
 	switch (ev) {
 	case CONN_EV_CONNECTED:
 		s->connected = 1;
+		smtpc_note_local(s);
 		smtpc_set_state(s, SMTPC_S_BANNER);
 		break;
 	case CONN_EV_READABLE: smtpc_read(s); break;
@@ -1009,6 +1039,17 @@ static void smtpc_event(struct conn *c, int ev, void *arg)
 }
 
 static const struct conn_ops smtpc_conn_ops = { smtpc_event };
+
+/* The relay's address on the connection, for TLS-RPT's sending-mta-ip. */
+static void smtpc_note_local(struct smtpc *s)
+{
+	struct sockaddr_storage ss;
+	unsigned port;
+
+	if (conn_local(s->conn, &ss) < 0 ||
+	    netaddr_text((const struct sockaddr *)&ss, s->local_ip, sizeof(s->local_ip), &port) < 0)
+		s->local_ip[0] = '\0';
+}
 
 static void smtpc_finish(struct smtpc *s)
 {
@@ -1102,4 +1143,14 @@ int smtpc_handshaken(const struct smtpc *s)
 const char *smtpc_tls(const struct smtpc *s)
 {
 	return s->tls ? s->tls : "none";
+}
+
+int smtpc_tls_result(const struct smtpc *s)
+{
+	return s->tls_result;
+}
+
+const char *smtpc_local_ip(const struct smtpc *s)
+{
+	return s->local_ip;
 }

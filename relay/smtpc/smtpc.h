@@ -143,4 +143,25 @@ const char *smtpc_relay(const struct smtpc *s);
  */
 const unsigned char *smtpc_pk_sha256(const struct smtpc *s);
 
+/*
+ * What became of TLS in the session, for TLS-RPT (RFC 8460 4.3): NONE
+ * when TLS was not tried (no connection, no answer, level none, a retry
+ * in clear), OK when the peer met the policy, else the failure.  Under an
+ * MTA-STS testing policy a peer that would have failed it is STS_WEBPKI
+ * although the session went on.
+ */
+enum smtpc_tls_result {
+	SMTPC_TR_NONE = 0,
+	SMTPC_TR_OK,
+	SMTPC_TR_STARTTLS,	/* not offered or refused: starttls-not-supported */
+	SMTPC_TR_HOST_MISMATCH, /* certificate-host-mismatch */
+	SMTPC_TR_EXPIRED,	/* certificate-expired */
+	SMTPC_TR_NOT_TRUSTED,	/* certificate-not-trusted */
+	SMTPC_TR_VALIDATION,	/* validation-failure: handshake, DANE, fingerprint */
+	SMTPC_TR_STS_WEBPKI,	/* sts-webpki-invalid: MTA-STS not met */
+};
+int smtpc_tls_result(const struct smtpc *s);
+/* The relay's own address on the connection ("" before it is made). */
+const char *smtpc_local_ip(const struct smtpc *s);
+
 #endif

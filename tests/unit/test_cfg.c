@@ -915,6 +915,46 @@ static void test_mta_sts(void)
 	cfg_fini(&c);
 }
 
+/* tlsrpt (RFC 8460): off by default; the other keys default from myhostname. */
+static void test_tlsrpt(void)
+{
+	struct cfg c;
+	struct cfg_error err;
+	char b[256];
+
+	CHECK_INT(parse(&c, "myhostname = relay.example\n", &err), 0);
+	CHECK_INT(c.tlsrpt, 0);
+	cfg_tlsrpt_org_name(&c, b, sizeof(b));
+	CHECK_STR(b, "relay.example");
+	cfg_tlsrpt_contact_info(&c, b, sizeof(b));
+	CHECK_STR(b, "postmaster@relay.example");
+	cfg_tlsrpt_sender(&c, b, sizeof(b));
+	CHECK_STR(b, "noreply-tlsrpt@relay.example");
+	cfg_fini(&c);
+	CHECK_INT(parse(&c,
+			"tlsrpt = yes\ntlsrpt_org_name = Example Org\n"
+			"tlsrpt_contact_info = tls@example.org\ntlsrpt_sender = rpt@example.org\n",
+			&err),
+		  0);
+	CHECK_INT(c.tlsrpt, 1);
+	cfg_tlsrpt_org_name(&c, b, sizeof(b));
+	CHECK_STR(b, "Example Org");
+	cfg_tlsrpt_contact_info(&c, b, sizeof(b));
+	CHECK_STR(b, "tls@example.org");
+	cfg_tlsrpt_sender(&c, b, sizeof(b));
+	CHECK_STR(b, "rpt@example.org");
+	cfg_fini(&c);
+	CHECK(parse(&c, "tlsrpt_sender = nobody\n", &err) == RL_ECONFIG &&
+		  strstr(err.msg, "tlsrpt_sender: expected an address") != NULL,
+	      "tlsrpt_sender without @ refused: %s", err.msg);
+	cfg_fini(&c);
+	CHECK(parse(&c, "tlsrpt_sender = a b@example.org\n", &err) == RL_ECONFIG,
+	      "tlsrpt_sender with a blank refused: %s", err.msg);
+	cfg_fini(&c);
+	CHECK(parse(&c, "tlsrpt = sometimes\n", &err) == RL_ECONFIG, "tlsrpt = sometimes refused");
+	cfg_fini(&c);
+}
+
 /* requiretls (RFC 8689): yes by default; yes or no, nothing else. */
 static void test_requiretls(void)
 {
@@ -973,5 +1013,6 @@ int main(void)
 	test_smtpd_hardening();
 	test_requiretls();
 	test_mta_sts();
+	test_tlsrpt();
 	return TEST_DONE();
 }
