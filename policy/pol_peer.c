@@ -99,6 +99,13 @@ int pol_peer_dane(struct pol_peer_sess *s, const struct pol_dane *dn, const char
 		p->servername = s->servername;
 		return 0;
 	}
+	if (dn->state == POL_DANE_UNUSABLE && !s->entry &&
+	    !pol_level_requires_tls(p->level)) {
+		/* RFC 7672 2.2: records present but none usable still mean
+		 * mandatory (unauthenticated) TLS, never cleartext. */
+		p->level = POL_LEVEL_ENCRYPT;
+		return 0;
+	}
 	if (p->level != POL_LEVEL_DANE_ONLY)
 		return 0; /* dane: encrypt; no entry: default_tls_level */
 	*dsn = POL_PEER_DSN;

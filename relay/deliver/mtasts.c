@@ -302,7 +302,9 @@ static void mreq_on_txt(void *arg, const struct dns_txt_result *t)
 	r->dnsq = -1;
 	mreq_read_cache(r);
 	r->txt_id[0] = '\0';
-	if (t->status == DNS_OK) {
+	/* RFC 8461 3.1: exactly one STSv1 record; with records dropped
+	 * (too many, too large) that cannot be told: no record. */
+	if (t->status == DNS_OK && t->ndropped == 0) {
 		for (size_t i = 0; i < t->nrec; i++)
 			rrs[i] = (struct sts_txt){t->rec[i].data, t->rec[i].len};
 		if (sts_txt_parse(rrs, t->nrec, &rec, &why) == 0)

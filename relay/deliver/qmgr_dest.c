@@ -184,6 +184,21 @@ void qmgr_dest_defer_dead(struct qdest *d)
 }
 
 /*
+ * A new round for the waiting jobs: they forget the MX hosts of the old
+ * one (a job sent on after a 4xx starts again from the best host).
+ */
+static void dest_restart(struct qdest *d)
+{
+	for (struct qjob *j = d->head; j; j = j->next) {
+		j->min_target = 0;
+		j->nhosts = 0;
+	}
+	qmgr_dest_reset(d);
+	if (d->nwait > 0 && !d->q->stopping)
+		qmgr_dest_resolve(d);
+}
+
+/*
  * Start at most max_new sessions for the destination's waiting jobs,
  * within its window.  When the relay-wide limit stops it, the destination
  * queues for the next free slot (dest_wait), behind those already waiting.
@@ -199,6 +214,14 @@ static void dest_kick_n(struct qdest *d, unsigned max_new)
 	}
 	if (d->state != QD_READY)
 		return;
+	if (d->stale || (int64_t)time(NULL) - d->round_start > QMGR_ROUND_MAX_S) {
+		/* Old lookups start no new session; once idle, a new round. */
+		d->stale = 1;
+		if (d->nsess > 0)
+			return;
+		dest_restart(d);
+		return;
+	}
 	while (!q->stopping && d->nsess < dest_window(d)) {
 		size_t t = qmgr_dest_start_target(d);
 

@@ -53,6 +53,13 @@ struct addr_ctx; /* qmgr_resolve.c's: one address lookup of a round */
 #define QMGR_DSN_HEADERS_MAX 65536
 #define QMGR_RELAY_MAX 320
 #define QMGR_DEST_SESS_MAX 256 /* sessions to one destination, whatever the config */
+/*
+ * A round's lookups (MX, addresses, TLSA, MTA-STS) are used for new
+ * sessions this long at most; then, once its sessions end, the
+ * destination is resolved again: a withdrawn TLSA record or a changed
+ * policy does not stay in force while mail keeps flowing.
+ */
+#define QMGR_ROUND_MAX_S 300
 
 /* QD_LATE: addresses known; TLSA and MTA-STS lookups still running. */
 enum qdest_state { QD_IDLE = 0, QD_MX, QD_ADDR, QD_LATE, QD_READY };
@@ -138,6 +145,8 @@ struct qdest {
 	 * the domain, e.g. a policy entry of another level).
 	 */
 	int mx_secure;
+	int64_t round_start;           /* when the round's lookups began */
+	int stale;                     /* no new sessions: resolve again once idle */
 	struct danehost *dane;         /* per MX host; POL_DANE_NONE if not looked up */
 	size_t dane_pending;
 	/*

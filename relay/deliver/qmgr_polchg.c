@@ -128,6 +128,10 @@ void qmgr_policy_changed(struct qmgr *q, const struct pol_table *old, const stru
 	if (!q || q->stopping)
 		return;
 	qmgr_revive_all(q); /* a host held back by policy may pass now */
+	/* Rounds looked up under the old file (TLSA, MTA-STS only where no
+	 * entry stood) start no new session; they are resolved again. */
+	for (struct qlink *k = q->busy.head; k; k = k->next)
+		k->d->stale = 1;
 	c = calloc(1, sizeof(*c));
 	if (!c || pol_table_diff(old, cur, qpolchg_add_key, c) < 0) {
 		log_warn("policy change: out of memory; deferred mail is retried on its own "

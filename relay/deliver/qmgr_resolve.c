@@ -243,8 +243,10 @@ static void dest_sts_cb(void *arg, const struct mtasts_result *r)
 /*
  * Start the MTA-STS lookup of the round: when mta_sts = yes and no entry
  * of the policy file names the domain (the administrator's word wins).
+ * Returns 0, or < 0 when the lookup cannot start (the round must not go
+ * on as if the domain had no policy: a cached enforce policy may apply).
  */
-static void dest_sts_start(struct qdest *d)
+static int dest_sts_start(struct qdest *d)
 {
 	struct qmgr *q = d->q;
 	const struct tlspol *pol = *q->p.pol;
@@ -252,10 +254,12 @@ static void dest_sts_start(struct qdest *d)
 
 	if (!q->p.cfg->mta_sts || !q->sts ||
 	    (pol && pol_table_lookup(tlspol_table(pol), d->domain)))
-		return;
+		return 0;
 	id = mtasts_lookup(q->sts, d->domain, dest_sts_cb, d);
-	if (id > 0)
-		d->stsq = id;
+	if (id <= 0)
+		return id < 0 ? id : -EIO;
+	d->stsq = id;
+	return 0;
 }
 
 /*
@@ -263,7 +267,8 @@ static void dest_sts_start(struct qdest *d)
  * with a target whose A or AAAA answer was DNSSEC-secure, unless the
  * policy entry of the domain sets a level DANE does not touch.  An
  * insecure MX RRset does not stop it: a match is then Trusted, not
- * Verified (pol_peer_dane).  Returns the number of lookups started.
+ * Verified (pol_peer_dane).  Returns the number of lookups started, or
+ * SIZE_MAX when there is no memory to keep their results.
  */
 static size_t dest_dane_start(struct qdest *d)
 {
@@ -275,7 +280,7 @@ static size_t dest_dane_start(struct qdest *d)
 		return 0;
 	d->dane = calloc(d->nhosts, sizeof(*d->dane));
 	if (!d->dane)
-		return 0; /* sessions then fail closed where DANE is required */
+		return SIZE_MAX; /* the round cannot know: it is deferred */
 	for (size_t i = 0; i < d->nhosts; i++)
 		d->dane[i].qid = -1;
 	for (size_t k = 0; k < d->ntargets; k++) {
@@ -321,10 +326,14 @@ static void dest_addr_cb(void *arg, const struct dns_addr_result *r)
 		return;
 	}
 	if (d->ntargets > 0) {
-		size_t tlsa = dest_dane_start(d);
-
+		if (dest_dane_start(d) == SIZE_MAX) {
+			/* Never "no DANE" for want of memory: try again later. */
+			qmgr_dest_fail_all(d, SMTPC_TEMPFAIL, "4.3.0",
+					   "cannot look up TLSA records: out of memory");
+			qmgr_dest_reset(d);
+			return;
+		}
 		/* The targets and TLSA lookups hold all the round needs from them. */
-		(void)tlsa;
 		dest_addrs_free(d);
 		d->state = QD_LATE;
 		dest_late_done(d);
@@ -419,7 +428,11 @@ static void dest_mx_cb(void *arg, const struct dns_mx_result *r)
 		qmgr_dest_reset(d);
 		return;
 	}
-	dest_sts_start(d);
+	if (dest_sts_start(d) < 0) {
+		qmgr_dest_fail_all(d, SMTPC_TEMPFAIL, "4.3.0",
+				   "cannot look up the MTA-STS policy of the domain");
+		qmgr_dest_reset(d);
+	}
 }
 
 /* Start the MX lookup of a new round; 0 if started (or failed already). */
@@ -432,6 +445,8 @@ void qmgr_dest_resolve(struct qdest *d)
 		return;
 	}
 	d->state = QD_MX;
+	d->round_start = (int64_t)time(NULL);
+	d->stale = 0;
 	d->mxq = dns_mx(q->dns, d->domain, dest_mx_cb, d);
 	if (d->mxq < 0) {
 		qmgr_dest_fail_all(d, SMTPC_TEMPFAIL, "4.4.3", "cannot start a DNS lookup");

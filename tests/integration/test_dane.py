@@ -95,6 +95,8 @@ DESTS = {
     # the timeout relay: the same host under dane-only and dane
     'slow': ('slow.test', 'mx.slow.test', '127.0.0.79'),
     'slow-dane': ('slow-dane.test', 'mx.slow.test', '127.0.0.79'),
+    # no entry, default may: TLSA records present, none usable (PKIX-EE)
+    'unusable': ('unusable.test', 'mx.unusable.test', '127.0.0.81'),
 }
 # The targets of the CNAME'd MX hosts: (alias, target).
 CNAMES = {
@@ -144,7 +146,8 @@ class Fixture:
                                       name='otherca')
         c = {}
         for k in ('ee311', 'ee301', 'ee312', 'ee300', 'mixed-ee',
-                  'dane-match', 'dane-notlsa', 'cname', 'cname-orig', 'slow'):
+                  'dane-match', 'dane-notlsa', 'cname', 'cname-orig', 'slow',
+                  'pointer', 'unusable'):
             c[k] = mk(d, DESTS[k][1], self_signed=True, name=k)
         for k in ('ta201', 'mixed-ta'):
             c[k] = mk(d, DESTS[k][1], ca=self.dane_ca, name=k)
@@ -158,7 +161,7 @@ class Fixture:
         c['mismatch'] = mk(d, DESTS['mismatch'][1], ca=self.pkix_ca,
                            name='mismatch')
         # Outside DANE: chains to tls_ca_file, so Trusted.
-        for k in ('insecure', 'insecure-notls', 'pointer'):
+        for k in ('insecure', 'insecure-notls'):
             c[k] = mk(d, DESTS[k][1], ca=self.pkix_ca, name=k)
         # Matched by the TLSA record in the bogus child (were it believed).
         c['bogus'] = mk(d, 'mx.bogus.test', self_signed=True, name='bogus')
@@ -216,6 +219,8 @@ class Fixture:
             'pointer': [t(c['pointer'], 3, 1, 1)],
             'dane-match': [t(c['dane-match'], 3, 1, 1)],
             'slow': [t(c['slow'], 3, 1, 1)],
+            # PKIX-EE: present and matching, but not usable for SMTP.
+            'unusable': [t(c['unusable'], 1, 1, 1)],
         }
         for key, rdatas in tlsa.items():
             for rd in rdatas:
@@ -555,9 +560,10 @@ class FixtureCheck(DaneBase):
         for key, (alias, target) in CNAMES.items():
             self.assertEqual(z.query(alias, 'CNAME'), [target + '.'])
             self.assertEqual(z.query(target, 'A'), [DESTS[key][2]])
-        # Outside DANE, the mismatch and pointer hosts chain to tls_ca_file
-        # with their names: only their TLSA records can refuse them.
-        for key in ('mismatch', 'pointer'):
+        # Outside DANE, the mismatch host chains to tls_ca_file with its
+        # name: only its TLSA records can refuse it.  (The pointer host is
+        # self-signed: only its TLSA record can make it Trusted.)
+        for key in ('mismatch',):
             mx = self.mx(key)
             rc, out = self.openssl_dane(key, DESTS[key][1], None,
                                         FIX.pkix_ca.cert)
@@ -720,9 +726,11 @@ class PolicyEntries(DaneBase):
         self.assertTrue(any(e['event'] == 'ehlo' for e in mx.events()),
                         mx.events())
 
-    def test_insecure_mx_to_signed_host_is_not_dane(self):
+    def test_insecure_mx_to_signed_host_is_trusted(self):
         # The host and its TLSA records are secure, but the MX RRset that
-        # named it is not (RFC 7672 2.2.1): no DANE; the chain is trusted.
+        # named it is not: the host's own records are used, as Postfix
+        # does, and a match is only Trusted.  The certificate is
+        # self-signed, so without the TLSA match it would be Untrusted.
         mx = self.mx('pointer')
         qid, mid, rcpt = self.send('pointer')
         self.assert_delivered(mx, 'pointer', qid, mid, rcpt, 'Trusted',
@@ -731,6 +739,22 @@ class PolicyEntries(DaneBase):
 
 
 # -- no policy entry: DANE raises default_tls_level -------------------------
+
+
+class DefaultMay(DaneBase):
+
+    @classmethod
+    def setUpClass(cls):
+        cls.start_relay([], default_tls_level='may')
+
+    def test_unusable_tlsa_still_requires_tls(self):
+        # RFC 7672 2.2: TLSA records, none usable (1 1 1): TLS is
+        # mandatory all the same; `may` would have sent this in clear.
+        mx = self.mx('unusable', no_tls=True, no_starttls=True)
+        qid, mid, rcpt = self.send('unusable')
+        self.forget(qid)
+        self.assert_held(qid, rcpt, NO_STARTTLS)
+        self.assert_nothing_at_mx(mx, mid)
 
 
 class DefaultEncrypt(DaneBase):
