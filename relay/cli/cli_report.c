@@ -23,6 +23,7 @@
 #include "cli_report.h"
 #include "fpr.h"
 #include "mailq.h"
+#include "pol.h"
 
 #define REPORT_DOMAINS_MAX 100000 /* bounds memory on a damaged store */
 
@@ -81,17 +82,28 @@ static int report_add(void *arg, uint32_t day, const char *domain, const struct 
 	return 0;
 }
 
-static void dom_suggest(struct report_dom *d)
+/*
+ * A policy line where the evidence is strong, never one that would change
+ * a pin or repeat the entry in force (e: the domain's entry, NULL: none).
+ * `secure`: every delivery went over a chain that verified under the
+ * relay's CAs (tls=trusted at encrypt, tls=verified at verify/secure), and
+ * none failed.  A fingerprint: one public key across every TLS delivery.
+ */
+static void dom_suggest(struct report_dom *d, const struct pol_entry *e)
 {
 	const struct queue_posture *p = &d->sum;
 	uint32_t tls = d->policy + d->encrypted, sent = tls + d->cleartext;
+	uint32_t ca = p->count[QUEUE_PS_SENT][QUEUE_PT_TRUSTED] + d->policy;
 	struct fpr_digest k = {.len = FPR_SHA256_LEN};
 	char text[FPR_TEXT_SIZE];
 
 	d->suggestion[0] = '\0';
 	if (sent == 0 || d->dane || d->sts)
 		return;
-	if (d->policy == sent) {
+	if (e && (e->level == POL_LEVEL_SECURE || e->level == POL_LEVEL_FINGERPRINT ||
+		  e->level == POL_LEVEL_DANE_ONLY))
+		return; /* already authenticated by the administrator's choice */
+	if (ca == sent && d->deferred == 0 && d->bounced == 0) {
 		snprintf(d->suggestion, sizeof(d->suggestion), "%s secure", d->domain);
 		return;
 	}
@@ -102,7 +114,7 @@ static void dom_suggest(struct report_dom *d)
 	snprintf(d->suggestion, sizeof(d->suggestion), "%s fingerprint match=%s", d->domain, text);
 }
 
-static void dom_finish(struct report_dom *d)
+static void dom_finish(struct report_dom *d, const struct pol_table *pol)
 {
 	const uint32_t *s = d->sum.count[QUEUE_PS_SENT];
 
@@ -115,7 +127,7 @@ static void dom_finish(struct report_dom *d)
 		d->deferred += d->sum.count[QUEUE_PS_DEFERRED][t];
 		d->bounced += d->sum.count[QUEUE_PS_BOUNCED][t];
 	}
-	dom_suggest(d);
+	dom_suggest(d, pol ? pol_table_lookup(pol, d->domain) : NULL);
 }
 
 static int dom_cmp(const void *a, const void *b)
@@ -221,9 +233,10 @@ static int report_load(const char *cfgpath, uint64_t secs, struct report *r)
 {
 	struct queue *q = NULL;
 	struct queue_txn *t = NULL;
+	struct pol_table *pol = NULL;
 	struct cfg c;
 	time_t now = time(NULL);
-	int rc;
+	int rc, missing = 0;
 
 	r->to_day = (uint32_t)(now / 86400);
 	r->from_day =
@@ -231,6 +244,9 @@ static int report_load(const char *cfgpath, uint64_t secs, struct report *r)
 		       86400);
 	if (cli_load_cfg(cfgpath, &c) < 0)
 		return -1;
+	/* The entries in force, so that no suggestion repeats or undoes one. */
+	if (cli_load_policy(c.policy_file, &pol, &missing) < 0)
+		pol = NULL;
 	rc = cli_open_queue(&c, QUEUE_O_RDONLY, &q);
 	cfg_fini(&c);
 	if (rc < 0)
@@ -243,11 +259,13 @@ static int report_load(const char *cfgpath, uint64_t secs, struct report *r)
 	if (rc < 0) {
 		fprintf(stderr, "tlsrelay: cannot read the posture counters: %s\n",
 			rl_strerror(rc));
+		pol_table_free(pol);
 		return -1;
 	}
 	qsort(r->dom, r->n, sizeof(*r->dom), dom_cmp);
 	for (size_t i = 0; i < r->n; i++)
-		dom_finish(&r->dom[i]);
+		dom_finish(&r->dom[i], pol);
+	pol_table_free(pol);
 	return 0;
 }
 

@@ -5,14 +5,16 @@ One relay (default_tls_level = encrypt) delivers to four domains of a
 DNSSEC-signed Knot zone, each with its own aiosmtpd MX and a known
 outcome:
 
-    secure.test   `secure`, CA-signed certificate  -> verified (policy), 2x
+    secure.test   `encrypt`, CA-signed certificate -> encrypted (chain trusted), 2x
     enc.test      `encrypt`, self-signed           -> encrypted only, 3x
     clear.test    `none`                           -> cleartext, 1x
     fail.test     `secure`, self-signed            -> deferred, not trusted
 
 Then `report --json` must give exactly those counts and the suggestions
-(`secure.test secure`; enc.test's one public key as a `fingerprint` line in
-the form `certs fingerprint` prints; none for clear.test and fail.test),
+(`secure.test secure`: every delivery over a chain the CAs verify; enc.test's
+one public key as a `fingerprint` line in the form `certs fingerprint`
+prints; none for clear.test, and none for fail.test, whose entry is already
+`secure`),
 the text table the same, `--since` its period, and `--html` a page that
 headless Chromium renders without script errors to a non-blank screenshot.
 """
@@ -129,7 +131,7 @@ class Report(unittest.TestCase):
         relay = harness.Relay(None, start=False, **keys)
         cls.relay = relay
         with open(relay.keys['policy_file'], 'w') as f:
-            f.write('secure.test secure\nenc.test encrypt\n'
+            f.write('secure.test encrypt\nenc.test encrypt\n'
                     'clear.test none\nfail.test secure\n')
         relay.start()
         for key, (_, host, ip) in DESTS.items():
@@ -192,7 +194,7 @@ class Report(unittest.TestCase):
         self.assertEqual(sorted(doms), sorted(v[0] for v in DESTS.values()))
         zero = {'dane': 0, 'mta-sts': 0, 'policy': 0, 'encrypted': 0,
                 'cleartext': 0}
-        want = {'secure.test': dict(zero, policy=2),
+        want = {'secure.test': dict(zero, encrypted=2),
                 'enc.test': dict(zero, encrypted=3),
                 'clear.test': dict(zero, cleartext=1),
                 'fail.test': zero}
@@ -227,7 +229,7 @@ class Report(unittest.TestCase):
     def test_text(self):
         self.report_json()
         out = self.report()
-        self.assertRegex(out, r'\nsecure\.test +0 +0 +2 +0 +0 +0 +0\n')
+        self.assertRegex(out, r'\nsecure\.test +0 +0 +0 +2 +0 +0 +0\n')
         self.assertRegex(out, r'\nenc\.test +0 +0 +0 +3 +0 +0 +0\n')
         self.assertRegex(out, r'\nclear\.test +0 +0 +0 +0 +1 +0 +0\n')
         self.assertRegex(out, r'\nfail\.test +0 +0 +0 +0 +0 +1 +0\n +1 x .*not trusted')
