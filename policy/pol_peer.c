@@ -66,6 +66,14 @@ int pol_peer_resolve(const struct pol_entry *e, int default_level, const char *d
 	return 0;
 }
 
+int pol_peer_can_verify(const struct pol_peer_policy *p)
+{
+	if (p->ntlsa > 0)
+		return p->dane_mx_secure;
+	return p->level == POL_LEVEL_FINGERPRINT || p->level == POL_LEVEL_VERIFY ||
+	       p->level == POL_LEVEL_SECURE;
+}
+
 int pol_peer_dane_applies(const struct pol_entry *e)
 {
 	return !e || e->level == POL_LEVEL_DANE || e->level == POL_LEVEL_DANE_ONLY;

@@ -139,6 +139,14 @@ struct pol_sts {
 int pol_peer_sts(struct pol_peer_sess *s, const struct pol_sts *st, const char *host,
 		 const char **dsn, char *reason, size_t rsize) RL_WUR;
 
+/*
+ * Can a session under p end Verified at all (RFC 8689: what REQUIRETLS
+ * mail needs)?  fingerprint, verify, secure, DANE records under a secure
+ * MX RRset, MTA-STS enforce; not encrypt, may, none, nor DANE over an
+ * insecure MX RRset (Trusted at best).
+ */
+int pol_peer_can_verify(const struct pol_peer_policy *p);
+
 /* Would DANE apply to mail under entry e (NULL: no entry)?  Decides whether to look TLSA up. */
 int pol_peer_dane_applies(const struct pol_entry *e);
 

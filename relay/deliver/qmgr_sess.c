@@ -381,6 +381,45 @@ static int sess_first_is_report(const struct qdest *d, size_t target)
 	return 0;
 }
 
+/*
+ * REQUIRETLS mail waiting for target, under a session policy that cannot
+ * end Verified: bounced now with 5.7.30 (RFC 8689), before any connection,
+ * so that a server without STARTTLS cannot keep it deferred until it
+ * expires.  Returns the number of jobs still waiting for target.
+ */
+static size_t sess_bounce_requiretls(struct qdest *d, size_t target,
+				     const struct pol_peer_policy *p)
+{
+	struct qjob **pp = &d->head, *j, *done = NULL;
+	size_t left = 0;
+	char why[SMTPC_REASON_MAX];
+
+	if (pol_peer_can_verify(p))
+		return 1;
+	while ((j = *pp)) {
+		if (job_target(d, j) != target || !(j->qm->m->flags & QUEUE_F_REQUIRETLS)) {
+			left += job_target(d, j) == target;
+			pp = &j->next;
+			continue;
+		}
+		*pp = j->next;
+		if (d->tail == &j->next)
+			d->tail = pp;
+		d->nwait--;
+		j->next = done;
+		done = j;
+	}
+	snprintf(why, sizeof(why),
+		 "REQUIRETLS: the TLS policy of %s (level %s) cannot verify %s", d->domain,
+		 pol_level_name(p->level), d->targets[target].host);
+	while ((j = done)) {
+		done = j->next;
+		j->next = NULL;
+		qmgr_job_fail(j, SMTPC_PERMFAIL, "5.7.30", why, "none", NULL);
+	}
+	return left;
+}
+
 void qmgr_sess_start(struct qdest *d, size_t target, int no_starttls)
 {
 	struct qmgr *q = d->q;
@@ -413,6 +452,13 @@ void qmgr_sess_start(struct qdest *d, size_t target, int no_starttls)
 		rl_strlcpy(d->fail_dsn, dsn, sizeof(d->fail_dsn));
 		d->fail_relay[0] = '\0';
 		dest_target_failed(d, target, 0);
+		free(qs);
+		return;
+	}
+	if (sess_bounce_requiretls(d, target, &qs->ps.pol) == 0) {
+		/* Nothing left for this host: no session (the caller's loop
+		 * looks for the next target). */
+		tlspol_unref(qs->polref);
 		free(qs);
 		return;
 	}

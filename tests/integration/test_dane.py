@@ -868,10 +868,12 @@ class RequireTls(DaneBase):
         return m
 
     def outcome(self, key, qid, rcpt):
-        """The first delivery line of qid for rcpt at DESTS[key]'s MX
-        (sent, bounced or deferred): (tls word, dsn, status, reason)."""
+        """The first delivery line of qid for rcpt at DESTS[key]'s MX, or
+        with relay=none when no connection was made (sent, bounced or
+        deferred): (tls word or None, dsn, status, reason)."""
         _, host, ip = DESTS[key]
-        rx = (r'%s: to=<%s>, relay=%s\[%s\]:%d, delay=[0-9.]+, tls=([a-z]+), '
+        rx = (r'%s: to=<%s>, relay=(?:%s\[%s\]:%d|none), delay=[0-9.]+, '
+              r'(?:tls=([a-z-]+), )?'
               r'dsn=(\d\.\d{1,3}\.\d{1,3}), status=([a-z]+) \((.*)\)$'
               % (qid, re.escape(rcpt), re.escape(host), re.escape(ip),
                  FIX.port))
@@ -916,6 +918,12 @@ class RequireTls(DaneBase):
         self.assertNotIn(RTLS_SECRET.encode(), content)
         self.assertIn(b'only its Message-ID is attached', content)
 
+    def assert_no_session(self, mx, mid):
+        """The relay bounced without talking to mx at all."""
+        self.assertEqual([e for e in mx.events() if e['event'] in
+                          ('ehlo', 'starttls', 'mail', 'rcpt', 'data')], [])
+        self.assert_nothing_at_mx(mx, mid)
+
     def assert_tls_but_no_mail(self, mx, mid):
         """The relay got as far as STARTTLS with mx (so the bounce is its
         verdict on that session), and no further: no MAIL, RCPT or DATA."""
@@ -943,14 +951,14 @@ class RequireTls(DaneBase):
     def test_insecure_mx_rrset_to_dane_host_bounces(self):
         # The host's TLSA records match, but the MX RRset that named it is
         # unsigned: Trusted, not Verified, so not enough for REQUIRETLS.
+        # The relay knows before connecting: it bounces without a session.
         mx = self.mx('pointer', requiretls=True)
         snd = self.sender_mx()
         qid, mid, rcpt = self.send_rtls('pointer')
-        self.tls_line('pointer', 'Trusted')
-        self.assert_bounced('pointer', snd, qid, mid, rcpt, 'trusted',
-                            'REQUIRETLS: the TLS connection to %s[%s] was '
-                            'not verified' % DESTS['pointer'][1:])
-        self.assert_tls_but_no_mail(mx, mid)
+        self.assert_bounced('pointer', snd, qid, mid, rcpt, None,
+                            'REQUIRETLS: the TLS policy of %s (level dane) '
+                            'cannot verify %s' % DESTS['pointer'][:2])
+        self.assert_no_session(mx, mid)
         self.assert_no_verified('pointer')
 
     def test_dane_without_tlsa_bounces(self):
@@ -958,11 +966,10 @@ class RequireTls(DaneBase):
         mx = self.mx('dane-notlsa', requiretls=True)
         snd = self.sender_mx()
         qid, mid, rcpt = self.send_rtls('dane-notlsa')
-        self.tls_line('dane-notlsa', 'Untrusted')
-        self.assert_bounced('dane-notlsa', snd, qid, mid, rcpt, 'untrusted',
-                            'REQUIRETLS: the TLS connection to %s[%s] was '
-                            'not verified' % DESTS['dane-notlsa'][1:])
-        self.assert_tls_but_no_mail(mx, mid)
+        self.assert_bounced('dane-notlsa', snd, qid, mid, rcpt, None,
+                            'REQUIRETLS: the TLS policy of %s (level dane) '
+                            'cannot verify %s' % DESTS['dane-notlsa'][:2])
+        self.assert_no_session(mx, mid)
         self.assert_no_verified('dane-notlsa')
 
 

@@ -187,8 +187,11 @@ class Base(unittest.TestCase):
         """qid's rcpt bounced at once with 5.7.30 and reason, the queue
         holds nothing of it, and a redacted DSN reached the sender's MX."""
         _, host, ip, _ = DESTS[key]
-        self.wait_log(relay, r'%s: to=<%s>, relay=%s\[%s\]:%d, delay=[0-9.]+, '
-                      r'tls=[a-z]+, dsn=5\.7\.30, status=bounced \(%s'
+        # relay=none: bounced before any connection (the policy cannot
+        # verify); else after the session's verdict.
+        self.wait_log(relay, r'%s: to=<%s>, relay=(?:%s\[%s\]:%d|none), '
+                      r'delay=[0-9.]+, (?:tls=[a-z-]+, )?dsn=5\.7\.30, '
+                      r'status=bounced \(%s'
                       % (qid, re.escape(rcpt), re.escape(host),
                          re.escape(ip), FIX.port, re.escape(reason)))
         self.wait_gone(relay, qid)
@@ -332,16 +335,16 @@ class Outbound(Base):
 
     def test_encrypt_bounces_5730(self):
         """encrypt, even with a certificate from the trusted CA, is not
-        verified: the REQUIRETLS message bounces at once and never reaches
-        the MX, while ordinary mail to it goes as usual."""
+        verified: the REQUIRETLS message bounces at once, before any
+        connection, and never reaches the MX, while ordinary mail to it
+        goes as usual."""
         mx = self.mx('enc', requiretls=True)
         snd = self.mx('snd')
         relay = self.relay()
         qid, mid, rcpt = self.send(relay, 'enc')
         self.assert_bounced(relay, snd, qid, mid, rcpt, 'enc',
-                            'REQUIRETLS: the TLS connection to '
-                            'mx1.rtls-enc.test[127.0.0.61] was not verified '
-                            '(level encrypt)')
+                            'REQUIRETLS: the TLS policy of rtls-enc.test '
+                            '(level encrypt) cannot verify mx1.rtls-enc.test')
         self.assertEqual(self.stored(mx, mid), [])
         self.assert_no_transaction(mx, rcpt)
         # Control: the same MX takes ordinary mail under encrypt.
@@ -364,6 +367,21 @@ class Outbound(Base):
         # The relay did get as far as verified TLS with it.
         self.wait_log(relay, r'Verified TLS connection established to '
                       r'mx1\.rtls-noext\.test\[127\.0\.0\.62\]')
+
+    def test_mx_without_starttls_bounces_5730_at_once(self):
+        """An encrypt destination whose MX offers no STARTTLS: the
+        REQUIRETLS message is not kept deferred until it expires; it
+        bounces at once (the policy can never verify), nothing reaches
+        the MX."""
+        mx = self.mx('notls', tls=False)
+        snd = self.mx('snd')
+        relay = self.relay()
+        qid, mid, rcpt = self.send(relay, 'notls')
+        self.assert_bounced(relay, snd, qid, mid, rcpt, 'notls',
+                            'REQUIRETLS: the TLS policy of %s (level '
+                            'encrypt) cannot verify %s' % DESTS['notls'][:2])
+        self.assertEqual(mx.messages(), [])
+        self.assertEqual([e for e in mx.events() if e['event'] == 'mail'], [])
 
     def test_tls_required_no_never_weakens(self):
         """`TLS-Required: No` (RFC 8689 section 3) is never honoured: an

@@ -343,6 +343,19 @@ static void test_dane(void)
 		CHECK_INT(pol_peer_check(&s.pol, PEER, &good.der, 1, &v, reason, sizeof(reason)),
 			  0);
 		CHECK(v.dane && v.trust == POL_TRUST_TRUSTED, "insecure MX: Trusted");
+		/* REQUIRETLS: only what can end Verified will do. */
+		CHECK_INT(pol_peer_can_verify(&s.pol), 0);
+		s.pol.dane_mx_secure = 1;
+		CHECK_INT(pol_peer_can_verify(&s.pol), 1);
+		s.pol.ntlsa = 0;
+		s.pol.level = POL_LEVEL_ENCRYPT;
+		CHECK_INT(pol_peer_can_verify(&s.pol), 0);
+		s.pol.level = POL_LEVEL_DANE;
+		CHECK_INT(pol_peer_can_verify(&s.pol), 0);
+		s.pol.level = POL_LEVEL_VERIFY;
+		CHECK_INT(pol_peer_can_verify(&s.pol), 1);
+		s.pol.level = POL_LEVEL_FINGERPRINT;
+		CHECK_INT(pol_peer_can_verify(&s.pol), 1);
 	}
 	pol_table_free(t);
 }
