@@ -310,20 +310,26 @@ static void sts_testing_note(const struct pol_peer_policy *p, const gnutls_datum
 	unsigned status = GNUTLS_CERT_INVALID;
 
 	if (!p->sts_mx_match) {
+		v->sts_fail = POL_STS_FAIL_MX;
 		snprintf(v->sts_note, sizeof(v->sts_note), "MX host does not match");
 		return;
 	}
 	if (!chain || n == 0) {
+		v->sts_fail = POL_STS_FAIL_NOCERT;
 		snprintf(v->sts_note, sizeof(v->sts_note), "no certificate");
 		return;
 	}
 	if (!p->trust || cert_chain_verify(chain, n, p->trust, &status) != 1) {
+		v->sts_fail = POL_STS_FAIL_UNTRUSTED;
+		v->sts_status = p->trust ? status : 0;
 		snprintf(v->sts_note, sizeof(v->sts_note), "certificate not trusted (%s)",
 			 p->trust ? cert_status_text(status) : "no trust anchors");
 		return;
 	}
-	if (cert_names_match(chain[0].data, chain[0].size, p->names, p->nnames, NULL, 0) != 1)
+	if (cert_names_match(chain[0].data, chain[0].size, p->names, p->nnames, NULL, 0) != 1) {
+		v->sts_fail = POL_STS_FAIL_NAME;
 		snprintf(v->sts_note, sizeof(v->sts_note), "certificate not valid for the MX host");
+	}
 }
 
 static int check_verdict(const struct pol_peer_policy *p, const char *peer,

@@ -170,6 +170,15 @@ enum pol_chain {
 };
 
 /* The verdict on one peer. */
+/* Why an MTA-STS testing policy would not have been met (TLS-RPT's result type). */
+enum pol_sts_fail {
+	POL_STS_FAIL_NONE = 0,
+	POL_STS_FAIL_MX,	/* the MX host is not in the policy */
+	POL_STS_FAIL_NOCERT,	/* no certificate */
+	POL_STS_FAIL_UNTRUSTED, /* the chain does not verify (sts_status says why) */
+	POL_STS_FAIL_NAME,	/* trusted, but not valid for the MX host */
+};
+
 struct pol_verdict {
 	int pass;	 /* 1: the level is satisfied; 0: defer (fail closed) */
 	int trust;	 /* enum pol_trust */
@@ -183,6 +192,8 @@ struct pol_verdict {
 	int sts;			 /* MTA-STS enforce was met (trust Verified) */
 	/* MTA-STS testing: why the policy would not have been met ("" if it would). */
 	char sts_note[300];
+	int sts_fail;	      /* the same as a code: enum pol_sts_fail (0 if it would) */
+	unsigned sts_status;  /* POL_STS_FAIL_UNTRUSTED: GnuTLS status bits */
 	/* On a fingerprint failure: "certificate SHA-256 .., public key SHA-256 ..". */
 	char seen[2 * FPR_TEXT_SIZE + 64];
 };

@@ -21,7 +21,8 @@
  *   MTA-STS cache: none cached | id ID, fetched T, expires T, mode M, max_age N, mx: P, ...
  *   MTA-STS record: id ID (_mta-sts.D) | none (WHY)
  *   MTA-STS fetch: id ID, mode M, ... (https://mta-sts.D/.well-known/mta-sts.txt)
- *                | failed (sts-policy-fetch-error|sts-policy-invalid): REASON | not made (WHY)
+ *                | failed (sts-policy-fetch-error|sts-webpki-invalid|sts-policy-invalid): REASON
+ *                | not made (WHY)
  *   MTA-STS: in force: MODE (the fetched|cached policy, id ID...) | none (WHY)
  *
  * Main thread only.

@@ -43,11 +43,16 @@ static void danehost_keep(struct danehost *h, const struct dns_tlsa_result *r)
 	size_t n = 0, bytes = 0, dropped = r->ndropped;
 	unsigned char *data;
 
-	h->nunusable = 0;
+	h->nunusable = h->nmalformed = 0;
 	for (size_t i = 0; i < r->nrec; i++) {
-		if (dane_tlsa_parse(r->rec[i].data, r->rec[i].len, &t[n], NULL) < 0 ||
-		    !dane_tlsa_usable(&t[n])) {
-			h->nunusable++; /* malformed ones are unusable too (RFC 7671 5.1) */
+		if (dane_tlsa_parse(r->rec[i].data, r->rec[i].len, &t[n], NULL) < 0) {
+			/* Malformed ones are unusable too (RFC 7671 5.1). */
+			h->nunusable++;
+			h->nmalformed++;
+			continue;
+		}
+		if (!dane_tlsa_usable(&t[n])) {
+			h->nunusable++;
 			continue;
 		}
 		if (bytes + t[n].len > DANEHOST_BYTES_MAX) {

@@ -11,7 +11,9 @@
  *
  * Outcome, as struct pol_dane states:
  *   secure records with a usable one      POL_DANE_USABLE (usable ones kept)
- *   secure records, none usable            POL_DANE_UNUSABLE
+ *   secure records, none usable            POL_DANE_UNUSABLE (nmalformed:
+ *                                          how many did not even parse, for
+ *                                          TLS-RPT's tlsa-invalid)
  *   secure NODATA/NXDOMAIN, or insecure    POL_DANE_NONE
  *   SERVFAIL, timeout, bogus, or records
  *   too large to keep                      POL_DANE_FAIL, why says which
@@ -48,6 +50,7 @@ struct danehost {
 	struct dane_tlsa *rec;		  /* usable records (data in the same block) */
 	size_t nrec;
 	size_t nunusable;		  /* records present that SMTP may not use */
+	size_t nmalformed;		  /* of those, records that do not parse */
 	int secure;			  /* the last answer (or denial) was validated:
 					     POL_DANE_NONE with 1 is a secure denial */
 	char why[DANEHOST_WHY_MAX];	  /* POL_DANE_FAIL: "TLSA lookup error for ...: ..." */

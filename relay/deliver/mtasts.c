@@ -20,6 +20,7 @@ struct mreq {
 	unsigned flags;		   /* MTASTS_NO_STORE, MTASTS_FETCH */
 	struct mtasts_report *rep; /* NULL: log the steps */
 	int keep_cache;		   /* MTASTS_FETCH fetched although the cache was current */
+	const char *failure;	   /* the fetch failed: its RFC 8460 result type */
 	int dnsq;		   /* DNS lookup in flight, -1 none */
 	int httpq;		   /* fetch in flight, 0 none */
 	char domain[DNS_NAME_MAX];
@@ -106,7 +107,7 @@ void mtasts_cancel(struct mtasts *m, int id)
 static void mreq_done(struct mreq *r, const struct sts_policy *pol, const char *source,
 		      const char *id)
 {
-	struct mtasts_result res = {POL_STS_NONE, NULL, source, id};
+	struct mtasts_result res = {POL_STS_NONE, NULL, source, id, r->failure};
 	mtasts_cb cb = r->cb;
 	void *arg = r->arg;
 
@@ -197,6 +198,7 @@ static void mreq_store(struct mreq *r, const char *body, size_t len, uint32_t ma
 /* No policy from the fetch (type: the RFC 8460 result type): say why, fall back. */
 static void mreq_fail(struct mreq *r, const char *type, const char *why)
 {
+	r->failure = type;
 	if (r->rep) {
 		r->rep->fetch = MTASTS_FETCHED_FAILED;
 		r->rep->fail_type = type;
@@ -215,7 +217,10 @@ static void mreq_on_fetch(void *arg, const struct https_result *hr)
 
 	r->httpq = 0;
 	if (hr->status != HTTPS_OK) {
-		mreq_fail(r, MTASTS_FETCH_ERROR,
+		/* RFC 8460 4.3.2.2: a policy host whose certificate fails PKIX
+		 * validation is sts-webpki-invalid; any other failure to get
+		 * the body is sts-policy-fetch-error. */
+		mreq_fail(r, hr->status == HTTPS_CERT ? MTASTS_WEBPKI : MTASTS_FETCH_ERROR,
 			  hr->why[0] ? hr->why : https_status_name(hr->status));
 		return;
 	}

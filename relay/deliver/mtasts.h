@@ -19,8 +19,11 @@
  * domains are never fetched.  Each fetch and failure is logged:
  *   mta-sts: D: policy id ID fetched (mode M, max_age N)
  *   mta-sts: D: policy fetch failed (sts-policy-fetch-error): REASON
+ *   mta-sts: D: policy fetch failed (sts-webpki-invalid): REASON
  *   mta-sts: D: policy invalid (sts-policy-invalid): REASON
- * (the RFC 8460 result types, for TLS-RPT).
+ * (the RFC 8460 result types, for TLS-RPT: sts-webpki-invalid when the
+ * policy host's certificate failed the check, RFC 8460 4.3.2.2; the
+ * result's failure carries the same type to the caller).
  *
  * Cache writes go through the committer (a worker thread), never on the
  * loop.  The command-line tools (`policy show`, `certs probe`) make the
@@ -59,6 +62,13 @@ struct mtasts_result {
 	const struct sts_policy *policy;  /* mode != NONE: valid during the callback */
 	const char *source;		  /* "cache" or "fetched" */
 	const char *id;			  /* the policy's id */
+	/*
+	 * NULL, or the RFC 8460 result type (MTASTS_FETCH_ERROR,
+	 * MTASTS_WEBPKI, MTASTS_INVALID: static strings) of a fetch that
+	 * failed in this lookup.  Set also when the cached policy stands in
+	 * (mode != NONE): the caller decides whether the failure matters.
+	 */
+	const char *failure;
 };
 
 typedef void (*mtasts_cb)(void *arg, const struct mtasts_result *r);
@@ -83,6 +93,7 @@ int mtasts_lookup(struct mtasts *m, const char *domain, mtasts_cb cb, void *arg)
 /* The RFC 8460 result types of a policy that could not be had. */
 #define MTASTS_FETCH_ERROR "sts-policy-fetch-error"
 #define MTASTS_INVALID	   "sts-policy-invalid"
+#define MTASTS_WEBPKI	   "sts-webpki-invalid"
 
 enum mtasts_fetch { MTASTS_FETCHED_NOT = 0, MTASTS_FETCHED_OK, MTASTS_FETCHED_FAILED };
 
@@ -97,7 +108,7 @@ struct mtasts_report {
 	int stale;		     /* cached: in the last quarter of its max_age */
 	char cached_id[STS_ID_MAX + 1];
 	int fetch;		   /* enum mtasts_fetch */
-	const char *fail_type;	   /* FAILED: MTASTS_FETCH_ERROR or MTASTS_INVALID */
+	const char *fail_type;	   /* FAILED: MTASTS_FETCH_ERROR, _WEBPKI or _INVALID */
 	char fail_why[600];	   /* FAILED: the reason, as the log line says it */
 	struct sts_policy fetched; /* OK: the policy as fetched */
 };

@@ -158,6 +158,9 @@ struct qdest {
 	int sts_mode;
 	unsigned char *sts_match;
 	char *sts_text;                /* the policy's lines, for TLS-RPT; NULL: none */
+	/* No policy because the fetch failed: its RFC 8460 result type
+	 * (mtasts.h's static strings), counted for each session; NULL: none. */
+	const char *sts_fail;
 	int fail_class;
 	char fail_reason[SMTPC_REASON_MAX];
 	char fail_dsn[16];
@@ -196,6 +199,7 @@ struct qsess {
 	unsigned taken;                    /* messages it was given */
 	unsigned replied;                  /* of those, answered by the server */
 	int nocount;                       /* carries TLS-RPT reports: not counted */
+	int tlsa_invalid;                  /* the host's TLSA RRset: malformed, none usable */
 };
 
 struct qmgr {

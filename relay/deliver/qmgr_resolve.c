@@ -68,6 +68,7 @@ static void dest_sts_free(struct qdest *d)
 	d->sts_match = NULL;
 	free(d->sts_text);
 	d->sts_text = NULL;
+	d->sts_fail = NULL;
 }
 
 /* The policy as TLS-RPT's policy-string lists it (RFC 8460 4.4): its lines. */
@@ -224,6 +225,8 @@ static void dest_sts_cb(void *arg, const struct mtasts_result *r)
 	struct qdest *d = arg;
 
 	d->stsq = 0;
+	/* A failed fetch with no cached policy to stand in: TLS-RPT reports it. */
+	d->sts_fail = r->mode == POL_STS_NONE ? r->failure : NULL;
 	if (r->mode != POL_STS_NONE && r->policy && !d->sts_text)
 		d->sts_text = sts_policy_text(r->policy);
 	if (r->mode != POL_STS_NONE) {

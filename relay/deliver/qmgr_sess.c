@@ -197,7 +197,6 @@ static int sess_result_type(int tr)
 	case SMTPC_TR_HOST_MISMATCH: return QUEUE_TLSRPT_R_HOST_MISMATCH;
 	case SMTPC_TR_EXPIRED: return QUEUE_TLSRPT_R_EXPIRED;
 	case SMTPC_TR_NOT_TRUSTED: return QUEUE_TLSRPT_R_NOT_TRUSTED;
-	case SMTPC_TR_STS_WEBPKI: return QUEUE_TLSRPT_R_STS_WEBPKI;
 	case SMTPC_TR_OK: return 0;
 	default: return QUEUE_TLSRPT_R_VALIDATION;
 	}
@@ -235,6 +234,40 @@ static int sess_policy_type(const struct qsess *qs)
 	if (qs->ps.pol.sts_enforce || qs->ps.pol.sts_testing)
 		return QUEUE_TLSRPT_STS;
 	return QUEUE_TLSRPT_NOPOLICY;
+}
+
+/* The result type of a policy fetch that failed (mtasts.h's strings). */
+static int sts_fail_result(const char *fail)
+{
+	if (strcmp(fail, MTASTS_INVALID) == 0)
+		return QUEUE_TLSRPT_R_STS_INVALID;
+	if (strcmp(fail, MTASTS_WEBPKI) == 0)
+		return QUEUE_TLSRPT_R_STS_WEBPKI;
+	return QUEUE_TLSRPT_R_STS_FETCH;
+}
+
+/*
+ * Count a session that reached the server.  A session that ran without a
+ * policy because the domain's policy could not be had (RFC 8460 4.3.2:
+ * malformed TLSA records and no usable one; an MTA-STS policy that could
+ * not be fetched, or was invalid, with no cached one to stand in) is a
+ * failure of that policy, whatever became of its TLS: the domain owner
+ * needs to hear that the policy it published is not being applied.  It
+ * goes under no-policy-found (the policy applied; there is no policy
+ * text to show) for MTA-STS, and under tlsa for the TLSA records.
+ * DANE comes first, as it does in sess_policy.
+ */
+static void sess_count_closed(struct qsess *qs, int tr, const char *local_ip)
+{
+	int type = sess_policy_type(qs), result = sess_result_type(tr);
+
+	if (type == QUEUE_TLSRPT_NOPOLICY && qs->tlsa_invalid) {
+		type = QUEUE_TLSRPT_TLSA;
+		result = QUEUE_TLSRPT_R_TLSA_INVALID;
+	} else if (type == QUEUE_TLSRPT_NOPOLICY && qs->d->sts_fail) {
+		result = sts_fail_result(qs->d->sts_fail);
+	}
+	sess_count(qs, type, result, local_ip);
 }
 
 static struct smtpc_msg *sess_next(struct smtpc *s, void *arg)
@@ -286,7 +319,7 @@ static void sess_closed(struct smtpc *s, int established, int class, const char 
 	int tr = smtpc_tls_result(s);
 
 	if (tr != SMTPC_TR_NONE)
-		sess_count(qs, sess_policy_type(qs), sess_result_type(tr), smtpc_local_ip(s));
+		sess_count_closed(qs, tr, smtpc_local_ip(s));
 	if (qs->prev)
 		qs->prev->next = qs->next;
 	else
@@ -338,6 +371,7 @@ static int sess_policy(struct qsess *qs, const struct qtarget *t, const char **d
 	struct qdest *d = qs->d;
 	struct qmgr *q = d->q;
 	struct danehost none = {.state = POL_DANE_NONE, .qid = -1};
+	const struct danehost *h = d->dane ? &d->dane[t->hostidx] : &none;
 	struct pol_dane dn;
 
 	*dsn = "";
@@ -345,12 +379,15 @@ static int sess_policy(struct qsess *qs, const struct qtarget *t, const char **d
 			   q->p.trust, &qs->ps, reason, rsize) < 0)
 		return -1;
 	/* The records stay with the round, which outlives its sessions. */
-	danehost_pol(d->dane ? &d->dane[t->hostidx] : &none, d->mx_secure, &dn);
+	danehost_pol(h, d->mx_secure, &dn);
+	/* RFC 8460 4.3.2.1 tlsa-invalid: records, but none valid (malformed ones). */
+	qs->tlsa_invalid = h->state == POL_DANE_UNUSABLE && h->nmalformed > 0;
 	if (pol_peer_dane(&qs->ps, &dn, t->host, dsn, reason, rsize) < 0) {
 		*dsn = *dsn ? *dsn : "";
 		/* RFC 8460 4.3: a failed (bogus) TLSA lookup, or dane-only without records. */
 		sess_count(qs, QUEUE_TLSRPT_TLSA,
 			   dn.state == POL_DANE_FAIL ? QUEUE_TLSRPT_R_DNSSEC_INVALID
+			   : qs->tlsa_invalid	     ? QUEUE_TLSRPT_R_TLSA_INVALID
 						     : QUEUE_TLSRPT_R_DANE_REQUIRED,
 			   "");
 		return -1;
@@ -362,8 +399,13 @@ static int sess_policy(struct qsess *qs, const struct qtarget *t, const char **d
 
 		if (pol_peer_sts(&qs->ps, &st, t->host, dsn, reason, rsize) < 0) {
 			*dsn = *dsn ? *dsn : "";
-			/* Enforce, and the MX host is not in the policy. */
-			sess_count(qs, QUEUE_TLSRPT_STS, QUEUE_TLSRPT_R_STS_WEBPKI, "");
+			/*
+			 * Enforce, and the MX host is not in the policy: no
+			 * certificate was seen (certificate-host-mismatch) and
+			 * the policy itself was authenticated (not
+			 * sts-webpki-invalid), so the general validation-failure.
+			 */
+			sess_count(qs, QUEUE_TLSRPT_STS, QUEUE_TLSRPT_R_VALIDATION, "");
 			return -1;
 		}
 	}

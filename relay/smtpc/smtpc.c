@@ -694,17 +694,26 @@ static void smtpc_vsteps(struct smtpc *s, const struct pol_verdict *v, const cha
 }
 
 /*
- * The TLS-RPT result type of a verdict (RFC 8460 4.3).  MTA-STS (enforce,
- * or testing that would have failed) speaks for itself; otherwise DANE
+ * The TLS-RPT result type of a verdict (RFC 8460 4.3.1).  The MX host's
+ * certificate under MTA-STS is judged like any other (enforce is level
+ * verify for the MX name): sts-webpki-invalid is about the policy host's
+ * certificate (4.3.2.2), which mtasts reports.  A testing policy that
+ * would not have been met says why in v->sts_fail.  Otherwise DANE
  * records that do not match are a validation failure, and a chain check
  * says why: expired, not trusted, or trusted for another name.
  */
 static int smtpc_result_of(const struct pol_peer_policy *p, const struct pol_verdict *v, int rc)
 {
-	if (rc == 0)
-		return v->sts_note[0] ? SMTPC_TR_STS_WEBPKI : SMTPC_TR_OK;
-	if (p->sts_enforce)
-		return SMTPC_TR_STS_WEBPKI;
+	if (rc == 0) {
+		switch (v->sts_fail) {
+		case POL_STS_FAIL_NONE: return SMTPC_TR_OK;
+		case POL_STS_FAIL_UNTRUSTED:
+			return (v->sts_status & GNUTLS_CERT_EXPIRED) ? SMTPC_TR_EXPIRED
+								     : SMTPC_TR_NOT_TRUSTED;
+		case POL_STS_FAIL_NAME: return SMTPC_TR_HOST_MISMATCH;
+		default: return SMTPC_TR_VALIDATION; /* not in the policy; no certificate */
+		}
+	}
 	if (p->ntlsa > 0 || p->level == POL_LEVEL_FINGERPRINT || v->chain == POL_CHAIN_NONE)
 		return SMTPC_TR_VALIDATION;
 	if (v->chain == POL_CHAIN_UNTRUSTED)

@@ -147,8 +147,8 @@ const unsigned char *smtpc_pk_sha256(const struct smtpc *s);
  * What became of TLS in the session, for TLS-RPT (RFC 8460 4.3): NONE
  * when TLS was not tried (no connection, no answer, level none, a retry
  * in clear), OK when the peer met the policy, else the failure.  Under an
- * MTA-STS testing policy a peer that would have failed it is STS_WEBPKI
- * although the session went on.
+ * MTA-STS testing policy a peer that would have failed it gets the type of
+ * that failure although the session went on.
  */
 enum smtpc_tls_result {
 	SMTPC_TR_NONE = 0,
@@ -157,8 +157,7 @@ enum smtpc_tls_result {
 	SMTPC_TR_HOST_MISMATCH, /* certificate-host-mismatch */
 	SMTPC_TR_EXPIRED,	/* certificate-expired */
 	SMTPC_TR_NOT_TRUSTED,	/* certificate-not-trusted */
-	SMTPC_TR_VALIDATION,	/* validation-failure: handshake, DANE, fingerprint */
-	SMTPC_TR_STS_WEBPKI,	/* sts-webpki-invalid: MTA-STS not met */
+	SMTPC_TR_VALIDATION,	/* validation-failure: handshake, DANE, fingerprint, MX not in the MTA-STS policy */
 };
 int smtpc_tls_result(const struct smtpc *s);
 /* The relay's own address on the connection ("" before it is made). */

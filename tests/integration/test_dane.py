@@ -20,8 +20,11 @@ mismatch) or is what the log must show (Trusted, outside DANE).
                     fixtures match where a delivery is expected, and fail
                     for the reason the relay must give where a hold is
     PolicyEntries   one relay, one policy entry per destination (dane-only
-                    or dane); default level dane-only
-    DefaultEncrypt  no entry, default_tls_level = encrypt: DANE raises it
+                    or dane); default level dane-only; a malformed-only TLSA
+                    RRset under dane-only holds and counts tlsa-invalid
+    DefaultEncrypt  no entry, default_tls_level = encrypt: DANE raises it;
+                    a malformed-only TLSA RRset delivers as encrypt and is
+                    counted tlsa-invalid for TLS-RPT
     TlsaTimeout     the relay's resolver goes through the TLSA-dropping proxy
     RequireTls      REQUIRETLS (RFC 8689) mail: only to a DANE-Verified MX
                     (secure MX RRset) that offers the extension, else a
@@ -33,6 +36,8 @@ line and the SNI name the MX saw; or the mail deferred with its reason in
 `mailq --json` and no transaction at the MX.
 """
 
+import datetime
+import json
 import os
 import re
 import shutil
@@ -96,7 +101,10 @@ DESTS = {
     'slow': ('slow.test', 'mx.slow.test', '127.0.0.79'),
     'slow-dane': ('slow-dane.test', 'mx.slow.test', '127.0.0.79'),
     # no entry, default may: TLSA records present, none usable (PKIX-EE)
-    'unusable': ('unusable.test', 'mx.unusable.test', '127.0.0.81'),
+    'unusable': ('unusable.test', 'mx.unusable.test', '127.0.0.82'),
+    # A secure TLSA RRset whose only record is malformed (a 2-octet
+    # SHA-256 digest): no usable record, TLS-RPT's tlsa-invalid.
+    'malformed': ('malformed.test', 'mx.malformed.test', '127.0.0.81'),
 }
 # The targets of the CNAME'd MX hosts: (alias, target).
 CNAMES = {
@@ -161,7 +169,7 @@ class Fixture:
         c['mismatch'] = mk(d, DESTS['mismatch'][1], ca=self.pkix_ca,
                            name='mismatch')
         # Outside DANE: chains to tls_ca_file, so Trusted.
-        for k in ('insecure', 'insecure-notls'):
+        for k in ('insecure', 'insecure-notls', 'malformed'):
             c[k] = mk(d, DESTS[k][1], ca=self.pkix_ca, name=k)
         # Matched by the TLSA record in the bogus child (were it believed).
         c['bogus'] = mk(d, 'mx.bogus.test', self_signed=True, name='bogus')
@@ -225,6 +233,7 @@ class Fixture:
         for key, rdatas in tlsa.items():
             for rd in rdatas:
                 recs.append((self.owner(DESTS[key][1]), 'TLSA', rd))
+        recs.append((self.owner(DESTS['malformed'][1]), 'TLSA', '3 1 1 0011'))
         # A TLSA owner that is an alias into the bogus child.
         recs.append((self.owner(DESTS['bogus-tlsa'][1]), 'CNAME',
                      self.owner('mx.bogus.test')))
@@ -631,7 +640,31 @@ class PolicyEntries(DaneBase):
         self.assert_nothing_at_mx(mx, mid)
         self.assert_no_verified('mismatch')
 
-    # An expired certificate: DANE-EE ignores dates, DANE-TA does not.
+    def test_malformed_tlsa_under_dane_only_holds_and_counts_tlsa_invalid(self):
+        # dane-only and no usable record: held without connecting; the
+        # TLS-RPT report says the TLSA RRset is invalid (RFC 8460
+        # 4.3.2.1), not dane-required (there are records).
+        key = 'malformed'
+        mx = self.mx(key)
+        qid, mid, rcpt = self.send(key)
+        self.forget(qid)
+        self.assert_held(qid, rcpt, 'has no usable TLSA records')
+        self.assert_nothing_at_mx(mx, mid)
+        day = datetime.datetime.now(datetime.timezone.utc).strftime('%Y-%m-%d')
+        last = {}
+
+        def report():
+            r = self.relay.cli('tlsrpt', 'show', '--day', day, DESTS[key][0])
+            last['out'] = r.stdout + r.stderr
+            return json.loads(r.stdout) if r.returncode == 0 else None
+        rep = harness.wait_for(report, 20.0, 0.3)
+        self.assertTrue(rep, 'no TLS-RPT counts for %s: %s\nlog:\n%s'
+                        % (DESTS[key][0], last.get('out'), self.log_tail()))
+        pol = rep['policies'][0]
+        self.assertEqual(pol['policy']['policy-type'], 'tlsa')
+        self.assertEqual(pol['summary']['total-successful-session-count'], 0)
+        self.assertEqual([d['result-type'] for d in pol['failure-details']],
+                         ['tlsa-invalid'], pol)
 
     def test_expired_cert_ee_delivers(self):
         mx = self.mx('expired-ee')
@@ -777,6 +810,36 @@ class DefaultEncrypt(DaneBase):
         self.assert_held(qid, rcpt, NO_TLSA_MATCH)
         self.assert_nothing_at_mx(mx, mid)
         self.assert_no_verified('mismatch')
+
+    def test_malformed_tlsa_delivers_and_counts_tlsa_invalid(self):
+        # No usable record: RFC 7672 2.2 leaves the session unauthenticated
+        # (encrypt delivers, Trusted through tls_ca_file); the TLS-RPT
+        # report says the TLSA RRset is invalid (RFC 8460 4.3.2.1).
+        key = 'malformed'
+        self.assertEqual(FIX.zone.query(FIX.owner(DESTS[key][1]), 'TLSA'),
+                         ['3 1 1 0011'])
+        mx = self.mx(key)
+        qid, mid, rcpt = self.send(key)
+        self.assert_delivered(mx, key, qid, mid, rcpt, 'Trusted', 'trusted')
+        day = datetime.datetime.now(datetime.timezone.utc).strftime('%Y-%m-%d')
+        last = {}
+
+        def report():
+            r = self.relay.cli('tlsrpt', 'show', '--day', day, DESTS[key][0])
+            last['out'] = r.stdout + r.stderr
+            return json.loads(r.stdout) if r.returncode == 0 else None
+        rep = harness.wait_for(report, 20.0, 0.3)
+        self.assertTrue(rep, 'no TLS-RPT counts for %s: %s\nlog:\n%s'
+                        % (DESTS[key][0], last.get('out'), self.log_tail()))
+        self.assertEqual(len(rep['policies']), 1, rep)
+        pol = rep['policies'][0]
+        self.assertEqual(pol['policy']['policy-type'], 'tlsa')
+        self.assertEqual(pol['summary'], {'total-successful-session-count': 0,
+                                          'total-failure-session-count': 1})
+        self.assertEqual(pol['failure-details'], [{
+            'result-type': 'tlsa-invalid', 'sending-mta-ip': '127.0.0.1',
+            'receiving-mx-hostname': DESTS[key][1],
+            'receiving-ip': DESTS[key][2], 'failed-session-count': 1}])
 
 
 # -- TLSA queries that are never answered -------------------------------------

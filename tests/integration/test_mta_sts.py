@@ -35,7 +35,15 @@ hold names the check that refused the peer.
     Precedence     a policy file entry, then DANE, beat MTA-STS (each with
                    a control in the same relay: nomatch.test, held)
     FetchFailures  404, redirect, text/html, 1 MiB, a stalled server, an
-                   invalid body: delivered as without a policy, logged
+                   invalid body, a policy host with a certificate for
+                   another name: delivered as without a policy, logged
+
+TLS-RPT (RFC 8460): the deliveries of Enforce (a success), Testing (the
+certificate for another name) and FetchFailures (404, invalid body, the
+policy host's certificate) are checked in `tlsrpt show --day TODAY D`:
+policy type and strings, summary, and one failure detail with its result
+type (certificate-host-mismatch; sts-policy-fetch-error,
+sts-policy-invalid or sts-webpki-invalid under no-policy-found).
 
 Every MX logs each TCP connection (mx.py --log-connect), so "held without
 connecting" is an observation, not an absence of mail.
@@ -58,6 +66,8 @@ import ssl
 import subprocess
 import sys
 import tempfile
+import datetime
+import json
 import time
 import unittest
 
@@ -74,6 +84,7 @@ from test_delivery import (common_port, message, msg_id_of,  # noqa: E402
 DELIVERY_TIMEOUT = 20.0   # the fetch, then the delivery: well under this
 HOLD_TIMEOUT = 20.0
 REFETCH_TIMEOUT = 30.0    # TXT TTL (5 s) + a retry (<= 2 s), with margin
+REPORT_TIMEOUT = 20.0     # TLS-RPT counts are written every 5 s
 SLOW_FETCH_TIMEOUT = 75.0  # the relay bounds a stalled fetch within this
 SENDER = 'alice@client.test'
 OPENSSL = shutil.which('openssl') or '/usr/bin/openssl'
@@ -100,6 +111,7 @@ DESTS = {
     'fbig': ('fbig.test', '127.0.0.165', '127.0.0.215'),
     'fslow': ('fslow.test', '127.0.0.166', '127.0.0.216'),
     'finvalid': ('finvalid.test', '127.0.0.167', '127.0.0.217'),
+    'fwebpki': ('fwebpki.test', '127.0.0.168', '127.0.0.219'),
 }
 # A domain without MTA-STS (no TXT record, no policy host).
 PLAIN = ('plain.test', '127.0.0.218')
@@ -312,9 +324,9 @@ class StsBase(unittest.TestCase):
                    mode, max_age))
 
     @staticmethod
-    def fetch_failed_rx(key):
-        return (r'mta-sts: %s: policy fetch failed \(sts-policy-fetch-error\)'
-                r': \S.*$' % re.escape(domain(key)))
+    def fetch_failed_rx(key, rtype='sts-policy-fetch-error'):
+        return (r'mta-sts: %s: policy fetch failed \(%s\)'
+                r': \S.*$' % (re.escape(domain(key)), rtype))
 
     @staticmethod
     def invalid_rx(key):
@@ -335,6 +347,55 @@ class StsBase(unittest.TestCase):
     def bad_cert_reason(key):
         return ('MTA-STS policy of %s (enforce): certificate not valid for %s'
                 % (domain(key), mx_host(key)))
+
+    # -- TLS-RPT ----------------------------------------------------------------
+
+    def tlsrpt_policy(self, key, ok, fail):
+        """The one policy of today's TLS-RPT report of DESTS[key], once
+        its summary counts ok successful and fail failed sessions (the
+        counts reach the queue every 5 s); fails with the report and log."""
+        day = datetime.datetime.now(
+            datetime.timezone.utc).strftime('%Y-%m-%d')
+        last = {}
+
+        def got():
+            r = self.relay.cli('tlsrpt', 'show', '--day', day, domain(key))
+            last['out'] = r.stdout + r.stderr
+            if r.returncode != 0:
+                return None
+            pols = json.loads(r.stdout)['policies']
+            if len(pols) == 1 and pols[0]['summary'] == {
+                    'total-successful-session-count': ok,
+                    'total-failure-session-count': fail}:
+                return pols[0]
+            return None
+        pol = harness.wait_for(got, REPORT_TIMEOUT, 0.3)
+        if not pol:
+            self.fail('no TLS-RPT report of %s with %d/%d sessions within '
+                      '%.0f s: %s\nlog:\n%s' % (domain(key), ok, fail,
+                                                REPORT_TIMEOUT, last.get('out'),
+                                                self.log_tail()))
+        self.assertEqual(pol['policy']['policy-domain'], domain(key))
+        self.assertEqual(pol['policy']['mx-host'], [mx_host(key)])
+        return pol
+
+    def assert_failure_detail(self, pol, key, rtype):
+        """pol has exactly one failure detail: one session to the MX of
+        key that failed with result type rtype."""
+        self.assertEqual(pol.get('failure-details'), [{
+            'result-type': rtype,
+            'sending-mta-ip': '127.0.0.1',
+            'receiving-mx-hostname': mx_host(key),
+            'receiving-ip': DESTS[key][2],
+            'failed-session-count': 1}], pol)
+
+    def assert_fetch_failure_reported(self, key, rtype):
+        """The session went without a policy and is a failure of the
+        policy that could not be had (RFC 8460 4.3.2.2)."""
+        pol = self.tlsrpt_policy(key, 0, 1)
+        self.assertEqual(pol['policy']['policy-type'], 'no-policy-found')
+        self.assertNotIn('policy-string', pol['policy'])
+        self.assert_failure_detail(pol, key, rtype)
 
     # -- outcomes -------------------------------------------------------------
 
@@ -664,6 +725,13 @@ class Enforce(StsBase):
         self.assertEqual(len(gets), 1, gets)
         self.assertEqual(gets[0]['host'], sts_host(key))
         self.assertEqual(gets[0]['sni'], sts_host(key))
+        # TLS-RPT: one successful session under the policy.
+        pol = self.tlsrpt_policy(key, 1, 0)
+        self.assertEqual(pol['policy']['policy-type'], 'sts')
+        self.assertEqual(pol['policy']['policy-string'], [
+            'version: STSv1', 'mode: enforce', 'max_age: 86400',
+            'mx: ' + mx_host(key)])
+        self.assertNotIn('failure-details', pol)
 
     def test_unlisted_mx_is_held_without_connecting(self):
         key = 'nomatch'
@@ -721,6 +789,16 @@ class Testing(StsBase):
         self.wait_log(self.not_met_rx(key))
         self.assert_not_logged(r'Verified TLS connection established to '
                                r'\S+\[%s\]' % re.escape(DESTS[key][2]))
+        # TLS-RPT: a failure under the policy, although the mail went.  A
+        # trusted certificate for another name is RFC 8460 4.3.1's
+        # certificate-host-mismatch (sts-webpki-invalid is about the
+        # policy host's certificate, 4.3.2.2).
+        pol = self.tlsrpt_policy(key, 0, 1)
+        self.assertEqual(pol['policy']['policy-type'], 'sts')
+        self.assertEqual(pol['policy']['policy-string'], [
+            'version: STSv1', 'mode: testing', 'max_age: 86400',
+            'mx: ' + mx_host(key)])
+        self.assert_failure_detail(pol, key, 'certificate-host-mismatch')
 
 
 # -- mode none; mta_sts = no -------------------------------------------------
@@ -891,6 +969,20 @@ class FetchFailures(StsBase):
 
     def test_404(self):
         self.failed_fetch('f404', 'status', 404)
+        self.assert_fetch_failure_reported('f404', 'sts-policy-fetch-error')
+
+    def test_policy_host_certificate_for_another_name(self):
+        key = 'fwebpki'
+        srv = StsServer(self, sts_host(key), DESTS[key][1], FIX.wrong_cert)
+        srv.start(body=trap(key))
+        mx = self.mx(key)
+        self.start_relay()
+        qid, mid, rcpt = self.send(key)
+        self.assert_delivered(mx, key, qid, mid, rcpt, TLS_ENCRYPT)
+        self.wait_log(self.fetch_failed_rx(key, 'sts-webpki-invalid'))
+        self.assertEqual(srv.gets(), [], 'a request went over TLS with a '
+                         'certificate for another name')
+        self.assert_fetch_failure_reported(key, 'sts-webpki-invalid')
 
     def test_redirect_is_not_followed(self):
         srv = self.failed_fetch('fredirect', 'redirect')
@@ -911,6 +1003,7 @@ class FetchFailures(StsBase):
         qid, mid, rcpt = self.send(key)
         self.assert_ignored_policy(key, srv, mx, qid, mid, rcpt)
         self.wait_log(self.invalid_rx(key))
+        self.assert_fetch_failure_reported(key, 'sts-policy-invalid')
 
     def test_stalled_server_blocks_nothing(self):
         key = 'fslow'
