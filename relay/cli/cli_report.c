@@ -262,7 +262,8 @@ static int report_load(const char *cfgpath, uint64_t secs, struct report *r)
 		pol_table_free(pol);
 		return -1;
 	}
-	qsort(r->dom, r->n, sizeof(*r->dom), dom_cmp);
+	if (r->n > 0) /* qsort(NULL, 0, ...) is undefined */
+		qsort(r->dom, r->n, sizeof(*r->dom), dom_cmp);
 	for (size_t i = 0; i < r->n; i++)
 		dom_finish(&r->dom[i], pol);
 	pol_table_free(pol);

@@ -622,6 +622,11 @@ int serve_main(const char *path)
 			uv_close((uv_handle_t *)&srv.listen[i], NULL);
 		if (srv.qmgr)
 			qmgr_stop(srv.qmgr, 0);
+		/* Whatever serve_open() set going must not keep the loop alive. */
+		if (srv.rpt)
+			tlsrpt_counter_stop(srv.rpt);
+		if (srv.rpt_timer.data)
+			uv_close((uv_handle_t *)&srv.rpt_timer, NULL);
 		uv_run(srv.loop, UV_RUN_DEFAULT);
 	}
 	if (uv_loop_close(srv.loop) != 0)
