@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 #include "tlsrpt.h"
@@ -26,7 +27,7 @@ int tlsrpt_mailto_addr(const char *uri, char *out, size_t size)
 	const char *p = uri + 7, *at = NULL;
 	size_t n = 0;
 
-	if (strncmp(uri, "mailto:", 7) != 0)
+	if (strncasecmp(uri, "mailto:", 7) != 0) /* schemes ignore case (RFC 3986 3.1) */
 		return -EINVAL;
 	/* RFC 6068: the address ends at "?" (headers) or the end; %XX decoded. */
 	for (; *p && *p != '?'; p++) {
@@ -56,7 +57,7 @@ int tlsrpt_https_parse(const char *uri, char *host, size_t hsize, unsigned *port
 	const char *p = uri + 8, *slash, *colon;
 	size_t hn;
 
-	if (strncmp(uri, "https://", 8) != 0)
+	if (strncasecmp(uri, "https://", 8) != 0)
 		return -EINVAL;
 	slash = strchr(p, '/');
 	hn = slash ? (size_t)(slash - p) : strlen(p);
