@@ -291,6 +291,12 @@ static void post_cb(void *arg, const struct https_result *r)
 
 	if (r->status == HTTPS_OK) {
 		log_sent(s, uri);
+	} else if (r->status == HTTPS_HTTP && r->http_code >= 400 && r->http_code < 500) {
+		/* The receiver refused the report itself: retrying the same
+		 * report hourly would not change its mind (nor should the
+		 * other ruas get it again). */
+		log_warn("tlsrpt: %s: POST to %s refused, not retried: %s",
+			 s->dom[s->cur].domain, uri, r->why);
 	} else {
 		log_warn("tlsrpt: %s: POST to %s failed: %s", s->dom[s->cur].domain, uri, r->why);
 		s->dom_failed = 1;
@@ -333,8 +339,14 @@ static void https_step(struct tlsrpt_send *s)
 		const char *uri = s->rua.https[s->https_next];
 
 		if (tlsrpt_https_parse(uri, s->host, sizeof(s->host), &s->port, s->path,
-				       sizeof(s->path)) == 0 &&
-		    dns_addrs(s->p.dns, s->host, addrs_cb, s) >= 0)
+				       sizeof(s->path)) < 0) {
+			/* A URI we cannot use stays unusable: no retry for it. */
+			log_warn("tlsrpt: %s: cannot POST to %s: not a usable https URI",
+				 s->dom[s->cur].domain, uri);
+			s->https_next++;
+			continue;
+		}
+		if (dns_addrs(s->p.dns, s->host, addrs_cb, s) >= 0)
 			return;
 		log_warn("tlsrpt: %s: cannot POST to %s", s->dom[s->cur].domain, uri);
 		s->dom_failed = 1;
