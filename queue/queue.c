@@ -276,38 +276,42 @@ static int queue_mdb_begin(struct queue *q, unsigned f, MDB_txn **txn)
 }
 
 /* The named databases (queue.h); mdb_env_set_maxdbs() must allow them all. */
-static const char *const queue_db_names[] = {"msg",    "body", "sched", "meta",
-					     "active", "sts",  "tlsrpt"};
+static const char *const queue_db_names[] = {"msg",    "body", "sched",  "meta",
+					     "active", "sts",  "tlsrpt", "posture"};
+/* Those from QUEUE_DB_LATER on came later: see queue_dbs_open(). */
+#define QUEUE_DB_LATER 5
 _Static_assert(sizeof(queue_db_names) / sizeof(queue_db_names[0]) <= QUEUE_MAXDBS,
 	       "QUEUE_MAXDBS too small for the named databases");
 
 static int queue_dbs_open(struct queue *q, MDB_txn *txn)
 {
-	MDB_dbi *dbis[] = {&q->msg,    &q->body, &q->sched, &q->meta,
-			   &q->active, &q->sts,	 &q->tlsrpt};
+	MDB_dbi *dbis[] = {&q->msg,    &q->body, &q->sched,  &q->meta,
+			   &q->active, &q->sts,	 &q->tlsrpt, &q->posture};
+	int *has[] = {&q->has_sts, &q->has_tlsrpt, &q->has_posture};
 	unsigned f = (q->flags & QUEUE_O_RDONLY) ? 0 : MDB_CREATE;
-	size_t i, last = sizeof(dbis) / sizeof(dbis[0]) - 2;
+	size_t n = sizeof(dbis) / sizeof(dbis[0]);
 	int rc = 0;
 
 	_Static_assert(sizeof(dbis) / sizeof(dbis[0]) ==
 			   sizeof(queue_db_names) / sizeof(queue_db_names[0]),
 		       "one handle per named database");
-	for (i = 0; i < last && !rc; i++)
+	_Static_assert(sizeof(has) / sizeof(has[0]) ==
+			   sizeof(dbis) / sizeof(dbis[0]) - QUEUE_DB_LATER,
+		       "one flag per database that came later");
+	for (size_t i = 0; i < QUEUE_DB_LATER && !rc; i++)
 		rc = mdb_dbi_open(txn, queue_db_names[i], f, dbis[i]);
-	if (rc)
-		return rc;
-	/* "sts" came later: a queue made before it has none, which a
-	 * read-only open (mailq) must accept as an empty cache. */
-	rc = mdb_dbi_open(txn, queue_db_names[last], f, dbis[last]);
-	q->has_sts = rc == 0;
-	if (rc && !(rc == MDB_NOTFOUND && (q->flags & QUEUE_O_RDONLY)))
-		return rc;
-	/* "tlsrpt" came later still, and is optional in the same way. */
-	rc = mdb_dbi_open(txn, queue_db_names[last + 1], f, dbis[last + 1]);
-	q->has_tlsrpt = rc == 0;
-	if (rc && !(rc == MDB_NOTFOUND && (q->flags & QUEUE_O_RDONLY)))
-		return rc;
-	return queue_posture_dbopen(q, txn);
+	/*
+	 * The MTA-STS cache, the TLS-RPT and the posture counters came
+	 * later: a queue made before them has none, which a read-only open
+	 * (mailq, report) must accept as empty; a writer creates them.
+	 */
+	for (size_t i = QUEUE_DB_LATER; i < n && !rc; i++) {
+		rc = mdb_dbi_open(txn, queue_db_names[i], f, dbis[i]);
+		*has[i - QUEUE_DB_LATER] = rc == 0;
+		if (rc == MDB_NOTFOUND && (q->flags & QUEUE_O_RDONLY))
+			rc = 0;
+	}
+	return rc;
 }
 
 /* Check (or, in a new queue, write) the layout version in meta.  A newer

@@ -41,7 +41,4 @@ struct queue_txn {
  */
 int queue_db_fail(struct queue_txn *t, int mdbrc);
 
-/* Open the "posture" database (queue_posture.c); an LMDB code. */
-int queue_posture_dbopen(struct queue *q, MDB_txn *txn);
-
 #endif

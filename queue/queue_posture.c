@@ -17,16 +17,6 @@
 
 #define POSTURE_KEY_MAX (4 + QUEUE_STS_DOMAIN_MAX)
 
-int queue_posture_dbopen(struct queue *q, MDB_txn *txn)
-{
-	unsigned f = (q->flags & QUEUE_O_RDONLY) ? 0 : MDB_CREATE;
-	int rc = mdb_dbi_open(txn, "posture", f, &q->posture);
-
-	/* A read-only open of a queue made before the counters sees none. */
-	q->has_posture = rc == 0;
-	return rc == MDB_NOTFOUND && (q->flags & QUEUE_O_RDONLY) ? 0 : rc;
-}
-
 static int posture_key(uint32_t day, const char *domain, unsigned char *key, size_t *klen)
 {
 	size_t dlen;

@@ -1,7 +1,7 @@
 /*
  * cli_report: `tlsrelay report` (cli_report.c: reading and summing the
- * posture counters, the table and JSON; cli_report_html.c: the page).
- * Shared by those two files only.
+ * posture counters, the table; cli_report_json.c: the JSON document;
+ * cli_report_html.c: the page).  Shared by those three files only.
  */
 #ifndef CLI_REPORT_H
 #define CLI_REPORT_H
