@@ -473,6 +473,8 @@ static const char *hostname_problem(const char *s, size_t n)
 {
 	size_t label = 0;
 
+	if (n == 0)
+		return "empty";
 	if (n > 253)
 		return "longer than 253 characters";
 	if (s[n - 1] == '.')

@@ -951,6 +951,11 @@ static void test_tlsrpt(void)
 	CHECK(parse(&c, "tlsrpt_sender = a b@example.org\n", &err) == RL_ECONFIG,
 	      "tlsrpt_sender with a blank refused: %s", err.msg);
 	cfg_fini(&c);
+	/* An empty domain (read before it was checked, found by fuzz_cfg). */
+	CHECK(parse(&c, "tlsrpt_sender = a@\n", &err) == RL_ECONFIG &&
+		  strstr(err.msg, "tlsrpt_sender: expected an address") != NULL,
+	      "tlsrpt_sender with an empty domain refused: %s", err.msg);
+	cfg_fini(&c);
 	CHECK(parse(&c, "tlsrpt = sometimes\n", &err) == RL_ECONFIG, "tlsrpt = sometimes refused");
 	cfg_fini(&c);
 }
