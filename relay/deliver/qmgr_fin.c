@@ -248,15 +248,22 @@ static size_t qmsg_delayed(struct qmsg *qm, struct dsn_rcpt *dr)
 	for (size_t i = 0; i < m->nrcpt; i++) {
 		const struct queue_rcpt *u = &qm->upd[i];
 		const struct smtpc_rcpt *r = &qm->res[i];
-		int now = u->state >= 0;
+		struct dsn_rcpt *d = &dr[nw];
 
-		if ((now ? u->state : m->rcpt[i].state) != QUEUE_RCPT_DEFERRED)
-			continue;
-		dr[nw++] = (struct dsn_rcpt){
-			m->rcpt[i].address, "delayed", now ? u->dsn : m->rcpt[i].dsn,
-			now && strcmp(qm->relay[i], "none") ? qm->relay[i] : NULL,
-			now && r->reply[0] ? r->reply : now ? u->reason : m->rcpt[i].reason,
-			now && r->reply[0] != 0 };
+		if (u->state < 0) {
+			/* Not tried in this attempt: its stored state and reason. */
+			if (m->rcpt[i].state != QUEUE_RCPT_DEFERRED)
+				continue;
+			*d = (struct dsn_rcpt){ m->rcpt[i].address, "delayed", m->rcpt[i].dsn,
+						NULL, m->rcpt[i].reason, 0 };
+		} else {
+			if (u->state != QUEUE_RCPT_DEFERRED)
+				continue;
+			*d = (struct dsn_rcpt){ m->rcpt[i].address, "delayed", u->dsn,
+						strcmp(qm->relay[i], "none") ? qm->relay[i] : NULL,
+						r->reply[0] ? r->reply : u->reason, r->reply[0] != 0 };
+		}
+		nw++;
 	}
 	return nw;
 }
