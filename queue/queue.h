@@ -69,6 +69,7 @@ enum queue_rcpt_state {
 #define QUEUE_F_BOUNCE 0x08   /* a DSN made by the relay: never bounce it */
 #define QUEUE_F_REQUIRETLS 0x10 /* MAIL FROM had REQUIRETLS (RFC 8689) */
 #define QUEUE_F_TLSRPT 0x20   /* a TLS-RPT report: its sessions are not counted */
+#define QUEUE_F_WARNED 0x40   /* its sender got the delay warning (one per message) */
 
 struct queue_rcpt {
 	char *address;  /* without angle brackets */

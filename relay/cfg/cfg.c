@@ -145,6 +145,7 @@ int cfg_defaults(struct cfg *c)
 	c->retry_min = 5 * 60;
 	c->retry_max = 60 * 60;
 	c->queue_lifetime = 5 * 86400;
+	c->delay_warning_time = 4 * 3600;
 	c->smtpd_timeout = 300;
 	c->smtpd_max_session_time = 60 * 60;
 	c->smtpd_max_connections = 1000;

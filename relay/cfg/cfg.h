@@ -92,6 +92,7 @@ struct cfg {
 	int64_t retry_min;         /* seconds */
 	int64_t retry_max;
 	int64_t queue_lifetime;
+	int64_t delay_warning_time; /* one delay DSN after this long; 0: never */
 	int64_t smtpd_timeout;
 	int64_t smtpd_max_session_time;
 	unsigned smtpd_max_connections;

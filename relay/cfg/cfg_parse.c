@@ -442,6 +442,24 @@ static int set_time(struct cfg_state *st, const struct cfg_key *k, const char *v
 	return 0;
 }
 
+/*
+ * A time that 0 turns off (delay_warning_time): "0" alone or with a unit
+ * ("0h", as Postfix writes it) stores 0; anything else is set_time()'s.
+ */
+static int set_time_off(struct cfg_state *st, const struct cfg_key *k, const char *v, size_t n)
+{
+	size_t digits = n;
+
+	for (size_t i = 0; i < sizeof(cfg_units) / sizeof(cfg_units[0]); i++)
+		if (n > 1 && cfg_units[i].unit == v[n - 1])
+			digits = n - 1;
+	for (size_t i = 0; i < digits; i++)
+		if (v[i] != '0')
+			return set_time(st, k, v, n);
+	*(int64_t *)field(st, k) = 0;
+	return 0;
+}
+
 static int set_listen(struct cfg_state *st, const struct cfg_key *k, const char *v, size_t n)
 {
 	struct cfg_addr tmp[CFG_MAX_LISTEN];
@@ -711,6 +729,7 @@ static const struct cfg_key cfg_keys[] = {
     {"retry_min", set_time, F(retry_min), 0, CFG_TIME_MAX, 0},
     {"retry_max", set_time, F(retry_max), 0, CFG_TIME_MAX, 0},
     {"queue_lifetime", set_time, F(queue_lifetime), 0, CFG_TIME_MAX, 0},
+    {"delay_warning_time", set_time_off, F(delay_warning_time), 0, CFG_TIME_MAX, 0},
     {"smtpd_timeout", set_time, F(smtpd_timeout), 0, CFG_TIME_MAX, 0},
     {"smtpd_max_session_time", set_time, F(smtpd_max_session_time), 0, CFG_TIME_MAX, 0},
     {"smtpd_max_connections", set_uint, F(smtpd_max_connections), 1, 1000000, 0},

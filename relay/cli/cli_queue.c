@@ -204,6 +204,9 @@ static int show_msg(struct queue_txn *t, const char *id)
 	if (m->flags & QUEUE_F_REQUIRETLS)
 		printf("requiretls: yes (only over verified TLS to a server that offers "
 		       "REQUIRETLS)\n");
+	/* delay_warning_time: likewise said only once the warning went out. */
+	if (m->flags & QUEUE_F_WARNED)
+		printf("delay_warning: sent (the sender was told once)\n");
 	printf("attempts: %u\n", m->attempts);
 	if (!(m->flags & QUEUE_F_HOLD) && m->attempts)
 		show_time("next_attempt_time", m->next_attempt);

@@ -9,7 +9,8 @@
  * reuse).  When every job of a message is done, one write (through the group
  * committer) records each recipient's outcome, reschedules the message with
  * exponential backoff or removes it, and queues a DSN for bounced
- * recipients, all in one transaction.
+ * recipients (and, once per message after delay_warning_time, a delay DSN
+ * for the deferred ones), all in one transaction.
  *
  * Queue control from other processes (flush, hold, release, delete) needs no
  * signal: the schedule is polled every QMGR_POLL_MS, and the final write of
@@ -71,6 +72,13 @@ struct pol_table;
  * differs between old and cur (added, removed or changed) is retried now.
  */
 void qmgr_policy_changed(struct qmgr *q, const struct pol_table *old, const struct pol_table *cur);
+
+/*
+ * Delay warnings (delay_warning_time) queued since qmgr_start(): the count
+ * of one-per-message delay DSNs whose final write committed.  A reload
+ * keeps it; a restart starts again at 0.
+ */
+uint64_t qmgr_delay_warnings(const struct qmgr *q);
 
 /* Free; only after p.stopped ran.  qmgr_free(NULL) is a no-op. */
 void qmgr_free(struct qmgr *q);

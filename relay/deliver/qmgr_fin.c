@@ -1,7 +1,8 @@
 /*
  * qmgr_fin: the end of a message's delivery.  Each recipient's new state
- * (an expired deferral becomes a bounce), a DSN for the bounced ones, and
- * the one final write that records all of it in a single transaction, with
+ * (an expired deferral becomes a bounce), a DSN for the bounced ones, the
+ * sender's one delay warning once delay_warning_time has passed, and the
+ * one final write that records all of it in a single transaction, with
  * its retry when the write fails (the results live only in memory until it
  * succeeds).  Apart from qmgr_msg.c because this path is about durability:
  * its apply function runs on the committer's worker thread.
@@ -38,7 +39,9 @@ static int qmsg_fin_apply(struct queue_txn *t, struct commit_req *r)
 {
 	struct qmsg *qm = (struct qmsg *)((char *)r - offsetof(struct qmsg, fin));
 	struct queue_msg *cur = NULL;
-	int rc = queue_msg_load(t, qm->m->id, &cur), left = 0;
+	int rc = queue_msg_load(t, qm->m->id, &cur), left = 0, warn;
+
+	qm->warnmsg.id[0] = '\0'; /* set below only when this write queues it */
 
 	if (rc == RL_ENOTFOUND) {
 		/* Deleted meanwhile: no DSN, and no in-delivery mark left behind. */
@@ -62,6 +65,10 @@ static int qmsg_fin_apply(struct queue_txn *t, struct commit_req *r)
 		cur->attempts++;
 		cur->next_attempt = qm->next_attempt;
 	}
+	/* The delay warning and its mark are written together: one per message. */
+	warn = qm->warn.len && left && !(cur->flags & QUEUE_F_WARNED);
+	if (warn)
+		cur->flags |= QUEUE_F_WARNED;
 	rc = left ? queue_msg_update(t, cur) : queue_msg_delete(t, cur->id);
 	if (rc == 0) {
 		rc = queue_active_clear(t, cur->id);
@@ -69,6 +76,8 @@ static int qmsg_fin_apply(struct queue_txn *t, struct commit_req *r)
 	}
 	if (rc == 0 && qm->dsn.len)
 		rc = queue_msg_insert(t, &qm->dsnmsg, qm->dsn.data, qm->dsn.len);
+	if (rc == 0 && warn)
+		rc = queue_msg_insert(t, &qm->warnmsg, qm->warn.data, qm->warn.len);
 	queue_msg_free(cur);
 	return rc;
 }
@@ -127,49 +136,136 @@ static void qmsg_fin_done(struct commit_req *r)
 		return;
 	if (r->result == 0 && qm->dsn.len)
 		log_info("%s: sender non-delivery notification: %s", qm->m->id, qm->dsnmsg.id);
+	if (r->result == 0 && qm->warn.len && qm->warnmsg.id[0]) {
+		/* Postfix's line, with what it was about. */
+		log_info("%s: sender delay notification: %s (delay warning: not delivered after "
+			 "%llds)",
+			 qm->m->id, qm->warnmsg.id, (long long)(qm->now - qm->m->arrival));
+		q->delay_warnings++;
+	}
 	qmgr_msg_free(qm);
 	qmgr_check_stopped(q);
 }
 
-/* A DSN for the bounced recipients, to the sender (never for a bounce). */
-static void qmsg_dsn(struct qmsg *qm, const struct dsn_rcpt *dr, size_t n)
+/* Where one notification goes before the final write queues it. */
+struct qdsn_out {
+	struct rl_buf *buf;
+	struct queue_msg *msg;
+	struct queue_rcpt *rcpt;
+	int delay; /* a delay warning, else a non-delivery notification */
+};
+
+/*
+ * Build one DSN to the sender into out, from the original's header section
+ * (headers/got).  RFC 8689 section 5: the report of REQUIRETLS mail would
+ * need REQUIRETLS itself, unless redacted.  We redact it (only the
+ * Message-ID of the original comes back) and send it as ordinary mail
+ * under the sender domain's policy, so it can reach a sender whose MX does
+ * not offer REQUIRETLS.  A delay warning says until when we retry: the end
+ * of queue_lifetime.
+ */
+static void qmsg_dsn_make(struct qmsg *qm, const struct qdsn_out *out, const struct dsn_rcpt *dr,
+			  size_t n, const char *headers, size_t got)
 {
 	const struct cfg *c = qm->q->p.cfg;
-	char headers[QMGR_DSN_HEADERS_MAX], boundary[128], msgid[256];
+	const char *kind = out->delay ? "delay" : "bounce";
+	char boundary[128], msgid[256];
 	struct dsn_info info;
-	size_t got = 0;
 
-	if (n == 0 || !qm->m->sender[0] || (qm->m->flags & QUEUE_F_BOUNCE))
-		return;
-	if (queue_body_read(qm->q->p.q, qm->m->id, 0, headers, sizeof(headers), &got) < 0)
-		got = 0;
-	queue_id_make(qm->dsnmsg.id, qm->now, 0);
-	qm->dsnmsg.id[0] = '\0'; /* the queue picks the final ID */
-	snprintf(boundary, sizeof(boundary), "%s.%lld/%s", qm->m->id, (long long)qm->now,
+	snprintf(boundary, sizeof(boundary), "%s.%lld%s/%s", qm->m->id, (long long)qm->now,
+		 out->delay ? ".delay" : "", c->myhostname);
+	snprintf(msgid, sizeof(msgid), "%lld.%s.%s@%s", (long long)qm->now, qm->m->id, kind,
 		 c->myhostname);
-	snprintf(msgid, sizeof(msgid), "%lld.%s.bounce@%s", (long long)qm->now, qm->m->id,
-		 c->myhostname);
-	/*
-	 * RFC 8689 section 5: the report of REQUIRETLS mail would need
-	 * REQUIRETLS itself, unless redacted.  We redact it (only the
-	 * Message-ID of the original comes back) and send it as ordinary
-	 * mail under the sender domain's policy, so it can reach a sender
-	 * whose MX does not offer REQUIRETLS.
-	 */
 	info = (struct dsn_info){ c->myhostname, qm->m->id, qm->m->sender, qm->m->arrival,
 				  qm->now, boundary, msgid,
-				  (qm->m->flags & QUEUE_F_REQUIRETLS) != 0 };
-	if (dsn_build(&qm->dsn, &info, dr, n, headers, got) < 0) {
-		log_err("%s: cannot build a non-delivery notification", qm->m->id);
-		rl_buf_reset(&qm->dsn);
+				  (qm->m->flags & QUEUE_F_REQUIRETLS) != 0,
+				  out->delay ? qm->m->arrival + c->queue_lifetime : 0 };
+	if (dsn_build(out->buf, &info, dr, n, headers, got) < 0) {
+		log_err("%s: cannot build a %s notification", qm->m->id,
+			out->delay ? "delay" : "non-delivery");
+		rl_buf_reset(out->buf);
 		return;
 	}
-	qm->dsnrcpt.address = qm->m->sender;
-	qm->dsnmsg.sender = "";
-	qm->dsnmsg.arrival = qm->dsnmsg.next_attempt = qm->now;
-	qm->dsnmsg.flags = QUEUE_F_BOUNCE;
-	qm->dsnmsg.nrcpt = 1;
-	qm->dsnmsg.rcpt = &qm->dsnrcpt;
+	out->rcpt->address = qm->m->sender;
+	out->msg->id[0] = '\0'; /* the queue picks the ID */
+	out->msg->sender = "";
+	out->msg->arrival = out->msg->next_attempt = qm->now;
+	out->msg->flags = QUEUE_F_BOUNCE;
+	out->msg->nrcpt = 1;
+	out->msg->rcpt = out->rcpt;
+}
+
+/*
+ * The DSNs to the sender (never to the null sender, never for a DSN): one
+ * for the nd bounced recipients dr[0..nd), and the delay warning for the
+ * nw deferred ones dr[nd..nd+nw).
+ */
+static void qmsg_dsns(struct qmsg *qm, const struct dsn_rcpt *dr, size_t nd, size_t nw)
+{
+	const struct qdsn_out bounce = { &qm->dsn, &qm->dsnmsg, &qm->dsnrcpt, 0 };
+	const struct qdsn_out warn = { &qm->warn, &qm->warnmsg, &qm->warnrcpt, 1 };
+	char *headers;
+	size_t got = 0;
+
+	if ((nd == 0 && nw == 0) || !qm->m->sender[0] || (qm->m->flags & QUEUE_F_BOUNCE))
+		return;
+	headers = malloc(QMGR_DSN_HEADERS_MAX);
+	if (!headers || queue_body_read(qm->q->p.q, qm->m->id, 0, headers, QMGR_DSN_HEADERS_MAX,
+					&got) < 0)
+		got = 0;
+	if (nd > 0)
+		qmsg_dsn_make(qm, &bounce, dr, nd, headers, got);
+	if (nw > 0)
+		qmsg_dsn_make(qm, &warn, dr + nd, nw, headers, got);
+	free(headers);
+}
+
+/*
+ * Is the sender's delay warning due?  Once per message (QUEUE_F_WARNED),
+ * when delay_warning_time is on and has passed since arrival, and the
+ * message is not out of time (then it bounces instead).
+ */
+static int qmsg_warn_due(const struct qmsg *qm, int expired)
+{
+	const struct cfg *c = qm->q->p.cfg;
+	const struct queue_msg *m = qm->m;
+
+	return c->delay_warning_time > 0 && !expired && m->sender[0] &&
+	       !(m->flags & (QUEUE_F_BOUNCE | QUEUE_F_WARNED)) &&
+	       qm->now - m->arrival >= c->delay_warning_time;
+}
+
+/*
+ * The recipients a delay warning names: those deferred after this attempt,
+ * with the reason of their last try (this one's, or the stored one for
+ * recipients not tried now).  Into dr; returns how many.
+ */
+static size_t qmsg_delayed(struct qmsg *qm, struct dsn_rcpt *dr)
+{
+	const struct queue_msg *m = qm->m;
+	size_t nw = 0;
+
+	for (size_t i = 0; i < m->nrcpt; i++) {
+		const struct queue_rcpt *u = &qm->upd[i];
+		const struct smtpc_rcpt *r = &qm->res[i];
+		struct dsn_rcpt *d = &dr[nw];
+
+		if (u->state < 0) {
+			/* Not tried in this attempt: its stored state and reason. */
+			if (m->rcpt[i].state != QUEUE_RCPT_DEFERRED)
+				continue;
+			*d = (struct dsn_rcpt){ m->rcpt[i].address, "delayed", m->rcpt[i].dsn,
+						NULL, m->rcpt[i].reason, 0 };
+		} else {
+			if (u->state != QUEUE_RCPT_DEFERRED)
+				continue;
+			*d = (struct dsn_rcpt){ m->rcpt[i].address, "delayed", u->dsn,
+						strcmp(qm->relay[i], "none") ? qm->relay[i] : NULL,
+						r->reply[0] ? r->reply : u->reason, r->reply[0] != 0 };
+		}
+		nw++;
+	}
+	return nw;
 }
 
 /* Decide each recipient's new state; expired deferrals become bounces. */
@@ -214,19 +310,46 @@ static size_t qmsg_outcome(struct qmsg *qm, struct dsn_rcpt *dr, int expired)
 	return nd;
 }
 
+/*
+ * When to try next: the backoff, brought forward to the time the delay
+ * warning falls due if that comes first, so the sender is told on time and
+ * not up to retry_max later.
+ */
+static int64_t qmsg_next_attempt(const struct qmsg *qm, int warned)
+{
+	const struct cfg *c = qm->q->p.cfg;
+	const struct queue_msg *m = qm->m;
+	int64_t next = qm->now + qmgr_backoff(c, m->attempts + 1);
+	int64_t warn_at = m->arrival + c->delay_warning_time;
+
+	if (c->delay_warning_time > 0 && !warned && m->sender[0] &&
+	    !(m->flags & (QUEUE_F_BOUNCE | QUEUE_F_WARNED)) && warn_at > qm->now &&
+	    warn_at < next)
+		next = warn_at;
+	return next;
+}
+
 void qmgr_msg_finish(struct qmsg *qm)
 {
 	const struct cfg *c = qm->q->p.cfg;
 	int expired;
-	size_t nd;
+	size_t nd, nw = 0;
 
 	qm->now = time(NULL);
 	expired = qm->now - qm->m->arrival >= c->queue_lifetime;
 	nd = qmsg_outcome(qm, qm->dr, expired);
-	qm->next_attempt = qm->now + qmgr_backoff(c, qm->m->attempts + 1);
-	qmsg_dsn(qm, qm->dr, nd);
+	/* dr has room for every recipient: the bounced ones, then the delayed. */
+	if (qmsg_warn_due(qm, expired))
+		nw = qmsg_delayed(qm, qm->dr + nd);
+	qm->next_attempt = qmsg_next_attempt(qm, nw > 0);
+	qmsg_dsns(qm, qm->dr, nd, nw);
 	memcpy(qm->fin.msg.id, qm->m->id, QUEUE_ID_SIZE);
 	qm->fin.apply = qmsg_fin_apply;
 	qm->fin.done = qmsg_fin_done;
 	committer_submit(qm->q->p.commit, &qm->fin);
+}
+
+uint64_t qmgr_delay_warnings(const struct qmgr *q)
+{
+	return q ? q->delay_warnings : 0;
 }

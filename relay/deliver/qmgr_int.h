@@ -16,8 +16,8 @@
  *                  (including sending it on after a 4xx);
  *   qmgr_msg.c     messages in memory: taking a due one, the prechecks,
  *                  its jobs and their results, the delivery log line;
- *   qmgr_fin.c     the end of a message: outcome, DSN, the final write and
- *                  its retry;
+ *   qmgr_fin.c     the end of a message: outcome, DSN, delay warning, the
+ *                  final write and its retry;
  *   qmgr_polchg.c  making deferred mail due after a policy change.
  * Loop thread only, except the apply functions of commit requests, which
  * run on the committer's worker thread.
@@ -80,6 +80,9 @@ struct qmsg {
 	struct rl_buf dsn;                 /* a DSN to queue with the update */
 	struct queue_msg dsnmsg;
 	struct queue_rcpt dsnrcpt;
+	struct rl_buf warn;                /* a delay warning to queue with it */
+	struct queue_msg warnmsg;
+	struct queue_rcpt warnrcpt;
 	struct commit_req mark;            /* the in-delivery mark */
 	struct commit_req fin;             /* the final write */
 	struct qmsg *fnext;                /* in qmgr's list of writes to retry */
@@ -233,6 +236,7 @@ struct qmgr {
 	int timers_open;
 	int trimmed;                       /* memory handed back since the last work */
 	struct qposture *posture;          /* TLS posture counters (qmgr_posture.c) */
+	uint64_t delay_warnings;           /* delay DSNs queued since start */
 };
 
 /* qmgr.c */

@@ -129,6 +129,7 @@ static void qmsg_parts_free(struct qmsg *qm)
 	free(qm->upd);
 	free(qm->dr);
 	rl_buf_fini(&qm->dsn);
+	rl_buf_fini(&qm->warn);
 	free(qm);
 }
 
@@ -382,6 +383,7 @@ void qmgr_msg_take(struct qmgr *q, struct queue_txn *t, const char *id)
 		return;
 	}
 	rl_buf_init(&qm->dsn, q->p.cfg->max_message_size + QMGR_DSN_HEADERS_MAX * 2);
+	rl_buf_init(&qm->warn, q->p.cfg->max_message_size + QMGR_DSN_HEADERS_MAX * 2);
 	qm->hnext = q->msgs[h];
 	q->msgs[h] = qm;
 	q->nmsgs++;

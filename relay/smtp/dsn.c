@@ -140,9 +140,11 @@ static int put_field(struct rl_buf *b, struct rl_buf *scratch, const char *fmt, 
 	return rc ? rc : put_folded(b, scratch->data);
 }
 
-/* "Name: Fri, 3 Aug 2018 09:50:15 +0000" (RFC 5322 section 3.3) in UTC,
- * with English names whatever the locale. */
-static int put_date(struct rl_buf *b, const char *name, int64_t when)
+/* "Fri, 3 Aug 2018 09:50:15 +0000" (RFC 5322 section 3.3) in UTC, with
+ * English names whatever the locale. */
+#define DSN_DATE_MAX 40
+
+static int fmt_date(char out[DSN_DATE_MAX], int64_t when)
 {
 	static const char days[7][4] = {"Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"};
 	static const char months[12][4] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
@@ -153,9 +155,19 @@ static int put_date(struct rl_buf *b, const char *name, int64_t when)
 	/* RFC 5322 years have four digits from 1900 on. */
 	if ((int64_t)t != when || !gmtime_r(&t, &tm) || tm.tm_year < 0 || tm.tm_year > 9999 - 1900)
 		return -EOVERFLOW;
-	return rl_buf_printf(b, "%s: %s, %d %s %d %02d:%02d:%02d +0000\r\n", name, days[tm.tm_wday],
-			     tm.tm_mday, months[tm.tm_mon], tm.tm_year + 1900, tm.tm_hour,
-			     tm.tm_min, tm.tm_sec);
+	snprintf(out, DSN_DATE_MAX, "%s, %d %s %d %02d:%02d:%02d +0000", days[tm.tm_wday],
+		 tm.tm_mday, months[tm.tm_mon], tm.tm_year + 1900, tm.tm_hour, tm.tm_min,
+		 tm.tm_sec);
+	return 0;
+}
+
+/* "Name: DATE" and CRLF. */
+static int put_date(struct rl_buf *b, const char *name, int64_t when)
+{
+	char date[DSN_DATE_MAX];
+	int rc = fmt_date(date, when);
+
+	return rc ? rc : rl_buf_printf(b, "%s: %s\r\n", name, date);
 }
 
 /* RFC 3464 section 2.3.3. */
@@ -227,7 +239,16 @@ static const char text_delayed[] =
     "####################################################################\r\n"
     "\r\n"
     "Your message could not yet be delivered to the recipients\r\n"
-    "listed below. The mail system will keep trying to deliver it.\r\n"
+    "listed below. The mail system will keep trying to deliver it.\r\n";
+
+/* The end of the delay warning's first paragraph. */
+static const char text_delayed_end[] = "The headers of your message are attached below.\r\n"
+				       "\r\n";
+
+/* RFC 8689 section 5, as for text_failed_redacted. */
+static const char text_delayed_end_redacted[] =
+    "Your message required TLS (REQUIRETLS), so only its\r\n"
+    "Message-ID is attached below.\r\n"
     "\r\n";
 
 static const char text_common[] = "For further assistance, please send mail to postmaster.\r\n"
@@ -260,6 +281,22 @@ static int put_rcpt_text(struct rl_buf *b, struct rl_buf *scratch, const struct 
 	return put_field(b, scratch, "<%s>: %s", addr, diag);
 }
 
+/* The delay warning's explanation: retried until when, what is attached. */
+static int put_delayed_text(struct rl_buf *b, const struct dsn_info *info)
+{
+	char date[DSN_DATE_MAX];
+	int rc = rl_buf_puts(b, text_delayed);
+
+	if (rc == 0 && info->will_retry_until > 0) {
+		rc = fmt_date(date, info->will_retry_until);
+		if (rc == 0)
+			rc = rl_buf_printf(b, "It will be retried until %s.\r\n", date);
+	}
+	if (rc == 0)
+		rc = rl_buf_puts(b, info->redacted ? text_delayed_end_redacted : text_delayed_end);
+	return rc;
+}
+
 /* Part 1, text/plain: Postfix's explanation, then one paragraph per
  * recipient. */
 static int build_text(struct rl_buf *b, struct rl_buf *scratch, const struct dsn_info *info,
@@ -271,7 +308,7 @@ static int build_text(struct rl_buf *b, struct rl_buf *scratch, const struct dsn
 	sanitize(host, info->reporting_mta, SAN_WORD);
 	rc = rl_buf_printf(b, "This is the mail system at host %s.\r\n\r\n", host);
 	if (rc == 0 && all_delayed(rcpt, nrcpt))
-		rc = rl_buf_puts(b, text_delayed);
+		rc = put_delayed_text(b, info);
 	else if (rc == 0)
 		rc = rl_buf_puts(b, info->redacted ? text_failed_redacted : text_failed);
 	if (rc == 0)
@@ -285,7 +322,8 @@ static int build_text(struct rl_buf *b, struct rl_buf *scratch, const struct dsn
 }
 
 /* One per-recipient block of RFC 3464 section 2.3. */
-static int put_rcpt_status(struct rl_buf *b, struct rl_buf *scratch, const struct dsn_rcpt *r)
+static int put_rcpt_status(struct rl_buf *b, struct rl_buf *scratch, const struct dsn_rcpt *r,
+			   int64_t until)
 {
 	char addr[DSN_VALUE_MAX + 2], host[DSN_VALUE_MAX + 2], diag[DSN_VALUE_MAX + 2];
 	char *bracket;
@@ -312,6 +350,9 @@ static int put_rcpt_status(struct rl_buf *b, struct rl_buf *scratch, const struc
 	if (rc == 0)
 		rc = put_field(b, scratch, "Diagnostic-Code: %s; %s",
 			       r->smtp_reply ? "smtp" : "X-tlsrelay", diag);
+	/* RFC 3464 section 2.3.8: only with the "delayed" action. */
+	if (rc == 0 && until > 0 && strcmp(r->action, "delayed") == 0)
+		rc = put_date(b, "Will-Retry-Until", until);
 	return rc;
 }
 
@@ -333,7 +374,7 @@ static int build_status(struct rl_buf *b, struct rl_buf *scratch, const struct d
 	for (size_t i = 0; i < nrcpt && rc == 0; i++) {
 		rc = rl_buf_puts(b, "\r\n");
 		if (rc == 0)
-			rc = put_rcpt_status(b, scratch, &rcpt[i]);
+			rc = put_rcpt_status(b, scratch, &rcpt[i], info->will_retry_until);
 	}
 	return rc;
 }

@@ -34,6 +34,10 @@ struct dsn_info {
 	const char *message_id;    /* Message-ID for the DSN, without <> */
 	int redacted;              /* the original was REQUIRETLS mail (RFC 8689
 				      section 5): return only its Message-ID */
+	int64_t will_retry_until;  /* when retries stop (the end of the queue
+				      lifetime): Will-Retry-Until of each
+				      "delayed" recipient (RFC 3464 section
+				      2.3.8); 0: not said */
 };
 
 /*
@@ -51,8 +55,11 @@ struct dsn_info {
  * becomes the action's generic code (5.0.0, 4.0.0, 2.0.0).  The boundary is
  * info->boundary reduced to MIME boundary characters, with a suffix added
  * when it occurs in the content.  The Subject says "Delayed Mail" when every
- * action is "delayed".  info->message_id NULL or empty: one is made from the
- * queue ID, time and reporting_mta.
+ * action is "delayed"; such a delay warning's text says that the relay keeps
+ * trying (until info->will_retry_until, when set), and with it set each
+ * delayed recipient gets a Will-Retry-Until field.
+ * info->message_id NULL or empty: one is made from the queue ID, time and
+ * reporting_mta.
  *
  * Returns 0; -EINVAL when the sender is empty (never notify the null
  * sender), nrcpt is 0 or an action is not one of RFC 3464's; -EOVERFLOW for

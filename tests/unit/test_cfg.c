@@ -107,6 +107,7 @@ static void test_defaults(void)
 	CHECK_INT(c.retry_min, 300);
 	CHECK_INT(c.retry_max, 3600);
 	CHECK_INT(c.queue_lifetime, 5 * 86400);
+	CHECK_INT(c.delay_warning_time, 4 * 3600);
 	CHECK_INT(c.smtpd_timeout, 300);
 	CHECK_INT(c.smtpd_max_session_time, 3600);
 	CHECK_INT(c.smtpd_max_connections, 1000);
@@ -140,6 +141,7 @@ static const char full_file[] = "# every key of the contract\n"
 				"retry_min = 30s\n"
 				"retry_max = 2h\n"
 				"queue_lifetime = 1w\n"
+				"delay_warning_time = 1d\n"
 				"smtpd_timeout = 5m\n"
 				"smtpd_max_session_time = 1d\n"
 				"smtpd_max_connections = 1000000\n"
@@ -181,6 +183,7 @@ static void test_full(void)
 	CHECK_INT(c.retry_min, 30);
 	CHECK_INT(c.retry_max, 7200);
 	CHECK_INT(c.queue_lifetime, 7 * 86400);
+	CHECK_INT(c.delay_warning_time, 86400);
 	CHECK_INT(c.smtpd_timeout, 300);
 	CHECK_INT(c.smtpd_max_session_time, 86400);
 	CHECK_INT(c.smtpd_max_connections, 1000000);
@@ -960,6 +963,53 @@ static void test_tlsrpt(void)
 	cfg_fini(&c);
 }
 
+/* delay_warning_time: 4h by default; a time, or 0 (with or without a unit) for never. */
+static void test_delay_warning_time(void)
+{
+	static const struct {
+		const char *text;
+		long long want;  /* seconds after a successful parse */
+		const char *err; /* NULL: accepted */
+	} cases[] = {
+		{"delay_warning_time = 2s\n", 2, NULL},
+		{"delay_warning_time = 1s\n", 1, NULL},
+		{"delay_warning_time = 30m\n", 1800, NULL},
+		{"delay_warning_time = 1d\n", 86400, NULL},
+		{"delay_warning_time = 0\n", 0, NULL},
+		{"delay_warning_time = 00\n", 0, NULL},
+		{"delay_warning_time = 0h\n", 0, NULL},
+		{"delay_warning_time = 0s\n", 0, NULL},
+		{"delay_warning_time = 0\ndelay_warning_time = 1h\n", 3600, NULL},
+		{"delay_warning_time = 4\n", 0, "delay_warning_time: times take a unit"},
+		{"delay_warning_time = 0x\n", 0, "delay_warning_time: bad time \"0x\""},
+		{"delay_warning_time = h\n", 0, "delay_warning_time: bad time"},
+		{"delay_warning_time = -1h\n", 0, "delay_warning_time: bad time"},
+		{"delay_warning_time = off\n", 0, "delay_warning_time: bad time"},
+		{"delay_warning_time = 3551w\n", 0, "delay_warning_time: time \"3551w\" is too large"},
+		{"delay_warning_time =\n", 0, "delay_warning_time: empty value"},
+	};
+	struct cfg c;
+	struct cfg_error err;
+	int rc = parse(&c, "", &err);
+
+	CHECK_INT(rc, 0);
+	CHECK_INT(c.delay_warning_time, 4 * 3600);
+	cfg_fini(&c);
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		rc = parse(&c, cases[i].text, &err);
+		if (!cases[i].err) {
+			CHECK(rc == 0, "%s: rc %d: %s", cases[i].text, rc, err.msg);
+			CHECK(c.delay_warning_time == cases[i].want, "%s: got %lld want %lld",
+			      cases[i].text, (long long)c.delay_warning_time, cases[i].want);
+		} else {
+			CHECK(rc == RL_ECONFIG && strstr(err.msg, cases[i].err) && err.line >= 1,
+			      "%s: got rc %d \"%s\" want \"%s\"", cases[i].text, rc,
+			      rc ? err.msg : "", cases[i].err);
+		}
+		cfg_fini(&c);
+	}
+}
+
 /* requiretls (RFC 8689): yes by default; yes or no, nothing else. */
 static void test_requiretls(void)
 {
@@ -1019,5 +1069,6 @@ int main(void)
 	test_requiretls();
 	test_mta_sts();
 	test_tlsrpt();
+	test_delay_warning_time();
 	return TEST_DONE();
 }

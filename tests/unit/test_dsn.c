@@ -735,6 +735,130 @@ static void test_orig_caps(void)
 	free(orig);
 }
 
+/*
+ * The delay warning (delay_warning_time): every recipient "delayed", its
+ * own Subject and text, Will-Retry-Until (RFC 3464 section 2.3.8) with the
+ * end of the queue lifetime, the original's headers attached.
+ */
+static void test_delay_warning(void)
+{
+	static const struct dsn_rcpt r[2] = {
+	    {"a@dest.test", "delayed", "4.7.1", "mx.dest.test[192.0.2.1]:25",
+	     "451 4.7.1 <a@dest.test>: try again later", 1},
+	    {"b@dest.test", "delayed", "4.4.1", NULL, "connect to mx.dest.test[192.0.2.1]:25: "
+	     "Connection refused", 0},
+	};
+	static const char want_status[] =
+	    "Reporting-MTA: dns; relay.test\r\n"
+	    "X-Tlsrelay-Queue-ID: ABCDEF0123\r\n"
+	    "Arrival-Date: Fri, 3 Aug 2018 09:40:15 +0000\r\n"
+	    "\r\n"
+	    "Final-Recipient: rfc822; a@dest.test\r\n"
+	    "Action: delayed\r\n"
+	    "Status: 4.7.1\r\n"
+	    "Remote-MTA: dns; mx.dest.test\r\n"
+	    "Diagnostic-Code: smtp; 451 4.7.1 <a@dest.test>: try again later\r\n"
+	    "Will-Retry-Until: Wed, 8 Aug 2018 09:40:15 +0000\r\n"
+	    "\r\n"
+	    "Final-Recipient: rfc822; b@dest.test\r\n"
+	    "Action: delayed\r\n"
+	    "Status: 4.4.1\r\n"
+	    "Diagnostic-Code: X-tlsrelay; connect to mx.dest.test[192.0.2.1]:25:\r\n"
+	    "    Connection refused\r\n"
+	    "Will-Retry-Until: Wed, 8 Aug 2018 09:40:15 +0000\r\n";
+	static const char want_text[] =
+	    "This is the mail system at host relay.test.\r\n"
+	    "\r\n"
+	    "####################################################################\r\n"
+	    "# THIS IS A WARNING ONLY.  YOU DO NOT NEED TO RESEND YOUR MESSAGE. #\r\n"
+	    "####################################################################\r\n"
+	    "\r\n"
+	    "Your message could not yet be delivered to the recipients\r\n"
+	    "listed below. The mail system will keep trying to deliver it.\r\n"
+	    "It will be retried until Wed, 8 Aug 2018 09:40:15 +0000.\r\n"
+	    "The headers of your message are attached below.\r\n"
+	    "\r\n";
+	struct dsn_info info = base_info();
+	struct rl_buf b;
+	const char *p;
+	size_t len = 0;
+
+	info.will_retry_until = ARRIVAL + 5 * 86400;
+	CHECK_RC(build(&b, &info, r, 2, orig_msg, strlen(orig_msg)), 0);
+	check_shape("delay warning", &b);
+	CHECK_INT(count_header_fields(&b, "Subject: Delayed Mail (still being retried)"), 1);
+	CHECK_INT(count_header_fields(&b, "Content-Type: multipart/report; "
+					  "report-type=delivery-status;"), 1);
+	p = get_part(&b, 0, &len);
+	CHECK(p && len > strlen(want_text) && memcmp(p, want_text, strlen(want_text)) == 0,
+	      "text got:\n%.*s\nwant it to start:\n%s", p ? (int)len : 0, p ? p : "", want_text);
+	CHECK(p && strstr(p, "<a@dest.test>: host mx.dest.test[192.0.2.1] said: 451 4.7.1"),
+	      "no reason for a@ in the text");
+	p = get_part(&b, 1, &len);
+	CHECK(p && len == strlen(want_status) && memcmp(p, want_status, len) == 0,
+	      "status got:\n%.*s\nwant:\n%s", p ? (int)len : 0, p ? p : "", want_status);
+	p = get_part(&b, 2, &len);
+	CHECK(p && len == strlen("Received: from x\r\nFrom: <alice@client.test>\r\n"
+				 "Subject: hello\r\n"),
+	      "headers part: %zu bytes", len);
+	CHECK_INT(count_lines(&b, "Content-Description: Delayed Message Headers", 1), 1);
+	CHECK(strstr(b.data, "BODY-SECRET") == NULL, "the body was included");
+	rl_buf_fini(&b);
+
+	/* No expiry given: no Will-Retry-Until, no date in the text. */
+	info.will_retry_until = 0;
+	CHECK_RC(build(&b, &info, r, 1, orig_msg, strlen(orig_msg)), 0);
+	CHECK_INT(count_lines(&b, "Will-Retry-Until:", 0), 0);
+	CHECK(strstr(b.data, "retried until") == NULL, "a date without an expiry");
+	CHECK_INT(count_lines(&b, "The headers of your message are attached below.", 1), 1);
+	check_shape("delay warning, no expiry", &b);
+	rl_buf_fini(&b);
+
+	/* Only "delayed" blocks carry the field (RFC 3464 section 2.3.8). */
+	{
+		const struct dsn_rcpt mixed[2] = {
+		    r[0], {"c@dest.test", "failed", "5.1.1", NULL, "no such user", 0}};
+
+		info.will_retry_until = ARRIVAL + 5 * 86400;
+		CHECK_RC(build(&b, &info, mixed, 2, orig_msg, strlen(orig_msg)), 0);
+		CHECK_INT(count_lines(&b, "Will-Retry-Until:", 0), 1);
+		CHECK_INT(count_lines(&b, "Subject: Undelivered Mail Returned to Sender", 1), 1);
+		check_shape("mixed with expiry", &b);
+		rl_buf_fini(&b);
+	}
+}
+
+/* A delay warning for REQUIRETLS mail is redacted as a bounce is. */
+static void test_delay_warning_redacted(void)
+{
+	static const struct dsn_rcpt r = {"a@dest.test", "delayed", "4.7.5",
+					  "mx.dest.test[127.0.0.5]",
+					  "Server certificate not verified", 0};
+	static const char orig[] = "Subject: secret plans\r\nMessage-ID: <m1@client.test>\r\n"
+				   "To: <bob@dest.test>\r\n\r\nsecret body\r\n";
+	struct dsn_info info = base_info();
+	struct rl_buf b;
+	const char *p;
+	size_t len = 0;
+
+	info.redacted = 1;
+	info.will_retry_until = ARRIVAL + 86400;
+	CHECK_RC(build(&b, &info, &r, 1, orig, strlen(orig)), 0);
+	check_shape("redacted delay warning", &b);
+	p = get_part(&b, 2, &len);
+	CHECK(p && len == strlen("Message-ID: <m1@client.test>\r\n") &&
+		  memcmp(p, "Message-ID: <m1@client.test>\r\n", len) == 0,
+	      "headers part: \"%.*s\"", p ? (int)len : 0, p ? p : "");
+	CHECK(!strstr(b.data, "secret"), "content of the original in the report");
+	CHECK(strstr(b.data, "Your message required TLS (REQUIRETLS), so only its\r\n"
+			     "Message-ID is attached below.\r\n"),
+	      "the text does not say what was left out");
+	CHECK(!strstr(b.data, "The headers of your message are attached"), "text says headers");
+	CHECK_INT(count_lines(&b, "Action: delayed", 1), 1);
+	CHECK_INT(count_lines(&b, "Will-Retry-Until: Sat, 4 Aug 2018 09:40:15 +0000", 1), 1);
+	rl_buf_fini(&b);
+}
+
 static void test_errors(void)
 {
 	static const struct dsn_rcpt ok = {"a@dest.test", "failed", "5.0.0", NULL, "no", 0};
@@ -785,6 +909,8 @@ int main(void)
 	test_orig_headers();
 	test_orig_caps();
 	test_redacted();
+	test_delay_warning();
+	test_delay_warning_redacted();
 	test_errors();
 	return TEST_DONE();
 }
