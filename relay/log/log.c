@@ -107,8 +107,8 @@ void log_msg(int level, const char *fmt, ...)
 	log_flatten(line);
 	/* One write per line keeps lines whole when several processes log. */
 	fprintf(stderr, "%s%s %s tlsrelay/%s[%ld]: %s%s\n",
-		log_state.journal ? priority[level] : "", stamp, log_state.host,
-		log_state.program, (long)getpid(), prefix[level], line);
+		log_state.journal ? priority[level] : "", stamp, log_state.host, log_state.program,
+		(long)getpid(), prefix[level], line);
 	fflush(stderr);
 }
 
