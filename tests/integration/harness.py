@@ -125,9 +125,12 @@ def check_sanitizer(stderr, what):
 
 
 def base_env(**extra):
-    """The environment for CLI runs: no stray TLSRELAY_CONFIG unless given."""
+    """The environment for CLI runs: no stray TLSRELAY_CONFIG unless given,
+    nor the systemd variables of whatever runs the tests (a relay must not
+    send READY=1 to the CI's service manager) unless given."""
     env = dict(os.environ)
-    env.pop('TLSRELAY_CONFIG', None)
+    for name in ('TLSRELAY_CONFIG', 'NOTIFY_SOCKET', 'JOURNAL_STREAM'):
+        env.pop(name, None)
     env.update(extra)
     return env
 
