@@ -10,14 +10,19 @@
 #include "log.h"
 #include "notify.h"
 
-/* sd_notify() returns 0 without NOTIFY_SOCKET, > 0 once sent. */
-static void notify_send(const char *msg)
+/*
+ * sd_notify() returns 0 without NOTIFY_SOCKET, > 0 once sent.  A socket
+ * that does not work now will not later: said once, not at every reload.
+ */
+static void notify_send(struct notify *n, const char *msg)
 {
 	int rc = sd_notify(0, msg);
 
-	if (rc < 0)
-		log_warn("cannot send %.*s to the service manager (NOTIFY_SOCKET): %s",
-			 (int)strcspn(msg, "\n"), msg, strerror(-rc));
+	if (rc < 0 && !n->warned) {
+		n->warned = 1;
+		log_warn("cannot send %.*s to the service manager (NOTIFY_SOCKET): %s; not "
+			 "said again", (int)strcspn(msg, "\n"), msg, strerror(-rc));
+	}
 }
 
 void notify_ready(struct notify *n)
@@ -25,7 +30,7 @@ void notify_ready(struct notify *n)
 	if (n->stopping)
 		return;
 	n->reloading = 0;
-	notify_send("READY=1");
+	notify_send(n, "READY=1");
 }
 
 void notify_reloading(struct notify *n)
@@ -41,7 +46,7 @@ void notify_reloading(struct notify *n)
 		 (unsigned long long)ts.tv_sec * 1000000ULL +
 		     (unsigned long long)ts.tv_nsec / 1000);
 	n->reloading = 1;
-	notify_send(msg);
+	notify_send(n, msg);
 }
 
 void notify_reload_done(struct notify *n)
@@ -55,5 +60,5 @@ void notify_stopping(struct notify *n)
 	if (n->stopping)
 		return;
 	n->stopping = 1;
-	notify_send("STOPPING=1");
+	notify_send(n, "STOPPING=1");
 }

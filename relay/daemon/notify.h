@@ -4,9 +4,10 @@
  * queue are open, RELOADING=1 when a SIGHUP reload starts and READY=1 when
  * it is done, STOPPING=1 when shutdown starts.
  *
- * Without NOTIFY_SOCKET in the environment every call does nothing.  A
- * message that cannot be sent is logged as a warning and otherwise ignored:
- * the relay serves mail whether or not anybody listens.  The struct is
+ * Without NOTIFY_SOCKET in the environment every call does nothing.  The
+ * first message that cannot be sent is logged as a warning (later ones are
+ * not), and otherwise ignored: the relay serves mail whether or not anybody
+ * listens.  The struct is
  * embedded in the daemon context (zeroed: nothing announced yet).  Loop
  * thread only.
  */
@@ -16,6 +17,7 @@
 struct notify {
 	int reloading; /* RELOADING=1 sent, READY=1 not yet */
 	int stopping;  /* STOPPING=1 sent: nothing more is said */
+	int warned;    /* a send failed and was logged */
 };
 
 /* READY=1: the relay accepts connections and delivers. */
