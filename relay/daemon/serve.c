@@ -124,9 +124,8 @@ static int serve_count_key(const char *key, void *arg)
  * replaces the old only when the whole of it is valid; else the old stays
  * in force and the errors are logged as FILE:LINE: message.
  */
-static void serve_policy_install(void *arg, const struct tlspol_reload_result *r)
+static void serve_policy_apply(struct serve *srv, const struct tlspol_reload_result *r)
 {
-	struct serve *srv = arg;
 	struct tlspol *next = r->pol, *old = srv->pol;
 	size_t changed = 0;
 
@@ -153,12 +152,27 @@ static void serve_policy_install(void *arg, const struct tlspol_reload_result *r
 	tlspol_unref(old);
 }
 
+/*
+ * A SIGHUP reload is done when its policy load is (installed, unchanged or
+ * refused): then systemd hears READY=1.  A reload asked meanwhile supersedes
+ * the one running and has the only done(), so one READY=1 ends them all.
+ */
+static void serve_policy_install(void *arg, const struct tlspol_reload_result *r)
+{
+	struct serve *srv = arg;
+
+	serve_policy_apply(srv, r);
+	notify_reload_done(&srv->notify);
+}
+
 /* Reload on save or SIGHUP, off the loop; reloads asked meanwhile coalesce. */
 static void serve_policy_reload(struct serve *srv, const char *why)
 {
 	if (!srv->pol_reload ||
-	    tlspol_reload_start(srv->pol_reload, srv->cfg.policy_file, &srv->cfg, why) < 0)
+	    tlspol_reload_start(srv->pol_reload, srv->cfg.policy_file, &srv->cfg, why) < 0) {
 		log_err("policy reload (%s): out of memory; keeping the previous policy", why);
+		notify_reload_done(&srv->notify);
+	}
 }
 
 static void serve_policy_settled(uv_timer_t *t)
@@ -400,6 +414,7 @@ static void serve_stop(struct serve *srv)
 	if (srv->stopping)
 		return;
 	srv->stopping = 1;
+	notify_stopping(&srv->notify);
 	log_info("terminating on signal");
 	serve_dnscheck_stop(srv);
 	for (size_t i = 0; i < srv->nlisten; i++)
@@ -417,10 +432,12 @@ static void serve_on_signal(uv_signal_t *h, int signum)
 {
 	struct serve *srv = h->data;
 
-	if (signum == SIGHUP)
+	if (signum == SIGHUP) {
+		notify_reloading(&srv->notify);
 		serve_reload(srv);
-	else
+	} else {
 		serve_stop(srv);
+	}
 }
 
 /* smtpd: a session ended; during shutdown the last one may finish it. */
@@ -613,6 +630,8 @@ int serve_main(const char *path)
 		serve_signals(&srv);
 		serve_policy_watch(&srv);
 		log_info("daemon started -- version 0.1.0, configuration %s", path);
+		/* Listening and the queue open: clients may come (sd_notify(3)). */
+		notify_ready(&srv.notify);
 		serve_dnscheck_start(&srv);
 		uv_run(srv.loop, UV_RUN_DEFAULT);
 		log_info("daemon stopped");

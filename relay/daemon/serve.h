@@ -12,6 +12,7 @@
 
 #include "cfg.h"
 #include "commit.h"
+#include "notify.h"
 #include "queue.h"
 #include "tlscred.h"
 
@@ -54,6 +55,7 @@ struct serve {
 	uv_signal_t sig_term, sig_int, sig_hup;
 	struct smtpd_server *smtpd; /* inbound sessions */
 	int stopping;
+	struct notify notify; /* what systemd has been told */
 	int stop_done;        /* shutdown finished: handles closed */
 	struct serve_dnscheck *dnscheck; /* the DNSSEC check at start, until answered */
 };

@@ -1,9 +1,12 @@
 /*
  * log: Postfix-style lines on stderr.
  */
+#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -13,13 +16,46 @@ static struct {
 	char program[32];
 	char host[256];
 	int level;
-} log_state = { "tlsrelay", "localhost", LOG_INFO };
+	int journal; /* stderr is the journal: lines start with "<N>" */
+} log_state = { "tlsrelay", "localhost", LOG_INFO, 0 };
+
+/* One decimal number of JOURNAL_STREAM, ended by stop; 0 or -EINVAL. */
+static int log_journal_number(const char *p, char **end, char stop, unsigned long long *out)
+{
+	if (*p < '0' || *p > '9')
+		return -EINVAL;
+	errno = 0;
+	*out = strtoull(p, end, 10);
+	if (errno != 0 || **end != stop)
+		return -EINVAL;
+	return 0;
+}
+
+/*
+ * systemd sets JOURNAL_STREAM to "DEVICE:INODE" (decimal) of the stream it
+ * connected to stdout and stderr.  The variable is inherited by whatever
+ * the service starts, so it counts only when it names the stderr we
+ * have: a redirected stderr (a file, a pipe) keeps the plain lines.
+ */
+static int log_journal_detect(void)
+{
+	const char *env = getenv("JOURNAL_STREAM");
+	unsigned long long dev, ino;
+	struct stat st;
+	char *end;
+
+	if (!env || log_journal_number(env, &end, ':', &dev) < 0 ||
+	    log_journal_number(end + 1, &end, '\0', &ino) < 0 || fstat(STDERR_FILENO, &st) < 0)
+		return 0;
+	return (unsigned long long)st.st_dev == dev && (unsigned long long)st.st_ino == ino;
+}
 
 void log_init(const char *program, const char *hostname, int level)
 {
 	snprintf(log_state.program, sizeof(log_state.program), "%s", program);
 	snprintf(log_state.host, sizeof(log_state.host), "%s", hostname ? hostname : "localhost");
 	log_state.level = level;
+	log_state.journal = log_journal_detect();
 }
 
 void log_set_level(int level)
@@ -49,6 +85,9 @@ static void log_flatten(char *line)
 void log_msg(int level, const char *fmt, ...)
 {
 	static const char *const prefix[] = { "error: ", "warning: ", "", "debug: " };
+	/* syslog priorities (LOG_ERR, LOG_WARNING, LOG_INFO, LOG_DEBUG), which
+	 * journald reads off the start of a line (sd-daemon(3)). */
+	static const char *const priority[] = { "<3>", "<4>", "<6>", "<7>" };
 	char stamp[32], line[2048];
 	struct tm tm;
 	time_t now;
@@ -67,8 +106,9 @@ void log_msg(int level, const char *fmt, ...)
 		return;
 	log_flatten(line);
 	/* One write per line keeps lines whole when several processes log. */
-	fprintf(stderr, "%s %s tlsrelay/%s[%ld]: %s%s\n", stamp, log_state.host,
-		log_state.program, (long)getpid(), prefix[level], line);
+	fprintf(stderr, "%s%s %s tlsrelay/%s[%ld]: %s%s\n",
+		log_state.journal ? priority[level] : "", stamp, log_state.host, log_state.program,
+		(long)getpid(), prefix[level], line);
 	fflush(stderr);
 }
 

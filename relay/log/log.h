@@ -7,6 +7,9 @@
  * logs.  Peer text must go through log_sanitize() first.  Loop thread only.
  * Whatever the arguments hold, a call writes exactly one line: log_msg()
  * replaces CR, LF and every other control octet of the text with '?'.
+ * When stderr is the systemd journal (JOURNAL_STREAM names its device and
+ * inode, checked by log_init()), each line starts with its syslog priority:
+ * "<3>" errors, "<4>" warnings, "<6>" info, "<7>" debug; else no prefix.
  */
 #ifndef LOG_H
 #define LOG_H
@@ -17,7 +20,10 @@
 
 enum log_level { LOG_ERR = 0, LOG_WARN, LOG_INFO, LOG_DEBUG };
 
-/* Set the program part ("smtpd", "sendmail", ...), host name and level. */
+/*
+ * Set the program part ("smtpd", "sendmail", ...), host name and level, and
+ * look whether stderr is the journal (JOURNAL_STREAM against fstat(2)).
+ */
 void log_init(const char *program, const char *hostname, int level);
 void log_set_level(int level);
 int log_enabled(int level);

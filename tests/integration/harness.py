@@ -125,9 +125,12 @@ def check_sanitizer(stderr, what):
 
 
 def base_env(**extra):
-    """The environment for CLI runs: no stray TLSRELAY_CONFIG unless given."""
+    """The environment for CLI runs: no stray TLSRELAY_CONFIG unless given,
+    nor the systemd variables of whatever runs the tests (a relay must not
+    send READY=1 to the CI's service manager) unless given."""
     env = dict(os.environ)
-    env.pop('TLSRELAY_CONFIG', None)
+    for name in ('TLSRELAY_CONFIG', 'NOTIFY_SOCKET', 'JOURNAL_STREAM'):
+        env.pop(name, None)
     env.update(extra)
     return env
 
@@ -145,10 +148,11 @@ class Relay:
 
     Relay(testcase, key=value, ...) writes the config (the defaults below plus
     the given keys, which override them), starts `tlsrelay serve` unless
-    start=False, and registers its own cleanup on testcase.
+    start=False, and registers its own cleanup on testcase.  env: variables
+    added to the relay's environment (e.g. NOTIFY_SOCKET).
     """
 
-    def __init__(self, testcase=None, start=True, **extra):
+    def __init__(self, testcase=None, start=True, env=None, **extra):
         self.dir = tempfile.mkdtemp(prefix='tlsrelay-it-')
         self.port = free_port()
         self.conf = os.path.join(self.dir, 'tlsrelay.conf')
@@ -174,6 +178,7 @@ class Relay:
             self.keys['dns_unbound_config'] = ub
         self.keys.update({k: str(v) for k, v in extra.items()})
         write_config(self.conf, self.keys)
+        self.env = dict(env or {})
         self.proc = None
         self._log = None
         self._expect_dead = False
@@ -185,14 +190,18 @@ class Relay:
 
     # -- process control -------------------------------------------------
 
-    def start(self):
+    def start(self, wait=True):
+        """Start `tlsrelay serve`; with wait, return once it accepts
+        connections (else at once, for a test that watches the start)."""
         assert self.proc is None or self.proc.poll() is not None
         self._log = open(self.log_path, 'ab')
         self.proc = subprocess.Popen(
             [BIN, 'serve', '-c', self.conf], stdin=subprocess.DEVNULL,
-            stdout=self._log, stderr=self._log, env=base_env())
+            stdout=self._log, stderr=self._log, env=base_env(**self.env))
         _LIVE.add(self.proc)
         self._expect_dead = False
+        if not wait:
+            return
         deadline = time.monotonic() + START_TIMEOUT
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
