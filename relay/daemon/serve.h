@@ -12,6 +12,7 @@
 
 #include "cfg.h"
 #include "commit.h"
+#include "metrics.h"
 #include "queue.h"
 #include "tlscred.h"
 
@@ -56,6 +57,10 @@ struct serve {
 	int stopping;
 	int stop_done;        /* shutdown finished: handles closed */
 	struct serve_dnscheck *dnscheck; /* the DNSSEC check at start, until answered */
+	/* The metrics: counts for the life of the process (a SIGHUP keeps
+	 * them), and the endpoint when metrics_listen is set. */
+	struct metrics_counts metrics;
+	struct metrics_server *metrics_srv;
 };
 
 /* Run `tlsrelay serve` with the configuration at path; returns exit code. */
