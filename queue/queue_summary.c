@@ -15,9 +15,15 @@
 
 static void summary_map(struct queue_txn *t, struct queue_summary *s)
 {
-	MDB_dbi dbis[] = { 0, t->q->msg, t->q->body, t->q->sched, t->q->meta, t->q->active,
-			   t->q->has_sts ? t->q->sts : 0, t->q->has_tlsrpt ? t->q->tlsrpt : 0,
-			   t->q->has_posture ? t->q->posture : 0 };
+	MDB_dbi dbis[] = {0,
+			  t->q->msg,
+			  t->q->body,
+			  t->q->sched,
+			  t->q->meta,
+			  t->q->active,
+			  t->q->has_sts ? t->q->sts : 0,
+			  t->q->has_tlsrpt ? t->q->tlsrpt : 0,
+			  t->q->has_posture ? t->q->posture : 0};
 	MDB_envinfo info;
 	MDB_stat st;
 	uint64_t pages = 0;

@@ -87,7 +87,7 @@ int metrics_format(struct rl_buf *out, const struct metrics_counts *c,
 
 /* --- the server ---------------------------------------------------------- */
 
-#define METRICS_REQ_MS 5000   /* a request must arrive within this, or the connection closes */
+#define METRICS_REQ_MS	 5000 /* a request must arrive within this, or the connection closes */
 #define METRICS_CONN_MAX 16   /* connections at once; more are closed at accept */
 #define METRICS_CACHE_MS 1000 /* the queue is read at most once per this */
 

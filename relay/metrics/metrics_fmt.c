@@ -14,8 +14,7 @@
 static const char *const metrics_tls_names[METRICS_TLS_N] = {
     "none", "anonymous", "untrusted", "trusted", "verified", "dane", "mta_sts",
 };
-static const char *const metrics_status_names[METRICS_STATUS_N] = { "sent", "deferred",
-								     "bounced" };
+static const char *const metrics_status_names[METRICS_STATUS_N] = {"sent", "deferred", "bounced"};
 
 static int family(struct rl_buf *out, const char *name, const char *type, const char *help)
 {

@@ -48,7 +48,7 @@ static int fail(struct metrics_req *r, struct rl_why *why, int status, const cha
 {
 	r->status = status;
 	if (why)
-		*why = (struct rl_why){ status == 431 ? RL_ETOOBIG : RL_EPARSE, reason, off };
+		*why = (struct rl_why){status == 431 ? RL_ETOOBIG : RL_EPARSE, reason, off};
 	return 1;
 }
 
@@ -77,7 +77,8 @@ static int request_line(const char *s, size_t n, struct metrics_req *r, struct r
 	if (!sp2 || sp2 == sp1 + 1)
 		return fail(r, why, 400, "no request target", (size_t)(sp1 - s));
 	if (sp1[1] != '/')
-		return fail(r, why, 400, "request target not in origin form", (size_t)(sp1 + 1 - s));
+		return fail(r, why, 400, "request target not in origin form",
+			    (size_t)(sp1 + 1 - s));
 	for (const char *p = sp1 + 1; p < sp2; p++)
 		if ((unsigned char)*p <= 0x20 || (unsigned char)*p >= 0x7f)
 			return fail(r, why, 400, "bad octet in request target", (size_t)(p - s));

@@ -22,8 +22,8 @@
 #include "log.h"
 #include "metrics.h"
 
-#define METRICS_LINGER_MS 1000	      /* after the answer, for the client's FIN */
-#define METRICS_BODY_MAX (256 * 1024) /* far more than the families need */
+#define METRICS_LINGER_MS 1000	       /* after the answer, for the client's FIN */
+#define METRICS_BODY_MAX  (256 * 1024) /* far more than the families need */
 
 struct metrics_conn {
 	struct metrics_server *srv;
@@ -110,8 +110,7 @@ static void conn_on_write(uv_write_t *req, int status)
 
 	if (c->closing)
 		return;
-	if (status < 0 ||
-	    uv_shutdown(&c->sh, (uv_stream_t *)&c->tcp, conn_on_shutdown) < 0) {
+	if (status < 0 || uv_shutdown(&c->sh, (uv_stream_t *)&c->tcp, conn_on_shutdown) < 0) {
 		conn_close(c);
 		return;
 	}
@@ -148,13 +147,20 @@ static int server_summary(struct metrics_server *s, struct queue_summary *out)
 static const char *status_text(int status)
 {
 	switch (status) {
-	case 200: return "OK";
-	case 404: return "Not Found";
-	case 405: return "Method Not Allowed";
-	case 431: return "Request Header Fields Too Large";
-	case 505: return "HTTP Version Not Supported";
-	case 500: return "Internal Server Error";
-	default: return "Bad Request";
+	case 200:
+		return "OK";
+	case 404:
+		return "Not Found";
+	case 405:
+		return "Method Not Allowed";
+	case 431:
+		return "Request Header Fields Too Large";
+	case 505:
+		return "HTTP Version Not Supported";
+	case 500:
+		return "Internal Server Error";
+	default:
+		return "Bad Request";
 	}
 }
 
@@ -162,7 +168,7 @@ static const char *status_text(int status)
 static int conn_body(struct metrics_conn *c, struct rl_buf *body)
 {
 	struct metrics_server *s = c->srv;
-	struct metrics_gauges g = { 0 };
+	struct metrics_gauges g = {0};
 
 	if (server_summary(s, &g.q) < 0)
 		return 500;

@@ -9,7 +9,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 static void check(const char *p, size_t n)
 {
 	struct metrics_req r;
-	struct rl_why why = { 0 };
+	struct rl_why why = {0};
 	int rc = metrics_req_parse(p, n, &r, &why);
 
 	RL_REQUIRE(rc == 0 || rc == 1);

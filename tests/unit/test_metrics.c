@@ -13,7 +13,7 @@ static void test_req(void)
 {
 	static const struct {
 		const char *in;
-		int rc;     /* 1 complete, 0 more needed */
+		int rc;	    /* 1 complete, 0 more needed */
 		int status; /* when complete */
 	} cases[] = {
 	    {"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n", 1, 200},
@@ -34,7 +34,7 @@ static void test_req(void)
 	    {"HEAD /metrics HTTP/1.1\r\nHost: x\r\n\r\n", 1, 405},
 	    {"get /metrics HTTP/1.1\r\nHost: x\r\n\r\n", 1, 405},
 	    /* malformed */
-	    {"GET /metrics HTTP/1.1\r\n\r\n", 1, 400},                     /* no Host in 1.1 */
+	    {"GET /metrics HTTP/1.1\r\n\r\n", 1, 400},			     /* no Host in 1.1 */
 	    {"GET /metrics HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", 1, 400}, /* two */
 	    {"GET /metrics HTTP/2.0\r\nHost: x\r\n\r\n", 1, 505},
 	    {"GET /metrics HTTP/1.10\r\nHost: x\r\n\r\n", 1, 400},
@@ -71,7 +71,7 @@ static void test_req_size(void)
 	size_t n = METRICS_REQ_MAX + 100;
 	char *buf = malloc(n);
 	struct metrics_req r;
-	struct rl_why why = { 0 };
+	struct rl_why why = {0};
 	const char *head = "GET /metrics HTTP/1.1\r\nHost: x\r\nX-Pad: ";
 	size_t hl = strlen(head);
 
@@ -96,7 +96,7 @@ static void test_req_size(void)
 static void test_format(void)
 {
 	struct metrics_counts c;
-	struct metrics_gauges g = { 0 };
+	struct metrics_gauges g = {0};
 	struct rl_buf out;
 
 	memset(&c, 0, sizeof(c));
