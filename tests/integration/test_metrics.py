@@ -83,9 +83,14 @@ class Metrics(DeliveryBase):
     # -- scraping ------------------------------------------------------------
 
     def curl(self, *args, path='/metrics'):
-        return subprocess.run([CURL, '-sS', '--max-time', '10'] + list(args)
-                              + [self.url + path], stdout=subprocess.PIPE,
-                              stderr=subprocess.PIPE, text=True, timeout=20)
+        """curl's output undecoded as to line ends (CRLF stays CRLF)."""
+        r = subprocess.run([CURL, '-sS', '--max-time', '10'] + list(args)
+                           + [self.url + path], stdout=subprocess.PIPE,
+                           stderr=subprocess.PIPE, timeout=20)
+        r.stdout = r.stdout.decode('utf-8')
+        r.stderr = r.stderr.decode('utf-8', 'replace')
+        harness.check_sanitizer(r.stderr, 'curl')
+        return r
 
     def scrape(self):
         """(samples, types, text) of one curl scrape, which must be a 200."""
