@@ -195,6 +195,20 @@ int queue_foreach(struct queue_txn *t,
 int queue_due(struct queue_txn *t, int64_t now, size_t max,
 	      char (*ids)[QUEUE_ID_SIZE], size_t *n, int64_t *next) RL_WUR;
 
+/* The queue at a glance (queue_summary.c), for the metrics endpoint. */
+struct queue_summary {
+	/* Messages by the Postfix queue they are shown in (mailq_queue_name):
+	 * held; else in delivery (an "active" entry); else attempted before;
+	 * else not yet attempted. */
+	uint64_t hold, active, deferred, incoming;
+	int64_t oldest;	   /* arrival (epoch seconds) of the oldest message; 0: none */
+	uint64_t map_used; /* bytes of the map in pages holding data */
+	uint64_t map_size; /* the map's size: the most the queue may hold */
+};
+
+/* Fill s in one pass over the envelopes' heads (no recipient decoded). */
+int queue_summary(struct queue_txn *t, struct queue_summary *s) RL_WUR;
+
 /* Number of messages and total content bytes (for statistics). */
 int queue_stat(struct queue_txn *t, uint64_t *nmsg, uint64_t *bytes) RL_WUR;
 

@@ -116,6 +116,8 @@ struct cfg {
 	char *tlsrpt_org_name;
 	char *tlsrpt_contact_info;
 	char *tlsrpt_sender;
+	/* metrics_listen: where /metrics is served; len 0: none (the default). */
+	struct cfg_addr metrics_listen;
 	char *path; /* the file this came from ("(defaults)" if none) */
 };
 

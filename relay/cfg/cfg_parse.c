@@ -486,6 +486,23 @@ static int set_listen(struct cfg_state *st, const struct cfg_key *k, const char 
 	return 0;
 }
 
+/* metrics_listen: one IPv4:PORT or [IPv6]:PORT, as a listen address; empty: none. */
+static int set_metrics_listen(struct cfg_state *st, const struct cfg_key *k, const char *v,
+			      size_t n)
+{
+	struct cfg_addr a;
+
+	if (n == 0) {
+		memset(&st->c->metrics_listen, 0, sizeof(st->c->metrics_listen));
+		return 0;
+	}
+	if (parse_hostport(v, n, &a) < 0)
+		return cfg_fail(st, "%s: bad address \"%.*s\" (expected IPv4:PORT or [IPv6]:PORT)",
+				k->name, qlen(n), v);
+	st->c->metrics_listen = a;
+	return 0;
+}
+
 /* RFC 1123 section 2.1 host name, written without the root's dot. */
 static const char *hostname_problem(const char *s, size_t n)
 {
@@ -724,6 +741,7 @@ static const struct cfg_key cfg_keys[] = {
     {"tlsrpt_org_name", set_text, F(tlsrpt_org_name), 0, 0, 0},
     {"tlsrpt_contact_info", set_text, F(tlsrpt_contact_info), 0, 0, 0},
     {"tlsrpt_sender", set_mailbox, F(tlsrpt_sender), 0, 0, 0},
+    {"metrics_listen", set_metrics_listen, 0, 0, 0, 1},
     {"tls_loglevel", set_int, F(tls_loglevel), 0, 4, 0},
     {"max_message_size", set_size, F(max_message_size), 1024, 0, 0},
     {"retry_min", set_time, F(retry_min), 0, CFG_TIME_MAX, 0},

@@ -64,6 +64,33 @@ static int serve_listen(struct serve *srv)
 	return 0;
 }
 
+static uint64_t serve_smtpd_connections(void *arg)
+{
+	struct serve *srv = arg;
+
+	return srv->smtpd ? smtpd_server_sessions(srv->smtpd) : 0;
+}
+
+/* The metrics endpoint, when metrics_listen is set; a bind failure refuses the start. */
+static int serve_metrics(struct serve *srv)
+{
+	const struct sockaddr *sa = (const struct sockaddr *)&srv->cfg.metrics_listen.sa;
+	struct metrics_params p = { srv->loop, sa, srv->q, &srv->metrics,
+				    serve_smtpd_connections, srv };
+	char host[NETADDR_TEXT_SIZE];
+	unsigned port;
+	int rc;
+
+	if (srv->cfg.metrics_listen.len == 0)
+		return 0;
+	(void)!netaddr_text(sa, host, sizeof(host), &port);
+	rc = metrics_server_start(&p, &srv->metrics_srv);
+	if (rc < 0)
+		log_err("cannot listen on %s port %u (metrics_listen): %s", host, port,
+			uv_strerror(rc));
+	return rc;
+}
+
 /* tlscred's messages go to the log, as they always did. */
 static void serve_tls_say(int err, const char *text)
 {
@@ -265,11 +292,13 @@ static void serve_reload(struct serve *srv)
 		return;
 	}
 	if (strcmp(next.queue_dir, srv->cfg.queue_dir) != 0 || next.nlisten != srv->cfg.nlisten ||
-	    memcmp(next.listen, srv->cfg.listen, sizeof(next.listen)) != 0)
-		log_warn("%s: changes to listen and queue_dir take effect after a restart",
-			 srv->cfg_path);
+	    memcmp(next.listen, srv->cfg.listen, sizeof(next.listen)) != 0 ||
+	    memcmp(&next.metrics_listen, &srv->cfg.metrics_listen, sizeof(next.metrics_listen)))
+		log_warn("%s: changes to listen, metrics_listen and queue_dir take effect after a "
+			 "restart", srv->cfg_path);
 	/* Keep what the running sockets and queue were set up with. */
 	memcpy(next.listen, srv->cfg.listen, sizeof(next.listen));
+	next.metrics_listen = srv->cfg.metrics_listen;
 	next.nlisten = srv->cfg.nlisten;
 	free(next.queue_dir);
 	next.queue_dir = srv->cfg.queue_dir;
@@ -419,6 +448,8 @@ static void serve_stop(struct serve *srv)
 	serve_dnscheck_stop(srv);
 	for (size_t i = 0; i < srv->nlisten; i++)
 		uv_close((uv_handle_t *)&srv->listen[i], NULL);
+	metrics_server_stop(srv->metrics_srv);
+	srv->metrics_srv = NULL;
 	if (srv->smtpd)
 		smtpd_stop_all(srv->smtpd);
 	if (srv->qmgr)
@@ -567,7 +598,7 @@ static int serve_open(struct serve *srv)
 		return RL_ECONFIG;
 	qp = (struct qmgr_params){ srv->loop, &srv->cfg, srv->q, srv->commit, &srv->pol,
 				   &srv->tls_out.tls, srv->tls_out.trust,
-				   serve_qmgr_stopped, srv, srv->rpt };
+				   serve_qmgr_stopped, srv, srv->rpt, &srv->metrics };
 	return qmgr_start(&qp, &srv->qmgr);
 }
 
@@ -626,7 +657,7 @@ int serve_main(const char *path)
 	srv.loop = uv_default_loop();
 	serve_raise_nofile(&srv.cfg);
 	if (serve_tls_init(&srv) == 0 && serve_policy_init(&srv) == 0 && serve_open(&srv) == 0 &&
-	    serve_listen(&srv) == 0) {
+	    serve_listen(&srv) == 0 && serve_metrics(&srv) == 0) {
 		serve_signals(&srv);
 		serve_policy_watch(&srv);
 		log_info("daemon started -- version 0.1.0, configuration %s", path);
@@ -639,6 +670,7 @@ int serve_main(const char *path)
 	} else {
 		for (size_t i = 0; i < srv.nlisten; i++)
 			uv_close((uv_handle_t *)&srv.listen[i], NULL);
+		metrics_server_stop(srv.metrics_srv);
 		if (srv.qmgr)
 			qmgr_stop(srv.qmgr, 0);
 		/* Whatever serve_open() set going must not keep the loop alive. */

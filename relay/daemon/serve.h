@@ -12,6 +12,7 @@
 
 #include "cfg.h"
 #include "commit.h"
+#include "metrics.h"
 #include "notify.h"
 #include "queue.h"
 #include "tlscred.h"
@@ -58,6 +59,10 @@ struct serve {
 	struct notify notify; /* what systemd has been told */
 	int stop_done;        /* shutdown finished: handles closed */
 	struct serve_dnscheck *dnscheck; /* the DNSSEC check at start, until answered */
+	/* The metrics: counts for the life of the process (a SIGHUP keeps
+	 * them), and the endpoint when metrics_listen is set. */
+	struct metrics_counts metrics;
+	struct metrics_server *metrics_srv;
 };
 
 /* Run `tlsrelay serve` with the configuration at path; returns exit code. */

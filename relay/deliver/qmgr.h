@@ -25,6 +25,7 @@
 
 #include "cfg.h"
 #include "commit.h"
+#include "metrics.h"
 #include "queue.h"
 #include "smtpc.h"
 
@@ -53,6 +54,9 @@ struct qmgr_params {
 	void (*stopped)(void *arg); /* after qmgr_stop(): nothing in flight any more */
 	void *arg;
 	struct tlsrpt_counter *rpt; /* TLS-RPT counts of the sessions; NULL: none */
+	/* The metrics' counters (deliveries, TLS failures); NULL: none.  The
+	 * daemon's, so that they outlive a reload. */
+	struct metrics_counts *metrics;
 };
 
 /* Create and start the scheduler. */

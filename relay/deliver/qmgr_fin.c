@@ -301,7 +301,7 @@ static size_t qmsg_outcome(struct qmsg *qm, struct dsn_rcpt *dr, int expired)
 			continue;
 		/* The contract knows sent|deferred|bounced: an expiry is a bounce. */
 		if (class != SMTPC_PERMFAIL)
-			qmgr_log_rcpt(m, u->address, "none", NULL, u->dsn, "bounced",
+			qmgr_log_rcpt(qm->q, m, u->address, "none", NULL, u->dsn, "bounced",
 				      "message expired after queue_lifetime: ", r->reason);
 		dr[nd++] = (struct dsn_rcpt){ u->address, "failed", u->dsn,
 					      strcmp(qm->relay[i], "none") ? qm->relay[i] : NULL,

@@ -269,7 +269,7 @@ void qmgr_sess_start(struct qdest *d, size_t target, int no_starttls);
 
 /* qmgr_msg.c */
 const char *qmgr_class_status(int class);
-void qmgr_log_rcpt(const struct queue_msg *m, const char *rcpt, const char *relay, const char *tls,
+void qmgr_log_rcpt(struct qmgr *q, const struct queue_msg *m, const char *rcpt, const char *relay, const char *tls,
 		   const char *dsn,
 		   const char *status, const char *note, const char *reason);
 void qmgr_job_done(struct qjob *j, const char *relay, const char *tls);

@@ -53,8 +53,9 @@ const char *qmgr_class_status(int class)
  * The contract's delivery line.  tls= (the protection of that delivery)
  * only when a host answered: "relay=none" lines have none.
  */
-void qmgr_log_rcpt(const struct queue_msg *m, const char *rcpt, const char *relay, const char *tls,
-		   const char *dsn, const char *status, const char *note, const char *reason)
+void qmgr_log_rcpt(struct qmgr *q, const struct queue_msg *m, const char *rcpt, const char *relay,
+		   const char *tls, const char *dsn, const char *status, const char *note,
+		   const char *reason)
 {
 	char delay[32], tlsf[32] = "";
 
@@ -63,6 +64,9 @@ void qmgr_log_rcpt(const struct queue_msg *m, const char *rcpt, const char *rela
 		snprintf(tlsf, sizeof(tlsf), ", tls=%s", tls ? tls : "none");
 	log_info("%s: to=<%s>, relay=%s, delay=%s%s, dsn=%s, status=%s (%s%s)", m->id, rcpt, relay,
 		 delay, tlsf, dsn[0] ? dsn : "4.0.0", status, note, reason);
+	/* The metrics count what this line says, as it says it. */
+	metrics_count_delivery(q->p.metrics, status,
+			       strcmp(relay, "none") != 0 && tls ? tls : "none");
 }
 
 static void job_free(struct qjob *j)
@@ -93,7 +97,7 @@ void qmgr_job_done(struct qjob *j, const char *relay, const char *tls)
 			rl_strlcpy(qm->relay[k], relay, sizeof(qm->relay[k]));
 			qm->tls[k] = tls;
 		}
-		qmgr_log_rcpt(qm->m, r->address, qm->relay[k], qm->tls[k], r->dsn,
+		qmgr_log_rcpt(qm->q, qm->m, r->address, qm->relay[k], qm->tls[k], r->dsn,
 			      qmgr_class_status(r->result),
 			      "", r->reason);
 		qmgr_posture_note(qm->q->posture, j->d->domain, r->result, qm->relay[k], qm->tls[k],
@@ -287,7 +291,7 @@ static void qmsg_refuse(struct qmsg *qm, size_t k, const char *dsn, const char *
 	rl_strlcpy(r->reason, reason, sizeof(r->reason));
 	r->reply[0] = '\0';
 	rl_strlcpy(qm->relay[k], "none", sizeof(qm->relay[k]));
-	qmgr_log_rcpt(qm->m, r->address, "none", NULL, dsn, "bounced", "", reason);
+	qmgr_log_rcpt(qm->q, qm->m, r->address, "none", NULL, dsn, "bounced", "", reason);
 }
 
 /* An address no peer may see: one with a control character. */

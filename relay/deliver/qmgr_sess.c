@@ -152,7 +152,7 @@ static int job_send_on(struct qjob *j, size_t target, const char *relay, const c
 		rl_strlcpy(qm->relay[k], relay, sizeof(qm->relay[k]));
 		qm->tls[k] = tls;
 		if (r.result != SMTPC_TEMPFAIL) {
-			qmgr_log_rcpt(qm->m, r.address, relay, tls, r.dsn, qmgr_class_status(r.result),
+			qmgr_log_rcpt(qm->q, qm->m, r.address, relay, tls, r.dsn, qmgr_class_status(r.result),
 				      "", r.reason);
 			continue;
 		}
@@ -214,6 +214,8 @@ static void sess_count(struct qsess *qs, int type, int result, const char *local
 	struct queue_tlsrpt_sess rs;
 	unsigned port;
 
+	/* The metrics count every failed session, report mail's too. */
+	metrics_count_tls_failure(d->q->p.metrics, result);
 	if (!d->q->p.rpt || qs->nocount)
 		return;
 	if (type == QUEUE_TLSRPT_TLSA)

@@ -1010,6 +1010,50 @@ static void test_delay_warning_time(void)
 	}
 }
 
+/* metrics_listen: none by default; one listen-style address; empty: none again. */
+static void test_metrics_listen(void)
+{
+	static const struct {
+		const char *text;
+		const char *want; /* the address after a successful parse; "" none */
+		const char *err;  /* NULL: accepted */
+	} cases[] = {
+		{"metrics_listen = 127.0.0.1:9100\n", "127.0.0.1:9100", NULL},
+		{"metrics_listen = [::1]:9100\n", "[::1]:9100", NULL},
+		{"metrics_listen = 127.0.0.1:9100\nmetrics_listen =\n", "", NULL},
+		{"metrics_listen = 127.0.0.1:1\nmetrics_listen = 127.0.0.2:2\n", "127.0.0.2:2", NULL},
+		{"metrics_listen = 127.0.0.1\n", NULL, "metrics_listen: bad address \"127.0.0.1\""},
+		{"metrics_listen = 127.0.0.1:0\n", NULL, "metrics_listen: bad address"},
+		{"metrics_listen = localhost:9100\n", NULL, "metrics_listen: bad address"},
+		{"metrics_listen = ::1:9100\n", NULL, "metrics_listen: bad address"},
+		{"metrics_listen = 127.0.0.1:1, 127.0.0.1:2\n", NULL, "metrics_listen: bad address"},
+	};
+	struct cfg c;
+	struct cfg_error err;
+	char buf[128];
+
+	CHECK_INT(cfg_defaults(&c), 0);
+	CHECK_INT((int)c.metrics_listen.len, 0);
+	cfg_fini(&c);
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		int rc = parse(&c, cases[i].text, &err);
+
+		if (!cases[i].err) {
+			CHECK(rc == 0, "%s: rc %d: %s", cases[i].text, rc, err.msg);
+			buf[0] = '\0';
+			if (rc == 0 && c.metrics_listen.len)
+				addr_str(&c.metrics_listen, buf, sizeof(buf));
+			CHECK(strcmp(buf, cases[i].want) == 0, "%s: got \"%s\" want \"%s\"",
+			      cases[i].text, buf, cases[i].want);
+		} else {
+			CHECK(rc == RL_ECONFIG && strstr(err.msg, cases[i].err) && err.line >= 1,
+			      "%s: got rc %d \"%s\" want \"%s\"", cases[i].text, rc,
+			      rc ? err.msg : "", cases[i].err);
+		}
+		cfg_fini(&c);
+	}
+}
+
 /* requiretls (RFC 8689): yes by default; yes or no, nothing else. */
 static void test_requiretls(void)
 {
@@ -1053,6 +1097,7 @@ static void test_requiretls(void)
 int main(void)
 {
 	test_defaults();
+	test_metrics_listen();
 	test_full();
 	test_syntax();
 	test_long_logical();

@@ -695,6 +695,60 @@ static void test_listing(void)
 	queue_close(q);
 }
 
+/* queue_summary: messages by the queue mailq shows them in, the oldest, the map. */
+static void test_summary(void)
+{
+	static const struct {
+		int64_t arrival;
+		uint32_t attempts, flags;
+		int active;
+	} msgs[] = {
+	    {1000, 0, 0, 0},		/* incoming */
+	    {900, 0, 0, 0},		/* incoming, the oldest */
+	    {1100, 2, 0, 0},		/* deferred */
+	    {1200, 1, QUEUE_F_HOLD, 0}, /* hold wins over attempts */
+	    {1300, 0, QUEUE_F_HOLD, 1}, /* and over in delivery */
+	    {1400, 3, 0, 1},		/* active */
+	};
+	struct queue *q = open_q("summary", 0, QUEUE_O_NOSYNC);
+	struct queue_summary s;
+	struct queue_txn *t;
+
+	if (!q)
+		return;
+	CHECK_INT(queue_txn_begin(q, 0, &t), 0);
+	CHECK_INT(queue_summary(t, &s), 0);
+	queue_txn_abort(t);
+	CHECK(s.incoming + s.active + s.deferred + s.hold == 0 && s.oldest == 0,
+	      "empty queue: %llu %lld", (unsigned long long)s.incoming, (long long)s.oldest);
+	CHECK(s.map_size >= 4 * 1024 * 1024 && s.map_used > 0 && s.map_used < s.map_size,
+	      "map %llu of %llu", (unsigned long long)s.map_used, (unsigned long long)s.map_size);
+	for (size_t i = 0; i < sizeof(msgs) / sizeof(msgs[0]); i++) {
+		struct queue_msg m = rec_cases[0].m;
+
+		m.arrival = msgs[i].arrival;
+		m.attempts = msgs[i].attempts;
+		m.flags = msgs[i].flags;
+		CHECK_INT(insert_one(q, &m, body1, sizeof(body1) - 1), 0);
+		if (!msgs[i].active)
+			continue;
+		CHECK_INT(queue_txn_begin(q, 1, &t), 0);
+		CHECK_INT(queue_active_set(t, m.id, 1), 0);
+		CHECK_INT(queue_txn_commit(t), 0);
+	}
+	CHECK_INT(queue_txn_begin(q, 0, &t), 0);
+	CHECK_INT(queue_summary(t, &s), 0);
+	queue_txn_abort(t);
+	CHECK_INT(s.incoming, 2);
+	CHECK_INT(s.deferred, 1);
+	CHECK_INT(s.hold, 2);
+	CHECK_INT(s.active, 1);
+	CHECK_INT(s.oldest, 900);
+	CHECK(s.map_used > 0 && s.map_used < s.map_size, "map %llu of %llu",
+	      (unsigned long long)s.map_used, (unsigned long long)s.map_size);
+	queue_close(q);
+}
+
 static void test_open_errors(void)
 {
 	struct rl_why why = {0, NULL, 0};
@@ -1074,6 +1128,7 @@ int main(int argc, char **argv)
 	test_schedule();
 	test_delete();
 	test_listing();
+	test_summary();
 	test_open_errors();
 	test_map_full();
 	test_reserve();
