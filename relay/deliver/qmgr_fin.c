@@ -230,8 +230,9 @@ static int qmsg_warn_due(const struct qmsg *qm, int expired)
 	const struct cfg *c = qm->q->p.cfg;
 	const struct queue_msg *m = qm->m;
 
+	/* Not for our own DSNs or TLS-RPT reports: no one reads their sender. */
 	return c->delay_warning_time > 0 && !expired && m->sender[0] &&
-	       !(m->flags & (QUEUE_F_BOUNCE | QUEUE_F_WARNED)) &&
+	       !(m->flags & (QUEUE_F_BOUNCE | QUEUE_F_WARNED | QUEUE_F_TLSRPT)) &&
 	       qm->now - m->arrival >= c->delay_warning_time;
 }
 
