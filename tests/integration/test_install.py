@@ -3,7 +3,8 @@ what it puts in place: the binary, the sendmail and mailq links, the three
 manual pages (rendered without warnings), the example configuration and
 policy file (both load as the relay loads them), the systemd unit
 (`systemd-analyze verify` passes, and `systemd-analyze security` scores it
-at or below EXPOSURE_MAX) and the sysusers.d file.
+at or below EXPOSURE_MAX) and the sysusers.d file (systemd-sysusers
+creates the user from it in a scratch root).
 
 The build folder is the one holding $TLSRELAY (build/tlsrelay).  Manual
 pages need scdoc (meson option `man`, auto): outside CI a build without
@@ -198,6 +199,17 @@ class Install(unittest.TestCase):
         with open(sysusers) as f:
             lines = [line.split() for line in f if line.strip() and not line.startswith('#')]
         self.assertEqual([ln[:3] for ln in lines], [['u', 'tlsrelay', '-']])
+        # systemd-sysusers creates the user from it (into a scratch root).
+        sysusers_bin = need('systemd-sysusers')
+        if not sysusers_bin:
+            return
+        root = os.path.join(self.tmp, 'sysroot')
+        os.makedirs(os.path.join(root, 'etc'))
+        r = subprocess.run([sysusers_bin, '--root', root, sysusers], stdout=subprocess.PIPE,
+                           stderr=subprocess.STDOUT, text=True, timeout=60)
+        self.assertEqual(r.returncode, 0, r.stdout)
+        with open(os.path.join(root, 'etc', 'passwd')) as f:
+            self.assertRegex(f.read(), r'(?m)^tlsrelay:x:\d+:\d+:[^:]*:/var/lib/tlsrelay:')
 
     def test_unit(self):
         unit = self.find('/systemd/system/tlsrelay.service')
