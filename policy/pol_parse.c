@@ -9,7 +9,9 @@
  * in a line is text, as in Postfix); blank lines are ignored; a line that
  * starts with a blank continues the entry above it.  As in Postfix,
  * attributes are separated by blanks or commas, and level and attribute
- * names compare without regard to case.
+ * names compare without regard to case.  As in Postfix 3.0 and later, an
+ * attribute may be written "{ name = value }" to keep blanks and commas in
+ * its value; here such a group must end on the line it starts on.
  *
  * Unlike Postfix, which skips a broken entry at delivery time, every
  * problem is an error and a file with any error yields no table: a policy

@@ -208,7 +208,8 @@ class PostfixUpstream(DeliveryBase):
         # Postfix handed it to the relay, which queued it under its own ID.
         m = pf.wait_log(r'postfix/smtp\[\d+\]: \w+: to=<bob@pfx\.test>, '
                         r'relay=127\.0\.0\.1\[127\.0\.0\.1\]:%d, .*status=sent '
-                        r'\(250 .*queued as ([0-9A-F]{10})\)' % relay.port)
+                        r'\(250 2\.0\.0 Ok: queued as ([0-9A-F]{10})\)$'
+                        % relay.port)
         qid = m.group(1)
         self.wait_log(relay, r'^.*%s: from=<app@app\.test>, size=\d+, '
                       r'nrcpt=1' % qid)
@@ -240,7 +241,8 @@ class PostfixUpstream(DeliveryBase):
         self.assertTrue(mine, out)
         for line in mine:
             self.assertRegex(line.split()[3], r'^127\.0\.0\.1:%d$' % pf.port)
-        self.assertIn('configuration %s' % pf.etc, pf.log())
+        pf.wait_log(r'postfix/master\[%d\]: daemon started -- version [0-9.]+, '
+                    r'configuration %s$' % (pf.master_pid, re.escape(pf.etc)))
         self.assertFalse(os.path.exists('/etc/postfix/main.cf')
                          and os.path.getmtime('/etc/postfix/main.cf')
                          > time.time() - 60)
