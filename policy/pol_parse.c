@@ -691,8 +691,9 @@ static void add_tokens(struct pstate *st, const char *s, size_t n, unsigned line
 		if (s[start] == '{') {
 			len = brace_end(s + start, n - start);
 			if (len == 0) {
-				perr(st, line, "missing '}' after \"%.*s\" (a { name = value } "
-					       "group must end on the line it starts)",
+				perr(st, line,
+				     "missing '}' after \"%.*s\" (a { name = value } "
+				     "group must end on the line it starts)",
 				     pol_qlen(n - start), s + start);
 				return;
 			}
