@@ -9,7 +9,9 @@
  * in a line is text, as in Postfix); blank lines are ignored; a line that
  * starts with a blank continues the entry above it.  As in Postfix,
  * attributes are separated by blanks or commas, and level and attribute
- * names compare without regard to case.
+ * names compare without regard to case.  As in Postfix 3.0 and later, an
+ * attribute may be written "{ name = value }" to keep blanks and commas in
+ * its value; here such a group must end on the line it starts on.
  *
  * Unlike Postfix, which skips a broken entry at delivery time, every
  * problem is an error and a file with any error yields no table: a policy
@@ -97,6 +99,20 @@ static int oom(struct pstate *st, unsigned line)
 static int word_eq(const char *s, size_t n, const char *word)
 {
 	return strlen(word) == n && strncasecmp(s, word, n) == 0;
+}
+
+static int is_blank(char ch)
+{
+	return ch == ' ' || ch == '\t';
+}
+
+/* s[*from..*to) without the blanks at either end. */
+static void trim_blanks(const char *s, size_t *from, size_t *to)
+{
+	while (*from < *to && is_blank(s[*from]))
+		(*from)++;
+	while (*to > *from && is_blank(s[*to - 1]))
+		(*to)--;
 }
 
 /*
@@ -240,6 +256,13 @@ static int match_digests(struct pstate *st, struct eacc *a, const struct tok *t,
 	while (pol_tok_next(v, n, &pos, "|", &start, &len)) {
 		struct fpr_digest d;
 		struct fpr_digest *grown;
+		size_t end = start + len;
+
+		/* Blanks around a digest can only come from a { ... } group. */
+		trim_blanks(v, &start, &end);
+		len = end - start;
+		if (len == 0)
+			continue;
 
 		if (fpr_parse(v + start, len, &d, NULL) < 0) {
 			perr(st, t->line,
@@ -284,6 +307,13 @@ static int match_names(struct pstate *st, struct eacc *a, const struct tok *t, c
 	/* Postfix splits verify/secure match= on ':' and skips empty items. */
 	while (pol_tok_next(v, n, &pos, ":", &start, &len)) {
 		char **grown;
+		size_t end = start + len;
+
+		/* "{ match = a : b }": blanks beside a ':' are not part of a name. */
+		trim_blanks(v, &start, &end);
+		len = end - start;
+		if (len == 0)
+			continue;
 
 		if (!match_name_ok(st, t, v + start, len))
 			continue;
@@ -307,7 +337,7 @@ static int set_match(struct pstate *st, struct eacc *a, const struct tok *t, con
 		     size_t n)
 {
 	size_t pos = 0, start, len;
-	const char *seps = a->e.level == POL_LEVEL_FINGERPRINT ? "|" : ":";
+	const char *seps = a->e.level == POL_LEVEL_FINGERPRINT ? "| \t" : ": \t";
 
 	if (!pol_tok_next(v, n, &pos, seps, &start, &len)) {
 		perr(st, t->line, "empty value for match=");
@@ -408,7 +438,8 @@ static int set_exclude(struct pstate *st, struct eacc *a, const struct tok *t, c
 	size_t pos = 0, start, len, i, count = 0;
 	int bad = 0;
 
-	while (pol_tok_next(v, n, &pos, ":", &start, &len)) {
+	/* Blanks and commas separate too, inside a { ... } group (Postfix). */
+	while (pol_tok_next(v, n, &pos, ": \t,", &start, &len)) {
 		count++;
 		for (i = 0; i < NEXCLUDES; i++)
 			if (word_eq(v + start, len, pol_excludes[i].name))
@@ -481,19 +512,31 @@ _Static_assert(NATTRS == sizeof(((struct eacc *)0)->seen) / sizeof(unsigned),
 
 static void parse_attr(struct pstate *st, struct eacc *a, const struct tok *t)
 {
-	const char *eq = memchr(t->s, '=', t->n);
-	size_t nlen = eq ? (size_t)(eq - t->s) : 0, vlen = eq ? t->n - nlen - 1 : 0, i;
+	/* "{ name = value }": the braces go, and blanks around name and value. */
+	int braced = t->s[0] == '{';
+	size_t from = braced, to = t->n - braced, nfrom, nto, i, vlen;
+	const char *eq, *v;
 
+	trim_blanks(t->s, &from, &to);
+	eq = memchr(t->s + from, '=', to - from);
 	if (!eq) {
 		perr(st, t->line, "expected name=value, got \"%.*s\"%s", pol_qlen(t->n), t->s,
 		     t->s[0] == '#' ? " (a comment must start its own line)" : "");
 		return;
 	}
+	nfrom = from;
+	nto = (size_t)(eq - t->s);
+	trim_blanks(t->s, &nfrom, &nto);
+	from = (size_t)(eq - t->s) + 1;
+	trim_blanks(t->s, &from, &to);
+	v = t->s + from;
+	vlen = to - from;
 	for (i = 0; i < NATTRS; i++)
-		if (word_eq(t->s, nlen, pol_attrs[i].name))
+		if (word_eq(t->s + nfrom, nto - nfrom, pol_attrs[i].name))
 			break;
 	if (i == NATTRS) {
-		perr(st, t->line, "unknown attribute \"%.*s\"", pol_qlen(nlen), t->s);
+		perr(st, t->line, "unknown attribute \"%.*s\"", pol_qlen(nto - nfrom),
+		     t->s + nfrom);
 		return;
 	}
 	if (!(pol_attrs[i].levels & (1u << a->e.level))) {
@@ -513,7 +556,7 @@ static void parse_attr(struct pstate *st, struct eacc *a, const struct tok *t)
 		perr(st, t->line, "empty value for %s=", pol_attrs[i].name);
 		return;
 	}
-	(void)pol_attrs[i].set(st, a, t, eq + 1, vlen);
+	(void)pol_attrs[i].set(st, a, t, v, vlen);
 }
 
 /*
@@ -616,11 +659,51 @@ static void parse_entry(struct pstate *st)
 	pol_entry_fini(&a.e);
 }
 
+/*
+ * The end of the "{ ... }" group that starts at s[0] (Postfix 3.0 and
+ * later: braces protect blanks and commas in an attribute), nested braces
+ * counted: the offset just past its '}', or 0 when the line ends first.
+ */
+static size_t brace_end(const char *s, size_t n)
+{
+	size_t depth = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		if (s[i] == '{')
+			depth++;
+		else if (s[i] == '}' && --depth == 0)
+			return i + 1;
+	}
+	return 0;
+}
+
+/*
+ * The tokens of one line.  A token that starts with '{' runs to its
+ * matching '}', blanks and commas included, and must be followed by a
+ * separator; Postfix would let the group go on over a continuation line,
+ * which we refuse with a clear message rather than guess.
+ */
 static void add_tokens(struct pstate *st, const char *s, size_t n, unsigned line, const char *seps)
 {
 	size_t pos = 0, start, len;
 
 	while (pol_tok_next(s, n, &pos, seps, &start, &len)) {
+		if (s[start] == '{') {
+			len = brace_end(s + start, n - start);
+			if (len == 0) {
+				perr(st, line,
+				     "missing '}' after \"%.*s\" (a { name = value } "
+				     "group must end on the line it starts)",
+				     pol_qlen(n - start), s + start);
+				return;
+			}
+			pos = start + len;
+			if (pos < n && !strchr(seps, s[pos])) {
+				perr(st, line, "text after '}' in \"%.*s\"", pol_qlen(n - start),
+				     s + start);
+				return;
+			}
+		}
 		if (st->ntok == POL_TOKENS_MAX) {
 			if (!st->too_many)
 				st->too_many = line;

@@ -337,6 +337,18 @@ static const struct bad_case bad_cases[] = {
     {". may\n", "p:1: bad domain \".\": empty name"},
     {"  a.example may\n",
      "p:1: continuation line (starts with a blank) without an entry before it"},
+    /* Postfix 3.0 "{ name = value }" groups: closed on their line, nothing glued on. */
+    {"a.example encrypt { protocols = >=TLSv1.2\n  }\n",
+     "p:1: missing '}' after \"{ protocols = >=TLSv1.2\" (a { name = value } group must end "
+     "on the line it starts)\np:2: expected name=value, got \"}\""},
+    {"a.example encrypt {protocols=TLSv1.3}x\n", "p:1: text after '}' in \"{protocols=TLSv1.3}x\""},
+    {"a.example encrypt { }\n", "p:1: expected name=value, got \"{ }\""},
+    {"a.example encrypt { = high }\n", "p:1: unknown attribute \"\""},
+    {"a.example encrypt { ciphers = }\n", "p:1: empty value for ciphers="},
+    {"a.example secure { match = : }\n", "p:1: empty value for match="},
+    {"a.example secure { match = a.example b.example }\n",
+     "p:1: bad match name \"a.example b.example\": only letters, digits, hyphens, underscores "
+     "and dots are allowed (expected hostname, nexthop, dot-nexthop, a name or .name)"},
     {"a.example may # trailing comment here\n",
      "p:1: expected name=value, got \"#\" (a comment must start its own line)"},
     {"a.example may\nb.example\tm\x01y\n", "p:2: control character 0x01 in line"},
@@ -596,6 +608,54 @@ static void test_diff(void)
 	CHECK_INT(pol_key_applies("example.com", "xample.com"), 0);
 }
 
+/*
+ * A table as Postfix administrators write it, copied unchanged: "{ name =
+ * value }" groups (Postfix 3.0 and later) with blanks and commas inside,
+ * '|' between digests, ':' between names, continuation lines.
+ */
+static void test_braces(void)
+{
+	static const char text[] =
+	    "# migrated from /etc/postfix/tls_policy\n"
+	    "[mail.example.org]:587  secure { match = nexthop : dot-nexthop }\n"
+	    "example.net   secure  match=.example.com:example.net\n"
+	    "  { protocols = !SSLv2, !SSLv3 }, {ciphers=high}\n"
+	    "  { exclude = 3DES RC4 }\n"
+	    "thumb.example fingerprint { match = " SHA1_A " | " SHA256_A " }\n"
+	    "sni.example   verify { servername = mx.sni.example } { tafile = /etc/my ta.pem }\n";
+	struct pol_table *t = NULL;
+	const struct pol_entry *e;
+	char errs[2048], fp[FPR_TEXT_SIZE];
+
+	if (parse(text, &t, errs, sizeof(errs)) != 0) {
+		CHECK(0, "braces: %s", errs);
+		return;
+	}
+	e = get(t, "mail.example.org");
+	CHECK(e->level == POL_LEVEL_SECURE && e->nmatch == 2, "braced match");
+	CHECK_STR(e->match[0], "nexthop");
+	CHECK_STR(e->match[1], "dot-nexthop");
+	e = get(t, "example.net");
+	CHECK_INT(e->nmatch, 2);
+	CHECK_STR(e->match[0], ".example.com");
+	CHECK_STR(e->match[1], "example.net");
+	CHECK_INT(e->protocols, POL_TLS_ALL);
+	CHECK_STR(e->protocols_text, "!SSLv2, !SSLv3");
+	CHECK_INT(e->grade, POL_GRADE_HIGH);
+	CHECK_STR(e->exclude_text, "3DES RC4");
+	CHECK_STR(e->priority_suffix, ":-3DES-CBC:-ARCFOUR-128");
+	e = get(t, "thumb.example");
+	CHECK_INT(e->ndigests, 2);
+	fpr_format(&e->digests[0], fp, sizeof(fp));
+	CHECK_STR(fp, SHA1_A);
+	fpr_format(&e->digests[1], fp, sizeof(fp));
+	CHECK_STR(fp, SHA256_A);
+	e = get(t, "sni.example");
+	CHECK_STR(e->servername, "mx.sni.example");
+	CHECK_STR(e->tafile, "/etc/my ta.pem");
+	pol_table_free(t);
+}
+
 int main(void)
 {
 	test_levels();
@@ -610,5 +670,6 @@ int main(void)
 	test_priority();
 	test_forms();
 	test_diff();
+	test_braces();
 	return TEST_DONE();
 }
