@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "cli_submit.h"
 #include "log.h"
 #include "msg.h"
 
@@ -343,16 +344,24 @@ static int store_once(struct queue *q, struct queue_msg *m, const struct rl_buf 
 	return queue_txn_commit(t);
 }
 
+/*
+ * Queue the message: straight into the queue when this user may write it,
+ * else through the running relay's listener (cli_submit.c).  Returns the
+ * exit code, after printing one line when it is not 0.
+ */
 static int submit_store(struct submit *s, const char *sender, struct rl_buf *in, int eightbit)
 {
 	struct queue_rcpt *r = calloc(s->nrcpt, sizeof(*r));
 	struct queue_msg m = { .sender = (char *)sender, .nrcpt = s->nrcpt, .rcpt = r };
 	struct queue *q = NULL;
+	struct rl_why why = { 0 };
 	struct timespec ts;
 	int rc;
 
-	if (!r)
-		return -ENOMEM;
+	if (!r) {
+		fprintf(stderr, "sendmail: cannot queue message: %s\n", rl_strerror(-ENOMEM));
+		return CLI_EX_TEMPFAIL;
+	}
 	clock_gettime(CLOCK_REALTIME, &ts);
 	queue_id_make(m.id, ts.tv_sec, ts.tv_nsec / 1000);
 	m.arrival = m.next_attempt = ts.tv_sec;
@@ -361,14 +370,28 @@ static int submit_store(struct submit *s, const char *sender, struct rl_buf *in,
 		r[i].address = s->rcpt[i];
 	rc = build_message(s, sender, m.id, in);
 	m.size = in->len;
-	if (rc == 0 && (rc = cli_open_queue(s->cfg, 0, &q)) == 0) {
+	if (rc == 0)
+		rc = queue_open(s->cfg->queue_dir, s->cfg->queue_max_size, 0, &q, &why);
+	if (rc == -EACCES || rc == -EPERM) {
+		struct cli_submit sub = { s->cfg, sender, s->rcpt, s->nrcpt, in, eightbit,
+					  s->smtputf8 };
+
+		free(r);
+		return cli_submit_smtp(&sub);
+	}
+	if (rc < 0 && why.reason)
+		fprintf(stderr, "sendmail: cannot open queue %s: %s: %s\n", s->cfg->queue_dir,
+			rl_strerror(rc), why.reason);
+	else if (rc == 0) {
 		rc = store_once(q, &m, in);
 		if (rc == RL_EQFULL && queue_reclaim(q) == 0)
 			rc = store_once(q, &m, in);
 	}
 	queue_close(q);
 	free(r);
-	return rc;
+	if (rc < 0 && !why.reason)
+		fprintf(stderr, "sendmail: cannot queue message: %s\n", rl_strerror(rc));
+	return rc == 0 ? CLI_EX_OK : CLI_EX_TEMPFAIL;
 }
 
 static void submit_fini(struct submit *s)
@@ -439,9 +462,6 @@ int cli_sendmail(const char *cfgpath, int argc, char **argv)
 		rc = sendmail_input(&s, &in, &eightbit);
 	if (rc < 0) {
 		rc = submit_store(&s, from.addr, &in, eightbit);
-		if (rc < 0)
-			fprintf(stderr, "sendmail: cannot queue message: %s\n", rl_strerror(rc));
-		rc = rc == 0 ? CLI_EX_OK : CLI_EX_TEMPFAIL;
 	}
 	rl_buf_fini(&in);
 	submit_fini(&s);

@@ -404,6 +404,46 @@ class SendmailDelivery(DeliveryBase):
         self.assertIn(b'\r\n\r\nbo dy end\r\n.\r\n..\r\n.x\r\nlast\r\n',
                       content)
 
+    def as_nobody(self, relay, *args, input):
+        """sendmail run by a user who may not write the queue (www-data,
+        say): the queue stays root's, mode 0700; the config is readable."""
+        if os.geteuid() != 0:
+            if os.environ.get('CI') == 'true':
+                self.fail('this test needs root (to run sendmail as nobody)')
+            raise unittest.SkipTest('needs root')
+        os.chmod(relay.dir, 0o755)
+        return run(['setpriv', '--reuid=nobody', '--regid=nogroup',
+                    '--clear-groups', BIN, 'sendmail', '-c', relay.conf]
+                   + list(args), input=input, env=base_env(), text=False)
+
+    def test_user_without_queue_access_submits_to_listener(self):
+        mx = self.mx('127.0.0.60', 'mx1.inj.test')
+        relay = self.relay()
+        body = (b'Subject: www\nMessage-ID: <www.1@client.test>\n\n'
+                b'line\n.\n..\n.x\nlast')
+        p = self.as_nobody(relay, '-i', '-f', 'app@src.test', 'bob@inj.test',
+                           input=body)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        # The relay accepted it over SMTP from 127.0.0.1 (its own listener).
+        relay.wait_log(r'from=<app@src\.test>')
+        env, content = self.messages_with(mx, '<www.1@client.test>')[0]
+        self.assertEqual(env['mail_from'], 'app@src.test')
+        self.assertEqual(env['rcpt_tos'], ['bob@inj.test'])
+        # Dots survive the SMTP hand-over (stuffed, then unstuffed).
+        self.assertIn(b'\r\n\r\nline\r\n.\r\n..\r\n.x\r\nlast\r\n',
+                      content)
+        self.assertIn(b'from userid 65534', content)
+
+    def test_user_without_queue_access_relay_down(self):
+        relay = self.relay()
+        relay.stop()
+        p = self.as_nobody(relay, '-f', 'app@src.test', 'bob@inj.test',
+                           input=b'Subject: down\n\nx\n')
+        self.assertEqual(p.returncode, 75, p.stderr)
+        self.assertIn(b'cannot write the queue and cannot reach the relay',
+                      p.stderr)
+        self.assertEqual(relay.mailq_json(), [])
+
 
 if __name__ == '__main__':
     unittest.main()
