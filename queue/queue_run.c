@@ -21,8 +21,8 @@
 #include <unistd.h>
 
 #define RUN_LOCK_NAME "serve.lock"
-#define RUN_META_KEY "serve"
-#define RUN_META_LEN (8 + 4) /* i64 start, u32 pid, little-endian */
+#define RUN_META_KEY  "serve"
+#define RUN_META_LEN  (8 + 4) /* i64 start, u32 pid, little-endian */
 
 static int run_path(struct queue *q, char *path, size_t size)
 {

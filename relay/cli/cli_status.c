@@ -80,8 +80,8 @@ static int status_read(struct queue *q, struct status_scan *s, struct status_run
 
 int cli_status(const char *cfgpath, int argc, char **argv)
 {
-	struct status_scan s = { .t = NULL };
-	struct status_run r = { 0 };
+	struct status_scan s = {.t = NULL};
+	struct status_run r = {0};
 	struct queue *q = NULL;
 	struct rl_buf out;
 	struct cfg c;
@@ -107,8 +107,8 @@ int cli_status(const char *cfgpath, int argc, char **argv)
 	rc = status_read(q, &s, &r);
 	queue_close(q);
 	if (rc == 0)
-		rc = json ? status_format_json(&out, &s.agg, &r, s.now, c.myhostname) :
-			    status_format_text(&out, &s.agg, &r, s.now, c.myhostname);
+		rc = json ? status_format_json(&out, &s.agg, &r, s.now, c.myhostname)
+			  : status_format_text(&out, &s.agg, &r, s.now, c.myhostname);
 	if (rc == 0)
 		fwrite(out.data, 1, out.len, stdout);
 	rl_buf_fini(&out);

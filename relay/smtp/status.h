@@ -21,11 +21,16 @@
 
 #define STATUS_GROUPS_MAX 4096 /* (domain, reason) pairs kept */
 #define STATUS_REASON_MAX 200  /* octets of a reason kept for grouping and shown */
-#define STATUS_SHOW_MAX 15     /* failing pairs printed on the screen; JSON has all */
-#define STATUS_HOUR_MIN 60     /* minutes summed for "last hour", the current one included */
+#define STATUS_SHOW_MAX	  15   /* failing pairs printed on the screen; JSON has all */
+#define STATUS_HOUR_MIN	  60   /* minutes summed for "last hour", the current one included */
 
-enum status_queue { STATUS_Q_INCOMING = 0, STATUS_Q_ACTIVE, STATUS_Q_DEFERRED, STATUS_Q_HOLD,
-		    STATUS_Q_N };
+enum status_queue {
+	STATUS_Q_INCOMING = 0,
+	STATUS_Q_ACTIVE,
+	STATUS_Q_DEFERRED,
+	STATUS_Q_HOLD,
+	STATUS_Q_N
+};
 
 /* One failing destination and reason: deferred recipients of mail not on hold. */
 struct status_group {
@@ -34,7 +39,7 @@ struct status_group {
 	int cut;      /* the reason was longer */
 	uint64_t msgs, rcpts;
 	int64_t oldest; /* arrival of its oldest message */
-	uint64_t seen;  /* private: the message last counted */
+	uint64_t seen;	/* private: the message last counted */
 };
 
 struct status_agg {
@@ -54,7 +59,7 @@ struct status_agg {
 /* Whether a relay runs: the lock holder and what it recorded. */
 struct status_run {
 	int running;
-	uint32_t pid;    /* 0: unknown */
+	uint32_t pid;	 /* 0: unknown */
 	int64_t started; /* 0: unknown */
 };
 

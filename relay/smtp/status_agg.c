@@ -157,7 +157,7 @@ static int agg_rcpt(struct status_agg *a, const struct queue_msg *m, const struc
 
 static int queue_index(const char *name)
 {
-	static const char *const names[STATUS_Q_N] = { "incoming", "active", "deferred", "hold" };
+	static const char *const names[STATUS_Q_N] = {"incoming", "active", "deferred", "hold"};
 
 	for (int i = 0; i < STATUS_Q_N; i++) {
 		if (strcmp(name, names[i]) == 0)
@@ -197,7 +197,7 @@ int status_agg_msg(struct status_agg *a, const struct queue_msg *m, int active)
 void status_agg_count(struct status_agg *a, int64_t now, int64_t minute, const char *name,
 		      uint64_t n)
 {
-	static const char *const status[QUEUE_PS_N] = { "sent", "deferred", "bounced" };
+	static const char *const status[QUEUE_PS_N] = {"sent", "deferred", "bounced"};
 	const char *p = name, *colon;
 	int s = -1, t;
 
@@ -210,11 +210,12 @@ void status_agg_count(struct status_agg *a, int64_t now, int64_t minute, const c
 	if (!colon)
 		return;
 	for (int i = 0; i < QUEUE_PS_N; i++) {
-		if ((size_t)(colon - p) == strlen(status[i]) && strncmp(p, status[i], colon - p) == 0)
+		if ((size_t)(colon - p) == strlen(status[i]) &&
+		    strncmp(p, status[i], colon - p) == 0)
 			s = i;
 	}
-	t = strcmp(colon + 1, "no-connection") == 0 ? QUEUE_PT_NOSESS :
-						    queue_posture_tls_index(colon + 1);
+	t = strcmp(colon + 1, "no-connection") == 0 ? QUEUE_PT_NOSESS
+						    : queue_posture_tls_index(colon + 1);
 	if (s < 0 || t < 0 || t >= QUEUE_PT_N)
 		return;
 	a->hour[s][t] = a->hour[s][t] + n < n ? UINT64_MAX : a->hour[s][t] + n;
@@ -247,7 +248,7 @@ void status_age(char *out, size_t size, int64_t secs)
 	static const struct {
 		int64_t len;
 		char unit;
-	} u[] = { { 86400, 'd' }, { 3600, 'h' }, { 60, 'm' }, { 1, 's' } };
+	} u[] = {{86400, 'd'}, {3600, 'h'}, {60, 'm'}, {1, 's'}};
 	size_t i = 0;
 
 	if (secs < 0)

@@ -11,12 +11,12 @@
 #include "mailq.h"
 #include "status.h"
 
-static const char *const queue_names[STATUS_Q_N] = { "incoming", "active", "deferred", "hold" };
-static const char *const status_names[QUEUE_PS_N] = { "sent", "deferred", "bounced" };
+static const char *const queue_names[STATUS_Q_N] = {"incoming", "active", "deferred", "hold"};
+static const char *const status_names[QUEUE_PS_N] = {"sent", "deferred", "bounced"};
 /* Columns of the last hour, strongest protection first. */
-static const int hour_cols[] = { QUEUE_PT_DANE,	     QUEUE_PT_STS,	 QUEUE_PT_VERIFIED,
-				 QUEUE_PT_TRUSTED,   QUEUE_PT_UNTRUSTED, QUEUE_PT_ANONYMOUS,
-				 QUEUE_PT_NONE,	     QUEUE_PT_NOSESS };
+static const int hour_cols[] = {QUEUE_PT_DANE,	  QUEUE_PT_STS,	      QUEUE_PT_VERIFIED,
+				QUEUE_PT_TRUSTED, QUEUE_PT_UNTRUSTED, QUEUE_PT_ANONYMOUS,
+				QUEUE_PT_NONE,	  QUEUE_PT_NOSESS};
 #define HOUR_NCOLS (sizeof(hour_cols) / sizeof(hour_cols[0]))
 
 static const char *tls_col(int k)
@@ -71,8 +71,8 @@ static int fmt_queue(struct rl_buf *out, const struct status_agg *a, int64_t now
 		return rl_buf_puts(out, "oldest:     none (the queue is empty)\n");
 	status_age(age, sizeof(age), now - a->oldest);
 	utc_text(when, sizeof(when), a->oldest);
-	return rc ? rc :
-		    rl_buf_printf(out, "oldest:     %s, %s old (arrived %s)\n", a->oldest_id, age,
+	return rc ? rc
+		  : rl_buf_printf(out, "oldest:     %s, %s old (arrived %s)\n", a->oldest_id, age,
 				  when);
 }
 
@@ -130,18 +130,21 @@ static int fmt_failing(struct rl_buf *out, const struct status_agg *a, int64_t n
 		msgs += a->g[i].msgs;
 		more += i >= shown ? a->g[i].msgs : 0;
 	}
-	rc = rl_buf_printf(out, "failing:    %zu destination%s and reason%s, worst first\n"
-				"   msgs rcpts  oldest  domain: reason\n",
+	rc = rl_buf_printf(out,
+			   "failing:    %zu destination%s and reason%s, worst first\n"
+			   "   msgs rcpts  oldest  domain: reason\n",
 			   a->ng, a->ng == 1 ? "" : "s", a->ng == 1 ? "" : "s");
 	for (size_t i = 0; i < shown && rc == 0; i++)
 		rc = fmt_group(out, &a->g[i], now);
 	if (rc == 0 && a->ng > shown)
-		rc = rl_buf_printf(out, "  ... and %zu more (%llu messages); `tlsrelay mailq` lists "
-					"them all\n",
+		rc = rl_buf_printf(out,
+				   "  ... and %zu more (%llu messages); `tlsrelay mailq` lists "
+				   "them all\n",
 				   a->ng - shown, (unsigned long long)more);
 	if (rc == 0 && a->ungrouped_rcpts)
-		rc = rl_buf_printf(out, "  ... and %llu recipients in %llu messages not grouped "
-					"(more than %d destinations and reasons)\n",
+		rc = rl_buf_printf(out,
+				   "  ... and %llu recipients in %llu messages not grouped "
+				   "(more than %d destinations and reasons)\n",
 				   (unsigned long long)a->ungrouped_rcpts,
 				   (unsigned long long)a->ungrouped_msgs, STATUS_GROUPS_MAX);
 	return rc;
@@ -195,9 +198,11 @@ static int json_queue(struct rl_buf *out, const struct status_agg *a, int64_t no
 				   queue_names[i], (unsigned long long)a->msgs[i],
 				   (unsigned long long)a->bytes[i]);
 	if (rc == 0 && a->oldest_id[0])
-		rc = rl_buf_printf(out, "},\"oldest\":{\"queue_id\":\"%s\",\"arrival_time\":%lld,"
-					"\"age\":%lld}",
-				   a->oldest_id, (long long)a->oldest, (long long)(now - a->oldest));
+		rc =
+		    rl_buf_printf(out,
+				  "},\"oldest\":{\"queue_id\":\"%s\",\"arrival_time\":%lld,"
+				  "\"age\":%lld}",
+				  a->oldest_id, (long long)a->oldest, (long long)(now - a->oldest));
 	else if (rc == 0)
 		rc = rl_buf_puts(out, "},\"oldest\":null");
 	return rc;
@@ -237,10 +242,11 @@ static int json_failing(struct rl_buf *out, const struct status_agg *a)
 		if (rc == 0)
 			rc = mailq_json_string(out, g->reason);
 		if (rc == 0)
-			rc = rl_buf_printf(out, ",\"messages\":%llu,\"recipients\":%llu,"
-						"\"oldest_arrival\":%lld}",
-					   (unsigned long long)g->msgs, (unsigned long long)g->rcpts,
-					   (long long)g->oldest);
+			rc = rl_buf_printf(out,
+					   ",\"messages\":%llu,\"recipients\":%llu,"
+					   "\"oldest_arrival\":%lld}",
+					   (unsigned long long)g->msgs,
+					   (unsigned long long)g->rcpts, (long long)g->oldest);
 	}
 	if (rc == 0)
 		rc = rl_buf_printf(out, "],\"ungrouped\":{\"messages\":%llu,\"recipients\":%llu}",

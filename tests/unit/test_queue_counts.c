@@ -64,7 +64,7 @@ static int seen_cb(void *arg, int64_t minute, const char *name, uint64_t n)
 
 static int add(struct queue *q, int64_t now, const char *name, uint64_t n)
 {
-	struct queue_count v = { name, n };
+	struct queue_count v = {name, n};
 	struct queue_txn *t;
 	int rc = queue_txn_begin(q, 1, &t);
 
@@ -92,9 +92,10 @@ static void test_counts(void)
 {
 	char dir[PATH_MAX];
 	int64_t base = (int64_t)1000000 * 60; /* minute 1000000 */
-	struct queue_count two[] = { { "delivery:sent:dane", 2 }, { "delivery:sent:none", 0 },
-				     { "delivery:deferred:no-connection", 5 } };
-	struct queue_count bad[] = { { "delivery:sent:dane", 1 }, { "Bad Name", 1 } };
+	struct queue_count two[] = {{"delivery:sent:dane", 2},
+				    {"delivery:sent:none", 0},
+				    {"delivery:deferred:no-connection", 5}};
+	struct queue_count bad[] = {{"delivery:sent:dane", 1}, {"Bad Name", 1}};
 	struct queue *q;
 	struct queue_txn *t;
 	struct seen s;
@@ -110,8 +111,7 @@ static void test_counts(void)
 	CHECK_INT(queue_counts_add(t, base + 61, bad, 2), -EINVAL);
 	CHECK_INT(queue_txn_commit(t), 0);
 	CHECK_INT(add(q, base, "", 1), -EINVAL);
-	CHECK_INT(add(q, base, "x23456789012345678901234567890123456789012345678901", 1),
-		  -EINVAL);
+	CHECK_INT(add(q, base, "x23456789012345678901234567890123456789012345678901", 1), -EINVAL);
 	list(q, 0, &s);
 	CHECK_INT(s.n, 3);
 	CHECK_STR(s.line[0], "1000000 delivery:sent:dane 4");
@@ -221,13 +221,11 @@ static void test_run(void)
 
 		if (queue_open(dir, 0, QUEUE_O_NOSYNC, &c, NULL) < 0)
 			_exit(9);
-		ok = queue_run_holder(c, &p) == 0 && p == 0 &&
-		     queue_run_claim(c, 7, 7, &h) == 0;
+		ok = queue_run_holder(c, &p) == 0 && p == 0 && queue_run_claim(c, 7, 7, &h) == 0;
 		queue_close(c);
 		_exit(ok ? 0 : 1);
 	}
-	CHECK(child > 0 && waitpid(child, &st, 0) == child && WIFEXITED(st) &&
-		      WEXITSTATUS(st) == 0,
+	CHECK(child > 0 && waitpid(child, &st, 0) == child && WIFEXITED(st) && WEXITSTATUS(st) == 0,
 	      "claim after release: status %d", st);
 }
 

@@ -19,10 +19,9 @@ static void test_age(void)
 		int64_t secs;
 		const char *want;
 	} cases[] = {
-		{ -5, "0s" },	       { 0, "0s" },	      { 42, "42s" },
-		{ 60, "1m" },	       { 303, "5m 3s" },      { 3600, "1h" },
-		{ 7800, "2h 10m" },    { 7801, "2h 10m" },    { 86400, "1d" },
-		{ 273600, "3d 4h" },   { 86400 * 400, "400d" },
+	    {-5, "0s"},	    {0, "0s"},	       {42, "42s"},	      {60, "1m"},
+	    {303, "5m 3s"}, {3600, "1h"},      {7800, "2h 10m"},      {7801, "2h 10m"},
+	    {86400, "1d"},  {273600, "3d 4h"}, {86400 * 400, "400d"},
 	};
 	char out[32];
 
@@ -49,8 +48,9 @@ static struct queue_msg *msg(const char *id, int64_t arrival, uint32_t attempts,
 	for (size_t i = 0; i < n; i++) {
 		const char *a = strchr(rcpts[i], ':') + 1, *r = strchr(a, ':');
 
-		m->rcpt[i].state = rcpts[i][0] == 'D' ? QUEUE_RCPT_DEFERRED :
-				   rcpts[i][0] == 'S' ? QUEUE_RCPT_SENT : QUEUE_RCPT_PENDING;
+		m->rcpt[i].state = rcpts[i][0] == 'D'	? QUEUE_RCPT_DEFERRED
+				   : rcpts[i][0] == 'S' ? QUEUE_RCPT_SENT
+							: QUEUE_RCPT_PENDING;
 		m->rcpt[i].address = strndup(a, (size_t)(r - a));
 		m->rcpt[i].reason = r[1] ? strdup(r + 1) : NULL;
 	}
@@ -66,20 +66,19 @@ static void feed(struct status_agg *a, const char *id, int64_t arrival, uint32_t
 	queue_msg_free(m);
 }
 
-#define NOW 1700000000
-#define R451 "host mx1.refuse.test[127.0.0.63] said: 451 4.3.0 try later"
+#define NOW   1700000000
+#define R451  "host mx1.refuse.test[127.0.0.63] said: 451 4.3.0 try later"
 #define RDEAD "delivery temporarily suspended: connect to mx1.dead.test[127.0.0.64]:25: refused"
 
 static void known_queue(struct status_agg *a)
 {
-	const char *const r1[] = { "D:a@Refuse.test:" R451, "D:b@refuse.test:" R451,
-				   "S:c@ok.test:" };
-	const char *const r2[] = { "D:d@refuse.test:" R451 };
-	const char *const r3[] = { "D:e@dead.test:" RDEAD };
-	const char *const r4[] = { "D:f@refuse.test:" R451 };   /* on hold */
-	const char *const r5[] = { "P:g@new.test:" };
-	const char *const r6[] = { "D:h@dead.test:connect to mx1.dead.test[127.0.0.64]:25: refused",
-				   "P:i@dead.test:" };
+	const char *const r1[] = {"D:a@Refuse.test:" R451, "D:b@refuse.test:" R451, "S:c@ok.test:"};
+	const char *const r2[] = {"D:d@refuse.test:" R451};
+	const char *const r3[] = {"D:e@dead.test:" RDEAD};
+	const char *const r4[] = {"D:f@refuse.test:" R451}; /* on hold */
+	const char *const r5[] = {"P:g@new.test:"};
+	const char *const r6[] = {"D:h@dead.test:connect to mx1.dead.test[127.0.0.64]:25: refused",
+				  "P:i@dead.test:"};
 
 	status_agg_init(a);
 	feed(a, "00000000A1", NOW - 600, 1, 0, 0, r1, 3);
@@ -120,7 +119,7 @@ static void test_agg(void)
 
 static void test_oldest_tie(void)
 {
-	const char *const r[] = { "P:x@y.test:" };
+	const char *const r[] = {"P:x@y.test:"};
 	struct status_agg a;
 
 	status_agg_init(&a);
@@ -134,7 +133,7 @@ static void test_oldest_tie(void)
 static void test_long_reason_and_cap(void)
 {
 	char reason[400], rc[520], dom[64];
-	const char *r[1] = { rc };
+	const char *r[1] = {rc};
 	struct status_agg a;
 
 	memset(reason, 'x', sizeof(reason) - 1);
@@ -178,7 +177,7 @@ static void test_hour(void)
 
 	status_agg_init(&a);
 	status_agg_count(&a, NOW, m, "delivery:sent:untrusted", 2);
-	status_agg_count(&a, NOW, m - 59, "delivery:sent:untrusted", 1); /* oldest minute in */
+	status_agg_count(&a, NOW, m - 59, "delivery:sent:untrusted", 1);   /* oldest minute in */
 	status_agg_count(&a, NOW, m - 60, "delivery:sent:untrusted", 100); /* out */
 	status_agg_count(&a, NOW, m + 1, "delivery:sent:untrusted", 100);  /* future: out */
 	status_agg_count(&a, NOW, m, "delivery:sent:mta-sts", 4);
@@ -198,32 +197,32 @@ static void test_hour(void)
 }
 
 static const char want_text[] =
-	"tlsrelay status of relay.test at 2023-11-14 22:13:20 UTC\n"
-	"relay:      running, pid 4242, up 2d 3h (since 2023-11-12 19:13:20 UTC)\n"
-	"\n"
-	"queue            messages        bytes\n"
-	"  incoming              1          100\n"
-	"  active                1          100\n"
-	"  deferred              3          300\n"
-	"  hold                  1          100\n"
-	"  total                 6          600\n"
-	"oldest:     00000000A0, 15m old (arrived 2023-11-14 21:58:20 UTC)\n"
-	"\n"
-	"last hour   dane mta-sts verified trusted untrusted anonymous none no-conn total\n"
-	"  sent         0       0        0       0         2         0    1       0     3\n"
-	"  deferred     0       0        0       0         0         0    0       2     2\n"
-	"  bounced      0       0        0       0         0         0    0       0     0\n"
-	"\n"
-	"failing:    3 destinations and reasons, worst first\n"
-	"   msgs rcpts  oldest  domain: reason\n"
-	"      2     3     10m  refuse.test: " R451 "\n"
-	"      1     1 11m 40s  dead.test: connect to mx1.dead.test[127.0.0.64]:25: refused\n"
-	"      1     1  3m 20s  dead.test: " RDEAD "\n";
+    "tlsrelay status of relay.test at 2023-11-14 22:13:20 UTC\n"
+    "relay:      running, pid 4242, up 2d 3h (since 2023-11-12 19:13:20 UTC)\n"
+    "\n"
+    "queue            messages        bytes\n"
+    "  incoming              1          100\n"
+    "  active                1          100\n"
+    "  deferred              3          300\n"
+    "  hold                  1          100\n"
+    "  total                 6          600\n"
+    "oldest:     00000000A0, 15m old (arrived 2023-11-14 21:58:20 UTC)\n"
+    "\n"
+    "last hour   dane mta-sts verified trusted untrusted anonymous none no-conn total\n"
+    "  sent         0       0        0       0         2         0    1       0     3\n"
+    "  deferred     0       0        0       0         0         0    0       2     2\n"
+    "  bounced      0       0        0       0         0         0    0       0     0\n"
+    "\n"
+    "failing:    3 destinations and reasons, worst first\n"
+    "   msgs rcpts  oldest  domain: reason\n"
+    "      2     3     10m  refuse.test: " R451 "\n"
+    "      1     1 11m 40s  dead.test: connect to mx1.dead.test[127.0.0.64]:25: refused\n"
+    "      1     1  3m 20s  dead.test: " RDEAD "\n";
 
 static void test_text(void)
 {
 	struct status_agg a;
-	struct status_run r = { 1, 4242, NOW - 183600 };
+	struct status_run r = {1, 4242, NOW - 183600};
 	struct rl_buf out;
 
 	known_queue(&a);
@@ -236,24 +235,30 @@ static void test_text(void)
 	CHECK_INT(rl_buf_append(&out, "", 1), 0);
 	CHECK_STR(out.data, want_text);
 	rl_buf_reset(&out);
-	r = (struct status_run){ 0, 0, 0 };
+	r = (struct status_run){0, 0, 0};
 	CHECK_INT(status_format_text(&out, &a, &r, NOW, "relay.test"), 0);
 	CHECK_INT(rl_buf_append(&out, "", 1), 0);
 	CHECK(strstr(out.data, "\nrelay:      not running\n") != NULL, "%s", out.data);
 	rl_buf_reset(&out);
 	CHECK_INT(status_format_json(&out, &a, &r, NOW, "relay.test"), 0);
 	CHECK_INT(rl_buf_append(&out, "", 1), 0);
-	CHECK(strncmp(out.data, "{\"hostname\":\"relay.test\",\"time\":1700000000,"
-			       "\"running\":false,\"queue\":{\"incoming\":{\"messages\":1,"
-			       "\"bytes\":100},", 100) == 0, "%s", out.data);
+	CHECK(strncmp(out.data,
+		      "{\"hostname\":\"relay.test\",\"time\":1700000000,"
+		      "\"running\":false,\"queue\":{\"incoming\":{\"messages\":1,"
+		      "\"bytes\":100},",
+		      100) == 0,
+	      "%s", out.data);
 	CHECK(strstr(out.data, "\"oldest\":{\"queue_id\":\"00000000A0\",\"arrival_time\":"
-			       "1699999100,\"age\":900}") != NULL, "%s", out.data);
-	CHECK(strstr(out.data, "\"sent\":{\"dane\":0,\"mta-sts\":0,\"verified\":0,\"trusted\":0,"
-			       "\"untrusted\":2,\"anonymous\":0,\"none\":1,\"no-connection\":0}") !=
-		      NULL, "%s", out.data);
-	CHECK(strstr(out.data, "{\"domain\":\"refuse.test\",\"reason\":\"" R451
-			       "\",\"messages\":2,\"recipients\":3,\"oldest_arrival\":1699999400}") !=
-		      NULL, "%s", out.data);
+			       "1699999100,\"age\":900}") != NULL,
+	      "%s", out.data);
+	CHECK(strstr(out.data,
+		     "\"sent\":{\"dane\":0,\"mta-sts\":0,\"verified\":0,\"trusted\":0,"
+		     "\"untrusted\":2,\"anonymous\":0,\"none\":1,\"no-connection\":0}") != NULL,
+	      "%s", out.data);
+	CHECK(strstr(out.data,
+		     "{\"domain\":\"refuse.test\",\"reason\":\"" R451
+		     "\",\"messages\":2,\"recipients\":3,\"oldest_arrival\":1699999400}") != NULL,
+	      "%s", out.data);
 	CHECK(strstr(out.data, "],\"ungrouped\":{\"messages\":0,\"recipients\":0}}\n") != NULL,
 	      "%s", out.data);
 	rl_buf_fini(&out);
@@ -264,9 +269,9 @@ static void test_text(void)
 static void test_text_more(void)
 {
 	char rc[64], dom[32];
-	const char *r[1] = { rc };
+	const char *r[1] = {rc};
 	struct status_agg a;
-	struct status_run run = { 0, 0, 0 };
+	struct status_run run = {0, 0, 0};
 	struct rl_buf out;
 
 	status_agg_init(&a);
@@ -282,8 +287,9 @@ static void test_text_more(void)
 	CHECK(strstr(out.data, "      1     1     17s  d17.test: bad?thing\n") != NULL, "%s",
 	      out.data);
 	CHECK(strstr(out.data, "d02.test") == NULL, "%s", out.data);
-	CHECK(strstr(out.data, "  ... and 3 more (3 messages); `tlsrelay mailq` lists them all\n") !=
-		      NULL, "%s", out.data);
+	CHECK(strstr(out.data,
+		     "  ... and 3 more (3 messages); `tlsrelay mailq` lists them all\n") != NULL,
+	      "%s", out.data);
 	rl_buf_fini(&out);
 	status_agg_fini(&a);
 }
