@@ -276,8 +276,8 @@ static int queue_mdb_begin(struct queue *q, unsigned f, MDB_txn **txn)
 }
 
 /* The named databases (queue.h); mdb_env_set_maxdbs() must allow them all. */
-static const char *const queue_db_names[] = {"msg",    "body", "sched",  "meta",
-					     "active", "sts",  "tlsrpt", "posture"};
+static const char *const queue_db_names[] = {"msg",    "body", "sched",  "meta",   "active",
+					     "sts",    "tlsrpt", "posture", "counts"};
 /* Those from QUEUE_DB_LATER on came later: see queue_dbs_open(). */
 #define QUEUE_DB_LATER 5
 _Static_assert(sizeof(queue_db_names) / sizeof(queue_db_names[0]) <= QUEUE_MAXDBS,
@@ -285,9 +285,9 @@ _Static_assert(sizeof(queue_db_names) / sizeof(queue_db_names[0]) <= QUEUE_MAXDB
 
 static int queue_dbs_open(struct queue *q, MDB_txn *txn)
 {
-	MDB_dbi *dbis[] = {&q->msg,    &q->body, &q->sched,  &q->meta,
-			   &q->active, &q->sts,	 &q->tlsrpt, &q->posture};
-	int *has[] = {&q->has_sts, &q->has_tlsrpt, &q->has_posture};
+	MDB_dbi *dbis[] = {&q->msg, &q->body,   &q->sched,   &q->meta,  &q->active,
+			   &q->sts, &q->tlsrpt, &q->posture, &q->counts};
+	int *has[] = {&q->has_sts, &q->has_tlsrpt, &q->has_posture, &q->has_counts};
 	unsigned f = (q->flags & QUEUE_O_RDONLY) ? 0 : MDB_CREATE;
 	size_t n = sizeof(dbis) / sizeof(dbis[0]);
 	int rc = 0;
@@ -301,8 +301,8 @@ static int queue_dbs_open(struct queue *q, MDB_txn *txn)
 	for (size_t i = 0; i < QUEUE_DB_LATER && !rc; i++)
 		rc = mdb_dbi_open(txn, queue_db_names[i], f, dbis[i]);
 	/*
-	 * The MTA-STS cache, the TLS-RPT and the posture counters came
-	 * later: a queue made before them has none, which a read-only open
+	 * The MTA-STS cache, the TLS-RPT, the posture and the activity
+	 * counters came later: a queue made before them has none, which a read-only open
 	 * (mailq, report) must accept as empty; a writer creates them.
 	 */
 	for (size_t i = QUEUE_DB_LATER; i < n && !rc; i++) {
@@ -395,6 +395,7 @@ int queue_open(const char *dir, uint64_t mapsize, unsigned flags, struct queue *
 	if (!q)
 		return rl_fail(why, -ENOMEM, "out of memory", 0);
 	q->flags = flags;
+	q->runfd = -1;
 	rc = queue_env_open(q, dir, want, is_new, why);
 	if (!rc)
 		rc = queue_setup(q, want, is_new, why);
@@ -412,6 +413,9 @@ void queue_close(struct queue *q)
 		return;
 	/* LMDB requires every transaction to end before the environment. */
 	RL_REQUIRE(q->ntxn == 0);
+	/* Closing the lock file ends the claim of queue_run_claim(). */
+	if (q->runfd >= 0)
+		close(q->runfd);
 	if (q->env)
 		mdb_env_close(q->env);
 	free(q);
@@ -590,7 +594,8 @@ static int msg_put_fresh(struct queue_txn *t, const struct queue_msg *m, const s
 static int queue_has_room(struct queue_txn *t, size_t len)
 {
 	MDB_dbi dbis[] = { 0, t->q->msg, t->q->body, t->q->sched, t->q->meta, t->q->active,
-			   t->q->has_sts ? t->q->sts : 0, t->q->has_tlsrpt ? t->q->tlsrpt : 0 };
+			   t->q->has_sts ? t->q->sts : 0, t->q->has_tlsrpt ? t->q->tlsrpt : 0,
+			   t->q->has_counts ? t->q->counts : 0 };
 	size_t ndbi = sizeof(dbis) / sizeof(dbis[0]);
 	MDB_envinfo info;
 	MDB_stat st;

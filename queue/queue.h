@@ -28,6 +28,12 @@
  *   "tlsrpt" "YYYY-MM-DD:domain" -> that UTC day's TLS-RPT counts for the
  *           policy domain (queue_tlsrpt_*), and whether its report went
  *           out; absent from older queues as "sts" is.
+ *   "posture" UTC day + domain -> TLS posture counters (queue_posture_*).
+ *   "counts" 8-byte big-endian minute + name -> u64: activity counters
+ *           per minute (queue_counts_*), for `tlsrelay status`; absent
+ *           from older queues as "sts" is.
+ * Besides the LMDB files, queue_dir holds "serve.lock", the lock a running
+ * relay holds for its whole life (queue_run_*).
  *
  * Threads and processes: a struct queue may be used from one thread at a
  * time.  A transaction begins and ends inside one function call of the
@@ -504,6 +510,80 @@ int queue_tlsrpt_put(struct queue_txn *t, const char *day, const char *domain,
 int queue_tlsrpt_foreach(struct queue_txn *t, const char *day,
 			 int (*fn)(void *arg, const char *domain, const struct queue_tlsrpt *rec),
 			 void *arg) RL_WUR;
+
+/*
+ * Activity counters ("counts" database, queue_counts.c): named counts
+ * per minute, so that `tlsrelay status` can show the last hour.  The key
+ * is the minute (epoch seconds / 60, 8 bytes big-endian) followed by the
+ * name; the value a u64 (little-endian).  The relay adds them inside the
+ * write transaction that records what they count (a delivery's final
+ * write), so they cost no fsync of their own and never disagree with the
+ * queue.  Each add also removes minutes older than QUEUE_COUNTS_KEEP_MIN
+ * (at most QUEUE_COUNTS_PRUNE_MAX keys per call), so the table stays
+ * bounded: at most QUEUE_COUNTS_KEEP_MIN minutes times the names in use.
+ *
+ * Names: 1..QUEUE_COUNTS_NAME_MAX octets of a-z 0-9 '.' ':' '_' '-'
+ * (-EINVAL otherwise).  In use:
+ *   "delivery:STATUS:TLS"  recipient outcomes of delivery attempts, as the
+ *                          delivery log line says them: STATUS sent,
+ *                          deferred or bounced; TLS a contract tls= word,
+ *                          or "no-connection" (relay=none).
+ * Room for more (e.g. inbound sessions by how the client was allowed,
+ * "smtpd:allowed:network"): a new name needs no change of format.
+ */
+#define QUEUE_COUNTS_NAME_MAX 48
+#define QUEUE_COUNTS_KEEP_MIN 120
+#define QUEUE_COUNTS_PRUNE_MAX 64
+
+struct queue_count {
+	const char *name;
+	uint64_t n;
+};
+
+/*
+ * Add each v[i].n to the count of v[i].name in the minute of now (write
+ * transaction; counts saturate at UINT64_MAX), and prune old minutes.  A
+ * damaged value is replaced.  -EINVAL for a bad name (nothing written);
+ * RL_EQFULL or RL_EQUEUE from storage (the transaction is failed).
+ */
+int queue_counts_add(struct queue_txn *t, int64_t now, const struct queue_count *v,
+		     size_t n) RL_WUR;
+
+/*
+ * Visit every count of the minutes >= from_minute, by minute then name.
+ * name is valid only during the call; damaged entries are skipped.  Stops
+ * at and returns fn's first non-zero value; otherwise 0 or a storage
+ * error.  A queue without the database has no counts.
+ */
+int queue_counts_foreach(struct queue_txn *t, int64_t from_minute,
+			 int (*fn)(void *arg, int64_t minute, const char *name, uint64_t n),
+			 void *arg) RL_WUR;
+
+/*
+ * Whether a relay runs on this queue (queue_run.c).  `serve` claims the
+ * queue for its whole life: an fcntl write lock on queue_dir/serve.lock
+ * (created 0600), held until queue_close(), and its pid and start time in
+ * "meta".  Nothing else in the process may open serve.lock (closing any
+ * descriptor of it would drop the lock: POSIX record locks).
+ *
+ * queue_run_claim: take the lock and record pid and now (write
+ * transaction of its own, synced).  -EBUSY when another process holds it,
+ * with its pid in *holder (0 when the kernel cannot say); -EROFS on a
+ * read-only queue; a negated errno when the file cannot be opened.
+ */
+int queue_run_claim(struct queue *q, uint32_t pid, int64_t now, uint32_t *holder) RL_WUR;
+
+/*
+ * Is the queue claimed?  1 with the holder's pid in *pid (0 when the
+ * kernel cannot say, e.g. another pid namespace), 0 when no process holds
+ * the lock (no lock file: never run), or a negated errno.  It only tests
+ * (F_GETLK): it never takes the lock, so it cannot get in a starting
+ * relay's way.
+ */
+int queue_run_holder(struct queue *q, uint32_t *pid) RL_WUR;
+
+/* What the last queue_run_claim() recorded: 0, or RL_ENOTFOUND. */
+int queue_run_info(struct queue_txn *t, uint32_t *pid, int64_t *started) RL_WUR;
 
 /* Text of a recipient state for listings: "pending", "deferred", ... */
 const char *queue_rcpt_state_name(int state);

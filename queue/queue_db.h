@@ -26,6 +26,11 @@ struct queue {
 	/* TLS posture counters (queue_posture.c); has_posture as has_sts. */
 	MDB_dbi posture;
 	int has_posture;
+	/* Activity counters per minute (queue_counts.c); as has_sts. */
+	MDB_dbi counts;
+	int has_counts;
+	/* The lock file a running relay holds (queue_run.c); -1: none. */
+	int runfd;
 };
 
 struct queue_txn {

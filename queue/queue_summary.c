@@ -23,7 +23,8 @@ static void summary_map(struct queue_txn *t, struct queue_summary *s)
 			  t->q->active,
 			  t->q->has_sts ? t->q->sts : 0,
 			  t->q->has_tlsrpt ? t->q->tlsrpt : 0,
-			  t->q->has_posture ? t->q->posture : 0};
+			  t->q->has_posture ? t->q->posture : 0,
+			  t->q->has_counts ? t->q->counts : 0};
 	MDB_envinfo info;
 	MDB_stat st;
 	uint64_t pages = 0;

@@ -18,6 +18,7 @@ static void usage(FILE *f)
 	fputs("usage: tlsrelay [-c FILE] COMMAND [ARGS]\n"
 	      "  serve                         run the relay in the foreground\n"
 	      "  mailq [--json]                list the queue\n"
+	      "  status [--json]               uptime, queue, last hour, failing destinations\n"
 	      "  queue show ID                 show one message\n"
 	      "  queue flush [ID|--domain D]   make deferred mail due now\n"
 	      "  queue hold|release|delete ID|ALL\n"
@@ -86,6 +87,8 @@ int main(int argc, char **argv)
 	}
 	if (strcmp(argv[0], "mailq") == 0)
 		return cli_mailq(path, n - 1, argv + 1);
+	if (strcmp(argv[0], "status") == 0)
+		return cli_status(path, n - 1, argv + 1);
 	if (strcmp(argv[0], "queue") == 0)
 		return cli_queue(path, n - 1, argv + 1);
 	if (strcmp(argv[0], "sendmail") == 0)

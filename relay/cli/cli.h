@@ -31,7 +31,12 @@ int cli_load_cfg(const char *path, struct cfg *c);
 /* Open the configured queue or print why. */
 int cli_open_queue(const struct cfg *c, unsigned flags, struct queue **q);
 
+/* Is a live relay process delivering message id (its mark's pid runs)? */
+int cli_msg_active(struct queue_txn *t, const char *id);
+
 int cli_mailq(const char *cfgpath, int argc, char **argv);
+/* `status [--json]`: the one screen (cli_status.c); argv starts after "status". */
+int cli_status(const char *cfgpath, int argc, char **argv);
 int cli_queue(const char *cfgpath, int argc, char **argv);
 int cli_sendmail(const char *cfgpath, int argc, char **argv);
 /* `policy check [FILE]`, `policy show DOMAIN`; argv starts after "policy". */

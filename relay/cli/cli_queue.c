@@ -48,7 +48,7 @@ struct listing {
 };
 
 /* Is a relay process delivering this message right now? */
-static int msg_active(struct queue_txn *t, const char *id)
+int cli_msg_active(struct queue_txn *t, const char *id)
 {
 	uint32_t pid;
 
@@ -61,7 +61,7 @@ static int msg_active(struct queue_txn *t, const char *id)
 static int list_one(void *arg, const struct queue_msg *m)
 {
 	struct listing *l = arg;
-	int rc, active = msg_active(l->t, m->id);
+	int rc, active = cli_msg_active(l->t, m->id);
 
 	if (!l->json && l->count == 0)
 		rc = rl_buf_puts(&l->out, "-Queue ID-  --Size-- ----Arrival Time---- "
@@ -196,7 +196,7 @@ static int show_msg(struct queue_txn *t, const char *id)
 		return rc;
 	}
 	printf("*** ENVELOPE RECORDS %s ***\n", id);
-	printf("queue_name: %s\n", mailq_queue_name(m, msg_active(t, id)));
+	printf("queue_name: %s\n", mailq_queue_name(m, cli_msg_active(t, id)));
 	printf("message_size: %llu\n", (unsigned long long)m->size);
 	show_time("message_arrival_time", m->arrival);
 	show_field("sender: ", m->sender, "", "", "");

@@ -12,6 +12,7 @@
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "dns.h"
 #include "https.h"
@@ -565,6 +566,28 @@ static void serve_rpt_tick(uv_timer_t *t)
 	}
 }
 
+/*
+ * One relay per queue: a second one would clear the first one's
+ * in-delivery marks and deliver the same due mail again.  The claim also
+ * tells `tlsrelay status` that we run and since when.  Taken before
+ * anything else touches the queue.
+ */
+static int serve_claim(struct serve *srv)
+{
+	uint32_t holder = 0;
+	int rc = queue_run_claim(srv->q, (uint32_t)getpid(), (int64_t)time(NULL), &holder);
+
+	if (rc == -EBUSY && holder)
+		log_err("queue %s is in use by another relay (pid %lu); not starting",
+			srv->cfg.queue_dir, (unsigned long)holder);
+	else if (rc == -EBUSY)
+		log_err("queue %s is in use by another relay; not starting", srv->cfg.queue_dir);
+	else if (rc < 0)
+		log_err("cannot claim queue %s (%s/serve.lock): %s", srv->cfg.queue_dir,
+			srv->cfg.queue_dir, rl_strerror(rc));
+	return rc;
+}
+
 static int serve_open(struct serve *srv)
 {
 	struct smtpd_params p;
@@ -577,6 +600,9 @@ static int serve_open(struct serve *srv)
 			why.reason ? ": " : "", why.reason ? why.reason : "");
 		return rc;
 	}
+	rc = serve_claim(srv);
+	if (rc < 0)
+		return rc;
 	srv->commit = committer_new(srv->loop, srv->q);
 	if (!srv->commit)
 		return -ENOMEM;

@@ -31,6 +31,31 @@ static int64_t qmgr_backoff(const struct cfg *c, uint32_t attempts)
 }
 
 /*
+ * The attempt's outcomes into the per-minute counters of `tlsrelay
+ * status` ("delivery:STATUS:TLS"), in the final write's own transaction:
+ * no fsync of their own, and a failed write (retried whole) counts nothing.
+ */
+static int qmsg_fin_count(struct queue_txn *t, const struct qmsg *qm)
+{
+	static const char *const status[QUEUE_PS_N] = { "sent", "deferred", "bounced" };
+	char names[QUEUE_PS_N * QUEUE_PT_N][QUEUE_COUNTS_NAME_MAX + 1];
+	struct queue_count v[QUEUE_PS_N * QUEUE_PT_N];
+	size_t n = 0;
+
+	for (int s = 0; s < QUEUE_PS_N; s++) {
+		for (int k = 0; k < QUEUE_PT_N; k++) {
+			if (!qm->counts[s][k])
+				continue;
+			snprintf(names[n], sizeof(names[n]), "delivery:%s:%s", status[s],
+				 k == QUEUE_PT_NOSESS ? "no-connection" : queue_posture_tls_name(k));
+			v[n] = (struct queue_count){ names[n], qm->counts[s][k] };
+			n++;
+		}
+	}
+	return n ? queue_counts_add(t, qm->now, v, n) : 0;
+}
+
+/*
  * Worker thread: record the outcome.  The record is read again so that a
  * hold or delete made by `tlsrelay queue` during the delivery wins; a
  * deleted message gets no DSN.
@@ -43,6 +68,14 @@ static int qmsg_fin_apply(struct queue_txn *t, struct commit_req *r)
 
 	qm->warnmsg.id[0] = '\0'; /* set below only when this write queues it */
 
+	if (rc == 0 || rc == RL_ENOTFOUND) {
+		int crc = qmsg_fin_count(t, qm);
+
+		if (crc < 0) {
+			queue_msg_free(cur);
+			return crc;
+		}
+	}
 	if (rc == RL_ENOTFOUND) {
 		/* Deleted meanwhile: no DSN, and no in-delivery mark left behind. */
 		rc = queue_active_clear(t, qm->m->id);
@@ -269,6 +302,20 @@ static size_t qmsg_delayed(struct qmsg *qm, struct dsn_rcpt *dr)
 	return nw;
 }
 
+/* Count recipient i's outcome as its delivery line says it. */
+static void qmsg_count(struct qmsg *qm, size_t i, int state)
+{
+	int s = state == QUEUE_RCPT_SENT ? QUEUE_PS_SENT :
+		state == QUEUE_RCPT_BOUNCED ? QUEUE_PS_BOUNCED : QUEUE_PS_DEFERRED;
+	int k = strcmp(qm->relay[i], "none") == 0 ? QUEUE_PT_NOSESS :
+						      queue_posture_tls_index(qm->tls[i]);
+
+	if (k < 0 || k >= QUEUE_PT_N)
+		k = QUEUE_PT_NONE;
+	if (qm->counts[s][k] < UINT32_MAX)
+		qm->counts[s][k]++;
+}
+
 /* Decide each recipient's new state; expired deferrals become bounces. */
 static size_t qmsg_outcome(struct qmsg *qm, struct dsn_rcpt *dr, int expired)
 {
@@ -298,6 +345,7 @@ static size_t qmsg_outcome(struct qmsg *qm, struct dsn_rcpt *dr, int expired)
 								  QUEUE_RCPT_DEFERRED;
 		u->reason = class == SMTPC_DELIVERED ? NULL : r->reason;
 		rl_strlcpy(u->dsn, r->dsn, sizeof(u->dsn));
+		qmsg_count(qm, i, u->state);
 		if (u->state != QUEUE_RCPT_BOUNCED)
 			continue;
 		/* The contract knows sent|deferred|bounced: an expiry is a bounce. */

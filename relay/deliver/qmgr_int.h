@@ -85,6 +85,9 @@ struct qmsg {
 	struct queue_rcpt warnrcpt;
 	struct commit_req mark;            /* the in-delivery mark */
 	struct commit_req fin;             /* the final write */
+	/* This attempt's recipient outcomes by status and protection, added
+	 * to the queue's per-minute counters in the final write. */
+	uint32_t counts[QUEUE_PS_N][QUEUE_PT_N];
 	struct qmsg *fnext;                /* in qmgr's list of writes to retry */
 	unsigned fin_tries;                /* failed final writes so far */
 };

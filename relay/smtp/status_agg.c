@@ -1,0 +1,263 @@
+/*
+ * status_agg: what `tlsrelay status` counts, from decoded envelopes and
+ * the per-minute counters; pure (status.h).  The failing destinations are
+ * a hash table of (domain, reason) pairs with a fixed cap, so a queue of
+ * a million messages to a million domains costs at most STATUS_GROUPS_MAX
+ * pairs of memory; what does not fit is counted as ungrouped.
+ */
+#include <ctype.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "mailq.h"
+#include "status.h"
+
+#define STATUS_SLOTS (2 * STATUS_GROUPS_MAX) /* load factor at most 1/2 */
+
+void status_agg_init(struct status_agg *a)
+{
+	memset(a, 0, sizeof(*a));
+}
+
+void status_agg_fini(struct status_agg *a)
+{
+	for (size_t i = 0; i < a->ng; i++) {
+		free(a->g[i].domain);
+		free(a->g[i].reason);
+	}
+	free(a->g);
+	free(a->slot);
+	memset(a, 0, sizeof(*a));
+}
+
+/* FNV-1a over the domain, a separator and the reason. */
+static uint32_t group_hash(const char *dom, size_t dlen, const char *why, size_t wlen)
+{
+	uint32_t h = 2166136261u;
+
+	for (size_t i = 0; i < dlen; i++)
+		h = (h ^ (unsigned char)tolower((unsigned char)dom[i])) * 16777619u;
+	h = (h ^ 0xffu) * 16777619u;
+	for (size_t i = 0; i < wlen; i++)
+		h = (h ^ (unsigned char)why[i]) * 16777619u;
+	return h;
+}
+
+static int group_is(const struct status_group *g, const char *dom, size_t dlen, const char *why,
+		    size_t wlen)
+{
+	return strlen(g->domain) == dlen && strncasecmp(g->domain, dom, dlen) == 0 &&
+	       strlen(g->reason) == wlen && memcmp(g->reason, why, wlen) == 0;
+}
+
+static struct status_group *group_new(struct status_agg *a, const char *dom, size_t dlen,
+				      const char *why, size_t wlen)
+{
+	struct status_group *g;
+
+	if (!a->g) {
+		a->g = calloc(STATUS_GROUPS_MAX, sizeof(*a->g));
+		if (!a->g)
+			return NULL;
+	}
+	g = &a->g[a->ng];
+	g->domain = malloc(dlen + 1);
+	g->reason = malloc(wlen + 1);
+	if (!g->domain || !g->reason) {
+		free(g->domain);
+		free(g->reason);
+		g->domain = g->reason = NULL;
+		return NULL;
+	}
+	for (size_t i = 0; i < dlen; i++)
+		g->domain[i] = (char)tolower((unsigned char)dom[i]);
+	g->domain[dlen] = '\0';
+	memcpy(g->reason, why, wlen);
+	g->reason[wlen] = '\0';
+	a->ng++;
+	return g;
+}
+
+/*
+ * The pair's entry, made if there is room; NULL with *full set when the
+ * table is at its cap, NULL alone when out of memory.
+ */
+static struct status_group *group_get(struct status_agg *a, const char *dom, size_t dlen,
+				      const char *why, size_t wlen, int *full)
+{
+	uint32_t i = group_hash(dom, dlen, why, wlen) % STATUS_SLOTS;
+
+	*full = 0;
+	if (!a->slot) {
+		a->slot = calloc(STATUS_SLOTS, sizeof(*a->slot));
+		if (!a->slot)
+			return NULL;
+	}
+	for (; a->slot[i]; i = (i + 1) % STATUS_SLOTS) {
+		struct status_group *g = &a->g[a->slot[i] - 1];
+
+		if (group_is(g, dom, dlen, why, wlen))
+			return g;
+	}
+	if (a->ng >= STATUS_GROUPS_MAX) {
+		*full = 1;
+		return NULL;
+	}
+	if (!group_new(a, dom, dlen, why, wlen))
+		return NULL;
+	a->slot[i] = (uint32_t)a->ng;
+	return &a->g[a->ng - 1];
+}
+
+/* The domain of an address: after its last '@' (the whole address if none). */
+static const char *addr_domain(const char *addr, size_t *len)
+{
+	const char *at = strrchr(addr, '@');
+	const char *d = at ? at + 1 : addr;
+
+	*len = strlen(d);
+	return d;
+}
+
+static int agg_rcpt(struct status_agg *a, const struct queue_msg *m, const struct queue_rcpt *r,
+		    int *ungrouped)
+{
+	const char *why = r->reason && r->reason[0] ? r->reason : "(no reason recorded)";
+	size_t dlen, wlen = strlen(why);
+	const char *dom = addr_domain(r->address, &dlen);
+	struct status_group *g;
+	int full;
+
+	if (wlen > STATUS_REASON_MAX)
+		wlen = STATUS_REASON_MAX;
+	g = group_get(a, dom, dlen, why, wlen, &full);
+	if (g && wlen < strlen(why))
+		g->cut = 1;
+	if (!g && !full)
+		return -ENOMEM;
+	if (!g) {
+		a->ungrouped_rcpts++;
+		a->ungrouped_msgs += !*ungrouped;
+		*ungrouped = 1;
+		return 0;
+	}
+	g->rcpts++;
+	if (g->seen != a->seq) {
+		/* A message counts once per pair, however many recipients share it. */
+		g->seen = a->seq;
+		g->msgs++;
+		if (g->msgs == 1 || m->arrival < g->oldest)
+			g->oldest = m->arrival;
+	}
+	return 0;
+}
+
+static int queue_index(const char *name)
+{
+	static const char *const names[STATUS_Q_N] = {"incoming", "active", "deferred", "hold"};
+
+	for (int i = 0; i < STATUS_Q_N; i++) {
+		if (strcmp(name, names[i]) == 0)
+			return i;
+	}
+	return STATUS_Q_DEFERRED;
+}
+
+/* Older arrival first; within one second, the smaller (earlier) ID. */
+static int older(const struct queue_msg *m, const struct status_agg *a)
+{
+	if (!a->oldest_id[0] || m->arrival < a->oldest)
+		return 1;
+	return m->arrival == a->oldest && strcmp(m->id, a->oldest_id) < 0;
+}
+
+int status_agg_msg(struct status_agg *a, const struct queue_msg *m, int active)
+{
+	int q = queue_index(mailq_queue_name(m, active)), ungrouped = 0, rc = 0;
+
+	a->msgs[q]++;
+	a->bytes[q] += m->size;
+	if (older(m, a)) {
+		a->oldest = m->arrival;
+		rl_strlcpy(a->oldest_id, m->id, sizeof(a->oldest_id));
+	}
+	if (m->flags & QUEUE_F_HOLD)
+		return 0; /* waits for the administrator, not for a destination */
+	a->seq++;
+	for (size_t i = 0; i < m->nrcpt && rc == 0; i++) {
+		if (m->rcpt[i].state == QUEUE_RCPT_DEFERRED)
+			rc = agg_rcpt(a, m, &m->rcpt[i], &ungrouped);
+	}
+	return rc;
+}
+
+void status_agg_count(struct status_agg *a, int64_t now, int64_t minute, const char *name,
+		      uint64_t n)
+{
+	static const char *const status[QUEUE_PS_N] = {"sent", "deferred", "bounced"};
+	const char *p = name, *colon;
+	int s = -1, t;
+
+	if (minute > now / 60 || minute <= now / 60 - STATUS_HOUR_MIN)
+		return;
+	if (strncmp(p, "delivery:", 9) != 0)
+		return;
+	p += 9;
+	colon = strchr(p, ':');
+	if (!colon)
+		return;
+	for (int i = 0; i < QUEUE_PS_N; i++) {
+		if ((size_t)(colon - p) == strlen(status[i]) &&
+		    strncmp(p, status[i], colon - p) == 0)
+			s = i;
+	}
+	t = strcmp(colon + 1, "no-connection") == 0 ? QUEUE_PT_NOSESS
+						    : queue_posture_tls_index(colon + 1);
+	if (s < 0 || t < 0 || t >= QUEUE_PT_N)
+		return;
+	a->hour[s][t] = a->hour[s][t] + n < n ? UINT64_MAX : a->hour[s][t] + n;
+}
+
+static int group_cmp(const void *x, const void *y)
+{
+	const struct status_group *a = x, *b = y;
+	int c;
+
+	if (a->msgs != b->msgs)
+		return a->msgs > b->msgs ? -1 : 1;
+	if (a->oldest != b->oldest)
+		return a->oldest < b->oldest ? -1 : 1;
+	c = strcmp(a->domain, b->domain);
+	return c ? c : strcmp(a->reason, b->reason);
+}
+
+void status_agg_sort(struct status_agg *a)
+{
+	if (a->ng > 1)
+		qsort(a->g, a->ng, sizeof(*a->g), group_cmp);
+	/* The index no longer matches: no more status_agg_msg() after this. */
+	free(a->slot);
+	a->slot = NULL;
+}
+
+void status_age(char *out, size_t size, int64_t secs)
+{
+	static const struct {
+		int64_t len;
+		char unit;
+	} u[] = {{86400, 'd'}, {3600, 'h'}, {60, 'm'}, {1, 's'}};
+	size_t i = 0;
+
+	if (secs < 0)
+		secs = 0;
+	while (i < 3 && secs < u[i].len)
+		i++;
+	if (i == 3 || secs % u[i].len / u[i + 1].len == 0)
+		snprintf(out, size, "%lld%c", (long long)(secs / u[i].len), u[i].unit);
+	else
+		snprintf(out, size, "%lld%c %lld%c", (long long)(secs / u[i].len), u[i].unit,
+			 (long long)(secs % u[i].len / u[i + 1].len), u[i + 1].unit);
+}

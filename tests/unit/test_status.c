@@ -1,0 +1,307 @@
+/*
+ * Unit tests for the `status` screen's pure parts (relay/smtp/status.h):
+ * ages, messages by queue and the oldest one, the grouping of deferred
+ * recipients by (domain, reason) (a message counts once per pair, held
+ * mail not at all, long reasons cut, the cap and what goes past it), the
+ * worst-first order, the last-hour sums of per-minute counters, and the
+ * text and JSON layouts on a known queue.
+ */
+#include "status.h"
+#include "tap.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static void test_age(void)
+{
+	static const struct {
+		int64_t secs;
+		const char *want;
+	} cases[] = {
+	    {-5, "0s"},	    {0, "0s"},	       {42, "42s"},	      {60, "1m"},
+	    {303, "5m 3s"}, {3600, "1h"},      {7800, "2h 10m"},      {7801, "2h 10m"},
+	    {86400, "1d"},  {273600, "3d 4h"}, {86400 * 400, "400d"},
+	};
+	char out[32];
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		status_age(out, sizeof(out), cases[i].secs);
+		CHECK_STR(out, cases[i].want);
+	}
+}
+
+/* A message with rcpts "state:address:reason" (reason "" for none). */
+static struct queue_msg *msg(const char *id, int64_t arrival, uint32_t attempts, uint32_t flags,
+			     uint64_t size, const char *const *rcpts, size_t n)
+{
+	struct queue_msg *m = calloc(1, sizeof(*m));
+
+	rl_strlcpy(m->id, id, sizeof(m->id));
+	m->sender = strdup("s@client.test");
+	m->arrival = arrival;
+	m->attempts = attempts;
+	m->flags = flags;
+	m->size = size;
+	m->nrcpt = n;
+	m->rcpt = calloc(n, sizeof(*m->rcpt));
+	for (size_t i = 0; i < n; i++) {
+		const char *a = strchr(rcpts[i], ':') + 1, *r = strchr(a, ':');
+
+		m->rcpt[i].state = rcpts[i][0] == 'D'	? QUEUE_RCPT_DEFERRED
+				   : rcpts[i][0] == 'S' ? QUEUE_RCPT_SENT
+							: QUEUE_RCPT_PENDING;
+		m->rcpt[i].address = strndup(a, (size_t)(r - a));
+		m->rcpt[i].reason = r[1] ? strdup(r + 1) : NULL;
+	}
+	return m;
+}
+
+static void feed(struct status_agg *a, const char *id, int64_t arrival, uint32_t attempts,
+		 uint32_t flags, int active, const char *const *rcpts, size_t n)
+{
+	struct queue_msg *m = msg(id, arrival, attempts, flags, 100, rcpts, n);
+
+	CHECK_INT(status_agg_msg(a, m, active), 0);
+	queue_msg_free(m);
+}
+
+#define NOW   1700000000
+#define R451  "host mx1.refuse.test[127.0.0.63] said: 451 4.3.0 try later"
+#define RDEAD "delivery temporarily suspended: connect to mx1.dead.test[127.0.0.64]:25: refused"
+
+static void known_queue(struct status_agg *a)
+{
+	const char *const r1[] = {"D:a@Refuse.test:" R451, "D:b@refuse.test:" R451, "S:c@ok.test:"};
+	const char *const r2[] = {"D:d@refuse.test:" R451};
+	const char *const r3[] = {"D:e@dead.test:" RDEAD};
+	const char *const r4[] = {"D:f@refuse.test:" R451}; /* on hold */
+	const char *const r5[] = {"P:g@new.test:"};
+	const char *const r6[] = {"D:h@dead.test:connect to mx1.dead.test[127.0.0.64]:25: refused",
+				  "P:i@dead.test:"};
+
+	status_agg_init(a);
+	feed(a, "00000000A1", NOW - 600, 1, 0, 0, r1, 3);
+	feed(a, "00000000A2", NOW - 300, 2, 0, 0, r2, 1);
+	feed(a, "00000000A3", NOW - 200, 1, 0, 0, r3, 1);
+	feed(a, "00000000A0", NOW - 900, 1, QUEUE_F_HOLD, 0, r4, 1);
+	feed(a, "00000000A4", NOW - 10, 0, 0, 0, r5, 1);
+	feed(a, "00000000A5", NOW - 700, 1, 0, 1, r6, 2);
+}
+
+static void test_agg(void)
+{
+	struct status_agg a;
+
+	known_queue(&a);
+	CHECK_INT(a.msgs[STATUS_Q_INCOMING], 1);
+	CHECK_INT(a.msgs[STATUS_Q_ACTIVE], 1);
+	CHECK_INT(a.msgs[STATUS_Q_DEFERRED], 3);
+	CHECK_INT(a.msgs[STATUS_Q_HOLD], 1);
+	CHECK_INT(a.bytes[STATUS_Q_DEFERRED], 300);
+	CHECK_STR(a.oldest_id, "00000000A0");
+	CHECK_INT(a.oldest, NOW - 900);
+	status_agg_sort(&a);
+	CHECK_INT(a.ng, 3);
+	/* refuse.test: two messages (the held one not counted), 3 recipients,
+	 * the domain in lower case; then the two dead.test pairs, oldest first. */
+	CHECK_STR(a.g[0].domain, "refuse.test");
+	CHECK_STR(a.g[0].reason, R451);
+	CHECK_INT(a.g[0].msgs, 2);
+	CHECK_INT(a.g[0].rcpts, 3);
+	CHECK_INT(a.g[0].oldest, NOW - 600);
+	CHECK_STR(a.g[1].reason, "connect to mx1.dead.test[127.0.0.64]:25: refused");
+	CHECK_INT(a.g[1].oldest, NOW - 700);
+	CHECK_STR(a.g[2].reason, RDEAD);
+	CHECK_INT(a.g[2].msgs, 1);
+	status_agg_fini(&a);
+}
+
+static void test_oldest_tie(void)
+{
+	const char *const r[] = {"P:x@y.test:"};
+	struct status_agg a;
+
+	status_agg_init(&a);
+	feed(&a, "00000000B2", NOW, 0, 0, 0, r, 1);
+	feed(&a, "00000000B1", NOW, 0, 0, 0, r, 1);
+	feed(&a, "00000000B3", NOW, 0, 0, 0, r, 1);
+	CHECK_STR(a.oldest_id, "00000000B1");
+	status_agg_fini(&a);
+}
+
+static void test_long_reason_and_cap(void)
+{
+	char reason[400], rc[520], dom[64];
+	const char *r[1] = {rc};
+	struct status_agg a;
+
+	memset(reason, 'x', sizeof(reason) - 1);
+	reason[sizeof(reason) - 1] = '\0';
+	status_agg_init(&a);
+	snprintf(rc, sizeof(rc), "D:a@long.test:%s", reason);
+	feed(&a, "00000000C1", NOW, 1, 0, 0, r, 1);
+	CHECK_INT(a.ng, 1);
+	CHECK_INT(strlen(a.g[0].reason), STATUS_REASON_MAX);
+	CHECK_INT(a.g[0].cut, 1);
+	/* Reasons equal in their first STATUS_REASON_MAX octets are one pair. */
+	snprintf(rc, sizeof(rc), "D:b@long.test:%sy", reason);
+	feed(&a, "00000000C2", NOW, 1, 0, 0, r, 1);
+	CHECK_INT(a.ng, 1);
+	CHECK_INT(a.g[0].msgs, 2);
+	/* Fill the table: pairs past the cap are counted, not kept. */
+	for (int i = 1; i < STATUS_GROUPS_MAX + 10; i++) {
+		snprintf(dom, sizeof(dom), "d%d.test", i);
+		snprintf(rc, sizeof(rc), "D:u@%s:busy", dom);
+		feed(&a, "00000000C3", NOW, 1, 0, 0, r, 1);
+	}
+	CHECK_INT(a.ng, STATUS_GROUPS_MAX);
+	CHECK_INT(a.ungrouped_msgs, 10);
+	CHECK_INT(a.ungrouped_rcpts, 10);
+	/* A known pair still counts after the table is full. */
+	snprintf(rc, sizeof(rc), "D:z@d5.test:busy");
+	feed(&a, "00000000C4", NOW, 1, 0, 0, r, 1);
+	CHECK_INT(a.ungrouped_rcpts, 10);
+	status_agg_sort(&a);
+	/* Two messages each, same age: by domain name. */
+	CHECK_STR(a.g[0].domain, "d5.test");
+	CHECK_INT(a.g[0].msgs, 2);
+	CHECK_STR(a.g[1].domain, "long.test");
+	status_agg_fini(&a);
+}
+
+static void test_hour(void)
+{
+	struct status_agg a;
+	int64_t m = NOW / 60;
+
+	status_agg_init(&a);
+	status_agg_count(&a, NOW, m, "delivery:sent:untrusted", 2);
+	status_agg_count(&a, NOW, m - 59, "delivery:sent:untrusted", 1);   /* oldest minute in */
+	status_agg_count(&a, NOW, m - 60, "delivery:sent:untrusted", 100); /* out */
+	status_agg_count(&a, NOW, m + 1, "delivery:sent:untrusted", 100);  /* future: out */
+	status_agg_count(&a, NOW, m, "delivery:sent:mta-sts", 4);
+	status_agg_count(&a, NOW, m, "delivery:deferred:no-connection", 5);
+	status_agg_count(&a, NOW, m, "delivery:bounced:none", 6);
+	status_agg_count(&a, NOW, m, "delivery:sent:bogus", 100);
+	status_agg_count(&a, NOW, m, "delivery:lost:none", 100);
+	status_agg_count(&a, NOW, m, "smtpd:allowed:network", 100);
+	status_agg_count(&a, NOW, m, "delivery:sent", 100);
+	CHECK_INT(a.hour[QUEUE_PS_SENT][QUEUE_PT_UNTRUSTED], 3);
+	CHECK_INT(a.hour[QUEUE_PS_SENT][QUEUE_PT_STS], 4);
+	CHECK_INT(a.hour[QUEUE_PS_DEFERRED][QUEUE_PT_NOSESS], 5);
+	CHECK_INT(a.hour[QUEUE_PS_BOUNCED][QUEUE_PT_NONE], 6);
+	status_agg_count(&a, NOW, m, "delivery:sent:mta-sts", UINT64_MAX);
+	CHECK(a.hour[QUEUE_PS_SENT][QUEUE_PT_STS] == UINT64_MAX, "saturates");
+	status_agg_fini(&a);
+}
+
+static const char want_text[] =
+    "tlsrelay status of relay.test at 2023-11-14 22:13:20 UTC\n"
+    "relay:      running, pid 4242, up 2d 3h (since 2023-11-12 19:13:20 UTC)\n"
+    "\n"
+    "queue            messages        bytes\n"
+    "  incoming              1          100\n"
+    "  active                1          100\n"
+    "  deferred              3          300\n"
+    "  hold                  1          100\n"
+    "  total                 6          600\n"
+    "oldest:     00000000A0, 15m old (arrived 2023-11-14 21:58:20 UTC)\n"
+    "\n"
+    "last hour   dane mta-sts verified trusted untrusted anonymous none no-conn total\n"
+    "  sent         0       0        0       0         2         0    1       0     3\n"
+    "  deferred     0       0        0       0         0         0    0       2     2\n"
+    "  bounced      0       0        0       0         0         0    0       0     0\n"
+    "\n"
+    "failing:    3 destinations and reasons, worst first\n"
+    "   msgs rcpts  oldest  domain: reason\n"
+    "      2     3     10m  refuse.test: " R451 "\n"
+    "      1     1 11m 40s  dead.test: connect to mx1.dead.test[127.0.0.64]:25: refused\n"
+    "      1     1  3m 20s  dead.test: " RDEAD "\n";
+
+static void test_text(void)
+{
+	struct status_agg a;
+	struct status_run r = {1, 4242, NOW - 183600};
+	struct rl_buf out;
+
+	known_queue(&a);
+	status_agg_count(&a, NOW, NOW / 60, "delivery:sent:untrusted", 2);
+	status_agg_count(&a, NOW, NOW / 60, "delivery:sent:none", 1);
+	status_agg_count(&a, NOW, NOW / 60, "delivery:deferred:no-connection", 2);
+	status_agg_sort(&a);
+	rl_buf_init(&out, 1 << 16);
+	CHECK_INT(status_format_text(&out, &a, &r, NOW, "relay.test"), 0);
+	CHECK_INT(rl_buf_append(&out, "", 1), 0);
+	CHECK_STR(out.data, want_text);
+	rl_buf_reset(&out);
+	r = (struct status_run){0, 0, 0};
+	CHECK_INT(status_format_text(&out, &a, &r, NOW, "relay.test"), 0);
+	CHECK_INT(rl_buf_append(&out, "", 1), 0);
+	CHECK(strstr(out.data, "\nrelay:      not running\n") != NULL, "%s", out.data);
+	rl_buf_reset(&out);
+	CHECK_INT(status_format_json(&out, &a, &r, NOW, "relay.test"), 0);
+	CHECK_INT(rl_buf_append(&out, "", 1), 0);
+	CHECK(strncmp(out.data,
+		      "{\"hostname\":\"relay.test\",\"time\":1700000000,"
+		      "\"running\":false,\"queue\":{\"incoming\":{\"messages\":1,"
+		      "\"bytes\":100},",
+		      100) == 0,
+	      "%s", out.data);
+	CHECK(strstr(out.data, "\"oldest\":{\"queue_id\":\"00000000A0\",\"arrival_time\":"
+			       "1699999100,\"age\":900}") != NULL,
+	      "%s", out.data);
+	CHECK(strstr(out.data,
+		     "\"sent\":{\"dane\":0,\"mta-sts\":0,\"verified\":0,\"trusted\":0,"
+		     "\"untrusted\":2,\"anonymous\":0,\"none\":1,\"no-connection\":0}") != NULL,
+	      "%s", out.data);
+	CHECK(strstr(out.data,
+		     "{\"domain\":\"refuse.test\",\"reason\":\"" R451
+		     "\",\"messages\":2,\"recipients\":3,\"oldest_arrival\":1699999400}") != NULL,
+	      "%s", out.data);
+	CHECK(strstr(out.data, "],\"ungrouped\":{\"messages\":0,\"recipients\":0}}\n") != NULL,
+	      "%s", out.data);
+	rl_buf_fini(&out);
+	status_agg_fini(&a);
+}
+
+/* Past STATUS_SHOW_MAX pairs the screen says how many more; control octets show as '?'. */
+static void test_text_more(void)
+{
+	char rc[64], dom[32];
+	const char *r[1] = {rc};
+	struct status_agg a;
+	struct status_run run = {0, 0, 0};
+	struct rl_buf out;
+
+	status_agg_init(&a);
+	for (int i = 0; i < STATUS_SHOW_MAX + 3; i++) {
+		snprintf(dom, sizeof(dom), "d%02d.test", i);
+		snprintf(rc, sizeof(rc), "D:u@%s:bad\rthing", dom);
+		feed(&a, "00000000D1", NOW - i, 1, 0, 0, r, 1);
+	}
+	status_agg_sort(&a);
+	rl_buf_init(&out, 1 << 16);
+	CHECK_INT(status_format_text(&out, &a, &run, NOW, "relay.test"), 0);
+	CHECK_INT(rl_buf_append(&out, "", 1), 0);
+	CHECK(strstr(out.data, "      1     1     17s  d17.test: bad?thing\n") != NULL, "%s",
+	      out.data);
+	CHECK(strstr(out.data, "d02.test") == NULL, "%s", out.data);
+	CHECK(strstr(out.data,
+		     "  ... and 3 more (3 messages); `tlsrelay mailq` lists them all\n") != NULL,
+	      "%s", out.data);
+	rl_buf_fini(&out);
+	status_agg_fini(&a);
+}
+
+int main(void)
+{
+	test_age();
+	test_agg();
+	test_oldest_tie();
+	test_long_reason_and_cap();
+	test_hour();
+	test_text();
+	test_text_more();
+	return TEST_DONE();
+}
