@@ -12,11 +12,13 @@
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "dns.h"
 #include "https.h"
 #include "log.h"
 #include "netaddr.h"
+#include "priv.h"
 #include "qmgr.h"
 #include "serve.h"
 #include "smtpd.h"
@@ -262,12 +264,16 @@ static int str_differ(const char *a, const char *b)
 }
 
 /*
- * Settings the delivery side took at start (credentials, priorities, the
- * resolver) and does not rebuild on SIGHUP; said in the log, not ignored.
+ * Settings taken at start (credentials, priorities, the resolver) and not
+ * rebuilt on SIGHUP; said in the log, not ignored.  Keys and certificates
+ * are read at start only, also because a relay that dropped privileges
+ * (priv.h) may no longer be able to read them.
  */
 static int serve_outbound_changed(const struct cfg *a, const struct cfg *b)
 {
 	return str_differ(a->tls_ca_file, b->tls_ca_file) ||
+	       str_differ(a->smtpd_tls_cert_file, b->smtpd_tls_cert_file) ||
+	       str_differ(a->smtpd_tls_key_file, b->smtpd_tls_key_file) ||
 	       str_differ(a->tls_cert_file, b->tls_cert_file) ||
 	       str_differ(a->tls_key_file, b->tls_key_file) ||
 	       str_differ(a->tls_priority, b->tls_priority) ||
@@ -293,9 +299,10 @@ static void serve_reload(struct serve *srv)
 	}
 	if (strcmp(next.queue_dir, srv->cfg.queue_dir) != 0 || next.nlisten != srv->cfg.nlisten ||
 	    memcmp(next.listen, srv->cfg.listen, sizeof(next.listen)) != 0 ||
-	    memcmp(&next.metrics_listen, &srv->cfg.metrics_listen, sizeof(next.metrics_listen)))
-		log_warn("%s: changes to listen, metrics_listen and queue_dir take effect after a "
-			 "restart", srv->cfg_path);
+	    memcmp(&next.metrics_listen, &srv->cfg.metrics_listen, sizeof(next.metrics_listen)) ||
+	    str_differ(next.user, srv->cfg.user))
+		log_warn("%s: changes to listen, metrics_listen, queue_dir and user take effect "
+			 "after a restart", srv->cfg_path);
 	/* Keep what the running sockets and queue were set up with. */
 	memcpy(next.listen, srv->cfg.listen, sizeof(next.listen));
 	next.metrics_listen = srv->cfg.metrics_listen;
@@ -303,9 +310,14 @@ static void serve_reload(struct serve *srv)
 	free(next.queue_dir);
 	next.queue_dir = srv->cfg.queue_dir;
 	srv->cfg.queue_dir = NULL;
+	free(next.user);
+	next.user = srv->cfg.user;
+	srv->cfg.user = NULL;
+	next.user_uid = srv->cfg.user_uid;
+	next.user_gid = srv->cfg.user_gid;
 	if (serve_outbound_changed(&srv->cfg, &next))
-		log_warn("%s: changes to tls_*, dns_* and remote_port keys take effect after a "
-			 "restart", srv->cfg_path);
+		log_warn("%s: changes to tls_*, smtpd_tls_*, dns_* and remote_port keys take effect "
+			 "after a restart", srv->cfg_path);
 	watch_moved = strcmp(next.policy_file, srv->cfg.policy_file) != 0;
 	cfg_fini(&srv->cfg);
 	srv->cfg = next;
@@ -565,11 +577,81 @@ static void serve_rpt_tick(uv_timer_t *t)
 	}
 }
 
+/* --- privileges (priv.h) --------------------------------------------------- */
+
+/*
+ * Who runs the relay decides what happens: root with `user` set switches
+ * to it once the listeners are bound and the queue and keys are open;
+ * root without `user` runs on as root, said once; anyone else runs as
+ * itself, which must be `user` when that is set (only root can switch).
+ */
+static int serve_priv_check(struct serve *srv)
+{
+	uid_t euid = geteuid();
+
+	if (euid == 0 && srv->cfg.user) {
+		srv->drop = 1;
+		return 0;
+	}
+	if (euid == 0) {
+		log_warn("running as root; set user = NAME in %s to drop privileges",
+			 srv->cfg_path);
+		return 0;
+	}
+	if (srv->cfg.user && euid != srv->cfg.user_uid) {
+		log_err("user = %s (uid %lu) is set, but the relay runs as uid %lu, not as root: "
+			"it cannot switch users; start it as root or as %s", srv->cfg.user,
+			(unsigned long)srv->cfg.user_uid, (unsigned long)euid, srv->cfg.user);
+		return RL_ECONFIG;
+	}
+	return 0;
+}
+
+/* As root, before the queue is opened: queue_dir made and checked, the user's. */
+static int serve_priv_queue(struct serve *srv)
+{
+	char err[1024];
+	int rc;
+
+	if (!srv->drop)
+		return 0;
+	rc = priv_queue_own(srv->cfg.queue_dir, srv->cfg.user_uid, srv->cfg.user_gid, 1, err,
+			    sizeof(err));
+	if (rc < 0)
+		log_err("%s; not starting", err);
+	return rc;
+}
+
+/* Everything that needs root is done: become the user, for good. */
+static int serve_priv_drop(struct serve *srv)
+{
+	char err[1024];
+	int rc;
+
+	if (!srv->drop)
+		return 0;
+	rc = priv_drop(srv->cfg.user, srv->cfg.user_uid, srv->cfg.user_gid, err, sizeof(err));
+	if (rc == 0)
+		rc = priv_queue_mode(srv->cfg.queue_dir, err, sizeof(err));
+	if (rc < 0) {
+		log_err("%s; not starting", err);
+		return rc;
+	}
+	log_info("running as user %s (uid %lu, gid %lu)", srv->cfg.user,
+		 (unsigned long)srv->cfg.user_uid, (unsigned long)srv->cfg.user_gid);
+	return 0;
+}
+
+/*
+ * The queue and the outbound credentials, opened while the relay may
+ * still be root.  Files LMDB has just created as root are handed to the
+ * user at once (priv_queue_own() again), so that the commands run as the
+ * user can open them too.
+ */
 static int serve_open(struct serve *srv)
 {
-	struct smtpd_params p;
-	struct qmgr_params qp;
 	struct rl_why why = { 0 };
+	char err[1024];
 	int rc = queue_open(srv->cfg.queue_dir, srv->cfg.queue_max_size, 0, &srv->q, &why);
 
 	if (rc < 0) {
@@ -577,6 +659,24 @@ static int serve_open(struct serve *srv)
 			why.reason ? ": " : "", why.reason ? why.reason : "");
 		return rc;
 	}
+	if (srv->drop && (rc = priv_queue_own(srv->cfg.queue_dir, srv->cfg.user_uid,
+					      srv->cfg.user_gid, 0, err, sizeof(err))) < 0) {
+		log_err("%s; not starting", err);
+		return rc;
+	}
+	/* The outbound credentials, lent to delivery for its whole life. */
+	if (tlscred_out_init(&srv->cfg, &srv->tls_out, serve_tls_say) < 0)
+		return RL_ECONFIG;
+	return 0;
+}
+
+/* The parts that run as the user: committer, counts, inbound, delivery. */
+static int serve_start(struct serve *srv)
+{
+	struct smtpd_params p;
+	struct qmgr_params qp;
+	int rc;
+
 	srv->commit = committer_new(srv->loop, srv->q);
 	if (!srv->commit)
 		return -ENOMEM;
@@ -593,9 +693,6 @@ static int serve_open(struct serve *srv)
 	rc = smtpd_server_new(&p, &srv->smtpd);
 	if (rc < 0)
 		return rc;
-	/* The outbound credentials, lent to delivery for its whole life. */
-	if (tlscred_out_init(&srv->cfg, &srv->tls_out, serve_tls_say) < 0)
-		return RL_ECONFIG;
 	qp = (struct qmgr_params){ srv->loop, &srv->cfg, srv->q, srv->commit, &srv->pol,
 				   &srv->tls_out.tls, srv->tls_out.trust,
 				   serve_qmgr_stopped, srv, srv->rpt, &srv->metrics };
@@ -656,8 +753,12 @@ int serve_main(const char *path)
 	log_init("serve", srv.cfg.myhostname, LOG_INFO + (srv.cfg.tls_loglevel >= 4));
 	srv.loop = uv_default_loop();
 	serve_raise_nofile(&srv.cfg);
-	if (serve_tls_init(&srv) == 0 && serve_policy_init(&srv) == 0 && serve_open(&srv) == 0 &&
-	    serve_listen(&srv) == 0 && serve_metrics(&srv) == 0) {
+	/* What needs root comes first: keys, queue, sockets (port 25 too);
+	 * then the switch to `user`; the rest runs as that user. */
+	if (serve_priv_check(&srv) == 0 && serve_tls_init(&srv) == 0 &&
+	    serve_policy_init(&srv) == 0 && serve_priv_queue(&srv) == 0 &&
+	    serve_open(&srv) == 0 && serve_listen(&srv) == 0 && serve_metrics(&srv) == 0 &&
+	    serve_priv_drop(&srv) == 0 && serve_start(&srv) == 0) {
 		serve_signals(&srv);
 		serve_policy_watch(&srv);
 		log_info("daemon started -- version 0.1.0, configuration %s", path);
