@@ -752,6 +752,9 @@ int serve_main(const char *path)
 	}
 	log_init("serve", srv.cfg.myhostname, LOG_INFO + (srv.cfg.tls_loglevel >= 4));
 	srv.loop = uv_default_loop();
+	/* Before the first listener: a SIGTERM that comes while the rest
+	 * starts (as the user, after the drop) waits for the loop. */
+	serve_signals(&srv);
 	serve_raise_nofile(&srv.cfg);
 	/* What needs root comes first: keys, queue, sockets (port 25 too);
 	 * then the switch to `user`; the rest runs as that user. */
@@ -759,7 +762,6 @@ int serve_main(const char *path)
 	    serve_policy_init(&srv) == 0 && serve_priv_queue(&srv) == 0 &&
 	    serve_open(&srv) == 0 && serve_listen(&srv) == 0 && serve_metrics(&srv) == 0 &&
 	    serve_priv_drop(&srv) == 0 && serve_start(&srv) == 0) {
-		serve_signals(&srv);
 		serve_policy_watch(&srv);
 		log_info("daemon started -- version 0.1.0, configuration %s", path);
 		/* Listening and the queue open: clients may come (sd_notify(3)). */
@@ -771,6 +773,9 @@ int serve_main(const char *path)
 	} else {
 		for (size_t i = 0; i < srv.nlisten; i++)
 			uv_close((uv_handle_t *)&srv.listen[i], NULL);
+		uv_close((uv_handle_t *)&srv.sig_term, NULL);
+		uv_close((uv_handle_t *)&srv.sig_int, NULL);
+		uv_close((uv_handle_t *)&srv.sig_hup, NULL);
 		metrics_server_stop(srv.metrics_srv);
 		if (srv.qmgr)
 			qmgr_stop(srv.qmgr, 0);

@@ -12,7 +12,7 @@ The temporary directories are made 0755 so that nobody can reach the
 configuration, the policy file and the DNS zone's trust anchor.
 """
 
-import grp
+import atexit
 import os
 import pwd
 import re
@@ -28,6 +28,12 @@ import unittest
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
 from test_delivery import DeliveryBase, message, require_peers  # noqa: E402
+
+# nobody must reach every file a test hands it: temporary directories go
+# under /tmp whatever TMPDIR says, and the commands run as nobody use a copy
+# of the binary there (the build tree may sit under a directory only root
+# can enter).
+tempfile.tempdir = '/tmp'
 
 USER = 'nobody'
 PW = pwd.getpwnam(USER)
@@ -46,10 +52,27 @@ def require_root():
     sys.exit(77)
 
 
-def as_user(argv):
-    """argv run as nobody:nogroup with nobody's groups, environment kept."""
+_BIN_COPY = []
+
+
+def user_bin():
+    """A copy of the relay's binary that nobody can run (made once)."""
+    if not _BIN_COPY:
+        d = tempfile.mkdtemp(prefix='tlsrelay-privbin-')
+        os.chmod(d, 0o755)
+        path = os.path.join(d, 'tlsrelay')
+        shutil.copy2(harness.BIN, path)
+        os.chmod(path, 0o755)
+        _BIN_COPY.append(path)
+        atexit.register(shutil.rmtree, d, True)
+    return _BIN_COPY[0]
+
+
+def as_user(args):
+    """`tlsrelay ARGS...` run as nobody:nogroup with nobody's groups,
+    the environment kept."""
     return [SETPRIV, '--reuid=%d' % PW.pw_uid, '--regid=%d' % PW.pw_gid,
-            '--init-groups', '--'] + [str(a) for a in argv]
+            '--init-groups', '--', user_bin()] + [str(a) for a in args]
 
 
 def ids_of(pid):
@@ -160,7 +183,7 @@ class PrivDelivery(DeliveryBase):
         # The CLI, as root and as nobody, beside the running relay.
         r = relay.cli('mailq')
         self.assertEqual(r.returncode, 0, r.stderr)
-        r = harness.run(as_user([harness.BIN, 'mailq', '-c', relay.conf]),
+        r = harness.run(as_user(['mailq', '-c', relay.conf]),
                         env=harness.base_env())
         self.assertEqual(r.returncode, 0, r.stderr)
         self.assertIn('Mail queue is empty', r.stdout)
@@ -277,8 +300,8 @@ class PrivStart(unittest.TestCase):
         # The relay, as nobody, opens what the CLI left and has the message.
         relay.start()
         self.assertEqual(len(relay.mailq_json()), 1)
-        r = harness.run(as_user([harness.BIN, 'mailq', '-c', relay.conf,
-                                 '--json']), env=harness.base_env())
+        r = harness.run(as_user(['mailq', '-c', relay.conf, '--json']),
+                        env=harness.base_env())
         self.assertEqual(r.returncode, 0, r.stderr)
         self.assertIn('b@dest.test', r.stdout)
 
@@ -288,7 +311,7 @@ class PrivStart(unittest.TestCase):
         os.mkdir(relay.queue_dir, 0o700)
         os.chown(relay.queue_dir, PW.pw_uid, PW.pw_gid)
         with open(relay.log_path, 'ab') as log:
-            p = subprocess.run(as_user([harness.BIN, 'serve', '-c', relay.conf]),
+            p = subprocess.run(as_user(['serve', '-c', relay.conf]),
                                stdin=subprocess.DEVNULL, stdout=log, stderr=log,
                                env=harness.base_env(), timeout=10)
         self.assertEqual(p.returncode, 1, relay.log_text())
