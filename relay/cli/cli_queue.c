@@ -43,7 +43,8 @@ int cli_queue_privs(const struct cfg *c, int create)
 	if (!c->user || geteuid() != 0)
 		return 0;
 	if (priv_queue_own(c->queue_dir, c->user_uid, c->user_gid, create, err, sizeof(err)) < 0 ||
-	    priv_drop(c->user, c->user_uid, c->user_gid, err, sizeof(err)) < 0) {
+	    priv_drop(c->user, c->user_uid, c->user_gid, err, sizeof(err)) < 0 ||
+	    priv_queue_check(c->queue_dir, c->user_uid, err, sizeof(err)) < 0) {
 		fprintf(stderr, "tlsrelay: %s\n", err);
 		return -1;
 	}

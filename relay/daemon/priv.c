@@ -73,20 +73,24 @@ static int priv_mkdirs(const char *dir)
 	return 0;
 }
 
-/* Root or the user may own it; anyone else is refused, by name. */
-static int priv_check_owner(const char *path, const char *name, uid_t owner, uid_t uid, char *err,
-			    size_t errlen)
+/*
+ * The user may own it, and before the drop root too; anyone else is
+ * refused, by name.  name: an entry of path, or NULL for path itself.
+ */
+static int priv_check_owner(const char *path, const char *name, uid_t owner, uid_t uid, int root_ok,
+			    char *err, size_t errlen)
 {
 	char have[128], want[128];
 
-	if (owner == 0 || owner == uid)
+	if (owner == uid || (root_ok && owner == 0))
 		return 0;
 	priv_user_text(owner, have, sizeof(have));
 	priv_user_text(uid, want, sizeof(want));
 	return priv_fail(err, errlen, -EPERM,
-			 "queue_dir: %s%s%s is owned by %s, expected %s or root; refusing to use "
-			 "it (chown -R %lu it, or set queue_dir to another directory)",
-			 path, name ? "/" : "", name ? name : "", have, want, (unsigned long)uid);
+			 "queue_dir: %s%s%s is owned by %s, expected %s%s; refusing to use it "
+			 "(chown -R %lu it, or set queue_dir to another directory)",
+			 path, name ? "/" : "", name ? name : "", have, want,
+			 root_ok ? " or root" : "", (unsigned long)uid);
 }
 
 static int priv_is_queue_file(const char *name)
@@ -98,13 +102,14 @@ static int priv_is_queue_file(const char *name)
 }
 
 /*
- * Every entry: owner checked without following links; the queue's own
- * files, when root's (a queue opened by root before `user` was set, or
- * just created by this process as root), become the user's.  A file with
- * a second link could be one outside the queue, so it is not chowned.
+ * Every entry: owner checked without following links.  As root (root_ok),
+ * the queue's own files, when root's (a queue opened by root before
+ * `user` was set), become the user's; a file with a second link could be
+ * one outside the queue, so it is not chowned.  As the user, they must be
+ * the user's by then.
  */
-static int priv_own_entries(int dfd, const char *dir, uid_t uid, gid_t gid, char *err,
-			    size_t errlen)
+static int priv_scan(int dfd, const char *dir, uid_t uid, gid_t gid, int root_ok, char *err,
+		     size_t errlen)
 {
 	int fd = dup(dfd), rc = 0;
 	DIR *d = fd < 0 ? NULL : fdopendir(fd);
@@ -127,9 +132,12 @@ static int priv_own_entries(int dfd, const char *dir, uid_t uid, gid_t gid, char
 				       strerror(errno));
 			break;
 		}
-		rc = priv_check_owner(dir, e->d_name, st.st_uid, uid, err, errlen);
-		if (rc == 0 && st.st_uid == 0 && S_ISREG(st.st_mode) && st.st_nlink == 1 &&
-		    priv_is_queue_file(e->d_name) &&
+		/* After the drop the queue's files must be the user's (LMDB opens
+		 * them); anything else of root's does no harm and stays. */
+		rc = priv_check_owner(dir, e->d_name, st.st_uid, uid,
+				      root_ok || !priv_is_queue_file(e->d_name), err, errlen);
+		if (rc == 0 && st.st_uid == 0 && root_ok && S_ISREG(st.st_mode) &&
+		    st.st_nlink == 1 && priv_is_queue_file(e->d_name) &&
 		    fchownat(dfd, e->d_name, uid, gid, AT_SYMLINK_NOFOLLOW) < 0)
 			rc = priv_fail(err, errlen, -errno, "cannot chown %s/%s to uid %lu: %s",
 				       dir, e->d_name, (unsigned long)uid, strerror(errno));
@@ -145,7 +153,7 @@ static int priv_own_dir(int dfd, const char *dir, const struct stat *st, uid_t u
 			char *err, size_t errlen)
 {
 	if (st->st_uid != 0)
-		return 0; /* the user's already; priv_queue_mode() sets the mode */
+		return 0; /* the user's already; priv_queue_check() sets the mode */
 	if ((st->st_mode & 07777) != 0700 && fchmod(dfd, 0700) < 0)
 		return priv_fail(err, errlen, -errno, "cannot chmod 0700 %s: %s", dir,
 				 strerror(errno));
@@ -153,6 +161,35 @@ static int priv_own_dir(int dfd, const char *dir, const struct stat *st, uid_t u
 		return priv_fail(err, errlen, -errno, "cannot chown %s to uid %lu: %s", dir,
 				 (unsigned long)uid, strerror(errno));
 	return 0;
+}
+
+/* The directory, not through a link (a link there could point anywhere). */
+static int priv_lstat_dir(const char *dir, struct stat *st, char *err, size_t errlen)
+{
+	if (lstat(dir, st) < 0)
+		return priv_fail(err, errlen, -errno, "queue_dir %s: %s", dir, strerror(errno));
+	if (S_ISLNK(st->st_mode))
+		return priv_fail(err, errlen, -ELOOP,
+				 "queue_dir %s is a symbolic link; name the directory itself", dir);
+	if (!S_ISDIR(st->st_mode))
+		return priv_fail(err, errlen, -ENOTDIR, "queue_dir %s is not a directory", dir);
+	return 0;
+}
+
+/* Open what priv_lstat_dir() saw, and only that. */
+static int priv_open_dir(const char *dir, const struct stat *seen, char *err, size_t errlen)
+{
+	struct stat st;
+	int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+
+	if (dfd < 0)
+		return priv_fail(err, errlen, -errno, "queue_dir %s: %s", dir, strerror(errno));
+	if (fstat(dfd, &st) < 0 || st.st_dev != seen->st_dev || st.st_ino != seen->st_ino) {
+		close(dfd);
+		return priv_fail(err, errlen, -EAGAIN, "queue_dir %s changed while it was checked",
+				 dir);
+	}
+	return dfd;
 }
 
 int priv_queue_own(const char *dir, uid_t uid, gid_t gid, int create, char *err, size_t errlen)
@@ -163,38 +200,47 @@ int priv_queue_own(const char *dir, uid_t uid, gid_t gid, int create, char *err,
 	if (create && (rc = priv_mkdirs(dir)) < 0)
 		return priv_fail(err, errlen, rc, "cannot create queue_dir %s: %s", dir,
 				 strerror(-rc));
-	/* The last name is not followed: a link there could point anywhere. */
-	dfd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-	if (dfd < 0 && errno == ENOENT && !create)
+	if (!create && lstat(dir, &st) < 0 && errno == ENOENT)
 		return 0;
-	if (dfd < 0 && errno == ELOOP)
-		return priv_fail(err, errlen, -ELOOP,
-				 "queue_dir %s is a symbolic link; name the directory itself", dir);
-	if (dfd < 0)
-		return priv_fail(err, errlen, -errno, "queue_dir %s: %s", dir, strerror(errno));
-	rc = fstat(dfd, &st) < 0
-		 ? priv_fail(err, errlen, -errno, "queue_dir %s: %s", dir, strerror(errno))
-		 : priv_check_owner(dir, NULL, st.st_uid, uid, err, errlen);
+	rc = priv_lstat_dir(dir, &st, err, errlen);
 	if (rc == 0)
-		rc = priv_own_entries(dfd, dir, uid, gid, err, errlen);
+		rc = priv_check_owner(dir, NULL, st.st_uid, uid, 1, err, errlen);
+	if (rc < 0)
+		return rc;
+	dfd = priv_open_dir(dir, &st, err, errlen);
+	/* Root without CAP_DAC_OVERRIDE (a service manager's bounding set)
+	 * cannot read the user's 0700 directory: the user checks it. */
+	if (dfd == -EACCES && st.st_uid == uid)
+		return 0;
+	if (dfd < 0)
+		return dfd;
+	rc = priv_scan(dfd, dir, uid, gid, 1, err, errlen);
 	if (rc == 0)
 		rc = priv_own_dir(dfd, dir, &st, uid, gid, err, errlen);
 	close(dfd);
 	return rc;
 }
 
-int priv_queue_mode(const char *dir, char *err, size_t errlen)
+int priv_queue_check(const char *dir, uid_t uid, char *err, size_t errlen)
 {
 	struct stat st;
-	int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC), rc = 0;
+	int dfd, rc;
 
+	if (lstat(dir, &st) < 0 && errno == ENOENT)
+		return 0;
+	rc = priv_lstat_dir(dir, &st, err, errlen);
+	if (rc == 0)
+		rc = priv_check_owner(dir, NULL, st.st_uid, uid, 0, err, errlen);
+	if (rc < 0)
+		return rc;
+	dfd = priv_open_dir(dir, &st, err, errlen);
 	if (dfd < 0)
-		return errno == ENOENT ? 0
-				       : priv_fail(err, errlen, -errno, "queue_dir %s: %s", dir,
-						   strerror(errno));
-	if (fstat(dfd, &st) < 0 || ((st.st_mode & 07777) != 0700 && fchmod(dfd, 0700) < 0))
+		return dfd;
+	if ((st.st_mode & 07777) != 0700 && fchmod(dfd, 0700) < 0)
 		rc = priv_fail(err, errlen, -errno, "cannot chmod 0700 %s: %s", dir,
 			       strerror(errno));
+	if (rc == 0)
+		rc = priv_scan(dfd, dir, uid, 0, 0, err, errlen);
 	close(dfd);
 	return rc;
 }

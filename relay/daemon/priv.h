@@ -10,7 +10,10 @@
  *                      lock.mdb) to the user;
  *   priv_drop()        setgroups/setresgid/setresuid to the user for good,
  *                      then check that it took and cannot be undone;
- *   priv_queue_mode()  as the user: queue_dir mode 0700.
+ *   priv_queue_check() as the user: queue_dir and its entries the user's,
+ *                      the directory mode 0700; the queue is opened after
+ *                      this, as the user (root may lack CAP_DAC_OVERRIDE
+ *                      and then cannot enter the user's 0700 directory).
  *
  * Only what root needs (CAP_CHOWN for the chowns, CAP_SETUID/CAP_SETGID
  * for the switch) is used, so a service manager may bound the
@@ -38,8 +41,10 @@
  * directory or an entry in it owned by neither root nor uid.  Then the
  * directory and the queue's files (data.mdb, lock.mdb), if root's, are
  * chowned to uid:gid; the directory is chmod 0700 first while root owns
- * it.  Symbolic links are never followed inside the directory, and a file
- * with more than one link is left alone.  Returns 0 or a negative errno.
+ * it.  queue_dir itself must not be a symbolic link; inside it links are
+ * never followed, and a file with more than one link is left alone.  When
+ * root cannot read the user's directory (no CAP_DAC_OVERRIDE), its entries
+ * are left to priv_queue_check().  Returns 0 or a negative errno.
  */
 int priv_queue_own(const char *dir, uid_t uid, gid_t gid, int create, char *err,
 		   size_t errlen) RL_WUR;
@@ -53,8 +58,14 @@ int priv_queue_own(const char *dir, uid_t uid, gid_t gid, int create, char *err,
  */
 int priv_drop(const char *name, uid_t uid, gid_t gid, char *err, size_t errlen) RL_WUR;
 
-/* As the owner of dir: make its mode 0700 if it is not.  0 or -errno. */
-int priv_queue_mode(const char *dir, char *err, size_t errlen) RL_WUR;
+/*
+ * As the user uid, after priv_drop(): queue_dir (if it exists) and the
+ * queue's files must be the user's, other entries the user's or root's
+ * (refused as above otherwise); the directory is made mode 0700.  Root without
+ * CAP_DAC_OVERRIDE cannot look into the user's 0700 directory, so this is
+ * where such a relay checks its content.  0 or a negative errno.
+ */
+int priv_queue_check(const char *dir, uid_t uid, char *err, size_t errlen) RL_WUR;
 
 /* "NAME (uid N)" or "uid N" for messages. */
 void priv_user_text(uid_t uid, char *out, size_t size);

@@ -632,7 +632,7 @@ static int serve_priv_drop(struct serve *srv)
 		return 0;
 	rc = priv_drop(srv->cfg.user, srv->cfg.user_uid, srv->cfg.user_gid, err, sizeof(err));
 	if (rc == 0)
-		rc = priv_queue_mode(srv->cfg.queue_dir, err, sizeof(err));
+		rc = priv_queue_check(srv->cfg.queue_dir, srv->cfg.user_uid, err, sizeof(err));
 	if (rc < 0) {
 		log_err("%s; not starting", err);
 		return rc;
@@ -642,16 +642,18 @@ static int serve_priv_drop(struct serve *srv)
 	return 0;
 }
 
-/*
- * The queue and the outbound credentials, opened while the relay may
- * still be root.  Files LMDB has just created as root are handed to the
- * user at once (priv_queue_own() again), so that the commands run as the
- * user can open them too.
- */
-static int serve_open(struct serve *srv)
+/* The outbound credentials, read while the relay may still be root. */
+static int serve_keys(struct serve *srv)
+{
+	/* Lent to delivery for its whole life. */
+	if (tlscred_out_init(&srv->cfg, &srv->tls_out, serve_tls_say) < 0)
+		return RL_ECONFIG;
+	return 0;
+}
+
+static int serve_queue_open(struct serve *srv)
 {
 	struct rl_why why = { 0 };
-	char err[1024];
 	int rc = queue_open(srv->cfg.queue_dir, srv->cfg.queue_max_size, 0, &srv->q, &why);
 
 	if (rc < 0) {
@@ -659,15 +661,24 @@ static int serve_open(struct serve *srv)
 			why.reason ? ": " : "", why.reason ? why.reason : "");
 		return rc;
 	}
-	if (srv->drop && (rc = priv_queue_own(srv->cfg.queue_dir, srv->cfg.user_uid,
-					      srv->cfg.user_gid, 0, err, sizeof(err))) < 0) {
-		log_err("%s; not starting", err);
-		return rc;
-	}
-	/* The outbound credentials, lent to delivery for its whole life. */
-	if (tlscred_out_init(&srv->cfg, &srv->tls_out, serve_tls_say) < 0)
-		return RL_ECONFIG;
+	metrics_server_queue_adopt(srv->metrics_srv, srv->q);
 	return 0;
+}
+
+/*
+ * The queue is opened by whoever will run the relay: before the
+ * listeners as always, but after the switch when there is one, so that
+ * LMDB's files are the user's and root needs no CAP_DAC_OVERRIDE to
+ * enter the user's 0700 queue_dir.
+ */
+static int serve_queue_early(struct serve *srv)
+{
+	return srv->drop ? 0 : serve_queue_open(srv);
+}
+
+static int serve_queue_late(struct serve *srv)
+{
+	return srv->drop ? serve_queue_open(srv) : 0;
 }
 
 /* The parts that run as the user: committer, counts, inbound, delivery. */
@@ -759,9 +770,10 @@ int serve_main(const char *path)
 	/* What needs root comes first: keys, queue, sockets (port 25 too);
 	 * then the switch to `user`; the rest runs as that user. */
 	if (serve_priv_check(&srv) == 0 && serve_tls_init(&srv) == 0 &&
-	    serve_policy_init(&srv) == 0 && serve_priv_queue(&srv) == 0 &&
-	    serve_open(&srv) == 0 && serve_listen(&srv) == 0 && serve_metrics(&srv) == 0 &&
-	    serve_priv_drop(&srv) == 0 && serve_start(&srv) == 0) {
+	    serve_policy_init(&srv) == 0 && serve_keys(&srv) == 0 &&
+	    serve_priv_queue(&srv) == 0 && serve_queue_early(&srv) == 0 &&
+	    serve_listen(&srv) == 0 && serve_metrics(&srv) == 0 && serve_priv_drop(&srv) == 0 &&
+	    serve_queue_late(&srv) == 0 && serve_start(&srv) == 0) {
 		serve_policy_watch(&srv);
 		log_info("daemon started -- version 0.1.0, configuration %s", path);
 		/* Listening and the queue open: clients may come (sd_notify(3)). */
@@ -779,7 +791,7 @@ int serve_main(const char *path)
 		metrics_server_stop(srv.metrics_srv);
 		if (srv.qmgr)
 			qmgr_stop(srv.qmgr, 0);
-		/* Whatever serve_open() set going must not keep the loop alive. */
+		/* Whatever serve_start() set going must not keep the loop alive. */
 		if (srv.rpt)
 			tlsrpt_counter_stop(srv.rpt);
 		if (srv.rpt_timer.data)

@@ -98,11 +98,13 @@ def owner_mode(path):
     return st.st_uid, st.st_gid, stat.S_IMODE(st.st_mode)
 
 
-def serve_exit(relay, timeout=10):
-    """Run `serve` on relay's config expecting it to refuse the start:
-    (exit status, log text); a relay that starts is killed and fails."""
+def serve_exit(relay, timeout=10, prefix=()):
+    """Run `serve` on relay's config (under the argv prefix, if any)
+    expecting it to refuse the start: (exit status, log text); a relay
+    that starts is killed and fails."""
     with open(relay.log_path, 'ab') as log:
-        p = subprocess.Popen([harness.BIN, 'serve', '-c', relay.conf],
+        p = subprocess.Popen([str(a) for a in prefix] +
+                             [harness.BIN, 'serve', '-c', relay.conf],
                              stdin=subprocess.DEVNULL, stdout=log, stderr=log,
                              env=harness.base_env())
         try:
@@ -120,6 +122,27 @@ def open_relay(testcase, **keys):
     r = harness.Relay(testcase, start=False, **keys)
     os.chmod(r.dir, 0o755)
     return r
+
+
+# What the systemd unit leaves root: no CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH
+# or CAP_FOWNER, so root cannot enter nobody's 0700 queue_dir.
+UNIT_CAPS = ['--bounding-set=-all,+net_bind_service,+setuid,+setgid,+chown']
+
+
+def start_wrapped(relay, prefix):
+    """Start relay's `serve` under the argv prefix (e.g. setpriv ...) and
+    wait until it listens; relay.stop() stops it as usual."""
+    relay._log = open(relay.log_path, 'ab')
+    relay.proc = subprocess.Popen(
+        [str(a) for a in prefix] + [harness.BIN, 'serve', '-c', relay.conf],
+        stdin=subprocess.DEVNULL, stdout=relay._log, stderr=relay._log,
+        env=harness.base_env())
+    harness._LIVE.add(relay.proc)
+    ok = harness.wait_for(lambda: relay.proc.poll() is not None or
+                          harness.port_open(relay.port), harness.START_TIMEOUT)
+    if not ok or relay.proc.poll() is not None:
+        raise AssertionError('relay did not start (status %s); log:\n%s'
+                             % (relay.proc.poll(), relay.log_text()))
 
 
 class PrivDelivery(DeliveryBase):
@@ -222,6 +245,39 @@ class PrivStart(unittest.TestCase):
             self.assertEqual(t['Uid'], [PW.pw_uid] * 4, t)
         with socket.create_connection(('127.0.0.1', port), timeout=5) as c:
             self.assertTrue(c.recv(512).startswith(b'220 '))
+
+    def test_root_with_the_units_capabilities_only(self):
+        # Root without CAP_DAC_OVERRIDE: the queue is opened as nobody.
+        relay = open_relay(self, user=USER)
+        for round in (1, 2):   # a new queue_dir, then nobody's 0700 one
+            start_wrapped(relay, [SETPRIV] + UNIT_CAPS + ['--'])
+            for t in ids_of(relay.proc.pid):
+                self.assertEqual(t['Uid'], [PW.pw_uid] * 4, t)
+            code, reply, qid = harness.smtp_send(
+                relay, 'a@client.test', ['b@dest.test'],
+                harness.make_message('round %d' % round))
+            self.assertEqual(code, 250, reply)
+            self.assertEqual(len(relay.mailq_json()), round)
+            self.assertEqual(relay.stop(), 0, relay.log_text())
+            self.assertEqual(owner_mode(relay.queue_dir),
+                             (PW.pw_uid, PW.pw_gid, 0o700))
+
+    def test_root_owned_lock_file_in_the_users_directory(self):
+        relay = open_relay(self, user=USER)
+        relay.start()
+        relay.stop()
+        lock = os.path.join(relay.queue_dir, 'lock.mdb')
+        os.chown(lock, 0, 0)
+        # Root that cannot enter nobody's directory leaves the check to
+        # nobody, who refuses a queue file it cannot open, by name.
+        code, log = serve_exit(relay, prefix=[SETPRIV] + UNIT_CAPS + ['--'])
+        self.assertEqual(code, 1, log)
+        self.assertRegex(log, r'error: queue_dir: %s is owned by root \(uid 0\), '
+                         r'expected %s \(uid %d\); ' % (re.escape(lock), USER,
+                                                        PW.pw_uid))
+        # Root with every capability hands it to nobody and starts.
+        relay.start()
+        self.assertEqual(owner_mode(lock)[0], PW.pw_uid)
 
     def test_root_without_user_warns_once(self):
         relay = open_relay(self)
