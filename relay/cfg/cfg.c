@@ -7,6 +7,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
+#include <pwd.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -84,6 +85,7 @@ void cfg_fini(struct cfg *c)
 	    &c->tlsrpt_org_name,
 	    &c->tlsrpt_contact_info,
 	    &c->tlsrpt_sender,
+	    &c->user,
 	    &c->path,
 	};
 
@@ -183,6 +185,40 @@ static int load_fail(struct cfg_error *err, const char *path, int rc)
 	return rc;
 }
 
+/*
+ * The `user` key's account, looked up here rather than by the (pure)
+ * parser: an unknown name, or one whose user or group ID is 0 (running
+ * as it would drop nothing), is a bad value at its line.
+ */
+static int cfg_user_lookup(struct cfg *c, struct cfg_error *err)
+{
+	struct passwd pw, *res = NULL;
+	char buf[16384];
+	int rc;
+
+	if (!c->user)
+		return 0;
+	err->line = c->user_line;
+	rc = getpwnam_r(c->user, &pw, buf, sizeof(buf), &res);
+	if (rc != 0) {
+		snprintf(err->msg, sizeof(err->msg), "user: cannot look up \"%s\": %s", c->user,
+			 strerror(rc));
+		return RL_ECONFIG;
+	}
+	if (!res) {
+		snprintf(err->msg, sizeof(err->msg), "user: no such user \"%s\"", c->user);
+		return RL_ECONFIG;
+	}
+	if (pw.pw_uid == 0 || pw.pw_gid == 0) {
+		snprintf(err->msg, sizeof(err->msg),
+			 "user: \"%s\" has user or group ID 0; name an unprivileged user", c->user);
+		return RL_ECONFIG;
+	}
+	c->user_uid = pw.pw_uid;
+	c->user_gid = pw.pw_gid;
+	return 0;
+}
+
 int cfg_load(struct cfg *c, const char *path, struct cfg_error *err)
 {
 	struct rl_why why = { 0, NULL, 0 };
@@ -208,6 +244,8 @@ int cfg_load(struct cfg *c, const char *path, struct cfg_error *err)
 		rl_strlcpy(err->msg, rl_strerror(rc), sizeof(err->msg));
 	if (rc == 0)
 		rc = cfg_parse(c, b.data, b.len, err);
+	if (rc == 0)
+		rc = cfg_user_lookup(c, err);
 	rl_buf_fini(&b);
 	if (rc < 0)
 		return load_fail(err, path, rc);

@@ -37,6 +37,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/socket.h>
+#include <sys/types.h>
 
 #include "rl.h"
 
@@ -118,6 +119,14 @@ struct cfg {
 	char *tlsrpt_sender;
 	/* metrics_listen: where /metrics is served; len 0: none (the default). */
 	struct cfg_addr metrics_listen;
+	/* user: the account to run as when started as root; NULL: none.
+	 * cfg_parse() checks the name's form and notes user_line; cfg_load()
+	 * looks it up (getpwnam_r) and fills user_uid and user_gid (its
+	 * primary group), refusing an unknown name or one with ID 0. */
+	char *user;
+	unsigned user_line;
+	uid_t user_uid;
+	gid_t user_gid;
 	char *path; /* the file this came from ("(defaults)" if none) */
 };
 

@@ -576,6 +576,31 @@ static int set_mailbox(struct cfg_state *st, const struct cfg_key *k, const char
 	return set_str(st, k, v, n);
 }
 
+/*
+ * user: a login name as useradd(8) makes them (letters, digits, '.', '_',
+ * '-', not starting with '-', at most 32 characters).  Whether it exists
+ * is cfg_load()'s question: the parser does no lookups.  Empty: none.
+ */
+#define CFG_USER_MAX 32
+
+static int set_user(struct cfg_state *st, const struct cfg_key *k, const char *v, size_t n)
+{
+	if (n == 0) {
+		free(st->c->user);
+		st->c->user = NULL;
+		st->c->user_line = 0;
+		return 0;
+	}
+	if (n > CFG_USER_MAX || v[0] == '-')
+		return cfg_fail(st, "%s: bad user name \"%.*s\"", k->name, qlen(n), v);
+	for (size_t i = 0; i < n; i++)
+		if (!strchr("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-",
+			    v[i]))
+			return cfg_fail(st, "%s: bad user name \"%.*s\"", k->name, qlen(n), v);
+	st->c->user_line = st->line;
+	return set_str(st, k, v, n);
+}
+
 /* "a.b.c.d/n" or "[v6]/n" for a message, from a network's bytes. */
 static void net_format(const struct cfg_net *net, char *buf, size_t size)
 {
@@ -742,6 +767,7 @@ static const struct cfg_key cfg_keys[] = {
     {"tlsrpt_contact_info", set_text, F(tlsrpt_contact_info), 0, 0, 0},
     {"tlsrpt_sender", set_mailbox, F(tlsrpt_sender), 0, 0, 0},
     {"metrics_listen", set_metrics_listen, 0, 0, 0, 1},
+    {"user", set_user, F(user), 0, 0, 1},
     {"tls_loglevel", set_int, F(tls_loglevel), 0, 4, 0},
     {"max_message_size", set_size, F(max_message_size), 1024, 0, 0},
     {"retry_min", set_time, F(retry_min), 0, CFG_TIME_MAX, 0},

@@ -28,7 +28,13 @@
 
 /* Load the configuration or print one line "tlsrelay: PATH:LINE: ..." . */
 int cli_load_cfg(const char *path, struct cfg *c);
-/* Open the configured queue or print why. */
+/*
+ * Run as root with `user` set: check and own queue_dir as the relay does
+ * at start (create: make it if missing), then become the user for good.
+ * Otherwise nothing.  0, or -1 after printing why.
+ */
+int cli_queue_privs(const struct cfg *c, int create);
+/* Open the configured queue (cli_queue_privs() first) or print why. */
 int cli_open_queue(const struct cfg *c, unsigned flags, struct queue **q);
 
 /* Is a live relay process delivering message id (its mark's pid runs)? */

@@ -15,6 +15,7 @@
 
 #include "cli.h"
 #include "mailq.h"
+#include "priv.h"
 
 int cli_load_cfg(const char *path, struct cfg *c)
 {
@@ -28,11 +29,37 @@ int cli_load_cfg(const char *path, struct cfg *c)
 	return 0;
 }
 
+/*
+ * Run as root with `user` set, a command that touches the queue becomes
+ * that user first, for good (as Postfix's postsuper runs as mail_owner):
+ * whatever it creates there (the directory, LMDB's lock file) is then the
+ * user's, and the relay, running as the user, can still open it.  The
+ * same ownership checks as at the relay's start come first.
+ */
+int cli_queue_privs(const struct cfg *c, int create)
+{
+	char err[1024];
+
+	if (!c->user || geteuid() != 0)
+		return 0;
+	if (priv_queue_own(c->queue_dir, c->user_uid, c->user_gid, create, err, sizeof(err)) < 0 ||
+	    priv_drop(c->user, c->user_uid, c->user_gid, err, sizeof(err)) < 0 ||
+	    priv_queue_check(c->queue_dir, c->user_uid, err, sizeof(err)) < 0) {
+		fprintf(stderr, "tlsrelay: %s\n", err);
+		return -1;
+	}
+	return 0;
+}
+
 int cli_open_queue(const struct cfg *c, unsigned flags, struct queue **q)
 {
 	struct rl_why why = { 0 };
-	int rc = queue_open(c->queue_dir, c->queue_max_size, flags, q, &why);
+	int rc;
 
+	*q = NULL;
+	if (cli_queue_privs(c, !(flags & QUEUE_O_RDONLY)) < 0)
+		return RL_ECONFIG;
+	rc = queue_open(c->queue_dir, c->queue_max_size, flags, q, &why);
 	if (rc < 0)
 		fprintf(stderr, "tlsrelay: cannot open queue %s: %s%s%s\n", c->queue_dir,
 			rl_strerror(rc), why.reason ? ": " : "", why.reason ? why.reason : "");

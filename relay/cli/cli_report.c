@@ -213,15 +213,10 @@ static int report_load(const char *cfgpath, uint64_t secs, struct report *r)
 	return 0;
 }
 
-static int report_write(const char *html, const struct rl_buf *b)
+static int report_write(const char *html, FILE *f, const struct rl_buf *b)
 {
-	FILE *f = html ? fopen(html, "w") : stdout;
 	int bad;
 
-	if (!f) {
-		fprintf(stderr, "tlsrelay: %s: %s\n", html, strerror(errno));
-		return CLI_EX_FAIL;
-	}
 	bad = fwrite(b->data, 1, b->len, f) != b->len;
 	bad |= html ? fclose(f) != 0 : fflush(f) != 0;
 	if (bad) {
@@ -236,6 +231,7 @@ int cli_report(const char *cfgpath, int argc, char **argv)
 	struct report r = {0};
 	struct rl_buf b;
 	const char *html = NULL;
+	FILE *out;
 	uint64_t secs = 7 * 86400;
 	int json = 0, rc;
 
@@ -252,8 +248,18 @@ int cli_report(const char *cfgpath, int argc, char **argv)
 	}
 	if (json && html)
 		return report_usage();
+	/* Opened before the queue: run as root with `user` set, opening the
+	 * queue makes this process that user (cli_queue_privs()), and the
+	 * file is where root asked for it. */
+	out = html ? fopen(html, "w") : stdout;
+	if (!out) {
+		fprintf(stderr, "tlsrelay: %s: %s\n", html, strerror(errno));
+		return CLI_EX_FAIL;
+	}
 	if (report_load(cfgpath, secs, &r) < 0) {
 		free(r.dom);
+		if (html)
+			fclose(out);
 		return CLI_EX_FAIL;
 	}
 	rl_buf_init(&b, SIZE_MAX / 2);
@@ -262,9 +268,11 @@ int cli_report(const char *cfgpath, int argc, char **argv)
 	if (rc < 0) {
 		fprintf(stderr, "tlsrelay: cannot format the report: %s\n", rl_strerror(rc));
 		rl_buf_fini(&b);
+		if (html)
+			fclose(out);
 		return CLI_EX_FAIL;
 	}
-	rc = report_write(html, &b);
+	rc = report_write(html, out, &b);
 	rl_buf_fini(&b);
 	return rc;
 }

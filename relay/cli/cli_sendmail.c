@@ -370,6 +370,12 @@ static int submit_store(struct submit *s, const char *sender, struct rl_buf *in,
 		r[i].address = s->rcpt[i];
 	rc = build_message(s, sender, m.id, in);
 	m.size = in->len;
+	/* Root with `user` set becomes that user first, as every command
+	 * that opens the queue does (cli_queue_privs). */
+	if (rc == 0 && cli_queue_privs(s->cfg, 1) < 0) {
+		free(r);
+		return CLI_EX_TEMPFAIL;
+	}
 	if (rc == 0)
 		rc = queue_open(s->cfg->queue_dir, s->cfg->queue_max_size, 0, &q, &why);
 	if (rc == -EACCES || rc == -EPERM) {

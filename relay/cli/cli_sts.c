@@ -17,6 +17,7 @@
 
 #include <uv.h>
 
+#include "cli.h"
 #include "cli_sts.h"
 #include "dns.h"
 #include "https.h"
@@ -197,7 +198,9 @@ static void sts_look(struct cli_sts *st, unsigned flags)
 	int qrc, rc;
 
 	rl_strlcpy(st->source, "none", sizeof(st->source));
-	qrc = queue_open(st->c->queue_dir, st->c->queue_max_size, QUEUE_O_RDONLY, &q, &qwhy);
+	qrc = cli_queue_privs(st->c, 0) < 0
+		  ? RL_ECONFIG
+		  : queue_open(st->c->queue_dir, st->c->queue_max_size, QUEUE_O_RDONLY, &q, &qwhy);
 	cache_print(st, q, &qwhy, qrc);
 	rc = uv_loop_init(&loop);
 	if (rc < 0) {

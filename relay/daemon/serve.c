@@ -18,6 +18,7 @@
 #include "https.h"
 #include "log.h"
 #include "netaddr.h"
+#include "priv.h"
 #include "qmgr.h"
 #include "serve.h"
 #include "smtpd.h"
@@ -263,12 +264,16 @@ static int str_differ(const char *a, const char *b)
 }
 
 /*
- * Settings the delivery side took at start (credentials, priorities, the
- * resolver) and does not rebuild on SIGHUP; said in the log, not ignored.
+ * Settings taken at start (credentials, priorities, the resolver) and not
+ * rebuilt on SIGHUP; said in the log, not ignored.  Keys and certificates
+ * are read at start only, also because a relay that dropped privileges
+ * (priv.h) may no longer be able to read them.
  */
 static int serve_outbound_changed(const struct cfg *a, const struct cfg *b)
 {
 	return str_differ(a->tls_ca_file, b->tls_ca_file) ||
+	       str_differ(a->smtpd_tls_cert_file, b->smtpd_tls_cert_file) ||
+	       str_differ(a->smtpd_tls_key_file, b->smtpd_tls_key_file) ||
 	       str_differ(a->tls_cert_file, b->tls_cert_file) ||
 	       str_differ(a->tls_key_file, b->tls_key_file) ||
 	       str_differ(a->tls_priority, b->tls_priority) ||
@@ -294,9 +299,10 @@ static void serve_reload(struct serve *srv)
 	}
 	if (strcmp(next.queue_dir, srv->cfg.queue_dir) != 0 || next.nlisten != srv->cfg.nlisten ||
 	    memcmp(next.listen, srv->cfg.listen, sizeof(next.listen)) != 0 ||
-	    memcmp(&next.metrics_listen, &srv->cfg.metrics_listen, sizeof(next.metrics_listen)))
-		log_warn("%s: changes to listen, metrics_listen and queue_dir take effect after a "
-			 "restart", srv->cfg_path);
+	    memcmp(&next.metrics_listen, &srv->cfg.metrics_listen, sizeof(next.metrics_listen)) ||
+	    str_differ(next.user, srv->cfg.user))
+		log_warn("%s: changes to listen, metrics_listen, queue_dir and user take effect "
+			 "after a restart", srv->cfg_path);
 	/* Keep what the running sockets and queue were set up with. */
 	memcpy(next.listen, srv->cfg.listen, sizeof(next.listen));
 	next.metrics_listen = srv->cfg.metrics_listen;
@@ -304,9 +310,14 @@ static void serve_reload(struct serve *srv)
 	free(next.queue_dir);
 	next.queue_dir = srv->cfg.queue_dir;
 	srv->cfg.queue_dir = NULL;
+	free(next.user);
+	next.user = srv->cfg.user;
+	srv->cfg.user = NULL;
+	next.user_uid = srv->cfg.user_uid;
+	next.user_gid = srv->cfg.user_gid;
 	if (serve_outbound_changed(&srv->cfg, &next))
-		log_warn("%s: changes to tls_*, dns_* and remote_port keys take effect after a "
-			 "restart", srv->cfg_path);
+		log_warn("%s: changes to tls_*, smtpd_tls_*, dns_* and remote_port keys take effect "
+			 "after a restart", srv->cfg_path);
 	watch_moved = strcmp(next.policy_file, srv->cfg.policy_file) != 0;
 	cfg_fini(&srv->cfg);
 	srv->cfg = next;
@@ -588,10 +599,83 @@ static int serve_claim(struct serve *srv)
 	return rc;
 }
 
-static int serve_open(struct serve *srv)
+
+/* --- privileges (priv.h) --------------------------------------------------- */
+
+/*
+ * Who runs the relay decides what happens: root with `user` set switches
+ * to it once the listeners are bound and the queue and keys are open;
+ * root without `user` runs on as root, said once; anyone else runs as
+ * itself, which must be `user` when that is set (only root can switch).
+ */
+static int serve_priv_check(struct serve *srv)
 {
-	struct smtpd_params p;
-	struct qmgr_params qp;
+	uid_t euid = geteuid();
+
+	if (euid == 0 && srv->cfg.user) {
+		srv->drop = 1;
+		return 0;
+	}
+	if (euid == 0) {
+		log_warn("running as root; set user = NAME in %s to drop privileges",
+			 srv->cfg_path);
+		return 0;
+	}
+	if (srv->cfg.user && euid != srv->cfg.user_uid) {
+		log_err("user = %s (uid %lu) is set, but the relay runs as uid %lu, not as root: "
+			"it cannot switch users; start it as root or as %s", srv->cfg.user,
+			(unsigned long)srv->cfg.user_uid, (unsigned long)euid, srv->cfg.user);
+		return RL_ECONFIG;
+	}
+	return 0;
+}
+
+/* As root, before the queue is opened: queue_dir made and checked, the user's. */
+static int serve_priv_queue(struct serve *srv)
+{
+	char err[1024];
+	int rc;
+
+	if (!srv->drop)
+		return 0;
+	rc = priv_queue_own(srv->cfg.queue_dir, srv->cfg.user_uid, srv->cfg.user_gid, 1, err,
+			    sizeof(err));
+	if (rc < 0)
+		log_err("%s; not starting", err);
+	return rc;
+}
+
+/* Everything that needs root is done: become the user, for good. */
+static int serve_priv_drop(struct serve *srv)
+{
+	char err[1024];
+	int rc;
+
+	if (!srv->drop)
+		return 0;
+	rc = priv_drop(srv->cfg.user, srv->cfg.user_uid, srv->cfg.user_gid, err, sizeof(err));
+	if (rc == 0)
+		rc = priv_queue_check(srv->cfg.queue_dir, srv->cfg.user_uid, err, sizeof(err));
+	if (rc < 0) {
+		log_err("%s; not starting", err);
+		return rc;
+	}
+	log_info("running as user %s (uid %lu, gid %lu)", srv->cfg.user,
+		 (unsigned long)srv->cfg.user_uid, (unsigned long)srv->cfg.user_gid);
+	return 0;
+}
+
+/* The outbound credentials, read while the relay may still be root. */
+static int serve_keys(struct serve *srv)
+{
+	/* Lent to delivery for its whole life. */
+	if (tlscred_out_init(&srv->cfg, &srv->tls_out, serve_tls_say) < 0)
+		return RL_ECONFIG;
+	return 0;
+}
+
+static int serve_queue_open(struct serve *srv)
+{
 	struct rl_why why = { 0 };
 	int rc = queue_open(srv->cfg.queue_dir, srv->cfg.queue_max_size, 0, &srv->q, &why);
 
@@ -603,6 +687,33 @@ static int serve_open(struct serve *srv)
 	rc = serve_claim(srv);
 	if (rc < 0)
 		return rc;
+	metrics_server_queue_adopt(srv->metrics_srv, srv->q);
+	return 0;
+}
+
+/*
+ * The queue is opened by whoever will run the relay: before the
+ * listeners as always, but after the switch when there is one, so that
+ * LMDB's files are the user's and root needs no CAP_DAC_OVERRIDE to
+ * enter the user's 0700 queue_dir.
+ */
+static int serve_queue_early(struct serve *srv)
+{
+	return srv->drop ? 0 : serve_queue_open(srv);
+}
+
+static int serve_queue_late(struct serve *srv)
+{
+	return srv->drop ? serve_queue_open(srv) : 0;
+}
+
+/* The parts that run as the user: committer, counts, inbound, delivery. */
+static int serve_start(struct serve *srv)
+{
+	struct smtpd_params p;
+	struct qmgr_params qp;
+	int rc;
+
 	srv->commit = committer_new(srv->loop, srv->q);
 	if (!srv->commit)
 		return -ENOMEM;
@@ -619,9 +730,6 @@ static int serve_open(struct serve *srv)
 	rc = smtpd_server_new(&p, &srv->smtpd);
 	if (rc < 0)
 		return rc;
-	/* The outbound credentials, lent to delivery for its whole life. */
-	if (tlscred_out_init(&srv->cfg, &srv->tls_out, serve_tls_say) < 0)
-		return RL_ECONFIG;
 	qp = (struct qmgr_params){ srv->loop, &srv->cfg, srv->q, srv->commit, &srv->pol,
 				   &srv->tls_out.tls, srv->tls_out.trust,
 				   serve_qmgr_stopped, srv, srv->rpt, &srv->metrics };
@@ -681,10 +789,17 @@ int serve_main(const char *path)
 	}
 	log_init("serve", srv.cfg.myhostname, LOG_INFO + (srv.cfg.tls_loglevel >= 4));
 	srv.loop = uv_default_loop();
+	/* Before the first listener: a SIGTERM that comes while the rest
+	 * starts (as the user, after the drop) waits for the loop. */
+	serve_signals(&srv);
 	serve_raise_nofile(&srv.cfg);
-	if (serve_tls_init(&srv) == 0 && serve_policy_init(&srv) == 0 && serve_open(&srv) == 0 &&
-	    serve_listen(&srv) == 0 && serve_metrics(&srv) == 0) {
-		serve_signals(&srv);
+	/* What needs root comes first: keys, queue, sockets (port 25 too);
+	 * then the switch to `user`; the rest runs as that user. */
+	if (serve_priv_check(&srv) == 0 && serve_tls_init(&srv) == 0 &&
+	    serve_policy_init(&srv) == 0 && serve_keys(&srv) == 0 &&
+	    serve_priv_queue(&srv) == 0 && serve_queue_early(&srv) == 0 &&
+	    serve_listen(&srv) == 0 && serve_metrics(&srv) == 0 && serve_priv_drop(&srv) == 0 &&
+	    serve_queue_late(&srv) == 0 && serve_start(&srv) == 0) {
 		serve_policy_watch(&srv);
 		log_info("daemon started -- version 0.1.0, configuration %s", path);
 		/* Listening and the queue open: clients may come (sd_notify(3)). */
@@ -696,10 +811,13 @@ int serve_main(const char *path)
 	} else {
 		for (size_t i = 0; i < srv.nlisten; i++)
 			uv_close((uv_handle_t *)&srv.listen[i], NULL);
+		uv_close((uv_handle_t *)&srv.sig_term, NULL);
+		uv_close((uv_handle_t *)&srv.sig_int, NULL);
+		uv_close((uv_handle_t *)&srv.sig_hup, NULL);
 		metrics_server_stop(srv.metrics_srv);
 		if (srv.qmgr)
 			qmgr_stop(srv.qmgr, 0);
-		/* Whatever serve_open() set going must not keep the loop alive. */
+		/* Whatever serve_start() set going must not keep the loop alive. */
 		if (srv.rpt)
 			tlsrpt_counter_stop(srv.rpt);
 		if (srv.rpt_timer.data)

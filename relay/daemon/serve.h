@@ -63,6 +63,7 @@ struct serve {
 	 * them), and the endpoint when metrics_listen is set. */
 	struct metrics_counts metrics;
 	struct metrics_server *metrics_srv;
+	int drop; /* started as root with `user` set: switch to it (priv.h) */
 };
 
 /* Run `tlsrelay serve` with the configuration at path; returns exit code. */

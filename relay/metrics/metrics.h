@@ -107,6 +107,13 @@ struct metrics_params {
 /* Bind and listen; RL_... or a libuv code (negative) on failure, with *out NULL. */
 int metrics_server_start(const struct metrics_params *p, struct metrics_server **out) RL_WUR;
 /*
+ * The queue whose gauges are served, when it opens after the bind (a relay
+ * started as root binds, drops privileges, then opens the queue as its
+ * user; until then p->q may be NULL, and no request is served before the
+ * loop runs).  q is borrowed and kept until metrics_server_stop().
+ */
+void metrics_server_queue_adopt(struct metrics_server *s, struct queue *q);
+/*
  * Stop listening and close every connection; the server frees itself once
  * the loop closed its handles (the loop must run on).  NULL: no-op.
  */

@@ -275,6 +275,12 @@ static void server_on_connection(uv_stream_t *l, int status)
 		conn_close(c);
 }
 
+void metrics_server_queue_adopt(struct metrics_server *s, struct queue *q)
+{
+	if (s)
+		s->q = q;
+}
+
 int metrics_server_start(const struct metrics_params *p, struct metrics_server **out)
 {
 	struct metrics_server *s = calloc(1, sizeof(*s));

@@ -4,6 +4,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
+#include <pwd.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -1094,6 +1095,86 @@ static void test_requiretls(void)
 	}
 }
 
+/*
+ * user: the parser checks the name's form and notes its line; cfg_load()
+ * looks it up (an unknown name, or one with ID 0, is FILE:LINE: message).
+ */
+static void test_user(void)
+{
+	static const struct {
+		const char *text;
+		const char *want; /* the name after a successful parse; NULL none */
+		unsigned line;
+		const char *err; /* NULL: accepted */
+	} cases[] = {
+		{"user = nobody\n", "nobody", 1, NULL},
+		{"# x\nuser = tls-relay_1.a\n", "tls-relay_1.a", 2, NULL},
+		{"user = nobody\nuser =\n", NULL, 0, NULL},
+		{"user = a\nuser = b\n", "b", 2, NULL},
+		{"user = -x\n", NULL, 0, "user: bad user name \"-x\""},
+		{"user = a b\n", NULL, 0, "user: bad user name \"a b\""},
+		{"user = ../x/y\n", NULL, 0, "user: bad user name"},
+		{"user = caf\xc3\xa9\n", NULL, 0, "user: bad user name"},
+		{"user = aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\n", NULL, 0, "user: bad user name"},
+	};
+	struct passwd *pw = getpwnam("nobody");
+	char dir[] = "/tmp/test_cfg_user.XXXXXX";
+	char path[128], want[300];
+	struct cfg c;
+	struct cfg_error err;
+	int rc;
+
+	CHECK_INT(cfg_defaults(&c), 0);
+	CHECK(c.user == NULL, "default user \"%s\"", c.user ? c.user : "");
+	cfg_fini(&c);
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		rc = parse(&c, cases[i].text, &err);
+		if (!cases[i].err) {
+			CHECK(rc == 0, "%s: rc %d: %s", cases[i].text, rc, err.msg);
+			CHECK((c.user == NULL) == (cases[i].want == NULL) &&
+				  (!c.user || strcmp(c.user, cases[i].want) == 0),
+			      "%s: got \"%s\"", cases[i].text, c.user ? c.user : "(none)");
+			CHECK_INT(c.user_line, cases[i].line);
+		} else {
+			CHECK(rc == RL_ECONFIG && strstr(err.msg, cases[i].err) && err.line >= 1,
+			      "%s: got rc %d \"%s\" want \"%s\"", cases[i].text, rc,
+			      rc ? err.msg : "", cases[i].err);
+		}
+		cfg_fini(&c);
+	}
+
+	/* The lookup, at load. */
+	CHECK(pw != NULL, "no user nobody on this system");
+	CHECK(mkdtemp(dir) != NULL, "mkdtemp: %s", strerror(errno));
+	snprintf(path, sizeof(path), "%s/tlsrelay.conf", dir);
+	if (pw) {
+		uid_t uid = pw->pw_uid;
+		gid_t gid = pw->pw_gid;
+
+		write_file(path, "remote_port = 25\nuser = nobody\n");
+		rc = cfg_load(&c, path, &err);
+		CHECK(rc == 0, "%s", err.msg);
+		CHECK(c.user_uid == uid && c.user_gid == gid, "uid %lu gid %lu",
+		      (unsigned long)c.user_uid, (unsigned long)c.user_gid);
+		cfg_fini(&c);
+	}
+	write_file(path, "remote_port = 25\nuser = no-such-user-tlsrelay\nretry_min = 1m\n");
+	rc = cfg_load(&c, path, &err);
+	CHECK_INT(rc, RL_ECONFIG);
+	snprintf(want, sizeof(want), "%s:2: user: no such user \"no-such-user-tlsrelay\"", path);
+	CHECK_STR(err.msg, want);
+	cfg_fini(&c);
+	write_file(path, "user = root\n");
+	rc = cfg_load(&c, path, &err);
+	CHECK_INT(rc, RL_ECONFIG);
+	snprintf(want, sizeof(want),
+		 "%s:1: user: \"root\" has user or group ID 0; name an unprivileged user", path);
+	CHECK_STR(err.msg, want);
+	cfg_fini(&c);
+	unlink(path);
+	rmdir(dir);
+}
+
 int main(void)
 {
 	test_defaults();
@@ -1115,5 +1196,6 @@ int main(void)
 	test_mta_sts();
 	test_tlsrpt();
 	test_delay_warning_time();
+	test_user();
 	return TEST_DONE();
 }
