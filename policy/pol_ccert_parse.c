@@ -15,7 +15,7 @@
 #include "pol_int.h"
 #include "pol_relay.h"
 
-#define MATCH_WORD "match="
+#define MATCH_WORD     "match="
 #define MATCH_WORD_LEN (sizeof(MATCH_WORD) - 1)
 
 struct cstate {
@@ -87,13 +87,17 @@ static void one_digest(struct cstate *st, unsigned line, const char *s, size_t n
 		return;
 	}
 	if (fpr_parse(s, n, &d, NULL) < 0) {
-		cerr(st, line, "bad digest \"%.*s\" (32 colon-separated hex bytes, as "
-			       "\"tlsrelay certs fingerprint\" prints)", pol_qlen(n), s);
+		cerr(st, line,
+		     "bad digest \"%.*s\" (32 colon-separated hex bytes, as "
+		     "\"tlsrelay certs fingerprint\" prints)",
+		     pol_qlen(n), s);
 		return;
 	}
 	if (d.len != FPR_SHA256_LEN) {
-		cerr(st, line, "SHA-1 digest \"%.*s\" not accepted: use the SHA-256 digests that "
-			       "\"tlsrelay certs fingerprint\" prints", pol_qlen(n), s);
+		cerr(st, line,
+		     "SHA-1 digest \"%.*s\" not accepted: use the SHA-256 digests that "
+		     "\"tlsrelay certs fingerprint\" prints",
+		     pol_qlen(n), s);
 		return;
 	}
 	add_digest(st, line, &d);

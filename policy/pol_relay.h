@@ -36,7 +36,7 @@
 
 /* Caps of the relay_clientcerts file. */
 #define POL_CCERTS_FILE_MAX (4 * 1024 * 1024) /* bytes */
-#define POL_CCERTS_MAX 100000		     /* digests */
+#define POL_CCERTS_MAX	    100000	      /* digests */
 
 /* The digests of relay_clientcerts, sorted for lookup. */
 struct pol_ccerts;

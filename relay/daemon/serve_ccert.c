@@ -70,7 +70,8 @@ static void ccert_advise(const struct cfg *c)
 	if ((c->relay_clientcerts || c->relay_client_ca_file) && !c->smtpd_tls_ask_ccert)
 		log_warn("%s: relay_clientcerts or relay_client_ca_file is set but "
 			 "smtpd_tls_ask_ccert = no: no client certificate is asked for, so none "
-			 "allows relaying", c->path);
+			 "allows relaying",
+			 c->path);
 	if (c->smtpd_tls_ask_ccert && !c->smtpd_tls_cert_file)
 		log_warn("%s: smtpd_tls_ask_ccert = yes needs STARTTLS (smtpd_tls_cert_file)",
 			 c->path);
@@ -88,7 +89,8 @@ int serve_ccert_init(struct serve *srv)
 			return -1;
 		}
 		log_info("relay_clientcerts %s: %zu digest%s", c->relay_clientcerts,
-			 pol_ccerts_count(srv->ccerts), pol_ccerts_count(srv->ccerts) == 1 ? "" : "s");
+			 pol_ccerts_count(srv->ccerts),
+			 pol_ccerts_count(srv->ccerts) == 1 ? "" : "s");
 	}
 	if (c->relay_client_ca_file && ccert_ca_load(c->relay_client_ca_file, &srv->client_ca) < 0)
 		return -1;
@@ -145,7 +147,8 @@ void serve_ccert_watch(struct serve *srv)
 	rc = filewatch_start(&srv->ccert_watch, srv->cfg.relay_clientcerts);
 	if (rc < 0)
 		log_warn("cannot watch the directory of %s (%s): relay_clientcerts changes take "
-			 "effect on SIGHUP only", srv->cfg.relay_clientcerts, uv_strerror(rc));
+			 "effect on SIGHUP only",
+			 srv->cfg.relay_clientcerts, uv_strerror(rc));
 }
 
 void serve_ccert_fini(struct serve *srv)

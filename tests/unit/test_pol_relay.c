@@ -139,8 +139,9 @@ static void test_decide(void)
 					else if (u == 2)
 						want = POL_RELAY_AUTH;
 					got = pol_relay_decide(&in, NULL);
-					CHECK(got == want, "net %d cert %d ca %d user %d: got %s want %s",
-					      net, cert, ca, u, pol_relay_by_name(got),
+					CHECK(got == want,
+					      "net %d cert %d ca %d user %d: got %s want %s", net,
+					      cert, ca, u, pol_relay_by_name(got),
 					      pol_relay_by_name(want));
 					covered++;
 				}
@@ -224,7 +225,7 @@ static void test_parse_errors(void)
 {
 	char a[FPR_TEXT_SIZE], text[1024];
 	static const struct {
-		const char *fmt; /* %s: a good digest */
+		const char *fmt;  /* %s: a good digest */
 		const char *want; /* first message */
 		size_t nerr;
 	} cases[] = {
@@ -250,8 +251,8 @@ static void test_parse_errors(void)
 		subst(cases[i].fmt, a, text, sizeof(text));
 		rc = pol_ccerts_parse("f", text, strlen(text), &l, &errs);
 		CHECK(rc == RL_EPARSE && l == NULL, "case %zu: rc %d", i, rc);
-		CHECK(errs.count >= 1 && strncmp(errs.e[0].msg, cases[i].want,
-						 strlen(cases[i].want)) == 0,
+		CHECK(errs.count >= 1 &&
+			  strncmp(errs.e[0].msg, cases[i].want, strlen(cases[i].want)) == 0,
 		      "case %zu: got \"%s\" want \"%s\"", i, errs.count ? errs.e[0].msg : "",
 		      cases[i].want);
 		CHECK(errs.total == cases[i].nerr, "case %zu: got %zu errors want %zu", i,
