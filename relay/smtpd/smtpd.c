@@ -847,7 +847,7 @@ static void smtpd_ccert_log(const struct smtpd *s)
 
 	if (!cc->presented) {
 		if (s->ccert_asked)
-			log_info("unknown[%s]: no client certificate presented", s->addr);
+			log_debug("unknown[%s]: no client certificate presented", s->addr);
 		return;
 	}
 	fpr_format(&cc->spki, spki, sizeof(spki));
