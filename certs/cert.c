@@ -240,11 +240,35 @@ static void crts_free(gnutls_x509_crt_t *crts, size_t n)
 	free(crts);
 }
 
-int cert_chain_verify(const gnutls_datum_t *chain, size_t n, gnutls_x509_trust_list_t tl,
-		      unsigned *status)
+/*
+ * Does the leaf allow TLS client use: clientAuth in its extended key usage,
+ * or no such extension at all?  GnuTLS also takes anyExtendedKeyUsage;
+ * the relay's rule ("clientAuth or no extended key usage") does not.
+ */
+static int leaf_client_ok(gnutls_x509_crt_t leaf)
 {
-	gnutls_typed_vdata_st purpose = {GNUTLS_DT_KEY_PURPOSE_OID,
-					 (unsigned char *)GNUTLS_KP_TLS_WWW_SERVER, 0};
+	char oid[128];
+	int seen = 0;
+
+	for (unsigned i = 0;; i++) {
+		size_t size = sizeof(oid);
+		int rc = gnutls_x509_crt_get_key_purpose_oid(leaf, i, oid, &size, NULL);
+
+		if (rc == GNUTLS_E_REQUESTED_DATA_NOT_AVAILABLE)
+			return !seen;
+		if (rc < 0)
+			return 0; /* unreadable: not for client use */
+		seen = 1;
+		if (strcmp(oid, GNUTLS_KP_TLS_WWW_CLIENT) == 0)
+			return 1;
+	}
+}
+
+/* Verify for a key purpose (GNUTLS_KP_TLS_WWW_SERVER or _CLIENT). */
+static int chain_verify(const gnutls_datum_t *chain, size_t n, gnutls_x509_trust_list_t tl,
+			const char *kp, unsigned *status)
+{
+	gnutls_typed_vdata_st purpose = {GNUTLS_DT_KEY_PURPOSE_OID, (unsigned char *)kp, 0};
 	gnutls_x509_crt_t *crts;
 	size_t got = 0;
 	unsigned out = 0;
@@ -263,15 +287,33 @@ int cert_chain_verify(const gnutls_datum_t *chain, size_t n, gnutls_x509_trust_l
 		return rc;
 	}
 	/* No host name: GnuTLS checks signatures, dates, CA flags and the
-	 * server key purpose; names are cert_names_match()'s job. */
+	 * key purpose; names are cert_names_match()'s job. */
 	if (gnutls_x509_trust_list_verify_crt2(tl, crts, (unsigned)n, &purpose, 1, 0, &out, NULL) <
 	    0)
 		out = GNUTLS_CERT_INVALID;
+	if (strcmp(kp, GNUTLS_KP_TLS_WWW_CLIENT) == 0) {
+		if (!leaf_client_ok(crts[0]))
+			out |= GNUTLS_CERT_INVALID | GNUTLS_CERT_PURPOSE_MISMATCH;
+		if (out & GNUTLS_CERT_PURPOSE_MISMATCH)
+			out = (out & ~(unsigned)GNUTLS_CERT_PURPOSE_MISMATCH) | CERT_STATUS_NOT_CLIENT;
+	}
 	if (out != 0 && gnutls_x509_crt_check_issuer(crts[0], crts[0]))
 		out |= CERT_STATUS_SELF_SIGNED;
 	crts_free(crts, n);
 	*status = out;
 	return out == 0;
+}
+
+int cert_chain_verify(const gnutls_datum_t *chain, size_t n, gnutls_x509_trust_list_t tl,
+		      unsigned *status)
+{
+	return chain_verify(chain, n, tl, GNUTLS_KP_TLS_WWW_SERVER, status);
+}
+
+int cert_client_verify(const gnutls_datum_t *chain, size_t n, gnutls_x509_trust_list_t tl,
+		       unsigned *status)
+{
+	return chain_verify(chain, n, tl, GNUTLS_KP_TLS_WWW_CLIENT, status);
 }
 
 const char *cert_status_text(unsigned status)
@@ -290,6 +332,8 @@ const char *cert_status_text(unsigned status)
 	    {GNUTLS_CERT_SIGNATURE_FAILURE, "bad certificate signature"},
 	    {GNUTLS_CERT_INSECURE_ALGORITHM, "insecure signature algorithm"},
 	    {GNUTLS_CERT_SIGNER_CONSTRAINTS_FAILURE, "signer constraints violated"},
+	    {CERT_STATUS_NOT_CLIENT, "certificate not for TLS client use (extended key usage "
+				     "without clientAuth)"},
 	    {GNUTLS_CERT_PURPOSE_MISMATCH, "certificate not for TLS server use"},
 	    {GNUTLS_CERT_UNKNOWN_CRIT_EXTENSIONS, "unknown critical extension"},
 	};
@@ -422,6 +466,41 @@ int cert_subject_text(const unsigned char *der, size_t len, char *out, size_t os
 int cert_issuer_text(const unsigned char *der, size_t len, char *out, size_t osize)
 {
 	return dn_text(der, len, CERT_DN_ISSUER, out, osize);
+}
+
+int cert_cn_text(const unsigned char *der, size_t len, int issuer, char *out, size_t osize)
+{
+	gnutls_x509_crt_t crt;
+	char buf[1024];
+	size_t size = sizeof(buf) - 1, j = 0;
+	int rc;
+
+	RL_REQUIRE(osize > 0);
+	out[0] = '\0';
+	rc = cert_import(der, len, &crt);
+	if (rc < 0)
+		return rc;
+	rc = issuer ? gnutls_x509_crt_get_issuer_dn_by_oid(crt, GNUTLS_OID_X520_COMMON_NAME, 0, 0,
+							   buf, &size)
+		    : gnutls_x509_crt_get_dn_by_oid(crt, GNUTLS_OID_X520_COMMON_NAME, 0, 0, buf,
+						    &size);
+	gnutls_x509_crt_deinit(crt);
+	if (rc == GNUTLS_E_REQUESTED_DATA_NOT_AVAILABLE)
+		return 0;
+	if (rc < 0)
+		return RL_EPARSE;
+	/*
+	 * Peer-chosen text that goes into a quoted string inside a header
+	 * comment and into the log: printable ASCII without quotes,
+	 * backslashes or parentheses.
+	 */
+	for (size_t i = 0; i < size && j + 1 < osize; i++) {
+		unsigned char ch = (unsigned char)buf[i];
+
+		out[j++] = ch >= 0x20 && ch < 0x7f && !strchr("\"\\()", ch) ? (char)ch : '?';
+	}
+	out[j] = '\0';
+	return 0;
 }
 
 int cert_validity(const unsigned char *der, size_t len, time_t *not_before, time_t *not_after)

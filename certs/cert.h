@@ -115,6 +115,22 @@ void cert_trust_free(gnutls_x509_trust_list_t tl);
 int cert_chain_verify(const gnutls_datum_t *chain, size_t n, gnutls_x509_trust_list_t tl,
 		      unsigned *status);
 
+/* Added by cert_client_verify in place of GNUTLS_CERT_PURPOSE_MISMATCH:
+ * the leaf (or a CA above it) has an extended key usage without clientAuth. */
+#define CERT_STATUS_NOT_CLIENT (1u << 29)
+
+/*
+ * Verify a client's chain (DER, leaf first) against tl, for the relay's
+ * relay_client_ca_file: as cert_chain_verify (signatures, validity dates,
+ * CA constraints), but for TLS client use: the leaf must list clientAuth in
+ * its extended key usage or have no such extension at all (not even
+ * anyExtendedKeyUsage), and a CA with an extended key usage must allow
+ * clientAuth.  A refusal for key usage reads CERT_STATUS_NOT_CLIENT.
+ * Returns like cert_chain_verify.
+ */
+int cert_client_verify(const gnutls_datum_t *chain, size_t n, gnutls_x509_trust_list_t tl,
+		       unsigned *status);
+
 /*
  * A short reason for a verification status, for deferral reasons and logs:
  * "trusted" for 0, else e.g. "certificate has expired", "signer not found",
@@ -142,6 +158,16 @@ int cert_subject_text(const unsigned char *der, size_t len, char *out, size_t os
 
 /* The issuer DN of a DER certificate, like cert_subject_text(). */
 int cert_issuer_text(const unsigned char *der, size_t len, char *out, size_t osize) RL_WUR;
+
+/*
+ * The first common name (CN) of the subject (issuer 0) or of the issuer
+ * (issuer 1) of a DER certificate, as Postfix names client certificates;
+ * bytes other than printable ASCII, and '"', backslash, '(' and ')', become
+ * '?'; truncated to osize - 1 bytes.  "" when there is no CN.  Returns 0,
+ * RL_EPARSE or -ENOMEM (out is "" then).
+ */
+int cert_cn_text(const unsigned char *der, size_t len, int issuer, char *out,
+		 size_t osize) RL_WUR;
 
 /*
  * The validity period of a DER certificate (notBefore, notAfter) as

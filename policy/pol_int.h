@@ -1,5 +1,6 @@
 /*
- * pol_int.h: declarations shared by pol_parse.c and pol_table.c only.
+ * pol_int.h: declarations shared by pol_parse.c and pol_table.c, and by
+ * pol_ccert_parse.c and pol_relay.c (the relay_clientcerts list).
  */
 #ifndef POL_INT_H
 #define POL_INT_H
@@ -37,5 +38,11 @@ int pol_table_add_adopt(struct pol_table *t, struct pol_entry *e) RL_WUR;
 
 /* Order the entries by key, then by line. */
 void pol_table_sort(struct pol_table *t);
+
+/* relay_clientcerts: distinct SHA-256 digests in memcmp order. */
+struct pol_ccerts {
+	unsigned char (*d)[FPR_SHA256_LEN];
+	size_t n;
+};
 
 #endif

@@ -88,6 +88,9 @@ struct cfg {
 	char *tls_priority;        /* GnuTLS priority string */
 	char *smtpd_tls_cert_file; /* NULL if unset */
 	char *smtpd_tls_key_file;
+	int smtpd_tls_ask_ccert;    /* ask inbound clients for a certificate: 1 yes, 0 no */
+	char *relay_clientcerts;    /* digests of client certificates that may relay; NULL: none */
+	char *relay_client_ca_file; /* CAs of client certificates that may relay; NULL: none */
 	int tls_loglevel;          /* 0..4 */
 	uint64_t max_message_size;
 	int64_t retry_min;         /* seconds */

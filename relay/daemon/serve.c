@@ -4,7 +4,6 @@
  */
 #include <arpa/inet.h>
 #include <errno.h>
-#include <libgen.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -27,7 +26,6 @@
 
 #define SERVE_BACKLOG 511
 #define SERVE_DELIVERY_GRACE_MS 10000 /* deliveries in flight may finish */
-#define SERVE_POLICY_SETTLE_MS 200    /* an editor's save is several events */
 
 
 static void serve_on_connection(uv_stream_t *server, int status)
@@ -204,58 +202,29 @@ static void serve_policy_reload(struct serve *srv, const char *why)
 	}
 }
 
-static void serve_policy_settled(uv_timer_t *t)
+static void serve_policy_changed(void *arg)
 {
-	struct serve *srv = t->data;
+	struct serve *srv = arg;
 
 	if (!srv->stopping)
 		serve_policy_reload(srv, "file changed");
 }
 
-static void serve_policy_event(uv_fs_event_t *h, const char *filename, int events, int status)
-{
-	struct serve *srv = h->data;
-	char *copy = strdup(srv->cfg.policy_file);
-	const char *base = copy ? basename(copy) : NULL;
-
-	(void)events;
-	/* Editors write a temporary file and rename it: watch the name. */
-	if (status == 0 && (!filename || !base || strcmp(filename, base) == 0))
-		uv_timer_start(&srv->pol_timer, serve_policy_settled, SERVE_POLICY_SETTLE_MS, 0);
-	free(copy);
-}
-
-/* Watch the directory of the policy file (the file itself may not exist). */
+/* Watch the policy file (its directory: the file itself may not exist). */
 static void serve_policy_watch_start(struct serve *srv)
 {
-	char *copy = strdup(srv->cfg.policy_file);
-	int rc = copy ? uv_fs_event_start(&srv->pol_watch, serve_policy_event, dirname(copy), 0)
-		      : UV_ENOMEM;
+	int rc = filewatch_start(&srv->pol_watch, srv->cfg.policy_file);
 
 	if (rc < 0)
 		log_warn("cannot watch the directory of %s (%s): policy changes take effect on "
 			 "SIGHUP only", srv->cfg.policy_file, uv_strerror(rc));
-	free(copy);
 }
 
 static void serve_policy_watch(struct serve *srv)
 {
-	uv_timer_init(srv->loop, &srv->pol_timer);
-	srv->pol_timer.data = srv;
-	uv_fs_event_init(srv->loop, &srv->pol_watch);
-	srv->pol_watch.data = srv;
-	srv->pol_watching = 1;
+	filewatch_init(&srv->pol_watch, srv->loop, serve_policy_changed, srv);
 	srv->pol_reload = tlspol_reload_new(srv->loop, serve_policy_install, srv);
 	serve_policy_watch_start(srv);
-}
-
-static void serve_policy_unwatch(struct serve *srv)
-{
-	if (!srv->pol_watching)
-		return;
-	srv->pol_watching = 0;
-	uv_close((uv_handle_t *)&srv->pol_watch, NULL);
-	uv_close((uv_handle_t *)&srv->pol_timer, NULL);
 }
 
 static int str_differ(const char *a, const char *b)
@@ -295,6 +264,7 @@ static void serve_reload(struct serve *srv)
 		log_err("%s; keeping the previous configuration", err.msg);
 		cfg_fini(&next);
 		serve_policy_reload(srv, "SIGHUP");
+		serve_ccert_reload(srv, "SIGHUP", 1);
 		return;
 	}
 	if (strcmp(next.queue_dir, srv->cfg.queue_dir) != 0 || next.nlisten != srv->cfg.nlisten ||
@@ -322,13 +292,11 @@ static void serve_reload(struct serve *srv)
 	cfg_fini(&srv->cfg);
 	srv->cfg = next;
 	log_info("reloaded configuration from %s", srv->cfg_path);
-	if (watch_moved && srv->pol_watching) {
-		/* The handles stay; only what they watch changes. */
-		uv_fs_event_stop(&srv->pol_watch);
-		uv_timer_stop(&srv->pol_timer);
+	if (watch_moved && srv->pol_watch.open)
 		serve_policy_watch_start(srv);
-	}
 	serve_policy_reload(srv, "SIGHUP");
+	serve_ccert_watch(srv);
+	serve_ccert_reload(srv, "SIGHUP", 1);
 }
 
 /* --- does DNSSEC validation work? (dns_check_dnssec, once at start) ------ */
@@ -433,7 +401,8 @@ static void serve_stop_check(struct serve *srv)
 	uv_close((uv_handle_t *)&srv->sig_hup, NULL);
 	if (srv->rpt) /* its timer was started with it */
 		uv_close((uv_handle_t *)&srv->rpt_timer, NULL);
-	serve_policy_unwatch(srv);
+	filewatch_close(&srv->pol_watch);
+	filewatch_close(&srv->ccert_watch);
 }
 
 /* The committer has nothing left to write. */
@@ -726,7 +695,8 @@ static int serve_start(struct serve *srv)
 	srv->rpt_timer.data = srv;
 	uv_timer_start(&srv->rpt_timer, serve_rpt_tick, 1000, SERVE_RPT_TICK_MS);
 	p = (struct smtpd_params){ srv->loop, &srv->cfg, srv->commit, srv->tls_in.cred,
-				   srv->tls_in.prio, serve_queued, serve_session_gone, srv };
+				   srv->tls_in.prio, serve_queued, serve_session_gone, srv,
+				   &srv->ccerts, &srv->client_ca, &srv->metrics };
 	rc = smtpd_server_new(&p, &srv->smtpd);
 	if (rc < 0)
 		return rc;
@@ -747,6 +717,7 @@ static void serve_cleanup(struct serve *srv)
 	tlscred_out_fini(&srv->tls_out);
 	tlspol_reload_free(srv->pol_reload);
 	tlspol_unref(srv->pol);
+	serve_ccert_fini(srv);
 	cfg_fini(&srv->cfg);
 }
 
@@ -796,11 +767,13 @@ int serve_main(const char *path)
 	/* What needs root comes first: keys, queue, sockets (port 25 too);
 	 * then the switch to `user`; the rest runs as that user. */
 	if (serve_priv_check(&srv) == 0 && serve_tls_init(&srv) == 0 &&
-	    serve_policy_init(&srv) == 0 && serve_keys(&srv) == 0 &&
+	    serve_policy_init(&srv) == 0 && serve_ccert_init(&srv) == 0 &&
+	    serve_keys(&srv) == 0 &&
 	    serve_priv_queue(&srv) == 0 && serve_queue_early(&srv) == 0 &&
 	    serve_listen(&srv) == 0 && serve_metrics(&srv) == 0 && serve_priv_drop(&srv) == 0 &&
 	    serve_queue_late(&srv) == 0 && serve_start(&srv) == 0) {
 		serve_policy_watch(&srv);
+		serve_ccert_watch(&srv);
 		log_info("daemon started -- version 0.1.0, configuration %s", path);
 		/* Listening and the queue open: clients may come (sd_notify(3)). */
 		notify_ready(&srv.notify);

@@ -12,6 +12,7 @@
 
 #include "cfg.h"
 #include "commit.h"
+#include "filewatch.h"
 #include "metrics.h"
 #include "notify.h"
 #include "queue.h"
@@ -25,6 +26,7 @@ struct https;
 struct tlspol;
 struct tlspol_reload;
 struct serve_dnscheck;
+struct pol_ccerts;
 
 struct serve {
 	uv_loop_t *loop;
@@ -44,9 +46,7 @@ struct serve {
 	struct https *rpt_https;
 	struct qmgr *qmgr;    /* delivery; NULL until started */
 	struct tlspol *pol;   /* policy file in force (refcounted snapshot) */
-	uv_fs_event_t pol_watch; /* the policy file's directory */
-	uv_timer_t pol_timer;    /* reload a moment after the last change */
-	int pol_watching;
+	struct filewatch pol_watch; /* reload the policy file on save */
 	struct tlspol_reload *pol_reload; /* reloads run off the loop */
 	int qmgr_stopped;
 	struct tlscred_in tls_in;   /* inbound STARTTLS; cred NULL: none */
@@ -64,7 +64,24 @@ struct serve {
 	struct metrics_counts metrics;
 	struct metrics_server *metrics_srv;
 	int drop; /* started as root with `user` set: switch to it (priv.h) */
+	/* Who may relay besides mynetworks (serve_ccert.c), lent to smtpd. */
+	struct pol_ccerts *ccerts;	    /* relay_clientcerts in force; NULL: none */
+	gnutls_x509_trust_list_t client_ca; /* relay_client_ca_file; NULL: none */
+	struct filewatch ccert_watch;	    /* reload relay_clientcerts on save */
 };
+
+/*
+ * serve_ccert.c: relay_clientcerts and relay_client_ca_file.  At start a
+ * file that cannot be read or has an error refuses the start (-1, logged).
+ * A reload (SIGHUP, or relay_clientcerts saved) replaces a list only with
+ * a whole valid file, else keeps the old one and logs FILE:LINE: message.
+ */
+int serve_ccert_init(struct serve *srv);
+/* Reload relay_clientcerts, and relay_client_ca_file when ca is set. */
+void serve_ccert_reload(struct serve *srv, const char *why, int ca);
+/* Watch relay_clientcerts (again, after a SIGHUP that may have moved it). */
+void serve_ccert_watch(struct serve *srv);
+void serve_ccert_fini(struct serve *srv);
 
 /* Run `tlsrelay serve` with the configuration at path; returns exit code. */
 int serve_main(const char *path);

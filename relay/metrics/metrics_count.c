@@ -31,3 +31,10 @@ void metrics_count_tls_failure(struct metrics_counts *c, int result)
 		return;
 	c->tls_failures[result]++;
 }
+
+void metrics_count_relay(struct metrics_counts *c, int by)
+{
+	if (!c || by < 0 || by >= METRICS_RELAY_N)
+		return;
+	c->relay_allowed[by]++;
+}

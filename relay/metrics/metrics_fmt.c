@@ -81,6 +81,20 @@ static int fmt_failures(struct rl_buf *out, const struct metrics_counts *c)
 	return rc;
 }
 
+static int fmt_relay(struct rl_buf *out, const struct metrics_counts *c)
+{
+	static const char *const names[METRICS_RELAY_N] = {"network", "certificate", "auth"};
+	int rc = family(out, "tlsrelay_smtpd_sessions_relay_allowed_total", "counter",
+			"Inbound sessions allowed to relay, by how the client was allowed.");
+
+	for (int b = 0; rc == 0 && b < METRICS_RELAY_N; b++)
+		rc = rl_buf_printf(out,
+				   "tlsrelay_smtpd_sessions_relay_allowed_total{by=\"%s\"} %" PRIu64
+				   "\n",
+				   names[b], c->relay_allowed[b]);
+	return rc;
+}
+
 int metrics_format(struct rl_buf *out, const struct metrics_counts *c,
 		   const struct metrics_gauges *g)
 {
@@ -90,6 +104,8 @@ int metrics_format(struct rl_buf *out, const struct metrics_counts *c,
 		rc = fmt_deliveries(out, c);
 	if (rc == 0)
 		rc = fmt_failures(out, c);
+	if (rc == 0)
+		rc = fmt_relay(out, c);
 	if (rc == 0)
 		rc = family(out, "tlsrelay_smtpd_connections", "gauge",
 			    "Inbound SMTP sessions open now.");

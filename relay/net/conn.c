@@ -476,6 +476,18 @@ int conn_tls_server(struct conn *c, gnutls_certificate_credentials_t cred,
 	return 0;
 }
 
+void conn_tls_ask_cert(struct conn *c)
+{
+	RL_REQUIRE(c->tls_state == CONN_TLS_HANDSHAKE && c->tls);
+	gnutls_certificate_server_set_request(c->tls, GNUTLS_CERT_REQUEST);
+	/*
+	 * The credentials hold no trust anchors, so the CertificateRequest
+	 * names no CA: clients send the certificate they have (Postfix does the
+	 * same unless told otherwise), and one listed by digest may come from
+	 * any issuer.
+	 */
+}
+
 int conn_tls_client(struct conn *c, gnutls_certificate_credentials_t cred,
 		    gnutls_priority_t prio, const char *servername)
 {

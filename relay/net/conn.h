@@ -115,6 +115,13 @@ void conn_resume(struct conn *c);
 int conn_tls_server(struct conn *c, gnutls_certificate_credentials_t cred,
 		    gnutls_priority_t prio) RL_WUR;
 /*
+ * Ask the client for a certificate in the handshake conn_tls_server() just
+ * started (GnuTLS GNUTLS_CERT_REQUEST: asked, not required; no CA names are
+ * sent).  Without this call no certificate is ever requested.  What the
+ * client presented is read from conn_tls_session() after CONN_EV_TLS_READY.
+ */
+void conn_tls_ask_cert(struct conn *c);
+/*
  * Start a client-side TLS handshake (after the 220 reply to STARTTLS).
  * servername (may be NULL) is sent as SNI.  Any plaintext the server sent
  * after its 220 reply is discarded (RFC 3207 5: it cannot be trusted).

@@ -17,7 +17,9 @@
 #include <string.h>
 #include <time.h>
 
+#include "cert.h"
 #include "conn.h"
+#include "fpr.h"
 #include "log.h"
 #include "msg.h"
 #include "netaddr.h"
@@ -34,6 +36,19 @@
  * Well below CONN_PENDING_MAX, so one more command's replies always fit.
  */
 #define SMTPD_OUT_HIGH (256 * 1024)
+
+/* Postfix shows this much of a client certificate's CN and issuer CN. */
+#define SMTPD_CN_MAX 64
+
+/* The client certificate of the TLS session, when one was presented. */
+struct smtpd_ccert {
+	int presented;
+	struct fpr_digest cert, spki; /* SHA-256 of the certificate and of its public key */
+	int ca_ok;		      /* verified by relay_client_ca_file */
+	unsigned status;	      /* the verification status (cert_status_text) */
+	char cn[SMTPD_CN_MAX + 1], issuer[SMTPD_CN_MAX + 1];
+	char fpr[FPR_TEXT_SIZE];
+};
 
 enum smtpd_state {
 	SMTPD_S_CMD = 0, /* reading commands */
@@ -59,7 +74,11 @@ struct smtpd {
 	char addr[INET6_ADDRSTRLEN];
 	char helo[SMTP_DOMAIN_MAX + 1];
 	int said_helo; /* 0 none, 1 HELO, 2 EHLO */
-	int relay_ok;
+	int in_mynet;  /* the client address is in mynetworks */
+	int relay_counted; /* counted in the metrics as allowed to relay */
+	const char *auth_user; /* the AUTH identity; NULL: not authenticated */
+	int ccert_asked;       /* a client certificate was asked for at STARTTLS */
+	struct smtpd_ccert ccert;
 	int skip_line; /* discarding the rest of an over-long command line */
 	int in_mail;
 	struct smtp_path from;
@@ -258,6 +277,38 @@ static void cmd_mail(struct smtpd *s, const struct smtp_cmd *c)
 	smtpd_reply(s, "250 2.1.0 Ok");
 }
 
+/*
+ * May this client relay?  pol_relay_decide() says, from what the session
+ * knows; the first allowed recipient counts the session in the metrics.
+ */
+static enum pol_relay_by smtpd_relay_check(struct smtpd *s)
+{
+	static const int metric[POL_RELAY_BY_COUNT] = {
+	    [POL_RELAY_DENY] = -1,
+	    [POL_RELAY_NETWORK] = METRICS_RELAY_NETWORK,
+	    [POL_RELAY_CERTIFICATE] = METRICS_RELAY_CERTIFICATE,
+	    [POL_RELAY_AUTH] = METRICS_RELAY_AUTH,
+	};
+	struct pol_relay_in in = {0};
+	enum pol_relay_by by;
+	const char *why;
+
+	in.in_mynetworks = s->in_mynet;
+	in.cert_presented = s->ccert.presented;
+	in.cert_sha256 = s->ccert.cert;
+	in.spki_sha256 = s->ccert.spki;
+	in.listed = s->sv->p.ccerts ? *s->sv->p.ccerts : NULL;
+	in.ca_verified = s->ccert.ca_ok;
+	in.auth_user = s->auth_user;
+	by = pol_relay_decide(&in, &why);
+	log_debug("smtpd %s: relay %s: %s", s->addr, pol_relay_by_name(by), why);
+	if (by != POL_RELAY_DENY && !s->relay_counted) {
+		s->relay_counted = 1;
+		metrics_count_relay(s->sv->p.metrics, metric[by]);
+	}
+	return by;
+}
+
 static void cmd_rcpt(struct smtpd *s, const struct smtp_cmd *c)
 {
 	struct rl_why why = { 0 };
@@ -278,7 +329,7 @@ static void cmd_rcpt(struct smtpd *s, const struct smtp_cmd *c)
 		smtpd_reply(s, "501 5.1.3 Bad recipient address syntax (%s)", why.reason);
 		return;
 	}
-	if (!s->relay_ok) {
+	if (smtpd_relay_check(s) == POL_RELAY_DENY) {
 		snprintf(reply, sizeof(reply), "554 5.7.1 <%s>: Relay access denied", to.addr);
 		smtpd_log_reject(s, "RCPT", reply, to.addr);
 		smtpd_reply(s, "%s", reply);
@@ -349,6 +400,11 @@ static int smtpd_received(struct smtpd *s, const char *id)
 	rc = rl_buf_printf(&s->msg, "Received: from %s (unknown [%s])\r\n", s->helo, s->addr);
 	if (rc == 0 && s->tls[0])
 		rc = rl_buf_printf(&s->msg, "\t(using %s)\r\n", s->tls);
+	/* Postfix's client certificate clause, with the certificate's digest. */
+	if (rc == 0 && s->ccert.presented)
+		rc = rl_buf_printf(&s->msg, "\t(Client CN \"%s\", Issuer \"%s\" (%s),\r\n"
+				   "\t SHA-256 %s)\r\n", s->ccert.cn, s->ccert.issuer,
+				   s->ccert.ca_ok ? "verified OK" : "not verified", s->ccert.fpr);
 	if (rc == 0)
 		rc = rl_buf_printf(&s->msg, "\tby %s (tlsrelay) with %s id %s", s->sv->p.cfg->myhostname,
 				   proto, id);
@@ -401,8 +457,12 @@ static void smtpd_commit_done(struct commit_req *r)
 
 	s->commit_pending = 0;
 	if (r->result == 0) {
-		log_info("%s: from=<%s>, size=%llu, nrcpt=%zu", r->msg.id,
-			 s->from.addr, (unsigned long long)r->msg.size, s->nrcpt);
+		log_info("%s: from=<%s>, size=%llu, nrcpt=%zu%s%s%s%s", r->msg.id, s->from.addr,
+			 (unsigned long long)r->msg.size, s->nrcpt,
+			 s->ccert.presented ? ", ccert_subject=" : "",
+			 s->ccert.presented ? s->ccert.cn : "",
+			 s->ccert.presented ? ", ccert_fingerprint=" : "",
+			 s->ccert.presented ? s->ccert.fpr : "");
 		if (s->sv->p.queued)
 			s->sv->p.queued(s->sv->p.arg);
 	}
@@ -572,6 +632,10 @@ static void cmd_starttls(struct smtpd *s, const struct smtp_cmd *c)
 		smtpd_close(s);
 		return;
 	}
+	/* Asked, never required (Postfix smtpd_tls_ask_ccert); never without it. */
+	s->ccert_asked = s->sv->p.cfg->smtpd_tls_ask_ccert;
+	if (s->ccert_asked)
+		conn_tls_ask_cert(s->conn);
 	smtpd_set_state(s, SMTPD_S_TLS);
 }
 
@@ -736,6 +800,63 @@ static void smtpd_on_timeout(struct smtpd *s)
 		 s->state == SMTPD_S_DATA ? "DATA" : "command", s->addr);
 }
 
+/*
+ * After the handshake: the client certificate, if one was asked for and
+ * presented.  Its digests are kept for pol_relay_decide() at each RCPT;
+ * the chain is verified once against relay_client_ca_file in force now.
+ * GnuTLS has already checked that the client holds the certificate's key.
+ */
+static void smtpd_ccert_read(struct smtpd *s)
+{
+	const gnutls_x509_trust_list_t *ca = s->sv->p.client_ca;
+	struct smtpd_ccert *cc = &s->ccert;
+	const gnutls_datum_t *chain;
+	unsigned n = 0;
+	int rc;
+
+	memset(cc, 0, sizeof(*cc));
+	if (!s->ccert_asked)
+		return;
+	chain = gnutls_certificate_get_peers(conn_tls_session(s->conn), &n);
+	if (!chain || n == 0)
+		return;
+	rc = fpr_compute(chain[0].data, chain[0].size, FPR_CERT, FPR_SHA256_LEN, &cc->cert);
+	if (rc == 0)
+		rc = fpr_compute(chain[0].data, chain[0].size, FPR_PUBKEY, FPR_SHA256_LEN,
+				 &cc->spki);
+	if (rc < 0) {
+		log_warn("unknown[%s]: client certificate ignored: %s", s->addr, rl_strerror(rc));
+		memset(cc, 0, sizeof(*cc));
+		return;
+	}
+	cc->presented = 1;
+	fpr_format(&cc->cert, cc->fpr, sizeof(cc->fpr));
+	(void)!cert_cn_text(chain[0].data, chain[0].size, 0, cc->cn, sizeof(cc->cn));
+	(void)!cert_cn_text(chain[0].data, chain[0].size, 1, cc->issuer, sizeof(cc->issuer));
+	cc->status = GNUTLS_CERT_INVALID;
+	if (ca && *ca)
+		cc->ca_ok = cert_client_verify(chain, n, *ca, &cc->status) == 1;
+}
+
+/* One line naming the client certificate, its digests and its verification. */
+static void smtpd_ccert_log(const struct smtpd *s)
+{
+	const struct smtpd_ccert *cc = &s->ccert;
+	char spki[FPR_TEXT_SIZE];
+	int have_ca = s->sv->p.client_ca && *s->sv->p.client_ca;
+
+	if (!cc->presented) {
+		if (s->ccert_asked)
+			log_debug("unknown[%s]: no client certificate presented", s->addr);
+		return;
+	}
+	fpr_format(&cc->spki, spki, sizeof(spki));
+	log_info("unknown[%s]: client certificate: CN=\"%s\", issuer CN=\"%s\", "
+		 "sha256=%s, pubkey sha256=%s, relay_client_ca_file: %s", s->addr, cc->cn,
+		 cc->issuer, cc->fpr, spki,
+		 !have_ca ? "none" : cc->ca_ok ? "verified OK" : cert_status_text(cc->status));
+}
+
 static void smtpd_event(struct conn *c, int ev, void *arg)
 {
 	struct smtpd *s = arg;
@@ -750,8 +871,14 @@ static void smtpd_event(struct conn *c, int ev, void *arg)
 		break;
 	case CONN_EV_TLS_READY:
 		conn_tls_summary(c, s->tls, sizeof(s->tls));
-		log_info("Anonymous TLS connection established from unknown[%s]: %s", s->addr,
-			 s->tls);
+		smtpd_ccert_read(s);
+		/* Postfix's words: Trusted = verified, Untrusted = not verified. */
+		log_info("%s TLS connection established from unknown[%s]: %s",
+			 !s->ccert.presented ? "Anonymous"
+			 : s->ccert.ca_ok    ? "Trusted"
+					     : "Untrusted",
+			 s->addr, s->tls);
+		smtpd_ccert_log(s);
 		smtpd_set_state(s, SMTPD_S_CMD);
 		break;
 	case CONN_EV_DRAINED: smtpd_unthrottle(s); break;
@@ -801,17 +928,17 @@ static int smtpd_admit(struct smtpd *s)
 		if (o == s || o->state == SMTPD_S_DONE)
 			continue;
 		live++;
-		outside += !o->relay_ok;
+		outside += !o->in_mynet;
 		same += strcmp(o->addr, s->addr) == 0;
 	}
 	if (s->sv->stopping || live >= cfg->smtpd_max_connections ||
-	    (!s->relay_ok && outside >= outside_max)) {
+	    (!s->in_mynet && outside >= outside_max)) {
 		log_warn("unknown[%s]: too many connections (%u, %u from outside mynetworks)",
 			 s->addr, live, outside);
 		smtpd_bye(s, "421 4.7.0", "Error: too many connections");
 		return -1;
 	}
-	if (!s->relay_ok && cfg->smtpd_client_connection_count_limit &&
+	if (!s->in_mynet && cfg->smtpd_client_connection_count_limit &&
 	    same >= cfg->smtpd_client_connection_count_limit) {
 		log_warn("Connection concurrency limit exceeded: %u from unknown[%s]", same + 1,
 			 s->addr);
@@ -874,7 +1001,7 @@ void smtpd_accept(struct smtpd_server *sv, uv_stream_t *server)
 	}
 	if (conn_peer(s->conn, &ss) == 0) {
 		(void)!netaddr_text((struct sockaddr *)&ss, s->addr, sizeof(s->addr), NULL);
-		s->relay_ok = cfg_net_match(sv->p.cfg, (struct sockaddr *)&ss);
+		s->in_mynet = cfg_net_match(sv->p.cfg, (struct sockaddr *)&ss);
 	}
 	log_info("connect from unknown[%s]", s->addr);
 	if (smtpd_admit(s) < 0)

@@ -5,6 +5,13 @@
  * hears back through two callbacks, so smtpd never sees the daemon's own
  * context (the arrows point one way: daemon -> smtpd).
  *
+ * Relaying: at every RCPT the session asks pol_relay_decide() (policy/)
+ * with its client's address class, certificate and AUTH identity; nothing
+ * else decides.  With smtpd_tls_ask_ccert = yes a client certificate is
+ * asked for (not required) at STARTTLS; its SHA-256 digests are looked up
+ * in relay_clientcerts and its chain verified against relay_client_ca_file
+ * once, after the handshake.
+ *
  * Ownership: params and what they point to are borrowed and must outlive
  * the server; cfg is read at each use (a reload replaces it in place).
  * smtpd_server_free() only when smtpd_server_sessions() is 0.  Loop thread
@@ -20,6 +27,8 @@
 
 #include "cfg.h"
 #include "commit.h"
+#include "metrics.h"
+#include "pol_relay.h"
 #include "rl.h"
 
 struct smtpd_params {
@@ -31,6 +40,14 @@ struct smtpd_params {
 	void (*queued)(void *arg); /* a message is durable in the queue */
 	void (*gone)(void *arg);   /* a session ended (shutdown waits for the last) */
 	void *arg;
+	/*
+	 * Who may relay besides mynetworks, read at each use, so a reload that
+	 * replaces them takes effect at the next RCPT (the list) or the next
+	 * handshake (the CAs).  NULL, or pointing to NULL: none.
+	 */
+	struct pol_ccerts *const *ccerts;	   /* relay_clientcerts */
+	const gnutls_x509_trust_list_t *client_ca; /* relay_client_ca_file */
+	struct metrics_counts *metrics;		   /* NULL: not counted */
 };
 
 struct smtpd_server;

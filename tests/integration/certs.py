@@ -105,7 +105,7 @@ def _make_key(path, key_type):
         os.umask(old)
 
 
-def _template(path, cn, names, expired, is_ca, days):
+def _template(path, cn, names, expired, is_ca, days, usage=('server', 'client')):
     lines = ['cn = "%s"' % cn.replace('"', ''),
              # Random serials: issuer + serial must never repeat.
              'serial = %d' % secrets.randbits(62)]
@@ -118,18 +118,22 @@ def _template(path, cn, names, expired, is_ca, days):
     if is_ca:
         lines += ['ca', 'cert_signing_key', 'crl_signing_key']
     else:
-        lines += ['tls_www_server', 'tls_www_client', 'signing_key',
-                  'encryption_key']
+        # Extended key usage: serverAuth, clientAuth, both, or (usage
+        # empty) no extendedKeyUsage extension at all.
+        lines += [{'server': 'tls_www_server',
+                   'client': 'tls_www_client'}[u] for u in usage]
+        lines += ['signing_key', 'encryption_key']
     with open(path, 'w') as f:
         f.write('\n'.join(lines) + '\n')
         f.write(EXPIRED_DATES if expired else 'expiration_days = %d\n' % days)
 
 
-def _issue(directory, name, cn, names, ca, expired, is_ca, key_type, days):
+def _issue(directory, name, cn, names, ca, expired, is_ca, key_type, days,
+           usage=('server', 'client')):
     base = os.path.join(directory, _file_name(name))
     key, cert, tmpl = base + '.key', base + '.crt', base + '.tmpl'
     _make_key(key, key_type)
-    _template(tmpl, cn, names, expired, is_ca, days)
+    _template(tmpl, cn, names, expired, is_ca, days, usage)
     if ca is None:
         _certtool(['--generate-self-signed', '--load-privkey', key,
                    '--template', tmpl, '--outfile', cert])
@@ -160,17 +164,19 @@ def default_ca(directory):
 
 def make_cert(directory, cn, names=(), ca=None, expired=False,
               self_signed=False, name=None, key_type='ecdsa',
-              days=VALID_DAYS):
+              days=VALID_DAYS, usage=('server', 'client')):
     """A server (and client) certificate for cn with the given subject
     alternative names (cn alone when names is empty).
 
     ca: the issuing Cert; None means the directory's default CA, unless
     self_signed.  expired: valid only during 2020.  name: the file name
-    stem (default: cn).  Returns a Cert whose .ca is the issuer."""
+    stem (default: cn).  usage: the extended key usages, 'server'
+    (serverAuth) and/or 'client' (clientAuth); empty for a certificate
+    without the extension.  Returns a Cert whose .ca is the issuer."""
     names = list(names) or [cn]
     if self_signed:
         ca = None
     elif ca is None:
         ca = default_ca(directory)
     return _issue(directory, name or cn, cn, names, ca, expired, False,
-                  key_type, days)
+                  key_type, days, usage)

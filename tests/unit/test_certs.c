@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "cert.h"
@@ -821,8 +822,121 @@ static void test_real_certs(void)
 	rm_tmpdir();
 }
 
+/* A certificate for cn signed by issuer (NULL: itself) with the given extended
+ * key usages (NULL-terminated; NULL or empty: no extension), valid from..until. */
+static void client_make(gnutls_x509_crt_t *crt, gnutls_x509_privkey_t *key, gnutls_datum_t *der,
+			const char *cn, int is_ca, gnutls_x509_crt_t icrt,
+			gnutls_x509_privkey_t ikey, const char *const *kp, time_t from, time_t until)
+{
+	static unsigned char serial = 1;
+	unsigned char sn[4] = {9, 8, 7, serial++};
+
+	RL_REQUIRE(gnutls_x509_privkey_init(key) >= 0);
+	RL_REQUIRE(gnutls_x509_privkey_generate(*key, GNUTLS_PK_ECDSA,
+						GNUTLS_CURVE_TO_BITS(GNUTLS_ECC_CURVE_SECP256R1),
+						0) >= 0);
+	RL_REQUIRE(gnutls_x509_crt_init(crt) >= 0);
+	RL_REQUIRE(gnutls_x509_crt_set_version(*crt, 3) >= 0);
+	RL_REQUIRE(gnutls_x509_crt_set_serial(*crt, sn, sizeof(sn)) >= 0);
+	RL_REQUIRE(gnutls_x509_crt_set_activation_time(*crt, from) >= 0);
+	RL_REQUIRE(gnutls_x509_crt_set_expiration_time(*crt, until) >= 0);
+	RL_REQUIRE(gnutls_x509_crt_set_dn_by_oid(*crt, GNUTLS_OID_X520_COMMON_NAME, 0, cn,
+						 strlen(cn)) >= 0);
+	RL_REQUIRE(gnutls_x509_crt_set_key(*crt, *key) >= 0);
+	RL_REQUIRE(gnutls_x509_crt_set_basic_constraints(*crt, is_ca, -1) >= 0);
+	RL_REQUIRE(gnutls_x509_crt_set_key_usage(*crt, is_ca ? GNUTLS_KEY_KEY_CERT_SIGN
+							    : GNUTLS_KEY_DIGITAL_SIGNATURE) >= 0);
+	for (size_t i = 0; kp && kp[i]; i++)
+		RL_REQUIRE(gnutls_x509_crt_set_key_purpose_oid(*crt, kp[i], 0) >= 0);
+	RL_REQUIRE(gnutls_x509_crt_sign2(*crt, icrt ? icrt : *crt, ikey ? ikey : *key,
+					 GNUTLS_DIG_SHA256, 0) >= 0);
+	RL_REQUIRE(gnutls_x509_crt_export2(*crt, GNUTLS_X509_FMT_DER, der) >= 0);
+}
+
+/*
+ * cert_client_verify: relay_client_ca_file's rule.  clientAuth or no
+ * extended key usage at all passes; serverAuth only, anyExtendedKeyUsage,
+ * an expired certificate or another CA's does not.  And cert_cn_text.
+ */
+static void test_client_verify(void)
+{
+	static const char *const client[] = {GNUTLS_KP_TLS_WWW_CLIENT, NULL};
+	static const char *const both[] = {GNUTLS_KP_TLS_WWW_SERVER, GNUTLS_KP_TLS_WWW_CLIENT, NULL};
+	static const char *const server[] = {GNUTLS_KP_TLS_WWW_SERVER, NULL};
+	static const char *const any[] = {GNUTLS_KP_ANY, NULL};
+	static const char *const none[] = {NULL};
+	time_t now = time(NULL), day = 86400;
+	const struct {
+		const char *cn;
+		const char *const *kp;
+		int other_ca, expired, want;
+		unsigned bit;
+	} cases[] = {
+	    {"client", client, 0, 0, 1, 0},
+	    {"both", both, 0, 0, 1, 0},
+	    {"no-eku", none, 0, 0, 1, 0},
+	    {"server-only", server, 0, 0, 0, CERT_STATUS_NOT_CLIENT},
+	    {"any-eku", any, 0, 0, 0, CERT_STATUS_NOT_CLIENT},
+	    {"expired", client, 0, 1, 0, GNUTLS_CERT_EXPIRED},
+	    {"stranger", client, 1, 0, 0, GNUTLS_CERT_SIGNER_NOT_FOUND},
+	};
+	gnutls_x509_crt_t ca, other, copy;
+	gnutls_x509_privkey_t cakey, otherkey;
+	gnutls_datum_t cader, otherder;
+	gnutls_x509_trust_list_t tl;
+	char cn[16];
+
+	client_make(&ca, &cakey, &cader, "Client CA (test)", 1, NULL, NULL, NULL, now - day,
+		    now + 30 * day);
+	client_make(&other, &otherkey, &otherder, "Other CA", 1, NULL, NULL, NULL, now - day,
+		    now + 30 * day);
+	/* The list gets its own copy, decoded from DER as a CA file's would be. */
+	RL_REQUIRE(gnutls_x509_trust_list_init(&tl, 0) >= 0);
+	RL_REQUIRE(gnutls_x509_crt_init(&copy) >= 0);
+	RL_REQUIRE(gnutls_x509_crt_import(copy, &cader, GNUTLS_X509_FMT_DER) >= 0);
+	RL_REQUIRE(gnutls_x509_trust_list_add_cas(tl, &copy, 1, 0) == 1);
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		gnutls_x509_crt_t crt;
+		gnutls_x509_privkey_t key;
+		gnutls_datum_t der;
+		unsigned status = 0;
+		int got;
+
+		client_make(&crt, &key, &der, cases[i].cn, 0, cases[i].other_ca ? other : ca,
+			    cases[i].other_ca ? otherkey : cakey, cases[i].kp,
+			    cases[i].expired ? now - 60 * day : now - day,
+			    cases[i].expired ? now - 30 * day : now + 30 * day);
+		got = cert_client_verify(&der, 1, tl, &status);
+		CHECK(got == cases[i].want, "%s: got %d want %d (%#x %s)", cases[i].cn, got,
+		      cases[i].want, status, cert_status_text(status));
+		CHECK(cases[i].want ? status == 0 : (status & cases[i].bit) != 0, "%s: status %#x",
+		      cases[i].cn, status);
+		/* The server rule is unchanged: a client-only certificate is not a server's. */
+		if (cases[i].kp == client && !cases[i].expired && !cases[i].other_ca)
+			CHECK(cert_chain_verify(&der, 1, tl, &status) == 0, "%s as server", cases[i].cn);
+		CHECK(cert_cn_text(der.data, der.size, 0, cn, sizeof(cn)) == 0, "cn");
+		CHECK_STR(cn, cases[i].cn);
+		gnutls_free(der.data);
+		gnutls_x509_crt_deinit(crt);
+		gnutls_x509_privkey_deinit(key);
+	}
+	CHECK_STR(cert_status_text(CERT_STATUS_NOT_CLIENT),
+		  "certificate not for TLS client use (extended key usage without clientAuth)");
+	/* The issuer's CN, made safe for a quoted string in a header comment. */
+	CHECK(cert_cn_text(cader.data, cader.size, 1, cn, sizeof(cn)) == 0, "issuer cn");
+	CHECK_STR(cn, "Client CA ?test");
+	gnutls_x509_trust_list_deinit(tl, 1);
+	gnutls_free(cader.data);
+	gnutls_free(otherder.data);
+	gnutls_x509_crt_deinit(ca);
+	gnutls_x509_privkey_deinit(cakey);
+	gnutls_x509_crt_deinit(other);
+	gnutls_x509_privkey_deinit(otherkey);
+}
+
 int main(void)
 {
+	test_client_verify();
 	test_fpr_parse();
 	test_name_match();
 	test_name_length();

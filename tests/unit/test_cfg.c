@@ -1175,6 +1175,60 @@ static void test_user(void)
 	rmdir(dir);
 }
 
+/* Client certificates on the listener (issue 12): defaults and values. */
+static void test_client_certs(void)
+{
+	static const struct {
+		const char *text;
+		int ask;	   /* smtpd_tls_ask_ccert after a successful parse */
+		const char *certs; /* relay_clientcerts; NULL: unset */
+		const char *ca;	   /* relay_client_ca_file; NULL: unset */
+		const char *err;   /* NULL: accepted */
+	} cases[] = {
+		{"smtpd_tls_ask_ccert = yes\n", 1, NULL, NULL, NULL},
+		{"smtpd_tls_ask_ccert = no\n", 0, NULL, NULL, NULL},
+		{"relay_clientcerts = /etc/tlsrelay/clientcerts\n", 0, "/etc/tlsrelay/clientcerts",
+		 NULL, NULL},
+		{"relay_client_ca_file = /etc/tlsrelay/client-ca.pem\n", 0, NULL,
+		 "/etc/tlsrelay/client-ca.pem", NULL},
+		{"smtpd_tls_ask_ccert = yes\nrelay_clientcerts = a\nrelay_client_ca_file = b\n", 1,
+		 "a", "b", NULL},
+		{"smtpd_tls_ask_ccert = maybe\n", 0, NULL, NULL,
+		 "smtpd_tls_ask_ccert: expected yes or no, got \"maybe\""},
+		{"smtpd_tls_ask_ccert =\n", 0, NULL, NULL, "smtpd_tls_ask_ccert: empty value"},
+		{"relay_clientcerts =\n", 0, NULL, NULL, "relay_clientcerts: empty value"},
+		{"relay_client_ca_file =\n", 0, NULL, NULL, "relay_client_ca_file: empty value"},
+		{"relay_clientcert = x\n", 0, NULL, NULL, "unknown configuration key \"relay_clientcert\""},
+	};
+	struct cfg c;
+	struct cfg_error err;
+	int rc = cfg_defaults(&c);
+
+	CHECK_INT(rc, 0);
+	CHECK_INT(c.smtpd_tls_ask_ccert, 0);
+	CHECK(c.relay_clientcerts == NULL && c.relay_client_ca_file == NULL, "defaults set");
+	cfg_fini(&c);
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		rc = parse(&c, cases[i].text, &err);
+		if (!cases[i].err) {
+			CHECK(rc == 0, "%s: rc %d: %s", cases[i].text, rc, err.msg);
+			CHECK_INT(c.smtpd_tls_ask_ccert, cases[i].ask);
+			CHECK((c.relay_clientcerts == NULL) == (cases[i].certs == NULL) &&
+				  (!c.relay_clientcerts || !strcmp(c.relay_clientcerts, cases[i].certs)),
+			      "%s: relay_clientcerts", cases[i].text);
+			CHECK((c.relay_client_ca_file == NULL) == (cases[i].ca == NULL) &&
+				  (!c.relay_client_ca_file ||
+				   !strcmp(c.relay_client_ca_file, cases[i].ca)),
+			      "%s: relay_client_ca_file", cases[i].text);
+		} else {
+			CHECK(rc == RL_ECONFIG && strstr(err.msg, cases[i].err) && err.line >= 1,
+			      "%s: got rc %d \"%s\" want \"%s\"", cases[i].text, rc,
+			      rc ? err.msg : "", cases[i].err);
+		}
+		cfg_fini(&c);
+	}
+}
+
 int main(void)
 {
 	test_defaults();
@@ -1197,5 +1251,6 @@ int main(void)
 	test_tlsrpt();
 	test_delay_warning_time();
 	test_user();
+	test_client_certs();
 	return TEST_DONE();
 }
