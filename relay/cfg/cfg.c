@@ -81,6 +81,7 @@ void cfg_fini(struct cfg *c)
 	    &c->tls_priority,
 	    &c->smtpd_tls_cert_file,
 	    &c->smtpd_tls_key_file,
+	    &c->smtpd_sasl_password_file,
 	    &c->tlsrpt_org_name,
 	    &c->tlsrpt_contact_info,
 	    &c->tlsrpt_sender,

@@ -87,6 +87,7 @@ struct cfg {
 	char *tls_priority;        /* GnuTLS priority string */
 	char *smtpd_tls_cert_file; /* NULL if unset */
 	char *smtpd_tls_key_file;
+	char *smtpd_sasl_password_file; /* NULL: no AUTH (user:hash lines) */
 	int tls_loglevel;          /* 0..4 */
 	uint64_t max_message_size;
 	int64_t retry_min;         /* seconds */

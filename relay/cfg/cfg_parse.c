@@ -735,6 +735,7 @@ static const struct cfg_key cfg_keys[] = {
     {"tls_priority", set_str, F(tls_priority), 0, 0, 0},
     {"smtpd_tls_cert_file", set_str, F(smtpd_tls_cert_file), 0, 0, 0},
     {"smtpd_tls_key_file", set_str, F(smtpd_tls_key_file), 0, 0, 0},
+    {"smtpd_sasl_password_file", set_str, F(smtpd_sasl_password_file), 0, 0, 0},
     {"requiretls", set_bool, F(requiretls), 0, 0, 0},
     {"mta_sts", set_bool, F(mta_sts), 0, 0, 0},
     {"tlsrpt", set_bool, F(tlsrpt), 0, 0, 0},

@@ -25,6 +25,7 @@ struct https;
 struct tlspol;
 struct tlspol_reload;
 struct serve_dnscheck;
+struct auth_db;
 
 struct serve {
 	uv_loop_t *loop;
@@ -63,6 +64,9 @@ struct serve {
 	 * them), and the endpoint when metrics_listen is set. */
 	struct metrics_counts metrics;
 	struct metrics_server *metrics_srv;
+	/* SMTP AUTH: the password table of smtpd_sasl_password_file (NULL:
+	 * none), lent to smtpd by address; replaced whole on SIGHUP. */
+	struct auth_db *sasl;
 };
 
 /* Run `tlsrelay serve` with the configuration at path; returns exit code. */

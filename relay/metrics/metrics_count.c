@@ -31,3 +31,16 @@ void metrics_count_tls_failure(struct metrics_counts *c, int result)
 		return;
 	c->tls_failures[result]++;
 }
+
+void metrics_count_smtpd_allowed(struct metrics_counts *c, int how)
+{
+	if (!c || how < 0 || how >= METRICS_ALLOWED_N)
+		return;
+	c->smtpd_allowed[how]++;
+}
+
+void metrics_count_auth_failure(struct metrics_counts *c)
+{
+	if (c)
+		c->auth_failures++;
+}

@@ -7,8 +7,9 @@
  *
  * Ownership: params and what they point to are borrowed and must outlive
  * the server; cfg is read at each use (a reload replaces it in place).
- * smtpd_server_free() only when smtpd_server_sessions() is 0.  Loop thread
- * only.
+ * smtpd_server_free() only when smtpd_server_sessions() is 0 and the loop
+ * has run to its end (a password check may outlive its session on a worker
+ * thread; its completion still touches the server).  Loop thread only.
  */
 #ifndef SMTPD_H
 #define SMTPD_H
@@ -18,8 +19,10 @@
 #include <gnutls/gnutls.h>
 #include <uv.h>
 
+#include "auth.h"
 #include "cfg.h"
 #include "commit.h"
+#include "metrics.h"
 #include "rl.h"
 
 struct smtpd_params {
@@ -31,6 +34,12 @@ struct smtpd_params {
 	void (*queued)(void *arg); /* a message is durable in the queue */
 	void (*gone)(void *arg);   /* a session ended (shutdown waits for the last) */
 	void *arg;
+	/*
+	 * SMTP AUTH: the daemon's password table, read at each AUTH (a SIGHUP
+	 * replaces *sasl on the loop thread); *sasl NULL: AUTH not offered.
+	 */
+	struct auth_db *const *sasl;
+	struct metrics_counts *metrics; /* NULL: not counted */
 };
 
 struct smtpd_server;
