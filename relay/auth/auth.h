@@ -26,12 +26,12 @@
 
 #include "rl.h"
 
-#define AUTH_USER_MAX 255    /* octets of a user name (authcid) */
-#define AUTH_PASS_MAX 1024   /* octets of a password; longer never matches */
-#define AUTH_HASH_MAX 512    /* octets of a stored hash */
-#define AUTH_LINE_MAX 12288  /* AUTH command and response lines, RFC 4954 section 4 */
-#define AUTH_FILE_MAX (8u * 1024 * 1024) /* bytes of a password file */
-#define AUTH_USERS_MAX 100000            /* entries of a password file */
+#define AUTH_USER_MAX  255		  /* octets of a user name (authcid) */
+#define AUTH_PASS_MAX  1024		  /* octets of a password; longer never matches */
+#define AUTH_HASH_MAX  512		  /* octets of a stored hash */
+#define AUTH_LINE_MAX  12288		  /* AUTH command and response lines, RFC 4954 section 4 */
+#define AUTH_FILE_MAX  (8u * 1024 * 1024) /* bytes of a password file */
+#define AUTH_USERS_MAX 100000		  /* entries of a password file */
 
 /* --- the password file ---------------------------------------------------- */
 
@@ -69,9 +69,9 @@ int auth_db_load(const char *path, struct auth_db **out, int *others_read, char 
 enum auth_mech { AUTH_MECH_PLAIN = 1, AUTH_MECH_LOGIN = 2 };
 
 struct auth_cmd {
-	int mech;          /* enum auth_mech */
-	int has_resp;      /* an initial response was given */
-	const char *resp;  /* base64 text, a slice of the input ("=": empty) */
+	int mech;	  /* enum auth_mech */
+	int has_resp;	  /* an initial response was given */
+	const char *resp; /* base64 text, a slice of the input ("=": empty) */
 	size_t resplen;
 };
 

@@ -91,11 +91,13 @@ static int hash_check(const char *h, size_t n, struct rl_why *why)
 	if (n > AUTH_HASH_MAX)
 		return rl_fail(why, RL_EPARSE, "password hash too long", 0);
 	if (n >= 3 && memcmp(h, "$6$", 3) == 0)
-		return hash_sha512_ok(h, n) ? 0
-					    : rl_fail(why, RL_EPARSE, "malformed SHA-512 ($6$) hash", 0);
+		return hash_sha512_ok(h, n)
+			   ? 0
+			   : rl_fail(why, RL_EPARSE, "malformed SHA-512 ($6$) hash", 0);
 	if (n >= 3 && memcmp(h, "$y$", 3) == 0)
-		return hash_yescrypt_ok(h, n) ? 0
-					      : rl_fail(why, RL_EPARSE, "malformed yescrypt ($y$) hash", 0);
+		return hash_yescrypt_ok(h, n)
+			   ? 0
+			   : rl_fail(why, RL_EPARSE, "malformed yescrypt ($y$) hash", 0);
 	return rl_fail(why, RL_EPARSE,
 		       "unsupported password hash scheme (only yescrypt $y$ and SHA-512 $6$)", 0);
 }
@@ -111,7 +113,8 @@ static int user_check(const char *u, size_t n, struct rl_why *why)
 		unsigned char c = (unsigned char)u[i];
 
 		if (c <= 0x20 || c == 0x7f)
-			return rl_fail(why, RL_EPARSE, "blank or control character in user name", i);
+			return rl_fail(why, RL_EPARSE, "blank or control character in user name",
+				       i);
 	}
 	return 0;
 }

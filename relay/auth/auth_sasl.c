@@ -116,8 +116,7 @@ int auth_b64_decode(const char *in, size_t n, unsigned char *out, size_t cap, si
 	return 0;
 }
 
-int auth_plain_parse(const unsigned char *buf, size_t n, struct auth_plain *out,
-		     struct rl_why *why)
+int auth_plain_parse(const unsigned char *buf, size_t n, struct auth_plain *out, struct rl_why *why)
 {
 	const unsigned char *z1 = memchr(buf, '\0', n), *z2;
 

@@ -86,7 +86,8 @@ int auth_db_load(const char *path, struct auth_db **out, int *others_read, char 
 	rl_wipe(b.data, b.len);
 	rl_buf_fini(&b);
 	if (rc < 0 && line)
-		snprintf(err, errsize, "%s:%u: %s", path, line, why.reason ? why.reason : rl_strerror(rc));
+		snprintf(err, errsize, "%s:%u: %s", path, line,
+			 why.reason ? why.reason : rl_strerror(rc));
 	else if (rc < 0)
 		snprintf(err, errsize, "%s: %s", path, why.reason ? why.reason : rl_strerror(rc));
 	return rc;

@@ -27,27 +27,27 @@
 #include "log.h"
 #include "smtpd_int.h"
 
-#define SMTPD_AUTH_JOBS_MAX 2      /* hash checks at once, on worker threads */
-#define SMTPD_AUTH_TRACK 4096      /* client addresses whose failures are kept */
-#define SMTPD_AUTH_SLOW_AFTER 5    /* failures within a minute before replies slow */
-#define SMTPD_AUTH_CLOSE_AT 10     /* failures within a minute that end the session */
-#define SMTPD_AUTH_DELAY_MS 1000   /* added per failure from SMTPD_AUTH_SLOW_AFTER on */
-#define SMTPD_AUTH_DELAY_MAX 10000 /* the longest delay of one reply */
+#define SMTPD_AUTH_JOBS_MAX   2	    /* hash checks at once, on worker threads */
+#define SMTPD_AUTH_TRACK      4096  /* client addresses whose failures are kept */
+#define SMTPD_AUTH_SLOW_AFTER 5	    /* failures within a minute before replies slow */
+#define SMTPD_AUTH_CLOSE_AT   10    /* failures within a minute that end the session */
+#define SMTPD_AUTH_DELAY_MS   1000  /* added per failure from SMTPD_AUTH_SLOW_AFTER on */
+#define SMTPD_AUTH_DELAY_MAX  10000 /* the longest delay of one reply */
 /* Room for a decoded response: RFC 4954's line limit, 3 octets per 4 characters. */
 #define SMTPD_AUTH_DECODED_MAX (AUTH_LINE_MAX / 4 * 3)
 
 struct smtpd_auth_job {
 	uv_work_t work;
-	uv_timer_t timer;  /* the delay of a failure's reply */
-	struct smtpd *s;   /* NULL once the session is gone */
+	uv_timer_t timer; /* the delay of a failure's reply */
+	struct smtpd *s;  /* NULL once the session is gone */
 	struct smtpd_server *sv;
-	char *pass;        /* the password, wiped and freed after the check */
+	char *pass; /* the password, wiped and freed after the check */
 	size_t passlen;
-	char *hash;        /* a copy of the stored hash; NULL: no such user */
+	char *hash; /* a copy of the stored hash; NULL: no such user */
 	char user[AUTH_USER_MAX + 1];
 	const char *mech;
-	int ok;            /* the worker's verdict */
-	int state;         /* SMTPD_JOB_* */
+	int ok;			     /* the worker's verdict */
+	int state;		     /* SMTPD_JOB_* */
 	struct smtpd_auth_job *next; /* in the server's waiting list */
 };
 
@@ -174,7 +174,8 @@ static int smtpd_auth_failure(struct smtpd *s, struct smtpd_auth_job *j)
 
 	metrics_count_auth_failure(s->sv->p.metrics);
 	log_warn("unknown[%s]: SASL %s authentication failed (%u failure%s from this address "
-		 "within a minute)", s->addr, j->mech, n, n == 1 ? "" : "s");
+		 "within a minute)",
+		 s->addr, j->mech, n, n == 1 ? "" : "s");
 	if (n >= SMTPD_AUTH_CLOSE_AT) {
 		s->job = NULL;
 		smtpd_bye(s, "421 4.7.0", "Error: too many failed authentication attempts");

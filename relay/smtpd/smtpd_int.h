@@ -17,8 +17,8 @@
 #include "smtpd.h"
 #include "spill.h"
 
-#define SMTPD_ERROR_LIMIT 20 /* Postfix smtpd_hard_error_limit */
-#define SMTPD_IN_LIMIT (64 * 1024)
+#define SMTPD_ERROR_LIMIT  20 /* Postfix smtpd_hard_error_limit */
+#define SMTPD_IN_LIMIT	   (64 * 1024)
 #define SMTPD_RECEIVED_MAX 1024
 /*
  * Replies waiting for a client that pipelines (RFC 2920) but does not read
@@ -29,18 +29,18 @@
 
 enum smtpd_state {
 	SMTPD_S_CMD = 0, /* reading commands */
-	SMTPD_S_DATA,    /* reading message content */
-	SMTPD_S_COMMIT,  /* waiting for the queue to make it durable */
-	SMTPD_S_TLS,     /* TLS handshake after STARTTLS */
-	SMTPD_S_AUTH,    /* a password is being checked (or its reply delayed) */
-	SMTPD_S_DONE,    /* closing */
+	SMTPD_S_DATA,	 /* reading message content */
+	SMTPD_S_COMMIT,	 /* waiting for the queue to make it durable */
+	SMTPD_S_TLS,	 /* TLS handshake after STARTTLS */
+	SMTPD_S_AUTH,	 /* a password is being checked (or its reply delayed) */
+	SMTPD_S_DONE,	 /* closing */
 };
 
 struct smtpd_server {
 	struct smtpd_params p;
 	struct smtpd *sessions; /* every live session */
 	unsigned nsessions;
-	uint64_t spill_bytes;   /* in spill files of messages in progress */
+	uint64_t spill_bytes; /* in spill files of messages in progress */
 	int stopping;
 	/* SMTP AUTH (smtpd_auth.c): failures per client address, hash checks
 	 * running on worker threads and those waiting for a free slot. */
@@ -64,12 +64,12 @@ struct smtpd {
 	struct smtp_mail_params mp;
 	struct queue_rcpt *rcpt;
 	size_t nrcpt, rcap;
-	struct rl_buf msg;      /* our Received header, then what has not spilled */
-	size_t rcvd_len;        /* bytes of our Received header */
-	size_t hops;            /* Received: fields the client sent */
+	struct rl_buf msg; /* our Received header, then what has not spilled */
+	size_t rcvd_len;   /* bytes of our Received header */
+	size_t hops;	   /* Received: fields the client sent */
 	int hops_known;
-	struct spill spill;     /* the message beyond smtpd_spill_threshold */
-	int spill_err;          /* the spill file failed: 452 at the end */
+	struct spill spill; /* the message beyond smtpd_spill_threshold */
+	int spill_err;	    /* the spill file failed: 452 at the end */
 	struct smtp_data data;
 	struct commit_req creq;
 	int commit_pending;
@@ -77,7 +77,7 @@ struct smtpd {
 	int throttled; /* reading stopped until our replies drain */
 	unsigned errors;
 	uint64_t deadline; /* uv_now() limit for the whole session */
-	char tls[160];     /* summary of the inbound TLS session */
+	char tls[160];	   /* summary of the inbound TLS session */
 	/*
 	 * SMTP AUTH.  auth_user is the authenticated identity ("" until AUTH
 	 * succeeded; smtpd_auth_user() gives NULL then), kept for the session
@@ -86,8 +86,8 @@ struct smtpd {
 	 * hash check in flight (smtpd_auth.c owns it).
 	 */
 	char auth_user[AUTH_USER_MAX + 1];
-	const char *auth_mech; /* "PLAIN" or "LOGIN" once authenticated */
-	int sasl_step;	       /* SMTPD_SASL_* */
+	const char *auth_mech;		   /* "PLAIN" or "LOGIN" once authenticated */
+	int sasl_step;			   /* SMTPD_SASL_* */
 	char sasl_user[AUTH_USER_MAX + 1]; /* LOGIN: the name, until the password comes */
 	size_t sasl_userlen;
 	struct smtpd_auth_job *job;

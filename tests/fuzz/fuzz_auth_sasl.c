@@ -20,8 +20,8 @@ static void check_plain(const unsigned char *b, size_t n)
 	RL_REQUIRE(pl.userlen > 0 && pl.userlen <= AUTH_USER_MAX);
 	RL_REQUIRE(pl.authzidlen + 1 + pl.userlen + 1 + pl.passlen == n);
 	RL_REQUIRE(!memchr(pl.user, '\0', pl.userlen) && !memchr(pl.pass, '\0', pl.passlen));
-	RL_REQUIRE(pl.authzidlen == 0 || (pl.authzidlen == pl.userlen &&
-					  memcmp(pl.authzid, pl.user, pl.userlen) == 0));
+	RL_REQUIRE(pl.authzidlen == 0 ||
+		   (pl.authzidlen == pl.userlen && memcmp(pl.authzid, pl.user, pl.userlen) == 0));
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)

@@ -15,11 +15,13 @@
 
 /* Valid hashes of "pw" (made once with libxcrypt). */
 #define H_Y "$y$j9T$olqQmJ4PVZL9ixK9pBLNm/$vSbNvaLsEOWHVke0CRwkBY/HBRK.9XMEc1NApY6iVV9"
-#define H_6                                                                                       \
-	"$6$sf9Tb.tNbrkqL7fi$Ci6dlTrih4bB.i1iG8XYqReCdr.5TITKSnFkwtmNCoZB0nxbuxjzYzh9He3p/YmQJvhXy9Sl" \
+#define H_6                                                                                        \
+	"$6$sf9Tb.tNbrkqL7fi$Ci6dlTrih4bB.i1iG8XYqReCdr.5TITKSnFkwtmNCoZB0nxbuxjzYzh9He3p/"        \
+	"YmQJvhXy9Sl"                                                                              \
 	"yHSZlCWIpU0ym/"
-#define H_6R                                                                                      \
-	"$6$rounds=5000$sf9Tb.tNbrkqL7fi$Ci6dlTrih4bB.i1iG8XYqReCdr.5TITKSnFkwtmNCoZB0nxbuxjzYzh9He3p" \
+#define H_6R                                                                                       \
+	"$6$rounds=5000$sf9Tb.tNbrkqL7fi$Ci6dlTrih4bB.i1iG8XYqReCdr."                              \
+	"5TITKSnFkwtmNCoZB0nxbuxjzYzh9He3p"                                                        \
 	"/YmQJvhXy9SlyHSZlCWIpU0ym/"
 
 static void test_db_parse(void)
@@ -46,8 +48,8 @@ static void test_db_parse(void)
 	    {"alice:!" H_Y "\n", RL_EPARSE, 1, "locked", 0},
 	    {"alice:*\n", RL_EPARSE, 1, "locked", 0},
 	    {"alice:$1$ZUQ7VVye$rO92oZStidtQlzh6xl1MF1\n", RL_EPARSE, 1, "unsupported", 0},
-	    {"alice:$5$da0UyeuTOzMjP4G3$X4P.zfX0onBrzFZyozhzLlqTEgLubW89XGGRSS2FrlB\n", RL_EPARSE, 1,
-	     "unsupported", 0},
+	    {"alice:$5$da0UyeuTOzMjP4G3$X4P.zfX0onBrzFZyozhzLlqTEgLubW89XGGRSS2FrlB\n", RL_EPARSE,
+	     1, "unsupported", 0},
 	    {"alice:$2b$05$/pSzHGZxwY4.jwiXo2ruI.iu5XsSeLmdzhRqXIdZBGhwLyacDpbfe\n", RL_EPARSE, 1,
 	     "unsupported", 0},
 	    {"alice:abJnggxhB/yWI\n", RL_EPARSE, 1, "unsupported", 0},
@@ -68,8 +70,8 @@ static void test_db_parse(void)
 		      why.reason ? why.reason : "");
 		CHECK(line == t[i].line, "case %zu: line %u want %u", i, line, t[i].line);
 		if (t[i].reason)
-			CHECK(why.reason && strstr(why.reason, t[i].reason), "case %zu: reason %s", i,
-			      why.reason ? why.reason : "(null)");
+			CHECK(why.reason && strstr(why.reason, t[i].reason), "case %zu: reason %s",
+			      i, why.reason ? why.reason : "(null)");
 		CHECK((rc == 0) == (db != NULL), "case %zu: db %p", i, (void *)db);
 		CHECK(auth_db_count(db) == t[i].count, "case %zu: count %zu", i, auth_db_count(db));
 		auth_db_free(db);
@@ -128,7 +130,8 @@ static void test_cmd(void)
 		CHECK_INT(c.mech, t[i].mech);
 		CHECK_INT(c.has_resp, t[i].has);
 		if (t[i].resp)
-			CHECK(c.resplen == strlen(t[i].resp) && memcmp(c.resp, t[i].resp, c.resplen) == 0,
+			CHECK(c.resplen == strlen(t[i].resp) &&
+				  memcmp(c.resp, t[i].resp, c.resplen) == 0,
 			      "case %zu resp", i);
 	}
 }
@@ -151,8 +154,8 @@ static void test_b64(void)
 	    {"", RL_EPARSE, NULL, 0},
 	    {"Zg=", RL_EPARSE, NULL, 0},
 	    {"Zg", RL_EPARSE, NULL, 0},
-	    {"Zh==", RL_EPARSE, NULL, 0},  /* non-zero pad bits */
-	    {"Zm9=", RL_EPARSE, NULL, 0},  /* non-zero pad bits */
+	    {"Zh==", RL_EPARSE, NULL, 0}, /* non-zero pad bits */
+	    {"Zm9=", RL_EPARSE, NULL, 0}, /* non-zero pad bits */
 	    {"Z===", RL_EPARSE, NULL, 0},
 	    {"Zg==Zg==", RL_EPARSE, NULL, 0},
 	    {"Zm=v", RL_EPARSE, NULL, 0},
@@ -169,8 +172,8 @@ static void test_b64(void)
 
 		CHECK(rc == t[i].rc, "case %zu (%s): rc %d want %d", i, t[i].in, rc, t[i].rc);
 		if (rc == 0)
-			CHECK(n == t[i].outlen && memcmp(out, t[i].out, n) == 0, "case %zu: %zu octets", i,
-			      n);
+			CHECK(n == t[i].outlen && memcmp(out, t[i].out, n) == 0,
+			      "case %zu: %zu octets", i, n);
 	}
 	{
 		size_t n;
@@ -188,14 +191,10 @@ static void test_plain(void)
 		int rc;
 		const char *user, *pass;
 	} t[] = {
-	    {S("\0alice\0pw"), 0, "alice", "pw"},
-	    {S("alice\0alice\0pw"), 0, "alice", "pw"},
-	    {S("\0alice\0"), 0, "alice", ""},
-	    {S("bob\0alice\0pw"), RL_EPARSE, NULL, NULL},
-	    {S("\0\0pw"), RL_EPARSE, NULL, NULL},
-	    {S("alice\0pw"), RL_EPARSE, NULL, NULL},
-	    {S("alicepw"), RL_EPARSE, NULL, NULL},
-	    {S("\0alice\0p\0w"), RL_EPARSE, NULL, NULL},
+	    {S("\0alice\0pw"), 0, "alice", "pw"},  {S("alice\0alice\0pw"), 0, "alice", "pw"},
+	    {S("\0alice\0"), 0, "alice", ""},	   {S("bob\0alice\0pw"), RL_EPARSE, NULL, NULL},
+	    {S("\0\0pw"), RL_EPARSE, NULL, NULL},  {S("alice\0pw"), RL_EPARSE, NULL, NULL},
+	    {S("alicepw"), RL_EPARSE, NULL, NULL}, {S("\0alice\0p\0w"), RL_EPARSE, NULL, NULL},
 	    {"", 0, RL_EPARSE, NULL, NULL},
 	};
 
