@@ -84,6 +84,7 @@ void cfg_fini(struct cfg *c)
 	    &c->smtpd_tls_key_file,
 	    &c->relay_clientcerts,
 	    &c->relay_client_ca_file,
+	    &c->smtpd_sasl_password_file,
 	    &c->tlsrpt_org_name,
 	    &c->tlsrpt_contact_info,
 	    &c->tlsrpt_sender,

@@ -91,6 +91,7 @@ struct cfg {
 	int smtpd_tls_ask_ccert;    /* ask inbound clients for a certificate: 1 yes, 0 no */
 	char *relay_clientcerts;    /* digests of client certificates that may relay; NULL: none */
 	char *relay_client_ca_file; /* CAs of client certificates that may relay; NULL: none */
+	char *smtpd_sasl_password_file; /* NULL: no AUTH (user:hash lines) */
 	int tls_loglevel;          /* 0..4 */
 	uint64_t max_message_size;
 	int64_t retry_min;         /* seconds */

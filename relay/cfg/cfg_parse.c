@@ -763,6 +763,7 @@ static const struct cfg_key cfg_keys[] = {
     {"smtpd_tls_ask_ccert", set_bool, F(smtpd_tls_ask_ccert), 0, 0, 0},
     {"relay_clientcerts", set_str, F(relay_clientcerts), 0, 0, 0},
     {"relay_client_ca_file", set_str, F(relay_client_ca_file), 0, 0, 0},
+    {"smtpd_sasl_password_file", set_str, F(smtpd_sasl_password_file), 0, 0, 0},
     {"requiretls", set_bool, F(requiretls), 0, 0, 0},
     {"mta_sts", set_bool, F(mta_sts), 0, 0, 0},
     {"tlsrpt", set_bool, F(tlsrpt), 0, 0, 0},

@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -103,6 +104,72 @@ static void serve_tls_say(int err, const char *text)
 static int serve_tls_init(struct serve *srv)
 {
 	return tlscred_in_init(&srv->cfg, &srv->tls_in, serve_tls_say);
+}
+
+/* --- the SMTP AUTH password file ------------------------------------------ */
+
+/*
+ * Once AUTH is configured the process holds passwords for a moment (on
+ * their way to the hash check) and the hashes for good: it stops being
+ * dumpable, so no core file can carry them and no other process of the
+ * same user can read its memory (/proc/PID/mem, ptrace).  Never undone.
+ */
+static void serve_sasl_nodump(void)
+{
+	if (prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) < 0)
+		log_warn("cannot turn off core dumps (prctl): %s", strerror(errno));
+}
+
+/* Load smtpd_sasl_password_file into *out (NULL when unset); 0 or -1, logged. */
+static int serve_sasl_load(const struct cfg *c, struct auth_db **out)
+{
+	char err[512];
+	int others = 0;
+
+	*out = NULL;
+	if (!c->smtpd_sasl_password_file)
+		return 0;
+	if (auth_db_load(c->smtpd_sasl_password_file, out, &others, err, sizeof(err)) < 0) {
+		log_err("%s", err);
+		return -1;
+	}
+	if (others)
+		log_warn("%s is readable by others: its hashes could be guessed at offline; "
+			 "chmod o-r it", c->smtpd_sasl_password_file);
+	if (!c->smtpd_tls_cert_file)
+		log_warn("smtpd_sasl_password_file is set but smtpd_tls_cert_file is not: AUTH is "
+			 "offered only after STARTTLS, so never");
+	log_info("smtpd_sasl_password_file %s: %zu user%s", c->smtpd_sasl_password_file,
+		 auth_db_count(*out), auth_db_count(*out) == 1 ? "" : "s");
+	serve_sasl_nodump();
+	return 0;
+}
+
+/* At start: a password file that does not load refuses the start. */
+static int serve_sasl_init(struct serve *srv)
+{
+	if (serve_sasl_load(&srv->cfg, &srv->sasl) == 0)
+		return 0;
+	log_err("%s: invalid password file; not starting", srv->cfg.smtpd_sasl_password_file);
+	return -1;
+}
+
+/*
+ * SIGHUP: all or nothing.  A file that does not load leaves the previous
+ * table in force (logged as FILE:LINE: message).  Sessions copy what they
+ * need from the table at AUTH, so the old one can go at once.
+ */
+static void serve_sasl_reload(struct serve *srv)
+{
+	struct auth_db *next = NULL;
+
+	if (serve_sasl_load(&srv->cfg, &next) < 0) {
+		log_err("%s: invalid password file; keeping the previous one%s",
+			srv->cfg.smtpd_sasl_password_file, srv->sasl ? "" : " (none: AUTH stays off)");
+		return;
+	}
+	auth_db_free(srv->sasl);
+	srv->sasl = next;
 }
 
 /* --- the policy file --------------------------------------------------- */
@@ -292,6 +359,7 @@ static void serve_reload(struct serve *srv)
 	cfg_fini(&srv->cfg);
 	srv->cfg = next;
 	log_info("reloaded configuration from %s", srv->cfg_path);
+	serve_sasl_reload(srv);
 	if (watch_moved && srv->pol_watch.open)
 		serve_policy_watch_start(srv);
 	serve_policy_reload(srv, "SIGHUP");
@@ -696,7 +764,8 @@ static int serve_start(struct serve *srv)
 	uv_timer_start(&srv->rpt_timer, serve_rpt_tick, 1000, SERVE_RPT_TICK_MS);
 	p = (struct smtpd_params){ srv->loop, &srv->cfg, srv->commit, srv->tls_in.cred,
 				   srv->tls_in.prio, serve_queued, serve_session_gone, srv,
-				   &srv->ccerts, &srv->client_ca, &srv->metrics };
+				   &srv->ccerts, &srv->client_ca, &srv->sasl,
+				   &srv->metrics };
 	rc = smtpd_server_new(&p, &srv->smtpd);
 	if (rc < 0)
 		return rc;
@@ -718,6 +787,7 @@ static void serve_cleanup(struct serve *srv)
 	tlspol_reload_free(srv->pol_reload);
 	tlspol_unref(srv->pol);
 	serve_ccert_fini(srv);
+	auth_db_free(srv->sasl);
 	cfg_fini(&srv->cfg);
 }
 
@@ -768,6 +838,7 @@ int serve_main(const char *path)
 	 * then the switch to `user`; the rest runs as that user. */
 	if (serve_priv_check(&srv) == 0 && serve_tls_init(&srv) == 0 &&
 	    serve_policy_init(&srv) == 0 && serve_ccert_init(&srv) == 0 &&
+	    serve_sasl_init(&srv) == 0 &&
 	    serve_keys(&srv) == 0 &&
 	    serve_priv_queue(&srv) == 0 && serve_queue_early(&srv) == 0 &&
 	    serve_listen(&srv) == 0 && serve_metrics(&srv) == 0 && serve_priv_drop(&srv) == 0 &&

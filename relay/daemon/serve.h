@@ -27,6 +27,7 @@ struct tlspol;
 struct tlspol_reload;
 struct serve_dnscheck;
 struct pol_ccerts;
+struct auth_db;
 
 struct serve {
 	uv_loop_t *loop;
@@ -68,6 +69,9 @@ struct serve {
 	struct pol_ccerts *ccerts;	    /* relay_clientcerts in force; NULL: none */
 	gnutls_x509_trust_list_t client_ca; /* relay_client_ca_file; NULL: none */
 	struct filewatch ccert_watch;	    /* reload relay_clientcerts on save */
+	/* SMTP AUTH: the password table of smtpd_sasl_password_file (NULL:
+	 * none), lent to smtpd by address; replaced whole on SIGHUP. */
+	struct auth_db *sasl;
 };
 
 /*

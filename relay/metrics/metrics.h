@@ -34,21 +34,22 @@ enum metrics_status { METRICS_SENT, METRICS_DEFERRED, METRICS_BOUNCED, METRICS_S
 /* The TLS words of the delivery line, in the order of queue_posture_tls_index(). */
 #define METRICS_TLS_N 7
 
-/* How an inbound session was allowed to relay (the label by=). */
-enum metrics_relay_by {
-	METRICS_RELAY_NETWORK,
-	METRICS_RELAY_CERTIFICATE,
-	METRICS_RELAY_AUTH,
-	METRICS_RELAY_N
+/* How an inbound session came to be allowed to relay ("Who may relay"). */
+enum metrics_allowed {
+	METRICS_ALLOWED_NETWORK = 0, /* its address is in mynetworks */
+	METRICS_ALLOWED_CERTIFICATE, /* a client certificate (relay_clientcerts, relay_client_ca_file) */
+	METRICS_ALLOWED_AUTH,	     /* SMTP AUTH */
+	METRICS_ALLOWED_N
 };
 
 struct metrics_counts {
 	uint64_t deliveries[METRICS_STATUS_N][METRICS_TLS_N];
-	/* Inbound sessions allowed to relay, counted once each at the first
-	 * recipient accepted, by enum metrics_relay_by. */
-	uint64_t relay_allowed[METRICS_RELAY_N];
 	/* Indexed by enum queue_tlsrpt_result (0 unused). */
 	uint64_t tls_failures[QUEUE_TLSRPT_R_END];
+	/* Inbound sessions by what allowed them to relay (pol_relay_decide),
+	 * counted once each, at the first recipient accepted. */
+	uint64_t smtpd_allowed[METRICS_ALLOWED_N];
+	uint64_t auth_failures; /* failed AUTH attempts (535, and those cut off by 421) */
 };
 
 /*
@@ -59,9 +60,10 @@ struct metrics_counts {
 void metrics_count_delivery(struct metrics_counts *c, const char *status, const char *tls);
 /* One outbound session that failed with an RFC 8460 result type (enum queue_tlsrpt_result). */
 void metrics_count_tls_failure(struct metrics_counts *c, int result);
-
-/* One inbound session allowed to relay, by an enum metrics_relay_by. */
-void metrics_count_relay(struct metrics_counts *c, int by);
+/* One inbound session that may relay, by how (enum metrics_allowed). */
+void metrics_count_smtpd_allowed(struct metrics_counts *c, int how);
+/* One failed AUTH attempt. */
+void metrics_count_auth_failure(struct metrics_counts *c);
 
 /* --- the request --------------------------------------------------------- */
 

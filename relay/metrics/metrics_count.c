@@ -32,9 +32,15 @@ void metrics_count_tls_failure(struct metrics_counts *c, int result)
 	c->tls_failures[result]++;
 }
 
-void metrics_count_relay(struct metrics_counts *c, int by)
+void metrics_count_smtpd_allowed(struct metrics_counts *c, int how)
 {
-	if (!c || by < 0 || by >= METRICS_RELAY_N)
+	if (!c || how < 0 || how >= METRICS_ALLOWED_N)
 		return;
-	c->relay_allowed[by]++;
+	c->smtpd_allowed[how]++;
+}
+
+void metrics_count_auth_failure(struct metrics_counts *c)
+{
+	if (c)
+		c->auth_failures++;
 }

@@ -81,17 +81,26 @@ static int fmt_failures(struct rl_buf *out, const struct metrics_counts *c)
 	return rc;
 }
 
-static int fmt_relay(struct rl_buf *out, const struct metrics_counts *c)
-{
-	static const char *const names[METRICS_RELAY_N] = {"network", "certificate", "auth"};
-	int rc = family(out, "tlsrelay_smtpd_sessions_relay_allowed_total", "counter",
-			"Inbound sessions allowed to relay, by how the client was allowed.");
+static const char *const metrics_allowed_names[METRICS_ALLOWED_N] = {"network", "certificate",
+									"auth"};
 
-	for (int b = 0; rc == 0 && b < METRICS_RELAY_N; b++)
+/* Inbound sessions by how they may relay, and failed AUTH attempts. */
+static int fmt_smtpd(struct rl_buf *out, const struct metrics_counts *c)
+{
+	int rc = family(out, "tlsrelay_smtpd_sessions_allowed_total", "counter",
+			"Inbound sessions allowed to relay, by how: client network (mynetworks), "
+			"client certificate, or SMTP AUTH.");
+
+	for (int a = 0; rc == 0 && a < METRICS_ALLOWED_N; a++)
 		rc = rl_buf_printf(out,
-				   "tlsrelay_smtpd_sessions_relay_allowed_total{by=\"%s\"} %" PRIu64
-				   "\n",
-				   names[b], c->relay_allowed[b]);
+				   "tlsrelay_smtpd_sessions_allowed_total{by=\"%s\"} %" PRIu64 "\n",
+				   metrics_allowed_names[a], c->smtpd_allowed[a]);
+	if (rc == 0)
+		rc = family(out, "tlsrelay_smtpd_auth_failures_total", "counter",
+			    "Failed SMTP AUTH attempts (wrong user or password).");
+	if (rc == 0)
+		rc = rl_buf_printf(out, "tlsrelay_smtpd_auth_failures_total %" PRIu64 "\n",
+				   c->auth_failures);
 	return rc;
 }
 
@@ -105,7 +114,7 @@ int metrics_format(struct rl_buf *out, const struct metrics_counts *c,
 	if (rc == 0)
 		rc = fmt_failures(out, c);
 	if (rc == 0)
-		rc = fmt_relay(out, c);
+		rc = fmt_smtpd(out, c);
 	if (rc == 0)
 		rc = family(out, "tlsrelay_smtpd_connections", "gauge",
 			    "Inbound SMTP sessions open now.");

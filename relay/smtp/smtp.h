@@ -83,6 +83,7 @@ struct smtp_mail_params {
 	int body;     /* SMTP_BODY_* */
 	int smtputf8; /* SMTPUTF8 given */
 	int requiretls; /* REQUIRETLS given (RFC 8689 section 2; it takes no value) */
+	int auth;       /* AUTH=<> or AUTH=xtext given (RFC 4954 section 5); never passed on */
 };
 
 /*

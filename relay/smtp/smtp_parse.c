@@ -346,7 +346,30 @@ static int parse_number(const char *p, size_t n, int64_t *out)
 	return 0;
 }
 
-/* One ESMTP parameter "KEY[=VALUE]" of MAIL FROM (RFC 1870, 6152, 6531, 8689).
+/* RFC 3461 section 4: xtext, printable ASCII but "+" and "=", "+XX" hex escapes. */
+static int xtext_ok(const char *v, size_t n)
+{
+	if (n == 0)
+		return 0;
+	for (size_t i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)v[i];
+
+		if (c == '+') {
+			for (int k = 1; k <= 2; k++) {
+				char h = i + (size_t)k < n ? v[i + (size_t)k] : '\0';
+
+				if (!((h >= '0' && h <= '9') || (h >= 'A' && h <= 'F')))
+					return 0;
+			}
+			i += 2;
+		} else if (c < 0x21 || c > 0x7e || c == '=') {
+			return 0;
+		}
+	}
+	return 1;
+}
+
+/* One ESMTP parameter "KEY[=VALUE]" of MAIL FROM (RFC 1870, 6152, 6531, 8689, 4954).
  * Whether the session may use a parameter is the caller's decision. */
 static int mail_param(const char *p, size_t n, struct smtp_mail_params *mp, struct rl_why *why,
 		      size_t off)
@@ -374,6 +397,17 @@ static int mail_param(const char *p, size_t n, struct smtp_mail_params *mp, stru
 		mp->smtputf8 = 1;
 		return 0;
 	}
+	/*
+	 * RFC 4954 section 5: AUTH=<> or AUTH=xtext.  Checked and flagged
+	 * (the session refuses it where AUTH is not offered), then dropped: it
+	 * is never passed on, so no next hop is told whom we vouch for.
+	 */
+	if (kl == 4 && ascii_ieq(p, "AUTH", 4) && v) {
+		if (!xtext_ok(v, vl))
+			return rl_fail(why, RL_EPARSE, "bad AUTH value", off);
+		mp->auth = 1;
+		return 0;
+	}
 	if (kl == 10 && ascii_ieq(p, "REQUIRETLS", 10) && !v) {
 		mp->requiretls = 1;
 		return 0;
@@ -391,6 +425,7 @@ int smtp_mail_parse(const char *arg, size_t len, struct smtp_path *from,
 	p->body = SMTP_BODY_NONE;
 	p->smtputf8 = 0;
 	p->requiretls = 0;
+	p->auth = 0;
 	if (skip_keyword(arg, len, "FROM:", &pos) < 0)
 		return rl_fail(why, RL_EPARSE, "expected FROM:<address>", 0);
 	rc = parse_path(arg + pos, len - pos, 1, from, &used, why);

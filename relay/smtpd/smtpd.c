@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <time.h>
 
 #include "cert.h"
@@ -25,93 +26,17 @@
 #include "netaddr.h"
 #include "smtp.h"
 #include "smtpd.h"
+#include "smtpd_int.h"
 #include "spill.h"
 
-#define SMTPD_ERROR_LIMIT 20 /* Postfix smtpd_hard_error_limit */
-#define SMTPD_IN_LIMIT (64 * 1024)
-#define SMTPD_RECEIVED_MAX 1024
-/*
- * Replies waiting for a client that pipelines (RFC 2920) but does not read
- * them: above this we stop executing and reading commands until they drain.
- * Well below CONN_PENDING_MAX, so one more command's replies always fit.
- */
-#define SMTPD_OUT_HIGH (256 * 1024)
 
-/* Postfix shows this much of a client certificate's CN and issuer CN. */
-#define SMTPD_CN_MAX 64
-
-/* The client certificate of the TLS session, when one was presented. */
-struct smtpd_ccert {
-	int presented;
-	struct fpr_digest cert, spki; /* SHA-256 of the certificate and of its public key */
-	int ca_ok;		      /* verified by relay_client_ca_file */
-	unsigned status;	      /* the verification status (cert_status_text) */
-	char cn[SMTPD_CN_MAX + 1], issuer[SMTPD_CN_MAX + 1];
-	char fpr[FPR_TEXT_SIZE];
-};
-
-enum smtpd_state {
-	SMTPD_S_CMD = 0, /* reading commands */
-	SMTPD_S_DATA,    /* reading message content */
-	SMTPD_S_COMMIT,  /* waiting for the queue to make it durable */
-	SMTPD_S_TLS,     /* TLS handshake after STARTTLS */
-	SMTPD_S_DONE,    /* closing */
-};
-
-struct smtpd_server {
-	struct smtpd_params p;
-	struct smtpd *sessions; /* every live session */
-	unsigned nsessions;
-	uint64_t spill_bytes;   /* in spill files of messages in progress */
-	int stopping;
-};
-
-struct smtpd {
-	struct smtpd_server *sv;
-	struct conn *conn;
-	struct smtpd *prev, *next;
-	int state;
-	char addr[INET6_ADDRSTRLEN];
-	char helo[SMTP_DOMAIN_MAX + 1];
-	int said_helo; /* 0 none, 1 HELO, 2 EHLO */
-	int in_mynet;  /* the client address is in mynetworks */
-	int relay_counted; /* counted in the metrics as allowed to relay */
-	const char *auth_user; /* the AUTH identity; NULL: not authenticated */
-	int ccert_asked;       /* a client certificate was asked for at STARTTLS */
-	struct smtpd_ccert ccert;
-	int skip_line; /* discarding the rest of an over-long command line */
-	int in_mail;
-	struct smtp_path from;
-	struct smtp_mail_params mp;
-	struct queue_rcpt *rcpt;
-	size_t nrcpt, rcap;
-	struct rl_buf msg;      /* our Received header, then what has not spilled */
-	size_t rcvd_len;        /* bytes of our Received header */
-	size_t hops;            /* Received: fields the client sent */
-	int hops_known;
-	struct spill spill;     /* the message beyond smtpd_spill_threshold */
-	int spill_err;          /* the spill file failed: 452 at the end */
-	struct smtp_data data;
-	struct commit_req creq;
-	int commit_pending;
-	int conn_gone; /* CONN_EV_CLOSED seen */
-	int throttled; /* reading stopped until our replies drain */
-	unsigned errors;
-	uint64_t deadline; /* uv_now() limit for the whole session */
-	char tls[160];     /* summary of the inbound TLS session */
-};
-
-static void smtpd_process(struct smtpd *s);
-
-static void smtpd_set_state(struct smtpd *s, int state)
+void smtpd_set_state(struct smtpd *s, int state)
 {
 	log_debug("smtpd %s: state %d -> %d", s->addr, s->state, state);
 	s->state = state;
 }
 
-static void smtpd_reply(struct smtpd *s, const char *fmt, ...) RL_PRINTF(2, 3);
-
-static void smtpd_reply(struct smtpd *s, const char *fmt, ...)
+void smtpd_reply(struct smtpd *s, const char *fmt, ...)
 {
 	char line[SMTP_REPLY_LINE_MAX];
 	va_list ap;
@@ -131,7 +56,7 @@ static void smtpd_reply(struct smtpd *s, const char *fmt, ...)
 		s->errors++;
 }
 
-static void smtpd_close(struct smtpd *s)
+void smtpd_close(struct smtpd *s)
 {
 	if (s->state != SMTPD_S_DONE)
 		smtpd_set_state(s, SMTPD_S_DONE);
@@ -139,7 +64,7 @@ static void smtpd_close(struct smtpd *s)
 }
 
 /* 421 and close: a timeout, too many errors, shutdown. */
-static void smtpd_bye(struct smtpd *s, const char *code, const char *text)
+void smtpd_bye(struct smtpd *s, const char *code, const char *text)
 {
 	smtpd_reply(s, "%s %s %s", code, s->sv->p.cfg->myhostname, text);
 	smtpd_close(s);
@@ -163,6 +88,7 @@ static void smtpd_free(struct smtpd *s)
 	struct smtpd_server *sv = s->sv;
 
 	smtpd_tx_reset(s);
+	smtpd_auth_detach(s);
 	free(s->rcpt);
 	if (s->prev)
 		s->prev->next = s->next;
@@ -176,7 +102,7 @@ static void smtpd_free(struct smtpd *s)
 		sv->p.gone(sv->p.arg);
 }
 
-static void smtpd_arm_timer(struct smtpd *s)
+void smtpd_arm_timer(struct smtpd *s)
 {
 	uint64_t now = uv_now(s->sv->p.loop);
 	uint64_t idle = (uint64_t)s->sv->p.cfg->smtpd_timeout * 1000;
@@ -222,6 +148,9 @@ static void cmd_helo(struct smtpd *s, const struct smtp_cmd *c, int esmtp)
 	smtpd_reply(s, "250-SIZE %llu", (unsigned long long)cfg->max_message_size);
 	if (s->sv->p.cred && !conn_tls_active(s->conn))
 		smtpd_reply(s, "250-STARTTLS");
+	/* RFC 4954: offered only under TLS, so no password crosses in clear. */
+	if (smtpd_auth_offered(s))
+		smtpd_reply(s, "250-AUTH PLAIN LOGIN");
 	smtpd_reply(s, "250-ENHANCEDSTATUSCODES");
 	smtpd_reply(s, "250-8BITMIME");
 	/* RFC 8689 section 2: offered only once the session is under TLS. */
@@ -250,6 +179,11 @@ static void cmd_mail(struct smtpd *s, const struct smtp_cmd *c)
 	}
 	if (rc < 0) {
 		smtpd_reply(s, "501 5.1.7 Bad sender address syntax (%s)", why.reason);
+		return;
+	}
+	/* AUTH= (RFC 4954 section 5) only where AUTH is offered; dropped there. */
+	if (s->mp.auth && !smtpd_auth_offered(s)) {
+		smtpd_reply(s, "555 5.5.4 Unsupported option: AUTH");
 		return;
 	}
 	if (s->mp.size > 0 && (uint64_t)s->mp.size > s->sv->p.cfg->max_message_size) {
@@ -285,9 +219,9 @@ static enum pol_relay_by smtpd_relay_check(struct smtpd *s)
 {
 	static const int metric[POL_RELAY_BY_COUNT] = {
 	    [POL_RELAY_DENY] = -1,
-	    [POL_RELAY_NETWORK] = METRICS_RELAY_NETWORK,
-	    [POL_RELAY_CERTIFICATE] = METRICS_RELAY_CERTIFICATE,
-	    [POL_RELAY_AUTH] = METRICS_RELAY_AUTH,
+	    [POL_RELAY_NETWORK] = METRICS_ALLOWED_NETWORK,
+	    [POL_RELAY_CERTIFICATE] = METRICS_ALLOWED_CERTIFICATE,
+	    [POL_RELAY_AUTH] = METRICS_ALLOWED_AUTH,
 	};
 	struct pol_relay_in in = {0};
 	enum pol_relay_by by;
@@ -299,12 +233,12 @@ static enum pol_relay_by smtpd_relay_check(struct smtpd *s)
 	in.spki_sha256 = s->ccert.spki;
 	in.listed = s->sv->p.ccerts ? *s->sv->p.ccerts : NULL;
 	in.ca_verified = s->ccert.ca_ok;
-	in.auth_user = s->auth_user;
+	in.auth_user = smtpd_auth_user(s);
 	by = pol_relay_decide(&in, &why);
 	log_debug("smtpd %s: relay %s: %s", s->addr, pol_relay_by_name(by), why);
 	if (by != POL_RELAY_DENY && !s->relay_counted) {
 		s->relay_counted = 1;
-		metrics_count_relay(s->sv->p.metrics, metric[by]);
+		metrics_count_smtpd_allowed(s->sv->p.metrics, metric[by]);
 	}
 	return by;
 }
@@ -393,7 +327,10 @@ static void smtpd_date(char *out, size_t size)
 static int smtpd_received(struct smtpd *s, const char *id)
 {
 	char date[64];
-	const char *proto = s->said_helo == 2 ? (s->tls[0] ? "ESMTPS" : "ESMTP") : "SMTP";
+	/* RFC 3848: ESMTPA/ESMTPSA once the client authenticated. */
+	const char *proto = s->said_helo != 2 ? "SMTP"
+			    : s->tls[0]	      ? (s->auth_user[0] ? "ESMTPSA" : "ESMTPS")
+					      : (s->auth_user[0] ? "ESMTPA" : "ESMTP");
 	int rc;
 
 	smtpd_date(date, sizeof(date));
@@ -405,6 +342,9 @@ static int smtpd_received(struct smtpd *s, const char *id)
 		rc = rl_buf_printf(&s->msg, "\t(Client CN \"%s\", Issuer \"%s\" (%s),\r\n"
 				   "\t SHA-256 %s)\r\n", s->ccert.cn, s->ccert.issuer,
 				   s->ccert.ca_ok ? "verified OK" : "not verified", s->ccert.fpr);
+	/* As Postfix's smtpd_sasl_authenticated_header; the name has no CR or LF. */
+	if (rc == 0 && s->auth_user[0])
+		rc = rl_buf_printf(&s->msg, "\t(Authenticated sender: %s)\r\n", s->auth_user);
 	if (rc == 0)
 		rc = rl_buf_printf(&s->msg, "\tby %s (tlsrelay) with %s id %s", s->sv->p.cfg->myhostname,
 				   proto, id);
@@ -457,12 +397,13 @@ static void smtpd_commit_done(struct commit_req *r)
 
 	s->commit_pending = 0;
 	if (r->result == 0) {
-		log_info("%s: from=<%s>, size=%llu, nrcpt=%zu%s%s%s%s", r->msg.id, s->from.addr,
+		log_info("%s: from=<%s>, size=%llu, nrcpt=%zu%s%s%s%s%s%s", r->msg.id, s->from.addr,
 			 (unsigned long long)r->msg.size, s->nrcpt,
 			 s->ccert.presented ? ", ccert_subject=" : "",
 			 s->ccert.presented ? s->ccert.cn : "",
 			 s->ccert.presented ? ", ccert_fingerprint=" : "",
-			 s->ccert.presented ? s->ccert.fpr : "");
+			 s->ccert.presented ? s->ccert.fpr : "",
+			 s->auth_user[0] ? ", sasl_username=" : "", s->auth_user);
 		if (s->sv->p.queued)
 			s->sv->p.queued(s->sv->p.arg);
 	}
@@ -666,7 +607,7 @@ static void smtpd_command(struct smtpd *s, const char *line, size_t len)
 	case SMTP_V_VRFY: smtpd_reply(s, "502 5.5.1 VRFY command is disabled"); break;
 	case SMTP_V_EXPN: smtpd_reply(s, "502 5.5.1 EXPN command is disabled"); break;
 	case SMTP_V_HELP: smtpd_reply(s, "214 2.0.0 See RFC 5321"); break;
-	case SMTP_V_AUTH: smtpd_reply(s, "502 5.5.1 Error: authentication not enabled"); break;
+	case SMTP_V_AUTH: smtpd_auth_cmd(s, &c); break;
 	default: smtpd_reply(s, "502 5.5.2 Error: command not recognized"); break;
 	}
 }
@@ -680,17 +621,41 @@ static void smtpd_bare_eol(struct smtpd *s)
 	smtpd_close(s);
 }
 
+/*
+ * RFC 4954 section 4: an AUTH command and the client's SASL responses may
+ * be 12288 octets long; other command lines keep SMTP_CMD_LINE_MAX.
+ */
+static size_t smtpd_line_limit(const struct smtpd *s, const struct rl_buf *in)
+{
+	if (s->sasl_step != SMTPD_SASL_NONE)
+		return AUTH_LINE_MAX;
+	if (in->len >= 5 && strncasecmp(in->data, "AUTH ", 5) == 0)
+		return AUTH_LINE_MAX;
+	return SMTP_CMD_LINE_MAX;
+}
+
+/*
+ * Drop n bytes from the front of the input and wipe the copy that the
+ * shift leaves past the end: a line may have carried a password's base64.
+ */
+static void smtpd_in_consume(struct rl_buf *in, size_t n)
+{
+	rl_buf_consume(in, n);
+	if (in->data && n)
+		rl_wipe(in->data + in->len, n);
+}
+
 /* One step in command state; returns 0 when more input is needed. */
 static int smtpd_step_cmd(struct smtpd *s, struct rl_buf *in)
 {
-	char line[SMTP_CMD_LINE_MAX];
-	size_t linelen, used;
-	int rc;
+	char line[AUTH_LINE_MAX];
+	size_t limit = smtpd_line_limit(s, in), linelen, used;
+	int rc, secret = limit == AUTH_LINE_MAX;
 
 	if (s->skip_line) {
 		const char *lf = memchr(in->data, '\n', in->len);
 
-		rl_buf_consume(in, lf ? (size_t)(lf - in->data) + 1 : in->len);
+		smtpd_in_consume(in, lf ? (size_t)(lf - in->data) + 1 : in->len);
 		s->skip_line = !lf;
 		return lf != NULL;
 	}
@@ -699,17 +664,27 @@ static int smtpd_step_cmd(struct smtpd *s, struct rl_buf *in)
 		smtpd_bare_eol(s);
 		return 0;
 	}
-	if (rc == 0 || used > SMTP_CMD_LINE_MAX) {
-		if (in->len < SMTP_CMD_LINE_MAX && rc == 0)
+	if (rc == 0 || used > limit) {
+		if (in->len < limit && rc == 0)
 			return 0;
+		/* An over-long SASL response ends the exchange. */
+		s->sasl_step = SMTPD_SASL_NONE;
 		smtpd_reply(s, "500 5.5.2 Error: line too long");
 		s->skip_line = 1;
 		return 1;
 	}
 	/* Consume first: STARTTLS drops whatever follows the command. */
 	memcpy(line, in->data, linelen);
-	rl_buf_consume(in, used);
-	smtpd_command(s, line, linelen);
+	if (secret)
+		smtpd_in_consume(in, used);
+	else
+		rl_buf_consume(in, used);
+	if (s->sasl_step != SMTPD_SASL_NONE)
+		smtpd_auth_response(s, line, linelen);
+	else
+		smtpd_command(s, line, linelen);
+	if (secret)
+		rl_wipe(line, linelen);
 	return 1;
 }
 
@@ -762,8 +737,9 @@ static void smtpd_unthrottle(struct smtpd *s)
 	if (!s->throttled || s->state == SMTPD_S_DONE)
 		return;
 	s->throttled = 0;
-	/* During the commit, smtpd_commit_done() resumes reading and the timer. */
-	if (s->state == SMTPD_S_COMMIT)
+	/* During the commit (a password check), smtpd_commit_done()
+	 * (smtpd_auth.c) resumes reading and the timer. */
+	if (s->state == SMTPD_S_COMMIT || s->state == SMTPD_S_AUTH)
 		return;
 	conn_resume(s->conn);
 	/* The client read our replies: that is activity, as a command is. */
@@ -771,7 +747,7 @@ static void smtpd_unthrottle(struct smtpd *s)
 	smtpd_process(s);
 }
 
-static void smtpd_process(struct smtpd *s)
+void smtpd_process(struct smtpd *s)
 {
 	struct rl_buf *in = conn_in(s->conn);
 	int more = 1;
@@ -958,6 +934,11 @@ int smtpd_server_new(const struct smtpd_params *p, struct smtpd_server **out)
 	if (!sv)
 		return -ENOMEM;
 	sv->p = *p;
+	if (smtpd_auth_server_init(sv) < 0) {
+		free(sv);
+		*out = NULL;
+		return -ENOMEM;
+	}
 	return 0;
 }
 
@@ -966,6 +947,7 @@ void smtpd_server_free(struct smtpd_server *sv)
 	if (!sv)
 		return;
 	RL_REQUIRE(sv->nsessions == 0);
+	smtpd_auth_server_fini(sv);
 	free(sv);
 }
 

@@ -14,8 +14,9 @@
  *
  * Ownership: params and what they point to are borrowed and must outlive
  * the server; cfg is read at each use (a reload replaces it in place).
- * smtpd_server_free() only when smtpd_server_sessions() is 0.  Loop thread
- * only.
+ * smtpd_server_free() only when smtpd_server_sessions() is 0 and the loop
+ * has run to its end (a password check may outlive its session on a worker
+ * thread; its completion still touches the server).  Loop thread only.
  */
 #ifndef SMTPD_H
 #define SMTPD_H
@@ -23,8 +24,10 @@
 #include <stdint.h>
 
 #include <gnutls/gnutls.h>
+#include <gnutls/x509.h>
 #include <uv.h>
 
+#include "auth.h"
 #include "cfg.h"
 #include "commit.h"
 #include "metrics.h"
@@ -47,7 +50,12 @@ struct smtpd_params {
 	 */
 	struct pol_ccerts *const *ccerts;	   /* relay_clientcerts */
 	const gnutls_x509_trust_list_t *client_ca; /* relay_client_ca_file */
-	struct metrics_counts *metrics;		   /* NULL: not counted */
+	/*
+	 * SMTP AUTH: the daemon's password table, read at each AUTH (a SIGHUP
+	 * replaces *sasl on the loop thread); *sasl NULL: AUTH not offered.
+	 */
+	struct auth_db *const *sasl;
+	struct metrics_counts *metrics; /* NULL: not counted */
 };
 
 struct smtpd_server;

@@ -404,9 +404,9 @@ class ClientCertDelivery(test_delivery.DeliveryBase):
         with urllib.request.urlopen('http://127.0.0.1:%d/metrics' % metrics_port,
                                     timeout=10) as resp:
             body = resp.read().decode()
-        self.assertIn('tlsrelay_smtpd_sessions_relay_allowed_total{by="certificate"} 2',
+        self.assertIn('tlsrelay_smtpd_sessions_allowed_total{by="certificate"} 2',
                       body)
-        self.assertIn('tlsrelay_smtpd_sessions_relay_allowed_total{by="network"} 0',
+        self.assertIn('tlsrelay_smtpd_sessions_allowed_total{by="network"} 0',
                       body)
 
 

@@ -97,6 +97,7 @@ static void test_defaults(void)
 	CHECK(c.tls_ca_file == NULL && c.tls_cert_file == NULL && c.tls_key_file == NULL,
 	      "tls files set");
 	CHECK(c.smtpd_tls_cert_file == NULL && c.smtpd_tls_key_file == NULL, "smtpd files set");
+	CHECK(c.smtpd_sasl_password_file == NULL, "smtpd_sasl_password_file set");
 	CHECK_INT(c.tls_protocols, CFG_TLS1_2 | CFG_TLS1_3);
 	CHECK_STR(c.tls_protocols_text, ">=TLSv1.2");
 	CHECK_STR(c.tls_priority,
@@ -137,6 +138,7 @@ static const char full_file[] = "# every key of the contract\n"
 				"tls_priority = NORMAL:%COMPAT\n"
 				"smtpd_tls_cert_file = /tmp/server.pem\n"
 				"smtpd_tls_key_file = /tmp/server.key\n"
+				"smtpd_sasl_password_file = /etc/tlsrelay/sasl_passwd\n"
 				"tls_loglevel = 2\n"
 				"max_message_size = 1024\n"
 				"retry_min = 30s\n"
@@ -179,6 +181,7 @@ static void test_full(void)
 	CHECK_STR(c.tls_priority, "NORMAL:%COMPAT");
 	CHECK_STR(c.smtpd_tls_cert_file, "/tmp/server.pem");
 	CHECK_STR(c.smtpd_tls_key_file, "/tmp/server.key");
+	CHECK_STR(c.smtpd_sasl_password_file, "/etc/tlsrelay/sasl_passwd");
 	CHECK_INT(c.tls_loglevel, 2);
 	CHECK_INT(c.max_message_size, 1024);
 	CHECK_INT(c.retry_min, 30);

@@ -109,12 +109,13 @@ static void test_format(void)
 	metrics_count_tls_failure(&c, QUEUE_TLSRPT_R_STARTTLS);
 	metrics_count_tls_failure(&c, 0);
 	metrics_count_tls_failure(&c, QUEUE_TLSRPT_R_END);
-	metrics_count_relay(&c, METRICS_RELAY_CERTIFICATE);
-	metrics_count_relay(&c, METRICS_RELAY_CERTIFICATE);
-	metrics_count_relay(&c, METRICS_RELAY_NETWORK);
-	metrics_count_relay(&c, METRICS_RELAY_N);
-	metrics_count_relay(&c, -1);
-	metrics_count_relay(NULL, METRICS_RELAY_AUTH);
+	metrics_count_smtpd_allowed(&c, METRICS_ALLOWED_AUTH);
+	metrics_count_smtpd_allowed(&c, METRICS_ALLOWED_AUTH);
+	metrics_count_smtpd_allowed(&c, METRICS_ALLOWED_NETWORK);
+	metrics_count_smtpd_allowed(&c, METRICS_ALLOWED_N);
+	metrics_count_smtpd_allowed(NULL, METRICS_ALLOWED_AUTH);
+	metrics_count_auth_failure(&c);
+	metrics_count_auth_failure(NULL);
 	g.q.incoming = 1;
 	g.q.deferred = 2;
 	g.q.hold = 3;
@@ -145,11 +146,13 @@ static void test_format(void)
 	    "\n# TYPE tlsrelay_tls_failures_total counter\n",
 	    "\ntlsrelay_tls_failures_total{reason=\"starttls-not-supported\"} 1\n",
 	    "\ntlsrelay_tls_failures_total{reason=\"sts-webpki-invalid\"} 0\n",
-	    "\n# TYPE tlsrelay_smtpd_sessions_relay_allowed_total counter\n",
-	    "\ntlsrelay_smtpd_sessions_relay_allowed_total{by=\"network\"} 1\n",
-	    "\ntlsrelay_smtpd_sessions_relay_allowed_total{by=\"certificate\"} 2\n",
-	    "\ntlsrelay_smtpd_sessions_relay_allowed_total{by=\"auth\"} 0\n",
 	    "\n# TYPE tlsrelay_smtpd_connections gauge\ntlsrelay_smtpd_connections 5\n",
+	    "\n# TYPE tlsrelay_smtpd_sessions_allowed_total counter\n",
+	    "\ntlsrelay_smtpd_sessions_allowed_total{by=\"network\"} 1\n",
+	    "\ntlsrelay_smtpd_sessions_allowed_total{by=\"certificate\"} 0\n",
+	    "\ntlsrelay_smtpd_sessions_allowed_total{by=\"auth\"} 2\n",
+	    "\n# TYPE tlsrelay_smtpd_auth_failures_total counter\n"
+	    "tlsrelay_smtpd_auth_failures_total 1\n",
 	};
 	for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++)
 		CHECK(strstr(out.data, want[i]) != NULL, "missing %s in\n%s", want[i], out.data);

@@ -301,7 +301,14 @@ static void test_mail_parse(void)
 		{ S("FROM:<a@example.com> "), 0, "a@example.com", 0, -1, NB, 0 },
 		/* Unknown or unsupported parameters: -ENOTSUP (555 5.5.4). */
 		{ S("FROM:<a@example.com> BODY=BINARYMIME"), -ENOTSUP, NULL, 0, 0, 0, 0 },
-		{ S("FROM:<a@example.com> AUTH=<>"), -ENOTSUP, NULL, 0, 0, 0, 0 },
+		/* RFC 4954 section 5: AUTH=<> and AUTH=xtext are taken (and dropped). */
+		{ S("FROM:<a@example.com> AUTH=<>"), 0, "a@example.com", 0, -1, NB, 0 },
+		{ S("FROM:<a@example.com> AUTH=u+2Bx@example.com SIZE=5"), 0, "a@example.com", 0, 5, NB, 0 },
+		{ S("FROM:<a@example.com> AUTH="), RL_EPARSE, NULL, 0, 0, 0, 0 },
+		{ S("FROM:<a@example.com> AUTH=a=b"), RL_EPARSE, NULL, 0, 0, 0, 0 },
+		{ S("FROM:<a@example.com> AUTH=a+2"), RL_EPARSE, NULL, 0, 0, 0, 0 },
+		{ S("FROM:<a@example.com> AUTH=a+2b"), RL_EPARSE, NULL, 0, 0, 0, 0 },
+		{ S("FROM:<a@example.com> AUTH"), -ENOTSUP, NULL, 0, 0, 0, 0 },
 		{ S("FROM:<a@example.com> RET=HDRS"), -ENOTSUP, NULL, 0, 0, 0, 0 },
 		{ S("FROM:<a@example.com> SMTPUTF8=yes"), -ENOTSUP, NULL, 0, 0, 0, 0 },
 		{ S("FROM:<a@example.com> SIZE=10 XFOO"), -ENOTSUP, NULL, 0, 0, 0, 0 },

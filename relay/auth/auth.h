@@ -1,0 +1,132 @@
+/*
+ * auth: SMTP AUTH (RFC 4954) for the listener, without the session.
+ *
+ * - The password file (auth_parse.c, pure): `user:hash` lines, `#`
+ *   comments and blank lines; the hash is crypt(3) output of libxcrypt,
+ *   yescrypt (`$y$`) or SHA-512 (`$6$`) only.  Anything else (MD5, SHA-256,
+ *   bcrypt, DES, a locked `!`/`*` entry, an empty hash) is refused at load
+ *   with the line, as is a duplicate user.  auth_db_load() reads the file.
+ * - The SASL codec (auth_sasl.c, pure): the AUTH command's arguments, a
+ *   strict base64 decoder, the PLAIN message (RFC 4616).
+ * - The check (auth_verify.c): crypt_rn() and a constant-time compare.  It
+ *   is slow on purpose (that is the hash's job): run it off the loop.
+ * - The failure table (auth_throttle.c): failed AUTH attempts per client
+ *   address within the last minute, in a table of fixed size.
+ *
+ * Ownership: every function borrows its arguments; a struct auth_db and a
+ * struct auth_throttle belong to whoever made them.  auth_verify() is safe
+ * on any thread (it keeps no state); the rest is for one thread at a time.
+ * Errors are negative codes (rl.h) with struct rl_why where input is parsed.
+ */
+#ifndef AUTH_H
+#define AUTH_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "rl.h"
+
+#define AUTH_USER_MAX  255		  /* octets of a user name (authcid) */
+#define AUTH_PASS_MAX  1024		  /* octets of a password; longer never matches */
+#define AUTH_HASH_MAX  512		  /* octets of a stored hash */
+#define AUTH_LINE_MAX  12288		  /* AUTH command and response lines, RFC 4954 section 4 */
+#define AUTH_FILE_MAX  (8u * 1024 * 1024) /* bytes of a password file */
+#define AUTH_USERS_MAX 100000		  /* entries of a password file */
+
+/* --- the password file ---------------------------------------------------- */
+
+struct auth_db;
+
+/*
+ * Parse a password file's text.  On success *out is a new table (free it
+ * with auth_db_free()).  On failure returns RL_EPARSE (or -ENOMEM,
+ * RL_ETOOBIG) with *out NULL, *line the 1-based line at fault (0: none)
+ * and why->reason a static message.  A duplicate user is reported on its
+ * second line.  No I/O; allocation is bounded by AUTH_USERS_MAX entries.
+ */
+int auth_db_parse(const char *text, size_t len, struct auth_db **out, unsigned *line,
+		  struct rl_why *why) RL_WUR;
+/* auth_db_free(NULL) is a no-op. */
+void auth_db_free(struct auth_db *db);
+size_t auth_db_count(const struct auth_db *db);
+/*
+ * The stored hash of user (n octets, compared exactly), or NULL.  Valid
+ * until auth_db_free(db).
+ */
+const char *auth_db_hash(const struct auth_db *db, const char *user, size_t n);
+
+/*
+ * Read path (a regular file, at most AUTH_FILE_MAX) and parse it.  On
+ * failure err holds one line ready to log: "PATH:LINE: message" or
+ * "PATH: message".  *others_read is set when the file is readable by
+ * others (mode o+r), for a warning.  Blocking file I/O.
+ */
+int auth_db_load(const char *path, struct auth_db **out, int *others_read, char *err,
+		 size_t errsize) RL_WUR;
+
+/* --- the SASL codec ---------------------------------------------------- */
+
+enum auth_mech { AUTH_MECH_PLAIN = 1, AUTH_MECH_LOGIN = 2 };
+
+struct auth_cmd {
+	int mech;	  /* enum auth_mech */
+	int has_resp;	  /* an initial response was given */
+	const char *resp; /* base64 text, a slice of the input ("=": empty) */
+	size_t resplen;
+};
+
+/*
+ * The argument of AUTH: "MECHANISM [initial-response]" (RFC 4954 section
+ * 4; the mechanism in any case).  RL_EPARSE for bad syntax, -ENOTSUP for a
+ * mechanism other than PLAIN and LOGIN.
+ */
+int auth_cmd_parse(const char *arg, size_t len, struct auth_cmd *out, struct rl_why *why) RL_WUR;
+
+/*
+ * Strict base64 (RFC 4648 section 4): padding required, no blanks, no
+ * other characters, no non-zero pad bits; "=" alone decodes to nothing
+ * (RFC 4954's empty response).  Writes at most cap octets to out.
+ * RL_EPARSE on bad input, RL_ETOOBIG when out is too small.
+ */
+int auth_b64_decode(const char *in, size_t n, unsigned char *out, size_t cap,
+		    size_t *outlen) RL_WUR;
+
+/* RFC 4616's message: [authzid] NUL authcid NUL passwd, slices of the input. */
+struct auth_plain {
+	const char *authzid, *user, *pass;
+	size_t authzidlen, userlen, passlen;
+};
+
+/*
+ * Split a decoded PLAIN response.  RL_EPARSE unless there are exactly two
+ * NULs, the user name is 1..AUTH_USER_MAX octets, the authzid is empty or
+ * equal to the user name (no proxy authorization).
+ */
+int auth_plain_parse(const unsigned char *buf, size_t n, struct auth_plain *out,
+		     struct rl_why *why) RL_WUR;
+
+/* --- the check --------------------------------------------------------- */
+
+/*
+ * Does pass (n octets) match hash (a stored `$y$` or `$6$` string)?  1 yes,
+ * 0 no (also for hash NULL: a made-up hash is computed instead, so an
+ * unknown user costs as much time as a known one).  Its own buffers are
+ * wiped before it returns.  Blocking and slow: a worker thread's job.
+ */
+int auth_verify(const char *pass, size_t n, const char *hash);
+
+/* --- failures per client address --------------------------------------- */
+
+#define AUTH_THROTTLE_WINDOW_MS 60000 /* failures count for a minute */
+
+struct auth_throttle;
+
+/* A table of at most cap addresses (the least recently failed make room). */
+int auth_throttle_new(size_t cap, struct auth_throttle **out) RL_WUR;
+void auth_throttle_free(struct auth_throttle *t);
+/* Failures of addr within the window before now_ms (0 when unknown). */
+unsigned auth_throttle_count(struct auth_throttle *t, const char *addr, uint64_t now_ms);
+/* Count one failure of addr at now_ms; returns its failures in the window. */
+unsigned auth_throttle_fail(struct auth_throttle *t, const char *addr, uint64_t now_ms);
+
+#endif

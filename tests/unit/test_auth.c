@@ -1,0 +1,319 @@
+/*
+ * Unit tests of relay/auth: the password file parser, the SASL codec
+ * (AUTH arguments, base64, PLAIN), the hash check and the failure table.
+ */
+#include <crypt.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "auth.h"
+#include "tap.h"
+
+#define S(x) x, sizeof(x) - 1
+
+/* Valid hashes of "pw" (made once with libxcrypt). */
+#define H_Y "$y$j9T$olqQmJ4PVZL9ixK9pBLNm/$vSbNvaLsEOWHVke0CRwkBY/HBRK.9XMEc1NApY6iVV9"
+#define H_6                                                                                        \
+	"$6$sf9Tb.tNbrkqL7fi$Ci6dlTrih4bB.i1iG8XYqReCdr.5TITKSnFkwtmNCoZB0nxbuxjzYzh9He3p/"        \
+	"YmQJvhXy9Sl"                                                                              \
+	"yHSZlCWIpU0ym/"
+#define H_6R                                                                                       \
+	"$6$rounds=5000$sf9Tb.tNbrkqL7fi$Ci6dlTrih4bB.i1iG8XYqReCdr."                              \
+	"5TITKSnFkwtmNCoZB0nxbuxjzYzh9He3p"                                                        \
+	"/YmQJvhXy9SlyHSZlCWIpU0ym/"
+
+static void test_db_parse(void)
+{
+	static const struct {
+		const char *text;
+		int rc;
+		unsigned line;
+		const char *reason; /* a part of it */
+		size_t count;
+	} t[] = {
+	    {"", 0, 0, NULL, 0},
+	    {"# nobody\n\n", 0, 0, NULL, 0},
+	    {"alice:" H_Y "\nbob:" H_6 "\r\n# c\ncarol:" H_6R, 0, 0, NULL, 3},
+	    {"u\xc3\xa9@example.com:" H_Y "\n", 0, 0, NULL, 1},
+	    {"alice:" H_Y "\nalice:" H_6 "\n", RL_EPARSE, 2, "duplicate", 0},
+	    {"b:" H_Y "\na:" H_Y "\nb:" H_6 "\na:" H_6 "\n", RL_EPARSE, 3, "duplicate", 0},
+	    {"alice\n", RL_EPARSE, 1, "user:hash", 0},
+	    {"\nalice:\n", RL_EPARSE, 2, "empty password hash", 0},
+	    {":" H_Y "\n", RL_EPARSE, 1, "empty user", 0},
+	    {"al ice:" H_Y "\n", RL_EPARSE, 1, "blank", 0},
+	    {"alice: " H_Y "\n", RL_EPARSE, 1, "unsupported", 0},
+	    {"alice:" H_Y " \n", RL_EPARSE, 1, "malformed yescrypt", 0},
+	    {"alice:!" H_Y "\n", RL_EPARSE, 1, "locked", 0},
+	    {"alice:*\n", RL_EPARSE, 1, "locked", 0},
+	    {"alice:$1$ZUQ7VVye$rO92oZStidtQlzh6xl1MF1\n", RL_EPARSE, 1, "unsupported", 0},
+	    {"alice:$5$da0UyeuTOzMjP4G3$X4P.zfX0onBrzFZyozhzLlqTEgLubW89XGGRSS2FrlB\n", RL_EPARSE,
+	     1, "unsupported", 0},
+	    {"alice:$2b$05$/pSzHGZxwY4.jwiXo2ruI.iu5XsSeLmdzhRqXIdZBGhwLyacDpbfe\n", RL_EPARSE, 1,
+	     "unsupported", 0},
+	    {"alice:abJnggxhB/yWI\n", RL_EPARSE, 1, "unsupported", 0},
+	    {"alice:$6$salt$short\n", RL_EPARSE, 1, "malformed SHA-512", 0},
+	    {"alice:$6$rounds=$sf9Tb.tNbrkqL7fi$x\n", RL_EPARSE, 1, "malformed SHA-512", 0},
+	    {"alice:$y$j9T$salt\n", RL_EPARSE, 1, "malformed yescrypt", 0},
+	    {"alice:" H_6 ":extra\n", RL_EPARSE, 1, "malformed SHA-512", 0},
+	    {"alice:" H_Y "\nbob:\x01" H_Y "\n", RL_EPARSE, 2, "control", 0},
+	};
+
+	for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
+		struct auth_db *db = NULL;
+		struct rl_why why = {0, NULL, 0};
+		unsigned line = 99;
+		int rc = auth_db_parse(t[i].text, strlen(t[i].text), &db, &line, &why);
+
+		CHECK(rc == t[i].rc, "case %zu: rc %d want %d (%s)", i, rc, t[i].rc,
+		      why.reason ? why.reason : "");
+		CHECK(line == t[i].line, "case %zu: line %u want %u", i, line, t[i].line);
+		if (t[i].reason)
+			CHECK(why.reason && strstr(why.reason, t[i].reason), "case %zu: reason %s",
+			      i, why.reason ? why.reason : "(null)");
+		CHECK((rc == 0) == (db != NULL), "case %zu: db %p", i, (void *)db);
+		CHECK(auth_db_count(db) == t[i].count, "case %zu: count %zu", i, auth_db_count(db));
+		auth_db_free(db);
+	}
+}
+
+static void test_db_lookup(void)
+{
+	static const char text[] = "zed:" H_Y "\nalice:" H_6 "\nal:" H_6R "\n";
+	struct auth_db *db = NULL;
+	unsigned line;
+	int rc = auth_db_parse(text, sizeof(text) - 1, &db, &line, NULL);
+
+	CHECK_INT(rc, 0);
+	CHECK_STR(auth_db_hash(db, S("alice")), H_6);
+	CHECK_STR(auth_db_hash(db, S("al")), H_6R);
+	CHECK_STR(auth_db_hash(db, S("zed")), H_Y);
+	CHECK(auth_db_hash(db, S("Alice")) == NULL, "names are exact");
+	CHECK(auth_db_hash(db, S("alic")) == NULL, "prefix");
+	CHECK(auth_db_hash(db, S("alicee")) == NULL, "longer");
+	CHECK(auth_db_hash(db, S("al\0ice")) == NULL, "NUL");
+	CHECK(auth_db_hash(db, "", 0) == NULL, "empty");
+	CHECK(auth_db_hash(NULL, S("alice")) == NULL, "no table");
+	auth_db_free(db);
+	auth_db_free(NULL);
+}
+
+static void test_cmd(void)
+{
+	static const struct {
+		const char *arg;
+		int rc, mech, has;
+		const char *resp;
+	} t[] = {
+	    {"PLAIN", 0, AUTH_MECH_PLAIN, 0, NULL},
+	    {"plain", 0, AUTH_MECH_PLAIN, 0, NULL},
+	    {"LOGIN", 0, AUTH_MECH_LOGIN, 0, NULL},
+	    {"PLAIN AGFsaWNlAHB3", 0, AUTH_MECH_PLAIN, 1, "AGFsaWNlAHB3"},
+	    {"LOGIN =", 0, AUTH_MECH_LOGIN, 1, "="},
+	    {"CRAM-MD5", -ENOTSUP, 0, 0, NULL},
+	    {"PLAINX", -ENOTSUP, 0, 0, NULL},
+	    {"", RL_EPARSE, 0, 0, NULL},
+	    {" PLAIN", RL_EPARSE, 0, 0, NULL},
+	    {"PLAIN ", RL_EPARSE, 0, 0, NULL},
+	    {"PLAIN a b", RL_EPARSE, 0, 0, NULL},
+	    {"PLAIN  a", RL_EPARSE, 0, 0, NULL},
+	};
+
+	for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
+		struct auth_cmd c;
+		int rc = auth_cmd_parse(t[i].arg, strlen(t[i].arg), &c, NULL);
+
+		CHECK(rc == t[i].rc, "case %zu (%s): rc %d want %d", i, t[i].arg, rc, t[i].rc);
+		if (rc < 0)
+			continue;
+		CHECK_INT(c.mech, t[i].mech);
+		CHECK_INT(c.has_resp, t[i].has);
+		if (t[i].resp)
+			CHECK(c.resplen == strlen(t[i].resp) &&
+				  memcmp(c.resp, t[i].resp, c.resplen) == 0,
+			      "case %zu resp", i);
+	}
+}
+
+static void test_b64(void)
+{
+	static const struct {
+		const char *in;
+		int rc;
+		const char *out;
+		size_t outlen;
+	} t[] = {
+	    {"=", 0, "", 0},
+	    {"Zg==", 0, "f", 1},
+	    {"Zm8=", 0, "fo", 2},
+	    {"Zm9v", 0, "foo", 3},
+	    {"Zm9vYmFy", 0, "foobar", 6},
+	    {"AGFsaWNlAHB3", 0, "\0alice\0pw", 9},
+	    {"+/+/", 0, "\xfb\xff\xbf", 3},
+	    {"", RL_EPARSE, NULL, 0},
+	    {"Zg=", RL_EPARSE, NULL, 0},
+	    {"Zg", RL_EPARSE, NULL, 0},
+	    {"Zh==", RL_EPARSE, NULL, 0}, /* non-zero pad bits */
+	    {"Zm9=", RL_EPARSE, NULL, 0}, /* non-zero pad bits */
+	    {"Z===", RL_EPARSE, NULL, 0},
+	    {"Zg==Zg==", RL_EPARSE, NULL, 0},
+	    {"Zm=v", RL_EPARSE, NULL, 0},
+	    {"Zm9 ", RL_EPARSE, NULL, 0},
+	    {"Zm9v\r\n", RL_EPARSE, NULL, 0},
+	    {"Zm-_", RL_EPARSE, NULL, 0},
+	    {"====", RL_EPARSE, NULL, 0},
+	};
+	unsigned char out[16];
+
+	for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
+		size_t n = 99;
+		int rc = auth_b64_decode(t[i].in, strlen(t[i].in), out, sizeof(out), &n);
+
+		CHECK(rc == t[i].rc, "case %zu (%s): rc %d want %d", i, t[i].in, rc, t[i].rc);
+		if (rc == 0)
+			CHECK(n == t[i].outlen && memcmp(out, t[i].out, n) == 0,
+			      "case %zu: %zu octets", i, n);
+	}
+	{
+		size_t n;
+
+		CHECK_INT(auth_b64_decode(S("Zm9vYmFy"), out, 5, &n), RL_ETOOBIG);
+		CHECK_INT(auth_b64_decode(S("Zm9vYmFy"), out, 6, &n), 0);
+	}
+}
+
+static void test_plain(void)
+{
+	static const struct {
+		const char *in;
+		size_t n;
+		int rc;
+		const char *user, *pass;
+	} t[] = {
+	    {S("\0alice\0pw"), 0, "alice", "pw"},  {S("alice\0alice\0pw"), 0, "alice", "pw"},
+	    {S("\0alice\0"), 0, "alice", ""},	   {S("bob\0alice\0pw"), RL_EPARSE, NULL, NULL},
+	    {S("\0\0pw"), RL_EPARSE, NULL, NULL},  {S("alice\0pw"), RL_EPARSE, NULL, NULL},
+	    {S("alicepw"), RL_EPARSE, NULL, NULL}, {S("\0alice\0p\0w"), RL_EPARSE, NULL, NULL},
+	    {"", 0, RL_EPARSE, NULL, NULL},
+	};
+
+	for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
+		struct auth_plain p;
+		int rc = auth_plain_parse((const unsigned char *)t[i].in, t[i].n, &p, NULL);
+
+		CHECK(rc == t[i].rc, "case %zu: rc %d want %d", i, rc, t[i].rc);
+		if (rc < 0)
+			continue;
+		CHECK(p.userlen == strlen(t[i].user) && memcmp(p.user, t[i].user, p.userlen) == 0,
+		      "case %zu user", i);
+		CHECK(p.passlen == strlen(t[i].pass) && memcmp(p.pass, t[i].pass, p.passlen) == 0,
+		      "case %zu pass", i);
+	}
+	{
+		char big[AUTH_USER_MAX + 8];
+		struct auth_plain p;
+
+		memset(big, 'u', sizeof(big));
+		big[0] = '\0';
+		big[AUTH_USER_MAX + 2] = '\0';
+		CHECK_INT(auth_plain_parse((unsigned char *)big, AUTH_USER_MAX + 4, &p, NULL),
+			  RL_EPARSE);
+		memset(big, 'u', sizeof(big));
+		big[0] = '\0';
+		big[AUTH_USER_MAX + 1] = '\0';
+		CHECK_INT(auth_plain_parse((unsigned char *)big, AUTH_USER_MAX + 4, &p, NULL), 0);
+	}
+}
+
+/* A fresh hash of pw with the scheme prefix ("$y$" or "$6$"). */
+static char *make_hash(const char *prefix, const char *pw)
+{
+	struct crypt_data cd;
+	char setting[CRYPT_GENSALT_OUTPUT_SIZE];
+
+	memset(&cd, 0, sizeof(cd));
+	if (!crypt_gensalt_rn(prefix, 0, NULL, 0, setting, sizeof(setting)))
+		return NULL;
+	if (!crypt_rn(pw, setting, &cd, sizeof(cd)))
+		return NULL;
+	return strdup(cd.output);
+}
+
+static void test_verify(void)
+{
+	const char *prefixes[] = {"$y$", "$6$"};
+
+	for (size_t i = 0; i < 2; i++) {
+		char *h = make_hash(prefixes[i], "s3cret pass");
+		struct auth_db *db = NULL;
+		char text[1024];
+		unsigned line;
+
+		CHECK(h != NULL, "hash %s", prefixes[i]);
+		if (!h)
+			continue;
+		snprintf(text, sizeof(text), "u:%s\n", h);
+		CHECK(auth_db_parse(text, strlen(text), &db, &line, NULL) == 0,
+		      "libxcrypt's own %s hash loads: %s", prefixes[i], h);
+		CHECK_INT(auth_verify(S("s3cret pass"), h), 1);
+		CHECK_INT(auth_verify(S("s3cret pasS"), h), 0);
+		CHECK_INT(auth_verify(S("s3cret pass "), h), 0);
+		CHECK_INT(auth_verify(S("s3cret\0pass"), h), 0);
+		CHECK_INT(auth_verify("", 0, h), 0);
+		auth_db_free(db);
+		free(h);
+	}
+	CHECK_INT(auth_verify(S("pw"), H_Y), 0);
+	CHECK_INT(auth_verify(S("no such user"), NULL), 0);
+	CHECK_INT(auth_verify(S("pw"), "$6$broken"), 0);
+	{
+		char *h = make_hash("$6$", "");
+		char *long_pw = malloc(AUTH_PASS_MAX + 2);
+
+		memset(long_pw, 'a', AUTH_PASS_MAX + 2);
+		CHECK_INT(auth_verify(long_pw, AUTH_PASS_MAX + 1, h), 0);
+		CHECK_INT(auth_verify("", 0, h), 1);
+		free(long_pw);
+		free(h);
+	}
+}
+
+static void test_throttle(void)
+{
+	struct auth_throttle *t = NULL;
+
+	CHECK_INT(auth_throttle_new(3, &t), 0);
+	CHECK_INT(auth_throttle_count(t, "192.0.2.1", 1000), 0);
+	for (unsigned i = 1; i <= 5; i++)
+		CHECK_INT(auth_throttle_fail(t, "192.0.2.1", 1000 + i * 1000), i);
+	CHECK_INT(auth_throttle_count(t, "192.0.2.1", 6000), 5);
+	CHECK_INT(auth_throttle_count(t, "192.0.2.2", 6000), 0);
+	/* A minute without a failure forgets the count. */
+	CHECK_INT(auth_throttle_count(t, "192.0.2.1", 6000 + AUTH_THROTTLE_WINDOW_MS), 0);
+	CHECK_INT(auth_throttle_fail(t, "192.0.2.1", 6000 + AUTH_THROTTLE_WINDOW_MS), 1);
+	/* Full: the entry failed longest ago makes room; the others stay. */
+	CHECK_INT(auth_throttle_fail(t, "192.0.2.2", 70000), 1);
+	CHECK_INT(auth_throttle_fail(t, "192.0.2.3", 70001), 1);
+	CHECK_INT(auth_throttle_fail(t, "192.0.2.3", 70002), 2);
+	CHECK_INT(auth_throttle_fail(t, "2001:db8::4", 70003), 1);
+	CHECK_INT(auth_throttle_count(t, "192.0.2.1", 70004), 0);
+	CHECK_INT(auth_throttle_count(t, "192.0.2.2", 70004), 1);
+	CHECK_INT(auth_throttle_count(t, "192.0.2.3", 70004), 2);
+	CHECK_INT(auth_throttle_count(t, "2001:db8::4", 70004), 1);
+	auth_throttle_free(t);
+	auth_throttle_free(NULL);
+	CHECK_INT(auth_throttle_count(NULL, "x", 1), 0);
+}
+
+int main(void)
+{
+	test_db_parse();
+	test_db_lookup();
+	test_cmd();
+	test_b64();
+	test_plain();
+	test_verify();
+	test_throttle();
+	return TEST_DONE();
+}
