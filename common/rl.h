@@ -150,4 +150,26 @@ size_t rl_strlcpy(char *dst, const char *src, size_t size);
 /* Wipe memory in a way the compiler may not elide (secrets). */
 void rl_wipe(void *p, size_t n);
 
+/*
+ * A client network of mynetworks: family AF_INET or AF_INET6, the address
+ * bytes (4 or 16 used) with the host bits clear, and the prefix length.
+ */
+struct rl_net {
+	int family;
+	unsigned char addr[16];
+	unsigned prefix;
+};
+
+struct sockaddr;
+
+/* Do the first bits bits of a and b agree? */
+int rl_prefix_eq(const unsigned char *a, const unsigned char *b, unsigned bits);
+
+/*
+ * Is addr (sockaddr_in or sockaddr_in6) in one of the n networks?  An
+ * IPv4-mapped IPv6 address (a dual-stack listener's view of an IPv4
+ * client) is matched as the IPv4 address it carries.  Pure.
+ */
+int rl_net_match(const struct rl_net *nets, size_t n, const struct sockaddr *addr);
+
 #endif

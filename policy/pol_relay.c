@@ -47,7 +47,7 @@ enum pol_relay_by pol_relay_decide(const struct pol_relay_in *in, const char **w
 			   "not authenticated";
 	enum pol_relay_by by = POL_RELAY_DENY;
 
-	if (in->in_mynetworks) {
+	if (rl_net_match(in->mynetworks, in->nmynetworks, in->client)) {
 		by = POL_RELAY_NETWORK;
 		text = "client address in mynetworks";
 	} else if (cert_listed(in)) {

@@ -2,7 +2,8 @@
  * pol_relay: who may relay (INTERFACE.md, "Who may relay").
  *
  * One pure function, pol_relay_decide(), takes everything the inbound
- * session knows about its client (is its address in mynetworks, the client
+ * session knows about its client (its address and the networks of
+ * mynetworks, the client
  * certificate's digests and chain verification, the authenticated user)
  * and says whether the client may relay and why.  smtpd asks it at every
  * RCPT; nothing else decides who may relay.
@@ -79,7 +80,11 @@ enum pol_relay_by {
 
 /* What the session knows of its client. */
 struct pol_relay_in {
-	int in_mynetworks;		 /* the client address is in mynetworks */
+	/* The client's address (sockaddr_in/_in6; NULL: unknown, never in
+	 * mynetworks) and the networks of mynetworks (rl_net_match). */
+	const struct sockaddr *client;
+	const struct rl_net *mynetworks;
+	size_t nmynetworks;
 	int cert_presented;		 /* a client certificate was presented in TLS */
 	struct fpr_digest cert_sha256;	 /* SHA-256 of the certificate (when presented) */
 	struct fpr_digest spki_sha256;	 /* SHA-256 of its SubjectPublicKeyInfo */

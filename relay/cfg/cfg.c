@@ -21,29 +21,7 @@
 
 int cfg_net_match(const struct cfg *c, const struct sockaddr *addr)
 {
-	static const unsigned char v4mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
-	unsigned char a4[4], a6[16];
-	int has4 = 0, has6 = 0;
-
-	if (addr->sa_family == AF_INET) {
-		memcpy(a4, &((const struct sockaddr_in *)addr)->sin_addr, 4);
-		has4 = 1;
-	} else if (addr->sa_family == AF_INET6) {
-		memcpy(a6, &((const struct sockaddr_in6 *)addr)->sin6_addr, 16);
-		has6 = 1;
-		/* A dual-stack listener sees IPv4 clients as ::ffff:a.b.c.d. */
-		has4 = memcmp(a6, v4mapped, sizeof(v4mapped)) == 0;
-		memcpy(a4, a6 + 12, 4);
-	}
-	for (size_t i = 0; i < c->nmynetworks; i++) {
-		const struct cfg_net *net = &c->mynetworks[i];
-
-		if (net->family == AF_INET && has4 && cfg_prefix_eq(net->addr, a4, net->prefix))
-			return 1;
-		if (net->family == AF_INET6 && has6 && cfg_prefix_eq(net->addr, a6, net->prefix))
-			return 1;
-	}
-	return 0;
+	return rl_net_match(c->mynetworks, c->nmynetworks, addr);
 }
 
 void cfg_tlsrpt_org_name(const struct cfg *c, char *out, size_t size)
@@ -134,7 +112,7 @@ int cfg_defaults(struct cfg *c)
 	memset(c, 0, sizeof(*c));
 	cfg_addr_fill(&c->listen[0], AF_INET, lo4, 25);
 	c->nlisten = 1;
-	c->mynetworks[0] = (struct cfg_net){AF_INET, {127}, 8};
+	c->mynetworks[0] = (struct rl_net){AF_INET, {127}, 8};
 	c->mynetworks[1].family = AF_INET6;
 	memcpy(c->mynetworks[1].addr, lo6, 16);
 	c->mynetworks[1].prefix = 128;

@@ -51,13 +51,6 @@ struct cfg_addr {
 	socklen_t len;
 };
 
-/* A client network: family AF_INET or AF_INET6, address bytes, prefix. */
-struct cfg_net {
-	int family;
-	unsigned char addr[16];
-	unsigned prefix;
-};
-
 /* Protocol bits for tls_protocols. */
 #define CFG_TLS1_0 0x01
 #define CFG_TLS1_1 0x02
@@ -68,7 +61,7 @@ struct cfg {
 	struct cfg_addr listen[CFG_MAX_LISTEN];
 	size_t nlisten;
 	char *myhostname;
-	struct cfg_net mynetworks[CFG_MAX_NETWORKS];
+	struct rl_net mynetworks[CFG_MAX_NETWORKS];
 	size_t nmynetworks;
 	char *queue_dir;
 	char *policy_file;

@@ -6,8 +6,6 @@
 
 #include "cfg.h"
 
-/* Do the first bits bits of a and b agree? */
-int cfg_prefix_eq(const unsigned char *a, const unsigned char *b, unsigned bits);
 /* Fill a sockaddr_in/_in6 from address bytes (4 or 16) and a port. */
 void cfg_addr_fill(struct cfg_addr *a, int af, const unsigned char *bytes, unsigned port);
 

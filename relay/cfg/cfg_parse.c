@@ -263,21 +263,6 @@ static int parse_server(const char *s, size_t n, struct cfg_addr *a)
 	return 0;
 }
 
-/* Do the first bits bits of a and b agree? */
-int cfg_prefix_eq(const unsigned char *a, const unsigned char *b, unsigned bits)
-{
-	size_t full = bits / 8;
-	unsigned rest = bits % 8;
-	unsigned char mask;
-
-	if (memcmp(a, b, full) != 0)
-		return 0;
-	if (rest == 0)
-		return 1;
-	mask = (unsigned char)(0xff << (8 - rest));
-	return (a[full] & mask) == (b[full] & mask);
-}
-
 /* Clear every bit of addr (alen bytes) beyond the first bits bits. */
 static void mask_host(unsigned char *addr, size_t alen, unsigned bits)
 {
@@ -295,7 +280,7 @@ static void mask_host(unsigned char *addr, size_t alen, unsigned bits)
  * One mynetworks entry: "a.b.c.d[/n]", "[v6][/n]" or bare "v6[/n]" (Postfix
  * accepts both IPv6 forms).  Returns NULL or why the entry was refused.
  */
-static const char *parse_net(const char *s, size_t n, struct cfg_net *net)
+static const char *parse_net(const char *s, size_t n, struct rl_net *net)
 {
 	const char *slash = memchr(s, '/', n);
 	size_t alen = slash ? (size_t)(slash - s) : n;
@@ -602,7 +587,7 @@ static int set_user(struct cfg_state *st, const struct cfg_key *k, const char *v
 }
 
 /* "a.b.c.d/n" or "[v6]/n" for a message, from a network's bytes. */
-static void net_format(const struct cfg_net *net, char *buf, size_t size)
+static void net_format(const struct rl_net *net, char *buf, size_t size)
 {
 	char a[INET6_ADDRSTRLEN];
 
@@ -615,7 +600,7 @@ static void net_format(const struct cfg_net *net, char *buf, size_t size)
 
 static int set_networks(struct cfg_state *st, const struct cfg_key *k, const char *v, size_t n)
 {
-	struct cfg_net tmp[CFG_MAX_NETWORKS], masked;
+	struct rl_net tmp[CFG_MAX_NETWORKS], masked;
 	const char *p = v, *tok, *why;
 	size_t count = 0, tlen;
 	char hint[64];

@@ -227,7 +227,9 @@ static enum pol_relay_by smtpd_relay_check(struct smtpd *s)
 	enum pol_relay_by by;
 	const char *why;
 
-	in.in_mynetworks = s->in_mynet;
+	in.client = (const struct sockaddr *)&s->peer;
+	in.mynetworks = s->sv->p.cfg->mynetworks;
+	in.nmynetworks = s->sv->p.cfg->nmynetworks;
 	in.cert_presented = s->ccert.presented;
 	in.cert_sha256 = s->ccert.cert;
 	in.spki_sha256 = s->ccert.spki;
@@ -959,7 +961,6 @@ unsigned smtpd_server_sessions(const struct smtpd_server *sv)
 void smtpd_accept(struct smtpd_server *sv, uv_stream_t *server)
 {
 	struct smtpd *s = calloc(1, sizeof(*s));
-	struct sockaddr_storage ss;
 
 	if (!s)
 		return;
@@ -981,9 +982,9 @@ void smtpd_accept(struct smtpd_server *sv, uv_stream_t *server)
 		conn_abort(s->conn);
 		return;
 	}
-	if (conn_peer(s->conn, &ss) == 0) {
-		(void)!netaddr_text((struct sockaddr *)&ss, s->addr, sizeof(s->addr), NULL);
-		s->in_mynet = cfg_net_match(sv->p.cfg, (struct sockaddr *)&ss);
+	if (conn_peer(s->conn, &s->peer) == 0) {
+		(void)!netaddr_text((struct sockaddr *)&s->peer, s->addr, sizeof(s->addr), NULL);
+		s->in_mynet = cfg_net_match(sv->p.cfg, (struct sockaddr *)&s->peer);
 	}
 	log_info("connect from unknown[%s]", s->addr);
 	if (smtpd_admit(s) < 0)

@@ -71,7 +71,8 @@ struct smtpd {
 	char addr[INET6_ADDRSTRLEN];
 	char helo[SMTP_DOMAIN_MAX + 1];
 	int said_helo; /* 0 none, 1 HELO, 2 EHLO */
-	int in_mynet;	   /* the client address is in mynetworks */
+	struct sockaddr_storage peer; /* the client's address (family 0: unknown) */
+	int in_mynet;	   /* in mynetworks: for the connection limits only */
 	int relay_counted; /* counted in the metrics as allowed to relay */
 	int ccert_asked;   /* a client certificate was asked for at STARTTLS */
 	struct smtpd_ccert ccert;

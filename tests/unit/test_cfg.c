@@ -64,7 +64,7 @@ static void nets_str(const struct cfg *c, char *buf, size_t size)
 
 	buf[0] = '\0';
 	for (size_t i = 0; i < c->nmynetworks; i++) {
-		const struct cfg_net *n = &c->mynetworks[i];
+		const struct rl_net *n = &c->mynetworks[i];
 
 		inet_ntop(n->family, n->addr, ip, sizeof(ip));
 		snprintf(one, sizeof(one), "%s%s/%u", i ? " " : "", ip, n->prefix);

@@ -2,6 +2,8 @@
  * test_pol_relay: who may relay (pol_relay_decide) over every combination
  * of what a session knows, and the relay_clientcerts parser.
  */
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,6 +36,78 @@ static struct pol_ccerts *parse_ok(const char *text)
 
 	CHECK(rc == 0 && l, "rc %d: %s", rc, errs.count ? errs.e[0].msg : "");
 	return l;
+}
+
+/* mynetworks of the tests: 127.0.0.1/32 and [::1]/128. */
+static const struct rl_net test_nets[] = {
+    {AF_INET, {127, 0, 0, 1}, 32},
+    {AF_INET6, {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1}, 128},
+};
+
+/* A client address from text (IPv4 or IPv6) into ss. */
+static const struct sockaddr *client_addr(const char *text, struct sockaddr_storage *ss)
+{
+	memset(ss, 0, sizeof(*ss));
+	if (strchr(text, ':')) {
+		struct sockaddr_in6 *a = (struct sockaddr_in6 *)ss;
+
+		a->sin6_family = AF_INET6;
+		CHECK(inet_pton(AF_INET6, text, &a->sin6_addr) == 1, "address %s", text);
+	} else {
+		struct sockaddr_in *a = (struct sockaddr_in *)ss;
+
+		a->sin_family = AF_INET;
+		CHECK(inet_pton(AF_INET, text, &a->sin_addr) == 1, "address %s", text);
+	}
+	return (const struct sockaddr *)ss;
+}
+
+/* The client address against the networks, as the decision sees it. */
+static void test_networks(void)
+{
+	static const struct {
+		const char *client; /* NULL: unknown */
+		size_t nnets;	    /* of test_nets */
+		enum pol_relay_by want;
+	} cases[] = {
+	    {"127.0.0.1", 2, POL_RELAY_NETWORK},
+	    {"127.0.0.9", 2, POL_RELAY_DENY},
+	    {"192.0.2.1", 2, POL_RELAY_DENY},
+	    {"::1", 2, POL_RELAY_NETWORK},
+	    {"::2", 2, POL_RELAY_DENY},
+	    {"::ffff:127.0.0.1", 2, POL_RELAY_NETWORK}, /* a dual-stack listener's IPv4 client */
+	    {"::ffff:127.0.0.9", 2, POL_RELAY_DENY},
+	    {"::127.0.0.1", 2, POL_RELAY_DENY}, /* IPv4-compatible is not mapped */
+	    {"127.0.0.1", 0, POL_RELAY_DENY},   /* mynetworks empty */
+	    {"::1", 1, POL_RELAY_DENY},	    /* only the IPv4 network */
+	    {NULL, 2, POL_RELAY_DENY},
+	};
+	static const struct rl_net wide[] = {{AF_INET, {10}, 8}, {AF_INET6, {0x20, 0x01, 0x0d, 0xb8}, 32}};
+	struct sockaddr_storage ss;
+
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		struct pol_relay_in in = {0};
+
+		in.client = cases[i].client ? client_addr(cases[i].client, &ss) : NULL;
+		in.mynetworks = test_nets;
+		in.nmynetworks = cases[i].nnets;
+		CHECK(pol_relay_decide(&in, NULL) == cases[i].want, "%s with %zu networks",
+		      cases[i].client ? cases[i].client : "(none)", cases[i].nnets);
+	}
+	{
+		struct pol_relay_in in = {0};
+
+		in.mynetworks = wide;
+		in.nmynetworks = 2;
+		in.client = client_addr("10.200.3.4", &ss);
+		CHECK(pol_relay_decide(&in, NULL) == POL_RELAY_NETWORK, "10/8");
+		in.client = client_addr("11.0.0.1", &ss);
+		CHECK(pol_relay_decide(&in, NULL) == POL_RELAY_DENY, "outside 10/8");
+		in.client = client_addr("2001:db8:ffff::1", &ss);
+		CHECK(pol_relay_decide(&in, NULL) == POL_RELAY_NETWORK, "2001:db8::/32");
+		in.client = client_addr("2001:db9::1", &ss);
+		CHECK(pol_relay_decide(&in, NULL) == POL_RELAY_DENY, "outside 2001:db8::/32");
+	}
 }
 
 /*
@@ -77,6 +151,7 @@ static void test_decide(void)
 	};
 	char a[FPR_TEXT_SIZE], b[FPR_TEXT_SIZE], text[512];
 	struct pol_ccerts *l;
+	struct sockaddr_storage ss;
 	size_t covered = 0;
 
 	/* Listed: 0xAA (a certificate digest) and 0xBB (a public key digest). */
@@ -89,7 +164,9 @@ static void test_decide(void)
 		const char *why = NULL;
 		enum pol_relay_by got;
 
-		in.in_mynetworks = cases[i].net;
+		in.client = client_addr(cases[i].net ? "127.0.0.1" : "127.0.0.9", &ss);
+		in.mynetworks = test_nets;
+		in.nmynetworks = 2;
 		in.cert_presented = cases[i].cert != NONE;
 		in.cert_sha256 = digest_of(cases[i].cert == BY_CERT ? 0xAA : 0x01);
 		in.spki_sha256 = digest_of(cases[i].cert == BY_SPKI ? 0xBB : 0x02);
@@ -124,7 +201,9 @@ static void test_decide(void)
 					struct pol_relay_in in = {0};
 					enum pol_relay_by want = POL_RELAY_DENY, got;
 
-					in.in_mynetworks = net;
+					in.client = client_addr(net ? "::1" : "::9", &ss);
+					in.mynetworks = test_nets;
+					in.nmynetworks = 2;
 					in.cert_presented = cert != NONE;
 					in.cert_sha256 = digest_of(cert == BY_CERT ? 0xAA : 0x03);
 					in.spki_sha256 = digest_of(cert == BY_SPKI ? 0xBB : 0x04);
@@ -280,6 +359,7 @@ static void test_parse_errors(void)
 
 int main(void)
 {
+	test_networks();
 	test_decide();
 	test_parse_ok();
 	test_parse_errors();
