@@ -38,6 +38,8 @@ struct metrics_counts {
 	uint64_t deliveries[METRICS_STATUS_N][METRICS_TLS_N];
 	/* Indexed by enum queue_tlsrpt_result (0 unused). */
 	uint64_t tls_failures[QUEUE_TLSRPT_R_END];
+	/* Delay DSNs (delay_warning_time) queued to senders. */
+	uint64_t delay_warnings;
 };
 
 /*
@@ -48,6 +50,8 @@ struct metrics_counts {
 void metrics_count_delivery(struct metrics_counts *c, const char *status, const char *tls);
 /* One outbound session that failed with an RFC 8460 result type (enum queue_tlsrpt_result). */
 void metrics_count_tls_failure(struct metrics_counts *c, int result);
+/* One delay warning (an RFC 3464 delay DSN) queued for a message's sender. */
+void metrics_count_delay_warning(struct metrics_counts *c);
 
 /* --- the request --------------------------------------------------------- */
 

@@ -31,3 +31,9 @@ void metrics_count_tls_failure(struct metrics_counts *c, int result)
 		return;
 	c->tls_failures[result]++;
 }
+
+void metrics_count_delay_warning(struct metrics_counts *c)
+{
+	if (c)
+		c->delay_warnings++;
+}

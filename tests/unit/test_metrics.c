@@ -109,6 +109,9 @@ static void test_format(void)
 	metrics_count_tls_failure(&c, QUEUE_TLSRPT_R_STARTTLS);
 	metrics_count_tls_failure(&c, 0);
 	metrics_count_tls_failure(&c, QUEUE_TLSRPT_R_END);
+	metrics_count_delay_warning(&c);
+	metrics_count_delay_warning(&c);
+	metrics_count_delay_warning(NULL);
 	g.q.incoming = 1;
 	g.q.deferred = 2;
 	g.q.hold = 3;
@@ -140,6 +143,8 @@ static void test_format(void)
 	    "\ntlsrelay_tls_failures_total{reason=\"starttls-not-supported\"} 1\n",
 	    "\ntlsrelay_tls_failures_total{reason=\"sts-webpki-invalid\"} 0\n",
 	    "\n# TYPE tlsrelay_smtpd_connections gauge\ntlsrelay_smtpd_connections 5\n",
+	    "\n# HELP tlsrelay_delay_warnings_total ",
+	    "\n# TYPE tlsrelay_delay_warnings_total counter\ntlsrelay_delay_warnings_total 2\n",
 	};
 	for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++)
 		CHECK(strstr(out.data, want[i]) != NULL, "missing %s in\n%s", want[i], out.data);
