@@ -54,14 +54,12 @@ class Docs(unittest.TestCase):
     def test_every_command_documented(self):
         main = read('relay', 'main.c')
         commands = set(re.findall(r'strcmp\(argv\[0\], "([a-z]+)"\)', main)) - {'help'}
-        self.assertGreaterEqual(commands, {'serve', 'mailq', 'queue', 'sendmail', 'policy',
-                                           'certs', 'report', 'tlsrpt'})
+        # The contract's commands are all there (the regex still finds them).
+        self.assertGreaterEqual(commands, {'serve', 'mailq', 'status', 'queue', 'sendmail',
+                                           'policy', 'certs', 'report', 'tlsrpt'})
         documented = {n.split()[0] for n in page_entries('tlsrelay.8.scd')}
         missing = sorted(commands - documented)
         self.assertEqual(missing, [], 'commands without an entry in doc/tlsrelay.8.scd')
-        # And the contract's command missing from main.c so far (status) is
-        # documented already.
-        self.assertIn('status', documented)
 
     def test_detects_a_missing_key(self):
         """The check can fail: a key the page lacks is found."""
