@@ -200,6 +200,8 @@ static int priv_scan(int dfd, const struct priv_scan *s)
 			close(fd);
 		return priv_fail(s->err, s->errlen, rc, "queue_dir %s: %s", s->dir, strerror(-rc));
 	}
+	/* The duplicate shares dfd's offset: an earlier scan left it at the end. */
+	rewinddir(d);
 	while (rc == 0 && (errno = 0, e = readdir(d)) != NULL) {
 		if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0)
 			rc = priv_entry(s, dfd, e->d_name);
@@ -258,7 +260,7 @@ static int priv_open_dir(const char *dir, const struct stat *seen, char *err, si
 
 int priv_queue_own(const char *dir, uid_t uid, gid_t gid, int create, char *err, size_t errlen)
 {
-	struct priv_scan s = {dir, uid, gid, 1, 0, create, err, errlen};
+	struct priv_scan s = {dir, uid, gid, 1, 0, 0, err, errlen};
 	struct stat st;
 	int dfd, rc;
 
@@ -281,7 +283,12 @@ int priv_queue_own(const char *dir, uid_t uid, gid_t gid, int create, char *err,
 	if (dfd < 0)
 		return dfd;
 	s.root_dir = st.st_uid == 0;
+	/* Everything is checked before anything changes: a refusal found at
+	 * the last entry must leave the first ones as they were. */
 	rc = priv_scan(dfd, &s);
+	s.fix = create;
+	if (rc == 0 && create)
+		rc = priv_scan(dfd, &s);
 	if (rc == 0 && create && s.root_dir)
 		rc = priv_own_dir(dfd, dir, &st, uid, gid, err, errlen);
 	close(dfd);
