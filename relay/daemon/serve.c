@@ -655,7 +655,7 @@ static int serve_priv_drop(struct serve *srv)
 		return 0;
 	rc = priv_drop(srv->cfg.user, srv->cfg.user_uid, srv->cfg.user_gid, err, sizeof(err));
 	if (rc == 0)
-		rc = priv_queue_check(srv->cfg.queue_dir, srv->cfg.user_uid, err, sizeof(err));
+		rc = priv_queue_check(srv->cfg.queue_dir, srv->cfg.user_uid, 1, err, sizeof(err));
 	if (rc < 0) {
 		log_err("%s; not starting", err);
 		return rc;
