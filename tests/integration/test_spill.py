@@ -113,7 +113,7 @@ class Spill(DeliveryBase):
         # Nothing named in queue_dir but LMDB's files; the spill file is
         # only an open descriptor of the relay, mode 0600.
         self.assertEqual(sorted(os.listdir(relay.queue_dir)),
-                         ['data.mdb', 'lock.mdb'])
+                         ['data.mdb', 'lock.mdb', 'serve.lock'])
         fds = '/proc/%d/fd' % relay.proc.pid
         spilled = [os.readlink(os.path.join(fds, f)) for f in os.listdir(fds)
                    if os.readlink(os.path.join(fds, f)).startswith(
