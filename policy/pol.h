@@ -131,10 +131,16 @@ struct pol_entry {
 	char *tafile;		/* verify/secure: trust anchor file; NULL if not set */
 };
 
-/* One message of a parse; line 0 is about the whole file. */
+/*
+ * One message of a parse; line 0 is about the whole file.  msg is what a
+ * command prints; a log that marks warnings itself prints the first
+ * prefix bytes ("FILE:LINE: ") and then msg + text, the message proper.
+ */
 struct pol_msg {
 	unsigned line;
-	char msg[POL_ERROR_SIZE]; /* "FILE:LINE: message" */
+	unsigned prefix;	  /* length of "FILE:LINE: " */
+	unsigned text;		  /* offset of the words after "FILE:LINE: [warning: ]" */
+	char msg[POL_ERROR_SIZE]; /* "FILE:LINE: message" or "FILE:LINE: warning: message" */
 };
 
 /*

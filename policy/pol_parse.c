@@ -58,8 +58,9 @@ struct pstate {
 	struct pol_errors own; /* when the caller wants no errors */
 };
 
-/* "FILE:LINE: " (or "FILE: " for line 0), then the message, into m. */
-static void pmsg(struct pol_msg *m, const char *path, unsigned line, const char *fmt, va_list ap)
+/* "FILE:LINE: " (or "FILE: " for line 0), tag, then the message, into m. */
+static void pmsg(struct pol_msg *m, const char *path, unsigned line, const char *tag,
+		 const char *fmt, va_list ap)
 {
 	int used;
 
@@ -69,6 +70,11 @@ static void pmsg(struct pol_msg *m, const char *path, unsigned line, const char 
 		used = snprintf(m->msg, POL_ERROR_SIZE, "%s: ", path);
 	if (used < 0 || used >= POL_ERROR_SIZE)
 		used = POL_ERROR_SIZE - 1;
+	m->prefix = (unsigned)used;
+	used += snprintf(m->msg + used, POL_ERROR_SIZE - (size_t)used, "%s", tag);
+	if (used >= POL_ERROR_SIZE)
+		used = POL_ERROR_SIZE - 1;
+	m->text = (unsigned)used;
 	vsnprintf(m->msg + used, POL_ERROR_SIZE - (size_t)used, fmt, ap);
 	m->line = line;
 }
@@ -85,7 +91,7 @@ static void perr(struct pstate *st, unsigned line, const char *fmt, ...)
 	if (e->count == POL_ERRORS_MAX)
 		return;
 	va_start(ap, fmt);
-	pmsg(&e->e[e->count++], st->path, line, fmt, ap);
+	pmsg(&e->e[e->count++], st->path, line, "", fmt, ap);
 	va_end(ap);
 }
 
@@ -101,7 +107,7 @@ static void pwarn(struct pstate *st, unsigned line, const char *fmt, ...)
 	if (e->nwarn == POL_WARNINGS_MAX)
 		return;
 	va_start(ap, fmt);
-	pmsg(&e->w[e->nwarn++], st->path, line, fmt, ap);
+	pmsg(&e->w[e->nwarn++], st->path, line, "warning: ", fmt, ap);
 	va_end(ap);
 }
 
@@ -661,7 +667,7 @@ static void add_entry(struct pstate *st, struct eacc *a)
 static void warn_nexthop(struct pstate *st, const struct tok *k)
 {
 	pwarn(st, k->line,
-	      "warning: %.*s names an explicit next hop, which tlsrelay never uses (it "
+	      "%.*s names an explicit next hop, which tlsrelay never uses (it "
 	      "delivers to each domain's MX hosts); the entry is ignored. Write the domain "
 	      "without brackets to set its policy.",
 	      pol_qlen(k->n), k->s);

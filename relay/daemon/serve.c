@@ -109,7 +109,11 @@ static int serve_tls_init(struct serve *srv)
 
 /* --- the policy file --------------------------------------------------- */
 
-/* Errors and warnings of a load, in line order: once per load. */
+/*
+ * Errors and warnings of a load, in line order: once per load.  The log
+ * marks the severity itself ("error: ", "warning: "), so a warning is
+ * "FILE:LINE: " and the message proper.
+ */
 static void serve_policy_errors(const struct pol_errors *errs)
 {
 	const struct pol_msg *m;
@@ -118,7 +122,7 @@ static void serve_policy_errors(const struct pol_errors *errs)
 
 	while ((m = pol_errors_next(errs, &ie, &iw, &warning)) != NULL) {
 		if (warning)
-			log_warn("%s", m->msg);
+			log_warn("%.*s%s", (int)m->prefix, m->msg, m->msg + m->text);
 		else
 			log_err("%s", m->msg);
 	}

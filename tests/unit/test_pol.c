@@ -716,6 +716,9 @@ static void test_nexthop(void)
 		       "p:6: warning: [192.0.2.1]" NEXTHOP_WARNING);
 	CHECK_INT(errs.wtotal, 4);
 	CHECK(errs.w[0].line == 2 && errs.w[3].line == 6, "warning lines");
+	/* For a log that says "warning: " itself: "p:2: " and the words. */
+	CHECK_INT(errs.w[0].prefix, 5);
+	CHECK_STR(errs.w[0].msg + errs.w[0].text, "[relay.example]:25" NEXTHOP_WARNING);
 
 	/* Errors inside an ignored entry are still errors; merged in line order. */
 	rc = pol_table_parse("p", bad, strlen(bad), &t, &errs);
