@@ -118,7 +118,9 @@ class Spill(DeliveryBase):
         spilled = [os.readlink(os.path.join(fds, f)) for f in os.listdir(fds)
                    if os.readlink(os.path.join(fds, f)).startswith(
                        relay.queue_dir)
-                   and 'mdb' not in os.readlink(os.path.join(fds, f))]
+                   and 'mdb' not in os.readlink(os.path.join(fds, f))
+                   and not os.readlink(os.path.join(fds, f)).endswith(
+                       '/serve.lock')]
         self.assertEqual(len(spilled), 1, spilled)
         self.assertIn('(deleted)', spilled[0])
         st = os.stat(os.path.join(fds, [f for f in os.listdir(fds) if
