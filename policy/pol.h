@@ -12,9 +12,9 @@
  * ".parent" entry.  A table is immutable once built, so one table may be
  * read from any number of threads; the relay swaps tables on reload.
  *
- * This module does no I/O and no logging: parse errors come back as
- * "FILE:LINE: message" strings in struct pol_errors for the caller to
- * print or log.  Errors: RL_EPARSE (invalid input), RL_ETOOBIG (a cap
+ * This module does no I/O and no logging: parse errors and warnings come
+ * back as "FILE:LINE: message" strings in struct pol_errors for the
+ * caller to print or log.  Errors: RL_EPARSE (invalid input), RL_ETOOBIG (a cap
  * below was exceeded), -ENOMEM.
  *
  * The decision on a peer's certificate chain under a level is in pol_peer.h.
@@ -90,6 +90,7 @@ void pol_protocols_names(unsigned bits, char *buf, size_t size);
 #define POL_TOKENS_MAX 128		/* domain, level and attributes of an entry */
 #define POL_MATCH_MAX 64		/* digests or names of an entry's match= */
 #define POL_ERRORS_MAX 64		/* errors kept by one parse */
+#define POL_WARNINGS_MAX 64		/* warnings kept by one parse */
 #define POL_ERROR_SIZE 320		/* bytes of one "FILE:LINE: message" */
 
 /* ciphers= (Postfix grades we accept; low, export and null are refused). */
@@ -130,15 +131,40 @@ struct pol_entry {
 	char *tafile;		/* verify/secure: trust anchor file; NULL if not set */
 };
 
-/* The errors of one parse, in line order; line 0 is about the whole file. */
-struct pol_errors {
-	size_t count; /* messages kept in e[] (at most POL_ERRORS_MAX) */
-	size_t total; /* errors found, count of them kept */
-	struct {
-		unsigned line;
-		char msg[POL_ERROR_SIZE]; /* "FILE:LINE: message" */
-	} e[POL_ERRORS_MAX];
+/*
+ * One message of a parse; line 0 is about the whole file.  msg is what a
+ * command prints; a log that marks warnings itself prints the first
+ * prefix bytes ("FILE:LINE: ") and then msg + text, the message proper.
+ */
+struct pol_msg {
+	unsigned line;
+	unsigned prefix;	  /* length of "FILE:LINE: " */
+	unsigned text;		  /* offset of the words after "FILE:LINE: [warning: ]" */
+	char msg[POL_ERROR_SIZE]; /* "FILE:LINE: message" or "FILE:LINE: warning: message" */
 };
+
+/*
+ * The messages of one parse, each list in line order.  Errors make the
+ * file invalid.  Warnings do not: they name entries that are parsed and
+ * checked but never apply ("[host]" and "[host]:port" keys), as
+ * "FILE:LINE: warning: message".
+ */
+struct pol_errors {
+	size_t count; /* errors kept in e[] (at most POL_ERRORS_MAX) */
+	size_t total; /* errors found, count of them kept */
+	struct pol_msg e[POL_ERRORS_MAX];
+	size_t nwarn;  /* warnings kept in w[] (at most POL_WARNINGS_MAX) */
+	size_t wtotal; /* warnings found, nwarn of them kept */
+	struct pol_msg w[POL_WARNINGS_MAX];
+};
+
+/*
+ * The kept messages of errs, errors and warnings merged in line order:
+ * start with *ie = *iw = 0 and call until NULL; *warning says which kind
+ * each message is.  Valid while errs is.
+ */
+const struct pol_msg *pol_errors_next(const struct pol_errors *errs, size_t *ie, size_t *iw,
+				      int *warning);
 
 struct pol_table;
 
@@ -149,6 +175,14 @@ struct pol_table;
  * pol_table_free().  On failure returns RL_EPARSE (or RL_ETOOBIG,
  * -ENOMEM), sets *out to NULL and fills errs (optional) with every error
  * found, up to POL_ERRORS_MAX: a file with any error yields no table.
+ * Either way errs also gets the warnings (up to POL_WARNINGS_MAX).
+ *
+ * Keys "[host]" and "[host]:port" (Postfix: the policy of an explicit
+ * next hop, a transport or relayhost that suppresses MX lookups) are
+ * checked like any entry, but the relay never delivers to an explicit
+ * next hop, only to the recipient domain's MX hosts: such an entry is
+ * left out of the table (it applies to no domain, and is no duplicate of
+ * the key "host") and is named in a warning.
  * Pure: no I/O, no logging, no globals.
  */
 int pol_table_parse(const char *path, const char *text, size_t len, struct pol_table **out,

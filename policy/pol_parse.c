@@ -19,6 +19,14 @@
  * The parser reports every error it finds (up to POL_ERRORS_MAX), each
  * with the line of the offending token, so `policy check` can list them.
  *
+ * "[host]" and "[host]:port" keys are Postfix's policy for an explicit
+ * next hop (a transport or relayhost whose brackets suppress MX lookups).
+ * The relay has no explicit next hops: it delivers to the MX hosts of the
+ * recipient domain.  Taking "[relay.example]:25 none" as the key of the
+ * domain relay.example would send that domain's mail in clear, a policy
+ * nobody wrote; so such an entry is checked like any other (its errors
+ * are errors) but kept out of the table, with a warning.
+ *
  * Pure: no I/O, no logging, no globals.  Memory: the table and its
  * entries, bounded by POL_ENTRIES_MAX, POL_TOKENS_MAX and POL_MATCH_MAX.
  */
@@ -50,29 +58,57 @@ struct pstate {
 	struct pol_errors own; /* when the caller wants no errors */
 };
 
+/* "FILE:LINE: " (or "FILE: " for line 0), tag, then the message, into m. */
+static void pmsg(struct pol_msg *m, const char *path, unsigned line, const char *tag,
+		 const char *fmt, va_list ap)
+{
+	int used;
+
+	if (line)
+		used = snprintf(m->msg, POL_ERROR_SIZE, "%s:%u: ", path, line);
+	else
+		used = snprintf(m->msg, POL_ERROR_SIZE, "%s: ", path);
+	if (used < 0 || used >= POL_ERROR_SIZE)
+		used = POL_ERROR_SIZE - 1;
+	m->prefix = (unsigned)used;
+	used += snprintf(m->msg + used, POL_ERROR_SIZE - (size_t)used, "%s", tag);
+	if (used >= POL_ERROR_SIZE)
+		used = POL_ERROR_SIZE - 1;
+	m->text = (unsigned)used;
+	vsnprintf(m->msg + used, POL_ERROR_SIZE - (size_t)used, fmt, ap);
+	m->line = line;
+}
+
 static void perr(struct pstate *st, unsigned line, const char *fmt, ...) RL_PRINTF(3, 4);
 
 static void perr(struct pstate *st, unsigned line, const char *fmt, ...)
 {
 	struct pol_errors *e = st->errs;
 	va_list ap;
-	int used;
 
 	st->failed = 1;
 	e->total++;
 	if (e->count == POL_ERRORS_MAX)
 		return;
-	if (line)
-		used = snprintf(e->e[e->count].msg, POL_ERROR_SIZE, "%s:%u: ", st->path, line);
-	else
-		used = snprintf(e->e[e->count].msg, POL_ERROR_SIZE, "%s: ", st->path);
-	if (used < 0 || used >= POL_ERROR_SIZE)
-		used = POL_ERROR_SIZE - 1;
 	va_start(ap, fmt);
-	vsnprintf(e->e[e->count].msg + used, POL_ERROR_SIZE - (size_t)used, fmt, ap);
+	pmsg(&e->e[e->count++], st->path, line, "", fmt, ap);
 	va_end(ap);
-	e->e[e->count].line = line;
-	e->count++;
+}
+
+/* A warning: the file stays valid.  Found in line order (parse_entry). */
+static void pwarn(struct pstate *st, unsigned line, const char *fmt, ...) RL_PRINTF(3, 4);
+
+static void pwarn(struct pstate *st, unsigned line, const char *fmt, ...)
+{
+	struct pol_errors *e = st->errs;
+	va_list ap;
+
+	e->wtotal++;
+	if (e->nwarn == POL_WARNINGS_MAX)
+		return;
+	va_start(ap, fmt);
+	pmsg(&e->w[e->nwarn++], st->path, line, "warning: ", fmt, ap);
+	va_end(ap);
 }
 
 static char *lower_dup(const char *s, size_t n)
@@ -172,16 +208,17 @@ static const char *nexthop_host(const char *s, size_t n, size_t *hn)
 
 /*
  * The key of an entry: "domain" or ".domain", lower case, without a
- * trailing dot.  "[host]" and "[host]:port" are taken as the exact key
- * "host": the relay looks policies up by next-hop domain only, and always
- * connects to remote_port, so the brackets and port add nothing.
+ * trailing dot.  For "[host]" and "[host]:port" (an explicit next hop,
+ * which never applies: see the top of this file) it is "host", checked
+ * the same way, and *nexthop is set.
  */
-static char *parse_key(struct pstate *st, const struct tok *k)
+static char *parse_key(struct pstate *st, const struct tok *k, int *nexthop)
 {
 	const char *s = k->s, *why;
 	size_t n = k->n;
 	char *key;
 
+	*nexthop = s[0] == '[';
 	if (s[0] == '[') {
 		s = nexthop_host(k->s, k->n, &n);
 		if (!s || n == 0 || s[0] == '.') {
@@ -626,16 +663,29 @@ static void add_entry(struct pstate *st, struct eacc *a)
 	}
 }
 
+/* An entry for an explicit next hop: checked, then dropped with a warning. */
+static void warn_nexthop(struct pstate *st, const struct tok *k)
+{
+	pwarn(st, k->line,
+	      "%.*s names an explicit next hop, which tlsrelay never uses (it "
+	      "delivers to each domain's MX hosts); the entry is ignored. Write the domain "
+	      "without brackets to set its policy.",
+	      pol_qlen(k->n), k->s);
+}
+
 /* The entry collected in st->toks[]. */
 static void parse_entry(struct pstate *st)
 {
 	const struct tok *k = &st->toks[0];
 	struct eacc a;
+	int nexthop = 0;
 
 	memset(&a, 0, sizeof(a));
 	if (st->too_many)
 		perr(st, st->too_many, "too many attributes (at most %d)", POL_TOKENS_MAX - 2);
-	a.e.domain = parse_key(st, k);
+	a.e.domain = parse_key(st, k, &nexthop);
+	if (a.e.domain && nexthop)
+		warn_nexthop(st, k);
 	if (st->ntok < 2)
 		perr(st, k->line, "missing TLS level after \"%.*s\"", pol_qlen(k->n), k->s);
 	a.e.level = st->ntok < 2 ? -1 : parse_level(st, &st->toks[1]);
@@ -654,7 +704,7 @@ static void parse_entry(struct pstate *st)
 		       st->toks[i + 1].line == st->toks[j].line)
 			i++;
 	}
-	if (!st->fatal && finish_entry(st, &a) == 0)
+	if (!st->fatal && finish_entry(st, &a) == 0 && !nexthop)
 		add_entry(st, &a);
 	pol_entry_fini(&a.e);
 }
@@ -840,6 +890,7 @@ int pol_table_parse(const char *path, const char *text, size_t len, struct pol_t
 	st->path = path;
 	st->errs = errs ? errs : &st->own;
 	st->errs->count = st->errs->total = 0;
+	st->errs->nwarn = st->errs->wtotal = 0;
 	st->t = calloc(1, sizeof(*st->t));
 	if (!st->t)
 		oom(st, 0);

@@ -245,3 +245,17 @@ int pol_key_applies(const char *key, const char *domain)
 	/* ".example.com" applies to a.example.com, never to example.com. */
 	return dl > kl && strncasecmp(domain + dl - kl, key, kl) == 0;
 }
+
+const struct pol_msg *pol_errors_next(const struct pol_errors *errs, size_t *ie, size_t *iw,
+				      int *warning)
+{
+	int take_e;
+
+	if (*ie >= errs->count && *iw >= errs->nwarn)
+		return NULL;
+	/* On one line the error comes first: it is what makes the file fail. */
+	take_e =
+	    *iw >= errs->nwarn || (*ie < errs->count && errs->e[*ie].line <= errs->w[*iw].line);
+	*warning = !take_e;
+	return take_e ? &errs->e[(*ie)++] : &errs->w[(*iw)++];
+}

@@ -252,7 +252,9 @@ static int queue_env_grow(struct queue *q, uint64_t want)
  * writer elsewhere has grown the data past our map, LMDB refuses with
  * MDB_MAP_RESIZED, and mdb_env_set_mapsize(env, 0) adopts the recorded size.
  * That moves the map, so it is done only while this process has no
- * transaction open (-EBUSY otherwise).
+ * transaction open (-EBUSY otherwise).  A transaction is counted before it
+ * begins, under resize_lock, so no thread can be between its count and its
+ * begin while another resizes.  On success the count stays.
  */
 static int queue_mdb_begin(struct queue *q, unsigned f, MDB_txn **txn)
 {
@@ -260,19 +262,30 @@ static int queue_mdb_begin(struct queue *q, unsigned f, MDB_txn **txn)
 
 	*txn = NULL;
 	for (tries = 0;; tries++) {
+		pthread_mutex_lock(&q->resize_lock);
+		q->ntxn++;
+		pthread_mutex_unlock(&q->resize_lock);
 		rc = mdb_txn_begin(q->env, NULL, f, txn);
-		if (rc != MDB_MAP_RESIZED || tries >= QUEUE_RESIZE_TRIES)
-			break;
+		if (rc == 0)
+			return 0;
 		*txn = NULL;
-		if (q->ntxn > 0)
-			return -EBUSY;
-		rc = mdb_env_set_mapsize(q->env, 0);
+		pthread_mutex_lock(&q->resize_lock);
+		q->ntxn--;
+		if (rc == MDB_MAP_RESIZED && tries < QUEUE_RESIZE_TRIES)
+			rc = q->ntxn > 0 ? -EBUSY : mdb_env_set_mapsize(q->env, 0);
+		pthread_mutex_unlock(&q->resize_lock);
 		if (rc)
 			break;
 	}
-	if (rc)
-		*txn = NULL;
-	return queue_mdb_err(rc);
+	return rc == -EBUSY ? rc : queue_mdb_err(rc);
+}
+
+/* A transaction of queue_mdb_begin() has ended (committed or aborted). */
+static void queue_mdb_end(struct queue *q)
+{
+	pthread_mutex_lock(&q->resize_lock);
+	q->ntxn--;
+	pthread_mutex_unlock(&q->resize_lock);
 }
 
 /* The named databases (queue.h); mdb_env_set_maxdbs() must allow them all. */
@@ -360,6 +373,7 @@ static int queue_setup(struct queue *q, uint64_t want, int is_new, struct rl_why
 	rc = queue_dbs_open(q, txn);
 	if (rc) {
 		mdb_txn_abort(txn);
+		queue_mdb_end(q);
 		/* Read-only opens cannot create: a missing database means
 		 * this LMDB environment is not a queue. */
 		return rl_fail(why, rc == MDB_NOTFOUND ? RL_EQUEUE : queue_mdb_err(rc),
@@ -368,11 +382,13 @@ static int queue_setup(struct queue *q, uint64_t want, int is_new, struct rl_why
 	rc = queue_format_check(q, txn, why);
 	if (rc < 0) {
 		mdb_txn_abort(txn);
+		queue_mdb_end(q);
 		return rc;
 	}
 	/* Commit even a read transaction: database handles opened in it
 	 * become usable by later transactions only through a commit. */
 	rc = mdb_txn_commit(txn);
+	queue_mdb_end(q);
 	if (rc)
 		return rl_fail(why, queue_mdb_err(rc), "cannot commit queue setup", 0);
 	return 0;
@@ -396,6 +412,7 @@ int queue_open(const char *dir, uint64_t mapsize, unsigned flags, struct queue *
 		return rl_fail(why, -ENOMEM, "out of memory", 0);
 	q->flags = flags;
 	q->runfd = -1;
+	pthread_mutex_init(&q->resize_lock, NULL);
 	rc = queue_env_open(q, dir, want, is_new, why);
 	if (!rc)
 		rc = queue_setup(q, want, is_new, why);
@@ -418,6 +435,7 @@ void queue_close(struct queue *q)
 		close(q->runfd);
 	if (q->env)
 		mdb_env_close(q->env);
+	pthread_mutex_destroy(&q->resize_lock);
 	free(q);
 }
 
@@ -439,14 +457,13 @@ int queue_txn_begin(struct queue *q, int write, struct queue_txn **out)
 	}
 	t->q = q;
 	t->write = write != 0;
-	q->ntxn++;
 	*out = t;
 	return 0;
 }
 
 static void txn_free(struct queue_txn *t)
 {
-	t->q->ntxn--;
+	queue_mdb_end(t->q);
 	free(t);
 }
 

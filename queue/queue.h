@@ -36,7 +36,10 @@
  * relay holds for its whole life (queue_run_*).
  *
  * Threads and processes: a struct queue may be used from one thread at a
- * time.  A transaction begins and ends inside one function call of the
+ * time, except that transactions may run on other threads alongside (the
+ * relay's committer writes, its metrics scan reads, on libuv pool threads;
+ * the environment is opened MDB_NOTLS, so read transactions are not bound
+ * to a thread).  A transaction begins and ends inside one function call of the
  * caller and on one thread (LMDB binds write transactions to their thread);
  * never keep one across an event loop turn.  Several processes (the relay,
  * mailq, sendmail, queue control) open the same directory at once; LMDB's

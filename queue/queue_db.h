@@ -7,6 +7,7 @@
 #define QUEUE_DB_H
 
 #include <lmdb.h>
+#include <pthread.h>
 
 #include "queue.h"
 
@@ -18,11 +19,13 @@ struct queue {
 	int has_sts;
 	int has_tlsrpt; /* likewise for "tlsrpt" */
 	unsigned flags;
-	/* Transactions open in this process.  The map may be moved (after
-	 * another process grew it) only at zero, since moving it would leave
-	 * their pointers dangling.  Atomic: the relay reads on the loop thread
-	 * while its committer writes on a worker thread. */
-	_Atomic int ntxn;
+	/* Transactions open in this process, counted before they begin.  The
+	 * map may be moved (after another process grew it) only at zero,
+	 * since moving it would leave their pointers dangling.  Threads (the
+	 * loop, the committer, the metrics scan) share it: resize_lock makes
+	 * "count, then begin" and "zero, then resize" exclude each other. */
+	int ntxn;
+	pthread_mutex_t resize_lock;
 	/* TLS posture counters (queue_posture.c); has_posture as has_sts. */
 	MDB_dbi posture;
 	int has_posture;

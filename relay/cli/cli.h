@@ -29,9 +29,11 @@
 /* Load the configuration or print one line "tlsrelay: PATH:LINE: ..." . */
 int cli_load_cfg(const char *path, struct cfg *c);
 /*
- * Run as root with `user` set: check and own queue_dir as the relay does
- * at start (create: make it if missing), then become the user for good.
- * Otherwise nothing.  0, or -1 after printing why.
+ * Run as root with `user` set: check queue_dir as the relay does at start;
+ * with create (the command may write: make it if missing, take a queue of
+ * root's over) then become the user for good.  Without create nothing is
+ * changed on disk, and a root-owned queue is left to be read as root (no
+ * switch).  Otherwise nothing.  0, or -1 after printing why.
  */
 int cli_queue_privs(const struct cfg *c, int create);
 /* Open the configured queue (cli_queue_privs() first) or print why. */

@@ -5,12 +5,16 @@
  * Both read the policy file the way the relay does: a missing file is a
  * table with no entries, any error makes the whole file invalid, and the
  * errors are printed as "FILE:LINE: message", one per line, on stderr.
- * `policy check` prints a one-line summary on stdout when the file is
- * valid.  `policy show` prints the effective policy for a domain, one
- * "key: value (source)" line per setting, then what the relay's DNS
- * lookups make of it per MX host, DANE and MTA-STS included (cli_dane.c,
- * cli_sts.c), and last the DNSSEC check of the relay's start, run here
- * through the same configuration.
+ * `policy check` also prints the warnings there ("FILE:LINE: warning:
+ * ...", entries that never apply), in line order with the errors, and a
+ * one-line summary on stdout when the file is valid (warnings alone keep
+ * it valid: exit 0).  `policy show` prints the effective policy for a
+ * domain, one "key: value (source)" line per setting, then what the
+ * relay's DNS lookups make of it per MX host, DANE and MTA-STS included
+ * (cli_dane.c, cli_sts.c), and last the DNSSEC check of the relay's
+ * start, run here through the same configuration.  It prints no
+ * warnings: it is about one domain, and an entry that never applies does
+ * not change that domain's policy.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -31,6 +35,22 @@ static void print_errors(const struct pol_errors *errs)
 		fprintf(stderr, "%s\n", errs->e[i].msg);
 	if (errs->total > errs->count)
 		fprintf(stderr, "tlsrelay: %zu more errors not shown\n", errs->total - errs->count);
+}
+
+/* `policy check`: errors and warnings together, in line order. */
+static void print_messages(const struct pol_errors *errs)
+{
+	const struct pol_msg *m;
+	size_t ie = 0, iw = 0;
+	int warning;
+
+	while ((m = pol_errors_next(errs, &ie, &iw, &warning)) != NULL)
+		fprintf(stderr, "%s\n", m->msg);
+	if (errs->total > errs->count)
+		fprintf(stderr, "tlsrelay: %zu more errors not shown\n", errs->total - errs->count);
+	if (errs->wtotal > errs->nwarn)
+		fprintf(stderr, "tlsrelay: %zu more warnings not shown\n",
+			errs->wtotal - errs->nwarn);
 }
 
 /* Declared in cli.h: `certs probe` reads the policy the same way. */
@@ -96,11 +116,13 @@ static int policy_check(const char *cfgpath, int argc, char **argv)
 	path = argc ? argv[0] : c.policy_file;
 	/* Exactly what the relay does: syntax, priorities GnuTLS takes, tafiles. */
 	rc = tlspol_load(path, &c, &p, errs, &missing);
-	if (rc < 0)
-		print_errors(errs);
+	print_messages(errs);
 	n = p ? pol_table_count(tlspol_table(p)) : 0;
 	if (rc == 0 && missing)
 		printf("%s: no such file; no entries\n", path);
+	else if (rc == 0 && errs->wtotal)
+		printf("%s: %zu %s, %zu ignored (see the warning%s)\n", path, n,
+		       n == 1 ? "entry" : "entries", errs->wtotal, errs->wtotal == 1 ? "" : "s");
 	else if (rc == 0)
 		printf("%s: %zu %s\n", path, n, n == 1 ? "entry" : "entries");
 	tlspol_unref(p);

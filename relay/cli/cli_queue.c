@@ -34,17 +34,22 @@ int cli_load_cfg(const char *path, struct cfg *c)
  * that user first, for good (as Postfix's postsuper runs as mail_owner):
  * whatever it creates there (the directory, LMDB's lock file) is then the
  * user's, and the relay, running as the user, can still open it.  The
- * same ownership checks as at the relay's start come first.
+ * same ownership checks as at the relay's start come first.  A read-only
+ * command (create 0: mailq, status, queue show, report, tlsrpt show)
+ * changes no owner or mode: a queue of root's it reads as root.
  */
 int cli_queue_privs(const struct cfg *c, int create)
 {
 	char err[1024];
+	int rc;
 
 	if (!c->user || geteuid() != 0)
 		return 0;
-	if (priv_queue_own(c->queue_dir, c->user_uid, c->user_gid, create, err, sizeof(err)) < 0 ||
-	    priv_drop(c->user, c->user_uid, c->user_gid, err, sizeof(err)) < 0 ||
-	    priv_queue_check(c->queue_dir, c->user_uid, err, sizeof(err)) < 0) {
+	rc = priv_queue_own(c->queue_dir, c->user_uid, c->user_gid, create, err, sizeof(err));
+	if (rc == PRIV_QUEUE_ROOT)
+		return 0;
+	if (rc < 0 || priv_drop(c->user, c->user_uid, c->user_gid, err, sizeof(err)) < 0 ||
+	    priv_queue_check(c->queue_dir, c->user_uid, create, err, sizeof(err)) < 0) {
 		fprintf(stderr, "tlsrelay: %s\n", err);
 		return -1;
 	}

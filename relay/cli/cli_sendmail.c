@@ -287,7 +287,13 @@ static int splice(struct rl_buf *in, size_t hlen, size_t hend, const char *pre, 
 }
 
 /* Add Received, and Date, Message-ID and From where missing, in place. */
-static int build_message(struct submit *s, const char *sender, const char *id, struct rl_buf *in)
+/*
+ * Our Received field and the missing Date, Message-ID and From.  id makes
+ * the Message-ID unique; the Received field names it only when queued is
+ * set (the relay gives a message handed over by SMTP an ID of its own).
+ */
+static int build_message(struct submit *s, const char *sender, const char *id, int queued,
+			 struct rl_buf *in)
 {
 	const char *host = s->cfg->myhostname, *who = sender[0] ? sender : "MAILER-DAEMON";
 	char date[64], pre[1024];
@@ -300,9 +306,9 @@ static int build_message(struct submit *s, const char *sender, const char *id, s
 
 	localtime_r(&now, &tm);
 	strftime(date, sizeof(date), "%a, %d %b %Y %H:%M:%S %z", &tm);
-	prelen = snprintf(pre, sizeof(pre),
-			  "Received: by %s (tlsrelay, from userid %u)\r\n\tid %s; %s\r\n", host,
-			  (unsigned)getuid(), id, date);
+	prelen = snprintf(pre, sizeof(pre), "Received: by %s (tlsrelay, from userid %u)\r\n\t%s%s%s%s\r\n",
+			  host, (unsigned)getuid(), queued ? "id " : "", queued ? id : "",
+			  queued ? "; " : "", date);
 	if (prelen < 0 || (size_t)prelen >= sizeof(pre))
 		return RL_ETOOBIG;
 	rl_buf_init(&suf, 4096);
@@ -368,22 +374,28 @@ static int submit_store(struct submit *s, const char *sender, struct rl_buf *in,
 	m.flags = (eightbit ? QUEUE_F_8BITMIME : 0) | (s->smtputf8 ? QUEUE_F_SMTPUTF8 : 0);
 	for (size_t i = 0; i < s->nrcpt; i++)
 		r[i].address = s->rcpt[i];
-	rc = build_message(s, sender, m.id, in);
-	m.size = in->len;
 	/* Root with `user` set becomes that user first, as every command
 	 * that opens the queue does (cli_queue_privs). */
-	if (rc == 0 && cli_queue_privs(s->cfg, 1) < 0) {
+	if (cli_queue_privs(s->cfg, 1) < 0) {
 		free(r);
 		return CLI_EX_TEMPFAIL;
 	}
-	if (rc == 0)
-		rc = queue_open(s->cfg->queue_dir, s->cfg->queue_max_size, 0, &q, &why);
+	rc = queue_open(s->cfg->queue_dir, s->cfg->queue_max_size, 0, &q, &why);
 	if (rc == -EACCES || rc == -EPERM) {
 		struct cli_submit sub = { s->cfg, sender, s->rcpt, s->nrcpt, in, eightbit,
 					  s->smtputf8 };
 
 		free(r);
+		rc = build_message(s, sender, m.id, 0, in);
+		if (rc < 0) {
+			fprintf(stderr, "sendmail: cannot queue message: %s\n", rl_strerror(rc));
+			return CLI_EX_TEMPFAIL;
+		}
 		return cli_submit_smtp(&sub);
+	}
+	if (rc == 0) {
+		rc = build_message(s, sender, m.id, 1, in);
+		m.size = in->len;
 	}
 	if (rc < 0 && why.reason)
 		fprintf(stderr, "sendmail: cannot open queue %s: %s: %s\n", s->cfg->queue_dir,

@@ -12,6 +12,12 @@
  * message is on disk (the contract's acceptance rule), which is exactly
  * the promise sendmail's exit 0 makes.
  *
+ * Only a socket of the relay's own gets the message: one owned by root
+ * (the relay binds before it drops privileges) or by the owner of
+ * queue_dir.  Otherwise a local user who bound the port while the relay
+ * was down could answer 250 and take the mail; /proc/net/tcp says who owns
+ * the socket that will take the connection (procnet.h).
+ *
  * Blocking sockets with a timeout on every read and write: a one-shot
  * tool, no event loop.  Any refusal ends the transaction before DATA, so
  * a message is queued for all of its recipients or for none.
@@ -22,11 +28,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/time.h>
 #include <unistd.h>
 
 #include "cli_submit.h"
 #include "netaddr.h"
+#include "procnet.h"
 #include "smtp.h"
 
 #define SUBMIT_TIMEOUT_S 120 /* per read or write; the reply to the dot waits for a sync */
@@ -56,6 +64,60 @@ static void listen_target(const struct cfg_addr *a, struct sockaddr_storage *out
 	}
 }
 
+#define SUBMIT_PROC_MAX (16u << 20)
+
+/*
+ * Is every socket listening where ss leads the relay's own?  Returns 0, or
+ * prints why not and returns -1.
+ */
+static int submit_listener_ok(const struct cfg *cfg, const struct sockaddr *ss,
+			      const char *where)
+{
+	static const char *const files[2] = {"/proc/net/tcp", "/proc/net/tcp6"};
+	uint32_t uids[PROCNET_UIDS_MAX];
+	size_t found = 0;
+	struct stat st;
+	uid_t owner = 0;
+
+	if (stat(cfg->queue_dir, &st) == 0)
+		owner = st.st_uid;
+	for (int v6 = ss->sa_family == AF_INET6; v6 < 2; v6++) {
+		struct rl_buf b;
+		size_t n = 0;
+		int rc;
+
+		rl_buf_init(&b, SUBMIT_PROC_MAX);
+		rc = rl_buf_read_file(&b, files[v6], SUBMIT_PROC_MAX, NULL);
+		if (rc == 0)
+			rc = procnet_listeners(b.data, b.len, v6, ss, uids, &n);
+		rl_buf_fini(&b);
+		if (rc == -ENOENT && v6)
+			continue; /* no IPv6 in this kernel */
+		if (rc < 0) {
+			fprintf(stderr, "sendmail: cannot tell who listens at %s (%s: %s); "
+					"not handing the message over\n",
+				where, files[v6], rl_strerror(rc));
+			return -1;
+		}
+		for (size_t i = 0; i < n; i++)
+			if (uids[i] != 0 && uids[i] != owner) {
+				fprintf(stderr, "sendmail: the socket listening at %s belongs to uid "
+						"%lu, not to the relay (root or uid %lu, the owner of "
+						"%s); not handing the message over\n",
+					where, (unsigned long)uids[i], (unsigned long)owner,
+					cfg->queue_dir);
+				return -1;
+			}
+		found += n;
+	}
+	if (found == 0) {
+		fprintf(stderr, "sendmail: cannot write the queue and no relay listens at %s\n",
+			where);
+		return -1;
+	}
+	return 0;
+}
+
 static int submit_connect(struct submit_conn *c, const struct cfg *cfg)
 {
 	struct timeval tv = {SUBMIT_TIMEOUT_S, 0};
@@ -71,6 +133,8 @@ static int submit_connect(struct submit_conn *c, const struct cfg *cfg)
 	if (netaddr_text((struct sockaddr *)&ss, ip, sizeof(ip), &port) < 0)
 		return RL_EPARSE;
 	snprintf(c->where, sizeof(c->where), "[%s]:%u", ip, port);
+	if (submit_listener_ok(cfg, (struct sockaddr *)&ss, c->where) < 0)
+		return RL_EPOLICY;
 	fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (fd < 0)
 		return -errno;
@@ -221,6 +285,8 @@ int cli_submit_smtp(const struct cli_submit *s)
 	struct submit_conn c = { .fd = -1 };
 	int rc = submit_connect(&c, s->cfg);
 
+	if (rc == RL_EPOLICY)
+		return CLI_EX_TEMPFAIL; /* said why */
 	if (rc < 0) {
 		fprintf(stderr, "sendmail: cannot write the queue and cannot reach the relay at %s: "
 				"%s\n", c.where[0] ? c.where : "(no listen address)", rl_strerror(rc));

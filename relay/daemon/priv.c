@@ -102,59 +102,124 @@ static int priv_is_queue_file(const char *name)
 	return 0;
 }
 
+/* How priv_scan() looks at the entries of queue_dir. */
+struct priv_scan {
+	const char *dir;
+	uid_t uid;
+	gid_t gid;
+	int as_root;  /* before the drop: root's entries pass the owner check */
+	int root_dir; /* the directory is root's: nothing but the queue's files */
+	int fix;      /* hand root's queue files to the user */
+	char *err;
+	size_t errlen;
+};
+
 /*
- * Every entry: owner checked without following links.  As root (root_ok),
- * the queue's own files, when root's (a queue opened by root before
- * `user` was set), become the user's; a file with a second link could be
- * one outside the queue, so it is not chowned.  As the user, they must be
- * the user's by then.
+ * A root-owned directory is handed to the user only when it holds nothing
+ * but a queue (or nothing at all: one just made, or an empty one).  A
+ * queue_dir naming any other directory, /etc/tlsrelay by a typo or a
+ * directory of root's files, must not become the property of the user
+ * that faces the network; it is refused, by the entry that does not
+ * belong, and left as it is.
  */
-static int priv_scan(int dfd, const char *dir, uid_t uid, gid_t gid, int root_ok, char *err,
-		     size_t errlen)
+static int priv_entry_allowed(const struct priv_scan *s, const char *name, const struct stat *st)
+{
+	if (!s->root_dir || (priv_is_queue_file(name) && S_ISREG(st->st_mode) && st->st_nlink == 1))
+		return 0;
+	return priv_fail(s->err, s->errlen, -ENOTEMPTY,
+			 "queue_dir: %s is owned by root and holds %s/%s, which is not a file of "
+			 "the queue (only data.mdb, lock.mdb and serve.lock, plain files with one "
+			 "link, may be there); refusing to use it (set queue_dir to a new or empty "
+			 "directory)",
+			 s->dir, s->dir, name);
+}
+
+/*
+ * Chown one of root's queue files to the user, through a descriptor of
+ * the very entry that was checked (O_PATH: no read access needed, nothing
+ * opened on a device; the entry cannot be swapped for a link meanwhile).
+ */
+static int priv_chown_entry(const struct priv_scan *s, int dfd, const char *name,
+			    const struct stat *seen)
+{
+	struct stat st;
+	int fd = openat(dfd, name, O_PATH | O_NOFOLLOW | O_CLOEXEC), rc = 0;
+
+	if (fd < 0)
+		return priv_fail(s->err, s->errlen, -errno, "queue_dir %s/%s: %s", s->dir, name,
+				 strerror(errno));
+	if (fstat(fd, &st) < 0 || st.st_dev != seen->st_dev || st.st_ino != seen->st_ino ||
+	    !S_ISREG(st.st_mode) || st.st_nlink != 1 || st.st_uid != 0)
+		rc = priv_fail(s->err, s->errlen, -EAGAIN,
+			       "queue_dir %s/%s changed while it was checked", s->dir, name);
+	else if (fchownat(fd, "", s->uid, s->gid, AT_EMPTY_PATH) < 0)
+		rc = priv_fail(s->err, s->errlen, -errno, "cannot chown %s/%s to uid %lu: %s",
+			       s->dir, name, (unsigned long)s->uid, strerror(errno));
+	close(fd);
+	return rc;
+}
+
+/*
+ * One entry: owner checked without following links.  As root (as_root),
+ * root's own queue files (a queue opened by root before `user` was set,
+ * or given back to root by systemd) become the user's when fix says so;
+ * a file with a second link could be one outside the queue, so it is not
+ * chowned.  As the user, they must be the user's by then; anything else of
+ * root's in the user's directory does no harm and stays.
+ */
+static int priv_entry(const struct priv_scan *s, int dfd, const char *name)
+{
+	struct stat st;
+	int q = priv_is_queue_file(name), rc;
+
+	if (fstatat(dfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0) {
+		if (errno == ENOENT) /* gone meanwhile (a spill file) */
+			return 0;
+		return priv_fail(s->err, s->errlen, -errno, "queue_dir %s/%s: %s", s->dir, name,
+				 strerror(errno));
+	}
+	rc = priv_entry_allowed(s, name, &st);
+	if (rc == 0)
+		rc = priv_check_owner(s->dir, name, st.st_uid, s->uid, s->as_root || !q, s->err,
+				      s->errlen);
+	if (rc == 0 && s->fix && s->as_root && q && st.st_uid == 0 && S_ISREG(st.st_mode) &&
+	    st.st_nlink == 1)
+		rc = priv_chown_entry(s, dfd, name, &st);
+	return rc;
+}
+
+static int priv_scan(int dfd, const struct priv_scan *s)
 {
 	int fd = dup(dfd), rc = 0;
 	DIR *d = fd < 0 ? NULL : fdopendir(fd);
 	struct dirent *e;
-	struct stat st;
 
 	if (!d) {
 		rc = -errno;
 		if (fd >= 0)
 			close(fd);
-		return priv_fail(err, errlen, rc, "queue_dir %s: %s", dir, strerror(-rc));
+		return priv_fail(s->err, s->errlen, rc, "queue_dir %s: %s", s->dir, strerror(-rc));
 	}
+	/* The duplicate shares dfd's offset: an earlier scan left it at the end. */
+	rewinddir(d);
 	while (rc == 0 && (errno = 0, e = readdir(d)) != NULL) {
-		if (strcmp(e->d_name, ".") == 0 || strcmp(e->d_name, "..") == 0)
-			continue;
-		if (fstatat(dfd, e->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0) {
-			if (errno == ENOENT) /* gone meanwhile (a spill file) */
-				continue;
-			rc = priv_fail(err, errlen, -errno, "queue_dir %s/%s: %s", dir, e->d_name,
-				       strerror(errno));
-			break;
-		}
-		/* After the drop the queue's files must be the user's (LMDB opens
-		 * them); anything else of root's does no harm and stays. */
-		rc = priv_check_owner(dir, e->d_name, st.st_uid, uid,
-				      root_ok || !priv_is_queue_file(e->d_name), err, errlen);
-		if (rc == 0 && st.st_uid == 0 && root_ok && S_ISREG(st.st_mode) &&
-		    st.st_nlink == 1 && priv_is_queue_file(e->d_name) &&
-		    fchownat(dfd, e->d_name, uid, gid, AT_SYMLINK_NOFOLLOW) < 0)
-			rc = priv_fail(err, errlen, -errno, "cannot chown %s/%s to uid %lu: %s",
-				       dir, e->d_name, (unsigned long)uid, strerror(errno));
+		if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0)
+			rc = priv_entry(s, dfd, e->d_name);
 	}
 	if (rc == 0 && errno != 0)
-		rc = priv_fail(err, errlen, -errno, "queue_dir %s: %s", dir, strerror(errno));
+		rc = priv_fail(s->err, s->errlen, -errno, "queue_dir %s: %s", s->dir,
+			       strerror(errno));
 	closedir(d);
 	return rc;
 }
 
-/* The directory itself: chmod while root's (no CAP_FOWNER needed), then chown. */
+/*
+ * The directory itself, root's and found to hold only the queue: chmod
+ * while root's (no CAP_FOWNER needed), then chown.
+ */
 static int priv_own_dir(int dfd, const char *dir, const struct stat *st, uid_t uid, gid_t gid,
 			char *err, size_t errlen)
 {
-	if (st->st_uid != 0)
-		return 0; /* the user's already; priv_queue_check() sets the mode */
 	if ((st->st_mode & 07777) != 0700 && fchmod(dfd, 0700) < 0)
 		return priv_fail(err, errlen, -errno, "cannot chmod 0700 %s: %s", dir,
 				 strerror(errno));
@@ -195,14 +260,16 @@ static int priv_open_dir(const char *dir, const struct stat *seen, char *err, si
 
 int priv_queue_own(const char *dir, uid_t uid, gid_t gid, int create, char *err, size_t errlen)
 {
+	struct priv_scan s = {dir, uid, gid, 1, 0, 0, err, errlen};
 	struct stat st;
 	int dfd, rc;
 
+	/* A directory made here is root's and empty: taken over below. */
 	if (create && (rc = priv_mkdirs(dir)) < 0)
 		return priv_fail(err, errlen, rc, "cannot create queue_dir %s: %s", dir,
 				 strerror(-rc));
 	if (!create && lstat(dir, &st) < 0 && errno == ENOENT)
-		return 0;
+		return PRIV_QUEUE_USER;
 	rc = priv_lstat_dir(dir, &st, err, errlen);
 	if (rc == 0)
 		rc = priv_check_owner(dir, NULL, st.st_uid, uid, 1, err, errlen);
@@ -212,18 +279,27 @@ int priv_queue_own(const char *dir, uid_t uid, gid_t gid, int create, char *err,
 	/* Root without CAP_DAC_OVERRIDE (a service manager's bounding set)
 	 * cannot read the user's 0700 directory: the user checks it. */
 	if (dfd == -EACCES && st.st_uid == uid)
-		return 0;
+		return PRIV_QUEUE_USER;
 	if (dfd < 0)
 		return dfd;
-	rc = priv_scan(dfd, dir, uid, gid, 1, err, errlen);
-	if (rc == 0)
+	s.root_dir = st.st_uid == 0;
+	/* Everything is checked before anything changes: a refusal found at
+	 * the last entry must leave the first ones as they were. */
+	rc = priv_scan(dfd, &s);
+	s.fix = create;
+	if (rc == 0 && create)
+		rc = priv_scan(dfd, &s);
+	if (rc == 0 && create && s.root_dir)
 		rc = priv_own_dir(dfd, dir, &st, uid, gid, err, errlen);
 	close(dfd);
-	return rc;
+	if (rc < 0)
+		return rc;
+	return !create && s.root_dir ? PRIV_QUEUE_ROOT : PRIV_QUEUE_USER;
 }
 
-int priv_queue_check(const char *dir, uid_t uid, char *err, size_t errlen)
+int priv_queue_check(const char *dir, uid_t uid, int fix, char *err, size_t errlen)
 {
+	struct priv_scan s = {dir, uid, 0, 0, 0, 0, err, errlen};
 	struct stat st;
 	int dfd, rc;
 
@@ -237,11 +313,11 @@ int priv_queue_check(const char *dir, uid_t uid, char *err, size_t errlen)
 	dfd = priv_open_dir(dir, &st, err, errlen);
 	if (dfd < 0)
 		return dfd;
-	if ((st.st_mode & 07777) != 0700 && fchmod(dfd, 0700) < 0)
+	if (fix && (st.st_mode & 07777) != 0700 && fchmod(dfd, 0700) < 0)
 		rc = priv_fail(err, errlen, -errno, "cannot chmod 0700 %s: %s", dir,
 			       strerror(errno));
 	if (rc == 0)
-		rc = priv_scan(dfd, dir, uid, 0, 0, err, errlen);
+		rc = priv_scan(dfd, &s);
 	close(dfd);
 	return rc;
 }

@@ -174,12 +174,28 @@ static void serve_sasl_reload(struct serve *srv)
 
 /* --- the policy file --------------------------------------------------- */
 
+/*
+ * Errors and warnings of a load, in line order: once per load.  The log
+ * marks the severity itself ("error: ", "warning: "), so a warning is
+ * "FILE:LINE: " and the message proper.
+ */
 static void serve_policy_errors(const struct pol_errors *errs)
 {
-	for (size_t i = 0; i < errs->count; i++)
-		log_err("%s", errs->e[i].msg);
+	const struct pol_msg *m;
+	size_t ie = 0, iw = 0;
+	int warning;
+
+	while ((m = pol_errors_next(errs, &ie, &iw, &warning)) != NULL) {
+		if (warning)
+			log_warn("%.*s%s", (int)m->prefix, m->msg, m->msg + m->text);
+		else
+			log_err("%s", m->msg);
+	}
 	if (errs->total > errs->count)
 		log_err("%zu more errors in the policy file not shown", errs->total - errs->count);
+	if (errs->wtotal > errs->nwarn)
+		log_warn("%zu more warnings in the policy file not shown",
+			 errs->wtotal - errs->nwarn);
 }
 
 /* At start: a bad policy file refuses the start (nothing to keep). */
@@ -191,8 +207,8 @@ static int serve_policy_init(struct serve *srv)
 	if (!errs)
 		return -ENOMEM;
 	rc = tlspol_load(srv->cfg.policy_file, &srv->cfg, &srv->pol, errs, &missing);
+	serve_policy_errors(errs);
 	if (rc < 0) {
-		serve_policy_errors(errs);
 		log_err("%s: invalid policy file; not starting", srv->cfg.policy_file);
 	} else if (missing) {
 		log_info("policy file %s does not exist: every domain gets default_tls_level %s",
@@ -223,8 +239,8 @@ static void serve_policy_apply(struct serve *srv, const struct tlspol_reload_res
 	struct tlspol *next = r->pol, *old = srv->pol;
 	size_t changed = 0;
 
+	serve_policy_errors(r->errs);
 	if (r->rc < 0) {
-		serve_policy_errors(r->errs);
 		log_err("%s: invalid policy file; keeping the previous policy", r->path);
 		return;
 	}
@@ -692,7 +708,7 @@ static int serve_priv_drop(struct serve *srv)
 		return 0;
 	rc = priv_drop(srv->cfg.user, srv->cfg.user_uid, srv->cfg.user_gid, err, sizeof(err));
 	if (rc == 0)
-		rc = priv_queue_check(srv->cfg.queue_dir, srv->cfg.user_uid, err, sizeof(err));
+		rc = priv_queue_check(srv->cfg.queue_dir, srv->cfg.user_uid, 1, err, sizeof(err));
 	if (rc < 0) {
 		log_err("%s; not starting", err);
 		return rc;

@@ -175,6 +175,7 @@ static void qmsg_fin_done(struct commit_req *r)
 			 "%llds)",
 			 qm->m->id, qm->warnmsg.id, (long long)(qm->now - qm->m->arrival));
 		q->delay_warnings++;
+		metrics_count_delay_warning(q->p.metrics);
 	}
 	qmgr_msg_free(qm);
 	qmgr_check_stopped(q);

@@ -41,6 +41,8 @@ static void tlspol_error(struct pol_errors *errs, unsigned line, const char *fmt
 	if (errs->count == POL_ERRORS_MAX)
 		return;
 	errs->e[errs->count].line = line;
+	/* msg is whole ("FILE:LINE: ..." made here): no prefix to split off. */
+	errs->e[errs->count].prefix = errs->e[errs->count].text = 0;
 	va_start(ap, fmt);
 	vsnprintf(errs->e[errs->count].msg, sizeof(errs->e[0].msg), fmt, ap);
 	va_end(ap);

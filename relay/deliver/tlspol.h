@@ -41,7 +41,8 @@ struct tlspol;
  * settings of c (tls_priority, tls_protocols).  A missing file is a policy
  * with no entries (*missing = 1 when given).  On failure returns < 0, sets
  * *out to NULL and fills errs with "FILE:LINE: message" lines (line 0 for
- * the whole file, e.g. "cannot read").  *out starts with one reference.
+ * the whole file, e.g. "cannot read").  Either way errs holds the parse's
+ * warnings (pol_table_parse()).  *out starts with one reference.
  */
 int tlspol_load(const char *path, const struct cfg *c, struct tlspol **out,
 		struct pol_errors *errs, int *missing) RL_WUR;

@@ -50,6 +50,8 @@ struct metrics_counts {
 	 * counted once each, at the first recipient accepted. */
 	uint64_t smtpd_allowed[METRICS_ALLOWED_N];
 	uint64_t auth_failures; /* failed AUTH attempts (535, and those cut off by 421) */
+	/* Delay DSNs (delay_warning_time) queued to senders. */
+	uint64_t delay_warnings;
 };
 
 /*
@@ -64,6 +66,8 @@ void metrics_count_tls_failure(struct metrics_counts *c, int result);
 void metrics_count_smtpd_allowed(struct metrics_counts *c, int how);
 /* One failed AUTH attempt. */
 void metrics_count_auth_failure(struct metrics_counts *c);
+/* One delay warning (an RFC 3464 delay DSN) queued for a message's sender. */
+void metrics_count_delay_warning(struct metrics_counts *c);
 
 /* --- the request --------------------------------------------------------- */
 

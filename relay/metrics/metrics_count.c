@@ -44,3 +44,9 @@ void metrics_count_auth_failure(struct metrics_counts *c)
 	if (c)
 		c->auth_failures++;
 }
+
+void metrics_count_delay_warning(struct metrics_counts *c)
+{
+	if (c)
+		c->delay_warnings++;
+}

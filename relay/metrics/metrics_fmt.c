@@ -116,6 +116,13 @@ int metrics_format(struct rl_buf *out, const struct metrics_counts *c,
 	if (rc == 0)
 		rc = fmt_smtpd(out, c);
 	if (rc == 0)
+		rc = family(out, "tlsrelay_delay_warnings_total", "counter",
+			    "Delay warnings (RFC 3464 delay DSNs, delay_warning_time) queued to "
+			    "senders.");
+	if (rc == 0)
+		rc = rl_buf_printf(out, "tlsrelay_delay_warnings_total %" PRIu64 "\n",
+				   c->delay_warnings);
+	if (rc == 0)
 		rc = family(out, "tlsrelay_smtpd_connections", "gauge",
 			    "Inbound SMTP sessions open now.");
 	if (rc == 0)

@@ -7,8 +7,14 @@
  *
  * Memory is bounded whatever the queue holds: the table of failing
  * destinations keeps at most STATUS_GROUPS_MAX (domain, reason) pairs,
- * each reason cut to STATUS_REASON_MAX octets; recipients of pairs beyond
- * the cap are counted, not grouped ("ungrouped" in the output).
+ * each reason cut to STATUS_REASON_MAX octets.  Past the cap it works as
+ * Space-Saving (Metwally, Agrawal, El Abbadi, 2005): a new pair takes the
+ * slot of the pair with the fewest messages (a min-heap finds it in
+ * O(log N)), inheriting that count as its error.  So with T messages
+ * counted per pair in all, every pair with more than T / STATUS_GROUPS_MAX
+ * messages is in the table, and each kept pair's msgs is at least its true
+ * count and at most err more.  For a pair that took a slot (err > 0),
+ * rcpts and oldest describe only the messages seen since it took it.
  */
 #ifndef STATUS_H
 #define STATUS_H
@@ -38,8 +44,12 @@ struct status_group {
 	char *reason; /* cut to STATUS_REASON_MAX octets */
 	int cut;      /* the reason was longer */
 	uint64_t msgs, rcpts;
+	/* msgs may exceed the true count by up to err (0: exact); see above. */
+	uint64_t err;
 	int64_t oldest; /* arrival of its oldest message */
 	uint64_t seen;	/* private: the message last counted */
+	uint32_t hash;	/* private: of (domain, reason) */
+	uint32_t heap;	/* private: its position in the min-heap */
 };
 
 struct status_agg {
@@ -50,9 +60,11 @@ struct status_agg {
 	uint64_t hour[QUEUE_PS_N][QUEUE_PT_N];
 	struct status_group *g; /* ng of them; sorted by status_agg_sort() */
 	size_t ng;
-	uint64_t ungrouped_msgs, ungrouped_rcpts; /* beyond STATUS_GROUPS_MAX */
-	/* private: open-addressing index into g (slot holds index + 1) */
-	uint32_t *slot;
+	/* Pairs that took the slot of another (0: every count is exact). */
+	uint64_t replaced;
+	/* private: open-addressing index into g (slot holds index + 1), and
+	 * the indexes of g as a min-heap by msgs */
+	uint32_t *slot, *heap;
 	uint64_t seq;
 };
 

@@ -3,7 +3,14 @@
  * the per-minute counters; pure (status.h).  The failing destinations are
  * a hash table of (domain, reason) pairs with a fixed cap, so a queue of
  * a million messages to a million domains costs at most STATUS_GROUPS_MAX
- * pairs of memory; what does not fit is counted as ungrouped.
+ * pairs of memory.  Past the cap the table is a Space-Saving summary
+ * (status.h): the pair with the fewest messages, the root of a min-heap,
+ * gives its slot to the new one, which inherits that count as its error.
+ * The queue is read in ID order, which says nothing about where the big
+ * destinations are; keeping the first pairs met instead (as this did
+ * before) could leave out the worst destination of all.  Each step costs
+ * O(log N) for the heap and a short probe of the hash table; nothing
+ * scans the table.
  */
 #include <ctype.h>
 #include <errno.h>
@@ -24,12 +31,13 @@ void status_agg_init(struct status_agg *a)
 
 void status_agg_fini(struct status_agg *a)
 {
-	for (size_t i = 0; i < a->ng; i++) {
+	for (size_t i = 0; a->g && i < STATUS_GROUPS_MAX; i++) {
 		free(a->g[i].domain);
 		free(a->g[i].reason);
 	}
 	free(a->g);
 	free(a->slot);
+	free(a->heap);
 	memset(a, 0, sizeof(*a));
 }
 
@@ -53,63 +61,166 @@ static int group_is(const struct status_group *g, const char *dom, size_t dlen, 
 	       strlen(g->reason) == wlen && memcmp(g->reason, why, wlen) == 0;
 }
 
-static struct status_group *group_new(struct status_agg *a, const char *dom, size_t dlen,
-				      const char *why, size_t wlen)
+/* The three arrays, made at the first deferred recipient.  -ENOMEM. */
+static int agg_alloc(struct status_agg *a)
 {
-	struct status_group *g;
+	if (a->slot)
+		return 0;
+	a->g = calloc(STATUS_GROUPS_MAX, sizeof(*a->g));
+	a->heap = calloc(STATUS_GROUPS_MAX, sizeof(*a->heap));
+	a->slot = calloc(STATUS_SLOTS, sizeof(*a->slot));
+	if (a->g && a->heap && a->slot)
+		return 0;
+	free(a->g);
+	free(a->heap);
+	free(a->slot);
+	a->g = NULL;
+	a->heap = a->slot = NULL;
+	return -ENOMEM;
+}
 
-	if (!a->g) {
-		a->g = calloc(STATUS_GROUPS_MAX, sizeof(*a->g));
-		if (!a->g)
-			return NULL;
+static void heap_swap(struct status_agg *a, uint32_t i, uint32_t j)
+{
+	uint32_t x = a->heap[i];
+
+	a->heap[i] = a->heap[j];
+	a->heap[j] = x;
+	a->g[a->heap[i]].heap = i;
+	a->g[a->heap[j]].heap = j;
+}
+
+static uint64_t heap_key(const struct status_agg *a, uint32_t i)
+{
+	return a->g[a->heap[i]].msgs;
+}
+
+/* A new entry (the fewest messages of all, 0) at the end rises to its place. */
+static void heap_up(struct status_agg *a, uint32_t i)
+{
+	while (i > 0 && heap_key(a, (i - 1) / 2) > heap_key(a, i)) {
+		heap_swap(a, i, (i - 1) / 2);
+		i = (i - 1) / 2;
 	}
-	g = &a->g[a->ng];
-	g->domain = malloc(dlen + 1);
-	g->reason = malloc(wlen + 1);
-	if (!g->domain || !g->reason) {
-		free(g->domain);
-		free(g->reason);
-		g->domain = g->reason = NULL;
-		return NULL;
+}
+
+/* An entry whose count grew sinks below the smaller ones. */
+static void heap_down(struct status_agg *a, uint32_t i)
+{
+	for (;;) {
+		uint32_t l = 2 * i + 1, r = l + 1, m = i;
+
+		if (l < a->ng && heap_key(a, l) < heap_key(a, m))
+			m = l;
+		if (r < a->ng && heap_key(a, r) < heap_key(a, m))
+			m = r;
+		if (m == i)
+			return;
+		heap_swap(a, i, m);
+		i = m;
+	}
+}
+
+/* Give g the pair's names (the domain in lower case); g unchanged on -ENOMEM. */
+static int group_names(struct status_group *g, const char *dom, size_t dlen, const char *why,
+		       size_t wlen)
+{
+	char *d = malloc(dlen + 1), *r = malloc(wlen + 1);
+
+	if (!d || !r) {
+		free(d);
+		free(r);
+		return -ENOMEM;
 	}
 	for (size_t i = 0; i < dlen; i++)
-		g->domain[i] = (char)tolower((unsigned char)dom[i]);
-	g->domain[dlen] = '\0';
-	memcpy(g->reason, why, wlen);
-	g->reason[wlen] = '\0';
-	a->ng++;
-	return g;
+		d[i] = (char)tolower((unsigned char)dom[i]);
+	d[dlen] = '\0';
+	memcpy(r, why, wlen);
+	r[wlen] = '\0';
+	free(g->domain);
+	free(g->reason);
+	g->domain = d;
+	g->reason = r;
+	return 0;
 }
 
 /*
- * The pair's entry, made if there is room; NULL with *full set when the
- * table is at its cap, NULL alone when out of memory.
+ * Drop entry gi from the index: linear probing's deletion by backward
+ * shift, which moves later entries of the run into the hole unless their
+ * home slot lies cyclically after it, so every lookup still finds them.
  */
-static struct status_group *group_get(struct status_agg *a, const char *dom, size_t dlen,
-				      const char *why, size_t wlen, int *full)
+static void slot_remove(struct status_agg *a, uint32_t gi)
 {
-	uint32_t i = group_hash(dom, dlen, why, wlen) % STATUS_SLOTS;
+	uint32_t i = a->g[gi].hash % STATUS_SLOTS, j, k;
 
-	*full = 0;
-	if (!a->slot) {
-		a->slot = calloc(STATUS_SLOTS, sizeof(*a->slot));
-		if (!a->slot)
-			return NULL;
+	while (a->slot[i] != gi + 1)
+		i = (i + 1) % STATUS_SLOTS;
+	for (j = (i + 1) % STATUS_SLOTS; a->slot[j]; j = (j + 1) % STATUS_SLOTS) {
+		k = a->g[a->slot[j] - 1].hash % STATUS_SLOTS;
+		if (i <= j ? (i < k && k <= j) : (i < k || k <= j))
+			continue;
+		a->slot[i] = a->slot[j];
+		i = j;
 	}
-	for (; a->slot[i]; i = (i + 1) % STATUS_SLOTS) {
+	a->slot[i] = 0;
+}
+
+static void slot_insert(struct status_agg *a, uint32_t gi)
+{
+	uint32_t i = a->g[gi].hash % STATUS_SLOTS;
+
+	while (a->slot[i])
+		i = (i + 1) % STATUS_SLOTS;
+	a->slot[i] = gi + 1;
+}
+
+/*
+ * The entry of a pair not in the table: a fresh one while there is room,
+ * else the slot of the pair with the fewest messages (Space-Saving), whose
+ * count stays as the new pair's error.  NULL when out of memory.
+ */
+static struct status_group *group_add(struct status_agg *a, uint32_t h, const char *dom,
+				      size_t dlen, const char *why, size_t wlen)
+{
+	uint32_t gi = a->ng < STATUS_GROUPS_MAX ? (uint32_t)a->ng : a->heap[0];
+	struct status_group *g = &a->g[gi];
+
+	if (group_names(g, dom, dlen, why, wlen) < 0)
+		return NULL;
+	if (gi < a->ng) {
+		slot_remove(a, gi);
+		g->err = g->msgs; /* still the heap's root: no move */
+		a->replaced++;
+	} else {
+		g->msgs = g->err = 0;
+		g->heap = gi;
+		a->heap[gi] = gi;
+		a->ng++;
+		heap_up(a, gi);
+	}
+	g->rcpts = 0;
+	g->cut = 0;
+	g->seen = 0; /* a->seq is at least 1 while a message is counted */
+	g->oldest = INT64_MAX;
+	g->hash = h;
+	slot_insert(a, gi);
+	return g;
+}
+
+/* The pair's entry, made or taken over if need be; NULL when out of memory. */
+static struct status_group *group_get(struct status_agg *a, const char *dom, size_t dlen,
+				      const char *why, size_t wlen)
+{
+	uint32_t h = group_hash(dom, dlen, why, wlen), i;
+
+	if (agg_alloc(a) < 0)
+		return NULL;
+	for (i = h % STATUS_SLOTS; a->slot[i]; i = (i + 1) % STATUS_SLOTS) {
 		struct status_group *g = &a->g[a->slot[i] - 1];
 
-		if (group_is(g, dom, dlen, why, wlen))
+		if (g->hash == h && group_is(g, dom, dlen, why, wlen))
 			return g;
 	}
-	if (a->ng >= STATUS_GROUPS_MAX) {
-		*full = 1;
-		return NULL;
-	}
-	if (!group_new(a, dom, dlen, why, wlen))
-		return NULL;
-	a->slot[i] = (uint32_t)a->ng;
-	return &a->g[a->ng - 1];
+	return group_add(a, h, dom, dlen, why, wlen);
 }
 
 /* The domain of an address: after its last '@' (the whole address if none). */
@@ -122,34 +233,27 @@ static const char *addr_domain(const char *addr, size_t *len)
 	return d;
 }
 
-static int agg_rcpt(struct status_agg *a, const struct queue_msg *m, const struct queue_rcpt *r,
-		    int *ungrouped)
+static int agg_rcpt(struct status_agg *a, const struct queue_msg *m, const struct queue_rcpt *r)
 {
 	const char *why = r->reason && r->reason[0] ? r->reason : "(no reason recorded)";
 	size_t dlen, wlen = strlen(why);
 	const char *dom = addr_domain(r->address, &dlen);
 	struct status_group *g;
-	int full;
 
 	if (wlen > STATUS_REASON_MAX)
 		wlen = STATUS_REASON_MAX;
-	g = group_get(a, dom, dlen, why, wlen, &full);
-	if (g && wlen < strlen(why))
-		g->cut = 1;
-	if (!g && !full)
+	g = group_get(a, dom, dlen, why, wlen);
+	if (!g)
 		return -ENOMEM;
-	if (!g) {
-		a->ungrouped_rcpts++;
-		a->ungrouped_msgs += !*ungrouped;
-		*ungrouped = 1;
-		return 0;
-	}
+	if (wlen < strlen(why))
+		g->cut = 1;
 	g->rcpts++;
 	if (g->seen != a->seq) {
 		/* A message counts once per pair, however many recipients share it. */
 		g->seen = a->seq;
 		g->msgs++;
-		if (g->msgs == 1 || m->arrival < g->oldest)
+		heap_down(a, g->heap);
+		if (m->arrival < g->oldest)
 			g->oldest = m->arrival;
 	}
 	return 0;
@@ -176,7 +280,7 @@ static int older(const struct queue_msg *m, const struct status_agg *a)
 
 int status_agg_msg(struct status_agg *a, const struct queue_msg *m, int active)
 {
-	int q = queue_index(mailq_queue_name(m, active)), ungrouped = 0, rc = 0;
+	int q = queue_index(mailq_queue_name(m, active)), rc = 0;
 
 	a->msgs[q]++;
 	a->bytes[q] += m->size;
@@ -189,7 +293,7 @@ int status_agg_msg(struct status_agg *a, const struct queue_msg *m, int active)
 	a->seq++;
 	for (size_t i = 0; i < m->nrcpt && rc == 0; i++) {
 		if (m->rcpt[i].state == QUEUE_RCPT_DEFERRED)
-			rc = agg_rcpt(a, m, &m->rcpt[i], &ungrouped);
+			rc = agg_rcpt(a, m, &m->rcpt[i]);
 	}
 	return rc;
 }
@@ -238,9 +342,10 @@ void status_agg_sort(struct status_agg *a)
 {
 	if (a->ng > 1)
 		qsort(a->g, a->ng, sizeof(*a->g), group_cmp);
-	/* The index no longer matches: no more status_agg_msg() after this. */
+	/* The index and the heap no longer match: no more status_agg_msg() after this. */
 	free(a->slot);
-	a->slot = NULL;
+	free(a->heap);
+	a->slot = a->heap = NULL;
 }
 
 void status_age(char *out, size_t size, int64_t secs)

@@ -101,14 +101,20 @@ static int fmt_hour(struct rl_buf *out, const struct status_agg *a)
 	return rc;
 }
 
+/* A count, "~" first when it is an upper bound (status.h). */
+static void count_text(char *out, size_t size, uint64_t n, int approx)
+{
+	snprintf(out, size, "%s%llu", approx ? "~" : "", (unsigned long long)n);
+}
+
 static int fmt_group(struct rl_buf *out, const struct status_group *g, int64_t now)
 {
-	char age[32];
+	char age[32], msgs[32];
 	int rc;
 
 	status_age(age, sizeof(age), now - g->oldest);
-	rc = rl_buf_printf(out, "  %5llu %5llu %7s  ", (unsigned long long)g->msgs,
-			   (unsigned long long)g->rcpts, age);
+	count_text(msgs, sizeof(msgs), g->msgs, g->err > 0);
+	rc = rl_buf_printf(out, "  %5s %5llu %7s  ", msgs, (unsigned long long)g->rcpts, age);
 	if (rc == 0)
 		rc = mailq_text_string(out, g->domain);
 	if (rc == 0)
@@ -120,33 +126,35 @@ static int fmt_group(struct rl_buf *out, const struct status_group *g, int64_t n
 
 static int fmt_failing(struct rl_buf *out, const struct status_agg *a, int64_t now)
 {
-	uint64_t msgs = 0, more = 0;
+	uint64_t more = 0;
 	size_t shown = a->ng < STATUS_SHOW_MAX ? a->ng : STATUS_SHOW_MAX;
-	int rc = 0;
+	int rc = 0, approx = 0;
+	char n[32];
 
-	if (a->ng == 0 && a->ungrouped_rcpts == 0)
+	if (a->ng == 0)
 		return rl_buf_puts(out, "failing:    none\n");
-	for (size_t i = 0; i < a->ng; i++) {
-		msgs += a->g[i].msgs;
-		more += i >= shown ? a->g[i].msgs : 0;
+	for (size_t i = shown; i < a->ng; i++) {
+		more += a->g[i].msgs;
+		approx |= a->g[i].err > 0;
 	}
-	rc = rl_buf_printf(out,
-			   "failing:    %zu destination%s and reason%s, worst first\n"
-			   "   msgs rcpts  oldest  domain: reason\n",
-			   a->ng, a->ng == 1 ? "" : "s", a->ng == 1 ? "" : "s");
+	if (a->replaced)
+		rc = rl_buf_printf(out,
+				   "failing:    more than %d destinations and reasons, worst first "
+				   "(~: at most)\n",
+				   STATUS_GROUPS_MAX);
+	else
+		rc = rl_buf_printf(out, "failing:    %zu destination%s and reason%s, worst first\n",
+				   a->ng, a->ng == 1 ? "" : "s", a->ng == 1 ? "" : "s");
+	if (rc == 0)
+		rc = rl_buf_puts(out, "   msgs rcpts  oldest  domain: reason\n");
 	for (size_t i = 0; i < shown && rc == 0; i++)
 		rc = fmt_group(out, &a->g[i], now);
+	count_text(n, sizeof(n), more, approx);
 	if (rc == 0 && a->ng > shown)
 		rc = rl_buf_printf(out,
-				   "  ... and %zu more (%llu messages); `tlsrelay mailq` lists "
+				   "  ... and %zu more (%s messages); `tlsrelay mailq` lists "
 				   "them all\n",
-				   a->ng - shown, (unsigned long long)more);
-	if (rc == 0 && a->ungrouped_rcpts)
-		rc = rl_buf_printf(out,
-				   "  ... and %llu recipients in %llu messages not grouped "
-				   "(more than %d destinations and reasons)\n",
-				   (unsigned long long)a->ungrouped_rcpts,
-				   (unsigned long long)a->ungrouped_msgs, STATUS_GROUPS_MAX);
+				   a->ng - shown, n);
 	return rc;
 }
 
@@ -243,15 +251,14 @@ static int json_failing(struct rl_buf *out, const struct status_agg *a)
 			rc = mailq_json_string(out, g->reason);
 		if (rc == 0)
 			rc = rl_buf_printf(out,
-					   ",\"messages\":%llu,\"recipients\":%llu,"
-					   "\"oldest_arrival\":%lld}",
-					   (unsigned long long)g->msgs,
-					   (unsigned long long)g->rcpts, (long long)g->oldest);
+					   ",\"messages\":%llu,\"approx\":%s,\"error\":%llu,"
+					   "\"recipients\":%llu,\"oldest_arrival\":%lld}",
+					   (unsigned long long)g->msgs, g->err ? "true" : "false",
+					   (unsigned long long)g->err, (unsigned long long)g->rcpts,
+					   (long long)g->oldest);
 	}
 	if (rc == 0)
-		rc = rl_buf_printf(out, "],\"ungrouped\":{\"messages\":%llu,\"recipients\":%llu}",
-				   (unsigned long long)a->ungrouped_msgs,
-				   (unsigned long long)a->ungrouped_rcpts);
+		rc = rl_buf_printf(out, "],\"failing_exact\":%s", a->replaced ? "false" : "true");
 	return rc;
 }
 

@@ -63,9 +63,19 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	static struct pol_errors errs;
 	struct pol_table *t = NULL;
 	const char *s = (const char *)data;
+	int rc;
 
 	check_protocols(s, size < 256 ? size : 256);
-	if (pol_table_parse("f", s, size, &t, &errs) != 0) {
+	rc = pol_table_parse("f", s, size, &t, &errs);
+
+	/* Warnings (ignored [host] entries) come in line order, whatever the outcome. */
+	RL_REQUIRE(errs.nwarn <= POL_WARNINGS_MAX && errs.wtotal >= errs.nwarn);
+	for (size_t i = 0; i < errs.nwarn; i++) {
+		RL_REQUIRE(strncmp(errs.w[i].msg, "f:", 2) == 0);
+		RL_REQUIRE(strstr(errs.w[i].msg, ": warning: ") != NULL);
+		RL_REQUIRE(i == 0 || errs.w[i - 1].line < errs.w[i].line);
+	}
+	if (rc != 0) {
 		RL_REQUIRE(t == NULL && errs.count >= 1 && errs.total >= errs.count);
 		for (size_t i = 0; i < errs.count; i++) {
 			RL_REQUIRE(strncmp(errs.e[i].msg, "f:", 2) == 0);

@@ -6,6 +6,8 @@ reason; never a second one (also not after a restart), none when the key
 is 0, none to the null sender.  The destination's only MX answers
 451 4.7.1 at RCPT; the sender's domain has its own MX, which receives the
 warnings.  Real peers: a DNSSEC-signed Knot zone and aiosmtpd MX hosts.
+The metrics endpoint (metrics_listen) counts each warning queued in
+tlsrelay_delay_warnings_total, read with prometheus_client's parser.
 """
 
 import os
@@ -13,6 +15,7 @@ import re
 import sys
 import time
 import unittest
+import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
@@ -74,6 +77,19 @@ class DelayWarning(DeliveryBase):
         """The DSNs (null sender) the sender's MX received."""
         return [(e, c) for e, c in snd.messages() if null_sender(e['mail_from'])]
 
+    def delay_warnings_metric(self, mport):
+        """tlsrelay_delay_warnings_total as the metrics endpoint says it
+        (None: absent), with its family's type."""
+        from prometheus_client.parser import text_string_to_metric_families
+        with urllib.request.urlopen('http://127.0.0.1:%d/metrics' % mport,
+                                    timeout=10) as r:
+            text = r.read().decode('utf-8')
+        for fam in text_string_to_metric_families(text):
+            for smp in fam.samples:
+                if smp.name == 'tlsrelay_delay_warnings_total':
+                    return smp.value, fam.type
+        return None, None
+
     def send_from(self, relay, sender, rcpts):
         data, mid = message(sender or 'nobody@client.test', rcpts)
         code, reply, qid = harness.smtp_send(relay, sender, rcpts, data)
@@ -101,8 +117,12 @@ class DelayWarning(DeliveryBase):
 
     def test_one_warning_even_after_retries_and_restart(self):
         _, snd = self.peers()
+        mport = harness.free_port()
         relay = self.relay(delay_warning_time='2s', retry_min='1s',
-                           retry_max='1s')
+                           retry_max='1s',
+                           metrics_listen='127.0.0.1:%d' % mport)
+        self.assertTrue(harness.wait_for(lambda: harness.port_open(mport), 5))
+        self.assertEqual(self.delay_warnings_metric(mport), (0, 'counter'))
         qid, mid = self.send_from(relay, 'alice@snd.test', ['bob@dw.test'])
         got = harness.wait_for(lambda: self.warnings_at(snd), DELIVERY_TIMEOUT)
         self.assertTrue(got, 'no delay warning at mx1.snd.test; events: %s\n'
@@ -115,9 +135,10 @@ class DelayWarning(DeliveryBase):
         # Not before its time: the first attempt (at once) warned nobody.
         first = self.deferrals(relay, qid)[0]
         self.assertNotIn('delay notification', relay.log_text().split(first)[0])
-        # Several more retries: no second warning.
+        # Several more retries: no second warning, and the metric counted one.
         seen = len(self.deferrals(relay, qid))
         self.wait_deferrals(relay, qid, seen + 3)
+        self.assertEqual(self.delay_warnings_metric(mport), (1, 'counter'))
         # Across a restart: the mark is durable.
         since = len(relay.log_text())
         relay.restart()

@@ -152,10 +152,18 @@ class Install(unittest.TestCase):
         conf, pol = os.path.join(docs, 'tlsrelay.conf'), os.path.join(docs, 'tls_policy')
         with open(conf) as f:
             text = f.read()
-        # A production configuration, for the unit's directories.
-        for line in ('listen = 127.0.0.1:25', 'queue_dir = /var/lib/tlsrelay',
-                     'policy_file = /etc/tlsrelay/tls_policy'):
+        # A production configuration, for the unit's directories.  It
+        # listens beside a Postfix on the same host (which holds port 25)
+        # on Postfix's content-filter port, and says how to point Postfix
+        # there; a relay host of its own (LAN address, port 25) is the
+        # commented alternative.
+        for line in ('listen = 127.0.0.1:10025', 'queue_dir = /var/lib/tlsrelay',
+                     'policy_file = /etc/tlsrelay/tls_policy',
+                     '#listen = 192.0.2.25:25',
+                     '#mynetworks = 127.0.0.0/8, [::1]/128, 192.0.2.0/24'):
             self.assertRegex(text, r'(?m)^%s$' % re.escape(line))
+        self.assertIn('relayhost = [127.0.0.1]:10025', text)
+        self.assertNotIn(':25`', text.replace('192.0.2.25]:25`', ''))
         self.assertRegex(text, r'(?m)^user = tlsrelay$')
         # Loaded as written, but with the queue and the policy file moved
         # to where this test may write and read them, and without the
@@ -180,6 +188,16 @@ class Install(unittest.TestCase):
         r = self.cli('-c', test_conf, 'mailq')
         self.assertEqual((r.returncode, r.stderr), (0, ''))
         self.assertIn('-- 0 Kbytes in 1 Request.', r.stdout)
+        # The relay-host setup loads too: its two lines in place of the
+        # same-host ones.
+        host = re.sub(r'(?m)^((listen|mynetworks) = )', r'#\1', text)
+        host = re.sub(r'(?m)^#((listen|mynetworks) = .*192\.0\.2\..*)$', r'\1', host)
+        self.assertEqual(len(re.findall(r'(?m)^(listen|mynetworks) = ', host)), 2)
+        host_conf = os.path.join(self.tmp, 'tlsrelay-host.conf')
+        with open(host_conf, 'w') as f:
+            f.write(host)
+        r = self.cli('-c', host_conf, 'policy', 'check')
+        self.assertEqual((r.returncode, r.stderr), (0, ''), r.stdout)
 
     def test_example_policy(self):
         pol = self.path(self.opt['datadir'], 'doc', 'tlsrelay', 'examples', 'tls_policy')
@@ -222,6 +240,8 @@ class Install(unittest.TestCase):
         self.assertIn('\nExecStart=%s serve -c /etc/tlsrelay/tlsrelay.conf\n' % binary, text)
         for line in ('Type=notify', 'ExecReload=/bin/kill -HUP $MAINPID',
                      'StateDirectory=tlsrelay', 'ConfigurationDirectory=tlsrelay',
+                     # queue_dir's default, read-only under ProtectSystem=strict else
+                     'ReadWritePaths=-/var/spool/tlsrelay',
                      'Restart=on-failure', 'NoNewPrivileges=yes', 'ProtectSystem=strict',
                      'CapabilityBoundingSet=CAP_NET_BIND_SERVICE CAP_SETUID CAP_SETGID '
                      'CAP_CHOWN', 'SystemCallFilter=@system-service',

@@ -25,7 +25,7 @@ bank.example        fingerprint   match=%s
 partner.example     verify        match=hostname:nexthop  protocols=>=TLSv1.3
                     ciphers=medium exclude=3DES:aNULL
 legacy.example      may
-[relay.example]:587 dane servername=nexthop
+relay.example       dane servername=nexthop
 off.example         none
 """ % (SHA1, SHA256.lower())
 
@@ -127,6 +127,38 @@ class PolicyCli(unittest.TestCase):
             'SSLv3, TLSv1, TLSv1.1, TLSv1.2 or TLSv1.3)' % p,
             '%s:7: unknown attribute "foo"' % p,
             '%s:8: empty value for tafile=' % p,
+        ])
+
+    def test_check_nexthop_ignored_with_warning(self):
+        """[host] and [host]:port keys are Postfix's explicit next hops,
+        which the relay never has (it delivers to each domain's MX hosts):
+        checked, named in a warning, applied to no domain, and no duplicate
+        of the host's own key (exit 0).  A mistake inside one is still an
+        error, listed in line order with the warnings."""
+        self.write('relay.example encrypt\n[relay.example]:587 none\n[mx.example] may\n')
+        r = self.policy_cli('check')
+        self.assertEqual(r.returncode, 0, r.stderr)
+        why = ("names an explicit next hop, which tlsrelay never uses (it delivers "
+               "to each domain's MX hosts); the entry is ignored. Write the domain "
+               "without brackets to set its policy.")
+        self.assertEqual(r.stderr.splitlines(), [
+            '%s:2: warning: [relay.example]:587 %s' % (self.policy, why),
+            '%s:3: warning: [mx.example] %s' % (self.policy, why),
+        ])
+        self.assertEqual(r.stdout, '%s: 1 entry, 2 ignored (see the warnings)\n'
+                         % self.policy)
+        out = self.show('relay.example')
+        self.assertIn('level: encrypt (policy file %s:1)' % self.policy, out)
+        self.assertEqual(self.show('mx.example')[1:3], [
+            'level: may (default_tls_level, config %s)' % self.conf,
+            'entry: none (no entry in %s matches)' % self.policy])
+        self.write('a.example may\n[b.example]:25 encrypt match=b.example\n')
+        r = self.policy_cli('check')
+        self.assertEqual(r.returncode, 1)
+        self.assertEqual(r.stdout, '')
+        self.assertEqual(r.stderr.splitlines(), [
+            '%s:2: attribute match= is not valid at level encrypt' % self.policy,
+            '%s:2: warning: [b.example]:25 %s' % (self.policy, why),
         ])
 
     def test_check_relative_name_kept(self):

@@ -2,7 +2,11 @@
 its listeners (a port below 1024 too), opens the queue and the keys, then runs
 as nobody for good, and still accepts, spills, delivers and reloads;
 queue_dir becomes nobody's, mode 0700.  A queue_dir (or a file in it) owned by
-a third user is refused with a message naming the path and the owners.
+a third user is refused with a message naming the path and the owners; a
+root-owned queue_dir holding anything but the queue's files is refused and
+left as it is (a typo must not hand root's files to nobody), one holding only
+those is taken over (systemd gives StateDirectory= back to root at each start).
+Read-only commands change no owner or mode.  A drop that fails stops the start.
 Started as root without `user`, it runs and says so in one warning line.  The
 CLI works as root and as nobody; run as root it leaves nothing in the queue
 that nobody could not open.
@@ -222,6 +226,48 @@ class PrivDelivery(DeliveryBase):
         self.assert_runs_as_user(relay.proc.pid)
 
 
+    def test_queue_given_back_to_root_is_taken_over(self):
+        # systemd, with StateDirectory= and no User=, chowns the whole
+        # queue_dir back to root at every start (mode StateDirectoryMode):
+        # root-owned, it holds only the queue's files, and the relay,
+        # started with the unit's capabilities only, takes it back.
+        mx = self.mx('127.0.0.90', 'mx1.priv.test', tls=False)
+        k = dict(self.zone.relay_keys())
+        k.update({'remote_port': self.port, 'retry_min': '1s',
+                  'retry_max': '2s', 'user': USER,
+                  'default_tls_level': 'may'})
+        relay = open_relay(self, **k)
+        start_wrapped(relay, [SETPRIV] + UNIT_CAPS + ['--'])
+        self.assertEqual(relay.stop(), 0, relay.log_text())
+        # A message queued by nobody while the relay is stopped.
+        data, mid = message('alice@client.test', ['bob@priv.test'])
+        r = harness.run(as_user(['sendmail', '-c', relay.conf, '-f',
+                                 'alice@client.test', 'bob@priv.test']),
+                        input=data.decode(), env=harness.base_env())
+        self.assertEqual(r.returncode, 0, r.stderr)
+        names = sorted(os.listdir(relay.queue_dir))
+        self.assertEqual(names, ['data.mdb', 'lock.mdb', 'serve.lock'])
+        for path in [relay.queue_dir] + [os.path.join(relay.queue_dir, n)
+                                         for n in names]:
+            os.chown(path, 0, 0)
+        os.chmod(relay.queue_dir, 0o750)
+        # A read-only command as root changes nothing.
+        self.assertEqual(len(relay.mailq_json()), 1)
+        self.assertEqual(owner_mode(relay.queue_dir), (0, 0, 0o750))
+
+        start_wrapped(relay, [SETPRIV] + UNIT_CAPS + ['--'])
+        self.assert_runs_as_user(relay.proc.pid)
+        self.assertEqual(owner_mode(relay.queue_dir),
+                         (PW.pw_uid, PW.pw_gid, 0o700))
+        for n in names:
+            self.assertEqual(owner_mode(os.path.join(relay.queue_dir, n))[:2],
+                             (PW.pw_uid, PW.pw_gid), n)
+        self.messages_with(mx, mid)
+        qid, mid2 = self.send(relay, 'alice@client.test', ['carol@priv.test'])
+        self.messages_with(mx, mid2)
+        self.wait_queue_empty(relay)
+
+
 class PrivStart(unittest.TestCase):
     """Starts without delivery: refusals, the warning, the low port, the CLI."""
 
@@ -319,6 +365,100 @@ class PrivStart(unittest.TestCase):
                          r'%s \(uid %d\) or root' % (re.escape(data), OTHER_UID,
                                                      USER, PW.pw_uid))
         self.assertEqual(owner_mode(data)[0], OTHER_UID)
+
+    def assert_refused_unchanged(self, relay, entry, before):
+        """serve and root's mailq refuse queue_dir naming entry; nothing
+        in it changes owner or mode."""
+        want = (r"queue_dir: %s is owned by root and holds %s, which is not "
+                r"a file of the queue \(only data.mdb, lock.mdb and serve.lock"
+                % (re.escape(relay.queue_dir), re.escape(entry)))
+        code, log = serve_exit(relay)
+        self.assertEqual(code, 1, log)
+        self.assertRegex(log, r'error: ' + want + r'.*; not starting')
+        self.assertNotIn('running as user', log)
+        self.assertEqual(self.snapshot(relay.queue_dir), before)
+        r = relay.cli('mailq')
+        self.assertEqual(r.returncode, 1, r.stderr)
+        self.assertRegex(r.stderr, want)
+        self.assertEqual(self.snapshot(relay.queue_dir), before)
+
+    @staticmethod
+    def snapshot(d):
+        out = {'.': owner_mode(d)}
+        for n in os.listdir(d):
+            out[n] = owner_mode(os.path.join(d, n))
+        return out
+
+    def test_root_directory_of_other_files_is_refused(self):
+        # queue_dir naming a directory of root's (a typo: /etc/tlsrelay)
+        # is neither chowned nor chmodded, by serve or by root's mailq.
+        relay = open_relay(self, user=USER)
+        os.mkdir(relay.queue_dir, 0o755)
+        secret = os.path.join(relay.queue_dir, 'client.key')
+        with open(secret, 'w') as f:
+            f.write('not for nobody\n')
+        os.chmod(secret, 0o600)
+        before = self.snapshot(relay.queue_dir)
+        self.assertEqual(before['.'], (0, 0, 0o755))
+        self.assert_refused_unchanged(relay, secret, before)
+
+        # The queue's files beside it do not make it a queue.
+        relay2 = open_relay(self)
+        relay2.start()      # a queue of root's
+        relay2.stop()
+        with open(relay2.conf, 'a') as f:
+            f.write('user = %s\n' % USER)
+        extra = os.path.join(relay2.queue_dir, 'tls_policy')
+        with open(extra, 'w') as f:
+            f.write('example.com encrypt\n')
+        before = self.snapshot(relay2.queue_dir)
+        self.assert_refused_unchanged(relay2, extra, before)
+
+        # Nor does a name of the queue that is not a plain file.
+        relay3 = open_relay(self, user=USER)
+        os.mkdir(relay3.queue_dir, 0o700)
+        link = os.path.join(relay3.queue_dir, 'data.mdb')
+        os.symlink(secret, link)
+        before = self.snapshot(relay3.queue_dir)
+        self.assert_refused_unchanged(relay3, link, before)
+        self.assertEqual(owner_mode(secret), (0, 0, 0o600))
+
+    def test_read_only_commands_leave_a_root_queue_alone(self):
+        # A queue of root's (made before `user` was set) is read by root's
+        # read-only commands as it is; only serve takes it over.
+        relay = open_relay(self)
+        r = relay.cli('sendmail', '-f', 'a@client.test', 'b@dest.test',
+                      input='Subject: x\n\nhello\n')
+        self.assertEqual(r.returncode, 0, r.stderr)
+        with open(relay.conf, 'a') as f:
+            f.write('user = %s\n' % USER)
+        before = self.snapshot(relay.queue_dir)
+        self.assertEqual(before['.'][0], 0)
+        msgs = relay.mailq_json()
+        self.assertEqual(len(msgs), 1)
+        for args in (['mailq'], ['status'], ['status', '--json'],
+                     ['queue', 'show', msgs[0]['queue_id']], ['report']):
+            r = relay.cli(*args)
+            self.assertEqual(r.returncode, 0, '%s: %s' % (args, r.stderr))
+            self.assertEqual(self.snapshot(relay.queue_dir), before, args)
+        relay.start()
+        self.assertEqual(owner_mode(relay.queue_dir),
+                         (PW.pw_uid, PW.pw_gid, 0o700))
+
+    def test_a_failed_drop_stops_the_start(self):
+        # Root that cannot switch (no CAP_SETUID, or no CAP_SETGID for the
+        # groups) never serves as root: exit 1, and the log says why.
+        for cap, why in (('setuid', r'setresuid\(%d\) for user %s: '
+                          r'Operation not permitted' % (PW.pw_uid, USER)),
+                         ('setgid', r'setgroups for user %s: '
+                          r'Operation not permitted' % USER)):
+            relay = open_relay(self, user=USER)
+            code, log = serve_exit(
+                relay, prefix=[SETPRIV, '--bounding-set=-' + cap, '--'])
+            self.assertEqual(code, 1, log)
+            self.assertRegex(log, r'error: ' + why + r'; not starting')
+            self.assertNotIn('daemon started', log)
+            self.assertNotIn('running as', log)
 
     def test_root_owned_queue_is_taken_over(self):
         # A queue made by root (before `user` was set) becomes nobody's.

@@ -440,9 +440,40 @@ class SendmailDelivery(DeliveryBase):
         p = self.as_nobody(relay, '-f', 'app@src.test', 'bob@inj.test',
                            input=b'Subject: down\n\nx\n')
         self.assertEqual(p.returncode, 75, p.stderr)
-        self.assertIn(b'cannot write the queue and cannot reach the relay',
+        self.assertIn(b'cannot write the queue and no relay listens at',
                       p.stderr)
         self.assertEqual(relay.mailq_json(), [])
+
+    # A local user's stand-in for the relay: greets, says 250 to all.
+    FAKE_RELAY = (
+        'import socket, sys\n'
+        's = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\n'
+        's.bind(("127.0.0.1", int(sys.argv[1]))); s.listen(5)\n'
+        'print("listening", flush=True)\n'
+        'while True:\n'
+        '    c, _ = s.accept(); print("connection", flush=True)\n'
+        '    c.sendall(b"220 fake\\r\\n")\n'
+        '    while c.recv(65536): c.sendall(b"250 ok\\r\\n")\n')
+
+    def test_user_without_queue_access_refuses_foreign_listener(self):
+        """While the relay is down, a local user binds its port and answers
+        250: sendmail must not hand the message to it."""
+        relay = self.relay()
+        relay.stop()
+        fake = subprocess.Popen(
+            ['setpriv', '--reuid=nobody', '--regid=nogroup', '--clear-groups',
+             sys.executable, '-c', self.FAKE_RELAY, str(relay.port)],
+            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+        self.addCleanup(fake.wait)
+        self.addCleanup(fake.kill)
+        self.assertEqual(fake.stdout.readline(), b'listening\n')
+        p = self.as_nobody(relay, '-f', 'app@src.test', 'bob@inj.test',
+                           input=b'Subject: stolen\n\nsecret\n')
+        self.assertEqual(p.returncode, 75, p.stderr)
+        self.assertRegex(p.stderr, rb'belongs to uid 65534, not to the relay')
+        fake.kill()
+        out, _ = fake.communicate(timeout=5)
+        self.assertNotIn(b'connection', out)
 
 
 if __name__ == '__main__':

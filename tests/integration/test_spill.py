@@ -113,12 +113,14 @@ class Spill(DeliveryBase):
         # Nothing named in queue_dir but LMDB's files; the spill file is
         # only an open descriptor of the relay, mode 0600.
         self.assertEqual(sorted(os.listdir(relay.queue_dir)),
-                         ['data.mdb', 'lock.mdb'])
+                         ['data.mdb', 'lock.mdb', 'serve.lock'])
         fds = '/proc/%d/fd' % relay.proc.pid
         spilled = [os.readlink(os.path.join(fds, f)) for f in os.listdir(fds)
                    if os.readlink(os.path.join(fds, f)).startswith(
                        relay.queue_dir)
-                   and 'mdb' not in os.readlink(os.path.join(fds, f))]
+                   and 'mdb' not in os.readlink(os.path.join(fds, f))
+                   and not os.readlink(os.path.join(fds, f)).endswith(
+                       '/serve.lock')]
         self.assertEqual(len(spilled), 1, spilled)
         self.assertIn('(deleted)', spilled[0])
         st = os.stat(os.path.join(fds, [f for f in os.listdir(fds) if

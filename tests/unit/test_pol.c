@@ -120,8 +120,8 @@ static const char good_file[] =
     "   # a comment between continuation lines\n"
     "\tciphers=medium exclude=3DES:aNULL\r\n"
     "Legacy.EXAMPLE.     May\n"
-    "[relay.example]:587 dane servername=nexthop\n"
-    "[mx.example]        dane-only protocols=!SSLv2:!SSLv3,ciphers=high\n"
+    "relay.example       dane servername=nexthop\n"
+    "mx.example          dane-only protocols=!SSLv2:!SSLv3,ciphers=high\n"
     "secure.example      secure tafile=/etc/ta.pem servername=mx.secure.example\n"
     ".com                may\n";
 
@@ -245,7 +245,7 @@ static void test_attributes(void)
 	CHECK_STR(e->match[1], "dot-nexthop");
 	CHECK_STR(e->tafile, "/etc/ta.pem");
 	CHECK_STR(e->servername, "mx.secure.example");
-	/* [host]:port is the exact key host; commas separate attributes. */
+	/* Commas separate attributes. */
 	e = get(t, "relay.example");
 	CHECK_STR(e->servername, "nexthop");
 	e = get(t, "mx.example");
@@ -321,8 +321,7 @@ static const struct bad_case bad_cases[] = {
      "p:5: servername= given twice (first on line 4)"},
     {"a.example encrypt\nb.example may\nA.Example. none\n",
      "p:3: duplicate entry for \"a.example\" (first on line 1)"},
-    {"[a.example]:25 encrypt\na.example encrypt\n[a.example] may\n",
-     "p:2: duplicate entry for \"a.example\" (first on line 1)\n"
+    {"a.example encrypt\n[a.example] may\nA.example encrypt\n",
      "p:3: duplicate entry for \"a.example\" (first on line 1)"},
     {"[a.example:25 encrypt\n",
      "p:1: bad next-hop \"[a.example:25\" (expected DOMAIN, .DOMAIN, [HOST] or [HOST]:PORT)"},
@@ -546,7 +545,6 @@ static void test_forms(void)
 	    "a.example verify match=HOSTNAME tafile=/etc/ssl/ta.pem\n",
 	    "a.example fingerprint MATCH=" SHA1_A "||" SHA1_B "\n",
 	    "a_b.example encrypt\n",
-	    "[192.0.2.1] encrypt\n",
 	};
 
 	for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
@@ -617,7 +615,7 @@ static void test_braces(void)
 {
 	static const char text[] =
 	    "# migrated from /etc/postfix/tls_policy\n"
-	    "[mail.example.org]:587  secure { match = nexthop : dot-nexthop }\n"
+	    "mail.example.org  secure { match = nexthop : dot-nexthop }\n"
 	    "example.net   secure  match=.example.com:example.net\n"
 	    "  { protocols = !SSLv2, !SSLv3 }, {ciphers=high}\n"
 	    "  { exclude = 3DES RC4 }\n"
@@ -656,6 +654,95 @@ static void test_braces(void)
 	pol_table_free(t);
 }
 
+/* The warnings of the last parse_len(), joined with '\n'. */
+static void warnings_of(const struct pol_errors *errs, char *buf, size_t size)
+{
+	buf[0] = '\0';
+	for (size_t i = 0; i < errs->nwarn; i++) {
+		if (i)
+			strncat(buf, "\n", size - strlen(buf) - 1);
+		strncat(buf, errs->w[i].msg, size - strlen(buf) - 1);
+	}
+}
+
+#define NEXTHOP_WARNING                                                                            \
+	" names an explicit next hop, which tlsrelay never uses (it delivers to each domain's MX " \
+	"hosts); the entry is ignored. Write the domain without brackets to set its policy."
+
+/*
+ * "[host]" and "[host]:port" keys (Postfix: an explicit next hop, which
+ * the relay never has) apply to no domain: "[relay.example]:25 none" must
+ * not send mail for relay.example in clear.  They are checked like any
+ * entry, warned about, and no duplicate of the domain's own key.
+ */
+static void test_nexthop(void)
+{
+	static const char text[] =
+	    "# from Postfix\n"
+	    "[relay.example]:25   none\n"
+	    "[Example.COM]        may\n"
+	    "example.com          secure\n"
+	    "[mail.example.org]:587  secure { match = nexthop : dot-nexthop }\n"
+	    "[192.0.2.1]          encrypt\n";
+	static const char bad[] = "a.example encrypt\n"
+				  "[b.example]:25 encrypt match=b.example\n"
+				  "[c.example] bogus\n"
+				  "[d.example]:25 verify\n"
+				  "  protocols=TLSv1.4\n"
+				  "[e.example]:99999 may\n";
+	static struct pol_errors errs;
+	struct pol_table *t = NULL;
+	const struct pol_entry *e;
+	const struct pol_msg *m;
+	size_t ie = 0, iw = 0;
+	int warning;
+	char buf[2048];
+	int rc = pol_table_parse("p", text, strlen(text), &t, &errs);
+
+	CHECK(rc == 0 && errs.count == 0, "rc %d: %s", rc, errs.count ? errs.e[0].msg : "");
+	if (rc != 0)
+		return;
+	CHECK_INT(pol_table_count(t), 1);
+	CHECK(pol_table_lookup(t, "relay.example") == NULL, "[relay.example]:25 applies");
+	CHECK(pol_table_lookup(t, "mail.example.org") == NULL, "[mail.example.org]:587 applies");
+	CHECK(pol_table_lookup(t, "192.0.2.1") == NULL, "[192.0.2.1] applies");
+	e = get(t, "example.com");
+	CHECK(e && e->level == POL_LEVEL_SECURE && e->line == 4, "example.com");
+	pol_table_free(t);
+	warnings_of(&errs, buf, sizeof(buf));
+	CHECK_STR(buf, "p:2: warning: [relay.example]:25" NEXTHOP_WARNING "\n"
+		       "p:3: warning: [Example.COM]" NEXTHOP_WARNING "\n"
+		       "p:5: warning: [mail.example.org]:587" NEXTHOP_WARNING "\n"
+		       "p:6: warning: [192.0.2.1]" NEXTHOP_WARNING);
+	CHECK_INT(errs.wtotal, 4);
+	CHECK(errs.w[0].line == 2 && errs.w[3].line == 6, "warning lines");
+	/* For a log that says "warning: " itself: "p:2: " and the words. */
+	CHECK_INT(errs.w[0].prefix, 5);
+	CHECK_STR(errs.w[0].msg + errs.w[0].text, "[relay.example]:25" NEXTHOP_WARNING);
+
+	/* Errors inside an ignored entry are still errors; merged in line order. */
+	rc = pol_table_parse("p", bad, strlen(bad), &t, &errs);
+	CHECK(rc == RL_EPARSE && t == NULL, "bad: rc %d", rc);
+	buf[0] = '\0';
+	while ((m = pol_errors_next(&errs, &ie, &iw, &warning)) != NULL) {
+		strncat(buf, warning ? "W " : "E ", sizeof(buf) - strlen(buf) - 1);
+		strncat(buf, m->msg, sizeof(buf) - strlen(buf) - 1);
+		strncat(buf, "\n", sizeof(buf) - strlen(buf) - 1);
+	}
+	CHECK_STR(buf,
+		  "E p:2: attribute match= is not valid at level encrypt\n"
+		  "W p:2: warning: [b.example]:25" NEXTHOP_WARNING "\n"
+		  "E p:3: unknown TLS level \"bogus\" (expected one of none, may, encrypt, dane, "
+		  "dane-only, fingerprint, verify, secure)\n"
+		  "W p:3: warning: [c.example]" NEXTHOP_WARNING "\n"
+		  "W p:4: warning: [d.example]:25" NEXTHOP_WARNING "\n"
+		  "E p:5: protocols: unknown protocol \"TLSv1.4\" (expected SSLv2, SSLv3, TLSv1, "
+		  "TLSv1.1, TLSv1.2 or TLSv1.3)\n"
+		  "E p:6: bad next-hop \"[e.example]:99999\" (expected DOMAIN, .DOMAIN, [HOST] or "
+		  "[HOST]:PORT)\n");
+	CHECK(errs.total == 4 && errs.wtotal == 3, "totals %zu %zu", errs.total, errs.wtotal);
+}
+
 int main(void)
 {
 	test_levels();
@@ -671,5 +758,6 @@ int main(void)
 	test_forms();
 	test_diff();
 	test_braces();
+	test_nexthop();
 	return TEST_DONE();
 }

@@ -2,7 +2,10 @@
  * Unit tests for the `status` screen's pure parts (relay/smtp/status.h):
  * ages, messages by queue and the oldest one, the grouping of deferred
  * recipients by (domain, reason) (a message counts once per pair, held
- * mail not at all, long reasons cut, the cap and what goes past it), the
+ * mail not at all, long reasons cut, the cap and what goes past it: the
+ * Space-Saving replacement, the review's case of a big destination met
+ * after thousands of small ones, and a property test against an exact
+ * count), the
  * worst-first order, the last-hour sums of per-minute counters, and the
  * text and JSON layouts on a known queue.
  */
@@ -149,25 +152,162 @@ static void test_long_reason_and_cap(void)
 	feed(&a, "00000000C2", NOW, 1, 0, 0, r, 1);
 	CHECK_INT(a.ng, 1);
 	CHECK_INT(a.g[0].msgs, 2);
-	/* Fill the table: pairs past the cap are counted, not kept. */
+	/* Fill the table and go past it: each new pair takes the slot of one
+	 * with the fewest messages (one), never long.test's (two). */
 	for (int i = 1; i < STATUS_GROUPS_MAX + 10; i++) {
 		snprintf(dom, sizeof(dom), "d%d.test", i);
 		snprintf(rc, sizeof(rc), "D:u@%s:busy", dom);
 		feed(&a, "00000000C3", NOW, 1, 0, 0, r, 1);
 	}
 	CHECK_INT(a.ng, STATUS_GROUPS_MAX);
-	CHECK_INT(a.ungrouped_msgs, 10);
-	CHECK_INT(a.ungrouped_rcpts, 10);
-	/* A known pair still counts after the table is full. */
-	snprintf(rc, sizeof(rc), "D:z@d5.test:busy");
-	feed(&a, "00000000C4", NOW, 1, 0, 0, r, 1);
-	CHECK_INT(a.ungrouped_rcpts, 10);
+	CHECK_INT(a.replaced, 10);
+	/* A pair met after the table is full: it inherits the smallest count
+	 * (1) as its error, then counts on. */
+	snprintf(rc, sizeof(rc), "D:z@big.test:busy");
+	feed(&a, "00000000C4", NOW - 5, 1, 0, 0, r, 1);
+	feed(&a, "00000000C5", NOW - 9, 1, 0, 0, r, 1);
+	CHECK_INT(a.replaced, 11);
 	status_agg_sort(&a);
-	/* Two messages each, same age: by domain name. */
-	CHECK_STR(a.g[0].domain, "d5.test");
-	CHECK_INT(a.g[0].msgs, 2);
-	CHECK_STR(a.g[1].domain, "long.test");
+	CHECK_STR(a.g[0].domain, "big.test");
+	CHECK_INT(a.g[0].msgs, 3);
+	CHECK_INT(a.g[0].err, 1);
+	CHECK_INT(a.g[0].rcpts, 2); /* since it took the slot */
+	CHECK_INT(a.g[0].oldest, NOW - 9);
+	/* long.test kept its exact count; those that took a slot (1 + 1) tie with it. */
+	for (size_t i = 1; i < a.ng; i++) {
+		if (strcmp(a.g[i].domain, "long.test") == 0) {
+			CHECK_INT(a.g[i].msgs, 2);
+			CHECK_INT(a.g[i].err, 0);
+			break;
+		}
+		CHECK(i < 12, "long.test not among the first: %s", a.g[i].domain);
+	}
 	status_agg_fini(&a);
+}
+
+/*
+ * The review's case: 5000 dead destinations of one message each come
+ * first in ID order, then 10000 messages to one domain.  The big one must
+ * lead the list (it was missing when the first 4096 pairs were kept).
+ */
+static void test_big_after_many(void)
+{
+	char rc[64];
+	const char *r[1] = {rc};
+	struct status_agg a;
+	struct status_run run = {0, 0, 0};
+	struct rl_buf out;
+
+	status_agg_init(&a);
+	for (int i = 0; i < 5000; i++) {
+		snprintf(rc, sizeof(rc), "D:u@dead%d.example:refused", i);
+		feed(&a, "00000000E1", NOW - 100, 1, 0, 0, r, 1);
+	}
+	snprintf(rc, sizeof(rc), "D:u@big.example:451 try later");
+	for (int i = 0; i < 10000; i++)
+		feed(&a, "00000000E2", NOW - 50, 1, 0, 0, r, 1);
+	status_agg_sort(&a);
+	CHECK_STR(a.g[0].domain, "big.example");
+	CHECK(a.g[0].msgs - a.g[0].err <= 10000 && a.g[0].msgs >= 10000, "msgs %llu err %llu",
+	      (unsigned long long)a.g[0].msgs, (unsigned long long)a.g[0].err);
+	CHECK(a.g[1].msgs - a.g[1].err == 1, "%s", a.g[1].domain);
+	rl_buf_init(&out, 1 << 22);
+	CHECK_INT(status_format_text(&out, &a, &run, NOW, "relay.test"), 0);
+	CHECK_INT(rl_buf_append(&out, "", 1), 0);
+	CHECK(strstr(out.data, "failing:    more than 4096 destinations and reasons, worst first "
+			       "(~: at most)\n   msgs rcpts  oldest  domain: reason\n"
+			       "  ~10001 10000     50s  big.example: 451 try later\n") != NULL,
+	      "%.2000s", out.data);
+	rl_buf_reset(&out);
+	CHECK_INT(status_format_json(&out, &a, &run, NOW, "relay.test"), 0);
+	CHECK_INT(rl_buf_append(&out, "", 1), 0);
+	CHECK(strstr(out.data, "\"failing\":[{\"domain\":\"big.example\",\"reason\":\"451 try "
+			       "later\",\"messages\":10001,\"approx\":true,\"error\":1,") != NULL,
+	      "%.2000s", out.data);
+	CHECK(strstr(out.data, "\"failing_exact\":false}") != NULL, "%.200s", out.data);
+	rl_buf_fini(&out);
+	status_agg_fini(&a);
+}
+
+/* A small deterministic generator (64-bit LCG, high bits), for the property test. */
+static uint32_t rnd(uint64_t *st)
+{
+	*st = *st * 6364136223846793005u + 1442695040888963407u;
+	return (uint32_t)(*st >> 33);
+}
+
+#define PROP_HEAVY 8
+#define PROP_LIGHT 20000
+#define PROP_PAIRS (PROP_HEAVY + PROP_LIGHT)
+
+/*
+ * Against an exact count, on shuffled input with far more pairs than the
+ * table holds, some messages with two recipients (of one pair or two):
+ * every kept pair's count is within [true, true + err], every pair with
+ * more than T / STATUS_GROUPS_MAX messages is kept, and the heavy pairs,
+ * spaced wider than that bound, lead the list in their true order.
+ */
+static void test_space_saving_property(void)
+{
+	static const uint32_t heavy[PROP_HEAVY] = {3000, 2500, 2000, 1500, 1000, 700, 450, 250};
+	uint32_t *exact = calloc(PROP_PAIRS, sizeof(*exact)), *stream, n = 0, t = 0;
+	uint64_t st = 42;
+	char r1[64], r2[64];
+	const char *r[2] = {r1, r2};
+	struct status_agg a;
+
+	for (int i = 0; i < PROP_HEAVY; i++)
+		n += heavy[i];
+	stream = calloc(n + 3 * PROP_LIGHT, sizeof(*stream));
+	n = 0;
+	for (uint32_t i = 0; i < PROP_HEAVY; i++)
+		for (uint32_t k = 0; k < heavy[i]; k++)
+			stream[n++] = i;
+	for (uint32_t i = PROP_HEAVY; i < PROP_PAIRS; i++)
+		for (uint32_t k = 1 + rnd(&st) % 3; k > 0; k--)
+			stream[n++] = i;
+	for (uint32_t i = n - 1; i > 0; i--) {
+		uint32_t j = rnd(&st) % (i + 1), x = stream[i];
+
+		stream[i] = stream[j];
+		stream[j] = x;
+	}
+	status_agg_init(&a);
+	for (uint32_t i = 0; i < n; i++) {
+		uint32_t p = stream[i], q = rnd(&st) % 4 ? p : rnd(&st) % PROP_PAIRS;
+
+		snprintf(r1, sizeof(r1), "D:u@p%u.test:r%u", p, p % 7);
+		snprintf(r2, sizeof(r2), "D:v@p%u.test:r%u", q, q % 7);
+		feed(&a, "00000000F1", NOW, 1, 0, 0, r, i % 3 ? 1 : 2);
+		exact[p]++;
+		if (i % 3 == 0 && q != p)
+			exact[q]++;
+	}
+	for (uint32_t i = 0; i < PROP_PAIRS; i++)
+		t += exact[i];
+	status_agg_sort(&a);
+	CHECK_INT(a.ng, STATUS_GROUPS_MAX);
+	for (size_t i = 0; i < a.ng; i++) {
+		uint32_t p = (uint32_t)strtoul(a.g[i].domain + 1, NULL, 10);
+
+		CHECK(a.g[i].msgs >= exact[p] && a.g[i].msgs - a.g[i].err <= exact[p],
+		      "%s: msgs %llu err %llu exact %u", a.g[i].domain,
+		      (unsigned long long)a.g[i].msgs, (unsigned long long)a.g[i].err, exact[p]);
+		if (exact[p] > t / STATUS_GROUPS_MAX)
+			exact[p] = 0; /* seen */
+	}
+	for (uint32_t i = 0; i < PROP_PAIRS; i++)
+		CHECK(exact[i] <= t / STATUS_GROUPS_MAX, "p%u (%u messages of %u) missing", i,
+		      exact[i], t);
+	for (int i = 0; i < PROP_HEAVY; i++) {
+		char want[32];
+
+		snprintf(want, sizeof(want), "p%d.test", i);
+		CHECK_STR(a.g[i].domain, want);
+	}
+	status_agg_fini(&a);
+	free(stream);
+	free(exact);
 }
 
 static void test_hour(void)
@@ -255,12 +395,11 @@ static void test_text(void)
 		     "\"sent\":{\"dane\":0,\"mta-sts\":0,\"verified\":0,\"trusted\":0,"
 		     "\"untrusted\":2,\"anonymous\":0,\"none\":1,\"no-connection\":0}") != NULL,
 	      "%s", out.data);
-	CHECK(strstr(out.data,
-		     "{\"domain\":\"refuse.test\",\"reason\":\"" R451
-		     "\",\"messages\":2,\"recipients\":3,\"oldest_arrival\":1699999400}") != NULL,
+	CHECK(strstr(out.data, "{\"domain\":\"refuse.test\",\"reason\":\"" R451
+			       "\",\"messages\":2,\"approx\":false,\"error\":0,\"recipients\":3,"
+			       "\"oldest_arrival\":1699999400}") != NULL,
 	      "%s", out.data);
-	CHECK(strstr(out.data, "],\"ungrouped\":{\"messages\":0,\"recipients\":0}}\n") != NULL,
-	      "%s", out.data);
+	CHECK(strstr(out.data, "],\"failing_exact\":true}\n") != NULL, "%s", out.data);
 	rl_buf_fini(&out);
 	status_agg_fini(&a);
 }
@@ -300,6 +439,8 @@ int main(void)
 	test_agg();
 	test_oldest_tie();
 	test_long_reason_and_cap();
+	test_big_after_many();
+	test_space_saving_property();
 	test_hour();
 	test_text();
 	test_text_more();
