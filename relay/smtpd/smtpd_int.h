@@ -17,6 +17,7 @@
 #include "smtp.h"
 #include "smtpd.h"
 #include "spill.h"
+#include "status.h"
 
 #define SMTPD_ERROR_LIMIT  20 /* Postfix smtpd_hard_error_limit */
 #define SMTPD_IN_LIMIT	   (64 * 1024)
@@ -73,6 +74,7 @@ struct smtpd {
 	int said_helo; /* 0 none, 1 HELO, 2 EHLO */
 	int in_mynet;	   /* the client address is in mynetworks */
 	int relay_counted; /* counted in the metrics as allowed to relay */
+	int refused_counted; /* counted in the tally as refused relaying */
 	int ccert_asked;   /* a client certificate was asked for at STARTTLS */
 	struct smtpd_ccert ccert;
 	int skip_line; /* discarding the rest of an over-long command line */
