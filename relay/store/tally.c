@@ -32,11 +32,11 @@ struct tally {
 	struct committer *commit;
 	const char *const *names;
 	size_t nnames;
-	struct tally_tab pending; /* counted, not yet handed to the committer */
+	struct tally_tab pending;	 /* counted, not yet handed to the committer */
 	struct tally_req w[TALLY_SLOTS]; /* the writes; busy ones are out */
 	int inflight;			 /* busy slots */
-	int batched; /* the committer formed a batch since the last tick */
-	int failing; /* the last write failed (logged once) */
+	int batched;			 /* the committer formed a batch since the last tick */
+	int failing;			 /* the last write failed (logged once) */
 	int stopping;
 };
 
