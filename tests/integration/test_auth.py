@@ -397,6 +397,9 @@ class Auth(DeliveryBase):
         self.assertLess(time.monotonic() - t, 0.8)
         # The other address is not affected: it authenticates at once.
         o.expect_cmd('AUTH PLAIN ' + plain('alice', USERS['alice'][0]), 235)
+        # A session counts as allowed at its first accepted recipient.
+        o.expect_cmd('MAIL FROM:<s@client.test>', 250)
+        o.expect_cmd('RCPT TO:<rcpt@auth.test>', 250)
         text = urllib.request.urlopen('http://127.0.0.1:%d/metrics' % mport,
                                       timeout=10).read().decode()
         self.assertIn('tlsrelay_smtpd_auth_failures_total 11\n', text)
