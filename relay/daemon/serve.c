@@ -22,6 +22,8 @@
 #include "qmgr.h"
 #include "serve.h"
 #include "smtpd.h"
+#include "status.h"
+#include "tally.h"
 #include "tlspol.h"
 #include "tlsrpt.h"
 
@@ -472,6 +474,13 @@ static void serve_stop_check(struct serve *srv)
 	if (!srv->stopping || srv->stop_done || smtpd_server_sessions(srv->smtpd) > 0 ||
 	    !committer_idle(srv->commit) || !srv->qmgr_stopped || srv->rpt_sending)
 		return;
+	/* The inbound counters of `status` go once no session can count. */
+	if (!tally_idle(srv->tally)) {
+		tally_stop(srv->tally);
+		if (!tally_idle(srv->tally))
+			return; /* the committer's idle callback comes back here */
+	}
+	tally_stop(srv->tally);
 	/* The last TLS-RPT counts go after delivery stopped counting. */
 	if (!tlsrpt_counter_idle(srv->rpt)) {
 		tlsrpt_counter_stop(srv->rpt);
@@ -775,13 +784,17 @@ static int serve_start(struct serve *srv)
 	srv->rpt = tlsrpt_counter_new(srv->loop, srv->commit);
 	if (!srv->rpt)
 		return -ENOMEM;
+	/* Rides on the committer's batches; writes alone at most once a minute. */
+	srv->tally = tally_new(srv->loop, srv->commit, status_in_names(), STATUS_IN_N);
+	if (!srv->tally)
+		return -ENOMEM;
 	uv_timer_init(srv->loop, &srv->rpt_timer);
 	srv->rpt_timer.data = srv;
 	uv_timer_start(&srv->rpt_timer, serve_rpt_tick, 1000, SERVE_RPT_TICK_MS);
 	p = (struct smtpd_params){ srv->loop, &srv->cfg, srv->commit, srv->tls_in.cred,
 				   srv->tls_in.prio, serve_queued, serve_session_gone, srv,
 				   &srv->ccerts, &srv->client_ca, &srv->sasl,
-				   &srv->metrics };
+				   &srv->metrics, srv->tally };
 	rc = smtpd_server_new(&p, &srv->smtpd);
 	if (rc < 0)
 		return rc;
@@ -797,6 +810,7 @@ static void serve_cleanup(struct serve *srv)
 	smtpd_server_free(srv->smtpd);
 	committer_free(srv->commit);
 	tlsrpt_counter_free(srv->rpt);
+	tally_free(srv->tally);
 	queue_close(srv->q);
 	tlscred_in_fini(&srv->tls_in);
 	tlscred_out_fini(&srv->tls_out);
@@ -880,6 +894,7 @@ int serve_main(const char *path)
 		/* Whatever serve_start() set going must not keep the loop alive. */
 		if (srv.rpt)
 			tlsrpt_counter_stop(srv.rpt);
+		tally_stop(srv.tally);
 		if (srv.rpt_timer.data)
 			uv_close((uv_handle_t *)&srv.rpt_timer, NULL);
 		uv_run(srv.loop, UV_RUN_DEFAULT);

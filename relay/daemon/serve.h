@@ -21,6 +21,7 @@
 struct smtpd_server;
 struct qmgr;
 struct tlsrpt_counter;
+struct tally;
 struct dns;
 struct https;
 struct tlspol;
@@ -36,6 +37,7 @@ struct serve {
 	struct queue *q;
 	struct committer *commit;
 	struct tlsrpt_counter *rpt; /* TLS-RPT counts of outbound sessions */
+	struct tally *tally;	    /* inbound counters of `status` (status_in) */
 	/* The daily TLS-RPT run (tlsrpt = yes): the day last sent in full,
 	 * the time before which a failed run is not retried, the run's own
 	 * resolver and HTTPS client while it runs. */

@@ -2,7 +2,9 @@
  * status: the one screen of `tlsrelay status` (INTERFACE.md: uptime, queue
  * by state, oldest message, last hour's deliveries by TLS level,
  * destinations failing now and why), as pure aggregation of decoded
- * envelopes and counters and pure formatting into a bounded buffer.  No
+ * envelopes and counters and pure formatting into a bounded buffer; also
+ * the inbound counters of the last hour (sessions by how the client was
+ * allowed to relay, refused ones, failed AUTH attempts).  No
  * I/O: relay/cli/cli_status.c reads the queue and hands everything in.
  *
  * Memory is bounded whatever the queue holds: the table of failing
@@ -38,6 +40,27 @@ enum status_queue {
 	STATUS_Q_N
 };
 
+/*
+ * Inbound counters of the last hour, by index; status_in_name() gives
+ * each one's name in the queue's "counts" database, which the relay
+ * writes (relay/store/tally.h) and status_agg_count() reads.  Sessions
+ * count once each: allowed at their first accepted recipient, refused at
+ * their first "Relay access denied".
+ */
+enum status_in {
+	STATUS_IN_NETWORK = 0,	/* "smtpd:allowed:network": the address is in mynetworks */
+	STATUS_IN_CERTIFICATE,	/* "smtpd:allowed:certificate": a client certificate */
+	STATUS_IN_AUTH,		/* "smtpd:allowed:auth": SMTP AUTH */
+	STATUS_IN_REFUSED,	/* "smtpd:refused": a recipient got Relay access denied */
+	STATUS_IN_AUTH_FAILED,	/* "smtpd:auth-failed": one failed AUTH attempt */
+	STATUS_IN_N
+};
+
+/* The counts name of an enum status_in; NULL out of range. */
+const char *status_in_name(int k);
+/* The names in enum status_in order, STATUS_IN_N of them (static). */
+const char *const *status_in_names(void);
+
 /* One failing destination and reason: deferred recipients of mail not on hold. */
 struct status_group {
 	char *domain; /* lower case */
@@ -58,6 +81,8 @@ struct status_agg {
 	char oldest_id[QUEUE_ID_SIZE];
 	/* "delivery:STATUS:TLS" counts of the last hour, [status][tls]. */
 	uint64_t hour[QUEUE_PS_N][QUEUE_PT_N];
+	/* The inbound counters of the last hour, by enum status_in. */
+	uint64_t in_hour[STATUS_IN_N];
 	struct status_group *g; /* ng of them; sorted by status_agg_sort() */
 	size_t ng;
 	/* Pairs that took the slot of another (0: every count is exact). */
@@ -88,7 +113,8 @@ int status_agg_msg(struct status_agg *a, const struct queue_msg *m, int active) 
 /*
  * Add one counter of the queue (queue_counts_foreach) when its minute is
  * within the last hour before now (STATUS_HOUR_MIN minutes, the current
- * one included); names other than "delivery:STATUS:TLS" are ignored.
+ * one included); names other than "delivery:STATUS:TLS" and those of
+ * enum status_in are ignored.
  */
 void status_agg_count(struct status_agg *a, int64_t now, int64_t minute, const char *name,
 		      uint64_t n);

@@ -298,6 +298,41 @@ int status_agg_msg(struct status_agg *a, const struct queue_msg *m, int active)
 	return rc;
 }
 
+static const char *const in_names[STATUS_IN_N] = {
+    [STATUS_IN_NETWORK] = "smtpd:allowed:network",
+    [STATUS_IN_CERTIFICATE] = "smtpd:allowed:certificate",
+    [STATUS_IN_AUTH] = "smtpd:allowed:auth",
+    [STATUS_IN_REFUSED] = "smtpd:refused",
+    [STATUS_IN_AUTH_FAILED] = "smtpd:auth-failed",
+};
+
+const char *status_in_name(int k)
+{
+	return k >= 0 && k < STATUS_IN_N ? in_names[k] : NULL;
+}
+
+const char *const *status_in_names(void)
+{
+	return in_names;
+}
+
+static uint64_t sat_add(uint64_t a, uint64_t b)
+{
+	return a + b < a ? UINT64_MAX : a + b;
+}
+
+/* An inbound counter ("smtpd:..."); 1 when name was one. */
+static int agg_inbound(struct status_agg *a, const char *name, uint64_t n)
+{
+	for (int k = 0; k < STATUS_IN_N; k++) {
+		if (strcmp(name, in_names[k]) == 0) {
+			a->in_hour[k] = sat_add(a->in_hour[k], n);
+			return 1;
+		}
+	}
+	return 0;
+}
+
 void status_agg_count(struct status_agg *a, int64_t now, int64_t minute, const char *name,
 		      uint64_t n)
 {
@@ -306,6 +341,8 @@ void status_agg_count(struct status_agg *a, int64_t now, int64_t minute, const c
 	int s = -1, t;
 
 	if (minute > now / 60 || minute <= now / 60 - STATUS_HOUR_MIN)
+		return;
+	if (agg_inbound(a, name, n))
 		return;
 	if (strncmp(p, "delivery:", 9) != 0)
 		return;
@@ -322,7 +359,7 @@ void status_agg_count(struct status_agg *a, int64_t now, int64_t minute, const c
 						    : queue_posture_tls_index(colon + 1);
 	if (s < 0 || t < 0 || t >= QUEUE_PT_N)
 		return;
-	a->hour[s][t] = a->hour[s][t] + n < n ? UINT64_MAX : a->hour[s][t] + n;
+	a->hour[s][t] = sat_add(a->hour[s][t], n);
 }
 
 static int group_cmp(const void *x, const void *y)

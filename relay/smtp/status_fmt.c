@@ -1,7 +1,7 @@
 /*
  * status_fmt: the screen of `tlsrelay status` and its JSON form; pure
  * (status.h).  Fixed rows and columns, so that a script can read the
- * text too, and about 35 lines at most, so that it fits one screen.
+ * text too, and about 40 lines at most, so that it fits one screen.
  * Peer text (reasons) has its control octets shown as '?', as in mailq.
  */
 #include <stdio.h>
@@ -107,6 +107,24 @@ static void count_text(char *out, size_t size, uint64_t n, int approx)
 	snprintf(out, size, "%s%llu", approx ? "~" : "", (unsigned long long)n);
 }
 
+/* The inbound sessions and AUTH failures of the last hour (status_in). */
+static int fmt_inbound(struct rl_buf *out, const struct status_agg *a)
+{
+	const uint64_t *v = a->in_hour;
+
+	return rl_buf_printf(out,
+			     "inbound last hour\n"
+			     "  sessions allowed   network %llu, certificate %llu, auth %llu\n"
+			     "  sessions refused   %llu (Relay access denied)\n"
+			     "  failed AUTH        %llu attempt%s\n",
+			     (unsigned long long)v[STATUS_IN_NETWORK],
+			     (unsigned long long)v[STATUS_IN_CERTIFICATE],
+			     (unsigned long long)v[STATUS_IN_AUTH],
+			     (unsigned long long)v[STATUS_IN_REFUSED],
+			     (unsigned long long)v[STATUS_IN_AUTH_FAILED],
+			     v[STATUS_IN_AUTH_FAILED] == 1 ? "" : "s");
+}
+
 static int fmt_group(struct rl_buf *out, const struct status_group *g, int64_t now)
 {
 	char age[32], msgs[32];
@@ -182,6 +200,10 @@ int status_format_text(struct rl_buf *out, const struct status_agg *a, const str
 		rc = fmt_hour(out, a);
 	if (rc == 0)
 		rc = rl_buf_puts(out, "\n");
+	if (rc == 0)
+		rc = fmt_inbound(out, a);
+	if (rc == 0)
+		rc = rl_buf_puts(out, "\n");
 	return rc ? rc : fmt_failing(out, a, now);
 }
 
@@ -235,6 +257,21 @@ static int json_hour(struct rl_buf *out, const struct status_agg *a)
 	return rc ? rc : rl_buf_puts(out, "}");
 }
 
+static int json_inbound(struct rl_buf *out, const struct status_agg *a)
+{
+	const uint64_t *v = a->in_hour;
+
+	return rl_buf_printf(out,
+			     ",\"inbound_last_hour\":{\"allowed\":{\"network\":%llu,"
+			     "\"certificate\":%llu,\"auth\":%llu},\"refused\":%llu,"
+			     "\"auth_failed\":%llu}",
+			     (unsigned long long)v[STATUS_IN_NETWORK],
+			     (unsigned long long)v[STATUS_IN_CERTIFICATE],
+			     (unsigned long long)v[STATUS_IN_AUTH],
+			     (unsigned long long)v[STATUS_IN_REFUSED],
+			     (unsigned long long)v[STATUS_IN_AUTH_FAILED]);
+}
+
 static int json_failing(struct rl_buf *out, const struct status_agg *a)
 {
 	int rc = rl_buf_puts(out, ",\"failing\":[");
@@ -277,6 +314,8 @@ int status_format_json(struct rl_buf *out, const struct status_agg *a, const str
 		rc = json_queue(out, a, now);
 	if (rc == 0)
 		rc = json_hour(out, a);
+	if (rc == 0)
+		rc = json_inbound(out, a);
 	if (rc == 0)
 		rc = json_failing(out, a);
 	return rc ? rc : rl_buf_puts(out, "}\n");

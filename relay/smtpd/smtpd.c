@@ -213,7 +213,8 @@ static void cmd_mail(struct smtpd *s, const struct smtp_cmd *c)
 
 /*
  * May this client relay?  pol_relay_decide() says, from what the session
- * knows; the first allowed recipient counts the session in the metrics.
+ * knows; the first allowed recipient counts the session in the metrics
+ * and, for `tlsrelay status`, in the tally; so does the first refused one.
  */
 static enum pol_relay_by smtpd_relay_check(struct smtpd *s)
 {
@@ -222,6 +223,12 @@ static enum pol_relay_by smtpd_relay_check(struct smtpd *s)
 	    [POL_RELAY_NETWORK] = METRICS_ALLOWED_NETWORK,
 	    [POL_RELAY_CERTIFICATE] = METRICS_ALLOWED_CERTIFICATE,
 	    [POL_RELAY_AUTH] = METRICS_ALLOWED_AUTH,
+	};
+	static const int tally[POL_RELAY_BY_COUNT] = {
+	    [POL_RELAY_DENY] = STATUS_IN_REFUSED,
+	    [POL_RELAY_NETWORK] = STATUS_IN_NETWORK,
+	    [POL_RELAY_CERTIFICATE] = STATUS_IN_CERTIFICATE,
+	    [POL_RELAY_AUTH] = STATUS_IN_AUTH,
 	};
 	struct pol_relay_in in = {0};
 	enum pol_relay_by by;
@@ -241,6 +248,10 @@ static enum pol_relay_by smtpd_relay_check(struct smtpd *s)
 	if (by != POL_RELAY_DENY && !s->relay_counted) {
 		s->relay_counted = 1;
 		metrics_count_smtpd_allowed(s->sv->p.metrics, metric[by]);
+		tally_add(s->sv->p.tally, (size_t)tally[by], 1);
+	} else if (by == POL_RELAY_DENY && !s->refused_counted) {
+		s->refused_counted = 1;
+		tally_add(s->sv->p.tally, (size_t)tally[by], 1);
 	}
 	return by;
 }

@@ -33,6 +33,7 @@
 #include "metrics.h"
 #include "pol_relay.h"
 #include "rl.h"
+#include "tally.h"
 
 struct smtpd_params {
 	uv_loop_t *loop;
@@ -56,6 +57,12 @@ struct smtpd_params {
 	 */
 	struct auth_db *const *sasl;
 	struct metrics_counts *metrics; /* NULL: not counted */
+	/*
+	 * The same events for `tlsrelay status`, by enum status_in (status.h):
+	 * sessions allowed (network, certificate, auth) or refused relaying,
+	 * once each, and failed AUTH attempts.  NULL: not counted.
+	 */
+	struct tally *tally;
 };
 
 struct smtpd_server;

@@ -170,6 +170,7 @@ static int smtpd_auth_failure(struct smtpd *s, struct smtpd_auth_job *j)
 	uint64_t delay;
 
 	metrics_count_auth_failure(s->sv->p.metrics);
+	tally_add(s->sv->p.tally, STATUS_IN_AUTH_FAILED, 1);
 	log_warn("unknown[%s]: SASL %s authentication failed (%u failure%s from this address "
 		 "within a minute)",
 		 s->addr, j->mech, n, n == 1 ? "" : "s");

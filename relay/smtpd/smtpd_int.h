@@ -17,6 +17,7 @@
 #include "smtp.h"
 #include "smtpd.h"
 #include "spill.h"
+#include "status.h"
 
 #define SMTPD_ERROR_LIMIT  20 /* Postfix smtpd_hard_error_limit */
 #define SMTPD_IN_LIMIT	   (64 * 1024)
@@ -74,6 +75,7 @@ struct smtpd {
 	struct sockaddr_storage peer; /* the client's address (family 0: unknown) */
 	int in_mynet;	   /* in mynetworks: for the connection limits only */
 	int relay_counted; /* counted in the metrics as allowed to relay */
+	int refused_counted; /* counted in the tally as refused relaying */
 	int ccert_asked;   /* a client certificate was asked for at STARTTLS */
 	struct smtpd_ccert ccert;
 	int skip_line; /* discarding the rest of an over-long command line */

@@ -18,6 +18,8 @@ struct committer {
 	struct commit_req **tail;
 	void (*idle)(void *arg);   /* see committer_on_idle() */
 	void *idle_arg;
+	struct commit_req *(*rider)(void *arg); /* see committer_on_batch() */
+	void *rider_arg;
 };
 
 struct committer *committer_new(uv_loop_t *loop, struct queue *q)
@@ -117,6 +119,12 @@ void committer_on_idle(struct committer *c, void (*cb)(void *arg), void *arg)
 	c->idle_arg = arg;
 }
 
+void committer_on_batch(struct committer *c, struct commit_req *(*rider)(void *arg), void *arg)
+{
+	c->rider = rider;
+	c->rider_arg = arg;
+}
+
 static void commit_start(struct committer *c)
 {
 	struct commit_req *last;
@@ -138,6 +146,16 @@ static void commit_start(struct committer *c)
 	last->next = NULL;
 	if (!c->head)
 		c->tail = &c->head;
+	/* The rider's request shares this batch's transaction and fsync. */
+	if (c->rider) {
+		struct commit_req *r = c->rider(c->rider_arg);
+
+		if (r) {
+			r->next = NULL;
+			r->result = 0;
+			last->next = r;
+		}
+	}
 	c->busy = 1;
 	rc = uv_queue_work(c->loop, &c->work, commit_work_cb, commit_after_cb);
 	RL_REQUIRE(rc == 0);

@@ -9,6 +9,11 @@
  * retried one message per transaction so that one oversized message cannot
  * fail its neighbours.  Each request's done() runs on the loop thread after
  * its message is durable (result 0) or known not to be (result < 0).
+ *
+ * A rider (committer_on_batch) may add one small request of its own to each
+ * batch as it leaves, so that bookkeeping such as the per-minute counters
+ * of `tlsrelay status` goes into a transaction that is written anyway and
+ * costs no fsync of its own.
  */
 #ifndef COMMIT_H
 #define COMMIT_H
@@ -50,5 +55,15 @@ int committer_idle(const struct committer *c);
  * completes by events.  cb may submit again; it must not free c.
  */
 void committer_on_idle(struct committer *c, void (*cb)(void *arg), void *arg);
+/*
+ * rider(arg) runs on the loop thread each time a batch is formed, just
+ * before it goes to the worker.  A request it returns (NULL: none) joins
+ * that batch, last, outside the batch's byte bound: its apply must be
+ * small and must fail only when the transaction fails anyway (storage
+ * errors), since an error makes the batch be retried one request per
+ * transaction.  Its done() runs like any other's.  One rider per
+ * committer; a later call replaces it.
+ */
+void committer_on_batch(struct committer *c, struct commit_req *(*rider)(void *arg), void *arg);
 
 #endif

@@ -15,11 +15,13 @@ ten wrong passwords from one address slow that address's replies down
 and end with 421, while another address gets fast replies meanwhile; the
 password and its base64 never appear in the relay's log; a file with an
 unsupported hash refuses the start with FILE:LINE; a SIGHUP with a broken
-file keeps the old one; the metrics count failures and AUTH sessions.
+file keeps the old one; the metrics count failures and AUTH sessions, and
+so does `tlsrelay status` (with sessions from mynetworks and refused ones).
 """
 
 import base64
 import ctypes
+import json
 import os
 import re
 import shutil
@@ -280,6 +282,73 @@ class Auth(DeliveryBase):
         c2.expect_cmd('NOOP', 250)
         self.assertNotIn(long_pw, r.log_text())
 
+    # -- `tlsrelay status` --------------------------------------------------
+
+    def inbound(self, relay):
+        """The inbound block of `status` and of `status --json`, as
+        (network, certificate, auth, refused, auth failures) each."""
+        r = relay.cli('status')
+        self.assertEqual((r.returncode, r.stderr), (0, ''))
+        m = re.search(r'^inbound last hour\n'
+                      r'  sessions allowed   network (\d+), certificate (\d+), '
+                      r'auth (\d+)\n'
+                      r'  sessions refused   (\d+) \(Relay access denied\)\n'
+                      r'  failed AUTH        (\d+) attempts?\n', r.stdout, re.M)
+        self.assertIsNotNone(m, r.stdout)
+        text = tuple(int(x) for x in m.groups())
+        r = relay.cli('status', '--json')
+        self.assertEqual((r.returncode, r.stderr), (0, ''))
+        j = json.loads(r.stdout)['inbound_last_hour']
+        return text, (j['allowed']['network'], j['allowed']['certificate'],
+                      j['allowed']['auth'], j['refused'], j['auth_failed'])
+
+    def test_status_counts_inbound(self):
+        """`status` counts sessions by how the client was allowed to relay,
+        sessions refused relaying and failed AUTH attempts.  While mail
+        flows the counts ride on the next message's commit (so they are
+        there once its 250 came); what nothing carried is written at
+        SIGTERM."""
+        import smtplib
+        self.mx('127.0.0.71', 'mx1.auth.test')
+        r = self.auth_relay()
+        self.assertEqual(self.inbound(r), ((0, 0, 0, 0, 0),) * 2)
+        # Two wrong passwords, then relaying refused (counted once).
+        o, _ = self.tls_client(r, source=OTHER)
+        o.expect_cmd('AUTH PLAIN ' + plain('alice', 'wrong-1'), 535)
+        o.expect_cmd('AUTH PLAIN ' + plain('bob', 'wrong-2'), 535)
+        o.expect_cmd('MAIL FROM:<s@client.test>', 250)
+        o.expect_cmd('RCPT TO:<rcpt@auth.test>', 554)
+        o.expect_cmd('RCPT TO:<rcpt2@auth.test>', 554)
+        o.expect_cmd('QUIT', 221)
+        # One message from an authenticated client, over TLS.
+        data, _ = message('sender@client.test', ['rcpt@auth.test'])
+        s = smtplib.SMTP('127.0.0.1', r.port, local_hostname='client.test',
+                         timeout=20, source_address=(CLIENT, 0))
+        try:
+            s.starttls(context=harness.unverified_context())
+            s.ehlo()
+            self.assertEqual(s.login('alice', USERS['alice'][0])[0], 235)
+            self.assertEqual(s.sendmail('sender@client.test', ['rcpt@auth.test'],
+                                        data), {})
+            s.quit()
+        finally:
+            s.close()
+        # One from mynetworks; its 250 means its commit, which carried the
+        # counts, is on disk.
+        code, reply, qid = harness.smtp_send(
+            r, 's@client.test', ['rcpt@auth.test'], harness.make_message())
+        self.assertEqual(code, 250, reply)
+        self.assertEqual(self.inbound(r), ((1, 0, 1, 1, 2),) * 2)
+        # Refused once more, then nothing flows: written at the stop.
+        code, reply, _ = harness.smtp_send(
+            r, 's@client.test', ['rcpt@auth.test'], harness.make_message(),
+            source_address=(OTHER, 0))
+        self.assertEqual(code, 554, reply)
+        r.stop()
+        got = self.inbound(r)
+        self.assertEqual(got, ((1, 0, 1, 2, 2),) * 2)
+        self.assertIn('relay:      not running\n', r.cli('status').stdout)
+
     # -- slowing down one address --------------------------------------------
 
     def timed_auth(self, c, password, expect=535, timeout=30.0):
@@ -328,6 +397,9 @@ class Auth(DeliveryBase):
         self.assertLess(time.monotonic() - t, 0.8)
         # The other address is not affected: it authenticates at once.
         o.expect_cmd('AUTH PLAIN ' + plain('alice', USERS['alice'][0]), 235)
+        # A session counts as allowed at its first accepted recipient.
+        o.expect_cmd('MAIL FROM:<s@client.test>', 250)
+        o.expect_cmd('RCPT TO:<rcpt@auth.test>', 250)
         text = urllib.request.urlopen('http://127.0.0.1:%d/metrics' % mport,
                                       timeout=10).read().decode()
         self.assertIn('tlsrelay_smtpd_auth_failures_total 11\n', text)

@@ -19,8 +19,8 @@ Then `status` must say: running with the relay's pid and an uptime; the
 messages by state exactly (4 deferred, 1 on hold, their bytes as mailq
 says); the oldest message's ID; the last hour's outcomes by TLS level
 exactly as the delivery log lines say them; the failing destinations with
-their reasons (as mailq shows them) and counts, worst first.  `--json`
-says the same.  A second `serve` on the same queue is refused (before,
+their reasons (as mailq shows them) and counts, worst first; the eight
+inbound sessions from mynetworks.  `--json` says the same.  A second `serve` on the same queue is refused (before,
 nothing stopped it: two relays delivered the same queue).  After the relay
 stops: "not running", and the rest of the screen as before.
 """
@@ -193,6 +193,11 @@ class Status(DeliveryBase):
         self.assertEqual(j['oldest']['queue_id'], ids['dead1'])
         self.assertEqual(j['last_hour']['sent']['untrusted'], 2)
         self.assertEqual(j['last_hour']['deferred']['no-connection'], 2)
+        # Eight sessions from 127.0.0.1 (mynetworks), one message each; the
+        # last one's commit carried the count of its own session.
+        self.assertEqual(j['inbound_last_hour'],
+                         {'allowed': {'network': 8, 'certificate': 0, 'auth': 0},
+                          'refused': 0, 'auth_failed': 0})
         self.assertEqual([(f['domain'], f['messages'], f['recipients']) for f in j['failing']],
                          [('refuse.test', 2, 3), ('dead.test', 1, 1), ('dead.test', 1, 1)])
 

@@ -5,9 +5,9 @@
  * mail not at all, long reasons cut, the cap and what goes past it: the
  * Space-Saving replacement, the review's case of a big destination met
  * after thousands of small ones, and a property test against an exact
- * count), the
- * worst-first order, the last-hour sums of per-minute counters, and the
- * text and JSON layouts on a known queue.
+ * count), the worst-first order, the last-hour sums of per-minute
+ * counters (deliveries and the inbound ones), and the text and JSON
+ * layouts on a known queue.
  */
 #include "status.h"
 #include "tap.h"
@@ -325,7 +325,7 @@ static void test_hour(void)
 	status_agg_count(&a, NOW, m, "delivery:bounced:none", 6);
 	status_agg_count(&a, NOW, m, "delivery:sent:bogus", 100);
 	status_agg_count(&a, NOW, m, "delivery:lost:none", 100);
-	status_agg_count(&a, NOW, m, "smtpd:allowed:network", 100);
+	status_agg_count(&a, NOW, m, "smtpd:allowed:network", 100); /* not a delivery */
 	status_agg_count(&a, NOW, m, "delivery:sent", 100);
 	CHECK_INT(a.hour[QUEUE_PS_SENT][QUEUE_PT_UNTRUSTED], 3);
 	CHECK_INT(a.hour[QUEUE_PS_SENT][QUEUE_PT_STS], 4);
@@ -333,6 +333,47 @@ static void test_hour(void)
 	CHECK_INT(a.hour[QUEUE_PS_BOUNCED][QUEUE_PT_NONE], 6);
 	status_agg_count(&a, NOW, m, "delivery:sent:mta-sts", UINT64_MAX);
 	CHECK(a.hour[QUEUE_PS_SENT][QUEUE_PT_STS] == UINT64_MAX, "saturates");
+	status_agg_fini(&a);
+}
+
+/* The inbound counters: each name to its index, the same window, saturation. */
+static void test_inbound(void)
+{
+	struct status_agg a;
+	int64_t m = NOW / 60;
+
+	CHECK_STR(status_in_name(STATUS_IN_NETWORK), "smtpd:allowed:network");
+	CHECK_STR(status_in_name(STATUS_IN_CERTIFICATE), "smtpd:allowed:certificate");
+	CHECK_STR(status_in_name(STATUS_IN_AUTH), "smtpd:allowed:auth");
+	CHECK_STR(status_in_name(STATUS_IN_REFUSED), "smtpd:refused");
+	CHECK_STR(status_in_name(STATUS_IN_AUTH_FAILED), "smtpd:auth-failed");
+	CHECK(status_in_name(STATUS_IN_N) == NULL, "past the end");
+	CHECK(status_in_name(-1) == NULL, "before the start");
+	CHECK(status_in_names()[STATUS_IN_AUTH] == status_in_name(STATUS_IN_AUTH), "same table");
+	status_agg_init(&a);
+	status_agg_count(&a, NOW, m, "smtpd:allowed:network", 3);
+	status_agg_count(&a, NOW, m - 59, "smtpd:allowed:network", 1);   /* oldest minute in */
+	status_agg_count(&a, NOW, m - 60, "smtpd:allowed:network", 100); /* out */
+	status_agg_count(&a, NOW, m + 1, "smtpd:allowed:auth", 100);	   /* future: out */
+	status_agg_count(&a, NOW, m, "smtpd:allowed:certificate", 2);
+	status_agg_count(&a, NOW, m - 10, "smtpd:allowed:auth", 5);
+	status_agg_count(&a, NOW, m, "smtpd:refused", 6);
+	status_agg_count(&a, NOW, m, "smtpd:auth-failed", 7);
+	status_agg_count(&a, NOW, m, "smtpd:auth-failed", 1);
+	status_agg_count(&a, NOW, m, "smtpd:allowed", 100);
+	status_agg_count(&a, NOW, m, "smtpd:allowed:networks", 100);
+	status_agg_count(&a, NOW, m, "smtpd:allowed:network:x", 100);
+	CHECK_INT(a.in_hour[STATUS_IN_NETWORK], 4);
+	CHECK_INT(a.in_hour[STATUS_IN_CERTIFICATE], 2);
+	CHECK_INT(a.in_hour[STATUS_IN_AUTH], 5);
+	CHECK_INT(a.in_hour[STATUS_IN_REFUSED], 6);
+	CHECK_INT(a.in_hour[STATUS_IN_AUTH_FAILED], 8);
+	for (int s = 0; s < QUEUE_PS_N; s++) {
+		for (int t = 0; t < QUEUE_PT_N; t++)
+			CHECK_INT(a.hour[s][t], 0);
+	}
+	status_agg_count(&a, NOW, m, "smtpd:refused", UINT64_MAX);
+	CHECK(a.in_hour[STATUS_IN_REFUSED] == UINT64_MAX, "saturates");
 	status_agg_fini(&a);
 }
 
@@ -353,6 +394,11 @@ static const char want_text[] =
     "  deferred     0       0        0       0         0         0    0       2     2\n"
     "  bounced      0       0        0       0         0         0    0       0     0\n"
     "\n"
+    "inbound last hour\n"
+    "  sessions allowed   network 4, certificate 0, auth 2\n"
+    "  sessions refused   1 (Relay access denied)\n"
+    "  failed AUTH        3 attempts\n"
+    "\n"
     "failing:    3 destinations and reasons, worst first\n"
     "   msgs rcpts  oldest  domain: reason\n"
     "      2     3     10m  refuse.test: " R451 "\n"
@@ -369,6 +415,11 @@ static void test_text(void)
 	status_agg_count(&a, NOW, NOW / 60, "delivery:sent:untrusted", 2);
 	status_agg_count(&a, NOW, NOW / 60, "delivery:sent:none", 1);
 	status_agg_count(&a, NOW, NOW / 60, "delivery:deferred:no-connection", 2);
+	status_agg_count(&a, NOW, NOW / 60 - 1, "smtpd:allowed:network", 3);
+	status_agg_count(&a, NOW, NOW / 60, "smtpd:allowed:network", 1);
+	status_agg_count(&a, NOW, NOW / 60, "smtpd:allowed:auth", 2);
+	status_agg_count(&a, NOW, NOW / 60, "smtpd:refused", 1);
+	status_agg_count(&a, NOW, NOW / 60, "smtpd:auth-failed", 3);
 	status_agg_sort(&a);
 	rl_buf_init(&out, 1 << 16);
 	CHECK_INT(status_format_text(&out, &a, &r, NOW, "relay.test"), 0);
@@ -394,6 +445,10 @@ static void test_text(void)
 	CHECK(strstr(out.data,
 		     "\"sent\":{\"dane\":0,\"mta-sts\":0,\"verified\":0,\"trusted\":0,"
 		     "\"untrusted\":2,\"anonymous\":0,\"none\":1,\"no-connection\":0}") != NULL,
+	      "%s", out.data);
+	CHECK(strstr(out.data,
+		     ",\"inbound_last_hour\":{\"allowed\":{\"network\":4,\"certificate\":0,"
+		     "\"auth\":2},\"refused\":1,\"auth_failed\":3},\"failing\":[") != NULL,
 	      "%s", out.data);
 	CHECK(strstr(out.data, "{\"domain\":\"refuse.test\",\"reason\":\"" R451
 			       "\",\"messages\":2,\"approx\":false,\"error\":0,\"recipients\":3,"
@@ -442,6 +497,7 @@ int main(void)
 	test_big_after_many();
 	test_space_saving_property();
 	test_hour();
+	test_inbound();
 	test_text();
 	test_text_more();
 	return TEST_DONE();
