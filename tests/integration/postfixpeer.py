@@ -58,7 +58,8 @@ local_transport = error:local delivery is disabled
 
 # Only the services a relaying Postfix uses; smtpd on a loopback port;
 # no chroot (the instance lives in a temporary directory); postlog so that
-# maillog_file works without syslog.
+# maillog_file works without syslog; tlsmgr, without which Postfix's smtp
+# client disables TLS ("no entropy for TLS key generation").
 MASTER_CF = """\
 127.0.0.1:{port} inet n - n - - smtpd
 pickup    unix  n - n 60  1 pickup
@@ -80,6 +81,7 @@ discard   unix  - - n -   - discard
 anvil     unix  - - n -   1 anvil
 scache    unix  - - n -   1 scache
 postlog   unix-dgram n - n - 1 postlogd
+tlsmgr    unix  - - n 1000? 1 tlsmgr
 """
 
 
