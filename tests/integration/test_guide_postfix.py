@@ -5,162 +5,29 @@ gets the README's main.cf lines, is reloaded as the README says, and hands
 its outbound mail to tlsrelay, which delivers it to an aiosmtpd MX found in
 a Knot DNS zone, under a policy entry (encrypt).
 
-Postfix's master must run as root: as another user this test skips, and
-under CI=true it fails.  The instance never touches /etc/postfix (only
-read: Debian's dynamicmaps.cf) or the system queue, and is stopped in
-cleanup (postfix stop, then SIGKILL of its master if it is still there).
+The instance is postfixpeer's (shared with test_postfix_upstream): its
+master must run as root (as another user this test skips, and under
+CI=true it fails); it never touches /etc/postfix or the system queue and is
+stopped in cleanup.
 """
 
 import os
 import re
-import shutil
 import signal
 import smtplib
 import subprocess
 import sys
-import tempfile
 import time
 import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import guides  # noqa: E402
-import harness  # noqa: E402
+from postfixpeer import PostfixInstance, require as require_postfix  # noqa: E402
 from test_delivery import (DeliveryBase, msg_id_of, new_msg_id,  # noqa: E402
                            require_peers)
 
-POSTFIX = '/usr/sbin/postfix'
 require_peers()
-guides.need(os.path.exists(POSTFIX),
-            'Debian package postfix not installed (%s)' % POSTFIX)
-guides.need(os.geteuid() == 0, 'the Postfix master needs root')
-
-# What the test itself needs of the instance; the README's lines come after.
-INSTANCE_MAIN_CF = """\
-compatibility_level = 3.6
-queue_directory = {d}/spool
-data_directory = {d}/data
-maillog_file = {d}/maillog
-maillog_file_prefixes = {d}
-myhostname = app.test
-mydomain = app.test
-myorigin = app.test
-mydestination =
-inet_interfaces = 127.0.0.1
-inet_protocols = ipv4
-mynetworks = 127.0.0.0/8
-smtpd_peername_lookup = no
-alias_maps =
-alias_database =
-local_transport = error:local delivery is disabled
-"""
-
-# Only the services a relaying Postfix uses; smtpd on a loopback port;
-# no chroot (the instance lives in a temporary directory); postlog so that
-# maillog_file works without syslog.
-MASTER_CF = """\
-127.0.0.1:{port} inet n - n - - smtpd
-pickup    unix  n - n 60  1 pickup
-cleanup   unix  n - n -   0 cleanup
-qmgr      unix  n - n 300 1 qmgr
-rewrite   unix  - - n -   - trivial-rewrite
-bounce    unix  - - n -   0 bounce
-defer     unix  - - n -   0 bounce
-trace     unix  - - n -   0 bounce
-verify    unix  - - n -   1 verify
-flush     unix  n - n 1000? 0 flush
-proxymap  unix  - - n -   - proxymap
-smtp      unix  - - n -   - smtp
-relay     unix  - - n -   - smtp
-showq     unix  n - n -   - showq
-error     unix  - - n -   - error
-retry     unix  - - n -   - error
-discard   unix  - - n -   - discard
-anvil     unix  - - n -   1 anvil
-scache    unix  - - n -   1 scache
-postlog   unix-dgram n - n - 1 postlogd
-"""
-
-
-class PostfixInstance:
-    """A Postfix of its own under a temporary directory."""
-
-    def __init__(self, testcase):
-        self.dir = tempfile.mkdtemp(prefix='tlsrelay-postfix-')
-        # Postfix's daemons run as user postfix and must reach their files.
-        os.chmod(self.dir, 0o755)
-        self.etc = os.path.join(self.dir, 'etc')
-        os.mkdir(self.etc)
-        os.mkdir(os.path.join(self.dir, 'spool'))
-        os.mkdir(os.path.join(self.dir, 'data'))
-        shutil.chown(os.path.join(self.dir, 'data'), 'postfix')
-        self.main_cf = os.path.join(self.etc, 'main.cf')
-        self.maillog = os.path.join(self.dir, 'maillog')
-        self.port = harness.free_port()
-        with open(self.main_cf, 'w') as f:
-            f.write(INSTANCE_MAIN_CF.format(d=self.dir))
-        with open(os.path.join(self.etc, 'master.cf'), 'w') as f:
-            f.write(MASTER_CF.format(port=self.port))
-        self.master_pid = None
-        testcase.addCleanup(self.close)
-
-    def postfix(self, *args):
-        r = subprocess.run([POSTFIX, '-c', self.etc] + list(args),
-                           stdin=subprocess.DEVNULL, capture_output=True,
-                           text=True, timeout=60)
-        if r.returncode != 0:
-            raise AssertionError('postfix %s: exit %d\n%s%s\nmaillog:\n%s'
-                                 % (' '.join(args), r.returncode, r.stdout,
-                                    r.stderr, self.log()))
-        return r
-
-    def start(self):
-        self.postfix('start')
-        pidfile = os.path.join(self.dir, 'spool', 'pid', 'master.pid')
-        if not harness.wait_for(lambda: os.path.exists(pidfile), 10):
-            raise AssertionError('no master.pid\n' + self.log())
-        with open(pidfile) as f:
-            self.master_pid = int(f.read().strip())
-        if not harness.wait_for(lambda: harness.port_open(self.port), 10):
-            raise AssertionError('Postfix smtpd not listening on %d\n%s'
-                                 % (self.port, self.log()))
-
-    def log(self):
-        try:
-            with open(self.maillog, errors='replace') as f:
-                return f.read()
-        except FileNotFoundError:
-            return ''
-
-    def wait_log(self, regex, timeout=20.0):
-        rx = re.compile(regex, re.M)
-        m = harness.wait_for(lambda: rx.search(self.log()), timeout, 0.1)
-        if not m:
-            raise AssertionError('no %r in Postfix log:\n%s'
-                                 % (regex, self.log()[-4000:]))
-        return m
-
-    def alive(self):
-        if self.master_pid is None:
-            return False
-        try:
-            os.kill(self.master_pid, 0)
-        except ProcessLookupError:
-            return False
-        return True
-
-    def close(self):
-        if self.master_pid is not None:
-            subprocess.run([POSTFIX, '-c', self.etc, 'stop'],
-                           stdin=subprocess.DEVNULL, capture_output=True,
-                           timeout=60)
-            if not harness.wait_for(lambda: not self.alive(), 10):
-                os.kill(self.master_pid, signal.SIGKILL)
-                harness.wait_for(lambda: not self.alive(), 5)
-            self.master_pid = None
-        if harness.KEEP_TMP:
-            sys.stderr.write('kept %s\n' % self.dir)
-        else:
-            shutil.rmtree(self.dir, ignore_errors=True)
+require_postfix()
 
 
 class PostfixUpstream(DeliveryBase):
@@ -182,8 +49,7 @@ class PostfixUpstream(DeliveryBase):
         # The README's lines, with tlsrelay's port for the example's 2525.
         lines = guides.block('postfix-main.cf')
         self.assertIn('relayhost = [127.0.0.1]:2525\n', lines)
-        with open(pf.main_cf, 'a') as f:
-            f.write(lines.replace(':2525', ':%d' % relay.port))
+        pf.add_main_cf(lines.replace(':2525', ':%d' % relay.port))
         pf.postfix('reload')
         pf.wait_log(r'postfix/master\[\d+\]: reload')
         time.sleep(0.5)  # the reloaded daemons read main.cf afresh
