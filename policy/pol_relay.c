@@ -37,8 +37,9 @@ int pol_ccerts_listed(const struct pol_ccerts *l, const struct fpr_digest *d)
 /* Either digest of a presented certificate, listed by the administrator. */
 static int cert_listed(const struct pol_relay_in *in)
 {
-	return in->cert_presented && (pol_ccerts_listed(in->listed, &in->cert_sha256) ||
-				      pol_ccerts_listed(in->listed, &in->spki_sha256));
+	return in->cert_presented && !in->cert_out_of_date &&
+	       (pol_ccerts_listed(in->listed, &in->cert_sha256) ||
+		pol_ccerts_listed(in->listed, &in->spki_sha256));
 }
 
 enum pol_relay_by pol_relay_decide(const struct pol_relay_in *in, const char **why)

@@ -16,8 +16,11 @@
  * relay keeps the list it had.
  *
  * Key usage: a digest listed by the administrator needs no particular key
- * usage and no valid dates (as Postfix's permit_tls_clientcerts: the digest
- * pins one certificate or key, and removing the line revokes it).  A
+ * usage (public CAs are dropping clientAuth), but the certificate must be
+ * within its validity dates: an expired certificate is refused even when
+ * listed.  (Postfix's permit_tls_clientcerts ignores the dates; the
+ * contract's tests refuse an expired certificate, and a pinned key that
+ * outlives its certificate is what renewal is for.)  A
  * certificate allowed through relay_client_ca_file must have been verified
  * by the caller with its validity dates and the clientAuth rule
  * (cert_client_verify()); the caller passes the verdict in ca_verified.
@@ -88,6 +91,9 @@ struct pol_relay_in {
 	int cert_presented;		 /* a client certificate was presented in TLS */
 	struct fpr_digest cert_sha256;	 /* SHA-256 of the certificate (when presented) */
 	struct fpr_digest spki_sha256;	 /* SHA-256 of its SubjectPublicKeyInfo */
+	/* Now is outside the certificate's validity dates (or they cannot be
+	 * read): a listed digest then allows nothing. */
+	int cert_out_of_date;
 	const struct pol_ccerts *listed; /* relay_clientcerts; NULL: none configured */
 	/*
 	 * The chain verified against relay_client_ca_file: signatures, dates,

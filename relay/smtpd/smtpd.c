@@ -240,6 +240,7 @@ static enum pol_relay_by smtpd_relay_check(struct smtpd *s)
 	in.cert_presented = s->ccert.presented;
 	in.cert_sha256 = s->ccert.cert;
 	in.spki_sha256 = s->ccert.spki;
+	in.cert_out_of_date = s->ccert.out_of_date;
 	in.listed = s->sv->p.ccerts ? *s->sv->p.ccerts : NULL;
 	in.ca_verified = s->ccert.ca_ok;
 	in.auth_user = smtpd_auth_user(s);
@@ -822,6 +823,12 @@ static void smtpd_ccert_read(struct smtpd *s)
 	fpr_format(&cc->cert, cc->fpr, sizeof(cc->fpr));
 	(void)!cert_cn_text(chain[0].data, chain[0].size, 0, cc->cn, sizeof(cc->cn));
 	(void)!cert_cn_text(chain[0].data, chain[0].size, 1, cc->issuer, sizeof(cc->issuer));
+	{
+		time_t nb, na, now = time(NULL);
+
+		cc->out_of_date = cert_validity(chain[0].data, chain[0].size, &nb, &na) < 0 ||
+				  now < nb || now > na;
+	}
 	cc->status = GNUTLS_CERT_INVALID;
 	if (ca && *ca)
 		cc->ca_ok = cert_client_verify(chain, n, *ca, &cc->status) == 1;
@@ -841,9 +848,10 @@ static void smtpd_ccert_log(const struct smtpd *s)
 	}
 	fpr_format(&cc->spki, spki, sizeof(spki));
 	log_info("unknown[%s]: client certificate: CN=\"%s\", issuer CN=\"%s\", "
-		 "sha256=%s, pubkey sha256=%s, relay_client_ca_file: %s", s->addr, cc->cn,
+		 "sha256=%s, pubkey sha256=%s, relay_client_ca_file: %s%s", s->addr, cc->cn,
 		 cc->issuer, cc->fpr, spki,
-		 !have_ca ? "none" : cc->ca_ok ? "verified OK" : cert_status_text(cc->status));
+		 !have_ca ? "none" : cc->ca_ok ? "verified OK" : cert_status_text(cc->status),
+		 cc->out_of_date ? "; outside its validity dates (not accepted by digest)" : "");
 }
 
 static void smtpd_event(struct conn *c, int ev, void *arg)

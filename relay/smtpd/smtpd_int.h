@@ -37,6 +37,7 @@ struct smtpd_ccert {
 	int presented;
 	struct fpr_digest cert, spki; /* SHA-256 of the certificate and of its public key */
 	int ca_ok;		      /* verified by relay_client_ca_file */
+	int out_of_date;	      /* now is outside its validity dates */
 	unsigned status;	      /* the verification status (cert_status_text) */
 	char cn[SMTPD_CN_MAX + 1], issuer[SMTPD_CN_MAX + 1];
 	char fpr[FPR_TEXT_SIZE];

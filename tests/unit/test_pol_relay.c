@@ -357,10 +357,40 @@ static void test_parse_errors(void)
 	}
 }
 
+/* A listed certificate outside its validity dates allows nothing by its digest. */
+static void test_out_of_date(void)
+{
+	char a[FPR_TEXT_SIZE], text[256];
+	struct pol_ccerts *l;
+	struct sockaddr_storage ss;
+	struct pol_relay_in in = {0};
+
+	digest_text(0xAA, a, sizeof(a));
+	snprintf(text, sizeof(text), "match=%s\n", a);
+	l = parse_ok(text);
+	in.client = client_addr("127.0.0.9", &ss);
+	in.mynetworks = test_nets;
+	in.nmynetworks = 2;
+	in.cert_presented = 1;
+	in.cert_sha256 = digest_of(0xAA);
+	in.spki_sha256 = digest_of(0xAA);
+	in.listed = l;
+	CHECK(pol_relay_decide(&in, NULL) == POL_RELAY_CERTIFICATE, "listed, in date");
+	in.cert_out_of_date = 1;
+	CHECK(pol_relay_decide(&in, NULL) == POL_RELAY_DENY, "listed, out of date");
+	in.auth_user = "alice";
+	CHECK(pol_relay_decide(&in, NULL) == POL_RELAY_AUTH, "out of date, but authenticated");
+	in.auth_user = NULL;
+	in.client = client_addr("127.0.0.1", &ss);
+	CHECK(pol_relay_decide(&in, NULL) == POL_RELAY_NETWORK, "out of date, in mynetworks");
+	pol_ccerts_free(l);
+}
+
 int main(void)
 {
 	test_networks();
 	test_decide();
+	test_out_of_date();
 	test_parse_ok();
 	test_parse_errors();
 	return TEST_DONE();
