@@ -9,6 +9,7 @@
 #include "queue.h"
 #include "queue_int.h"
 #include "tap.h"
+#include "testdir.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -25,30 +26,6 @@
 #include <unistd.h>
 
 static char tmpdir[] = "/tmp/test_queue.XXXXXX";
-
-static void rm_tree(const char *path)
-{
-	char sub[PATH_MAX];
-	struct dirent *e;
-	struct stat st;
-	DIR *d = opendir(path);
-
-	if (!d) {
-		unlink(path);
-		return;
-	}
-	while ((e = readdir(d)) != NULL) {
-		if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, ".."))
-			continue;
-		snprintf(sub, sizeof(sub), "%s/%s", path, e->d_name);
-		if (lstat(sub, &st) == 0 && S_ISDIR(st.st_mode))
-			rm_tree(sub);
-		else
-			unlink(sub);
-	}
-	closedir(d);
-	rmdir(path);
-}
 
 /* Path of a test's own environment; valid until the next call. */
 static const char *subdir(const char *name)
