@@ -648,17 +648,6 @@ static size_t smtpd_line_limit(const struct smtpd *s, const struct rl_buf *in)
 	return SMTP_CMD_LINE_MAX;
 }
 
-/*
- * Drop n bytes from the front of the input and wipe the copy that the
- * shift leaves past the end: a line may have carried a password's base64.
- */
-static void smtpd_in_consume(struct rl_buf *in, size_t n)
-{
-	rl_buf_consume(in, n);
-	if (in->data && n)
-		rl_wipe(in->data + in->len, n);
-}
-
 /* One step in command state; returns 0 when more input is needed. */
 static int smtpd_step_cmd(struct smtpd *s, struct rl_buf *in)
 {
@@ -669,7 +658,7 @@ static int smtpd_step_cmd(struct smtpd *s, struct rl_buf *in)
 	if (s->skip_line) {
 		const char *lf = memchr(in->data, '\n', in->len);
 
-		smtpd_in_consume(in, lf ? (size_t)(lf - in->data) + 1 : in->len);
+		rl_buf_consume(in, lf ? (size_t)(lf - in->data) + 1 : in->len);
 		s->skip_line = !lf;
 		return lf != NULL;
 	}
@@ -687,12 +676,14 @@ static int smtpd_step_cmd(struct smtpd *s, struct rl_buf *in)
 		s->skip_line = 1;
 		return 1;
 	}
-	/* Consume first: STARTTLS drops whatever follows the command. */
+	/*
+	 * Consume first: STARTTLS drops whatever follows the command.  The
+	 * input is a secret buffer (conn_in()): every consume, not only an AUTH
+	 * line's, wipes the copy its shift leaves past the new end, since a
+	 * later line in the buffer (AUTH PLAIN <base64>) moves forward too.
+	 */
 	memcpy(line, in->data, linelen);
-	if (secret)
-		smtpd_in_consume(in, used);
-	else
-		rl_buf_consume(in, used);
+	rl_buf_consume(in, used);
 	if (s->sasl_step != SMTPD_SASL_NONE)
 		smtpd_auth_response(s, line, linelen);
 	else
