@@ -102,7 +102,13 @@ static int hash_check(const char *h, size_t n, struct rl_why *why)
 		       "unsupported password hash scheme (only yescrypt $y$ and SHA-512 $6$)", 0);
 }
 
-/* Names: printable ASCII or UTF-8 octets, no blank, no colon. */
+/*
+ * Names: printable ASCII or UTF-8 octets, no blank, no colon.  Also none of
+ * ( ) \ ": the name goes into the Received header's comment
+ * "(Authenticated sender: NAME)" (RFC 5322 section 3.2.2), where those
+ * would end the comment early or quote what follows; refusing them at load
+ * is simpler and safer than escaping at every use.
+ */
 static int user_check(const char *u, size_t n, struct rl_why *why)
 {
 	if (n == 0)
@@ -115,6 +121,9 @@ static int user_check(const char *u, size_t n, struct rl_why *why)
 		if (c <= 0x20 || c == 0x7f)
 			return rl_fail(why, RL_EPARSE, "blank or control character in user name",
 				       i);
+		if (c == '(' || c == ')' || c == '\\' || c == '"')
+			return rl_fail(why, RL_EPARSE,
+				       "( ) \\ or \" in user name (it goes into a header comment)", i);
 	}
 	return 0;
 }

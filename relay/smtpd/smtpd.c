@@ -356,7 +356,11 @@ static int smtpd_received(struct smtpd *s, const char *id)
 		rc = rl_buf_printf(&s->msg, "\t(Client CN \"%s\", Issuer \"%s\" (%s),\r\n"
 				   "\t SHA-256 %s)\r\n", s->ccert.cn, s->ccert.issuer,
 				   s->ccert.ca_ok ? "verified OK" : "not verified", s->ccert.fpr);
-	/* As Postfix's smtpd_sasl_authenticated_header; the name has no CR or LF. */
+	/*
+	 * As Postfix's smtpd_sasl_authenticated_header.  The name is safe in a
+	 * comment as it is: the password file refuses names with ( ) \ ",
+	 * blanks or controls at load (auth_parse.c user_check).
+	 */
 	if (rc == 0 && s->auth_user[0])
 		rc = rl_buf_printf(&s->msg, "\t(Authenticated sender: %s)\r\n", s->auth_user);
 	if (rc == 0)

@@ -58,6 +58,13 @@ static void test_db_parse(void)
 	    {"alice:$y$j9T$salt\n", RL_EPARSE, 1, "malformed yescrypt", 0},
 	    {"alice:" H_6 ":extra\n", RL_EPARSE, 1, "malformed SHA-512", 0},
 	    {"alice:" H_Y "\nbob:\x01" H_Y "\n", RL_EPARSE, 2, "control", 0},
+	    {"alice:" H_Y "\nbob\x01:" H_Y "\n", RL_EPARSE, 2, "control", 0},
+	    {"al\tice:" H_Y "\n", RL_EPARSE, 1, "blank", 0},
+	    {"bob)x:" H_Y "\n", RL_EPARSE, 1, "header comment", 0},
+	    {"a:" H_Y "\n(bob:" H_Y "\n", RL_EPARSE, 2, "header comment", 0},
+	    {"bo\\b:" H_Y "\n", RL_EPARSE, 1, "header comment", 0},
+	    {"\"bob\"@x:" H_Y "\n", RL_EPARSE, 1, "header comment", 0},
+	    {"bob[1]+x@example.com:" H_Y "\n", 0, 0, NULL, 1},
 	};
 
 	for (size_t i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
