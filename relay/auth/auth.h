@@ -54,6 +54,15 @@ size_t auth_db_count(const struct auth_db *db);
  * until auth_db_free(db).
  */
 const char *auth_db_hash(const struct auth_db *db, const char *user, size_t n);
+/*
+ * What to check user's password against, so that the time taken does not
+ * tell whether the user exists: the stored hash (*known 1), or for an
+ * unknown user (*known 0) the scheme and cost of a real entry (the entry
+ * at a hash of the name modulo the count, so one name always gets the same
+ * entry) with a made-up salt, made at load.  NULL (with *known 0) for an
+ * empty or NULL table.  Valid until auth_db_free(db).
+ */
+const char *auth_db_setting(const struct auth_db *db, const char *user, size_t n, int *known);
 
 /*
  * Read path (a regular file, at most AUTH_FILE_MAX) and parse it.  On
@@ -109,8 +118,9 @@ int auth_plain_parse(const unsigned char *buf, size_t n, struct auth_plain *out,
 
 /*
  * Does pass (n octets) match hash (a stored `$y$` or `$6$` string)?  1 yes,
- * 0 no (also for hash NULL: a made-up hash is computed instead, so an
- * unknown user costs as much time as a known one).  Its own buffers are
+ * 0 no.  For an unknown user pass the setting auth_db_setting() gave and
+ * ignore the answer (it costs what a real entry costs); hash NULL (an empty
+ * table) computes a built-in yescrypt setting and answers 0.  Its own buffers are
  * wiped before it returns.  Blocking and slow: a worker thread's job.
  */
 int auth_verify(const char *pass, size_t n, const char *hash);

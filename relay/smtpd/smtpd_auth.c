@@ -43,7 +43,8 @@ struct smtpd_auth_job {
 	struct smtpd_server *sv;
 	char *pass; /* the password, wiped and freed after the check */
 	size_t passlen;
-	char *hash; /* a copy of the stored hash; NULL: no such user */
+	char *hash;  /* a copy of the stored hash, or of the unknown user's setting */
+	int known;   /* the user exists (else the check only takes the time) */
 	char user[AUTH_USER_MAX + 1];
 	const char *mech;
 	int ok;			     /* the worker's verdict */
@@ -198,7 +199,7 @@ static void job_work(uv_work_t *w)
 {
 	struct smtpd_auth_job *j = w->data;
 
-	j->ok = auth_verify(j->pass, j->passlen, j->hash);
+	j->ok = auth_verify(j->pass, j->passlen, j->hash) && j->known;
 	rl_wipe(j->pass, j->passlen);
 }
 
@@ -270,7 +271,9 @@ static void smtpd_auth_check(struct smtpd *s, const char *mech, const char *user
 			     const char *pass, size_t plen)
 {
 	struct smtpd_auth_job *j = calloc(1, sizeof(*j));
-	const char *hash = auth_db_hash(smtpd_auth_db(s), user, ulen);
+	int known = 0;
+	/* An unknown user costs what a real entry costs (auth_db_setting). */
+	const char *hash = auth_db_setting(smtpd_auth_db(s), user, ulen, &known);
 
 	s->sasl_step = SMTPD_SASL_NONE;
 	if (j && plen > AUTH_PASS_MAX)
@@ -287,6 +290,7 @@ static void smtpd_auth_check(struct smtpd *s, const char *mech, const char *user
 	}
 	memcpy(j->pass, pass, plen);
 	j->passlen = plen;
+	j->known = known;
 	memcpy(j->user, user, ulen);
 	j->mech = mech;
 	j->s = s;

@@ -286,6 +286,87 @@ static void test_verify(void)
 	}
 }
 
+/* Length of a hash's scheme and cost part: up to the '$' before the salt. */
+static size_t cost_len(const char *h, int has_hash)
+{
+	const char *p = strrchr(h, '$');
+
+	if (has_hash)
+		while (p > h && *--p != '$')
+			;
+	return (size_t)(p - h) + 1;
+}
+
+/*
+ * An unknown user is checked against the scheme and cost of a real entry
+ * (with a salt of the same length), never against a fixed yescrypt hash:
+ * a file of cheap $6$ entries must not make unknown users the slow ones.
+ */
+static void test_unknown_setting(void)
+{
+	char *h[3] = {make_hash("$y$", "a"), make_hash("$6$", "b"), NULL};
+	char text[2048], name[32];
+	struct auth_db *db = NULL;
+	unsigned line, hit[3] = {0, 0, 0};
+	int known = 7;
+
+	{
+		struct crypt_data cd;
+		char setting[CRYPT_GENSALT_OUTPUT_SIZE];
+
+		memset(&cd, 0, sizeof(cd));
+		CHECK(crypt_gensalt_rn("$6$", 1000, NULL, 0, setting, sizeof(setting)) != NULL,
+		      "gensalt rounds");
+		if (crypt_rn("c", setting, &cd, sizeof(cd)))
+			h[2] = strdup(cd.output);
+	}
+	CHECK(h[0] && h[1] && h[2], "hashes");
+	if (!h[0] || !h[1] || !h[2])
+		return;
+	CHECK(strncmp(h[2], "$6$rounds=1000$", 15) == 0, "rounds: %s", h[2]);
+	snprintf(text, sizeof(text), "ya:%s\nsix:%s\nrounds:%s\n", h[0], h[1], h[2]);
+	CHECK_INT(auth_db_parse(text, strlen(text), &db, &line, NULL), 0);
+	CHECK_STR(auth_db_setting(db, S("six"), &known), h[1]);
+	CHECK_INT(known, 1);
+	for (int i = 0; i < 60; i++) {
+		const char *st, *again;
+		int k2 = 1, match = 0;
+		struct crypt_data cd;
+
+		snprintf(name, sizeof(name), "nobody%d", i);
+		st = auth_db_setting(db, name, strlen(name), &known);
+		again = auth_db_setting(db, name, strlen(name), &k2);
+		CHECK(st && known == 0 && st == again && k2 == 0, "unknown %s", name);
+		if (!st)
+			continue;
+		for (int j = 0; j < 3; j++) {
+			size_t n = cost_len(h[j], 1);
+
+			if (cost_len(st, 0) == n && strncmp(st, h[j], n) == 0 &&
+			    strlen(st) == (size_t)(strrchr(h[j], '$') - h[j])) {
+				match = 1;
+				hit[j]++;
+			}
+		}
+		CHECK(match, "%s: setting %s has the scheme and cost of no entry", name, st);
+		CHECK(strspn(st + cost_len(st, 0), ".") == strlen(st + cost_len(st, 0)),
+		      "made-up salt: %s", st);
+		memset(&cd, 0, sizeof(cd));
+		CHECK(crypt_rn("x", st, &cd, sizeof(cd)) && cd.output[0] != '*',
+		      "crypt accepts %s", st);
+		CHECK_INT(auth_verify(S("a"), st), 0);
+	}
+	CHECK(hit[0] && hit[1] && hit[2], "every entry serves some name: %u %u %u", hit[0],
+	      hit[1], hit[2]);
+	auth_db_free(db);
+	CHECK(auth_db_setting(NULL, S("x"), &known) == NULL && known == 0, "no table");
+	CHECK_INT(auth_db_parse("# none\n", 7, &db, &line, NULL), 0);
+	CHECK(auth_db_setting(db, S("x"), &known) == NULL && known == 0, "empty table");
+	auth_db_free(db);
+	for (int j = 0; j < 3; j++)
+		free(h[j]);
+}
+
 static void test_throttle(void)
 {
 	struct auth_throttle *t = NULL;
@@ -321,6 +402,7 @@ int main(void)
 	test_b64();
 	test_plain();
 	test_verify();
+	test_unknown_setting();
 	test_throttle();
 	return TEST_DONE();
 }
