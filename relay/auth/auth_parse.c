@@ -124,7 +124,8 @@ static int user_check(const char *u, size_t n, struct rl_why *why)
 				       i);
 		if (c == '(' || c == ')' || c == '\\' || c == '"')
 			return rl_fail(why, RL_EPARSE,
-				       "( ) \\ or \" in user name (it goes into a header comment)", i);
+				       "( ) \\ or \" in user name (it goes into a header comment)",
+				       i);
 	}
 	return 0;
 }

@@ -127,8 +127,7 @@ static int slot_live(const struct auth_slot *s, uint64_t now)
  * whose last failure is oldest; never one with a check in flight.  NULL
  * when every slot has one (more checks in flight than the table holds).
  */
-static struct auth_slot *slot_make(struct auth_throttle *t, const struct auth_key *k,
-				   uint64_t now)
+static struct auth_slot *slot_make(struct auth_throttle *t, const struct auth_key *k, uint64_t now)
 {
 	struct auth_slot *best = NULL;
 

@@ -46,14 +46,14 @@
 #include "log.h"
 #include "smtpd_int.h"
 
-#define SMTPD_AUTH_JOBS_MAX   2	    /* hash checks at once, on worker threads */
-#define SMTPD_AUTH_TRACK      4096  /* client addresses whose failures are kept */
-#define SMTPD_AUTH_SLOW_AFTER 5	    /* failures within a minute before replies slow */
-#define SMTPD_AUTH_CLOSE_AT   10    /* failures within a minute that end the session */
-#define SMTPD_AUTH_DELAY_MS   1000  /* added per failure from SMTPD_AUTH_SLOW_AFTER on */
-#define SMTPD_AUTH_DELAY_MAX  10000 /* the longest delay of one reply */
-#define SMTPD_AUTH_GLOBAL_MAX 100   /* failures of everyone within a minute before all slow */
-#define SMTPD_AUTH_GLOBAL_DELAY_MS 3000 /* the least delay of a failure's reply then */
+#define SMTPD_AUTH_JOBS_MAX	   2	 /* hash checks at once, on worker threads */
+#define SMTPD_AUTH_TRACK	   4096	 /* client addresses whose failures are kept */
+#define SMTPD_AUTH_SLOW_AFTER	   5	 /* failures within a minute before replies slow */
+#define SMTPD_AUTH_CLOSE_AT	   10	 /* failures within a minute that end the session */
+#define SMTPD_AUTH_DELAY_MS	   1000	 /* added per failure from SMTPD_AUTH_SLOW_AFTER on */
+#define SMTPD_AUTH_DELAY_MAX	   10000 /* the longest delay of one reply */
+#define SMTPD_AUTH_GLOBAL_MAX	   100	 /* failures of everyone within a minute before all slow */
+#define SMTPD_AUTH_GLOBAL_DELAY_MS 3000	 /* the least delay of a failure's reply then */
 /* Room for a decoded response: RFC 4954's line limit, 3 octets per 4 characters. */
 #define SMTPD_AUTH_DECODED_MAX (AUTH_LINE_MAX / 4 * 3)
 
@@ -64,8 +64,8 @@ struct smtpd_auth_job {
 	struct smtpd_server *sv;
 	char *pass; /* the password, wiped and freed after the check */
 	size_t passlen;
-	char *hash;  /* a copy of the stored hash, or of the unknown user's setting */
-	int known;   /* the user exists (else the check only takes the time) */
+	char *hash; /* a copy of the stored hash, or of the unknown user's setting */
+	int known;  /* the user exists (else the check only takes the time) */
 	char user[AUTH_USER_MAX + 1];
 	const char *mech;
 	struct auth_key key; /* the client's address (or /64): its lane and its count */

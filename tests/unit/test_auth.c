@@ -355,12 +355,12 @@ static void test_unknown_setting(void)
 		CHECK(strspn(st + cost_len(st, 0), ".") == strlen(st + cost_len(st, 0)),
 		      "made-up salt: %s", st);
 		memset(&cd, 0, sizeof(cd));
-		CHECK(crypt_rn("x", st, &cd, sizeof(cd)) && cd.output[0] != '*',
-		      "crypt accepts %s", st);
+		CHECK(crypt_rn("x", st, &cd, sizeof(cd)) && cd.output[0] != '*', "crypt accepts %s",
+		      st);
 		CHECK_INT(auth_verify(S("a"), st), 0);
 	}
-	CHECK(hit[0] && hit[1] && hit[2], "every entry serves some name: %u %u %u", hit[0],
-	      hit[1], hit[2]);
+	CHECK(hit[0] && hit[1] && hit[2], "every entry serves some name: %u %u %u", hit[0], hit[1],
+	      hit[2]);
 	auth_db_free(db);
 	CHECK(auth_db_setting(NULL, S("x"), &known) == NULL && known == 0, "no table");
 	CHECK_INT(auth_db_parse("# none\n", 7, &db, &line, NULL), 0);

@@ -472,7 +472,8 @@ static void test_secret(void)
 	CHECK_INT(rl_buf_append(&b, auth, sizeof(auth) - 1), 0);
 	old = b.len;
 	rl_buf_consume(&b, sizeof(cmd) - 1);
-	CHECK(b.len == sizeof(auth) - 1 && memcmp(b.data, auth, b.len) == 0, "consume kept the AUTH line");
+	CHECK(b.len == sizeof(auth) - 1 && memcmp(b.data, auth, b.len) == 0,
+	      "consume kept the AUTH line");
 	CHECK_INT(stale_after(&b, old), 0);
 	/* Growth by many steps keeps every byte. */
 	for (int i = 0; i < 100; i++)
