@@ -48,10 +48,18 @@ void rl_buf_init(struct rl_buf *b, size_t limit)
 	b->len = 0;
 	b->cap = 0;
 	b->limit = limit;
+	b->secret = 0;
+}
+
+void rl_buf_set_secret(struct rl_buf *b)
+{
+	b->secret = 1;
 }
 
 void rl_buf_fini(struct rl_buf *b)
 {
+	if (b->secret && b->data)
+		rl_wipe(b->data, b->cap);
 	free(b->data);
 	b->data = NULL;
 	b->len = 0;
@@ -60,6 +68,8 @@ void rl_buf_fini(struct rl_buf *b)
 
 void rl_buf_reset(struct rl_buf *b)
 {
+	if (b->secret && b->data)
+		rl_wipe(b->data, b->len);
 	b->len = 0;
 	if (b->data)
 		b->data[0] = '\0';
@@ -78,9 +88,21 @@ static int rl_buf_reserve(struct rl_buf *b, size_t n)
 	cap = b->cap ? b->cap : 64;
 	while (cap < want)
 		cap = cap > SIZE_MAX / 2 ? want : cap * 2;
-	p = realloc(b->data, cap);
-	if (!p)
-		return -ENOMEM;
+	if (b->secret) {
+		/* realloc() may move the bytes and leave the old block unwiped. */
+		p = malloc(cap);
+		if (!p)
+			return -ENOMEM;
+		if (b->data) {
+			memcpy(p, b->data, b->len + 1);
+			rl_wipe(b->data, b->cap);
+			free(b->data);
+		}
+	} else {
+		p = realloc(b->data, cap);
+		if (!p)
+			return -ENOMEM;
+	}
 	b->data = p;
 	b->cap = cap;
 	return 0;
@@ -162,8 +184,10 @@ void rl_buf_consume(struct rl_buf *b, size_t n)
 		return;
 	memmove(b->data, b->data + n, b->len - n);
 	b->len -= n;
-	if (b->data)
-		b->data[b->len] = '\0';
+	/* The shift leaves a copy of the last n bytes past the new end. */
+	if (b->secret)
+		rl_wipe(b->data + b->len, n);
+	b->data[b->len] = '\0';
 }
 
 char *rl_buf_take(struct rl_buf *b, size_t *len)

@@ -8,7 +8,9 @@
  * Bounded buffers: struct rl_buf grows on demand up to a limit fixed at
  * rl_buf_init(); an append past the limit fails with RL_ETOOBIG and leaves the
  * buffer unchanged.  A buffer owns its memory; rl_buf_fini() releases it and
- * rl_buf_take() hands it to the caller.
+ * rl_buf_take() hands it to the caller.  A buffer marked secret
+ * (rl_buf_set_secret()) may hold passwords: no byte of it is left behind
+ * in memory it no longer uses (see there).
  *
  * The line splitter (struct rl_lines) belongs to the bounded-buffer code: it
  * walks the lines of a text buffer as slices of it, refusing lines longer
@@ -78,10 +80,20 @@ struct rl_buf {
 	size_t len;   /* bytes in use, excluding the terminating NUL */
 	size_t cap;   /* bytes allocated */
 	size_t limit; /* most bytes len may ever reach */
+	int secret;   /* wipe what it leaves behind (rl_buf_set_secret) */
 };
 
 void rl_buf_init(struct rl_buf *b, size_t limit);
 void rl_buf_fini(struct rl_buf *b);
+/*
+ * Mark b as holding secrets (an input buffer that may carry AUTH data).
+ * From then on it leaves no copy of its bytes behind: growing it moves the
+ * bytes by malloc + copy + wipe + free (never realloc, which may leave the
+ * old block unwiped in the heap); rl_buf_consume() wipes the tail its shift
+ * vacates; rl_buf_reset() and rl_buf_fini() wipe what was in use.  The cost
+ * is a wipe of the bytes dropped, so it stays off for other buffers.
+ */
+void rl_buf_set_secret(struct rl_buf *b);
 /* Forget the contents but keep the allocation. */
 void rl_buf_reset(struct rl_buf *b);
 /* Append n bytes; RL_ETOOBIG past the limit, -ENOMEM when out of memory. */
@@ -96,7 +108,7 @@ int rl_buf_vprintf(struct rl_buf *b, const char *fmt, va_list ap) RL_PRINTF(2, 0
  */
 char *rl_buf_space(struct rl_buf *b, size_t want, size_t *avail);
 void rl_buf_commit(struct rl_buf *b, size_t n);
-/* Drop the first n bytes (n <= len). */
+/* Drop the first n bytes (n <= len); a secret buffer wipes the vacated tail. */
 void rl_buf_consume(struct rl_buf *b, size_t n);
 /* Hand the memory to the caller (free() it); the buffer is left empty. */
 char *rl_buf_take(struct rl_buf *b, size_t *len);

@@ -10,8 +10,9 @@
  *   strict base64 decoder, the PLAIN message (RFC 4616).
  * - The check (auth_verify.c): crypt_rn() and a constant-time compare.  It
  *   is slow on purpose (that is the hash's job): run it off the loop.
- * - The failure table (auth_throttle.c): failed AUTH attempts per client
- *   address within the last minute, in a table of fixed size.
+ * - The failure table (auth_throttle.c): failed AUTH attempts and checks in
+ *   flight per client (IPv4 address or IPv6 /64) within the last minute, in
+ *   a table of fixed size, and the failures of all clients together.
  *
  * Ownership: every function borrows its arguments; a struct auth_db and a
  * struct auth_throttle belong to whoever made them.  auth_verify() is safe
@@ -54,6 +55,15 @@ size_t auth_db_count(const struct auth_db *db);
  * until auth_db_free(db).
  */
 const char *auth_db_hash(const struct auth_db *db, const char *user, size_t n);
+/*
+ * What to check user's password against, so that the time taken does not
+ * tell whether the user exists: the stored hash (*known 1), or for an
+ * unknown user (*known 0) the scheme and cost of a real entry (the entry
+ * at a hash of the name modulo the count, so one name always gets the same
+ * entry) with a made-up salt, made at load.  NULL (with *known 0) for an
+ * empty or NULL table.  Valid until auth_db_free(db).
+ */
+const char *auth_db_setting(const struct auth_db *db, const char *user, size_t n, int *known);
 
 /*
  * Read path (a regular file, at most AUTH_FILE_MAX) and parse it.  On
@@ -109,24 +119,60 @@ int auth_plain_parse(const unsigned char *buf, size_t n, struct auth_plain *out,
 
 /*
  * Does pass (n octets) match hash (a stored `$y$` or `$6$` string)?  1 yes,
- * 0 no (also for hash NULL: a made-up hash is computed instead, so an
- * unknown user costs as much time as a known one).  Its own buffers are
+ * 0 no.  For an unknown user pass the setting auth_db_setting() gave and
+ * ignore the answer (it costs what a real entry costs); hash NULL (an empty
+ * table) computes a built-in yescrypt setting and answers 0.  Its own buffers are
  * wiped before it returns.  Blocking and slow: a worker thread's job.
  */
 int auth_verify(const char *pass, size_t n, const char *hash);
 
-/* --- failures per client address --------------------------------------- */
+/* --- failures per client -------------------------------------------- */
 
 #define AUTH_THROTTLE_WINDOW_MS 60000 /* failures count for a minute */
 
+/*
+ * Whose failures count together: an IPv4 address, or the /64 of an IPv6
+ * address (an IPv4-mapped IPv6 address is its IPv4 address); family 0 for
+ * anything else.
+ */
+struct auth_key {
+	int family; /* 4, 6 or 0 */
+	unsigned char b[8];
+};
+
+struct sockaddr;
+
+/* The key of a client address (sockaddr_in or sockaddr_in6; NULL: family 0). */
+void auth_key_of(const struct sockaddr *sa, struct auth_key *k);
+int auth_key_eq(const struct auth_key *a, const struct auth_key *b);
+/* "192.0.2.1", "2001:db8:1:2::/64" or "unknown", for logs. */
+void auth_key_text(const struct auth_key *k, char *out, size_t size);
+
 struct auth_throttle;
 
-/* A table of at most cap addresses (the least recently failed make room). */
+/*
+ * A table of at most cap keys.  When it is full the key whose last failure
+ * is oldest makes room, but never a key with a check in flight.
+ */
 int auth_throttle_new(size_t cap, struct auth_throttle **out) RL_WUR;
 void auth_throttle_free(struct auth_throttle *t);
-/* Failures of addr within the window before now_ms (0 when unknown). */
-unsigned auth_throttle_count(struct auth_throttle *t, const char *addr, uint64_t now_ms);
-/* Count one failure of addr at now_ms; returns its failures in the window. */
-unsigned auth_throttle_fail(struct auth_throttle *t, const char *addr, uint64_t now_ms);
+/* Failures of k within the window before now_ms (0 when unknown). */
+unsigned auth_throttle_count(struct auth_throttle *t, const struct auth_key *k, uint64_t now_ms);
+/* Checks of k begun and not yet ended. */
+unsigned auth_throttle_pending(struct auth_throttle *t, const struct auth_key *k);
+/*
+ * A check of k begins (its pending count goes up).  -ENOSPC when the table
+ * has no room (every slot has a check in flight).  Every begin is paired
+ * with one auth_throttle_end().
+ */
+int auth_throttle_begin(struct auth_throttle *t, const struct auth_key *k, uint64_t now_ms) RL_WUR;
+/*
+ * The check ends: pending goes down and, when failed, one failure of k at
+ * now_ms is counted (also in the total).  Returns k's failures in the window.
+ */
+unsigned auth_throttle_end(struct auth_throttle *t, const struct auth_key *k, uint64_t now_ms,
+			   int failed);
+/* Failures of all keys within the window before now_ms (by whole seconds). */
+unsigned auth_throttle_total(const struct auth_throttle *t, uint64_t now_ms);
 
 #endif

@@ -23,6 +23,7 @@ struct auth_entry {
 	char *user; /* NUL-terminated; names hold no NUL */
 	size_t userlen;
 	char *hash;
+	char *dummy; /* the hash's setting with a made-up salt (auth_db_setting) */
 	unsigned line;
 };
 
@@ -102,7 +103,13 @@ static int hash_check(const char *h, size_t n, struct rl_why *why)
 		       "unsupported password hash scheme (only yescrypt $y$ and SHA-512 $6$)", 0);
 }
 
-/* Names: printable ASCII or UTF-8 octets, no blank, no colon. */
+/*
+ * Names: printable ASCII or UTF-8 octets, no blank, no colon.  Also none of
+ * ( ) \ ": the name goes into the Received header's comment
+ * "(Authenticated sender: NAME)" (RFC 5322 section 3.2.2), where those
+ * would end the comment early or quote what follows; refusing them at load
+ * is simpler and safer than escaping at every use.
+ */
 static int user_check(const char *u, size_t n, struct rl_why *why)
 {
 	if (n == 0)
@@ -115,8 +122,38 @@ static int user_check(const char *u, size_t n, struct rl_why *why)
 		if (c <= 0x20 || c == 0x7f)
 			return rl_fail(why, RL_EPARSE, "blank or control character in user name",
 				       i);
+		if (c == '(' || c == ')' || c == '\\' || c == '"')
+			return rl_fail(why, RL_EPARSE,
+				       "( ) \\ or \" in user name (it goes into a header comment)",
+				       i);
 	}
 	return 0;
+}
+
+/*
+ * The setting a check for an unknown user uses when it lands on this entry:
+ * the entry's scheme and cost ("$y$PARAMS$" or "$6$[rounds=N$]") with a
+ * salt of '.' (zero bits, so any length crypt accepts for the real salt is
+ * accepted here too) as long as the entry's own.  crypt then costs what
+ * the entry costs.  h is a hash that hash_check() accepted: it has at
+ * least three '$' after its first character, the last two around the salt.
+ */
+static char *dummy_of(const char *h, size_t n)
+{
+	size_t last = n, prev;
+	char *d;
+
+	while (h[--last] != '$')
+		;
+	for (prev = last; h[--prev] != '$';)
+		;
+	d = malloc(last + 1);
+	if (!d)
+		return NULL;
+	memcpy(d, h, prev + 1);
+	memset(d + prev + 1, '.', last - prev - 1);
+	d[last] = '\0';
+	return d;
 }
 
 static int db_add(struct auth_db *db, const char *u, size_t ulen, const char *h, size_t hlen,
@@ -138,11 +175,13 @@ static int db_add(struct auth_db *db, const char *u, size_t ulen, const char *h,
 	e = &db->e[db->n];
 	e->user = strndup(u, ulen);
 	e->hash = strndup(h, hlen);
+	e->dummy = dummy_of(h, hlen);
 	e->userlen = ulen;
 	e->line = line;
-	if (!e->user || !e->hash) {
+	if (!e->user || !e->hash || !e->dummy) {
 		free(e->user);
 		free(e->hash);
+		free(e->dummy);
 		return -ENOMEM;
 	}
 	db->n++;
@@ -241,6 +280,7 @@ void auth_db_free(struct auth_db *db)
 	for (size_t i = 0; i < db->n; i++) {
 		rl_wipe(db->e[i].hash, strlen(db->e[i].hash));
 		free(db->e[i].hash);
+		free(db->e[i].dummy);
 		free(db->e[i].user);
 	}
 	free(db->e);
@@ -252,7 +292,7 @@ size_t auth_db_count(const struct auth_db *db)
 	return db ? db->n : 0;
 }
 
-const char *auth_db_hash(const struct auth_db *db, const char *user, size_t n)
+static const struct auth_entry *db_find(const struct auth_db *db, const char *user, size_t n)
 {
 	size_t lo = 0, hi = db ? db->n : 0;
 
@@ -268,11 +308,40 @@ const char *auth_db_hash(const struct auth_db *db, const char *user, size_t n)
 		if (c == 0)
 			c = e->userlen < n ? -1 : e->userlen > n;
 		if (c == 0)
-			return e->hash;
+			return e;
 		if (c < 0)
 			lo = mid + 1;
 		else
 			hi = mid;
 	}
 	return NULL;
+}
+
+const char *auth_db_hash(const struct auth_db *db, const char *user, size_t n)
+{
+	const struct auth_entry *e = db_find(db, user, n);
+
+	return e ? e->hash : NULL;
+}
+
+/* FNV-1a: spreads unknown names over the entries; no secret depends on it. */
+static uint32_t name_hash(const char *s, size_t n)
+{
+	uint32_t h = 2166136261u;
+
+	for (size_t i = 0; i < n; i++)
+		h = (h ^ (unsigned char)s[i]) * 16777619u;
+	return h;
+}
+
+const char *auth_db_setting(const struct auth_db *db, const char *user, size_t n, int *known)
+{
+	const struct auth_entry *e = db_find(db, user, n);
+
+	*known = e != NULL;
+	if (e)
+		return e->hash;
+	if (!db || db->n == 0)
+		return NULL;
+	return db->e[name_hash(user, n) % db->n].dummy;
 }

@@ -18,9 +18,9 @@
 #include "auth.h"
 
 /*
- * Checked instead when the user is unknown, so that the reply takes as long
- * as for a known user (no user enumeration by timing).  It matches no
- * password anyone is told.
+ * Checked when there is no setting at all (an empty table).  An unknown
+ * user of a loaded table is checked against auth_db_setting()'s made-up
+ * setting instead, which costs what a real entry of that file costs.
  */
 static const char auth_dummy_hash[] =
     "$y$j9T$olqQmJ4PVZL9ixK9pBLNm/$vSbNvaLsEOWHVke0CRwkBY/HBRK.9XMEc1NApY6iVV9";

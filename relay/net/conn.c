@@ -22,7 +22,7 @@ struct conn {
 	uv_timer_t timer;
 	const struct conn_ops *ops;
 	void *arg;
-	struct rl_buf in;  /* plaintext for the owner */
+	struct rl_buf in;  /* plaintext for the owner (secret: may hold AUTH data) */
 	struct rl_buf cin; /* ciphertext for GnuTLS */
 	struct rl_buf out; /* bytes for the socket, not yet handed to uv_write */
 	struct rl_buf pout; /* plaintext waiting to be encrypted at conn_flush() */
@@ -101,6 +101,12 @@ struct conn *conn_new(uv_loop_t *loop, const struct conn_ops *ops, void *arg, si
 	c->ops = ops;
 	c->arg = arg;
 	rl_buf_init(&c->in, in_limit);
+	/*
+	 * The plaintext may carry a password's base64 (AUTH): growing,
+	 * consuming, resetting (STARTTLS drops pipelined input) and freeing it
+	 * leave no copy behind.
+	 */
+	rl_buf_set_secret(&c->in);
 	rl_buf_init(&c->cin, CONN_CIPHER_LIMIT);
 	rl_buf_init(&c->out, CONN_OUT_LIMIT);
 	rl_buf_init(&c->pout, CONN_OUT_LIMIT);

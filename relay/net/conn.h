@@ -62,7 +62,11 @@ int conn_connect(struct conn *c, const struct sockaddr *sa) RL_WUR;
 int conn_peer(struct conn *c, struct sockaddr_storage *ss) RL_WUR;
 int conn_local(struct conn *c, struct sockaddr_storage *ss) RL_WUR;
 
-/* Received plaintext not yet consumed; the owner calls rl_buf_consume(). */
+/*
+ * Received plaintext not yet consumed; the owner calls rl_buf_consume().
+ * It is a secret buffer (rl_buf_set_secret): consuming, growing, the reset
+ * at STARTTLS and the free at close leave no copy of it in memory.
+ */
 struct rl_buf *conn_in(struct conn *c);
 
 /*

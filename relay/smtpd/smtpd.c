@@ -356,7 +356,11 @@ static int smtpd_received(struct smtpd *s, const char *id)
 		rc = rl_buf_printf(&s->msg, "\t(Client CN \"%s\", Issuer \"%s\" (%s),\r\n"
 				   "\t SHA-256 %s)\r\n", s->ccert.cn, s->ccert.issuer,
 				   s->ccert.ca_ok ? "verified OK" : "not verified", s->ccert.fpr);
-	/* As Postfix's smtpd_sasl_authenticated_header; the name has no CR or LF. */
+	/*
+	 * As Postfix's smtpd_sasl_authenticated_header.  The name is safe in a
+	 * comment as it is: the password file refuses names with ( ) \ ",
+	 * blanks or controls at load (auth_parse.c user_check).
+	 */
 	if (rc == 0 && s->auth_user[0])
 		rc = rl_buf_printf(&s->msg, "\t(Authenticated sender: %s)\r\n", s->auth_user);
 	if (rc == 0)
@@ -648,17 +652,6 @@ static size_t smtpd_line_limit(const struct smtpd *s, const struct rl_buf *in)
 	return SMTP_CMD_LINE_MAX;
 }
 
-/*
- * Drop n bytes from the front of the input and wipe the copy that the
- * shift leaves past the end: a line may have carried a password's base64.
- */
-static void smtpd_in_consume(struct rl_buf *in, size_t n)
-{
-	rl_buf_consume(in, n);
-	if (in->data && n)
-		rl_wipe(in->data + in->len, n);
-}
-
 /* One step in command state; returns 0 when more input is needed. */
 static int smtpd_step_cmd(struct smtpd *s, struct rl_buf *in)
 {
@@ -669,7 +662,7 @@ static int smtpd_step_cmd(struct smtpd *s, struct rl_buf *in)
 	if (s->skip_line) {
 		const char *lf = memchr(in->data, '\n', in->len);
 
-		smtpd_in_consume(in, lf ? (size_t)(lf - in->data) + 1 : in->len);
+		rl_buf_consume(in, lf ? (size_t)(lf - in->data) + 1 : in->len);
 		s->skip_line = !lf;
 		return lf != NULL;
 	}
@@ -687,12 +680,14 @@ static int smtpd_step_cmd(struct smtpd *s, struct rl_buf *in)
 		s->skip_line = 1;
 		return 1;
 	}
-	/* Consume first: STARTTLS drops whatever follows the command. */
+	/*
+	 * Consume first: STARTTLS drops whatever follows the command.  The
+	 * input is a secret buffer (conn_in()): every consume, not only an AUTH
+	 * line's, wipes the copy its shift leaves past the new end, since a
+	 * later line in the buffer (AUTH PLAIN <base64>) moves forward too.
+	 */
 	memcpy(line, in->data, linelen);
-	if (secret)
-		smtpd_in_consume(in, used);
-	else
-		rl_buf_consume(in, used);
+	rl_buf_consume(in, used);
 	if (s->sasl_step != SMTPD_SASL_NONE)
 		smtpd_auth_response(s, line, linelen);
 	else

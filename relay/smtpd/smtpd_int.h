@@ -58,11 +58,12 @@ struct smtpd_server {
 	unsigned nsessions;
 	uint64_t spill_bytes; /* in spill files of messages in progress */
 	int stopping;
-	/* SMTP AUTH (smtpd_auth.c): failures per client address, hash checks
-	 * running on worker threads and those waiting for a free slot. */
+	/* SMTP AUTH (smtpd_auth.c): failures and checks in flight per client
+	 * address (or IPv6 /64), hash checks running on worker threads, and
+	 * those waiting for a free worker, in one lane per address. */
 	struct auth_throttle *throttle;
 	unsigned auth_running;
-	struct smtpd_auth_job *auth_wait, *auth_wait_tail;
+	struct smtpd_auth_job *auth_lanes, *auth_lanes_tail;
 };
 
 struct smtpd {

@@ -34,6 +34,21 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 				hl--;
 			RL_REQUIRE(h && strlen(h) == hl && memcmp(h, colon + 1, hl) == 0);
 			RL_REQUIRE(h[0] == '$' && (h[1] == 'y' || h[1] == '6') && h[2] == '$');
+			/* A name one longer is unknown: a made-up setting of the same scheme. */
+			{
+				char other[AUTH_USER_MAX + 2];
+				size_t ul = (size_t)(colon - (p + pos));
+				const char *d;
+				int known = 1;
+
+				memcpy(other, p + pos, ul);
+				other[ul] = '!';
+				d = auth_db_setting(db, other, ul + 1, &known);
+				RL_REQUIRE(ul + 1 > AUTH_USER_MAX ||
+					   auth_db_hash(db, other, ul + 1) ||
+					   (known == 0 && d && d[0] == '$' && d[2] == '$' &&
+					    strlen(d) < AUTH_HASH_MAX));
+			}
 		}
 		pos += n + 1;
 	}

@@ -10,6 +10,13 @@ smtplib (starttls + login), and a byte-level client for the dialogue's
 corners.  The password file's hashes are made here with libxcrypt
 (crypt_gensalt/crypt through ctypes): yescrypt and SHA-512.
 
+Checks in flight count against an address: twelve sessions guessing at
+once from one address get at most ten checks, the rest 421 at once.  One
+address flooding the hash checks does not hold up another address's AUTH
+(one lane per address, served round robin).  (IPv6 clients count by /64;
+loopback gives a test only ::1, so that keying is tested in the unit test
+of the failure table, tests/unit/test_auth.c, with sockaddrs.)
+
 Also: a wrong password gets 535 5.7.8; AUTH before STARTTLS 530 5.7.0;
 ten wrong passwords from one address slow that address's replies down
 and end with 421, while another address gets fast replies meanwhile; the
@@ -44,15 +51,16 @@ USERS = {'alice': ('Wonder-land-7', b'$y$'), 'bob': ('b0b+Secret!', b'$6$')}
 SWAKS = shutil.which('swaks') or '/usr/bin/swaks'
 
 
-def crypt_hash(password, prefix):
-    """crypt(3) of password with a fresh salt of the scheme prefix."""
+def crypt_hash(password, prefix, count=0):
+    """crypt(3) of password with a fresh salt of the scheme prefix (count:
+    the cost, 0 for the default)."""
     lib = ctypes.CDLL('libcrypt.so.1')
     lib.crypt_gensalt.restype = ctypes.c_char_p
     lib.crypt_gensalt.argtypes = [ctypes.c_char_p, ctypes.c_ulong,
                                   ctypes.c_char_p, ctypes.c_int]
     lib.crypt.restype = ctypes.c_char_p
     lib.crypt.argtypes = [ctypes.c_char_p, ctypes.c_char_p]
-    setting = lib.crypt_gensalt(prefix, 0, None, 0)
+    setting = lib.crypt_gensalt(prefix, count, None, 0)
     h = lib.crypt(password.encode(), setting)
     assert h and h.startswith(prefix), (prefix, h)
     return h.decode()
@@ -69,8 +77,8 @@ def plain(user, password):
 def write_passwd(path, users, extra=''):
     with open(path, 'w') as f:
         f.write('# SMTP AUTH users\n')
-        for u, (pw, prefix) in users.items():
-            f.write('%s:%s\n' % (u, crypt_hash(pw, prefix)))
+        for u, (pw, prefix, *count) in users.items():
+            f.write('%s:%s\n' % (u, crypt_hash(pw, prefix, *count)))
         f.write(extra)
     os.chmod(path, 0o600)
 
@@ -408,6 +416,82 @@ class Auth(DeliveryBase):
         self.assertRegex(text, r'tlsrelay_smtpd_sessions_allowed_total'
                          r'\{by="network"\} [1-9]')
         self.assert_secrets_not_logged(r)
+
+    def fire(self, clients, user, password):
+        """AUTH PLAIN on every client at once (the lines only), then each
+        client's reply and when it came, in client order."""
+        line = ('AUTH PLAIN %s\r\n' % plain(user, password)).encode()
+        t0 = time.monotonic()
+        for c in clients:
+            c.send(line)
+        got = [None] * len(clients)
+
+        def read(i):
+            rep = clients[i].read_reply(40)
+            got[i] = (rep.code if rep else None, time.monotonic() - t0)
+        threads = [threading.Thread(target=read, args=(i,))
+                   for i in range(len(clients))]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(60)
+        return got
+
+    def test_pending_checks_count(self):
+        """Twelve sessions from one address guess at once: the checks in
+        flight count with the failures, so at most ten hashes are computed
+        (ten log lines) and the other sessions get 421 at once, without a
+        check.  (Before, all twelve were checked.)"""
+        r = self.auth_relay()
+        clients = [self.tls_client(r)[0] for _ in range(12)]
+        got = self.fire(clients, 'alice', 'wrong-pending')
+        codes = sorted(code for code, _ in got)
+        self.assertTrue(set(codes) <= {421, 535}, got)
+        self.assertEqual(codes.count(421), 3, got)  # two at once, the tenth
+        quick = [t for code, t in got if code == 421 and t < 1.0]
+        self.assertGreaterEqual(len(quick), 2, got)
+        log = r.log_text()
+        self.assertEqual(len(re.findall(r'authentication failed', log)), 10,
+                         log)
+        self.assertEqual(len(re.findall(
+            r'AUTH refused: too many failed authentication attempts', log)), 2,
+            log)
+        # A thirteenth session is refused at AUTH at once too.
+        c, _ = self.tls_client(r)
+        t = time.monotonic()
+        c.expect_cmd('AUTH PLAIN ' + plain('alice', USERS['alice'][0]), 421)
+        self.assertLess(time.monotonic() - t, 1.0)
+        self.assert_secrets_not_logged(r)
+
+    def test_fair_queue(self):
+        """One address floods the hash checks (forty sessions guessing at
+        once the password of a user whose hash takes about 0.2 s): another
+        address's right password is still answered within 2 s, because each
+        address waits in its own lane and the lanes take turns.  (Before,
+        one queue for everyone: about forty checks, 4 s, came first.)"""
+        d = tempfile.mkdtemp(prefix='tlsrelay-authfair-')
+        self.addCleanup(shutil.rmtree, d, True)
+        path = os.path.join(d, 'passwd')
+        users = dict(USERS, slow=('slow-pw-1', b'$6$', 800000))
+        write_passwd(path, users)
+        r = self.auth_relay(passwd=path)
+        flood = [self.tls_client(r, source=CLIENT, timeout=60)[0]
+                 for _ in range(40)]
+        o, _ = self.tls_client(r, source=OTHER)
+        line = ('AUTH PLAIN %s\r\n' % plain('slow', 'wrong-flood')).encode()
+        for c in flood:
+            c.send(line)
+        time.sleep(0.1)
+        t = time.monotonic()
+        rep = o.cmd('AUTH PLAIN ' + plain('alice', USERS['alice'][0]),
+                    timeout=30)
+        took = time.monotonic() - t
+        self.assertIsNotNone(rep)
+        self.assertEqual(rep.code, 235, rep)
+        self.assertLess(took, 2.0, 'AUTH behind the flood took %.1f s' % took)
+        for c in flood:
+            c.close()
+        self.assertTrue(r.alive())
 
     def test_disconnect_during_check(self):
         """Clients that leave while their hash is checked or their reply

@@ -202,7 +202,7 @@ static size_t header_len(const struct rl_buf *b)
 /* Lines of the report's own header section starting with text. */
 static size_t count_header_fields(const struct rl_buf *b, const char *text)
 {
-	struct rl_buf h = {b->data, header_len(b), 0, 0};
+	struct rl_buf h = {b->data, header_len(b), 0, 0, 0};
 
 	return count_lines(&h, text, 0);
 }

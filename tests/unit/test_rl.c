@@ -442,6 +442,61 @@ static void test_require(void)
 	CHECK_INT(aborts(consume_past_len), 1);
 }
 
+/* No byte left behind: a count of the bytes of b's block past its end that are not zero. */
+static size_t stale_after(const struct rl_buf *b, size_t upto)
+{
+	size_t n = 0;
+
+	for (size_t i = b->len + 1; i < upto; i++)
+		n += b->data[i] != 0;
+	return n;
+}
+
+/*
+ * A secret buffer (the SMTP input): a long command followed by an AUTH line
+ * in one read.  Consuming the command shifts the AUTH line forward; the
+ * tail it vacates is wiped.  Growing keeps the bytes (the old block is
+ * wiped before free, which a test cannot observe); reset and consume wipe.
+ * A plain buffer keeps the old behaviour (no wipe, realloc).
+ */
+static void test_secret(void)
+{
+	static const char cmd[] = "MAIL FROM:<a-rather-long-sender-address@example.com>\r\n";
+	static const char auth[] = "AUTH PLAIN AGFsaWNlAHNlY3JldA==\r\n";
+	struct rl_buf b;
+	size_t old;
+
+	rl_buf_init(&b, 4096);
+	rl_buf_set_secret(&b);
+	CHECK_INT(rl_buf_append(&b, cmd, sizeof(cmd) - 1), 0);
+	CHECK_INT(rl_buf_append(&b, auth, sizeof(auth) - 1), 0);
+	old = b.len;
+	rl_buf_consume(&b, sizeof(cmd) - 1);
+	CHECK(b.len == sizeof(auth) - 1 && memcmp(b.data, auth, b.len) == 0,
+	      "consume kept the AUTH line");
+	CHECK_INT(stale_after(&b, old), 0);
+	/* Growth by many steps keeps every byte. */
+	for (int i = 0; i < 100; i++)
+		CHECK_INT(rl_buf_append(&b, auth, sizeof(auth) - 1), 0);
+	CHECK_INT(b.len, 101 * (sizeof(auth) - 1));
+	CHECK(memcmp(b.data + 100 * (sizeof(auth) - 1), auth, sizeof(auth) - 1) == 0, "grown");
+	CHECK_INT(b.secret, 1);
+	old = b.len;
+	rl_buf_reset(&b);
+	CHECK_INT(stale_after(&b, old), 0);
+	CHECK_INT(b.data[0], 0);
+	rl_buf_fini(&b);
+	CHECK_INT(b.secret, 1);
+
+	/* A plain buffer is not marked, and a fresh one never is. */
+	rl_buf_init(&b, 4096);
+	CHECK_INT(b.secret, 0);
+	CHECK_INT(rl_buf_append(&b, cmd, sizeof(cmd) - 1), 0);
+	rl_buf_consume(&b, 5);
+	CHECK(memcmp(b.data, cmd + 5, b.len) == 0, "plain consume");
+	rl_buf_fini(&b);
+}
+
 static void test_strlcpy(void)
 {
 	static const struct {
@@ -735,6 +790,7 @@ int main(void)
 	test_take();
 	test_space_commit();
 	test_require();
+	test_secret();
 	test_strlcpy();
 	test_wipe();
 	test_lines();
