@@ -133,6 +133,13 @@ void smtpd_arm_timer(struct smtpd *s);
 /* Execute the commands waiting in the input buffer; flush the replies. */
 void smtpd_process(struct smtpd *s);
 
+/* smtpd_relay.c: who may relay. */
+/* The client certificate after the TLS handshake, if one was asked for. */
+void smtpd_ccert_read(struct smtpd *s);
+void smtpd_ccert_log(const struct smtpd *s);
+/* pol_relay_decide() for this session; counts the first allowed or refused. */
+enum pol_relay_by smtpd_relay_check(struct smtpd *s);
+
 /* smtpd_auth.c: SMTP AUTH (RFC 4954). */
 /* Is AUTH offered to this session (a password file, and under TLS)? */
 int smtpd_auth_offered(const struct smtpd *s);
