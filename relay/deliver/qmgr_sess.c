@@ -82,6 +82,19 @@ size_t qmgr_dest_start_target(const struct qdest *d)
 	return SIZE_MAX;
 }
 
+/* Unlink *pp (a waiting job of d) onto the list *done. */
+static void job_take(struct qdest *d, struct qjob **pp, struct qjob **done)
+{
+	struct qjob *j = *pp;
+
+	*pp = j->next;
+	if (d->tail == &j->next)
+		d->tail = pp;
+	d->nwait--;
+	j->next = *done;
+	*done = j;
+}
+
 /*
  * Target failed before any mail went: move on from it.  Jobs sent on to
  * it (after a 4xx elsewhere) go on to the one after.  answered: the host
@@ -107,12 +120,7 @@ static void dest_target_failed(struct qdest *d, size_t target, int answered)
 			continue;
 		}
 		/* Sent on after a 4xx, and no host is left: that 4xx stands. */
-		*pp = j->next;
-		if (d->tail == &j->next)
-			d->tail = pp;
-		d->nwait--;
-		j->next = done;
-		done = j;
+		job_take(d, pp, &done);
 	}
 	while ((j = done)) {
 		done = j->next;
@@ -446,12 +454,7 @@ static size_t sess_bounce_requiretls(struct qdest *d, size_t target,
 			pp = &j->next;
 			continue;
 		}
-		*pp = j->next;
-		if (d->tail == &j->next)
-			d->tail = pp;
-		d->nwait--;
-		j->next = done;
-		done = j;
+		job_take(d, pp, &done);
 	}
 	snprintf(why, sizeof(why),
 		 "REQUIRETLS: the TLS policy of %s (level %s) cannot verify %s", d->domain,

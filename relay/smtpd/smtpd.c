@@ -396,6 +396,11 @@ static void smtpd_commit_done(struct commit_req *r)
 		conn_close(s->conn);
 		return;
 	}
+	smtpd_resume_commands(s);
+}
+
+void smtpd_resume_commands(struct smtpd *s)
+{
 	smtpd_set_state(s, SMTPD_S_CMD);
 	/* While throttled, CONN_EV_DRAINED resumes reading instead. */
 	if (!s->throttled)

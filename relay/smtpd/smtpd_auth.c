@@ -139,11 +139,7 @@ static void smtpd_auth_resume(struct smtpd *s)
 	s->job = NULL;
 	if (s->state == SMTPD_S_DONE)
 		return;
-	smtpd_set_state(s, SMTPD_S_CMD);
-	if (!s->throttled)
-		conn_resume(s->conn);
-	smtpd_arm_timer(s);
-	smtpd_process(s);
+	smtpd_resume_commands(s);
 }
 
 static void job_reply_failure(struct smtpd_auth_job *j)

@@ -132,6 +132,9 @@ void smtpd_bye(struct smtpd *s, const char *code, const char *text);
 void smtpd_arm_timer(struct smtpd *s);
 /* Execute the commands waiting in the input buffer; flush the replies. */
 void smtpd_process(struct smtpd *s);
+/* An asynchronous step (commit, AUTH check) is over: back to reading
+ * and executing commands (reading stays paused while throttled). */
+void smtpd_resume_commands(struct smtpd *s);
 
 /* smtpd_relay.c: who may relay. */
 /* The client certificate after the TLS handshake, if one was asked for. */
